@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "node-agent",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "node-agent", targets: ["NodeAgent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C at the edge: module maps + shim headers for what Swift cannot import directly.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+
+        // The only module that touches the host's files and runs host tools.
+        .target(name: "HostSystem"),
+        .target(name: "TrustStore", dependencies: ["HostSystem", "COpenSSL"]),
+        .target(name: "ResolvedConfig", dependencies: ["HostSystem", "CSystemd"]),
+        .target(name: "Probes", dependencies: ["HostSystem", "COpenSSL"]),
+        .executableTarget(
+            name: "NodeAgent",
+            dependencies: [
+                "HostSystem", "TrustStore", "ResolvedConfig", "Probes",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "HostSystemTests", dependencies: ["HostSystem"]),
+        .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "HostSystem"]),
+        .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes"]),
+        // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
+        .testTarget(name: "IntegrationTests", dependencies: ["HostSystem"]),
+    ]
+)

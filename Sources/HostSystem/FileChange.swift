@@ -1,0 +1,41 @@
+/// One planned change of one host file. Plans are computed purely from what is on the host and
+/// what is wanted; an empty plan means "already done".
+public struct FileChange: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case create, replace, remove }
+
+    public var kind: Kind
+    public var path: HostPath
+    public var contents: [UInt8]
+    public var mode: UInt32
+    public var reason: String
+
+    public init(kind: Kind, path: HostPath, contents: [UInt8] = [], mode: UInt32 = 0o644, reason: String) {
+        self.kind = kind
+        self.path = path
+        self.contents = contents
+        self.mode = mode
+        self.reason = reason
+    }
+
+    /// The change that makes `path` hold `contents`, or nil when it already does.
+    public static func ensure(_ path: HostPath, holds contents: [UInt8], mode: UInt32 = 0o644,
+                              reason: String, files: HostFiles) throws -> FileChange? {
+        let current = try files.read(path)
+        if current == contents { return nil }
+        return FileChange(kind: current == nil ? .create : .replace, path: path, contents: contents,
+                          mode: mode, reason: reason)
+    }
+
+    public func apply(to files: HostFiles) throws {
+        switch kind {
+        case .create, .replace: try files.writeAtomically(path, contents, mode: mode_t(mode))
+        case .remove: try files.remove(path)
+        }
+    }
+
+    public var description: String { "\(kind.rawValue) \(path): \(reason)" }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Reads and writes files of the host through its `HostRoot`. Writes are atomic: a crash at
+/// any moment leaves either the old file or the new one, never a half-written one.
+public struct HostFiles: Sendable {
+    public let root: HostRoot
+
+    public init(root: HostRoot) { self.root = root }
+
+    public func exists(_ path: HostPath) throws -> Bool {
+        var st = stat()
+        return stat(try root.resolve(path), &st) == 0
+    }
+
+    /// The file's bytes, or nil when it does not exist. Refuses files over `limit` bytes.
+    public func read(_ path: HostPath, limit: Int = 16 << 20) throws -> [UInt8]? {
+        let real = try root.resolve(path)
+        let fd = open(real, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+            if out.count > limit {
+                throw AgentError(.io, "\(path) is larger than \(limit) bytes")
+            }
+        }
+        return out
+    }
+
+    public func readString(_ path: HostPath, limit: Int = 16 << 20) throws -> String? {
+        guard let bytes = try read(path, limit: limit) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Creates the folder and its missing parents (mode 0755).
+    public func makeDirectories(_ path: HostPath) throws {
+        var current = HostPath.root
+        for part in path.components {
+            current = try current.appending(part)
+            let real = try root.resolve(current)
+            if mkdir(real, 0o755) != 0 && errno != EEXIST {
+                throw AgentError(.io, "cannot create folder \(current): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
+    /// the folder. Missing parent folders are created.
+    public func writeAtomically(_ path: HostPath, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+        try makeDirectories(path.parent)
+        let real = try root.resolve(path)
+        let dir = try root.resolve(path.parent)
+        let temp = dir + "/.\(path.lastComponent).node-agent-tmp-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else {
+            throw AgentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))",
+                             hint: readOnlyHint())
+        }
+        var ok = false
+        defer {
+            if !ok { unlink(temp) }
+        }
+        do {
+            defer { close(fd) }
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw AgentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+                }
+                offset += n
+            }
+            guard fchmod(fd, mode) == 0, fsync(fd) == 0 else {
+                throw AgentError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        guard rename(temp, real) == 0 else {
+            throw AgentError(.io, "cannot replace \(path): \(String(cString: strerror(errno)))")
+        }
+        ok = true
+        syncDirectory(dir)
+    }
+
+    public func writeAtomically(_ path: HostPath, _ text: String, mode: mode_t = 0o644) throws {
+        try writeAtomically(path, Array(text.utf8), mode: mode)
+    }
+
+    /// Removes a file; a missing file is not an error.
+    public func remove(_ path: HostPath) throws {
+        let real = try root.resolve(path)
+        if unlink(real) != 0 && errno != ENOENT {
+            throw AgentError(.io, "cannot remove \(path): \(String(cString: strerror(errno)))")
+        }
+        syncDirectory(try root.resolve(path.parent))
+    }
+
+    /// Removes an empty folder; a missing or non-empty folder is left as it is.
+    public func removeEmptyDirectory(_ path: HostPath) throws {
+        _ = rmdir(try root.resolve(path))
+    }
+
+    /// Names in a folder (not `.`/`..`), sorted; empty when the folder does not exist.
+    public func list(_ path: HostPath) throws -> [String] {
+        let real = try root.resolve(path)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: real) else { return [] }
+        return names.sorted()
+    }
+
+    private func syncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+
+    private func readOnlyHint() -> String? {
+        errno == EROFS ? "the host file system is read-only: this node type does not allow host changes" : nil
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import HostSystem
+
+/// The network link that carries the agent's per-link DNS settings in resolved.
+///
+/// resolved only uses links that are UP and hold an address whose scope is not host (measured on
+/// 252: with `scope link` the link had no DNS scope at all), and it ignores loopback. So the agent
+/// owns a link of its own: `dummy` where the kernel has it, else a `veth` pair whose both ends stay
+/// in this namespace. It carries one /32 address from the IPv4 link-local range, so no route to any
+/// network is added. The link's alias marks it as ours; a link of that name without the alias is
+/// someone else's and is never touched.
+public struct AgentLink: Sendable {
+    public static let defaultName = "nodeagent0"
+    public static let alias = "managed by node-agent"
+    public static let address = "169.254.53.53/32"
+
+    public let name: String
+    let runner: CommandRunner
+    let ip: String
+
+    public init(name: String = defaultName, runner: CommandRunner) throws {
+        self.name = name
+        self.runner = runner
+        guard let ip = findExecutable("ip") else {
+            throw AgentError(.unsupportedHost, "the `ip` tool (iproute2) is missing", hint: "install iproute2 in the agent's image")
+        }
+        self.ip = ip
+    }
+
+    public enum State: Equatable, Sendable {
+        case absent
+        case foreign
+        case ours(ifindex: Int32, up: Bool, hasAddress: Bool)
+    }
+
+    public func state() throws -> State {
+        let link = try runner.run(ip, ["-j", "link", "show", "dev", name])
+        guard link.succeeded else { return .absent }
+        guard let entries = try? JSONSerialization.jsonObject(with: Data(link.stdout.utf8)) as? [[String: Any]],
+              let entry = entries.first, let index = entry["ifindex"] as? Int else {
+            throw AgentError(.commandFailed, "cannot read link \(name) from `ip -j link`")
+        }
+        guard (entry["ifalias"] as? String) == Self.alias else { return .foreign }
+        let flags = entry["flags"] as? [String] ?? []
+        let addr = try runner.run(ip, ["-j", "addr", "show", "dev", name])
+        let want = Self.address.split(separator: "/").first.map(String.init) ?? ""
+        let hasAddress = addr.stdout.contains("\"local\":\"\(want)\"")
+        return .ours(ifindex: Int32(index), up: flags.contains("UP"), hasAddress: hasAddress)
+    }
+
+    /// The `ip` commands that bring the link to the wanted state (empty when it is there).
+    public func plan() throws -> [[String]] {
+        switch try state() {
+        case .foreign:
+            throw AgentError(.unsupportedHost, "a link named \(name) exists and is not node-agent's",
+                             hint: "rename it, or pass another --link-name")
+        case .absent:
+            return [["link", "add", name, "type", "dummy"],
+                    ["link", "set", "dev", name, "alias", Self.alias],
+                    ["link", "set", "dev", name, "up"],
+                    ["addr", "add", Self.address, "dev", name]]
+        case .ours(_, let up, let hasAddress):
+            var steps: [[String]] = []
+            if !up { steps.append(["link", "set", "dev", name, "up"]) }
+            if !hasAddress { steps.append(["addr", "add", Self.address, "dev", name]) }
+            return steps
+        }
+    }
+
+    /// Runs the plan's steps; when the kernel has no `dummy` driver, makes a `veth` pair instead.
+    public func apply(_ steps: [[String]]) throws {
+        for step in steps {
+            var result = try runner.run(ip, step)
+            if !result.succeeded, step.suffix(2) == ["type", "dummy"] {
+                result = try runner.run(ip, ["link", "add", name, "type", "veth", "peer", "name", name + "p"])
+                if result.succeeded { result = try runner.run(ip, ["link", "set", "dev", name + "p", "up"]) }
+            }
+            guard result.succeeded else {
+                throw AgentError(.commandFailed,
+                                 "ip \(step.joined(separator: " ")) failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).escapedForMessage)",
+                                 hint: "the agent needs CAP_NET_ADMIN in the host's network namespace")
+            }
+        }
+    }
+
+    public func ifindex() throws -> Int32 {
+        guard case .ours(let index, _, _) = try state() else {
+            throw AgentError(.commandFailed, "link \(name) is not there after creating it")
+        }
+        return index
+    }
+}

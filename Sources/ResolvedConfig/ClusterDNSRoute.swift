@@ -1,0 +1,73 @@
+import HostSystem
+
+/// What routing the cluster domain to the cluster DNS takes on this host.
+public struct DNSRoutePlan: Sendable {
+    public var linkName: String
+    public var linkSteps: [[String]]
+    public var current: LinkDNSSettings?
+    public var desired: LinkDNSSettings
+    public var notes: [String]
+
+    public var resolvedChangeNeeded: Bool { current != desired }
+    public var isEmpty: Bool { linkSteps.isEmpty && !resolvedChangeNeeded }
+
+    public var summary: [String] {
+        var lines = linkSteps.map { "run ip \($0.joined(separator: " "))" }
+        if resolvedChangeNeeded {
+            lines.append("set resolved link \(linkName): DNS=\(desired.servers.map(\.description).joined(separator: " ")) "
+                         + "Domains=\(desired.domains.map(\.description).joined(separator: " ")) DefaultRoute=\(desired.defaultRoute ? "yes" : "no")")
+        }
+        return lines
+    }
+}
+
+/// Routes `~<domain>` to the cluster DNS through a link of the agent's, over resolved's D-Bus API:
+/// no file is written, no restart, and only names under the domain go to the cluster DNS.
+public struct ClusterDNSRoute {
+    public let link: AgentLink
+    public let resolved: ResolvedClient
+
+    public init(link: AgentLink, resolved: ResolvedClient) {
+        self.link = link
+        self.resolved = resolved
+    }
+
+    public func plan(clusterDNS: IPAddress, domain: DomainName) throws -> DNSRoutePlan {
+        let desired = LinkDNSSettings(servers: [clusterDNS], domains: [LinkDomain(name: domain.name, routeOnly: true)],
+                                      defaultRoute: false)
+        let steps = try link.plan()
+        var current: LinkDNSSettings?
+        if case .ours(let index, _, _) = try link.state() {
+            current = try resolved.linkSettings(ifindex: index)
+        }
+        return DNSRoutePlan(linkName: link.name, linkSteps: steps, current: current, desired: desired, notes: [])
+    }
+
+    public func apply(_ plan: DNSRoutePlan) throws {
+        try link.apply(plan.linkSteps)
+        guard plan.resolvedChangeNeeded || !plan.linkSteps.isEmpty else { return }
+        let index = try link.ifindex()
+        // Order matters (measured on resolved 252): resolved rewrites
+        // /run/systemd/resolve/resolv.conf when a link's DNS servers change and leaves out links
+        // that are not a default route *at that moment*. DefaultRoute=no and the routing domain
+        // first, the servers last, keeps the cluster DNS out of the file that kubelet hands to
+        // CoreDNS (which would otherwise forward to itself and be killed by its loop plugin).
+        try resolved.setLinkDefaultRoute(ifindex: index, plan.desired.defaultRoute)
+        try resolved.setLinkDomains(ifindex: index, plan.desired.domains)
+        if plan.current?.servers == plan.desired.servers {
+            // Setting the same servers is a no-op for resolved; clear them first so the
+            // resolv.conf rewrite happens with DefaultRoute=no in force.
+            try resolved.setLinkDNS(ifindex: index, [])
+        }
+        try resolved.setLinkDNS(ifindex: index, plan.desired.servers)
+    }
+}
+
+/// The `nameserver` lines of a resolv.conf file, in order.
+public func resolvConfNameservers(_ text: String) -> [String] {
+    text.split(separator: "\n").compactMap { line -> String? in
+        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard fields.count >= 2, fields[0] == "nameserver" else { return nil }
+        return String(fields[1])
+    }
+}

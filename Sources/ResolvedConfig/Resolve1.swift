@@ -1,0 +1,141 @@
+import HostSystem
+
+/// One route-only or search domain of a link, in resolved's words.
+public struct LinkDomain: Hashable, Sendable, CustomStringConvertible {
+    public var name: String
+    /// A routing-only domain (`~name`): selects the link for lookups, is not a search suffix.
+    public var routeOnly: Bool
+    public init(name: String, routeOnly: Bool) { self.name = name; self.routeOnly = routeOnly }
+    public var description: String { (routeOnly ? "~" : "") + name }
+}
+
+/// The DNS settings resolved holds for one link.
+public struct LinkDNSSettings: Equatable, Sendable {
+    public var servers: [IPAddress]
+    public var domains: [LinkDomain]
+    public var defaultRoute: Bool
+    public init(servers: [IPAddress], domains: [LinkDomain], defaultRoute: Bool) {
+        self.servers = servers; self.domains = domains; self.defaultRoute = defaultRoute
+    }
+}
+
+/// Client of `org.freedesktop.resolve1` (systemd-resolved's D-Bus API).
+public protocol ResolvedClient {
+    func linkSettings(ifindex: Int32) throws -> LinkDNSSettings
+    func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws
+    func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws
+    func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws
+    func revertLink(ifindex: Int32) throws
+}
+
+public final class Resolve1: ResolvedClient {
+    static let service = "org.freedesktop.resolve1"
+    static let managerPath = "/org/freedesktop/resolve1"
+    static let manager = "org.freedesktop.resolve1.Manager"
+    static let link = "org.freedesktop.resolve1.Link"
+
+    let bus: SystemBus
+
+    public init(bus: SystemBus) { self.bus = bus }
+
+    func linkPath(_ ifindex: Int32) throws -> String {
+        try mapped {
+            try bus.call(destination: Self.service, path: Self.managerPath, interface: Self.manager, member: "GetLink",
+                         build: { try $0.append(int32: ifindex) }, read: { try $0.string(type: "o") })
+        }
+    }
+
+    public func linkSettings(ifindex: Int32) throws -> LinkDNSSettings {
+        let path = try linkPath(ifindex)
+        return try mapped {
+            let servers: [IPAddress] = try bus.property(destination: Self.service, path: path, interface: Self.link,
+                                                        name: "DNS", signature: "a(iay)") { r in
+                var out: [IPAddress] = []
+                try r.enter("a", "(iay)")
+                while try r.enter("r", "iay") {
+                    let family = try r.int32()
+                    let bytes = try r.bytes()
+                    try r.exit()
+                    if let f = IPAddress.Family(rawValue: family) { out.append(IPAddress(family: f, bytes: bytes)) }
+                }
+                try r.exit()
+                return out
+            }
+            let domains: [LinkDomain] = try bus.property(destination: Self.service, path: path, interface: Self.link,
+                                                         name: "Domains", signature: "a(sb)") { r in
+                var out: [LinkDomain] = []
+                try r.enter("a", "(sb)")
+                while try r.enter("r", "sb") {
+                    let name = try r.string()
+                    let routeOnly = try r.bool()
+                    try r.exit()
+                    out.append(LinkDomain(name: name, routeOnly: routeOnly))
+                }
+                try r.exit()
+                return out
+            }
+            let defaultRoute: Bool = try bus.property(destination: Self.service, path: path, interface: Self.link,
+                                                      name: "DefaultRoute", signature: "b") { try $0.bool() }
+            return LinkDNSSettings(servers: servers, domains: domains, defaultRoute: defaultRoute)
+        }
+    }
+
+    public func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws {
+        try managerCall("SetLinkDefaultRoute") { try $0.append(int32: ifindex); try $0.append(bool: value) }
+    }
+
+    public func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws {
+        try managerCall("SetLinkDomains") { w in
+            try w.append(int32: ifindex)
+            try w.open("a", "(sb)")
+            for d in domains {
+                try w.open("r", "sb"); try w.append(string: d.name); try w.append(bool: d.routeOnly); try w.close()
+            }
+            try w.close()
+        }
+    }
+
+    public func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws {
+        try managerCall("SetLinkDNS") { w in
+            try w.append(int32: ifindex)
+            try w.open("a", "(iay)")
+            for s in servers {
+                try w.open("r", "iay"); try w.append(int32: s.family.rawValue); try w.append(bytes: s.bytes); try w.close()
+            }
+            try w.close()
+        }
+    }
+
+    public func revertLink(ifindex: Int32) throws {
+        try managerCall("RevertLink") { try $0.append(int32: ifindex) }
+    }
+
+    private func managerCall(_ member: String, build: (MessageWriter) throws -> Void) throws {
+        try mapped {
+            try bus.call(destination: Self.service, path: Self.managerPath, interface: Self.manager, member: member,
+                         build: build, read: { _ in () })
+        }
+    }
+
+    /// Turns resolved's error names into messages that say what to do.
+    private func mapped<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as BusCallError {
+            switch e.name {
+            case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner":
+                throw AgentError(.dbus, "systemd-resolved is not running on the bus \(bus.address)",
+                                 hint: "start systemd-resolved, or choose another DNS mode")
+            case "org.freedesktop.resolve1.LinkBusy":
+                throw AgentError(.dbus, "resolved refuses per-link DNS for this link: \(e.message)",
+                                 hint: "the link is managed by systemd-networkd; configure it there")
+            case "org.freedesktop.resolve1.NoSuchLink":
+                throw AgentError(.dbus, "resolved does not know the link: \(e.message)")
+            case "org.freedesktop.DBus.Error.AccessDenied", "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired":
+                throw AgentError(.dbus, "resolved denied \(e.member): \(e.message)", hint: "run the agent as root")
+            default:
+                throw AgentError(.dbus, e.description)
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import HostSystem
+
+/// Where containerd reads per-registry `hosts.toml` folders from (`config_path`).
+public struct ContainerdRegistryConfig: Sendable, Equatable {
+    /// The folders of `config_path`, in containerd's order; empty when certs.d is not enabled.
+    public var configPaths: [HostPath]
+    /// The config file read, if any.
+    public var configFile: HostPath?
+    /// What a person should know about how this was found.
+    public var note: String?
+
+    public static let configFile = try! HostPath("/etc/containerd/config.toml")
+    public static let defaultCertsD = try! HostPath("/etc/containerd/certs.d")
+
+    /// Reads containerd's config from the host. CRI's registry table is
+    /// `plugins."io.containerd.grpc.v1.cri".registry` in 1.x/2.0 (config version 2) and
+    /// `plugins."io.containerd.cri.v1.images".registry` in 2.x (version 3).
+    public static func read(from files: HostFiles) throws -> ContainerdRegistryConfig {
+        guard let text = try files.readString(configFile) else {
+            return ContainerdRegistryConfig(
+                configPaths: [defaultCertsD], configFile: nil,
+                note: "no \(configFile); using \(defaultCertsD), containerd 2.x's default (containerd 1.x ignores certs.d unless config_path is set)")
+        }
+        return parse(text)
+    }
+
+    public static func parse(_ text: String) -> ContainerdRegistryConfig {
+        var table = ""
+        var found: String?
+        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            var line = rawLine.trimmingCharacters(in: .whitespaces)
+            if let hash = line.firstIndex(of: "#"), !line[..<hash].contains("\"") { line = String(line[..<hash]) }
+            line = line.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("[") {
+                table = line.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+                continue
+            }
+            let registryTables = ["plugins.\"io.containerd.grpc.v1.cri\".registry",
+                                  "plugins.\"io.containerd.cri.v1.images\".registry"]
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let fullKey = table.isEmpty ? key : table + "." + key
+            if registryTables.contains(where: { fullKey == $0 + ".config_path" }) {
+                found = value.trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+            }
+        }
+        guard let found, !found.isEmpty else {
+            return ContainerdRegistryConfig(
+                configPaths: [], configFile: configFile,
+                note: "containerd's config_path is not set in \(configFile): containerd ignores certs.d; set config_path = \"/etc/containerd/certs.d\" in its CRI registry table, or rely on the OS trust store (needs a containerd restart)")
+        }
+        let paths = found.split(separator: ":").compactMap { try? HostPath(String($0)) }
+        return ContainerdRegistryConfig(configPaths: paths, configFile: configFile, note: nil)
+    }
+}
+
+import Foundation

@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "HostSystem"),
         .target(name: "TrustStore", dependencies: ["HostSystem", "COpenSSL"]),
         .target(name: "ResolvedConfig", dependencies: ["HostSystem", "CSystemd"]),
-        .target(name: "Probes", dependencies: ["HostSystem", "COpenSSL"]),
+        .target(name: "Probes", dependencies: ["HostSystem", "TrustStore", "COpenSSL"]),
         .executableTarget(
             name: "NodeAgent",
             dependencies: [

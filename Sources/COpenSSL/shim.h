@@ -18,4 +18,5 @@ static inline X509 *node_agent_sk_x509_value(const STACK_OF(X509) *sk, int i) { 
 static inline void node_agent_openssl_free(void *p) { OPENSSL_free(p); }
 static inline long node_agent_bio_get_mem_data(BIO *b, char **pp) { return BIO_get_mem_data(b, pp); }
 static inline unsigned long node_agent_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
+static inline long node_agent_ssl_ctx_set_min_tls12(SSL_CTX *ctx) { return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); }
 #endif

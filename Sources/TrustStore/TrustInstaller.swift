@@ -26,7 +26,7 @@ public struct TrustPlan: Sendable {
 /// Installs a registry's CA in the host's OS trust store (Debian family) and in containerd's
 /// per-registry `certs.d`, which containerd reads on every pull, without a restart.
 public struct TrustInstaller: Sendable {
-    public static let marker = "# managed by node-agent: rewritten on every run; remove with `node-agent uninstall`"
+    public static let marker = "# managed by node-agent: do not edit, it is rewritten on every run"
     /// Everything below this folder is the agent's; nothing else in the trust store is touched.
     public static let localCADirectory = try! HostPath("/usr/local/share/ca-certificates/node-agent")
     public static let debianBundle = try! HostPath("/etc/ssl/certs/ca-certificates.crt")

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import HostSystem
+
+@main
+struct NodeAgent: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node-agent",
+        abstract: "Makes a Kubernetes node able to pull from the cluster's own registry: CA trust, cluster DNS on the host, proof.",
+        subcommands: [BootstrapCommand.self]
+    )
+
+    /// Every option also reads `NODE_AGENT_<OPTION>` (e.g. NODE_AGENT_CLUSTER_DNS) when it is not
+    /// on the command line; the command line wins.
+    static func main() {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        arguments = EnvironmentOptions.merge(arguments: arguments, environment: ProcessInfo.processInfo.environment)
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch let error as AgentError {
+            FileHandle.standardError.write(Data("node-agent: error: \(error.description)\n".utf8))
+            Foundation.exit(ExitStatus.of(error))
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+enum ExitStatus {
+    static let ready: Int32 = 0
+    static let notReady: Int32 = 1
+    static let invalidInput: Int32 = 2
+    static let hostFailure: Int32 = 3
+
+    static func of(_ error: AgentError) -> Int32 {
+        switch error.code {
+        case .invalidInput, .invalidCertificate: return invalidInput
+        default: return hostFailure
+        }
+    }
+}
+
+/// Fills options from `NODE_AGENT_<OPTION>` environment variables.
+enum EnvironmentOptions {
+    static let options: [String: [String]] = [
+        "bootstrap": ["host-root", "ca", "registry", "cluster-dns", "domain", "dbus-address", "output", "timeout"],
+    ]
+    static let flags: [String: [String]] = ["bootstrap": ["dry-run"]]
+
+    static func merge(arguments: [String], environment: [String: String]) -> [String] {
+        guard let sub = arguments.first, let names = options[sub] else { return arguments }
+        var out = arguments
+        for name in names {
+            let given = arguments.contains { $0 == "--\(name)" || $0.hasPrefix("--\(name)=") }
+            if !given, let value = environment[envName(name)] { out += ["--\(name)", value] }
+        }
+        for name in flags[sub] ?? [] where !arguments.contains("--\(name)") {
+            if let value = environment[envName(name)], ["1", "true", "yes"].contains(value.lowercased()) { out.append("--\(name)") }
+        }
+        return out
+    }
+
+    static func envName(_ option: String) -> String {
+        "NODE_AGENT_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// The result of one check: outcome, a reason a person can act on, timings per phase, details.
+public struct CheckResult: Codable, Sendable, Equatable {
+    public enum Outcome: String, Codable, Sendable {
+        case pass, fail, warn, skip
+    }
+
+    public var name: String
+    public var outcome: Outcome
+    public var reason: String
+    public var durationSeconds: Double
+    /// Seconds per phase (resolve, connect, handshake, request), in order of occurrence.
+    public var phases: [Phase]
+    public var details: [String: String]
+
+    public struct Phase: Codable, Sendable, Equatable {
+        public var name: String
+        public var seconds: Double
+    }
+
+    public init(name: String, outcome: Outcome, reason: String, durationSeconds: Double = 0,
+                phases: [Phase] = [], details: [String: String] = [:]) {
+        self.name = name
+        self.outcome = outcome
+        self.reason = reason
+        self.durationSeconds = durationSeconds
+        self.phases = phases
+        self.details = details
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, outcome, reason, durationSeconds = "duration_seconds", phases, details
+    }
+}
+
+/// Measures phases of a check with a monotonic clock.
+public struct Stopwatch {
+    private let start = DispatchTime.now().uptimeNanoseconds
+    private var last: UInt64
+    public private(set) var phases: [CheckResult.Phase] = []
+
+    public init() { last = start }
+
+    public mutating func lap(_ name: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        phases.append(.init(name: name, seconds: Double(now - last) / 1e9))
+        last = now
+    }
+
+    public var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+}

@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HostSystem
+
+public struct SocketError: Error, CustomStringConvertible {
+    public let code: Int32
+    public let what: String
+    public var isTimeout: Bool { code == ETIMEDOUT || code == EAGAIN || code == EWOULDBLOCK }
+    public var isRefused: Bool { code == ECONNREFUSED }
+    public var description: String {
+        isTimeout ? "\(what): timeout" : "\(what): \(String(cString: strerror(code)))"
+    }
+}
+
+/// A connected socket with a deadline on every read and write; closed with its owner.
+final class Socket {
+    let fd: Int32
+    let deadline: UInt64
+
+    private init(fd: Int32, deadline: UInt64) {
+        self.fd = fd
+        self.deadline = deadline
+    }
+
+    deinit { close(fd) }
+
+    static func connect(to address: IPAddress, port: UInt16, type: Int32, timeoutMilliseconds: Int32) throws -> Socket {
+        let family = address.family == .v4 ? AF_INET : AF_INET6
+        let fd = socket(family, type | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw SocketError(code: errno, what: "socket") }
+        let deadline = nowMilliseconds() + UInt64(timeoutMilliseconds)
+        let s = Socket(fd: fd, deadline: deadline)
+        var r: Int32
+        if address.family == .v4 {
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = port.bigEndian
+            withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: address.bytes) }
+            r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        } else {
+            var sa = sockaddr_in6()
+            sa.sin6_family = sa_family_t(AF_INET6)
+            sa.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: address.bytes) }
+            r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        }
+        if r != 0 {
+            guard errno == EINPROGRESS else { throw SocketError(code: errno, what: "connect") }
+            try s.wait(events: Int16(POLLOUT), what: "connect")
+            var err: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+            guard err == 0 else { throw SocketError(code: err, what: "connect") }
+        }
+        return s
+    }
+
+    func wait(events: Int16, what: String) throws {
+        while true {
+            let now = nowMilliseconds()
+            guard now < deadline else { throw SocketError(code: ETIMEDOUT, what: what) }
+            var p = pollfd(fd: fd, events: events, revents: 0)
+            let r = poll(&p, 1, Int32(min(deadline - now, UInt64(Int32.max))))
+            if r < 0 && errno == EINTR { continue }
+            if r < 0 { throw SocketError(code: errno, what: what) }
+            if r == 0 { throw SocketError(code: ETIMEDOUT, what: what) }
+            return
+        }
+    }
+
+    func writeAll(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EAGAIN || errno == EINTR { try wait(events: Int16(POLLOUT), what: "send"); continue }
+                throw SocketError(code: errno, what: "send")
+            }
+            offset += n
+        }
+    }
+
+    /// Reads what is there (at least one byte, at most `max`); an empty result means end of stream.
+    func readSome(max: Int) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: max)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EAGAIN || errno == EINTR { try wait(events: Int16(POLLIN), what: "receive"); continue }
+                throw SocketError(code: errno, what: "receive")
+            }
+            return Array(buffer[0..<n])
+        }
+    }
+
+    func readExactly(_ count: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        while out.count < count {
+            let chunk = try readSome(max: count - out.count)
+            guard !chunk.isEmpty else { throw SocketError(code: ECONNRESET, what: "receive (closed early)") }
+            out += chunk
+        }
+        return out
+    }
+}
+
+func nowMilliseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}

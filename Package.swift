@@ -28,11 +28,14 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "HostSystemTests", dependencies: ["HostSystem"]),
-        .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "HostSystem"]),
-        .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig"]),
-        .testTarget(name: "ProbesTests", dependencies: ["Probes"]),
+        // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.
+        .target(name: "TestSupport", dependencies: ["HostSystem"], path: "Tests/TestSupport"),
+        .testTarget(name: "HostSystemTests", dependencies: ["HostSystem", "TestSupport"]),
+        .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "HostSystem", "TestSupport"]),
+        .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "HostSystem", "TestSupport"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes", "HostSystem", "TestSupport"]),
+        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "HostSystem", "TestSupport"]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
-        .testTarget(name: "IntegrationTests", dependencies: ["HostSystem"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["HostSystem", "TestSupport"]),
     ]
 )

@@ -6,6 +6,12 @@ public struct CommandResult: Sendable {
     public var stdout: String
     public var stderr: String
     public var succeeded: Bool { status == 0 }
+
+    public init(status: Int32, stdout: String = "", stderr: String = "") {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 }
 
 /// Runs programs. Behind a protocol so that unit tests can record what would run.
@@ -15,14 +21,19 @@ public protocol CommandRunner: Sendable {
 
 /// Runs programs as child processes of the agent, with a clean, small environment.
 public struct ProcessRunner: CommandRunner {
-    public init() {}
+    public static let cleanEnvironment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"]
+    public let environment: [String: String]
+
+    /// Host tools run with a small, fixed environment unless another is given.
+    public init(environment: [String: String] = ProcessRunner.cleanEnvironment) {
+        self.environment = environment
+    }
 
     public func run(_ executable: String, _ arguments: [String]) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                               "LC_ALL": "C"]
+        process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

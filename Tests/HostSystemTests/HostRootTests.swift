@@ -1,0 +1,73 @@
+import Foundation
+import HostSystem
+import TestSupport
+import XCTest
+
+final class HostRootTests: XCTestCase {
+    var dir = ""
+    var files: HostFiles!
+
+    override func setUpWithError() throws {
+        dir = try makeTemporaryDirectory("hostroot")
+        files = HostFiles(root: try HostRoot(dir))
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func testHostPathRefusesRelativeAndDotDot() throws {
+        XCTAssertThrowsError(try HostPath("etc/ssl"))
+        XCTAssertThrowsError(try HostPath("/etc/../../x")) { XCTAssertEqual(($0 as? AgentError)?.code, .pathEscapesRoot) }
+        XCTAssertEqual(try HostPath("//etc/./ssl/").path, "/etc/ssl")
+        XCTAssertThrowsError(try HostPath("/etc").appending("../x"))
+    }
+
+    func testMissingHostRootIsRefused() {
+        XCTAssertThrowsError(try HostRoot(dir + "/nope")) { XCTAssertEqual(($0 as? AgentError)?.code, .invalidInput) }
+    }
+
+    func testAbsoluteSymlinkIsResolvedInsideTheRoot() throws {
+        try FileManager.default.createDirectory(atPath: dir + "/run/systemd/resolve", withIntermediateDirectories: true)
+        try "nameserver 127.0.0.53\n".write(toFile: dir + "/run/systemd/resolve/stub-resolv.conf", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: dir + "/etc", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/etc/resolv.conf", withDestinationPath: "/run/systemd/resolve/stub-resolv.conf")
+        XCTAssertEqual(try files.root.resolve(try HostPath("/etc/resolv.conf")), dir + "/run/systemd/resolve/stub-resolv.conf")
+        XCTAssertEqual(try files.readString(try HostPath("/etc/resolv.conf")), "nameserver 127.0.0.53\n")
+    }
+
+    func testSymlinkLeadingOutOfTheRootIsRefused() throws {
+        try FileManager.default.createDirectory(atPath: dir + "/etc", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/etc/evil", withDestinationPath: "../../../../tmp")
+        XCTAssertThrowsError(try files.writeAtomically(try HostPath("/etc/evil/x"), "x")) {
+            XCTAssertEqual(($0 as? AgentError)?.code, .pathEscapesRoot)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/x") && (try? String(contentsOfFile: "/tmp/x", encoding: .utf8)) == "x")
+    }
+
+    func testAtomicWriteCreatesReplacesAndLeavesNoTemporaryFile() throws {
+        let path = try HostPath("/etc/containerd/certs.d/r:443/hosts.toml")
+        try files.writeAtomically(path, "one")
+        XCTAssertEqual(try files.readString(path), "one")
+        try files.writeAtomically(path, "two", mode: 0o600)
+        XCTAssertEqual(try files.readString(path), "two")
+        XCTAssertEqual(try files.list(path.parent), ["hosts.toml"])
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + path.path)
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        try files.remove(path)
+        XCTAssertNil(try files.read(path))
+    }
+
+    func testReadRefusesOversizedFiles() throws {
+        let path = try HostPath("/big")
+        try files.writeAtomically(path, [UInt8](repeating: 65, count: 2000))
+        XCTAssertThrowsError(try files.read(path, limit: 1000))
+    }
+
+    func testOSReleaseParsing() {
+        let os = OSRelease(parsing: "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n# comment\nID_LIKE='rhel fedora'\n")
+        XCTAssertEqual(os.id, "debian")
+        XCTAssertEqual(os.prettyName, "Debian GNU/Linux 12 (bookworm)")
+        XCTAssertEqual(os.idLike, ["rhel", "fedora"])
+    }
+}

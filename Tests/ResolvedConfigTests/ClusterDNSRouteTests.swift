@@ -1,0 +1,81 @@
+import HostSystem
+@testable import ResolvedConfig
+import TestSupport
+import XCTest
+
+/// Records resolve1 calls in order; the real resolved is exercised by the integration tests.
+final class FakeResolved: ResolvedClient {
+    var calls: [String] = []
+    var settings = LinkDNSSettings(servers: [], domains: [], defaultRoute: true)
+
+    func linkSettings(ifindex: Int32) throws -> LinkDNSSettings { settings }
+    func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws { calls.append("DefaultRoute=\(value)"); settings.defaultRoute = value }
+    func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws { calls.append("Domains=\(domains)"); settings.domains = domains }
+    func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws { calls.append("DNS=\(servers)"); settings.servers = servers }
+    func revertLink(ifindex: Int32) throws { calls.append("Revert") }
+}
+
+final class ClusterDNSRouteTests: XCTestCase {
+    let ours = #"[{"ifindex":7,"ifname":"nodeagent0","flags":["BROADCAST","NOARP","UP","LOWER_UP"],"ifalias":"managed by node-agent"}]"#
+    let addr = #"[{"ifindex":7,"addr_info":[{"family":"inet","local":"169.254.53.53","prefixlen":32}]}]"#
+
+    func testCreatesTheLinkWhenAbsentAndFallsBackToVeth() throws {
+        let runner = RecordingRunner()
+        runner.rules = [(["-j", "link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
+                        (["link", "add", "nodeagent0", "type", "dummy"], CommandResult(status: 2, stderr: "Unknown device type"))]
+        let link = try AgentLink(runner: runner)
+        let steps = try link.plan()
+        XCTAssertEqual(steps.first, ["link", "add", "nodeagent0", "type", "dummy"])
+        try link.apply(steps)
+        XCTAssertTrue(runner.commands.contains { $0.dropFirst().elementsEqual(["link", "add", "nodeagent0", "type", "veth", "peer", "name", "nodeagent0p"]) })
+    }
+
+    func testForeignLinkIsRefused() throws {
+        let runner = RecordingRunner()
+        runner.rules = [(["-j", "link", "show"], CommandResult(status: 0, stdout: #"[{"ifindex":3,"ifname":"nodeagent0","flags":["UP"]}]"#))]
+        XCTAssertThrowsError(try AgentLink(runner: runner).plan()) { XCTAssertEqual(($0 as? AgentError)?.code, .unsupportedHost) }
+    }
+
+    func testSettingsAreAppliedInTheOrderThatKeepsResolvConfClean() throws {
+        let runner = RecordingRunner()
+        runner.rules = [(["-j", "link", "show"], CommandResult(status: 0, stdout: ours)),
+                        (["-j", "addr", "show"], CommandResult(status: 0, stdout: addr))]
+        let resolved = FakeResolved()
+        let route = ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved)
+        let plan = try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
+        XCTAssertEqual(plan.linkSteps, [])
+        XCTAssertTrue(plan.resolvedChangeNeeded)
+        try route.apply(plan)
+        XCTAssertEqual(resolved.calls, ["DefaultRoute=false", "Domains=[~svc.cluster.local]", "DNS=[10.96.0.10]"])
+        // Applied: the next plan is empty and applying it calls nothing.
+        let again = try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
+        XCTAssertTrue(again.isEmpty)
+        resolved.calls = []
+        try route.apply(again)
+        XCTAssertEqual(resolved.calls, [])
+    }
+
+    func testSameServersWithWrongDefaultRouteAreClearedFirst() throws {
+        let runner = RecordingRunner()
+        runner.rules = [(["-j", "link", "show"], CommandResult(status: 0, stdout: ours)),
+                        (["-j", "addr", "show"], CommandResult(status: 0, stdout: addr))]
+        let resolved = FakeResolved()
+        resolved.settings = LinkDNSSettings(servers: [try IPAddress("10.96.0.10")], domains: [], defaultRoute: true)
+        let route = ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved)
+        try route.apply(try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local")))
+        XCTAssertEqual(resolved.calls, ["DefaultRoute=false", "Domains=[~svc.cluster.local]", "DNS=[]", "DNS=[10.96.0.10]"])
+    }
+
+    func testResolvConfNameserversAndBusAddressEscaping() {
+        XCTAssertEqual(resolvConfNameservers("# x\nnameserver 127.0.0.11\nnameserver\t10.96.0.10\nsearch .\n"), ["127.0.0.11", "10.96.0.10"])
+        XCTAssertEqual(SystemBus.address(hostRoot: "/"), "unix:path=/run/dbus/system_bus_socket")
+        XCTAssertEqual(SystemBus.address(hostRoot: "/tmp/a b,c"), "unix:path=/tmp/a%20b%2Cc/run/dbus/system_bus_socket")
+    }
+
+    func testConnectingToAMissingBusSaysWhatToDo() {
+        XCTAssertThrowsError(try SystemBus(address: "unix:path=/nonexistent/bus")) {
+            XCTAssertEqual(($0 as? AgentError)?.code, .dbus)
+            XCTAssertTrue("\($0)".contains("--dbus-address"))
+        }
+    }
+}

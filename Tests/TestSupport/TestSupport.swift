@@ -1,0 +1,110 @@
+import Foundation
+import HostSystem
+
+/// The package's root folder (where Package.swift is).
+public let packageRoot: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+    }
+    fatalError("Package.swift not found above \(#filePath)")
+}()
+
+/// A new, empty folder under the system's temporary folder.
+public func makeTemporaryDirectory(_ label: String = "test") throws -> String {
+    let path = NSTemporaryDirectory() + "node-agent-\(label)-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Runs a program and returns its status and output (the test's own environment unless given).
+@discardableResult
+public func sh(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let r = try ProcessRunner(environment: environment ?? ProcessInfo.processInfo.environment).run(executable, arguments)
+    return (r.status, r.stdout, r.stderr)
+}
+
+/// Certificate fixtures made by scripts/make-test-certs, once per test process.
+public enum CertFixtures {
+    nonisolated(unsafe) private static var folder: String?
+    private static let lock = NSLock()
+
+    /// The path of fixture `name` (e.g. "ca.crt", "expired-ca.crt").
+    public static func path(_ name: String) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        if folder == nil {
+            let dir = try makeTemporaryDirectory("certs")
+            let r = try sh("/usr/bin/env", ["python3", packageRoot.appendingPathComponent("scripts/make-test-certs").path, dir])
+            guard r.status == 0 else { throw AgentError(.io, "make-test-certs failed: \(r.stderr)") }
+            folder = dir
+        }
+        return folder! + "/" + name
+    }
+
+    public static func bytes(_ name: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: URL(fileURLWithPath: try path(name))))
+    }
+}
+
+/// Every file, folder and symlink under a folder, with contents or link targets: two snapshots
+/// are equal exactly when nothing under the folder changed.
+public struct FileTree: Equatable, CustomStringConvertible {
+    public var entries: [String: String]
+
+    public init(_ root: String, excluding: Set<String> = []) {
+        var entries: [String: String] = [:]
+        let fm = FileManager.default
+        func walk(_ rel: String) {
+            let full = rel.isEmpty ? root : root + "/" + rel
+            guard let names = try? fm.contentsOfDirectory(atPath: full) else { return }
+            for name in names.sorted() {
+                let r = rel.isEmpty ? name : rel + "/" + name
+                if excluding.contains(r) { continue }
+                let p = root + "/" + r
+                if let target = try? fm.destinationOfSymbolicLink(atPath: p) {
+                    entries[r] = "link -> " + target
+                    continue
+                }
+                var isDir: ObjCBool = false
+                fm.fileExists(atPath: p, isDirectory: &isDir)
+                if isDir.boolValue {
+                    entries[r] = "dir"
+                    walk(r)
+                } else {
+                    let data = fm.contents(atPath: p) ?? Data()
+                    entries[r] = "file " + data.base64EncodedString()
+                }
+            }
+        }
+        walk("")
+        self.entries = entries
+    }
+
+    /// What differs from `other`, one line per path.
+    public func difference(from other: FileTree) -> [String] {
+        let keys = Set(entries.keys).union(other.entries.keys).sorted()
+        return keys.compactMap { k in
+            entries[k] == other.entries[k] ? nil : "\(k): \(other.entries[k] ?? "absent") => \(entries[k] ?? "absent")"
+        }
+    }
+
+    public var description: String { entries.keys.sorted().map { "\($0): \(entries[$0]!)" }.joined(separator: "\n") }
+}
+
+/// A command runner for unit tests: records every command and answers from a script
+/// (the first rule whose arguments prefix matches), else succeeds with no output.
+public final class RecordingRunner: CommandRunner, @unchecked Sendable {
+    // Used from the test's thread only.
+    public var commands: [[String]] = []
+    public var rules: [(prefix: [String], result: CommandResult)] = []
+
+    public init() {}
+
+    public func run(_ executable: String, _ arguments: [String]) throws -> CommandResult {
+        commands.append([executable] + arguments)
+        for rule in rules where arguments.starts(with: rule.prefix) { return rule.result }
+        return CommandResult(status: 0)
+    }
+}

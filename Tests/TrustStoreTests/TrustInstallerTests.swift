@@ -1,0 +1,87 @@
+import Foundation
+import HostSystem
+import TestSupport
+import TrustStore
+import XCTest
+
+/// Unit tests on a fake host root; the real update-ca-certificates runs in the integration tests.
+final class TrustInstallerTests: XCTestCase {
+    var dir = ""
+    var files: HostFiles!
+    let registry = try! RegistryAddress("registry-service.openfaas.svc.cluster.local:443")
+
+    override func setUpWithError() throws {
+        dir = try makeTemporaryDirectory("trust")
+        files = HostFiles(root: try HostRoot(dir))
+        try files.writeAtomically(try HostPath("/etc/os-release"), "ID=debian\nPRETTY_NAME=\"Debian 12\"\n")
+        try files.writeAtomically(try HostPath("/usr/sbin/update-ca-certificates"), "#!/bin/sh\n", mode: 0o755)
+        try files.writeAtomically(try HostPath("/etc/containerd/config.toml"),
+                                  "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    func testPlanApplyThenNothingLeftToDo() throws {
+        let certs = try CertificateParser.parseCAFile(try CertFixtures.bytes("two-cas.pem"), source: "two-cas.pem")
+        let runner = RecordingRunner()
+        let installer = TrustInstaller(files: files, runner: runner)
+        let plan = try installer.plan(registry: registry, certificates: certs)
+        let paths = plan.fileChanges.map(\.path.path)
+        XCTAssertEqual(paths, [
+            "/usr/local/share/ca-certificates/node-agent/registry-service.openfaas.svc.cluster.local_443-1.crt",
+            "/usr/local/share/ca-certificates/node-agent/registry-service.openfaas.svc.cluster.local_443-2.crt",
+            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt",
+            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml",
+            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/ca.crt",
+            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml",
+        ])
+        XCTAssertEqual(plan.refresh, ["update-ca-certificates"])
+        try installer.apply(plan)
+        XCTAssertEqual(runner.commands, [["/usr/sbin/chroot", dir, "/usr/sbin/update-ca-certificates"]])
+        let toml = try XCTUnwrap(files.readString(try HostPath("/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml")))
+        XCTAssertTrue(toml.hasPrefix(TrustInstaller.marker))
+        XCTAssertTrue(toml.contains("ca = \"/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt\""))
+
+        // The fake tool built no bundle, so the plan still wants a refresh, and nothing else.
+        let again = try installer.plan(registry: registry, certificates: certs)
+        XCTAssertEqual(again.fileChanges, [])
+        XCTAssertEqual(again.refresh, ["update-ca-certificates"])
+        // Once the bundle holds both CAs, there is nothing left to do.
+        try files.writeAtomically(TrustInstaller.debianBundle, certs.map(\.pem).joined())
+        XCTAssertTrue(try installer.plan(registry: registry, certificates: certs).isEmpty)
+    }
+
+    func testRotationRemovesOnlyOurOldFilesAndRefreshesFresh() throws {
+        let two = try CertificateParser.parseCAFile(try CertFixtures.bytes("two-cas.pem"), source: "two")
+        let installer = TrustInstaller(files: files, runner: RecordingRunner())
+        try installer.apply(try installer.plan(registry: registry, certificates: two))
+        let foreign = try HostPath("/usr/local/share/ca-certificates/node-agent-not-ours.crt")
+        try files.writeAtomically(foreign, "someone else's")
+        let one = try CertificateParser.parseCAFile(try CertFixtures.bytes("other-ca.crt"), source: "other")
+        let plan = try installer.plan(registry: registry, certificates: one)
+        XCTAssertEqual(plan.fileChanges.filter { $0.kind == .remove }.map(\.path.lastComponent),
+                       ["registry-service.openfaas.svc.cluster.local_443-2.crt"])
+        XCTAssertEqual(plan.refresh, ["update-ca-certificates", "--fresh"])
+        try installer.apply(plan)
+        XCTAssertEqual(try files.readString(foreign), "someone else's")
+    }
+
+    func testForeignHostsTomlIsLeftAlone() throws {
+        let path = try HostPath("/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml")
+        try files.writeAtomically(path, "server = \"https://mirror\"\n")
+        let certs = try CertificateParser.parseCAFile(try CertFixtures.bytes("ca.crt"), source: "ca")
+        let plan = try TrustInstaller(files: files, runner: RecordingRunner()).plan(registry: registry, certificates: certs)
+        XCTAssertFalse(plan.fileChanges.contains { $0.path.parent == path.parent })
+        XCTAssertTrue(plan.notes.contains { $0.contains("not written by node-agent") })
+    }
+
+    func testUnsupportedOSIsRefusedBeforeAnyChange() throws {
+        try files.writeAtomically(try HostPath("/etc/os-release"), "ID=fedora\nPRETTY_NAME=\"Fedora 40\"\n")
+        let before = FileTree(dir)
+        let certs = try CertificateParser.parseCAFile(try CertFixtures.bytes("ca.crt"), source: "ca")
+        XCTAssertThrowsError(try TrustInstaller(files: files, runner: RecordingRunner()).plan(registry: registry, certificates: certs)) {
+            XCTAssertEqual(($0 as? AgentError)?.code, .unsupportedHost)
+        }
+        XCTAssertEqual(FileTree(dir), before)
+    }
+}

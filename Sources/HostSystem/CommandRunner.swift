@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// The outcome of running a program.
@@ -19,7 +22,12 @@ public protocol CommandRunner: Sendable {
     func run(_ executable: String, _ arguments: [String]) throws -> CommandResult
 }
 
-/// Runs programs as child processes of the agent, with a clean, small environment.
+/// Runs programs as child processes with `posix_spawn`, reading their output until it ends and
+/// then reaping them with `waitpid`.
+///
+/// Not Foundation's `Process`: on Linux it noticed a child's exit through a descriptor that the
+/// child inherits, so when a child left a daemon behind (the sandbox node's script does) the
+/// caller waited for ever.
 public struct ProcessRunner: CommandRunner {
     public static let cleanEnvironment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"]
     public let environment: [String: String]
@@ -30,32 +38,60 @@ public struct ProcessRunner: CommandRunner {
     }
 
     public func run(_ executable: String, _ arguments: [String]) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            throw AgentError(.commandFailed, "cannot run \(executable): \(error.localizedDescription)")
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        // Close-on-exec, so that only the dup2'd copies reach the child.
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
+            throw AgentError(.commandFailed, "cannot create pipes to run \(executable)")
         }
-        // Drain stderr on another thread while this one drains stdout, so that a chatty child
-        // cannot block on a full pipe.
-        let errBox = DataBox()
-        let errHandle = err.fileHandleForReading
-        let thread = Thread { errBox.data = errHandle.readDataToEndOfFile(); errBox.done.signal() }
-        thread.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        errBox.done.wait()
-        let errBytes = errBox.data
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus,
-                             stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errBytes, as: UTF8.self))
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let r = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        close(outPipe[1])
+        close(errPipe[1])
+        guard r == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            throw AgentError(.commandFailed, "cannot run \(executable): \(String(cString: strerror(r)))")
+        }
+        let (out, err) = Self.drain(outPipe[0], errPipe[0])
+        close(outPipe[0]); close(errPipe[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return CommandResult(status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
+                             stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    /// Reads both pipes until both reach end of file, whichever speaks first.
+    static func drain(_ a: Int32, _ b: Int32) -> ([UInt8], [UInt8]) {
+        var outputs: [[UInt8]] = [[], []]
+        var open = [true, true]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while open[0] || open[1] {
+            var fds = [pollfd(fd: open[0] ? a : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: open[1] ? b : -1, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for i in 0..<2 where open[i] && fds[i].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(fds[i].fd, $0.baseAddress, $0.count) }
+                if n > 0 { outputs[i] += buffer[0..<n] } else if n == 0 || errno != EINTR { open[i] = false }
+            }
+        }
+        return (outputs[0], outputs[1])
     }
 }
 
@@ -63,13 +99,7 @@ public struct ProcessRunner: CommandRunner {
 public func findExecutable(_ name: String) -> String? {
     for dir in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
         let path = dir + "/" + name
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
+        if access(path, X_OK) == 0 { return path }
     }
     return nil
-}
-
-private final class DataBox: @unchecked Sendable {
-    // Written by one thread before `done` is signalled, read by another after waiting on it.
-    var data = Data()
-    let done = DispatchSemaphore(value: 0)
 }

@@ -12,6 +12,8 @@ public enum DNSAnswer: Equatable, Sendable {
     case refused
     case rcode(UInt8)
     case timeout
+    /// The server's address refused the packet (ICMP port unreachable): nothing listens there.
+    case unreachable
     case failure(String)
 
     public var summary: String {
@@ -23,6 +25,7 @@ public enum DNSAnswer: Equatable, Sendable {
         case .refused: return "REFUSED (the server refuses to answer this name)"
         case .rcode(let c): return "answer code \(c)"
         case .timeout: return "no answer (timeout)"
+        case .unreachable: return "nothing listens for DNS there (connection refused)"
         case .failure(let why): return why
         }
     }
@@ -76,7 +79,7 @@ public struct DNSClient: Sendable {
             socket = try Socket.connect(to: server, port: port, type: Int32(tcp ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue),
                                         timeoutMilliseconds: timeoutMilliseconds)
         } catch let e as SocketError {
-            return .failure(e.isTimeout ? .timeout : .failure(e.description))
+            return .failure(Self.answer(for: e))
         } catch {
             return .failure(.failure("\(error)"))
         }
@@ -96,11 +99,15 @@ public struct DNSClient: Sendable {
                 if let r = try? DNSMessage.parse(datagram), r.id == id { return .success(r) }
             }
         } catch let e as SocketError {
-            return .failure(e.isTimeout ? .timeout : .failure(e.description))
+            return .failure(Self.answer(for: e))
         } catch let e as DNSMessage.ParseError {
             return .failure(.failure("malformed reply: \(e.reason)"))
         } catch {
             return .failure(.failure("\(error)"))
         }
+    }
+
+    static func answer(for error: SocketError) -> DNSAnswer {
+        error.isTimeout ? .timeout : error.isRefused ? .unreachable : .failure(error.description)
     }
 }

@@ -81,8 +81,8 @@ public enum DNSProbe {
                                 durationSeconds: watch.elapsed, phases: watch.phases, details: details), a)
         case .nxdomain:
             return (fail("dns-cluster", "the cluster DNS \(server) answered NXDOMAIN for \(name): no such Service; check the registry's Service name and namespace", watch, details), [])
-        case .timeout:
-            return (fail("dns-cluster", "the cluster DNS \(server) did not answer: is the address right (kubelet's clusterDNS) and is kube-proxy ready on this node?", watch, details), [])
+        case .timeout, .unreachable:
+            return (fail("dns-cluster", "the cluster DNS \(server) did not answer (\(answer.summary)): is the address right (kubelet's clusterDNS) and is kube-proxy ready on this node?", watch, details), [])
         default:
             return (fail("dns-cluster", "the cluster DNS \(server) answered \(answer.summary) for \(name)", watch, details), [])
         }

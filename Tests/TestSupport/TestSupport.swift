@@ -25,6 +25,9 @@ public func sh(_ executable: String, _ arguments: [String], environment: [String
     return (r.status, r.stdout, r.stderr)
 }
 
+/// The fixtures' folder, removed when the test process exits (a C string: atexit takes no captures).
+nonisolated(unsafe) private var fixturesFolderToRemove: UnsafeMutablePointer<CChar>?
+
 /// Certificate fixtures made by scripts/make-test-certs, once per test process.
 public enum CertFixtures {
     nonisolated(unsafe) private static var folder: String?
@@ -39,6 +42,10 @@ public enum CertFixtures {
             let r = try sh("/usr/bin/env", ["python3", packageRoot.appendingPathComponent("scripts/make-test-certs").path, dir])
             guard r.status == 0 else { throw AgentError(.io, "make-test-certs failed: \(r.stderr)") }
             folder = dir
+            fixturesFolderToRemove = strdup(dir)
+            atexit {
+                if let p = fixturesFolderToRemove { _ = try? FileManager.default.removeItem(atPath: String(cString: p)) }
+            }
         }
         return folder! + "/" + name
     }

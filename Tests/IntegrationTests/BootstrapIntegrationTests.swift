@@ -1,0 +1,138 @@
+import Foundation
+import HostSystem
+import TestSupport
+import XCTest
+
+/// `node-agent bootstrap` against a real node: every effect is checked with an independent tool.
+final class BootstrapIntegrationTests: XCTestCase {
+    var node: SandboxNode!
+
+    override func setUpWithError() throws {
+        node = try SandboxNode()
+    }
+
+    override func tearDown() {
+        node?.down()
+    }
+
+    func testBootstrapMakesTheNodeReadyAndASecondRunChangesNothing() throws {
+        let first = try node.agent(node.bootstrapArguments(extra: ["--output", "json"]))
+        XCTAssertEqual(first.status, 0, first.stdout + first.stderr)
+        let report = try JSONReport.decode(first.stdout)
+        XCTAssertTrue(report.ready)
+        XCTAssertEqual(report.checks.map(\.name), ["dns-cluster", "dns-host", "coredns-loop-hazard", "tls-os-trust", "tls-runtime-trust", "registry-api"])
+        for check in report.checks { XCTAssertEqual(check.outcome, "pass", "\(check.name): \(check.reason)") }
+        XCTAssertEqual(report.check("dns-host")?.details["source"], "127.0.0.53")
+        XCTAssertFalse(report.changes.isEmpty)
+
+        // The OS bundle the node's tool built trusts the registry's certificate (openssl verify).
+        let bundle = node.hostRoot + "/etc/ssl/certs/ca-certificates.crt"
+        let verify = try sh("/usr/bin/openssl", ["verify", "-CAfile", bundle, node.folder + "/pki/registry.crt"])
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        // ... with the node-correct links: <hash>.0 -> our .pem -> /usr/local/share/... (inside the root).
+        let hash = try sh("/usr/bin/openssl", ["x509", "-in", node.caFile, "-noout", "-hash"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let pem = try FileManager.default.destinationOfSymbolicLink(atPath: node.hostRoot + "/etc/ssl/certs/\(hash).0")
+        XCTAssertEqual(pem, "registry-service.openfaas.svc.cluster.local_443-1.pem")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: node.hostRoot + "/etc/ssl/certs/" + pem),
+                       "/usr/local/share/ca-certificates/node-agent/registry-service.openfaas.svc.cluster.local_443-1.crt")
+
+        // curl resolves the name through the node's resolver (the resolved stub) and pulls /v2/.
+        let curl = try node.exec(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}", "--cacert", bundle,
+                                  "-u", "\(node.vars["REGISTRY_USER"]!):\(node.vars["REGISTRY_PASSWORD"]!)",
+                                  "https://registry-service.openfaas.svc.cluster.local/v2/"])
+        XCTAssertEqual(curl.stdout, "200 127.0.0.20", curl.stderr)
+        // containerd's certs.d CA verifies the registry too.
+        let certsD = node.hostRoot + "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443"
+        XCTAssertEqual(try sh("/usr/bin/openssl", ["verify", "-CAfile", certsD + "/ca.crt", node.folder + "/pki/registry.crt"]).status, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: node.hostRoot + "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml"))
+
+        // resolved answers the registry; other names never reach the cluster DNS.
+        let query = try node.exec(node.resolvectl + ["query", "registry-service.openfaas.svc.cluster.local"])
+        XCTAssertTrue(query.stdout.contains("127.0.0.20"), query.stdout + query.stderr)
+        let foreign = "probe-\(UUID().uuidString.prefix(8).lowercased()).example.org"
+        let miss = try node.exec(node.resolvectl + ["query", foreign])
+        XCTAssertNotEqual(miss.status, 0)
+        XCTAssertFalse(node.log("kube-dns-queries.log").contains(foreign), "a foreign name reached the cluster DNS")
+        XCTAssertTrue(node.log("upstream-dns-queries.log").contains(foreign), "the foreign name did not go upstream")
+        // The cluster DNS stays out of the resolv.conf that kubelet hands to CoreDNS.
+        let uplink = try node.exec(["cat", "/run/systemd/resolve/resolv.conf"])
+        XCTAssertFalse(uplink.stdout.contains("127.0.0.10"), uplink.stdout)
+        let link = try node.exec(node.resolvectl + ["status", "nodeagent0"])
+        XCTAssertTrue(link.stdout.contains("~svc.cluster.local"), link.stdout)
+        XCTAssertTrue(link.stdout.contains("-DefaultRoute"), link.stdout)
+
+        // Idempotent: the second run changes nothing, on disk or in resolved.
+        let after = node.snapshot()
+        let second = try node.agent(node.bootstrapArguments(extra: ["--output", "json"]))
+        XCTAssertEqual(second.status, 0, second.stdout + second.stderr)
+        XCTAssertEqual(try JSONReport.decode(second.stdout).changes, [])
+        XCTAssertEqual(node.snapshot().difference(from: after), [])
+    }
+
+    func testDryRunPrintsThePlanAndChangesNothing() throws {
+        let before = node.snapshot()
+        let run = try node.agent(node.bootstrapArguments(extra: ["--dry-run"]))
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("Would change:"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("hosts.toml"))
+        XCTAssertTrue(run.stdout.contains("run update-ca-certificates"))
+        XCTAssertTrue(run.stdout.contains("Domains=~svc.cluster.local DefaultRoute=no"))
+        XCTAssertEqual(node.snapshot().difference(from: before), [])
+        XCTAssertNotEqual(try node.exec(["ip", "link", "show", "nodeagent0"]).status, 0, "dry run created the link")
+    }
+
+    func testNotReadyWhenTheClusterDNSDoesNotAnswer() throws {
+        let run = try node.agent(node.bootstrapArguments(clusterDNS: "127.0.0.99", extra: ["--output", "json", "--timeout", "0.5"]))
+        XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
+        let report = try JSONReport.decode(run.stdout)
+        XCTAssertFalse(report.ready)
+        XCTAssertEqual(report.check("dns-cluster")?.outcome, "fail")
+        XCTAssertTrue(report.check("dns-cluster")?.reason.contains("did not answer (nothing listens for DNS there") == true, report.check("dns-cluster")?.reason ?? "")
+        XCTAssertEqual(report.check("dns-host")?.outcome, "fail")
+    }
+
+    func testNotReadyWhenTheCAIsNotTheRegistrysSigner() throws {
+        let run = try node.agent(node.bootstrapArguments(ca: try CertFixtures.path("other-ca.crt"), extra: ["--output", "json"]))
+        XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
+        let report = try JSONReport.decode(run.stdout)
+        XCTAssertEqual(report.check("dns-host")?.outcome, "pass")
+        XCTAssertEqual(report.check("tls-runtime-trust")?.outcome, "fail")
+        XCTAssertEqual(report.check("tls-runtime-trust")?.details["verify_code"], "20")
+        XCTAssertTrue(report.check("tls-runtime-trust")?.reason.contains("does not trust") == true)
+        XCTAssertEqual(report.check("registry-api")?.outcome, "fail")
+    }
+}
+
+/// Bad input: a one-line error that names the problem, exit status 2, and the host untouched.
+final class BadInputIntegrationTests: XCTestCase {
+    func testEachBadInputIsRefusedAndChangesNothing() throws {
+        let node = try SandboxNode()
+        defer { node.down() }
+        let before = node.snapshot()
+        let cases: [(args: [String], phrase: String)] = [
+            (node.bootstrapArguments(ca: "/nonexistent/ca.crt"), "does not exist"),
+            (node.bootstrapArguments(ca: try CertFixtures.path("garbage.txt")), "neither a PEM nor a DER"),
+            (node.bootstrapArguments(ca: try CertFixtures.path("leaf.crt")), "is not a CA certificate"),
+            (node.bootstrapArguments(ca: try CertFixtures.path("expired-ca.crt")), "expired on"),
+            (node.bootstrapArguments(ca: try CertFixtures.path("with-key.pem")), "contains a private key"),
+            (node.bootstrapArguments(clusterDNS: "10.96.0.10; rm -rf /"), "is not an IP address"),
+            (node.bootstrapArguments(clusterDNS: "kube-dns"), "is not an IP address"),
+            (["bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile, "--registry", "registry service.svc.cluster.local",
+              "--cluster-dns", node.clusterDNS], "a space"),
+            (["bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile, "--registry", "registry.svc.cluster.local\nDNS=1.1.1.1",
+              "--cluster-dns", node.clusterDNS], "a newline"),
+            (node.bootstrapArguments(extra: ["--domain", "~svc.cluster.local"]), "starts with '~'"),
+            (node.bootstrapArguments(extra: ["--domain", "svc..local"]), "empty label"),
+        ]
+        for c in cases {
+            let run = try node.agent(c.args)
+            XCTAssertEqual(run.status, 2, "\(c.args): \(run.stdout) \(run.stderr)")
+            let lines = run.stderr.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, "not one line: \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(c.phrase), "\(run.stderr) lacks \(c.phrase)")
+            XCTAssertTrue(run.stdout.isEmpty)
+        }
+        XCTAssertEqual(node.snapshot().difference(from: before), [])
+        XCTAssertNotEqual(try node.exec(["ip", "link", "show", "nodeagent0"]).status, 0, "bad input created the link")
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import HostSystem
+import TestSupport
+import XCTest
+
+/// A sandbox node (scripts/sandbox-node) of the test's own, in a folder of its own: the real
+/// systemd-resolved, D-Bus, dnsmasq as kube-dns, the distribution registry with TLS, and a host
+/// root whose trust store Debian's update-ca-certificates built.
+final class SandboxNode {
+    let folder: String
+    let vars: [String: String]
+    let script = packageRoot.appendingPathComponent("scripts/sandbox-node").path
+
+    var hostRoot: String { vars["HOST_ROOT"]! }
+    var caFile: String { vars["CA_FILE"]! }
+    var registry: String { vars["REGISTRY"]! }
+    var clusterDNS: String { vars["CLUSTER_DNS"]! }
+    var resolvectl: [String] { vars["RESOLVECTL"]!.split(separator: " ").map(String.init) }
+
+    init() throws {
+        guard getuid() == 0 else { throw AgentError(.io, "integration tests need root (namespaces, mounts)") }
+        folder = NSTemporaryDirectory() + "node-agent-it-\(UUID().uuidString.prefix(8))"
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_SANDBOX"] = folder
+        let up = try sh(script, ["up"], environment: env)
+        guard up.status == 0 else { throw AgentError(.io, "sandbox-node up failed: \(up.stderr)") }
+        var vars: [String: String] = [:]
+        for line in up.stdout.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            vars[String(line[..<eq])] = String(line[line.index(after: eq)...]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        self.vars = vars
+    }
+
+    func down() {
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_SANDBOX"] = folder
+        _ = try? sh(script, ["down"], environment: env)
+    }
+
+    /// Runs a command inside the node's namespaces, with the default trust (no SSL_CERT_FILE).
+    @discardableResult
+    func exec(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        var env = ProcessInfo.processInfo.environment
+        for k in ["SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"] { env[k] = nil }
+        env["NODE_AGENT_SANDBOX"] = folder
+        return try sh(script, ["exec"] + arguments, environment: env)
+    }
+
+    /// Runs the built node-agent inside the node, as a DaemonSet pod runs it against /host.
+    @discardableResult
+    func agent(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try exec([Self.binary] + arguments)
+    }
+
+    func bootstrapArguments(ca: String? = nil, clusterDNS: String? = nil, extra: [String] = []) -> [String] {
+        ["bootstrap", "--host-root", hostRoot, "--ca", ca ?? caFile, "--registry", registry,
+         "--cluster-dns", clusterDNS ?? self.clusterDNS] + extra
+    }
+
+    /// Everything of the host root the agent may change, as files: its etc/ and var/, and the
+    /// folder mounted at usr/local/share/ca-certificates inside the node.
+    func snapshot() -> FileTree {
+        var tree = FileTree(hostRoot, excluding: ["usr", "dev", "proc", "run", "tmp"])
+        for (k, v) in FileTree(folder + "/local-ca").entries { tree.entries["usr/local/share/ca-certificates/" + k] = v }
+        return tree
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOfFile: folder + "/logs/\(name)", encoding: .utf8)) ?? ""
+    }
+
+    /// The node-agent binary built next to this test bundle (or NODE_AGENT_BINARY).
+    static let binary: String = {
+        if let path = ProcessInfo.processInfo.environment["NODE_AGENT_BINARY"] { return path }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("node-agent").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        return packageRoot.appendingPathComponent(".build/debug/node-agent").path
+    }()
+}
+
+/// The JSON report of `bootstrap --output json`.
+struct JSONReport: Decodable {
+    struct Check: Decodable {
+        var name: String
+        var outcome: String
+        var reason: String
+        var details: [String: String]
+    }
+
+    var ready: Bool
+    var changes: [String]
+    var notes: [String]
+    var checks: [Check]
+
+    func check(_ name: String) -> Check? { checks.first { $0.name == name } }
+
+    static func decode(_ text: String) throws -> JSONReport {
+        try JSONDecoder().decode(JSONReport.self, from: Data(text.utf8))
+    }
+}

@@ -1,71 +1,88 @@
 import Foundation
 import HostSystem
+import Probes
+import ResolvedConfig
 import TrustStore
 
-/// Everything `bootstrap` needs, validated before anything on the host changes.
-struct BootstrapConfig {
+/// Everything a command needs, validated before anything on the host changes.
+struct NodeConfig {
     var hostRoot: HostRoot
-    var caFile: String
+    var caFile: String?
     var certificates: [Certificate]
     var registry: RegistryAddress
     var clusterDNS: IPAddress
     var domain: DomainName
     var dbusAddress: String
+    var kubeletResolvConf: String
+    var credentials: RegistryCredentials?
     var timeoutMilliseconds: Int32
+    var deadlineSeconds: Double
+    var expiryWarningDays: Double
     var dryRun: Bool
 
-    init(hostRoot: String, caFile: String, registry: String, clusterDNS: String, domain: String,
-         dbusAddress: String?, timeout: Double, dryRun: Bool, now: Date = Date()) throws {
-        self.registry = try RegistryAddress(registry)
-        self.clusterDNS = try IPAddress(clusterDNS)
-        self.domain = try DomainName(domain)
-        if case .name(let host) = self.registry.host, !host.isWithin(self.domain) {
-            throw AgentError(.invalidInput, "registry host \(host) is not under the domain \(self.domain): the host would not send it to the cluster DNS",
+    init(_ o: NodeOptions, caFile: String?, dryRun: Bool, now: Date = Date()) throws {
+        registry = try RegistryAddress(o.registry)
+        domain = try DomainName(o.domain)
+        if case .name(let host) = registry.host, !host.isWithin(domain) {
+            throw AgentError(.invalidInput, "registry host \(host) is not under the domain \(domain): the host would not send it to the cluster DNS",
                              hint: "pass --domain with the registry's cluster domain, e.g. svc.cluster.local")
         }
-        guard timeout > 0, timeout <= 120 else {
-            throw AgentError(.invalidInput, "--timeout must be between 0 and 120 seconds")
+        for (name, value, range) in [("--timeout", o.timeout, 0.001...120.0), ("--deadline", o.deadline, 0.001...600.0),
+                                     ("--expiry-warning-days", o.expiryWarningDays, 0.0...3650.0)] where !range.contains(value) {
+            throw AgentError(.invalidInput, "\(name) \(value) is out of range (\(range.lowerBound)-\(range.upperBound))")
         }
-        timeoutMilliseconds = Int32(timeout * 1000)
-        self.hostRoot = try HostRoot(hostRoot)
+        timeoutMilliseconds = Int32(o.timeout * 1000)
+        deadlineSeconds = o.deadline
+        expiryWarningDays = o.expiryWarningDays
+        let explicitDNS = try o.clusterDns.map { try IPAddress($0) }
+        hostRoot = try HostRoot(o.hostRoot)
+        let files = HostFiles(root: hostRoot)
+        let kubelet = try? KubeletDNSConfig.read(from: files)
+        guard let dns = explicitDNS ?? kubelet?.clusterDNS.first else {
+            throw AgentError(.invalidInput, "the cluster DNS is not known: no --cluster-dns, and no clusterDNS in the host's \(KubeletDNSConfig.defaultFile)",
+                             hint: "pass --cluster-dns with the kube-dns Service IP")
+        }
+        clusterDNS = dns
+        kubeletResolvConf = kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
         self.caFile = caFile
-        let bytes = try Self.readCAFile(caFile)
-        certificates = try CertificateParser.parseCAFile(bytes, source: caFile, now: now)
-        if let dbusAddress {
-            guard !dbusAddress.isEmpty, !dbusAddress.contains(where: { $0.isNewline }) else {
+        if let caFile {
+            certificates = try CertificateParser.parseCAFile(try Self.readFile(caFile, what: "CA file", limit: CertificateParser.maximumFileSize),
+                                                             source: caFile, now: now)
+        } else {
+            certificates = []
+        }
+        if let auth = o.registryAuth {
+            let bytes = try Self.readFile(auth, what: "registry auth file", limit: 1 << 20)
+            credentials = try RegistryCredentials.fromDockerConfig(bytes, registry: registry, source: auth)
+            if credentials == nil {
+                throw AgentError(.invalidInput, "\(auth) has no credentials for \(registry)",
+                                 hint: "its `auths` needs an entry named \(registry.hostAndPort)")
+            }
+        }
+        if let address = o.dbusAddress {
+            guard !address.isEmpty, !address.contains(where: { $0.isNewline }) else {
                 throw AgentError(.invalidInput, "the D-Bus address is empty or contains a newline")
             }
-            self.dbusAddress = dbusAddress
+            dbusAddress = address
         } else {
-            self.dbusAddress = SystemBusAddress.forHostRoot(self.hostRoot.directory)
+            dbusAddress = SystemBus.address(hostRoot: hostRoot.directory)
         }
         self.dryRun = dryRun
     }
 
-    static func readCAFile(_ path: String) throws -> [UInt8] {
+    static func readFile(_ path: String, what: String, limit: Int) throws -> [UInt8] {
+        let code: AgentError.Code = what == "CA file" ? .invalidCertificate : .invalidInput
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw AgentError(.invalidCertificate, "CA file \(path) does not exist", hint: "pass --ca with the registry CA's PEM file")
+            throw AgentError(code, "\(what) \(path) does not exist")
         }
-        guard !isDirectory.boolValue else {
-            throw AgentError(.invalidCertificate, "CA file \(path) is a folder", hint: "pass the ca.crt file inside it")
-        }
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let size = attributes[.size] as? NSNumber else {
-            throw AgentError(.invalidCertificate, "cannot read CA file \(path)")
-        }
-        guard size.intValue <= CertificateParser.maximumFileSize else {
-            throw AgentError(.invalidCertificate, "CA file \(path) is \(size.intValue) bytes, more than a CA file can be (1 MiB)")
+        guard !isDirectory.boolValue else { throw AgentError(code, "\(what) \(path) is a folder", hint: "pass the file inside it") }
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber, size.intValue <= limit else {
+            throw AgentError(code, "\(what) \(path) is unreadable or larger than \(limit) bytes")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw AgentError(.invalidCertificate, "cannot read CA file \(path)", hint: "check its permissions")
+            throw AgentError(code, "cannot read \(what) \(path)", hint: "check its permissions")
         }
         return Array(data)
     }
-}
-
-import ResolvedConfig
-
-enum SystemBusAddress {
-    static func forHostRoot(_ root: String) -> String { SystemBus.address(hostRoot: root) }
 }

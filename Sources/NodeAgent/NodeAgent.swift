@@ -7,7 +7,7 @@ struct NodeAgent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node-agent",
         abstract: "Makes a Kubernetes node able to pull from the cluster's own registry: CA trust, cluster DNS on the host, proof.",
-        subcommands: [BootstrapCommand.self]
+        subcommands: [BootstrapCommand.self, ProbeCommand.self]
     )
 
     /// Every option also reads `NODE_AGENT_<OPTION>` (e.g. NODE_AGENT_CLUSTER_DNS) when it is not
@@ -38,30 +38,5 @@ enum ExitStatus {
         case .invalidInput, .invalidCertificate: return invalidInput
         default: return hostFailure
         }
-    }
-}
-
-/// Fills options from `NODE_AGENT_<OPTION>` environment variables.
-enum EnvironmentOptions {
-    static let options: [String: [String]] = [
-        "bootstrap": ["host-root", "ca", "registry", "cluster-dns", "domain", "dbus-address", "output", "timeout"],
-    ]
-    static let flags: [String: [String]] = ["bootstrap": ["dry-run"]]
-
-    static func merge(arguments: [String], environment: [String: String]) -> [String] {
-        guard let sub = arguments.first, let names = options[sub] else { return arguments }
-        var out = arguments
-        for name in names {
-            let given = arguments.contains { $0 == "--\(name)" || $0.hasPrefix("--\(name)=") }
-            if !given, let value = environment[envName(name)] { out += ["--\(name)", value] }
-        }
-        for name in flags[sub] ?? [] where !arguments.contains("--\(name)") {
-            if let value = environment[envName(name)], ["1", "true", "yes"].contains(value.lowercased()) { out.append("--\(name)") }
-        }
-        return out
-    }
-
-    static func envName(_ option: String) -> String {
-        "NODE_AGENT_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
     }
 }

@@ -14,13 +14,6 @@ struct Report: Encodable {
         case ready, dryRun = "dry_run", registry, changes, notes, checks
     }
 
-    /// The readiness rule: every check passes (a warning counts as passing, and says why);
-    /// a skipped check does not count. A dry run is never "ready": nothing was proven.
-    static func isReady(_ checks: [CheckResult]) -> Bool {
-        !checks.isEmpty && checks.allSatisfy { $0.outcome == .pass || $0.outcome == .warn || $0.outcome == .skip }
-            && checks.contains { $0.outcome == .pass || $0.outcome == .warn }
-    }
-
     func json() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -50,8 +43,12 @@ struct Report: Encodable {
                 out += "  \(mark)  \(name)  \(String(format: "%7.1f ms", c.durationSeconds * 1000))  \(c.reason)\n"
             }
         }
+        if !dryRun && !ready {
+            out += "Not ready because:\n"
+            for b in Readiness.blockers(checks) { out += "  - \(b)\n" }
+        }
         if !dryRun {
-            out += ready ? "READY: this node can pull from \(registry).\n" : "NOT READY: this node cannot pull from \(registry) yet (see the failed checks).\n"
+            out += ready ? "READY: this node can pull from \(registry).\n" : "NOT READY: this node cannot pull from \(registry) yet.\n"
         }
         return out
     }

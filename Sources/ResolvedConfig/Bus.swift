@@ -117,6 +117,11 @@ public struct MessageWriter {
         try check(sd_bus_message_append_basic(message, CChar(UInt8(ascii: "i")), &v))
     }
 
+    public func append(uint64 value: UInt64) throws {
+        var v = value
+        try check(sd_bus_message_append_basic(message, CChar(UInt8(ascii: "t")), &v))
+    }
+
     public func append(bool value: Bool) throws {
         var v: Int32 = value ? 1 : 0
         try check(sd_bus_message_append_basic(message, CChar(UInt8(ascii: "b")), &v))

@@ -110,6 +110,30 @@ public final class Resolve1: ResolvedClient {
         try managerCall("RevertLink") { try $0.append(int32: ifindex) }
     }
 
+    /// Resolves a name as resolved does for its own clients (all links, routing domains).
+    /// Throws `AgentError` whose message carries resolved's error (e.g. NXDOMAIN).
+    public func resolveHostname(_ name: String) throws -> [IPAddress] {
+        try mapped {
+            try bus.call(destination: Self.service, path: Self.managerPath, interface: Self.manager, member: "ResolveHostname",
+                         build: { w in
+                             try w.append(int32: 0); try w.append(string: name); try w.append(int32: 0); try w.append(uint64: 0)
+                         },
+                         read: { r in
+                             var out: [IPAddress] = []
+                             try r.enter("a", "(iiay)")
+                             while try r.enter("r", "iiay") {
+                                 _ = try r.int32()
+                                 let family = try r.int32()
+                                 let bytes = try r.bytes()
+                                 try r.exit()
+                                 if let f = IPAddress.Family(rawValue: family) { out.append(IPAddress(family: f, bytes: bytes)) }
+                             }
+                             try r.exit()
+                             return out
+                         })
+        }
+    }
+
     private func managerCall(_ member: String, build: (MessageWriter) throws -> Void) throws {
         try mapped {
             try bus.call(destination: Self.service, path: Self.managerPath, interface: Self.manager, member: member,
@@ -129,6 +153,8 @@ public final class Resolve1: ResolvedClient {
             case "org.freedesktop.resolve1.LinkBusy":
                 throw AgentError(.dbus, "resolved refuses per-link DNS for this link: \(e.message)",
                                  hint: "the link is managed by systemd-networkd; configure it there")
+            case let name where name.hasPrefix("org.freedesktop.resolve1.DnsError.") || name == "org.freedesktop.resolve1.NoSuchRR" || name == "org.freedesktop.resolve1.NoNameServers":
+                throw AgentError(.dbus, "resolved: \(e.message) [\(name.split(separator: ".").last ?? "")]")
             case "org.freedesktop.resolve1.NoSuchLink":
                 throw AgentError(.dbus, "resolved does not know the link: \(e.message)")
             case "org.freedesktop.DBus.Error.AccessDenied", "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired":

@@ -55,7 +55,7 @@ public struct TrustInstaller: Sendable {
             throw AgentError(.unsupportedHost, "\(Self.updateTool) is missing on the host",
                              hint: "install the ca-certificates package on the node")
         }
-        let prefix = slug(registry) + "-"
+        let prefix = Self.fileNamePrefix(registry)
         var wanted: Set<String> = []
         for (i, cert) in certificates.enumerated() {
             let name = "\(prefix)\(i + 1).crt"
@@ -148,8 +148,9 @@ public struct TrustInstaller: Sendable {
         """
     }
 
-    func slug(_ registry: RegistryAddress) -> String {
-        registry.hostAndPort.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? String($0) : "_" }.joined()
+    /// Our OS-store files for a registry are named `<host>_<port>-<n>.crt`.
+    static func fileNamePrefix(_ registry: RegistryAddress) -> String {
+        registry.hostAndPort.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? String($0) : "_" }.joined() + "-"
     }
 }
 

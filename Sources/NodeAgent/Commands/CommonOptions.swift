@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import HostSystem
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+/// Options shared by the commands that act on a node and probe it.
+struct NodeOptions: ParsableArguments {
+    @Option(help: "Folder where the node's / is seen (/host in a pod).")
+    var hostRoot: String = "/"
+
+    @Option(help: "The registry as images name it: HOST[:PORT] (port 443 when omitted).")
+    var registry: String
+
+    @Option(help: "The cluster DNS (kube-dns Service) IP address (default: clusterDNS of kubelet's config).")
+    var clusterDns: String?
+
+    @Option(help: "The cluster domain routed to the cluster DNS.")
+    var domain: String = "svc.cluster.local"
+
+    @Option(help: "D-Bus address of the host's system bus (default: the host root's run/dbus/system_bus_socket).")
+    var dbusAddress: String?
+
+    @Option(help: "Docker config.json with credentials for the registry (e.g. the pull secret's), to check that auth works.")
+    var registryAuth: String?
+
+    @Option(help: "Report format: text or json.")
+    var output: OutputFormat = .text
+
+    @Option(help: "Seconds allowed per probe phase.")
+    var timeout: Double = 5
+
+    @Option(help: "Seconds allowed for all probes together.")
+    var deadline: Double = 30
+
+    @Option(help: "Warn when the registry's certificate chain expires within this many days.")
+    var expiryWarningDays: Double = 14
+
+    static let environmentNames = ["host-root", "registry", "cluster-dns", "domain", "dbus-address", "registry-auth",
+                                   "output", "timeout", "deadline", "expiry-warning-days"]
+}
+
+/// Fills options from `NODE_AGENT_<OPTION>` environment variables.
+enum EnvironmentOptions {
+    static let options: [String: [String]] = [
+        "bootstrap": NodeOptions.environmentNames + ["ca"],
+        "probe": NodeOptions.environmentNames,
+    ]
+    static let flags: [String: [String]] = ["bootstrap": ["dry-run"]]
+
+    static func merge(arguments: [String], environment: [String: String]) -> [String] {
+        guard let sub = arguments.first, let names = options[sub] else { return arguments }
+        var out = arguments
+        for name in names {
+            let given = arguments.contains { $0 == "--\(name)" || $0.hasPrefix("--\(name)=") }
+            if !given, let value = environment[envName(name)] { out += ["--\(name)", value] }
+        }
+        for name in flags[sub] ?? [] where !arguments.contains("--\(name)") {
+            if let value = environment[envName(name)], ["1", "true", "yes"].contains(value.lowercased()) { out.append("--\(name)") }
+        }
+        return out
+    }
+
+    static func envName(_ option: String) -> String {
+        "NODE_AGENT_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+}

@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import HostSystem
+
+/// An HTTP/1.1 response, head and (bounded) body.
+struct HTTPResponse {
+    var status: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+
+    func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
+}
+
+/// The status line and headers of an HTTP/1.x response.
+struct HTTPResponseHead {
+    var status: Int
+    var headers: [(String, String)]
+    var length: Int
+
+    /// Parses the head at the start of `bytes` (up to and including the blank line).
+    init?(parsing bytes: [UInt8]) {
+        guard let end = bytes.headerEnd else { return nil }
+        let text = String(decoding: bytes[0..<end], as: UTF8.self)
+        var lines = text.components(separatedBy: "\r\n")
+        guard !lines.isEmpty else { return nil }
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else { return nil }
+        self.status = status
+        headers = lines.compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        length = end + 4
+    }
+
+    func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
+}
+
+/// A URL of the parts this agent needs: scheme, host, port, path with query.
+struct SimpleURL: Equatable {
+    var tls: Bool
+    var host: String
+    var port: UInt16
+    var pathAndQuery: String
+
+    init?(_ text: String) {
+        let lower = text.lowercased()
+        let rest: Substring
+        if lower.hasPrefix("https://") { tls = true; rest = text.dropFirst(8) } else if lower.hasPrefix("http://") { tls = false; rest = text.dropFirst(7) } else { return nil }
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        var path = String(rest[authorityEnd...])
+        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+        guard !authority.isEmpty, !authority.contains("@"), let address = try? RegistryAddress(String(authority)) else { return nil }
+        host = address.hostName
+        port = address.portWasGiven ? address.port : (tls ? 443 : 80)
+        pathAndQuery = path
+        guard !path.contains(where: { $0 == " " || $0.isNewline }) else { return nil }
+    }
+}
+
+/// A minimal HTTP/1.1 client: one GET per connection, `Connection: close`, every read bounded
+/// in size and time. Over TLS it verifies like `TLSProbe` and refuses to talk when that fails.
+struct HTTPClient {
+    static let maximumHeaderBytes = 16 * 1024
+    static let maximumBodyBytes = 64 * 1024
+
+    var timeoutMilliseconds: Int32
+
+    struct VerifyFailed: Error, CustomStringConvertible {
+        var code: Int
+        var description: String { "TLS verification failed: \(TLSConnection.verifyText(code))" }
+    }
+
+    func get(_ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
+             watch: inout Stopwatch) throws -> HTTPResponse {
+        let socket = try Socket.connect(to: address, port: url.port, type: Int32(SOCK_STREAM.rawValue),
+                                        timeoutMilliseconds: timeoutMilliseconds)
+        watch.lap("connect")
+        var tls: TLSConnection?
+        if url.tls {
+            guard let trustFile else { throw AgentError(.io, "no trust to verify \(url.host) with") }
+            let c = try TLSConnection(socket: socket, trustFile: trustFile, serverName: url.host,
+                                      serverIsIP: (try? IPAddress(url.host)) != nil)
+            try c.handshake()
+            watch.lap("handshake")
+            guard c.verifyCode == 0 else { throw VerifyFailed(code: c.verifyCode) }
+            tls = c
+        }
+        let hostHeader = (url.tls && url.port == 443) || (!url.tls && url.port == 80) ? url.host : "\(url.host):\(url.port)"
+        var request = "GET \(url.pathAndQuery) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: node-agent\r\nAccept: */*\r\nConnection: close\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        request += "\r\n"
+        let write: ([UInt8]) throws -> Void = { bytes in if let tls { try tls.write(bytes) } else { try socket.writeAll(bytes) } }
+        let read: (Int) throws -> [UInt8] = { max in if let tls { return try tls.read(max: max) } else { return try socket.readSome(max: max) } }
+        try write(Array(request.utf8))
+
+        var received: [UInt8] = []
+        var head: HTTPResponseHead?
+        while head == nil {
+            guard received.count < Self.maximumHeaderBytes else {
+                throw AgentError(.io, "the response headers exceed \(Self.maximumHeaderBytes) bytes")
+            }
+            let chunk = try read(Self.maximumHeaderBytes - received.count)
+            if chunk.isEmpty { break }
+            received += chunk
+            head = HTTPResponseHead(parsing: received)
+        }
+        guard let head else { throw AgentError(.io, "the server did not answer HTTP") }
+        var body = Array(received[head.length...])
+        let contentLength = head.header("content-length").flatMap(Int.init)
+        while body.count < min(contentLength ?? Self.maximumBodyBytes, Self.maximumBodyBytes) {
+            let chunk = try read(Self.maximumBodyBytes - body.count)
+            if chunk.isEmpty { break }
+            body += chunk
+        }
+        if let contentLength, body.count > contentLength { body = Array(body.prefix(contentLength)) }
+        if head.header("transfer-encoding")?.lowercased() == "chunked" { body = Self.dechunk(body) }
+        watch.lap("request")
+        return HTTPResponse(status: head.status, headers: head.headers, body: body)
+    }
+
+    /// Decodes a chunked body (as much of it as arrived); extensions and trailers are ignored.
+    static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            guard let lineEnd = (i..<bytes.count - 1).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }) else { break }
+            let sizeText = String(decoding: bytes[i..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size > 0 else { break }
+            let start = lineEnd + 2
+            let end = min(start + size, bytes.count)
+            out += bytes[start..<end]
+            i = end + 2
+        }
+        return out
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// The offset of the blank line that ends an HTTP head, if it has arrived.
+    var headerEnd: Int? {
+        guard count >= 4 else { return nil }
+        for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 { return i }
+        return nil
+    }
+}

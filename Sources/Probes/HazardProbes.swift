@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import HostSystem
+
+/// Conditions of the node that break pulls later, or other workloads, though probes pass now.
+public enum HazardProbes {
+    /// The cluster DNS in the resolv.conf kubelet hands to CoreDNS (dnsPolicy Default) makes CoreDNS
+    /// forward to itself; its `loop` plugin then stops it, at its next restart.
+    public static func coreDNSLoop(files: HostFiles, resolvConf: String, clusterDNS: IPAddress?) -> CheckResult {
+        let name = "coredns-loop-hazard"
+        guard let clusterDNS else {
+            return CheckResult(name: name, outcome: .skip, reason: "the cluster DNS is not known")
+        }
+        guard let path = try? HostPath(resolvConf), let text = try? files.readString(path, limit: 1 << 20) else {
+            return CheckResult(name: name, outcome: .skip, reason: "kubelet's resolv.conf \(resolvConf) does not exist on the host")
+        }
+        let servers = text.split(separator: "\n").compactMap { line -> String? in
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return f.count >= 2 && f[0] == "nameserver" ? String(f[1]) : nil
+        }
+        let details = ["resolv_conf": resolvConf, "nameservers": servers.joined(separator: ",")]
+        if servers.contains(clusterDNS.description) {
+            return CheckResult(name: name, outcome: .fail,
+                               reason: "the cluster DNS \(clusterDNS) is in \(resolvConf), which kubelet hands to CoreDNS: CoreDNS would forward to itself and its loop plugin would stop it; remove the global DNS= entry and route only ~<cluster domain> to it",
+                               details: details)
+        }
+        return CheckResult(name: name, outcome: .pass,
+                           reason: "the cluster DNS is not in kubelet's resolv.conf \(resolvConf) (nameservers: \(servers.joined(separator: ", ")))",
+                           details: details)
+    }
+
+    /// containerd, CRI-O and Docker load the OS trust store once, at start: a CA added to the store
+    /// later reaches pulls only after a restart, unless certs.d carries it for the registry.
+    public static func runtimeRestartPending(files: HostFiles, caFiles: [HostPath], certsDInUse: Bool) -> CheckResult {
+        let name = "runtime-restart-pending"
+        let mtimes = caFiles.compactMap { try? modificationTime(files.root.resolve($0)) }
+        guard let installed = mtimes.max() else {
+            return CheckResult(name: name, outcome: .skip, reason: "no CA of the agent's is in the OS trust store")
+        }
+        let runtimes = runningRuntimes(files: files)
+        guard !runtimes.isEmpty else {
+            return CheckResult(name: name, outcome: .skip, reason: "no container runtime process (containerd, crio, dockerd) is visible in the host's /proc")
+        }
+        let stale = runtimes.filter { $0.started < installed }
+        let details = Dictionary(uniqueKeysWithValues: runtimes.map { ("\($0.name)[\($0.pid)]", "started \(Int($0.started.timeIntervalSince1970))") })
+        if stale.isEmpty {
+            return CheckResult(name: name, outcome: .pass, reason: "the runtime started after the CA was installed: it trusts it", details: details)
+        }
+        let who = stale.map { "\($0.name) (pid \($0.pid))" }.joined(separator: ", ")
+        if certsDInUse {
+            return CheckResult(name: name, outcome: .warn,
+                               reason: "\(who) started before the CA reached the OS store; pulls use certs.d and work, other uses of the OS store wait for a restart",
+                               details: details)
+        }
+        return CheckResult(name: name, outcome: .fail,
+                           reason: "\(who) started before the CA reached the OS store and certs.d does not carry it: restart the runtime (or enable containerd's config_path)",
+                           details: details)
+    }
+
+    public static func certsD(runtimeCAFiles: [HostPath], note: String?) -> CheckResult {
+        if !runtimeCAFiles.isEmpty {
+            return CheckResult(name: "certs-d", outcome: .pass, reason: "containerd reads this registry's CA from \(runtimeCAFiles.map(\.path).joined(separator: ", ")) on every pull")
+        }
+        return CheckResult(name: "certs-d", outcome: .warn,
+                           reason: note ?? "containerd's certs.d has no CA for this registry: pulls rely on the OS store, read only when the runtime starts")
+    }
+
+    struct RuntimeProcess { var name: String; var pid: Int; var started: Date }
+
+    static func runningRuntimes(files: HostFiles) -> [RuntimeProcess] {
+        guard let proc = try? files.root.resolve(try HostPath("/proc")),
+              let stat = try? String(contentsOfFile: proc + "/stat", encoding: .utf8),
+              let btimeLine = stat.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
+              let bootTime = Double(btimeLine.split(separator: " ")[1]) else { return [] }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var found: [RuntimeProcess] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: proc)) ?? [] {
+            guard let pid = Int(entry),
+                  let comm = try? String(contentsOfFile: "\(proc)/\(pid)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+                  ["containerd", "crio", "dockerd"].contains(comm),
+                  let pstat = try? String(contentsOfFile: "\(proc)/\(pid)/stat", encoding: .utf8),
+                  let close = pstat.lastIndex(of: ")") else { continue }
+            // Fields after the command name; starttime is field 22 of the whole line.
+            let fields = pstat[pstat.index(after: close)...].split(separator: " ")
+            guard fields.count > 19, let start = Double(fields[19]) else { continue }
+            found.append(RuntimeProcess(name: comm, pid: pid, started: Date(timeIntervalSince1970: bootTime + start / ticks)))
+        }
+        return found.sorted { $0.pid < $1.pid }
+    }
+
+    static func modificationTime(_ path: String) throws -> Date {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw AgentError(.io, "cannot stat \(path)") }
+        return Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import HostSystem
+import TrustStore
+
+/// What to probe on this node, and the bounds to probe it in.
+public struct ProbeSettings: Sendable {
+    public var registry: RegistryAddress
+    public var clusterDNS: IPAddress?
+    public var trust: RegistryTrustLocations
+    /// The resolv.conf kubelet hands to CoreDNS (its `resolvConf`).
+    public var kubeletResolvConf: String
+    public var credentials: RegistryCredentials?
+    public var timeoutMilliseconds: Int32
+    /// The whole run stops probing after this many seconds; what is left fails with that reason.
+    public var deadlineSeconds: Double
+    public var expiryWarningDays: Double
+
+    public init(registry: RegistryAddress, clusterDNS: IPAddress?, trust: RegistryTrustLocations,
+                kubeletResolvConf: String = "/run/systemd/resolve/resolv.conf", credentials: RegistryCredentials? = nil,
+                timeoutMilliseconds: Int32 = 5000, deadlineSeconds: Double = 30, expiryWarningDays: Double = 14) {
+        self.registry = registry
+        self.clusterDNS = clusterDNS
+        self.trust = trust
+        self.kubeletResolvConf = kubeletResolvConf
+        self.credentials = credentials
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.deadlineSeconds = deadlineSeconds
+        self.expiryWarningDays = expiryWarningDays
+    }
+}
+
+/// Runs every probe in order, within the deadline; `bootstrap`, `probe` and the daemon share it.
+public struct ProbeSuite {
+    public let files: HostFiles
+    /// resolved's own lookup (`ResolveHostname`), when resolved runs on the host.
+    public let resolvedLookup: ((String) throws -> [IPAddress])?
+
+    public init(files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?) {
+        self.files = files
+        self.resolvedLookup = resolvedLookup
+    }
+
+    public func run(_ s: ProbeSettings) -> [CheckResult] {
+        let start = Date()
+        var checks: [CheckResult] = []
+        func remainingMilliseconds() -> Int32 {
+            Int32(max(0, min(Double(s.timeoutMilliseconds), (s.deadlineSeconds - Date().timeIntervalSince(start)) * 1000)))
+        }
+        /// Runs `body` if time is left, else records why it did not run.
+        func step(_ name: String, _ body: (Int32) -> CheckResult) {
+            let left = remainingMilliseconds()
+            guard left > 0 else {
+                checks.append(CheckResult(name: name, outcome: .fail, reason: "not run: the probes' total deadline of \(s.deadlineSeconds) s was reached"))
+                return
+            }
+            checks.append(body(left))
+        }
+
+        var hostAddresses: [IPAddress] = []
+        var clusterAddresses: [IPAddress] = []
+        switch s.registry.host {
+        case .ip(let ip):
+            hostAddresses = [ip]
+        case .name(let name):
+            if let dns = s.clusterDNS {
+                step("dns-cluster") { t in
+                    let (r, a) = DNSProbe.cluster(name: name, server: dns, client: DNSClient(timeoutMilliseconds: t))
+                    clusterAddresses = a
+                    return r
+                }
+            } else {
+                checks.append(CheckResult(name: "dns-cluster", outcome: .skip, reason: "the cluster DNS is not known (no --cluster-dns, no clusterDNS in kubelet's config)"))
+            }
+            step("dns-host") { t in
+                let (r, a) = DNSProbe.host(name: name, resolver: HostResolver(files: files, client: DNSClient(timeoutMilliseconds: t)))
+                hostAddresses = a
+                return r
+            }
+            if let resolvedLookup {
+                step("dns-resolved") { _ in ResolvedLookupProbe.run(name: name, lookup: resolvedLookup) }
+            }
+        }
+        // Connect where the host's resolver points, as containerd would; fall back to the cluster
+        // DNS's answer so that TLS is still examined when only the host's DNS is broken.
+        let addresses = hostAddresses.isEmpty ? clusterAddresses : hostAddresses
+        step("tcp") { t in TCPProbe.run(addresses: addresses, port: s.registry.port, timeoutMilliseconds: t) }
+
+        if let address = addresses.first, checks.last?.outcome == .pass {
+            let bundle = try? files.root.resolve(s.trust.osBundle)
+            let runtime = s.trust.runtimeCAFiles.first.flatMap { p in (try? files.root.resolve(p)).map { ($0, "containerd's \(p)") } }
+            if let bundle {
+                step("tls-os-trust") { t in
+                    TLSProbe.run(name: "tls-os-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
+                                 trustFile: bundle, trustLabel: "the OS bundle \(s.trust.osBundle)", warningDays: s.expiryWarningDays)
+                }
+            }
+            if let runtime {
+                step("tls-runtime-trust") { t in
+                    TLSProbe.run(name: "tls-runtime-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
+                                 trustFile: runtime.0, trustLabel: runtime.1, warningDays: s.expiryWarningDays)
+                }
+            }
+            if let trust = runtime ?? bundle.map({ ($0, "the OS bundle \(s.trust.osBundle)") }) {
+                let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: s.timeoutMilliseconds))
+                step("registry-api") { t in
+                    RegistryProbe.run(target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
+                                      trustFile: trust.0, trustLabel: trust.1, credentials: s.credentials,
+                                      resolve: { host in
+                                          if let ip = try? IPAddress(host) { return ip }
+                                          guard let n = try? DomainName(host), let r = try? resolver.resolve(n),
+                                                case .addresses(let a) = r.answer else { return nil }
+                                          return a.first
+                                      })
+                }
+            }
+        } else {
+            checks.append(CheckResult(name: "tls", outcome: .fail, reason: "not tried: the registry is not reachable over TCP"))
+        }
+
+        checks.append(HazardProbes.certsD(runtimeCAFiles: s.trust.runtimeCAFiles, note: s.trust.note))
+        checks.append(HazardProbes.runtimeRestartPending(files: files, caFiles: s.trust.osStoreFiles, certsDInUse: !s.trust.runtimeCAFiles.isEmpty))
+        if case .name = s.registry.host {
+            checks.append(HazardProbes.coreDNSLoop(files: files, resolvConf: s.kubeletResolvConf, clusterDNS: s.clusterDNS))
+        }
+        return checks
+    }
+}
+
+/// The readiness rule: the node is ready to pull when no check failed and at least one passed.
+/// A warning is ready with something to fix soon (expiry, a restart for other users of the
+/// store); a skipped check did not apply to this node.
+public enum Readiness {
+    public static func isReady(_ checks: [CheckResult]) -> Bool {
+        !checks.contains { $0.outcome == .fail } && checks.contains { $0.outcome == .pass }
+    }
+
+    /// The reasons the node is not ready, one per failed check.
+    public static func blockers(_ checks: [CheckResult]) -> [String] {
+        checks.filter { $0.outcome == .fail }.map { "\($0.name): \($0.reason)" }
+    }
+}

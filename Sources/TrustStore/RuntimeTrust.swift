@@ -1,0 +1,55 @@
+import HostSystem
+
+/// Where this host's trust for one registry lives, as found on the host (no CA file needed):
+/// the OS bundle, the CA files containerd reads for it from certs.d, and the agent's own OS-store files.
+public struct RegistryTrustLocations: Sendable {
+    public var osBundle: HostPath
+    public var runtimeCAFiles: [HostPath]
+    public var osStoreFiles: [HostPath]
+    public var note: String?
+
+    public static func discover(files: HostFiles, registry: RegistryAddress) throws -> RegistryTrustLocations {
+        let containerd = try ContainerdRegistryConfig.read(from: files)
+        var runtime: [HostPath] = []
+        var names = [registry.hostAndPort]
+        if registry.port == 443 { names.append(registry.hostForURL) }
+        // containerd uses the first config_path folder that has a folder for the host.
+        search: for certsD in containerd.configPaths {
+            for name in names {
+                let dir = try certsD.appending(name)
+                if let toml = try files.readString(try dir.appending("hosts.toml")) {
+                    runtime += caPaths(inHostsTOML: toml, dir: dir)
+                } else {
+                    // Without hosts.toml containerd falls back to Docker's layout: *.crt files.
+                    runtime += try files.list(dir).filter { $0.hasSuffix(".crt") }.map { try dir.appending($0) }
+                }
+                if !runtime.isEmpty { break search }
+            }
+        }
+        let prefix = TrustInstaller.fileNamePrefix(registry)
+        let own = try files.list(TrustInstaller.localCADirectory).filter { $0.hasPrefix(prefix) }
+            .map { try TrustInstaller.localCADirectory.appending($0) }
+        return RegistryTrustLocations(osBundle: TrustInstaller.debianBundle, runtimeCAFiles: runtime, osStoreFiles: own,
+                                      note: containerd.note)
+    }
+
+    /// The `ca = "..."` (or `ca = ["...", ...]`) paths of a hosts.toml; relative paths are
+    /// relative to the host's folder, as containerd reads them.
+    static func caPaths(inHostsTOML text: String, dir: HostPath) -> [HostPath] {
+        var out: [HostPath] = []
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard line.hasPrefix("ca"), let eq = line.firstIndex(of: "="),
+                  line[..<eq].trimmingCharacters(in: .whitespaces) == "ca" else { continue }
+            let value = line[line.index(after: eq)...]
+            for part in value.split(separator: ",") {
+                let p = part.trimmingCharacters(in: CharacterSet(charactersIn: " []\"'"))
+                guard !p.isEmpty else { continue }
+                if p.hasPrefix("/") { if let hp = try? HostPath(p) { out.append(hp) } } else if let hp = try? dir.appending(p) { out.append(hp) }
+            }
+        }
+        return out
+    }
+}
+
+import Foundation

@@ -6,10 +6,15 @@ import TestSupport
 import XCTest
 
 final class BootstrapConfigTests: XCTestCase {
+    func options(_ extra: [String] = []) throws -> NodeOptions {
+        try NodeOptions.parse(["--host-root", NSTemporaryDirectory(), "--registry", "registry-service.openfaas.svc.cluster.local:443",
+                               "--cluster-dns", "10.96.0.10"] + extra)
+    }
+
     func config(registry: String = "registry-service.openfaas.svc.cluster.local:443", dns: String = "10.96.0.10",
-                domain: String = "svc.cluster.local", ca: String = "ca.crt", timeout: Double = 5) throws -> BootstrapConfig {
-        try BootstrapConfig(hostRoot: NSTemporaryDirectory(), caFile: try CertFixtures.path(ca), registry: registry,
-                            clusterDNS: dns, domain: domain, dbusAddress: nil, timeout: timeout, dryRun: false)
+                domain: String = "svc.cluster.local", ca: String = "ca.crt", timeout: Double = 5) throws -> NodeConfig {
+        try NodeConfig(try options(["--registry", registry, "--cluster-dns", dns, "--domain", domain, "--timeout", String(timeout)]),
+                       caFile: try CertFixtures.path(ca), dryRun: false)
     }
 
     func testValidConfigDefaultsTheBusToTheHostRoot() throws {
@@ -27,10 +32,35 @@ final class BootstrapConfigTests: XCTestCase {
         XCTAssertThrowsError(try config(dns: "10.96.0.x")) { XCTAssertTrue("\($0)".contains("is not an IP address")) }
         XCTAssertThrowsError(try config(domain: "svc.cluster.local\n[Resolve]")) { XCTAssertTrue("\($0)".contains("a newline")) }
         XCTAssertThrowsError(try config(timeout: 0))
-        XCTAssertThrowsError(try BootstrapConfig(hostRoot: "/", caFile: "/nonexistent/ca.crt", registry: "r.svc.cluster.local",
-                                                 clusterDNS: "10.96.0.10", domain: "svc.cluster.local", dbusAddress: nil,
-                                                 timeout: 5, dryRun: false)) {
+        XCTAssertThrowsError(try NodeConfig(try options(), caFile: "/nonexistent/ca.crt", dryRun: false)) {
             XCTAssertTrue("\($0)".contains("does not exist"))
+        }
+    }
+
+    func testClusterDNSDefaultsToKubeletsConfigAndIsRequiredOtherwise() throws {
+        let dir = try makeTemporaryDirectory("kubelet")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = ["--host-root", dir, "--registry", "r.svc.cluster.local"]
+        XCTAssertThrowsError(try NodeConfig(try NodeOptions.parse(base), caFile: nil, dryRun: false)) {
+            XCTAssertTrue("\($0)".contains("the cluster DNS is not known"))
+        }
+        try FileManager.default.createDirectory(atPath: dir + "/var/lib/kubelet", withIntermediateDirectories: true)
+        try "clusterDNS:\n  - 10.43.0.10\nresolvConf: /etc/k8s-resolv.conf\n".write(toFile: dir + "/var/lib/kubelet/config.yaml", atomically: true, encoding: .utf8)
+        let c = try NodeConfig(try NodeOptions.parse(base), caFile: nil, dryRun: false)
+        XCTAssertEqual(c.clusterDNS.description, "10.43.0.10")
+        XCTAssertEqual(c.kubeletResolvConf, "/etc/k8s-resolv.conf")
+    }
+
+    func testRegistryAuthMustHoldTheRegistry() throws {
+        let dir = try makeTemporaryDirectory("auth")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try #"{"auths":{"other:443":{"auth":"eDp5"}}}"#.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try NodeConfig(try options(["--registry-auth", dir + "/config.json"]), caFile: nil, dryRun: false)) {
+            XCTAssertTrue("\($0)".contains("has no credentials for"))
+        }
+        try "not json".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try NodeConfig(try options(["--registry-auth", dir + "/config.json"]), caFile: nil, dryRun: false)) {
+            XCTAssertTrue("\($0)".contains("is not a Docker config.json"))
         }
     }
 
@@ -46,9 +76,10 @@ final class BootstrapConfigTests: XCTestCase {
         let warn = CheckResult(name: "b", outcome: .warn, reason: "")
         let fail = CheckResult(name: "c", outcome: .fail, reason: "")
         let skip = CheckResult(name: "d", outcome: .skip, reason: "")
-        XCTAssertTrue(Report.isReady([pass, warn, skip]))
-        XCTAssertFalse(Report.isReady([pass, fail]))
-        XCTAssertFalse(Report.isReady([skip]))
-        XCTAssertFalse(Report.isReady([]))
+        XCTAssertTrue(Readiness.isReady([pass, warn, skip]))
+        XCTAssertFalse(Readiness.isReady([pass, fail]))
+        XCTAssertFalse(Readiness.isReady([skip]))
+        XCTAssertFalse(Readiness.isReady([]))
+        XCTAssertEqual(Readiness.blockers([pass, fail]), ["c: "])
     }
 }

@@ -79,3 +79,25 @@ final class ClusterDNSRouteTests: XCTestCase {
         }
     }
 }
+
+final class KubeletConfigTests: XCTestCase {
+    func testBlockAndFlowStyles() {
+        let block = KubeletDNSConfig.parse("""
+        apiVersion: kubelet.config.k8s.io/v1beta1
+        kind: KubeletConfiguration
+        clusterDNS:
+        - 10.96.0.10   # kube-dns
+        - "fd00::a"
+        clusterDomain: cluster.local
+        resolvConf: /run/systemd/resolve/resolv.conf
+        authentication:
+          resolvConf: nested-is-ignored
+        """)
+        XCTAssertEqual(block.clusterDNS.map(\.description), ["10.96.0.10", "fd00::a"])
+        XCTAssertEqual(block.clusterDomain, "cluster.local")
+        XCTAssertEqual(block.resolvConf, "/run/systemd/resolve/resolv.conf")
+        let flow = KubeletDNSConfig.parse("clusterDNS: [10.43.0.10, junk]\n")
+        XCTAssertEqual(flow.clusterDNS.map(\.description), ["10.43.0.10"])
+        XCTAssertEqual(KubeletDNSConfig.parse("").clusterDNS, [])
+    }
+}

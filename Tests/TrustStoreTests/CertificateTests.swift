@@ -1,7 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
-import TrustStore
+@testable import TrustStore
 import XCTest
 
 final class CertificateTests: XCTestCase {
@@ -74,5 +74,20 @@ final class ContainerdConfigTests: XCTestCase {
         """)
         XCTAssertEqual(c.configPaths, [])
         XCTAssertTrue(c.note?.contains("ignores certs.d") == true)
+    }
+}
+
+final class RuntimeTrustTests: XCTestCase {
+    func testHostsTOMLCAPathsAbsoluteRelativeAndLists() throws {
+        let dir = try HostPath("/etc/containerd/certs.d/r:443")
+        let paths = RegistryTrustLocations.caPaths(inHostsTOML: """
+        server = "https://r:443"
+        [host."https://r:443"]
+          ca = "/etc/pki/r.pem"
+        [host."https://mirror:443"]
+          ca = ["ca.crt", "/x/y.crt"]
+          capabilities = ["pull"]
+        """, dir: dir)
+        XCTAssertEqual(paths.map(\.path), ["/etc/pki/r.pem", "/etc/containerd/certs.d/r:443/ca.crt", "/x/y.crt"])
     }
 }

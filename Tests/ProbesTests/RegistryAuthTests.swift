@@ -1,0 +1,76 @@
+import Foundation
+import HostSystem
+@testable import Probes
+import TestSupport
+import TrustStore
+import XCTest
+
+final class RegistryAuthTests: XCTestCase {
+    let registry = try! RegistryAddress("registry-service.openfaas.svc.cluster.local:443")
+
+    func testChallengesAreParsedAsRFC7235Says() {
+        let bearer = AuthChallenge(#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#)
+        XCTAssertEqual(bearer?.scheme, "bearer")
+        XCTAssertEqual(bearer?.parameters["realm"], "https://auth.example/token")
+        XCTAssertEqual(bearer?.parameters["scope"], "repository:a/b:pull,push")
+        XCTAssertEqual(AuthChallenge(#"Basic realm="x \"y\"""#)?.parameters["realm"], #"x "y""#)
+        XCTAssertEqual(AuthChallenge("Negotiate")?.scheme, "negotiate")
+        XCTAssertNil(AuthChallenge("  "))
+    }
+
+    func testDockerConfigKeysMatchAsDockerDoes() throws {
+        func creds(_ json: String) throws -> RegistryCredentials? {
+            try RegistryCredentials.fromDockerConfig(Array(json.utf8), registry: registry, source: "config.json")
+        }
+        let auth = Data("builder:s3cret:with:colons".utf8).base64EncodedString()
+        let c = try XCTUnwrap(creds(#"{"auths":{"https://registry-service.openfaas.svc.cluster.local/v2/":{"auth":"\#(auth)"}}}"#))
+        XCTAssertEqual(c.username, "builder")
+        XCTAssertEqual(c.password, "s3cret:with:colons")
+        XCTAssertEqual(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local:443":{"username":"u","password":"p"}}}"#)?.password, "p")
+        XCTAssertNil(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local:5000":{"username":"u","password":"p"}}}"#))
+        XCTAssertNil(try creds(#"{"credsStore":"desktop"}"#))
+        XCTAssertThrowsError(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local":{}}}"#))
+        XCTAssertThrowsError(try creds("[1]"))
+        XCTAssertEqual(c.basicAuthorization, "Basic " + auth)
+    }
+
+    func testURLsAndChunkedBodies() {
+        XCTAssertEqual(SimpleURL("https://token.example:8443/token?x=1")?.port, 8443)
+        XCTAssertEqual(SimpleURL("https://token.example/token")?.pathAndQuery, "/token")
+        XCTAssertEqual(SimpleURL("http://token.example")?.port, 80)
+        XCTAssertEqual(SimpleURL("http://token.example")?.pathAndQuery, "/")
+        XCTAssertNil(SimpleURL("ftp://token.example/"))
+        XCTAssertNil(SimpleURL("https://user@token.example/"))
+        XCTAssertNil(SimpleURL("https://token.example/a b"))
+        XCTAssertEqual(HTTPClient.dechunk(Array("4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n".utf8)), Array("Wikipedia".utf8))
+        XCTAssertEqual(HTTPClient.dechunk(Array("zz\r\n".utf8)), [])
+    }
+
+    func testTCPProbeSaysWhenNothingListens() throws {
+        // A port that was just free on loopback: connect is refused at once.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sa) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 } }
+        let port = UInt16(bigEndian: sa.sin_port)
+        close(fd)
+        let r = TCPProbe.run(addresses: [try IPAddress("127.0.0.1")], port: port, timeoutMilliseconds: 500)
+        XCTAssertEqual(r.outcome, .fail)
+        XCTAssertTrue(r.reason.contains("refused (nothing listens)"), r.reason)
+        XCTAssertEqual(TCPProbe.run(addresses: [], port: 443, timeoutMilliseconds: 500).outcome, .fail)
+    }
+
+    func testHazardCheckReadsKubeletsResolvConf() throws {
+        let dir = try makeTemporaryDirectory("hazard")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = HostFiles(root: try HostRoot(dir))
+        try files.writeAtomically(try HostPath("/run/systemd/resolve/resolv.conf"), "nameserver 192.0.2.1\nnameserver 10.96.0.10\n")
+        let dns = try IPAddress("10.96.0.10")
+        XCTAssertEqual(HazardProbes.coreDNSLoop(files: files, resolvConf: "/run/systemd/resolve/resolv.conf", clusterDNS: dns).outcome, .fail)
+        XCTAssertEqual(HazardProbes.coreDNSLoop(files: files, resolvConf: "/etc/missing.conf", clusterDNS: dns).outcome, .skip)
+        try files.writeAtomically(try HostPath("/run/systemd/resolve/resolv.conf"), "nameserver 192.0.2.1\n")
+        XCTAssertEqual(HazardProbes.coreDNSLoop(files: files, resolvConf: "/run/systemd/resolve/resolv.conf", clusterDNS: dns).outcome, .pass)
+    }
+}

@@ -54,10 +54,11 @@ struct Bootstrap {
 
     func probe(files: HostFiles, bus: SystemBus?) throws -> [CheckResult] {
         let trust = try RegistryTrustLocations.discover(files: files, registry: config.registry)
-        let settings = ProbeSettings(registry: config.registry, clusterDNS: config.clusterDNS, trust: trust,
+        var settings = ProbeSettings(registry: config.registry, clusterDNS: config.clusterDNS, trust: trust,
                                      kubeletResolvConf: config.kubeletResolvConf, credentials: config.credentials,
                                      timeoutMilliseconds: config.timeoutMilliseconds, deadlineSeconds: config.deadlineSeconds,
                                      expiryWarningDays: config.expiryWarningDays)
+        settings.aliases = config.aliases
         let resolve1 = bus.map { Resolve1(bus: $0) }
         let suite = ProbeSuite(files: files, resolvedLookup: resolve1.map { r in { try r.resolveHostname($0) } })
         return suite.run(settings)

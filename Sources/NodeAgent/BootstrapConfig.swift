@@ -18,6 +18,7 @@ struct NodeConfig {
     var timeoutMilliseconds: Int32
     var deadlineSeconds: Double
     var expiryWarningDays: Double
+    var aliases: [DomainName]
     var dryRun: Bool
 
     init(_ o: NodeOptions, caFile: String?, dryRun: Bool, now: Date = Date()) throws {
@@ -31,6 +32,7 @@ struct NodeConfig {
                                      ("--expiry-warning-days", o.expiryWarningDays, 0.0...3650.0)] where !range.contains(value) {
             throw AgentError(.invalidInput, "\(name) \(value) is out of range (\(range.lowerBound)-\(range.upperBound))")
         }
+        aliases = try o.alias.flatMap { $0.split(separator: ",") }.map { try DomainName(String($0), what: "alias") }
         timeoutMilliseconds = Int32(o.timeout * 1000)
         deadlineSeconds = o.deadline
         expiryWarningDays = o.expiryWarningDays

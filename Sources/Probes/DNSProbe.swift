@@ -1,72 +1,5 @@
 import HostSystem
 
-/// Resolves a name the way a Go program on the host (containerd, kubelet) does: the host's
-/// `/etc/hosts`, then the nameservers of its `/etc/resolv.conf` in order, stopping at the first
-/// answer, NXDOMAIN included (Go does not ask the next server after NXDOMAIN).
-public struct HostResolver: Sendable {
-    public let files: HostFiles
-    public let client: DNSClient
-
-    public init(files: HostFiles, client: DNSClient) {
-        self.files = files
-        self.client = client
-    }
-
-    public struct Resolution: Sendable {
-        public var answer: DNSAnswer
-        /// Where the answer came from: `/etc/hosts` or a nameserver's address.
-        public var source: String
-        public var asked: [String]
-    }
-
-    public func resolve(_ name: DomainName) throws -> Resolution {
-        if let hosts = try files.readString(try HostPath("/etc/hosts"), limit: 4 << 20) {
-            let found = hostsEntries(hosts, name: name)
-            if !found.isEmpty { return Resolution(answer: .addresses(found), source: "/etc/hosts", asked: []) }
-        }
-        guard let conf = try files.readString(try HostPath("/etc/resolv.conf"), limit: 1 << 20) else {
-            return Resolution(answer: .failure("the host has no /etc/resolv.conf"), source: "", asked: [])
-        }
-        let servers = resolvConfServers(conf)
-        guard !servers.isEmpty else {
-            return Resolution(answer: .failure("the host's /etc/resolv.conf names no nameserver"), source: "", asked: [])
-        }
-        var asked: [String] = []
-        var last = DNSAnswer.failure("no nameserver answered")
-        for server in servers.prefix(3) {  // glibc and Go use at most three
-            asked.append(server.description)
-            let answer = client.lookup(name, server: server)
-            switch answer {
-            case .addresses, .nxdomain, .noData:
-                return Resolution(answer: answer, source: server.description, asked: asked)
-            default:
-                last = answer
-            }
-        }
-        return Resolution(answer: last, source: asked.last ?? "", asked: asked)
-    }
-
-    func hostsEntries(_ text: String, name: DomainName) -> [IPAddress] {
-        var out: [IPAddress] = []
-        for rawLine in text.split(separator: "\n") {
-            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard fields.count >= 2, let ip = try? IPAddress(String(fields[0])) else { continue }
-            if fields.dropFirst().contains(where: { $0.lowercased() == name.name }) { out.append(ip) }
-        }
-        return out
-    }
-
-    func resolvConfServers(_ text: String) -> [IPAddress] {
-        text.split(separator: "\n").compactMap { line in
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard fields.count >= 2, fields[0] == "nameserver" else { return nil }
-            // A zone index (fe80::1%eth0) is dropped: link-local servers are not used for this.
-            return try? IPAddress(String(fields[1].split(separator: "%").first ?? ""))
-        }
-    }
-}
-
 /// The two DNS checks: the cluster DNS asked directly, and the host's own resolution path.
 public enum DNSProbe {
     public static func cluster(name: DomainName, server: IPAddress, client: DNSClient) -> (CheckResult, [IPAddress]) {
@@ -88,27 +21,27 @@ public enum DNSProbe {
         }
     }
 
-    public static func host(name: DomainName, resolver: HostResolver) -> (CheckResult, [IPAddress]) {
+    public static func host(name: DomainName, resolver: HostResolver, checkName: String = "dns-host") -> (CheckResult, [IPAddress]) {
         var watch = Stopwatch()
         let resolution: HostResolver.Resolution
         do {
             resolution = try resolver.resolve(name)
         } catch {
             watch.lap("resolve")
-            return (fail("dns-host", "cannot read the host's resolver configuration: \(error)", watch, [:]), [])
+            return (fail(checkName, "cannot read the host's resolver configuration: \(error)", watch, [:]), [])
         }
         watch.lap("resolve")
         var details = ["source": resolution.source, "asked": resolution.asked.joined(separator: ","), "answer": resolution.answer.summary]
         switch resolution.answer {
         case .addresses(let a):
             details["addresses"] = a.map(\.description).joined(separator: ",")
-            return (CheckResult(name: "dns-host", outcome: .pass,
-                                reason: "the host resolves \(name) to \(resolution.answer.summary) (via \(resolution.source))",
+            return (CheckResult(name: checkName, outcome: .pass,
+                                reason: "the host resolves \(name)\(resolution.name == name.name ? "" : " as \(resolution.name)") to \(resolution.answer.summary) (via \(resolution.source))",
                                 durationSeconds: watch.elapsed, phases: watch.phases, details: details), a)
         case .nxdomain:
-            return (fail("dns-host", "the host's resolver (\(resolution.source)) answered NXDOMAIN for \(name): containerd will not find the registry; the cluster domain is not routed to the cluster DNS", watch, details), [])
+            return (fail(checkName, "the host's resolver (\(resolution.source)) answered NXDOMAIN for \(name): containerd will not find the registry; the cluster domain is not routed to the cluster DNS", watch, details), [])
         default:
-            return (fail("dns-host", "the host cannot resolve \(name): \(resolution.answer.summary) (asked \(resolution.asked.joined(separator: ", ")))", watch, details), [])
+            return (fail(checkName, "the host cannot resolve \(name): \(resolution.answer.summary) (asked \(resolution.asked.joined(separator: ", ")))", watch, details), [])
         }
     }
 

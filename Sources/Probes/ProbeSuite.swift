@@ -14,6 +14,9 @@ public struct ProbeSettings: Sendable {
     /// The whole run stops probing after this many seconds; what is left fails with that reason.
     public var deadlineSeconds: Double
     public var expiryWarningDays: Double
+    /// Other names the registry is used under (short forms resolved through the host's search
+    /// list): each must resolve on the host and be in the certificate's SAN.
+    public var aliases: [DomainName] = []
 
     public init(registry: RegistryAddress, clusterDNS: IPAddress?, trust: RegistryTrustLocations,
                 kubeletResolvConf: String = "/run/systemd/resolve/resolv.conf", credentials: RegistryCredentials? = nil,
@@ -115,6 +118,24 @@ public struct ProbeSuite {
             }
         } else {
             checks.append(CheckResult(name: "tls", outcome: .fail, reason: "not tried: the registry is not reachable over TCP"))
+        }
+
+        for alias in s.aliases {
+            let trust = s.trust.runtimeCAFiles.first.flatMap { p in (try? files.root.resolve(p)).map { ($0, "containerd's \(p)") } }
+                ?? (try? files.root.resolve(s.trust.osBundle)).map { ($0, "the OS bundle \(s.trust.osBundle)") }
+            step("alias:\(alias)") { t in
+                let (dns, found) = DNSProbe.host(name: alias, resolver: HostResolver(files: files, client: DNSClient(timeoutMilliseconds: t)),
+                                                 checkName: "alias:\(alias)")
+                guard let address = found.first, let trust, let registry = try? RegistryAddress("\(alias):\(s.registry.port)") else {
+                    var failed = dns
+                    failed.reason += " (a short name resolves on the host only through a search domain of its /etc/resolv.conf, e.g. svc.cluster.local)"
+                    return failed
+                }
+                var tls = TLSProbe.run(name: "alias:\(alias)", target: ProbeTarget(registry: registry, address: address, timeoutMilliseconds: t),
+                                       trustFile: trust.0, trustLabel: trust.1, warningDays: s.expiryWarningDays)
+                tls.reason = dns.reason + "; TLS " + tls.reason
+                return tls
+            }
         }
 
         checks.append(HazardProbes.certsD(runtimeCAFiles: s.trust.runtimeCAFiles, note: s.trust.note))

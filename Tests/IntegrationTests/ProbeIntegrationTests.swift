@@ -51,6 +51,12 @@ final class ProbeIntegrationTests: XCTestCase {
         XCTAssertEqual(r.report.check("tls-os-trust")?.details["verify_code"], "0")
         XCTAssertNotNil(r.report.check("tls-os-trust")?.details["earliest_cert_expiry"])
         XCTAssertEqual(node.snapshot().difference(from: before), [])
+
+        // The sandbox's certificates live 30 days: a 60-day threshold warns, and a warning is still ready.
+        let soon = try probe(node.registry, ["--expiry-warning-days", "60"])
+        XCTAssertEqual(soon.status, 0)
+        XCTAssertEqual(soon.report.check("tls-os-trust")?.outcome, "warn")
+        XCTAssertTrue(soon.report.check("tls-os-trust")?.reason.contains("renew soon") == true)
     }
 
     func testEachBrokenRegistryFailsForItsOwnReason() throws {
@@ -134,6 +140,30 @@ final class ProbeIntegrationTests: XCTestCase {
         // Without credentials, a 401 with a challenge still proves the API is alive.
         let anonymous = try probe("token-registry.\(domain)")
         XCTAssertTrue(anonymous.report.check("registry-api")?.reason.contains("bearer challenge") == true)
+    }
+
+    func testShortNamesResolveOnlyThroughTheSearchListAndMustBeInTheSAN() throws {
+        let aliases = ["--alias", "registry-service.openfaas.svc,registry-service.openfaas"]
+        let plain = try probe(node.registry, aliases)
+        XCTAssertEqual(plain.status, 1)
+        XCTAssertTrue(plain.report.check("alias:registry-service.openfaas.svc")?.reason.contains("search domain") == true)
+
+        // The node's resolv.conf with a search list, as some node images have.
+        let resolvConf = node.hostRoot + "/etc/resolv.conf"
+        let link = try FileManager.default.destinationOfSymbolicLink(atPath: resolvConf)
+        try FileManager.default.removeItem(atPath: resolvConf)
+        defer {
+            try? FileManager.default.removeItem(atPath: resolvConf)
+            try? FileManager.default.createSymbolicLink(atPath: resolvConf, withDestinationPath: link)
+        }
+        try "nameserver 127.0.0.53\nsearch svc.cluster.local cluster.local\n".write(toFile: resolvConf, atomically: true, encoding: .utf8)
+        let searched = try probe(node.registry, aliases)
+        let inSAN = try XCTUnwrap(searched.report.check("alias:registry-service.openfaas.svc"))
+        XCTAssertEqual(inSAN.outcome, "pass", inSAN.reason)
+        XCTAssertTrue(inSAN.reason.contains("as registry-service.openfaas.svc.cluster.local"), inSAN.reason)
+        let notInSAN = try XCTUnwrap(searched.report.check("alias:registry-service.openfaas"))
+        XCTAssertEqual(notInSAN.outcome, "fail")
+        XCTAssertEqual(notInSAN.details["verify_code"], "62")
     }
 
     func testDeadlineBoundsTheWholeRun() throws {

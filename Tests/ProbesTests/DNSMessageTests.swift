@@ -59,7 +59,20 @@ final class DNSMessageTests: XCTestCase {
         XCTAssertEqual(pinned.source, "/etc/hosts")
         let other = try resolver.resolve(try DomainName("other.local"))
         XCTAssertEqual(other.answer, .timeout)
-        XCTAssertEqual(other.asked, ["127.0.0.1"])
+        // A timeout is not final: like Go, the next candidate of the search list is tried.
+        XCTAssertEqual(other.asked, ["127.0.0.1", "other.local.x@127.0.0.1"])
+    }
+
+    func testResolvConfSearchListAndNdotsAsGoUsesThem() throws {
+        let conf = ResolvConf(parsing: "domain old.example\nsearch svc.cluster.local cluster.local.\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\noptions ndots:2 timeout:1\n")
+        XCTAssertEqual(conf.search, ["svc.cluster.local", "cluster.local"])
+        XCTAssertEqual(conf.ndots, 2)
+        XCTAssertEqual(conf.nameservers.map(\.description), ["127.0.0.53", "fe80::1"])
+        // Fewer dots than ndots: the search list first.
+        XCTAssertEqual(conf.candidates(for: try DomainName("registry.openfaas")).map(\.name),
+                       ["registry.openfaas.svc.cluster.local", "registry.openfaas.cluster.local", "registry.openfaas"])
+        // Enough dots: as given first.
+        XCTAssertEqual(conf.candidates(for: try DomainName("registry.openfaas.svc")).first?.name, "registry.openfaas.svc")
     }
 
     func testHTTPResponseHead() {

@@ -21,6 +21,9 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "D-Bus address of the host's system bus (default: the host root's run/dbus/system_bus_socket).")
     var dbusAddress: String?
 
+    @Option(help: "Another name the registry is used under, e.g. a short form resolved through the host's search list (repeatable; comma-separated in NODE_AGENT_ALIAS).")
+    var alias: [String] = []
+
     @Option(help: "Docker config.json with credentials for the registry (e.g. the pull secret's), to check that auth works.")
     var registryAuth: String?
 
@@ -37,7 +40,7 @@ struct NodeOptions: ParsableArguments {
     var expiryWarningDays: Double = 14
 
     static let environmentNames = ["host-root", "registry", "cluster-dns", "domain", "dbus-address", "registry-auth",
-                                   "output", "timeout", "deadline", "expiry-warning-days"]
+                                   "output", "timeout", "deadline", "expiry-warning-days", "alias"]
 }
 
 /// Fills options from `NODE_AGENT_<OPTION>` environment variables.

@@ -1,0 +1,99 @@
+import HostSystem
+
+/// The resolver settings of a resolv.conf, as Go's resolver reads them.
+public struct ResolvConf: Equatable, Sendable {
+    public var nameservers: [IPAddress] = []
+    public var search: [String] = []
+    public var ndots = 1
+
+    public init(parsing text: String) {
+        for line in text.split(separator: "\n") {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard let key = fields.first, !key.hasPrefix("#"), !key.hasPrefix(";") else { continue }
+            switch key {
+            case "nameserver" where fields.count >= 2:
+                // A zone index (fe80::1%eth0) is dropped: link-local servers are not used for this.
+                if let ip = try? IPAddress(String(fields[1].split(separator: "%").first ?? "")) { nameservers.append(ip) }
+            case "search", "domain":
+                // The last search or domain line wins, as in glibc and Go.
+                search = fields.dropFirst().map { $0.hasSuffix(".") ? String($0.dropLast()) : String($0) }.filter { !$0.isEmpty }
+            case "options":
+                for option in fields.dropFirst() where option.hasPrefix("ndots:") {
+                    if let n = Int(option.dropFirst(6)) { ndots = min(max(n, 0), 15) }
+                }
+            default: break
+            }
+        }
+    }
+
+    /// The names Go tries, in order: as given first when it has at least `ndots` dots, else the
+    /// search list first.
+    public func candidates(for name: DomainName) -> [DomainName] {
+        let searched = search.compactMap { try? DomainName(name.name + "." + $0) }
+        return name.labels.count - 1 >= ndots ? [name] + searched : searched + [name]
+    }
+}
+
+/// Resolves a name the way a Go program on the host (containerd, kubelet) does: the host's
+/// `/etc/hosts`, then each candidate name (search list, ndots) asked of the nameservers of its
+/// `/etc/resolv.conf` in order. A server's NXDOMAIN is final for that name (Go does not ask the
+/// next server), and moves on to the next candidate name.
+public struct HostResolver: Sendable {
+    public let files: HostFiles
+    public let client: DNSClient
+
+    public init(files: HostFiles, client: DNSClient) {
+        self.files = files
+        self.client = client
+    }
+
+    public struct Resolution: Sendable {
+        public var answer: DNSAnswer
+        /// Where the answer came from: `/etc/hosts` or a nameserver's address.
+        public var source: String
+        /// The servers asked, as `server` or `name@server` when a search suffix was added.
+        public var asked: [String]
+        public var name: String
+    }
+
+    public func resolve(_ name: DomainName) throws -> Resolution {
+        let hosts = try files.readString(try HostPath("/etc/hosts"), limit: 4 << 20) ?? ""
+        guard let text = try files.readString(try HostPath("/etc/resolv.conf"), limit: 1 << 20) else {
+            let found = hostsEntries(hosts, name: name)
+            if !found.isEmpty { return Resolution(answer: .addresses(found), source: "/etc/hosts", asked: [], name: name.name) }
+            return Resolution(answer: .failure("the host has no /etc/resolv.conf"), source: "", asked: [], name: name.name)
+        }
+        let conf = ResolvConf(parsing: text)
+        var asked: [String] = []
+        var last = DNSAnswer.failure("the host's /etc/resolv.conf names no nameserver")
+        for candidate in conf.candidates(for: name) {
+            let found = hostsEntries(hosts, name: candidate)
+            if !found.isEmpty { return Resolution(answer: .addresses(found), source: "/etc/hosts", asked: asked, name: candidate.name) }
+            servers: for server in conf.nameservers.prefix(3) {  // glibc and Go use at most three
+                asked.append(candidate == name ? server.description : "\(candidate)@\(server)")
+                let answer = client.lookup(candidate, server: server)
+                switch answer {
+                case .addresses:
+                    return Resolution(answer: answer, source: server.description, asked: asked, name: candidate.name)
+                case .nxdomain, .noData:
+                    last = answer
+                    break servers
+                default:
+                    last = answer
+                }
+            }
+        }
+        return Resolution(answer: last, source: asked.last ?? "", asked: asked, name: name.name)
+    }
+
+    func hostsEntries(_ text: String, name: DomainName) -> [IPAddress] {
+        var out: [IPAddress] = []
+        for rawLine in text.split(separator: "\n") {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard fields.count >= 2, let ip = try? IPAddress(String(fields[0])) else { continue }
+            if fields.dropFirst().contains(where: { $0.lowercased() == name.name }) { out.append(ip) }
+        }
+        return out
+    }
+}

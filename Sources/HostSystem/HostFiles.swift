@@ -7,8 +7,16 @@ import Foundation
 /// any moment leaves either the old file or the new one, never a half-written one.
 public struct HostFiles: Sendable {
     public let root: HostRoot
+    /// When set, every folder this instance creates is listed in this file, so that uninstall
+    /// removes exactly the folders the agent made (when they are empty again) and no other.
+    public var ledger: HostPath?
 
-    public init(root: HostRoot) { self.root = root }
+    public static let defaultLedger = try! HostPath("/var/lib/node-agent/created-directories")
+
+    public init(root: HostRoot, ledger: HostPath? = nil) {
+        self.root = root
+        self.ledger = ledger
+    }
 
     public func exists(_ path: HostPath) throws -> Bool {
         var st = stat()
@@ -46,16 +54,38 @@ public struct HostFiles: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Creates the folder and its missing parents (mode 0755).
+    /// Creates the folder and its missing parents (mode 0755), recording them in the ledger.
     public func makeDirectories(_ path: HostPath) throws {
+        let created = try createMissing(path)
+        guard let ledger, !created.isEmpty else { return }
+        let forLedger = try createMissing(ledger.parent)
+        let all = Set(try createdDirectories()).union(created).union(forLedger)
+        let text = all.sorted().map(\.path).joined(separator: "\n") + "\n"
+        var plain = self
+        plain.ledger = nil
+        try plain.writeAtomically(ledger, text)
+    }
+
+    /// The folders recorded in the ledger as created by the agent.
+    public func createdDirectories() throws -> [HostPath] {
+        guard let ledger, let text = try readString(ledger) else { return [] }
+        return text.split(separator: "\n").compactMap { try? HostPath(String($0)) }
+    }
+
+    private func createMissing(_ path: HostPath) throws -> [HostPath] {
+        var created: [HostPath] = []
         var current = HostPath.root
         for part in path.components {
             current = try current.appending(part)
             let real = try root.resolve(current)
-            if mkdir(real, 0o755) != 0 && errno != EEXIST {
-                throw AgentError(.io, "cannot create folder \(current): \(String(cString: strerror(errno)))")
+            if mkdir(real, 0o755) == 0 {
+                created.append(current)
+            } else if errno != EEXIST {
+                throw AgentError(.io, "cannot create folder \(current): \(String(cString: strerror(errno)))",
+                                 hint: errno == EROFS ? "the host file system is read-only: this node type does not allow host changes" : nil)
             }
         }
+        return created
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
@@ -109,9 +139,10 @@ public struct HostFiles: Sendable {
         syncDirectory(try root.resolve(path.parent))
     }
 
-    /// Removes an empty folder; a missing or non-empty folder is left as it is.
-    public func removeEmptyDirectory(_ path: HostPath) throws {
-        _ = rmdir(try root.resolve(path))
+    /// Removes an empty folder; a missing or non-empty folder is left as it is. True when removed.
+    @discardableResult
+    public func removeEmptyDirectory(_ path: HostPath) throws -> Bool {
+        rmdir(try root.resolve(path)) == 0
     }
 
     /// Names in a folder (not `.`/`..`), sorted; empty when the folder does not exist.

@@ -27,6 +27,9 @@ public struct HostPath: Hashable, Sendable, CustomStringConvertible, Comparable 
 
     init(components: [String]) { self.components = components }
 
+    /// The first `count` components of `path` (`/a/b/c`, 2 -> `/a/b`).
+    public init(prefixOf path: HostPath, count: Int) { components = Array(path.components.prefix(count)) }
+
     public static let root = HostPath(components: [])
 
     public var path: String { "/" + components.joined(separator: "/") }

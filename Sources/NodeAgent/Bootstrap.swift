@@ -10,7 +10,7 @@ struct Bootstrap {
     let runner: CommandRunner
 
     func run() throws -> Report {
-        let files = HostFiles(root: config.hostRoot)
+        let files = HostFiles(root: config.hostRoot, ledger: HostFiles.defaultLedger)
         let trust = TrustInstaller(files: files, runner: runner)
         let trustPlan = try trust.plan(registry: config.registry, certificates: config.certificates)
 

@@ -7,7 +7,7 @@ struct NodeAgent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node-agent",
         abstract: "Makes a Kubernetes node able to pull from the cluster's own registry: CA trust, cluster DNS on the host, proof.",
-        subcommands: [BootstrapCommand.self, ProbeCommand.self]
+        subcommands: [BootstrapCommand.self, ProbeCommand.self, UninstallCommand.self]
     )
 
     /// Every option also reads `NODE_AGENT_<OPTION>` (e.g. NODE_AGENT_CLUSTER_DNS) when it is not

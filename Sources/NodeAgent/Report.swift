@@ -21,6 +21,14 @@ struct Report: Encodable {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
+    func uninstallText() -> String {
+        var out = dryRun ? "Dry run: would remove for \(registry):\n" : (changes.isEmpty ? "Nothing of the agent's was found for \(registry).\n" : "Removed for \(registry):\n")
+        if dryRun && changes.isEmpty { out += "  (nothing of the agent's was found)\n" }
+        for c in changes { out += "  - \(c)\n" }
+        for n in notes { out += "  ! \(n)\n" }
+        return out
+    }
+
     func text() -> String {
         var out = ""
         if dryRun {

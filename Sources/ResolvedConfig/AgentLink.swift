@@ -83,6 +83,12 @@ public struct AgentLink: Sendable {
         }
     }
 
+    /// The `ip` command that removes the link when it is ours (a veth pair goes as a whole).
+    public func planRemoval() throws -> [[String]] {
+        guard case .ours = try state() else { return [] }
+        return [["link", "del", "dev", name]]
+    }
+
     public func ifindex() throws -> Int32 {
         guard case .ours(let index, _, _) = try state() else {
             throw AgentError(.commandFailed, "link \(name) is not there after creating it")

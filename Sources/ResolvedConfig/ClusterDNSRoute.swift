@@ -63,6 +63,25 @@ public struct ClusterDNSRoute {
     }
 }
 
+extension ClusterDNSRoute {
+    /// Undoes the route: resolved forgets the link's settings (`RevertLink`), then the link goes.
+    /// With the link gone resolved drops its state anyway, so a resolved that is not running does
+    /// not stop the removal.
+    public func remove(dryRun: Bool) throws -> [String] {
+        let steps = try link.planRemoval()
+        guard !steps.isEmpty else { return [] }
+        var done = ["revert resolved's settings of link \(link.name)"] + steps.map { "run ip \($0.joined(separator: " "))" }
+        if dryRun { return done }
+        do {
+            try resolved.revertLink(ifindex: try link.ifindex())
+        } catch {
+            done[0] += " (skipped: \(error))"
+        }
+        try link.apply(steps)
+        return done
+    }
+}
+
 /// The `nameserver` lines of a resolv.conf file, in order.
 public func resolvConfNameservers(_ text: String) -> [String] {
     text.split(separator: "\n").compactMap { line -> String? in

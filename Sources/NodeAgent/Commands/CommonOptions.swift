@@ -48,8 +48,9 @@ enum EnvironmentOptions {
     static let options: [String: [String]] = [
         "bootstrap": NodeOptions.environmentNames + ["ca"],
         "probe": NodeOptions.environmentNames,
+        "uninstall": ["host-root", "registry", "dbus-address", "output"],
     ]
-    static let flags: [String: [String]] = ["bootstrap": ["dry-run"]]
+    static let flags: [String: [String]] = ["bootstrap": ["dry-run"], "uninstall": ["dry-run"]]
 
     static func merge(arguments: [String], environment: [String: String]) -> [String] {
         guard let sub = arguments.first, let names = options[sub] else { return arguments }

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import HostSystem
+import ResolvedConfig
+import TrustStore
+
+struct UninstallCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "uninstall",
+        abstract: "Remove what the agent put on the node: its CA files, certs.d folders, DNS link and settings; rebuild the OS bundle.",
+        discussion: "Only what carries the agent's marks is removed; files of others are never touched. Exit status: 0 done, 2 bad input, 3 the host could not be changed."
+    )
+
+    @Option(help: "Folder where the node's / is seen (/host in a pod).")
+    var hostRoot: String = "/"
+
+    @Option(help: "Remove only what was installed for this registry (HOST[:PORT]); default: everything of the agent's.")
+    var registry: String?
+
+    @Option(help: "D-Bus address of the host's system bus (default: the host root's run/dbus/system_bus_socket).")
+    var dbusAddress: String?
+
+    @Option(help: "Report format: text or json.")
+    var output: OutputFormat = .text
+
+    @Flag(help: "Print what would be removed, remove nothing.")
+    var dryRun = false
+
+    func run() throws {
+        let registry = try self.registry.map { try RegistryAddress($0) }
+        let root = try HostRoot(hostRoot)
+        let files = HostFiles(root: root, ledger: HostFiles.defaultLedger)
+        let runner = ProcessRunner()
+        let trust = TrustInstaller(files: files, runner: runner)
+        let plan = try trust.planRemoval(registry: registry)
+        var changes = plan.summary
+        var notes: [String] = []
+        if !dryRun { try trust.apply(plan) }
+
+        // The DNS route is shared by every registry of the cluster domain: it goes with the last one.
+        let othersRemain = try registry != nil && !files.list(TrustInstaller.localCADirectory).isEmpty
+        if othersRemain {
+            notes.append("the DNS route stays: other registries of the agent's remain")
+        } else {
+            let link = try AgentLink(runner: runner)
+            let address = dbusAddress ?? SystemBus.address(hostRoot: root.directory)
+            let resolved: ResolvedClient = (try? SystemBus(address: address)).map { Resolve1(bus: $0) } ?? UnreachableResolved(address: address)
+            changes += try ClusterDNSRoute(link: link, resolved: resolved).remove(dryRun: dryRun)
+        }
+        if !dryRun {
+            changes += try trust.removeCreatedDirectories().map { "remove folder \($0): created by the agent, empty now" }
+        }
+        let report = Report(ready: false, dryRun: dryRun, registry: registry?.description ?? "every registry", changes: changes,
+                            notes: notes, checks: [])
+        FileHandle.standardOutput.write(Data((output == .json ? report.json() : report.uninstallText()).utf8))
+    }
+}
+
+/// Stands in for resolved when its bus cannot be reached, so that the link can still be removed.
+struct UnreachableResolved: ResolvedClient {
+    let address: String
+    func fail() -> AgentError { AgentError(.dbus, "the system bus at \(address) cannot be reached") }
+    func linkSettings(ifindex: Int32) throws -> LinkDNSSettings { throw fail() }
+    func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws { throw fail() }
+    func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws { throw fail() }
+    func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws { throw fail() }
+    func revertLink(ifindex: Int32) throws { throw fail() }
+}

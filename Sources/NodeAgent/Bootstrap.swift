@@ -8,10 +8,12 @@ import TrustStore
 struct Bootstrap {
     let config: NodeConfig
     let runner: CommandRunner
+    let refreshMode: TrustRefreshMode
 
     func run() throws -> Report {
+        var watch = Stopwatch()
         let files = HostFiles(root: config.hostRoot, ledger: HostFiles.defaultLedger)
-        let trust = TrustInstaller(files: files, runner: runner)
+        let trust = TrustInstaller(files: files, runner: runner, refreshMode: refreshMode)
         let trustPlan = try trust.plan(registry: config.registry, certificates: config.certificates)
 
         var notes = trustPlan.notes
@@ -31,16 +33,21 @@ struct Bootstrap {
             notes.append("the registry is an IP address: no DNS route needed")
         }
 
+        watch.lap("plan")
         if config.dryRun {
-            return Report(ready: false, dryRun: true, registry: config.registry.description, changes: changes, notes: notes, checks: [])
+            return Report(ready: false, dryRun: true, registry: config.registry.description, changes: changes, notes: notes, checks: [],
+                          timings: watch.phases)
         }
 
         try trust.apply(trustPlan)
+        watch.lap("trust")
         if let route, let routePlan { try route.apply(routePlan) }
+        watch.lap("dns")
 
         let checks = try probe(files: files, bus: bus)
+        watch.lap("probes")
         return Report(ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
-                      changes: changes, notes: notes, checks: checks)
+                      changes: changes, notes: notes, checks: checks, timings: watch.phases)
     }
 
     /// The probes alone, changing nothing (`node-agent probe`).

@@ -9,9 +9,11 @@ struct Report: Encodable {
     var changes: [String]
     var notes: [String]
     var checks: [CheckResult]
+    /// Seconds spent per stage of the run (plan, trust, dns, probes), in order.
+    var timings: [CheckResult.Phase] = []
 
     enum CodingKeys: String, CodingKey {
-        case ready, dryRun = "dry_run", registry, changes, notes, checks
+        case ready, dryRun = "dry_run", registry, changes, notes, checks, timings
     }
 
     func json() -> String {

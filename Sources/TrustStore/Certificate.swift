@@ -119,6 +119,17 @@ public enum CertificateParser {
         return try describe(x509)
     }
 
+    /// The subject hash (`openssl x509 -hash`) of the first certificate in PEM `bytes`, parsed
+    /// with nothing else computed: the trust store's links need only this.
+    public static func subjectHash(_ bytes: [UInt8]) -> String? {
+        guard let bio = try? MemoryBIO(bytes), let x509 = PEM_read_bio_X509(bio.handle, nil, nil, nil) else {
+            ERR_clear_error()
+            return nil
+        }
+        defer { X509_free(x509) }
+        return String(format: "%08lx", X509_subject_name_hash(x509))
+    }
+
     /// Reads the facts of an OpenSSL certificate. The caller keeps ownership of `x509`.
     public static func describe(_ x509: OpaquePointer) throws -> Certificate {
         let subject = nameString(X509_get_subject_name(x509))

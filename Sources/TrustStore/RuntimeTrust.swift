@@ -26,11 +26,11 @@ public struct RegistryTrustLocations: Sendable {
                 if !runtime.isEmpty { break search }
             }
         }
-        let prefix = TrustInstaller.fileNamePrefix(registry)
-        let own = try files.list(TrustInstaller.localCADirectory).filter { $0.hasPrefix(prefix) }
-            .map { try TrustInstaller.localCADirectory.appending($0) }
-        return RegistryTrustLocations(osBundle: TrustInstaller.debianBundle, runtimeCAFiles: runtime, osStoreFiles: own,
-                                      note: containerd.note)
+        let layout = try OSTrustLayout.detect(try OSRelease.read(from: files))
+        let prefix = layout.filePrefix(registry)
+        let own = try files.list(layout.anchors).filter { $0.hasPrefix(prefix) && $0.hasSuffix(".crt") }
+            .map { try layout.anchors.appending($0) }
+        return RegistryTrustLocations(osBundle: layout.bundle, runtimeCAFiles: runtime, osStoreFiles: own, note: containerd.note)
     }
 
     /// The `ca = "..."` (or `ca = ["...", ...]`) paths of a hosts.toml; relative paths are

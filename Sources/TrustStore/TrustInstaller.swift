@@ -5,16 +5,16 @@ import HostSystem
 /// to be rebuilt. Computed without changing anything; `TrustInstaller.apply` performs it.
 public struct TrustPlan: Sendable {
     public var certificates: [Certificate]
+    public var layout: OSTrustLayout
     public var fileChanges: [FileChange]
     /// The command that rebuilds the OS bundle, when it has to run.
     public var refresh: [String]?
     /// Facts a person should know (certs.d disabled, foreign files left alone, ...).
     public var notes: [String]
-    /// The OS bundle that programs using the system trust read.
-    public var osBundle: HostPath
     /// The CA files the container runtime reads for this registry, on every pull.
     public var runtimeCAFiles: [HostPath]
 
+    public var osBundle: HostPath { layout.bundle }
     public var isEmpty: Bool { fileChanges.isEmpty && refresh == nil }
 
     /// One line per change, for `--dry-run` and the report.
@@ -23,70 +23,81 @@ public struct TrustPlan: Sendable {
     }
 }
 
-/// Installs a registry's CA in the host's OS trust store (Debian family) and in containerd's
-/// per-registry `certs.d`, which containerd reads on every pull, without a restart.
+/// How the OS bundle is rebuilt after a change.
+public enum TrustRefreshMode: String, Sendable, CaseIterable {
+    /// The host's own tool, run inside the host root: exactly the host's result, hooks included.
+    case tool
+    /// The agent rebuilds the Debian bundle and links itself: the same result (tested against the
+    /// tool), in milliseconds instead of seconds; the host's hooks do not run.
+    case native
+}
+
+/// Installs a registry's CA in the host's OS trust store (per distribution family) and in the
+/// runtimes' per-registry folders: containerd's `certs.d` (`hosts.toml` + `ca.crt`, read on
+/// every pull, no restart), and Docker's and CRI-O's `certs.d/<host:port>/ca.crt` where those
+/// runtimes are configured on the host.
 public struct TrustInstaller: Sendable {
     public static let marker = "# managed by node-agent: do not edit, it is rewritten on every run"
-    /// Everything below this folder is the agent's; nothing else in the trust store is touched.
-    public static let localCADirectory = try! HostPath("/usr/local/share/ca-certificates/node-agent")
-    public static let debianBundle = try! HostPath("/etc/ssl/certs/ca-certificates.crt")
-    static let updateTool = try! HostPath("/usr/sbin/update-ca-certificates")
+    /// Docker's and CRI-O's (containers-common) per-registry folders, used when their parent exists.
+    static let otherRuntimeCertsDirs = [("/etc/docker", "certs.d"), ("/etc/containers", "certs.d")]
 
     public let files: HostFiles
     public let runner: CommandRunner
+    public let refreshMode: TrustRefreshMode
 
-    public init(files: HostFiles, runner: CommandRunner) {
+    public init(files: HostFiles, runner: CommandRunner, refreshMode: TrustRefreshMode = .tool) {
         self.files = files
         self.runner = runner
+        self.refreshMode = refreshMode
+    }
+
+    public func layout() throws -> OSTrustLayout {
+        try OSTrustLayout.detect(try OSRelease.read(from: files))
     }
 
     public func plan(registry: RegistryAddress, certificates: [Certificate]) throws -> TrustPlan {
         var changes: [FileChange] = []
         var notes: [String] = []
 
-        // OS store, Debian family: one PEM file per CA in our own folder.
-        let os = try OSRelease.read(from: files)
-        guard let os, os.id == "debian" || os.id == "ubuntu" || os.idLike.contains("debian") else {
-            throw AgentError(.unsupportedHost,
-                             "the OS trust store of '\(os?.prettyName ?? "an unknown OS")' is not supported yet (Debian and Ubuntu are)",
-                             hint: "on other distributions install the CA by hand for now")
+        // OS store: one PEM file per CA, named and placed as the family's layout says.
+        let layout = try layout()
+        if refreshMode == .tool || layout.family != .debian {
+            guard try files.exists(layout.tool) else {
+                throw AgentError(.unsupportedHost, "\(layout.tool) is missing on the host",
+                                 hint: "install the host's CA certificates package (ca-certificates)")
+            }
         }
-        guard try files.exists(Self.updateTool) else {
-            throw AgentError(.unsupportedHost, "\(Self.updateTool) is missing on the host",
-                             hint: "install the ca-certificates package on the node")
-        }
-        let prefix = Self.fileNamePrefix(registry)
+        let prefix = layout.filePrefix(registry)
         var wanted: Set<String> = []
         for (i, cert) in certificates.enumerated() {
             let name = "\(prefix)\(i + 1).crt"
             wanted.insert(name)
-            if let change = try FileChange.ensure(try Self.localCADirectory.appending(name), holds: Array(cert.pem.utf8),
+            if let change = try FileChange.ensure(try layout.anchors.appending(name), holds: Array(cert.pem.utf8),
                                                   reason: "CA '\(cert.subject)' for the OS trust store", files: files) {
                 changes.append(change)
             }
         }
         var removedFromStore = false
-        for name in try files.list(Self.localCADirectory) where name.hasPrefix(prefix) && !wanted.contains(name) {
-            changes.append(FileChange(kind: .remove, path: try Self.localCADirectory.appending(name),
-                                      reason: "CA no longer wanted for \(registry)"))
+        for name in try files.list(layout.anchors) where name.hasPrefix(prefix) && name.hasSuffix(".crt") && !wanted.contains(name) {
+            changes.append(FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "CA no longer wanted for \(registry)"))
             removedFromStore = true
         }
-        let bundle = try files.readString(Self.debianBundle) ?? ""
+        let bundle = try files.readString(layout.bundle) ?? ""
         let bundleHasAll = certificates.allSatisfy { bundle.contains(pemBody($0.pem)) }
         var refresh: [String]?
         if !changes.isEmpty || !bundleHasAll {
-            refresh = ["update-ca-certificates"] + (removedFromStore ? ["--fresh"] : [])
+            refresh = [layout.tool.lastComponent] + (removedFromStore ? layout.freshArguments : layout.refreshArguments)
         }
 
         // containerd: certs.d/<host:port>/ and, for port 443, certs.d/<host>/ too, since
         // `registry/img` and `registry:443/img` are different names to containerd.
         let containerd = try ContainerdRegistryConfig.read(from: files)
         if let note = containerd.note { notes.append(note) }
+        let caText = Self.marker + "\n" + certificates.map(\.pem).joined()
         var runtimeCAFiles: [HostPath] = []
+        var names = [registry.hostAndPort]
+        if registry.port == 443 { names.append(registry.hostForURL) }
         if let certsD = containerd.configPaths.first {
-            var names = [registry.hostAndPort]
-            if registry.port == 443 { names.append(registry.hostForURL) }
-            let caText = certificates.map(\.pem).joined()
             for name in names {
                 let dir = try certsD.appending(name)
                 let hostsToml = try dir.appending("hosts.toml")
@@ -95,7 +106,7 @@ public struct TrustInstaller: Sendable {
                     notes.append("\(hostsToml) was not written by node-agent: left alone")
                     continue
                 }
-                if try files.readString(hostsToml) == nil, let existingCA = try files.read(caFile), existingCA != Array(caText.utf8) {
+                guard try isOursOrAbsent(caFile) else {
                     notes.append("\(caFile) was not written by node-agent: left alone")
                     continue
                 }
@@ -109,29 +120,50 @@ public struct TrustInstaller: Sendable {
                 }
             }
         }
-        return TrustPlan(certificates: certificates, fileChanges: changes, refresh: refresh, notes: notes,
-                         osBundle: Self.debianBundle, runtimeCAFiles: runtimeCAFiles)
+        // Docker and CRI-O read <certs.d>/<host:port>/*.crt on every pull too.
+        for (parent, sub) in Self.otherRuntimeCertsDirs where try files.exists(try HostPath(parent)) {
+            let certsD = try HostPath(parent).appending(sub)
+            if containerd.configPaths.first == certsD { continue }
+            let caFile = try certsD.appending(registry.hostAndPort).appending("ca.crt")
+            guard try isOursOrAbsent(caFile) else {
+                notes.append("\(caFile) was not written by node-agent: left alone")
+                continue
+            }
+            if let c = try FileChange.ensure(caFile, holds: Array(caText.utf8), reason: "CA for \(parent == "/etc/docker" ? "Docker" : "CRI-O/Podman") pulls from \(registry.hostAndPort)", files: files) {
+                changes.append(c)
+            }
+        }
+        return TrustPlan(certificates: certificates, layout: layout, fileChanges: changes, refresh: refresh, notes: notes,
+                         runtimeCAFiles: runtimeCAFiles)
     }
 
-    /// Performs the plan: files first (each atomic), then the OS bundle rebuild with the host's own
-    /// tool, run inside the host root so that its links and hooks are the node's.
+    func isOursOrAbsent(_ path: HostPath) throws -> Bool {
+        guard let text = try files.readString(path) else { return true }
+        return text.hasPrefix(Self.marker)
+    }
+
+    /// Performs the plan: files first (each atomic), then the OS bundle rebuild: with the host's
+    /// own tool, run inside the host root so that its links and hooks are the node's, or natively.
     public func apply(_ plan: TrustPlan) throws {
         for change in plan.fileChanges { try change.apply(to: files) }
-        if let refresh = plan.refresh {
-            let result: CommandResult
-            if files.root.directory == "/" {
-                result = try runner.run(Self.updateTool.path, Array(refresh.dropFirst()))
-            } else {
-                guard let chroot = findExecutable("chroot") else {
-                    throw AgentError(.commandFailed, "chroot is not installed", hint: "install coreutils")
-                }
-                result = try runner.run(chroot, [files.root.directory, Self.updateTool.path] + refresh.dropFirst())
+        guard let refresh = plan.refresh else { return }
+        if refreshMode == .native && plan.layout.family == .debian {
+            try DebianTrustStore(files: files).rebuild()
+            return
+        }
+        let result: CommandResult
+        if files.root.directory == "/" {
+            result = try runner.run(plan.layout.tool.path, Array(refresh.dropFirst()))
+        } else {
+            guard let chroot = findExecutable("chroot") else {
+                throw AgentError(.commandFailed, "chroot is not installed", hint: "install coreutils")
             }
-            guard result.succeeded else {
-                throw AgentError(.commandFailed,
-                                 "update-ca-certificates failed (exit \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).escapedForMessage)",
-                                 hint: "run it by hand on the node to see why")
-            }
+            result = try runner.run(chroot, [files.root.directory, plan.layout.tool.path] + refresh.dropFirst())
+        }
+        guard result.succeeded else {
+            throw AgentError(.commandFailed,
+                             "\(refresh[0]) failed (exit \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).escapedForMessage)",
+                             hint: "run it by hand on the node to see why")
         }
     }
 
@@ -146,11 +178,6 @@ public struct TrustInstaller: Sendable {
           ca = "\(caFile.path)"
 
         """
-    }
-
-    /// Our OS-store files for a registry are named `<host>_<port>-<n>.crt`.
-    static func fileNamePrefix(_ registry: RegistryAddress) -> String {
-        registry.hostAndPort.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? String($0) : "_" }.joined() + "-"
     }
 }
 

@@ -2,33 +2,35 @@ import HostSystem
 
 extension TrustInstaller {
     /// What removing the agent's trust takes: its OS-store files (for one registry, or all), the
-    /// certs.d folders whose hosts.toml carries the marker, and a `--fresh` rebuild of the bundle
-    /// so that dangling links go too. Files of others are never listed.
+    /// runtime folders' files that carry the marker, and a fresh rebuild of the bundle so that
+    /// dangling links go too. Files of others are never listed.
     public func planRemoval(registry: RegistryAddress?) throws -> TrustPlan {
         var changes: [FileChange] = []
-        let prefix = registry.map(Self.fileNamePrefix) ?? ""
-        for name in try files.list(Self.localCADirectory) where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
-            changes.append(FileChange(kind: .remove, path: try Self.localCADirectory.appending(name), reason: "the agent's CA in the OS trust store"))
+        let layout = try layout()
+        let prefix = layout.filePrefix(registry)
+        for name in try files.list(layout.anchors) where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
+            changes.append(FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "the agent's CA in the OS trust store"))
         }
-        let refresh: [String]? = changes.isEmpty ? nil : ["update-ca-certificates", "--fresh"]
-        let containerd = try ContainerdRegistryConfig.read(from: files)
+        let refresh: [String]? = changes.isEmpty ? nil : [layout.tool.lastComponent] + layout.freshArguments
         var wanted: Set<String>?
         if let registry {
             wanted = [registry.hostAndPort]
             if registry.port == 443 { wanted?.insert(registry.hostForURL) }
         }
-        for certsD in containerd.configPaths {
+        let containerd = try ContainerdRegistryConfig.read(from: files)
+        let folders = containerd.configPaths + (try Self.otherRuntimeCertsDirs.map { try HostPath($0.0).appending($0.1) })
+        for certsD in Set(folders).sorted() {
             for name in try files.list(certsD) where wanted?.contains(name) ?? true {
                 let dir = try certsD.appending(name)
-                guard let toml = try files.readString(try dir.appending("hosts.toml")), toml.hasPrefix(Self.marker) else { continue }
-                changes.append(FileChange(kind: .remove, path: try dir.appending("hosts.toml"), reason: "the agent's containerd host config"))
-                if try files.exists(try dir.appending("ca.crt")) {
-                    changes.append(FileChange(kind: .remove, path: try dir.appending("ca.crt"), reason: "the agent's CA for containerd"))
+                for file in ["hosts.toml", "ca.crt"] {
+                    let path = try dir.appending(file)
+                    if let text = try files.readString(path), text.hasPrefix(Self.marker) {
+                        changes.append(FileChange(kind: .remove, path: path, reason: "the agent's \(file == "ca.crt" ? "CA" : "host config") for \(name)"))
+                    }
                 }
             }
         }
-        return TrustPlan(certificates: [], fileChanges: changes, refresh: refresh, notes: [],
-                         osBundle: Self.debianBundle, runtimeCAFiles: [])
+        return TrustPlan(certificates: [], layout: layout, fileChanges: changes, refresh: refresh, notes: [], runtimeCAFiles: [])
     }
 
     /// Removes the folders the agent created (from the ledger) that are empty now, deepest

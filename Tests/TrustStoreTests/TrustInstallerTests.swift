@@ -47,7 +47,7 @@ final class TrustInstallerTests: XCTestCase {
         XCTAssertEqual(again.fileChanges, [])
         XCTAssertEqual(again.refresh, ["update-ca-certificates"])
         // Once the bundle holds both CAs, there is nothing left to do.
-        try files.writeAtomically(TrustInstaller.debianBundle, certs.map(\.pem).joined())
+        try files.writeAtomically(OSTrustLayout.debian.bundle, certs.map(\.pem).joined())
         XCTAssertTrue(try installer.plan(registry: registry, certificates: certs).isEmpty)
     }
 
@@ -76,7 +76,7 @@ final class TrustInstallerTests: XCTestCase {
     }
 
     func testUnsupportedOSIsRefusedBeforeAnyChange() throws {
-        try files.writeAtomically(try HostPath("/etc/os-release"), "ID=fedora\nPRETTY_NAME=\"Fedora 40\"\n")
+        try files.writeAtomically(try HostPath("/etc/os-release"), "ID=gentoo\nPRETTY_NAME=\"Gentoo Linux\"\n")
         let before = FileTree(dir)
         let certs = try CertificateParser.parseCAFile(try CertFixtures.bytes("ca.crt"), source: "ca")
         XCTAssertThrowsError(try TrustInstaller(files: files, runner: RecordingRunner()).plan(registry: registry, certificates: certs)) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HostSystem
+import TrustStore
 
 struct BootstrapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,12 +15,15 @@ struct BootstrapCommand: ParsableCommand {
     @Option(help: "PEM (or DER) file with the registry's CA certificate(s).")
     var ca: String
 
+    @Option(help: "How the OS trust bundle is rebuilt: tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks).")
+    var trustRefresh: TrustRefreshMode = .tool
+
     @Flag(help: "Print what would change, change nothing.")
     var dryRun = false
 
     func run() throws {
         let config = try NodeConfig(node, caFile: ca, dryRun: dryRun)
-        let report = try Bootstrap(config: config, runner: ProcessRunner()).run()
+        let report = try Bootstrap(config: config, runner: ProcessRunner(), refreshMode: trustRefresh).run()
         FileHandle.standardOutput.write(Data((node.output == .json ? report.json() : report.text()).utf8))
         if !report.ready && !report.dryRun { throw ExitCode(ExitStatus.notReady) }
     }
@@ -36,7 +40,7 @@ struct ProbeCommand: ParsableCommand {
 
     func run() throws {
         let config = try NodeConfig(node, caFile: nil, dryRun: false)
-        let report = try Bootstrap(config: config, runner: ProcessRunner()).probeOnly()
+        let report = try Bootstrap(config: config, runner: ProcessRunner(), refreshMode: .tool).probeOnly()
         FileHandle.standardOutput.write(Data((node.output == .json ? report.json() : report.text()).utf8))
         if !report.ready { throw ExitCode(ExitStatus.notReady) }
     }

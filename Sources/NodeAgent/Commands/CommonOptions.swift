@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
 import HostSystem
+import TrustStore
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+extension TrustRefreshMode: ExpressibleByArgument {}
 
 /// Options shared by the commands that act on a node and probe it.
 struct NodeOptions: ParsableArguments {
@@ -46,9 +49,9 @@ struct NodeOptions: ParsableArguments {
 /// Fills options from `NODE_AGENT_<OPTION>` environment variables.
 enum EnvironmentOptions {
     static let options: [String: [String]] = [
-        "bootstrap": NodeOptions.environmentNames + ["ca"],
+        "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh"],
         "probe": NodeOptions.environmentNames,
-        "uninstall": ["host-root", "registry", "dbus-address", "output"],
+        "uninstall": ["host-root", "registry", "dbus-address", "output", "trust-refresh"],
     ]
     static let flags: [String: [String]] = ["bootstrap": ["dry-run"], "uninstall": ["dry-run"]]
 

@@ -23,6 +23,9 @@ struct UninstallCommand: ParsableCommand {
     @Option(help: "Report format: text or json.")
     var output: OutputFormat = .text
 
+    @Option(help: "How the OS trust bundle is rebuilt: tool or native (see bootstrap).")
+    var trustRefresh: TrustRefreshMode = .tool
+
     @Flag(help: "Print what would be removed, remove nothing.")
     var dryRun = false
 
@@ -31,14 +34,15 @@ struct UninstallCommand: ParsableCommand {
         let root = try HostRoot(hostRoot)
         let files = HostFiles(root: root, ledger: HostFiles.defaultLedger)
         let runner = ProcessRunner()
-        let trust = TrustInstaller(files: files, runner: runner)
+        let trust = TrustInstaller(files: files, runner: runner, refreshMode: trustRefresh)
         let plan = try trust.planRemoval(registry: registry)
         var changes = plan.summary
         var notes: [String] = []
         if !dryRun { try trust.apply(plan) }
 
         // The DNS route is shared by every registry of the cluster domain: it goes with the last one.
-        let othersRemain = try registry != nil && !files.list(TrustInstaller.localCADirectory).isEmpty
+        let layout = try trust.layout()
+        let othersRemain = try registry != nil && !files.list(layout.anchors).filter { $0.hasPrefix(layout.filePrefix(nil)) }.isEmpty
         if othersRemain {
             notes.append("the DNS route stays: other registries of the agent's remain")
         } else {

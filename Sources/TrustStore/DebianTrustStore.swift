@@ -1,0 +1,153 @@
+import Foundation
+import HostSystem
+
+/// Debian's trust store rebuilt by the agent, with the result `update-ca-certificates --fresh`
+/// gives (the integration tests compare the two): the bundle is the certificates named in
+/// `/etc/ca-certificates.conf`, in its order, then every `*.crt` under
+/// `/usr/local/share/ca-certificates` in byte order, each ending in a newline; each local
+/// certificate has a `<name>.pem` link in `/etc/ssl/certs` and a `<subject hash>.<n>` link to
+/// that, numbered in file-name order within a hash as `openssl rehash` numbers them.
+///
+/// It reads and writes only through the host root, runs no program and no hook: milliseconds
+/// instead of the tool's seconds (see benchmarks/).
+public struct DebianTrustStore {
+    public let files: HostFiles
+    static let conf = try! HostPath("/etc/ca-certificates.conf")
+    static let certsDir = try! HostPath("/usr/share/ca-certificates")
+    static let localDir = try! HostPath("/usr/local/share/ca-certificates")
+    static let etcCerts = try! HostPath("/etc/ssl/certs")
+    static let bundleName = "ca-certificates.crt"
+
+    public init(files: HostFiles) { self.files = files }
+
+    /// Rebuilds the bundle and the links of local certificates. Returns what changed.
+    @discardableResult
+    public func rebuild() throws -> [String] {
+        var changes: [String] = []
+        var bundle: [UInt8] = []
+        func append(_ bytes: [UInt8]) {
+            bundle += bytes
+            if let last = bytes.last, last != 10 { bundle.append(10) }
+        }
+        for line in (try files.readString(Self.conf) ?? "").split(separator: "\n", omittingEmptySubsequences: true) {
+            guard !line.hasPrefix("#"), !line.hasPrefix("!") else { continue }
+            if let bytes = try files.read(try Self.certsDir.appending(String(line))) { append(bytes) }
+        }
+        let locals = try localCertificates()
+        var wantedLinks: [String: String] = [:]
+        var hashes: [String: String] = [:]
+        for cert in locals {
+            guard let bytes = try files.read(cert) else { continue }
+            append(bytes)
+            let pem = Self.pemName(cert.lastComponent)
+            wantedLinks[pem] = cert.path
+            hashes[pem] = CertificateParser.subjectHash(bytes)
+        }
+
+        // <name>.pem links of local certificates: create the missing, drop those whose target is gone.
+        let dir = try files.root.resolve(Self.etcCerts)
+        for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key }) where readLink(dir + "/" + name) != target {
+            try replaceSymlink(dir: dir, name: name, target: target)
+            changes.append("link \(Self.etcCerts.path)/\(name) -> \(target)")
+        }
+        for name in try files.list(Self.etcCerts) {
+            guard let target = readLink(dir + "/" + name), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else { continue }
+            unlink(dir + "/" + name)
+            changes.append("remove \(Self.etcCerts.path)/\(name)")
+        }
+        changes += try rehash(dir: dir, localHashes: hashes)
+
+        let bundlePath = try Self.etcCerts.appending(Self.bundleName)
+        if try files.read(bundlePath) != bundle {
+            try files.writeAtomically(bundlePath, bundle, mode: 0o644)
+            changes.append("rewrite \(bundlePath.path)")
+        }
+        return changes
+    }
+
+    /// `*.crt` files under the local folder, following symlinks as `find -L` does, in byte order.
+    func localCertificates() throws -> [HostPath] {
+        var out: [HostPath] = []
+        func walk(_ path: HostPath, depth: Int) throws {
+            guard depth < 16 else { return }
+            for name in try files.list(path) {
+                let child = try path.appending(name)
+                let real = try files.root.resolve(child)
+                var st = stat()
+                guard stat(real, &st) == 0 else { continue }
+                if (st.st_mode & S_IFMT) == S_IFDIR {
+                    try walk(child, depth: depth + 1)
+                } else if (st.st_mode & S_IFMT) == S_IFREG, name.hasSuffix(".crt") {
+                    out.append(child)
+                }
+            }
+        }
+        try walk(Self.localDir, depth: 0)
+        return out.sorted { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
+    }
+
+    /// The hash links of the buckets that hold a local certificate, numbered as `openssl rehash`
+    /// numbers them: certificates of one subject hash in file-name order, 0, 1, ...; dangling hash
+    /// links go. A bucket's other members are read from its existing links, so only local
+    /// certificates are parsed.
+    func rehash(dir: String, localHashes: [String: String]) throws -> [String] {
+        var changes: [String] = []
+        var links: [String: [Int: String]] = [:]  // hash -> index -> target
+        for name in try files.list(Self.etcCerts) where Self.isHashLink(name) {
+            guard let target = readLink(dir + "/" + name) else { continue }
+            // Dangling as the node sees it: the target's own links resolve inside the host root.
+            if !target.hasPrefix("/"), let path = try? Self.etcCerts.appending(target), !((try? files.exists(path)) ?? true) {
+                unlink(dir + "/" + name)
+                changes.append("remove dangling \(Self.etcCerts.path)/\(name)")
+                continue
+            }
+            let parts = name.split(separator: ".")
+            links[String(parts[0]), default: [:]][Int(parts[1])!] = target
+        }
+        var members: [String: Set<String>] = [:]
+        for (pem, hash) in localHashes { members[hash, default: []].insert(pem) }
+        for (hash, local) in members.sorted(by: { $0.key < $1.key }) {
+            let existing = links[hash] ?? [:]
+            let all = local.union(existing.values).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            for (i, member) in all.enumerated() where existing[i] != member {
+                try replaceSymlink(dir: dir, name: "\(hash).\(i)", target: member)
+                changes.append("link \(Self.etcCerts.path)/\(hash).\(i) -> \(member)")
+            }
+            for i in existing.keys where i >= all.count {
+                unlink(dir + "/\(hash).\(i)")
+                changes.append("remove \(Self.etcCerts.path)/\(hash).\(i)")
+            }
+        }
+        return changes
+    }
+
+    static func isHashLink(_ name: String) -> Bool {
+        let parts = name.split(separator: ".")
+        return parts.count == 2 && parts[0].count == 8 && parts[0].allSatisfy(\.isHexDigit) && parts[1].allSatisfy(\.isNumber)
+    }
+
+    /// The link name update-ca-certificates gives a certificate file.
+    static func pemName(_ file: String) -> String {
+        var base = file.hasSuffix(".crt") ? String(file.dropLast(4)) : file
+        base = base.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "(", with: "=")
+            .replacingOccurrences(of: ")", with: "=").replacingOccurrences(of: ",", with: "_")
+        return base + ".pem"
+    }
+
+    func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink(path, &buffer, buffer.count - 1)
+        guard n >= 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Points `name` at `target` atomically: a temporary link renamed over the old one.
+    func replaceSymlink(dir: String, name: String, target: String) throws {
+        let temp = dir + "/.\(name).node-agent-tmp-\(getpid())"
+        unlink(temp)
+        guard symlink(target, temp) == 0, rename(temp, dir + "/" + name) == 0 else {
+            unlink(temp)
+            throw AgentError(.io, "cannot link \(Self.etcCerts.path)/\(name): \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -108,7 +108,16 @@ public struct DebianTrustStore {
         for (pem, hash) in localHashes { members[hash, default: []].insert(pem) }
         for (hash, local) in members.sorted(by: { $0.key < $1.key }) {
             let existing = links[hash] ?? [:]
-            let all = local.union(existing.values).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            var all = local.union(existing.values).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            if all.count > 1 {
+                // rehash skips a certificate identical to one earlier in the bucket.
+                var seen: Set<String> = []
+                all = all.filter { name in
+                    guard let bytes = try? files.read(try Self.etcCerts.appending(name), limit: 1 << 20),
+                          let cert = try? CertificateParser.parse(bytes, source: name).first else { return true }
+                    return seen.insert(cert.sha256Fingerprint).inserted
+                }
+            }
             for (i, member) in all.enumerated() where existing[i] != member {
                 try replaceSymlink(dir: dir, name: "\(hash).\(i)", target: member)
                 changes.append("link \(Self.etcCerts.path)/\(hash).\(i) -> \(member)")

@@ -93,7 +93,7 @@ public struct FileTree: Equatable, CustomStringConvertible {
     public func difference(from other: FileTree) -> [String] {
         let keys = Set(entries.keys).union(other.entries.keys).sorted()
         return keys.compactMap { k in
-            entries[k] == other.entries[k] ? nil : "\(k): \(other.entries[k] ?? "absent") => \(entries[k] ?? "absent")"
+            entries[k] == other.entries[k] ? nil : "\(k): \((other.entries[k] ?? "absent").prefix(60)) => \((entries[k] ?? "absent").prefix(60))"
         }
     }
 

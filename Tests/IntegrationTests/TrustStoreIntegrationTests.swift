@@ -1,0 +1,76 @@
+import Foundation
+import HostSystem
+import TestSupport
+import XCTest
+
+/// The OS trust store and the runtimes' folders on a real Debian host root.
+final class TrustStoreIntegrationTests: XCTestCase {
+    var node: SandboxNode!
+
+    override func setUpWithError() throws { node = try SandboxNode() }
+    override func tearDown() { node?.down() }
+
+    func certsTree() -> FileTree { FileTree(node.hostRoot + "/etc/ssl/certs") }
+
+    /// The agent's native rebuild and the node's update-ca-certificates leave the same bundle
+    /// (byte for byte) and the same links, on install, rotation and removal, with admin CAs of
+    /// awkward names around.
+    func testNativeRefreshEqualsTheNodesToolByteForByte() throws {
+        let local = node.folder + "/local-ca"
+        try FileManager.default.createDirectory(atPath: local + "/corp", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: try CertFixtures.path("other-ca.crt"), toPath: local + "/Admin CA (lab),x.crt")
+        try FileManager.default.copyItem(atPath: try CertFixtures.path("ca.crt"), toPath: local + "/corp/corp-root.crt")
+        XCTAssertEqual(try node.exec(["chroot", node.hostRoot, "update-ca-certificates", "--fresh"]).status, 0)
+        let baseline = certsTree()
+        let two = node.folder + "/two.crt"
+        try (try String(contentsOfFile: node.caFile, encoding: .utf8) + String(contentsOfFile: try CertFixtures.path("other-ca.crt"), encoding: .utf8))
+            .write(toFile: two, atomically: true, encoding: .utf8)
+
+        func step(_ mode: String, _ args: [String]) throws -> FileTree {
+            let run = try node.agent(args + ["--trust-refresh", mode])
+            XCTAssertTrue(run.status == 0, "\(mode) \(args): \(run.stdout) \(run.stderr)")
+            return certsTree()
+        }
+        var trees: [String: [FileTree]] = [:]
+        for mode in ["native", "tool"] {
+            trees[mode] = [
+                try step(mode, node.bootstrapArguments(ca: two)),
+                try step(mode, node.bootstrapArguments()),  // rotation: the second CA goes
+                try step(mode, ["uninstall", "--host-root", node.hostRoot]),
+            ]
+        }
+        for (i, stage) in ["install", "rotation", "removal"].enumerated() {
+            XCTAssertEqual(trees["native"]![i].difference(from: trees["tool"]![i]), [], "\(stage): native differs from the tool")
+        }
+        XCTAssertNotEqual(trees["native"]![0], baseline)
+        XCTAssertEqual(trees["native"]![2].difference(from: baseline), [])
+        let pem = try FileManager.default.destinationOfSymbolicLink(atPath: node.hostRoot + "/etc/ssl/certs/Admin_CA_=lab=_x.pem")
+        XCTAssertEqual(pem, "/usr/local/share/ca-certificates/Admin CA (lab),x.crt")
+    }
+
+    func testDockerAndCRIOFoldersGetTheCAWhereThoseRuntimesAreConfigured() throws {
+        for dir in ["/etc/docker", "/etc/containers"] {
+            try FileManager.default.createDirectory(atPath: node.hostRoot + dir, withIntermediateDirectories: true)
+        }
+        let before = node.snapshot()
+        XCTAssertEqual(try node.agent(node.bootstrapArguments()).status, 0)
+        for dir in ["/etc/docker/certs.d", "/etc/containers/certs.d"] {
+            let ca = node.hostRoot + dir + "/registry-service.openfaas.svc.cluster.local:443/ca.crt"
+            XCTAssertTrue(try String(contentsOfFile: ca, encoding: .utf8).hasPrefix("# managed by node-agent"))
+            // Go and OpenSSL read past the marker line: the file verifies the registry.
+            XCTAssertEqual(try sh("/usr/bin/openssl", ["verify", "-CAfile", ca, node.folder + "/pki/registry.crt"]).status, 0, dir)
+        }
+        XCTAssertEqual(try node.agent(["uninstall", "--host-root", node.hostRoot]).status, 0)
+        XCTAssertEqual(node.snapshot().difference(from: before), [])
+    }
+
+    func testAHostWithoutTheTrustToolIsRefusedBeforeAnyChange() throws {
+        // A RHEL-looking root without its tool (update-ca-trust): refused, nothing written.
+        try "ID=rocky\nID_LIKE=\"rhel centos fedora\"\nPRETTY_NAME=\"Rocky Linux 9.4\"\n".write(toFile: node.hostRoot + "/etc/os-release", atomically: true, encoding: .utf8)
+        let before = node.snapshot()
+        let run = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(run.status, 3, run.stdout + run.stderr)
+        XCTAssertTrue(run.stderr.contains("/usr/bin/update-ca-trust is missing on the host"), run.stderr)
+        XCTAssertEqual(node.snapshot().difference(from: before).map { String($0.prefix(200)) }, [])
+    }
+}

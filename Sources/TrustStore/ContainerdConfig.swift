@@ -16,6 +16,16 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// `plugins."io.containerd.grpc.v1.cri".registry` in 1.x/2.0 (config version 2) and
     /// `plugins."io.containerd.cri.v1.images".registry` in 2.x (version 3).
     public static func read(from files: HostFiles) throws -> ContainerdRegistryConfig {
+        // k3s and RKE2 run their own containerd, generate its certs.d from registries.yaml and
+        // delete the folders that lack their header: writing there would be undone.
+        for distro in ["k3s", "rke2"] {
+            let generated = try HostPath("/var/lib/rancher/\(distro)/agent/etc/containerd/config.toml")
+            if try files.exists(generated) {
+                return ContainerdRegistryConfig(
+                    configPaths: [], configFile: generated,
+                    note: "\(distro) generates containerd's certs.d from /etc/rancher/\(distro)/registries.yaml and removes other folders: the agent leaves it alone; add the registry there (configs.<host:port>.tls.ca_file) and restart \(distro), or rely on the OS trust store")
+            }
+        }
         guard let text = try files.readString(configFile) else {
             return ContainerdRegistryConfig(
                 configPaths: [defaultCertsD], configFile: nil,

@@ -111,8 +111,15 @@ final class BadInputIntegrationTests: XCTestCase {
     func testEachBadInputIsRefusedAndChangesNothing() throws {
         let node = try SandboxNode()
         defer { node.down() }
+        let big = node.folder + "/big.crt"
+        try Data(count: 2 << 20).write(to: URL(fileURLWithPath: big))
         let before = node.snapshot()
         let cases: [(args: [String], phrase: String)] = [
+            (node.bootstrapArguments(ca: try CertFixtures.path("future-ca.crt")), "is not valid before"),
+            (node.bootstrapArguments(ca: big), "larger than"),
+            (node.bootstrapArguments(ca: try CertFixtures.path("public-key.pem")), "'PUBLIC KEY' PEM block"),
+            (node.bootstrapArguments(extra: ["--alias", "bad name"]), "a space"),
+            (node.bootstrapArguments(extra: ["--timeout", "0"]), "out of range"),
             (node.bootstrapArguments(ca: "/nonexistent/ca.crt"), "does not exist"),
             (node.bootstrapArguments(ca: try CertFixtures.path("garbage.txt")), "neither a PEM nor a DER"),
             (node.bootstrapArguments(ca: try CertFixtures.path("leaf.crt")), "is not a CA certificate"),

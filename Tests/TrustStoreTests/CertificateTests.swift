@@ -77,6 +77,19 @@ final class ContainerdConfigTests: XCTestCase {
     }
 }
 
+final class K3sTests: XCTestCase {
+    func testK3sCertsDIsLeftToK3s() throws {
+        let dir = try makeTemporaryDirectory("k3s")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = HostFiles(root: try HostRoot(dir))
+        try files.writeAtomically(try HostPath("/var/lib/rancher/k3s/agent/etc/containerd/config.toml"), "version = 2\n")
+        try files.writeAtomically(try HostPath("/etc/containerd/config.toml"), "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
+        let c = try ContainerdRegistryConfig.read(from: files)
+        XCTAssertEqual(c.configPaths, [])
+        XCTAssertTrue(c.note?.contains("/etc/rancher/k3s/registries.yaml") == true)
+    }
+}
+
 final class RuntimeTrustTests: XCTestCase {
     func testHostsTOMLCAPathsAbsoluteRelativeAndLists() throws {
         let dir = try HostPath("/etc/containerd/certs.d/r:443")

@@ -9,6 +9,10 @@ struct Bootstrap {
     let config: NodeConfig
     let runner: CommandRunner
     let refreshMode: TrustRefreshMode
+    var restartRuntime = false
+
+    /// The runtimes that load the OS trust store once, at start.
+    static let runtimeUnits = ["containerd.service", "crio.service", "docker.service"]
 
     func run() throws -> Report {
         var watch = Stopwatch()
@@ -40,6 +44,9 @@ struct Bootstrap {
         }
 
         try trust.apply(trustPlan)
+        if restartRuntime {
+            changes += try restartStaleRuntimes(files: files, bus: bus)
+        }
         watch.lap("trust")
         if let route, let routePlan { try route.apply(routePlan) }
         watch.lap("dns")
@@ -48,6 +55,27 @@ struct Bootstrap {
         watch.lap("probes")
         return Report(ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
                       changes: changes, notes: notes, checks: checks, timings: watch.phases)
+    }
+
+    /// Restarts each active runtime unit that entered the active state before the newest of the
+    /// agent's OS-store CA files was written. Once restarted it is newer, so it is not restarted again.
+    func restartStaleRuntimes(files: HostFiles, bus: SystemBus?) throws -> [String] {
+        let trust = try RegistryTrustLocations.discover(files: files, registry: config.registry)
+        let written = trust.osStoreFiles.compactMap { path -> Double? in
+            guard let real = try? files.root.resolve(path), let attributes = try? FileManager.default.attributesOfItem(atPath: real),
+                  let date = attributes[.modificationDate] as? Date else { return nil }
+            return date.timeIntervalSince1970
+        }.max()
+        guard let written else { return [] }
+        let systemd = Systemd1(bus: try bus ?? SystemBus(address: config.dbusAddress))
+        var done: [String] = []
+        for name in Self.runtimeUnits {
+            guard let unit = try systemd.unit(name), unit.activeState == "active",
+                  Double(unit.activeEnterTimestamp) / 1e6 < written else { continue }
+            let after = try systemd.restart(name)
+            done.append("restart \(name) (pid \(unit.mainPID) -> \(after.mainPID)): it started before the CA reached the OS store")
+        }
+        return done
     }
 
     /// The probes alone, changing nothing (`node-agent probe`).
@@ -67,7 +95,15 @@ struct Bootstrap {
                                      expiryWarningDays: config.expiryWarningDays)
         settings.aliases = config.aliases
         let resolve1 = bus.map { Resolve1(bus: $0) }
-        let suite = ProbeSuite(files: files, resolvedLookup: resolve1.map { r in { try r.resolveHostname($0) } })
+        let systemd = bus.map { Systemd1(bus: $0) }
+        let suite = ProbeSuite(files: files, resolvedLookup: resolve1.map { r in { try r.resolveHostname($0) } },
+                               runtimes: systemd.map { sd in {
+                                   Self.runtimeUnits.compactMap { name in
+                                       guard let u = try? sd.unit(name), u.activeState == "active" else { return nil }
+                                       return HazardProbes.RuntimeProcess(name: name, pid: Int(u.mainPID),
+                                                                          started: Date(timeIntervalSince1970: Double(u.activeEnterTimestamp) / 1e6))
+                                   }
+                               } })
         return suite.run(settings)
     }
 }

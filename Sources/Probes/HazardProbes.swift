@@ -33,15 +33,26 @@ public enum HazardProbes {
 
     /// containerd, CRI-O and Docker load the OS trust store once, at start: a CA added to the store
     /// later reaches pulls only after a restart, unless certs.d carries it for the registry.
-    public static func runtimeRestartPending(files: HostFiles, caFiles: [HostPath], certsDInUse: Bool) -> CheckResult {
+    /// A running container runtime and when it started.
+    public struct RuntimeProcess: Sendable {
+        public var name: String
+        public var pid: Int
+        public var started: Date
+        public init(name: String, pid: Int, started: Date) { self.name = name; self.pid = pid; self.started = started }
+    }
+
+    /// `runtimes`: the runtimes as systemd knows them (unit and active-since time), when its bus is
+    /// reachable; otherwise the host's /proc is read (a DaemonSet pod sees it with hostPID).
+    public static func runtimeRestartPending(files: HostFiles, caFiles: [HostPath], certsDInUse: Bool,
+                                             runtimes known: [RuntimeProcess]? = nil) -> CheckResult {
         let name = "runtime-restart-pending"
         let mtimes = caFiles.compactMap { try? modificationTime(files.root.resolve($0)) }
         guard let installed = mtimes.max() else {
             return CheckResult(name: name, outcome: .skip, reason: "no CA of the agent's is in the OS trust store")
         }
-        let runtimes = runningRuntimes(files: files)
+        let runtimes = (known?.isEmpty == false ? known : nil) ?? runningRuntimes(files: files)
         guard !runtimes.isEmpty else {
-            return CheckResult(name: name, outcome: .skip, reason: "no container runtime process (containerd, crio, dockerd) is visible in the host's /proc")
+            return CheckResult(name: name, outcome: .skip, reason: "no container runtime (containerd, crio, dockerd) is running: neither systemd nor the host's /proc shows one")
         }
         let stale = runtimes.filter { $0.started < installed }
         let details = Dictionary(uniqueKeysWithValues: runtimes.map { ("\($0.name)[\($0.pid)]", "started \(Int($0.started.timeIntervalSince1970))") })
@@ -66,8 +77,6 @@ public enum HazardProbes {
         return CheckResult(name: "certs-d", outcome: .warn,
                            reason: note ?? "containerd's certs.d has no CA for this registry: pulls rely on the OS store, read only when the runtime starts")
     }
-
-    struct RuntimeProcess { var name: String; var pid: Int; var started: Date }
 
     static func runningRuntimes(files: HostFiles) -> [RuntimeProcess] {
         guard let proc = try? files.root.resolve(try HostPath("/proc")),

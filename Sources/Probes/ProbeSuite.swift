@@ -38,9 +38,14 @@ public struct ProbeSuite {
     /// resolved's own lookup (`ResolveHostname`), when resolved runs on the host.
     public let resolvedLookup: ((String) throws -> [IPAddress])?
 
-    public init(files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?) {
+    /// The container runtimes systemd runs, when its bus is reachable.
+    public let runtimes: (() -> [HazardProbes.RuntimeProcess])?
+
+    public init(files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?,
+                runtimes: (() -> [HazardProbes.RuntimeProcess])? = nil) {
         self.files = files
         self.resolvedLookup = resolvedLookup
+        self.runtimes = runtimes
     }
 
     public func run(_ s: ProbeSettings) -> [CheckResult] {
@@ -139,7 +144,8 @@ public struct ProbeSuite {
         }
 
         checks.append(HazardProbes.certsD(runtimeCAFiles: s.trust.runtimeCAFiles, note: s.trust.note))
-        checks.append(HazardProbes.runtimeRestartPending(files: files, caFiles: s.trust.osStoreFiles, certsDInUse: !s.trust.runtimeCAFiles.isEmpty))
+        checks.append(HazardProbes.runtimeRestartPending(files: files, caFiles: s.trust.osStoreFiles, certsDInUse: !s.trust.runtimeCAFiles.isEmpty,
+                                                         runtimes: runtimes?()))
         if case .name = s.registry.host {
             checks.append(HazardProbes.coreDNSLoop(files: files, resolvConf: s.kubeletResolvConf, clusterDNS: s.clusterDNS))
         }

@@ -159,6 +159,18 @@ public struct MessageReader {
         return v
     }
 
+    public func uint64() throws -> UInt64 {
+        var v: UInt64 = 0
+        try check(sd_bus_message_read_basic(message, CChar(UInt8(ascii: "t")), &v))
+        return v
+    }
+
+    public func uint32() throws -> UInt32 {
+        var v: UInt32 = 0
+        try check(sd_bus_message_read_basic(message, CChar(UInt8(ascii: "u")), &v))
+        return v
+    }
+
     public func bool() throws -> Bool {
         var v: Int32 = 0
         try check(sd_bus_message_read_basic(message, CChar(UInt8(ascii: "b")), &v))

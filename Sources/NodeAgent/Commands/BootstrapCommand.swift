@@ -18,12 +18,17 @@ struct BootstrapCommand: ParsableCommand {
     @Option(help: "How the OS trust bundle is rebuilt: tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks).")
     var trustRefresh: TrustRefreshMode = .tool
 
+    @Flag(help: "Restart the container runtime (containerd, crio, docker units, through systemd's D-Bus API) when it started before the CA reached the OS store; once: a restarted runtime is no longer behind.")
+    var restartRuntime = false
+
     @Flag(help: "Print what would change, change nothing.")
     var dryRun = false
 
     func run() throws {
         let config = try NodeConfig(node, caFile: ca, dryRun: dryRun)
-        let report = try Bootstrap(config: config, runner: ProcessRunner(), refreshMode: trustRefresh).run()
+        var bootstrap = Bootstrap(config: config, runner: ProcessRunner(), refreshMode: trustRefresh)
+        bootstrap.restartRuntime = restartRuntime
+        let report = try bootstrap.run()
         FileHandle.standardOutput.write(Data((node.output == .json ? report.json() : report.text()).utf8))
         if !report.ready && !report.dryRun { throw ExitCode(ExitStatus.notReady) }
     }

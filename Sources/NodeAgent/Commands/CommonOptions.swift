@@ -53,7 +53,7 @@ enum EnvironmentOptions {
         "probe": NodeOptions.environmentNames,
         "uninstall": ["host-root", "registry", "dbus-address", "output", "trust-refresh"],
     ]
-    static let flags: [String: [String]] = ["bootstrap": ["dry-run"], "uninstall": ["dry-run"]]
+    static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime"], "uninstall": ["dry-run"]]
 
     static func merge(arguments: [String], environment: [String: String]) -> [String] {
         guard let sub = arguments.first, let names = options[sub] else { return arguments }

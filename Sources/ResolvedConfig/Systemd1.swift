@@ -1,0 +1,76 @@
+import HostSystem
+
+/// The state of one systemd unit, as `org.freedesktop.systemd1` reports it.
+public struct UnitState: Equatable, Sendable {
+    public var name: String
+    public var activeState: String
+    public var subState: String
+    /// When the unit last entered the active state, microseconds since the epoch (0: never).
+    public var activeEnterTimestamp: UInt64
+    public var mainPID: UInt32
+}
+
+/// Client of systemd's manager API (`org.freedesktop.systemd1`): unit state, restart, reload.
+public final class Systemd1 {
+    static let service = "org.freedesktop.systemd1"
+    static let path = "/org/freedesktop/systemd1"
+    static let manager = "org.freedesktop.systemd1.Manager"
+
+    let bus: SystemBus
+
+    public init(bus: SystemBus) { self.bus = bus }
+
+    /// The unit's state, or nil when systemd does not know it (not installed).
+    public func unit(_ name: String) throws -> UnitState? {
+        let path: String
+        do {
+            path = try bus.call(destination: Self.service, path: Self.path, interface: Self.manager, member: "LoadUnit",
+                                build: { try $0.append(string: name) }, read: { try $0.string(type: "o") })
+        } catch let e as BusCallError {
+            throw AgentError(.dbus, "systemd: \(e.message)", hint: e.name.contains("ServiceUnknown") ? "systemd is not running on this bus" : nil)
+        }
+        let unit = "org.freedesktop.systemd1.Unit"
+        let load = try bus.property(destination: Self.service, path: path, interface: unit, name: "LoadState", signature: "s") { try $0.string() }
+        guard load == "loaded" else { return nil }
+        let active = try bus.property(destination: Self.service, path: path, interface: unit, name: "ActiveState", signature: "s") { try $0.string() }
+        let sub = try bus.property(destination: Self.service, path: path, interface: unit, name: "SubState", signature: "s") { try $0.string() }
+        let since = try bus.property(destination: Self.service, path: path, interface: unit, name: "ActiveEnterTimestamp", signature: "t") { try $0.uint64() }
+        var pid: UInt32 = 0
+        if name.hasSuffix(".service") {
+            pid = try bus.property(destination: Self.service, path: path, interface: "org.freedesktop.systemd1.Service",
+                                   name: "MainPID", signature: "u") { try $0.uint32() }
+        }
+        return UnitState(name: name, activeState: active, subState: sub, activeEnterTimestamp: since, mainPID: pid)
+    }
+
+    /// Restarts the unit (`RestartUnit`, mode "replace") and waits until it is active again.
+    public func restart(_ name: String, reloadIfPossible: Bool = false, timeoutSeconds: Double = 60) throws -> UnitState {
+        let before = try unit(name)
+        do {
+            _ = try bus.call(destination: Self.service, path: Self.path, interface: Self.manager,
+                             member: reloadIfPossible ? "ReloadOrRestartUnit" : "RestartUnit",
+                             build: { try $0.append(string: name); try $0.append(string: "replace") }, read: { try $0.string(type: "o") })
+        } catch let e as BusCallError {
+            throw AgentError(.dbus, "systemd refused to restart \(name): \(e.message)")
+        }
+        let deadline = nowSeconds() + timeoutSeconds
+        while nowSeconds() < deadline {
+            if let state = try unit(name), state.activeState == "active", state.activeEnterTimestamp != before?.activeEnterTimestamp {
+                return state
+            }
+            usleep(50_000)
+        }
+        throw AgentError(.dbus, "\(name) did not become active within \(Int(timeoutSeconds)) s after the restart",
+                         hint: "see `journalctl -u \(name)` on the node")
+    }
+
+    func nowSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -74,3 +74,33 @@ final class TrustStoreIntegrationTests: XCTestCase {
         XCTAssertEqual(node.snapshot().difference(from: before).map { String($0.prefix(200)) }, [])
     }
 }
+
+/// The RHEL layout, rebuilt by p11-kit's real `trust extract` (scripts/rhel-root).
+final class RHELTrustStoreIntegrationTests: XCTestCase {
+    func testRHELAnchorsAndUpdateCATrustThroughP11Kit() throws {
+        let root = NSTemporaryDirectory() + "node-agent-rhel-\(UUID().uuidString.prefix(8))"
+        defer {
+            try? FileManager.default.removeItem(atPath: root)
+            try? FileManager.default.removeItem(atPath: root + ".usr-overlay")
+        }
+        let script = packageRoot.appendingPathComponent("scripts/rhel-root").path
+        func inRoot(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) { try sh(script, [root] + args) }
+        XCTAssertEqual(try inRoot(["chroot", root, "update-ca-trust", "extract"]).status, 0)
+        let bundle = root + "/etc/pki/tls/certs/ca-bundle.crt"
+        let leaf = try CertFixtures.path("leaf.crt")
+        XCTAssertNotEqual(try sh("/usr/bin/openssl", ["verify", "-CAfile", bundle, leaf]).status, 0)
+
+        let run = try inRoot([SandboxNode.binary, "bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
+                              "--registry", "127.0.0.99:5000", "--cluster-dns", "127.0.0.10", "--timeout", "0.2", "--output", "json"])
+        let report = try JSONReport.decode(run.stdout)
+        XCTAssertTrue(report.changes.contains { $0.hasPrefix("create /etc/pki/ca-trust/source/anchors/node-agent-127.0.0.99_5000-1.crt") },
+                      report.changes.joined(separator: "\n"))
+        XCTAssertTrue(report.changes.contains("run update-ca-trust extract: rebuild the OS trust bundle"))
+        // The bundle p11-kit extracted trusts the CA: the registry's certificate verifies with it.
+        XCTAssertEqual(try sh("/usr/bin/openssl", ["verify", "-CAfile", bundle, leaf]).status, 0)
+
+        XCTAssertEqual(try inRoot([SandboxNode.binary, "uninstall", "--host-root", root]).status, 0)
+        XCTAssertNotEqual(try sh("/usr/bin/openssl", ["verify", "-CAfile", bundle, leaf]).status, 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root + "/etc/pki/ca-trust/source/anchors"), [])
+    }
+}

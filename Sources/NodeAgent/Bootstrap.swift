@@ -40,7 +40,7 @@ struct Bootstrap {
         watch.lap("plan")
         if config.dryRun {
             return Report(ready: false, dryRun: true, registry: config.registry.description, changes: changes, notes: notes, checks: [],
-                          timings: watch.phases)
+                          timings: watch.phases, certificates: config.certificates.map(Report.CertificateFacts.init))
         }
 
         try trust.apply(trustPlan)
@@ -54,7 +54,8 @@ struct Bootstrap {
         let checks = try probe(files: files, bus: bus)
         watch.lap("probes")
         return Report(ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
-                      changes: changes, notes: notes, checks: checks, timings: watch.phases)
+                      changes: changes, notes: notes, checks: checks, timings: watch.phases,
+                      certificates: config.certificates.map(Report.CertificateFacts.init))
     }
 
     /// Restarts each active runtime unit that entered the active state before the newest of the

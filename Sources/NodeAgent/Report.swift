@@ -1,5 +1,6 @@
 import Foundation
 import Probes
+import TrustStore
 
 /// What `bootstrap` did and found: the changes made (or planned), notes, and every check.
 struct Report: Encodable {
@@ -11,14 +12,36 @@ struct Report: Encodable {
     var checks: [CheckResult]
     /// Seconds spent per stage of the run (plan, trust, dns, probes), in order.
     var timings: [CheckResult.Phase] = []
+    /// The CA certificates installed (bootstrap).
+    var certificates: [CertificateFacts] = []
 
     enum CodingKeys: String, CodingKey {
-        case ready, dryRun = "dry_run", registry, changes, notes, checks, timings
+        case ready, dryRun = "dry_run", registry, changes, notes, checks, timings, certificates
+    }
+
+    struct CertificateFacts: Encodable {
+        var subject: String
+        var issuer: String
+        var sha256: String
+        var subjectHash: String
+        var ca: Bool
+        var notBefore: Date
+        var notAfter: Date
+
+        init(_ c: Certificate) {
+            subject = c.subject; issuer = c.issuer; sha256 = c.sha256Fingerprint; subjectHash = c.subjectHash
+            ca = c.isCA; notBefore = c.notBefore; notAfter = c.notAfter
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case subject, issuer, sha256, subjectHash = "subject_hash", ca, notBefore = "not_before", notAfter = "not_after"
+        }
     }
 
     func json() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
         let data = (try? encoder.encode(self)) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self) + "\n"
     }
@@ -40,6 +63,14 @@ struct Report: Encodable {
             out += changes.isEmpty ? "No changes: the host was already set up for \(registry).\n" : "Changed for \(registry):\n"
         }
         for c in changes { out += "  - \(c)\n" }
+        if !certificates.isEmpty {
+            out += "CA certificates:\n"
+            let f = ISO8601DateFormatter()
+            for c in certificates {
+                out += "  * \(c.subject) (hash \(c.subjectHash), valid \(f.string(from: c.notBefore)) to \(f.string(from: c.notAfter)))\n"
+                out += "    SHA-256 \(c.sha256)\n"
+            }
+        }
         if !notes.isEmpty {
             out += "Notes:\n"
             for n in notes { out += "  ! \(n)\n" }

@@ -27,6 +27,10 @@ final class BootstrapIntegrationTests: XCTestCase {
         }
         XCTAssertEqual(report.check("dns-host")?.details["source"], "127.0.0.53")
         XCTAssertFalse(report.changes.isEmpty)
+        let facts = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])["certificates"] as? [[String: Any]]
+        XCTAssertEqual(facts?.count, 1)
+        XCTAssertEqual(facts?.first?["ca"] as? Bool, true)
+        XCTAssertEqual((facts?.first?["sha256"] as? String)?.count, 95)
 
         // The OS bundle the node's tool built trusts the registry's certificate (openssl verify).
         let bundle = node.hostRoot + "/etc/ssl/certs/ca-certificates.crt"
@@ -144,5 +148,21 @@ final class BadInputIntegrationTests: XCTestCase {
         }
         XCTAssertEqual(node.snapshot().difference(from: before), [])
         XCTAssertNotEqual(try node.exec(["ip", "link", "show", "nodeagent0"]).status, 0, "bad input created the link")
+    }
+
+    /// A symlink in the host root that leads out of it is refused, and nothing outside is written.
+    func testASymlinkOutOfTheHostRootIsRefused() throws {
+        let node = try SandboxNode()
+        defer { node.down() }
+        let outside = try makeTemporaryDirectory("outside")
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        try FileManager.default.createDirectory(atPath: node.hostRoot + "/etc/containerd", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: node.hostRoot + "/etc/containerd/certs.d", withDestinationPath: "../../../../../../../../.." + outside)
+        let before = node.snapshot()
+        let run = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(run.status, 3, run.stdout + run.stderr)
+        XCTAssertTrue(run.stderr.contains("leads out of the host root"), run.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outside), [])
+        XCTAssertEqual(node.snapshot().difference(from: before), [])
     }
 }

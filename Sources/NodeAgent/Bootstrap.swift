@@ -10,6 +10,8 @@ struct Bootstrap {
     let runner: CommandRunner
     let refreshMode: TrustRefreshMode
     var restartRuntime = false
+    var dnsMode: DNSMode = .auto
+    var acceptGlobalDNS = false
 
     /// The runtimes that load the OS trust store once, at start.
     static let runtimeUnits = ["containerd.service", "crio.service", "docker.service"]
@@ -22,16 +24,15 @@ struct Bootstrap {
 
         var notes = trustPlan.notes
         var changes = trustPlan.summary
-        var route: ClusterDNSRoute?
-        var routePlan: DNSRoutePlan?
-        var bus: SystemBus?
+        // The bus is optional: hosts mode and IP registries need none.
+        let bus = try? SystemBus(address: config.dbusAddress)
+        var dns: (DNSSetup, DNSSetup.Plan)?
         if case .name = config.registry.host {
-            let b = try SystemBus(address: config.dbusAddress)
-            let r = ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: Resolve1(bus: b))
-            let plan = try r.plan(clusterDNS: config.clusterDNS, domain: config.domain)
-            route = r
-            routePlan = plan
-            bus = b
+            let setup = DNSSetup(config: config, files: files, runner: runner, bus: bus, requested: dnsMode, acceptGlobalDNS: acceptGlobalDNS)
+            let plan = try setup.plan()
+            dns = (setup, plan)
+            notes.append("DNS mode \(plan.mode.rawValue): \(plan.reason)")
+            notes += plan.notes
             changes += plan.summary
         } else {
             notes.append("the registry is an IP address: no DNS route needed")
@@ -48,7 +49,7 @@ struct Bootstrap {
             changes += try restartStaleRuntimes(files: files, bus: bus)
         }
         watch.lap("trust")
-        if let route, let routePlan { try route.apply(routePlan) }
+        if let (setup, plan) = dns { try setup.apply(plan) }
         watch.lap("dns")
 
         let checks = try probe(files: files, bus: bus)

@@ -32,6 +32,14 @@ final class SandboxNode {
         self.vars = vars
     }
 
+    /// Runs a sandbox-node subcommand (e.g. `stop resolved`) for this node.
+    @discardableResult
+    func control(_ arguments: [String]) throws -> Int32 {
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_SANDBOX"] = folder
+        return try sh(script, arguments, environment: env).status
+    }
+
     func down() {
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = folder

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HostSystem
+import ResolvedConfig
 import TrustStore
 
 struct BootstrapCommand: ParsableCommand {
@@ -18,6 +19,12 @@ struct BootstrapCommand: ParsableCommand {
     @Option(help: "How the OS trust bundle is rebuilt: tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks).")
     var trustRefresh: TrustRefreshMode = .tool
 
+    @Option(help: "How the cluster domain reaches the cluster DNS: auto, link, dropin, delegate or hosts.")
+    var dnsMode: DNSMode = .auto
+
+    @Flag(help: "Allow --dns-mode dropin, whose global DNS= gets every host lookup and leaks into resolved's resolv.conf.")
+    var acceptGlobalDns = false
+
     @Flag(help: "Restart the container runtime (containerd, crio, docker units, through systemd's D-Bus API) when it started before the CA reached the OS store; once: a restarted runtime is no longer behind.")
     var restartRuntime = false
 
@@ -28,6 +35,8 @@ struct BootstrapCommand: ParsableCommand {
         let config = try NodeConfig(node, caFile: ca, dryRun: dryRun)
         var bootstrap = Bootstrap(config: config, runner: ProcessRunner(), refreshMode: trustRefresh)
         bootstrap.restartRuntime = restartRuntime
+        bootstrap.dnsMode = dnsMode
+        bootstrap.acceptGlobalDNS = acceptGlobalDns
         let report = try bootstrap.run()
         FileHandle.standardOutput.write(Data((node.output == .json ? report.json() : report.text()).utf8))
         if !report.ready && !report.dryRun { throw ExitCode(ExitStatus.notReady) }

@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
 import HostSystem
+import ResolvedConfig
 import TrustStore
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 
 extension TrustRefreshMode: ExpressibleByArgument {}
+extension DNSMode: ExpressibleByArgument {}
 
 /// Options shared by the commands that act on a node and probe it.
 struct NodeOptions: ParsableArguments {
@@ -49,11 +51,11 @@ struct NodeOptions: ParsableArguments {
 /// Fills options from `NODE_AGENT_<OPTION>` environment variables.
 enum EnvironmentOptions {
     static let options: [String: [String]] = [
-        "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh"],
+        "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh", "dns-mode"],
         "probe": NodeOptions.environmentNames,
         "uninstall": ["host-root", "registry", "dbus-address", "output", "trust-refresh"],
     ]
-    static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime"], "uninstall": ["dry-run"]]
+    static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"]]
 
     static func merge(arguments: [String], environment: [String: String]) -> [String] {
         guard let sub = arguments.first, let names = options[sub] else { return arguments }

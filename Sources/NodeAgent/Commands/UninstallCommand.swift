@@ -46,10 +46,8 @@ struct UninstallCommand: ParsableCommand {
         if othersRemain {
             notes.append("the DNS route stays: other registries of the agent's remain")
         } else {
-            let link = try AgentLink(runner: runner)
             let address = dbusAddress ?? SystemBus.address(hostRoot: root.directory)
-            let resolved: ResolvedClient = (try? SystemBus(address: address)).map { Resolve1(bus: $0) } ?? UnreachableResolved(address: address)
-            changes += try ClusterDNSRoute(link: link, resolved: resolved).remove(dryRun: dryRun)
+            changes += try DNSSetup.removeAll(files: files, runner: runner, bus: try? SystemBus(address: address), busAddress: address, dryRun: dryRun)
         }
         if !dryRun {
             changes += try trust.removeCreatedDirectories().map { "remove folder \($0): created by the agent, empty now" }

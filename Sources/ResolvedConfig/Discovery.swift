@@ -1,0 +1,99 @@
+import Foundation
+import HostSystem
+
+/// How the host's /etc/resolv.conf relates to systemd-resolved (resolved.8 names four modes).
+public enum ResolvConfMode: String, Sendable, Codable {
+    /// A link to resolved's stub file: clients ask 127.0.0.53, routing domains work.
+    case stub
+    /// A link to resolved's full file: clients ask upstream servers in order; routing domains do not apply.
+    case uplink
+    /// A link to /usr/lib/systemd/resolv.conf: the stub without search domains.
+    case `static`
+    /// Any other file: resolved does not manage it.
+    case foreign
+    case missing
+}
+
+/// What the node's DNS setup is, read without changing anything.
+public struct DNSHostFacts: Sendable {
+    public var resolvConfMode: ResolvConfMode
+    /// The nameservers of /etc/resolv.conf, as the host's programs see them.
+    public var nameservers: [String]
+    /// systemd's version (e.g. 252), from systemd1 or the host's libsystemd-shared file.
+    public var systemdVersion: Int?
+    public var resolvedOnBus: Bool
+    public var notes: [String]
+
+    /// Routing domains work for the host's programs when they ask resolved's stub.
+    public var clientsUseStub: Bool {
+        resolvConfMode == .stub || resolvConfMode == .static || (resolvConfMode == .foreign && nameservers.first == "127.0.0.53")
+    }
+
+    public static func discover(files: HostFiles, bus: SystemBus?) -> DNSHostFacts {
+        var notes: [String] = []
+        let resolvConf = try! HostPath("/etc/resolv.conf")
+        var mode = ResolvConfMode.missing
+        if let real = try? files.root.resolve(try! HostPath("/etc")), let target = try? FileManager.default.destinationOfSymbolicLink(atPath: real + "/resolv.conf") {
+            if target.hasSuffix("systemd/resolve/stub-resolv.conf") { mode = .stub }
+            else if target.hasSuffix("systemd/resolve/resolv.conf") { mode = .uplink }
+            else if target.hasSuffix("lib/systemd/resolv.conf") { mode = .static }
+            else { mode = .foreign }
+        } else if (try? files.exists(resolvConf)) == true {
+            mode = .foreign
+        }
+        let servers = ((try? files.readString(resolvConf, limit: 1 << 20)) ?? nil).map(resolvConfNameservers) ?? []
+        var version: Int?
+        var onBus = false
+        if let bus {
+            onBus = (try? bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+                                   member: "NameHasOwner", build: { try $0.append(string: "org.freedesktop.resolve1") },
+                                   read: { try $0.bool() })) ?? false
+            if let text = try? bus.property(destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1",
+                                            interface: "org.freedesktop.systemd1.Manager", name: "Version", signature: "s", read: { try $0.string() }) {
+                version = leadingNumber(text)
+            }
+        }
+        if version == nil {
+            // The shared library's file name carries the version: libsystemd-shared-252.so.
+            for dir in ["/usr/lib/systemd", "/usr/lib/x86_64-linux-gnu/systemd", "/usr/lib/aarch64-linux-gnu/systemd", "/usr/lib64/systemd"] {
+                if let names = try? files.list(try! HostPath(dir)),
+                   let lib = names.first(where: { $0.hasPrefix("libsystemd-shared-") && $0.hasSuffix(".so") }) {
+                    version = leadingNumber(String(lib.dropFirst("libsystemd-shared-".count)))
+                    break
+                }
+            }
+        }
+        if mode == .uplink {
+            notes.append("/etc/resolv.conf points at resolved's uplink file: the host's programs ask upstream servers directly, so routing domains do not reach them")
+        }
+        return DNSHostFacts(resolvConfMode: mode, nameservers: servers, systemdVersion: version, resolvedOnBus: onBus, notes: notes)
+    }
+
+    static func leadingNumber(_ text: String) -> Int? { Int(text.prefix { $0.isNumber }) }
+}
+
+/// How the cluster domain reaches the cluster DNS on this host.
+public enum DNSMode: String, Sendable, CaseIterable {
+    /// Choose the safest that works here, and say why.
+    case auto
+    /// A link of the agent's with per-link settings over resolved's D-Bus API (no file, no restart).
+    case link
+    /// A resolved.conf.d drop-in: persistent, but a global DNS= gets every lookup and leaks into
+    /// resolved's resolv.conf; only with --accept-global-dns.
+    case dropin
+    /// A dns-delegate.d file (systemd 258 and later): persistent and per-domain.
+    case delegate
+    /// Marked /etc/hosts lines for the registry's names, from the cluster DNS: no resolved needed.
+    case hosts
+
+    /// The mode `auto` picks for these facts, with the reason.
+    public static func choose(_ facts: DNSHostFacts) -> (DNSMode, String) {
+        if facts.resolvedOnBus && facts.clientsUseStub {
+            return (.link, "systemd-resolved runs and the host's programs ask its stub: a link of the agent's routes ~domain without files or restarts")
+        }
+        if !facts.resolvedOnBus {
+            return (.hosts, "systemd-resolved is not running: /etc/hosts lines for the registry's names are what every resolver reads")
+        }
+        return (.hosts, "the host's programs do not ask resolved's stub (/etc/resolv.conf is \(facts.resolvConfMode.rawValue)): routing domains would not reach them, /etc/hosts does")
+    }
+}

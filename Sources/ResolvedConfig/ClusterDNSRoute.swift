@@ -47,18 +47,14 @@ public struct ClusterDNSRoute {
         try link.apply(plan.linkSteps)
         guard plan.resolvedChangeNeeded || !plan.linkSteps.isEmpty else { return }
         let index = try link.ifindex()
-        // Order matters (measured on resolved 252): resolved rewrites
-        // /run/systemd/resolve/resolv.conf when a link's DNS servers change and leaves out links
-        // that are not a default route *at that moment*. DefaultRoute=no and the routing domain
-        // first, the servers last, keeps the cluster DNS out of the file that kubelet hands to
-        // CoreDNS (which would otherwise forward to itself and be killed by its loop plugin).
+        // Order matters (measured on resolved 252, see DNSModesIntegrationTests): resolved rewrites
+        // /run/systemd/resolve/resolv.conf on every change of a usable link's settings, listing the
+        // servers of links that are a default route at that moment. The link is made usable (up,
+        // with an address) first, then DefaultRoute=no and the routing domain, the servers last: no
+        // rewrite ever lists the cluster DNS in the file that kubelet may hand to CoreDNS (which
+        // would then forward to itself and be stopped by its loop plugin).
         try resolved.setLinkDefaultRoute(ifindex: index, plan.desired.defaultRoute)
         try resolved.setLinkDomains(ifindex: index, plan.desired.domains)
-        if plan.current?.servers == plan.desired.servers {
-            // Setting the same servers is a no-op for resolved; clear them first so the
-            // resolv.conf rewrite happens with DefaultRoute=no in force.
-            try resolved.setLinkDNS(ifindex: index, [])
-        }
         try resolved.setLinkDNS(ifindex: index, plan.desired.servers)
     }
 }

@@ -34,6 +34,40 @@ final class BootedNodeIntegrationTests: XCTestCase {
         return (run.status, try JSONReport.decode(run.stdout), run.stdout + run.stderr)
     }
 
+    func exec(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_BOOTED"] = folder
+        return try sh(script, ["exec"] + args, environment: env)
+    }
+
+    /// The drop-in mode, with consent: systemd restarts resolved to read it, and the report warns
+    /// that the cluster DNS is now in the resolv.conf kubelet hands to CoreDNS.
+    func testDropInRestartsResolvedThroughSystemdAndTheHazardIsReported() throws {
+        let root = vars["BOOTED_ROOT"]!
+        let base = ["bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
+                    "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10", "--timeout", "0.3"]
+        let dropin = try agent(base + ["--dns-mode", "dropin", "--accept-global-dns"])
+        XCTAssertTrue(dropin.report.changes.contains("RestartUnit systemd-resolved.service: make resolved read its files"), dropin.output)
+        XCTAssertTrue(try exec(["cat", root + "/etc/systemd/resolved.conf.d/node-agent.conf"]).stdout.contains("DNS=127.0.0.10"))
+        let uplink = root + "/run/systemd/resolve/resolv.conf"
+        XCTAssertTrue(try exec(["grep", "-x", "nameserver 127.0.0.10", uplink]).status == 0, "the global DNS= is not in resolved's resolv.conf")
+        let hazard = try XCTUnwrap(dropin.report.check("coredns-loop-hazard"))
+        XCTAssertEqual(hazard.outcome, "fail", hazard.reason)
+        XCTAssertTrue(hazard.reason.contains("CoreDNS would forward to itself"))
+
+        // Back to the link: the drop-in goes, resolved restarts again, the global entry is gone.
+        let link = try agent(base + ["--dns-mode", "link"])
+        XCTAssertTrue(link.report.changes.contains { $0.hasPrefix("remove /etc/systemd/resolved.conf.d/node-agent.conf") }, link.output)
+        XCTAssertNotEqual(try exec(["grep", "-x", "nameserver 127.0.0.10", uplink]).status, 0, "the cluster DNS is still in resolved's resolv.conf")
+        XCTAssertEqual(link.report.check("coredns-loop-hazard")?.outcome, "pass")
+        let linkDNS = try exec(["chroot", root, "resolvectl", "dns", "nodeagent0"])
+        XCTAssertTrue(linkDNS.stdout.contains("127.0.0.10"), linkDNS.stdout + linkDNS.stderr)
+
+        let uninstall = try exec([SandboxNode.binary, "uninstall", "--host-root", root])
+        XCTAssertEqual(uninstall.status, 0, uninstall.stderr)
+        XCTAssertNotEqual(try exec(["ip", "link", "show", "nodeagent0"]).status, 0)
+    }
+
     func testRestartRuntimeRestartsAStaleRuntimeOnceThroughSystemd() throws {
         let root = vars["BOOTED_ROOT"]!
         let args = ["bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),

@@ -92,4 +92,35 @@ final class DNSModesIntegrationTests: XCTestCase {
         XCTAssertEqual(node.snapshot().difference(from: before), [])
         XCTAssertNotEqual(try node.exec(["ip", "link", "show", "nodeagent0"]).status, 0)
     }
+
+    /// The facts the link's call order rests on (resolved 252): resolved rewrites resolv.conf on
+    /// every change of a usable link's settings, listing the servers of links that are a default
+    /// route at that moment; a link with only `~` domains is not one. Setting the servers first
+    /// lists them until the domain arrives; DefaultRoute=no and the domain first never do.
+    func testResolvedListsALinksServerOnlyWhileItIsADefaultRoute() throws {
+        XCTAssertEqual(try node.exec(["ip", "link", "add", "fact0", "type", "veth", "peer", "name", "fact0p"]).status, 0)
+        for args in [["link", "set", "fact0p", "up"], ["link", "set", "fact0", "up"], ["addr", "add", "198.51.100.7/32", "dev", "fact0"]] {
+            XCTAssertEqual(try node.exec(["ip"] + args).status, 0, "\(args)")
+        }
+        func listed() throws -> Bool {
+            Thread.sleep(forTimeInterval: 0.2)
+            return try node.exec(["cat", "/run/systemd/resolve/resolv.conf"]).stdout.contains("nameserver 127.0.0.10")
+        }
+        func resolvectl(_ args: [String]) throws { XCTAssertEqual(try node.exec(node.resolvectl + args).status, 0, "\(args)") }
+        // Servers first: listed (the link is a default route), until the routing domain arrives.
+        try resolvectl(["dns", "fact0", "127.0.0.10"])
+        XCTAssertTrue(try listed())
+        try resolvectl(["domain", "fact0", "~svc.cluster.local"])
+        XCTAssertFalse(try listed())
+        // The agent's order: never listed, at any step.
+        try resolvectl(["revert", "fact0"])
+        try resolvectl(["default-route", "fact0", "no"])
+        XCTAssertFalse(try listed())
+        try resolvectl(["domain", "fact0", "~svc.cluster.local"])
+        XCTAssertFalse(try listed())
+        try resolvectl(["dns", "fact0", "127.0.0.10"])
+        XCTAssertFalse(try listed())
+        let query = try node.exec(node.resolvectl + ["query", "registry-service.openfaas.svc.cluster.local"])
+        XCTAssertTrue(query.stdout.contains("127.0.0.20"), query.stdout + query.stderr)
+    }
 }

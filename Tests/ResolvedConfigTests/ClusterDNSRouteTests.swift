@@ -55,7 +55,7 @@ final class ClusterDNSRouteTests: XCTestCase {
         XCTAssertEqual(resolved.calls, [])
     }
 
-    func testSameServersWithWrongDefaultRouteAreClearedFirst() throws {
+    func testSameServersWithWrongDefaultRouteAreCorrectedInPlace() throws {
         let runner = RecordingRunner()
         runner.rules = [(["-j", "link", "show"], CommandResult(status: 0, stdout: ours)),
                         (["-j", "addr", "show"], CommandResult(status: 0, stdout: addr))]
@@ -63,7 +63,7 @@ final class ClusterDNSRouteTests: XCTestCase {
         resolved.settings = LinkDNSSettings(servers: [try IPAddress("10.96.0.10")], domains: [], defaultRoute: true)
         let route = ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved)
         try route.apply(try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local")))
-        XCTAssertEqual(resolved.calls, ["DefaultRoute=false", "Domains=[~svc.cluster.local]", "DNS=[]", "DNS=[10.96.0.10]"])
+        XCTAssertEqual(resolved.calls, ["DefaultRoute=false", "Domains=[~svc.cluster.local]", "DNS=[10.96.0.10]"])
     }
 
     func testResolvConfNameserversAndBusAddressEscaping() {

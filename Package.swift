@@ -9,6 +9,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C at the edge: module maps + shim headers for what Swift cannot import directly.
@@ -23,8 +25,10 @@ let package = Package(
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "HostSystem", "TrustStore", "ResolvedConfig", "Probes",
+                "HostSystem", "TrustStore", "ResolvedConfig", "Probes", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

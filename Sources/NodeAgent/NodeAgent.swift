@@ -3,21 +3,25 @@ import Foundation
 import HostSystem
 
 @main
-struct NodeAgent: ParsableCommand {
+struct NodeAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node-agent",
         abstract: "Makes a Kubernetes node able to pull from the cluster's own registry: CA trust, cluster DNS on the host, proof.",
-        subcommands: [BootstrapCommand.self, ProbeCommand.self, UninstallCommand.self]
+        subcommands: [BootstrapCommand.self, ProbeCommand.self, UninstallCommand.self, RunCommand.self]
     )
 
     /// Every option also reads `NODE_AGENT_<OPTION>` (e.g. NODE_AGENT_CLUSTER_DNS) when it is not
     /// on the command line; the command line wins.
-    static func main() {
+    static func main() async {
         var arguments = Array(CommandLine.arguments.dropFirst())
         arguments = EnvironmentOptions.merge(arguments: arguments, environment: ProcessInfo.processInfo.environment)
         do {
             var command = try parseAsRoot(arguments)
-            try command.run()
+            if var long = command as? AsyncParsableCommand {
+                try await long.run()
+            } else {
+                try command.run()
+            }
         } catch let error as AgentError {
             FileHandle.standardError.write(Data("node-agent: error: \(error.description)\n".utf8))
             Foundation.exit(ExitStatus.of(error))

@@ -11,6 +11,7 @@ final class SandboxNode {
     let vars: [String: String]
     let script = packageRoot.appendingPathComponent("scripts/sandbox-node").path
 
+
     var hostRoot: String { vars["HOST_ROOT"]! }
     var caFile: String { vars["CA_FILE"]! }
     var registry: String { vars["REGISTRY"]! }

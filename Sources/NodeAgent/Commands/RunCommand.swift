@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import HostSystem
+import Logging
+import ResolvedConfig
+import ServiceLifecycle
+import TrustStore
+
+/// The options of `run`, validated once at start.
+struct RunOptions: Sendable {
+    var node: NodeOptions
+    var ca: String
+    var interval: Double
+    var watchInterval: Double
+    var dnsMode: DNSMode
+    var trustRefresh: TrustRefreshMode
+    var restartRuntime: Bool
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Keep the node able to pull: reconcile at start, on CA and resolved changes, and every interval; SIGTERM stops it.",
+        discussion: "Mount the CA Secret as a whole volume and point --ca at the file in it: Kubernetes swaps the volume's ..data link on update, which the agent notices (a subPath mount never updates)."
+    )
+
+    @OptionGroup var node: NodeOptions
+
+    @Option(help: "The CA file (in a Secret volume: the file inside the mounted folder).")
+    var ca: String
+
+    @Option(help: "Seconds between full reconciles with probes (drift repair); jittered by 10%.")
+    var interval: Double = 60
+
+    @Option(help: "Seconds between checks of the CA file and of resolved's bus owner.")
+    var watchInterval: Double = 2
+
+    @Option(help: "How the cluster domain reaches the cluster DNS: auto, link, dropin, delegate or hosts.")
+    var dnsMode: DNSMode = .auto
+
+    @Option(help: "How the OS trust bundle is rebuilt: tool or native.")
+    var trustRefresh: TrustRefreshMode = .tool
+
+    @Flag(help: "Restart a container runtime that started before the CA reached the OS store (once).")
+    var restartRuntime = false
+
+    func run() async throws {
+        guard (0.1...86400).contains(interval), (0.05...3600).contains(watchInterval) else {
+            throw AgentError(.invalidInput, "--interval must be 0.1-86400 s and --watch-interval 0.05-3600 s")
+        }
+        // Fail fast on bad options: the same validation as bootstrap, before any service starts.
+        _ = try NodeConfig(node, caFile: ca, dryRun: true)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "node-agent")
+        let options = RunOptions(node: node, ca: ca, interval: interval, watchInterval: watchInterval, dnsMode: dnsMode,
+                                 trustRefresh: trustRefresh, restartRuntime: restartRuntime)
+        let reconcile = ReconcileService(options: options, state: AgentState(), logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: reconcile)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        logger.info("starting", metadata: ["registry": "\(node.registry)", "host-root": "\(node.hostRoot)"])
+        try await group.run()
+    }
+}

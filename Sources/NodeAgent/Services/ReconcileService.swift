@@ -1,0 +1,116 @@
+import CSystemd
+import Foundation
+import HostSystem
+import Logging
+import Probes
+import ResolvedConfig
+import ServiceLifecycle
+import TrustStore
+
+/// What `run` knows about the node, shared with readers (logs, sd_notify, later the health endpoint).
+actor AgentState {
+    private(set) var lastReport: Report?
+    private(set) var lastError: String?
+    private(set) var reconciles = 0
+    private(set) var failures = 0
+
+    func record(_ report: Report) { lastReport = report; lastError = nil; reconciles += 1 }
+    func record(error: String) { lastError = error; failures += 1; reconciles += 1 }
+    var ready: Bool { lastError == nil && (lastReport?.ready ?? false) }
+}
+
+/// Keeps the node set up and proven: reconciles at start, then when the CA file changes (a
+/// Secret volume swaps its `..data` link), when systemd-resolved restarts (a new owner of its bus
+/// name), and every interval (drift of the agent's files and link, and fresh probes), with
+/// jitter, and sooner with backoff while the node is not ready.
+struct ReconcileService: Service {
+    let options: RunOptions
+    let state: AgentState
+    let logger: Logger
+    /// Blocking work (sd-bus, host tools) runs here, off the cooperative pool, one at a time.
+    let queue = DispatchQueue(label: "node-agent.reconcile")
+
+    func run() async throws {
+        var lastCA: [UInt8]?
+        var lastOwner: String?
+        var nextFull = Date.distantPast
+        var backoff = options.watchInterval * 2
+        while !Task.isCancelledOrShuttingDown {
+            let caBytes = try? NodeConfig.readFile(options.ca, what: "CA file", limit: CertificateParser.maximumFileSize)
+            let owner = await onQueue { resolvedOwner() }
+            var why: String?
+            if Date() >= nextFull { why = lastCA == nil ? "start" : "interval" }
+            if lastCA != nil, caBytes != lastCA { why = "the CA file changed" }
+            if lastOwner != nil, owner != nil, owner != lastOwner { why = "systemd-resolved restarted" }
+            if let why {
+                let ready = await reconcile(why)
+                lastCA = caBytes
+                if ready {
+                    backoff = options.watchInterval * 2
+                    nextFull = Date().addingTimeInterval(jittered(options.interval))
+                } else {
+                    nextFull = Date().addingTimeInterval(jittered(min(backoff, options.interval)))
+                    backoff = min(backoff * 2, options.interval)
+                }
+            }
+            lastOwner = owner ?? lastOwner
+            try? await Task.sleep(nanoseconds: UInt64(options.watchInterval * 1e9))
+        }
+        logger.info("stopping: graceful shutdown")
+        notify("STOPPING=1")
+    }
+
+    /// One bootstrap run; returns whether the node is ready.
+    func reconcile(_ why: String) async -> Bool {
+        let outcome: Result<Report, Error> = await onQueue {
+            Result {
+                let config = try NodeConfig(options.node, caFile: options.ca, dryRun: false)
+                var bootstrap = Bootstrap(config: config, runner: ProcessRunner(), refreshMode: options.trustRefresh)
+                bootstrap.dnsMode = options.dnsMode
+                bootstrap.restartRuntime = options.restartRuntime
+                return try bootstrap.run()
+            }
+        }
+        switch outcome {
+        case .success(let report):
+            await state.record(report)
+            let failed = report.checks.filter { $0.outcome == .fail }.map(\.name)
+            logger.info("reconciled", metadata: [
+                "reason": "\(why)", "ready": "\(report.ready)", "changes": "\(report.changes.count)",
+                "failed": "\(failed.joined(separator: ","))",
+            ])
+            for change in report.changes { logger.info("changed: \(change)") }
+            notify(report.ready ? "READY=1\nSTATUS=ready to pull from \(report.registry)"
+                                : "READY=1\nSTATUS=not ready: \(failed.joined(separator: ", "))")
+            return report.ready
+        case .failure(let error):
+            await state.record(error: "\(error)")
+            logger.error("reconcile failed", metadata: ["reason": "\(why)", "error": "\(error)"])
+            notify("READY=1\nSTATUS=reconcile failed: \(error)")
+            return false
+        }
+    }
+
+    /// The unique bus name that owns org.freedesktop.resolve1 now, if any.
+    func resolvedOwner() -> String? {
+        let address = options.node.dbusAddress ?? (try? HostRoot(options.node.hostRoot)).map { SystemBus.address(hostRoot: $0.directory) } ?? ""
+        guard let bus = try? SystemBus(address: address) else { return nil }
+        return try? bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+                             member: "GetNameOwner", build: { try $0.append(string: "org.freedesktop.resolve1") }, read: { try $0.string() })
+    }
+
+    func jittered(_ seconds: Double) -> Double { seconds * Double.random(in: 0.9...1.1) }
+
+    func onQueue<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in queue.async { continuation.resume(returning: work()) } }
+    }
+
+    /// Tells systemd (when it started the agent with NOTIFY_SOCKET) how things stand.
+    func notify(_ state: String) {
+        _ = sd_notify(0, state)
+    }
+}
+
+extension Task where Success == Never, Failure == Never {
+    static var isCancelledOrShuttingDown: Bool { isCancelled || isShuttingDownGracefully }
+}

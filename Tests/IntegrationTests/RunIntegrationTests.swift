@@ -1,0 +1,83 @@
+import Foundation
+import HostSystem
+import TestSupport
+import XCTest
+
+/// `node-agent run` against a sandbox node: it reconciles at start, repairs drift, follows a CA
+/// Secret's `..data` swap and resolved restarts, and stops cleanly on SIGTERM.
+final class RunIntegrationTests: XCTestCase {
+    var node: SandboxNode!
+
+    override func setUpWithError() throws { node = try SandboxNode() }
+    override func tearDown() { node?.down() }
+
+    /// Waits up to `seconds` for `condition`.
+    func eventually(_ seconds: Double, _ what: String, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTFail("not within \(seconds) s: \(what)")
+    }
+
+    func testRunReconcilesRepairsFollowsTheSecretAndStopsOnSIGTERM() throws {
+        // A Secret volume as the kubelet lays it out: ca.crt -> ..data/ca.crt, ..data -> ..v1.
+        let secret = node.folder + "/secret"
+        try FileManager.default.createDirectory(atPath: secret + "/..v1", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: node.caFile, toPath: secret + "/..v1/ca.crt")
+        try FileManager.default.createSymbolicLink(atPath: secret + "/..data", withDestinationPath: "..v1")
+        try FileManager.default.createSymbolicLink(atPath: secret + "/ca.crt", withDestinationPath: "..data/ca.crt")
+
+        let log = node.folder + "/run.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: node.script)
+        process.arguments = ["exec", SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry,
+                             "--ca", secret + "/ca.crt", "--interval", "2", "--watch-interval", "0.3"]
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_SANDBOX"] = node.folder
+        process.environment = env
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.interrupt(); process.terminate() } }
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func linkExists() throws -> Bool { try node.exec(["ip", "link", "show", "nodeagent0"]).status == 0 }
+
+        try eventually(10, "first reconcile ready") { logText().contains("ready=true reason=start") }
+        XCTAssertEqual(try node.agent(["probe", "--host-root", node.hostRoot, "--registry", node.registry]).status, 0)
+
+        // Drift: someone deletes the link; the next interval brings it back.
+        XCTAssertEqual(try node.exec(["ip", "link", "del", "nodeagent0"]).status, 0)
+        try eventually(6, "the link is back") { try linkExists() }
+
+        // Rotation: the kubelet swaps ..data to a new version holding two CAs.
+        try FileManager.default.createDirectory(atPath: secret + "/..v2", withIntermediateDirectories: true)
+        let two = try String(contentsOfFile: node.caFile, encoding: .utf8) + String(contentsOfFile: try CertFixtures.path("other-ca.crt"), encoding: .utf8)
+        try two.write(toFile: secret + "/..v2/ca.crt", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: secret + "/..data_tmp", withDestinationPath: "..v2")
+        XCTAssertEqual(rename(secret + "/..data_tmp", secret + "/..data"), 0)
+        let ours = node.folder + "/local-ca/node-agent"
+        try eventually(6, "a reconcile for the new CA") { logText().contains("reason=the CA file changed") }
+        XCTAssertEqual(((try? FileManager.default.contentsOfDirectory(atPath: ours)) ?? []).count, 2)
+
+        // resolved restarts: noticed through its bus name's new owner, and the route holds.
+        XCTAssertEqual(try node.control(["stop", "resolved"]), 0)
+        XCTAssertEqual(try node.control(["start", "resolved"]), 0)
+        try eventually(6, "a reconcile after the restart") { logText().contains("reason=systemd-resolved restarted") }
+        let query = try node.exec(node.resolvectl + ["query", "registry-service.openfaas.svc.cluster.local"])
+        XCTAssertTrue(query.stdout.contains("127.0.0.20"), query.stdout + query.stderr)
+
+        // SIGTERM: a clean, prompt stop.
+        let stopAsked = Date()
+        process.terminate()
+        process.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(stopAsked), 5)
+        XCTAssertEqual(process.terminationStatus, 0, logText())
+        XCTAssertTrue(logText().contains("stopping: graceful shutdown"))
+        XCTAssertFalse(logText().contains("reconcile failed"), logText())
+    }
+}

@@ -22,6 +22,10 @@ public struct DNSHostFacts: Sendable {
     /// systemd's version (e.g. 252), from systemd1 or the host's libsystemd-shared file.
     public var systemdVersion: Int?
     public var resolvedOnBus: Bool
+    /// Network managers that may claim links: resolved refuses per-link settings on a link
+    /// systemd-networkd manages ("Link … is managed").
+    public var networkdOnBus = false
+    public var networkManagerOnBus = false
     public var notes: [String]
 
     /// Routing domains work for the host's programs when they ask resolved's stub.
@@ -44,10 +48,15 @@ public struct DNSHostFacts: Sendable {
         let servers = ((try? files.readString(resolvConf, limit: 1 << 20)) ?? nil).map(resolvConfNameservers) ?? []
         var version: Int?
         var onBus = false
+        var networkd = false, networkManager = false
         if let bus {
-            onBus = (try? bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
-                                   member: "NameHasOwner", build: { try $0.append(string: "org.freedesktop.resolve1") },
-                                   read: { try $0.bool() })) ?? false
+            func owned(_ name: String) -> Bool {
+                (try? bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+                               member: "NameHasOwner", build: { try $0.append(string: name) }, read: { try $0.bool() })) ?? false
+            }
+            onBus = owned("org.freedesktop.resolve1")
+            networkd = owned("org.freedesktop.network1")
+            networkManager = owned("org.freedesktop.NetworkManager")
             if let text = try? bus.property(destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1",
                                             interface: "org.freedesktop.systemd1.Manager", name: "Version", signature: "s", read: { try $0.string() }) {
                 version = leadingNumber(text)
@@ -66,7 +75,14 @@ public struct DNSHostFacts: Sendable {
         if mode == .uplink {
             notes.append("/etc/resolv.conf points at resolved's uplink file: the host's programs ask upstream servers directly, so routing domains do not reach them")
         }
-        return DNSHostFacts(resolvConfMode: mode, nameservers: servers, systemdVersion: version, resolvedOnBus: onBus, notes: notes)
+        if networkd {
+            notes.append("systemd-networkd runs: a .network file matching nodeagent0 would make resolved refuse the link's settings (the agent then says so); keep it unmanaged")
+        }
+        if networkManager {
+            notes.append("NetworkManager runs: it leaves links it did not create unmanaged unless configured to take them")
+        }
+        return DNSHostFacts(resolvConfMode: mode, nameservers: servers, systemdVersion: version, resolvedOnBus: onBus,
+                            networkdOnBus: networkd, networkManagerOnBus: networkManager, notes: notes)
     }
 
     static func leadingNumber(_ text: String) -> Int? { Int(text.prefix { $0.isNumber }) }

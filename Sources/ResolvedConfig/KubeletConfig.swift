@@ -12,11 +12,52 @@ public struct KubeletDNSConfig: Equatable, Sendable {
 
     public init() {}
 
+    /// Files that carry kubelet's command-line flags (kubeadm, Debian/Ubuntu and RHEL packaging).
+    public static let flagFiles = ["/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet", "/etc/sysconfig/kubelet"]
+
+    /// kubelet's DNS settings: its config file, then its flags, which win as they do for kubelet.
     public static func read(from files: HostFiles, path: HostPath = defaultFile) throws -> KubeletDNSConfig? {
-        guard let text = try files.readString(path, limit: 1 << 20) else { return nil }
-        var c = parse(text)
-        c.file = path
-        return c
+        var found = false
+        var c = KubeletDNSConfig()
+        if let text = try files.readString(path, limit: 1 << 20) {
+            c = parse(text)
+            c.file = path
+            found = true
+        }
+        for flagFile in flagFiles {
+            guard let text = try files.readString(try HostPath(flagFile), limit: 1 << 20) else { continue }
+            let flags = parseFlags(text)
+            if let dns = flags["cluster-dns"] {
+                c.clusterDNS = dns.split(separator: ",").compactMap { try? IPAddress(String($0)) }
+                found = true
+            }
+            if let resolv = flags["resolv-conf"] { c.resolvConf = resolv; found = true }
+            if let domain = flags["cluster-domain"] { c.clusterDomain = domain }
+        }
+        return found ? c : nil
+    }
+
+    /// `--name=value` and `--name value` flags anywhere in an environment file's values.
+    public static func parseFlags(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\"" || $0 == "'" })
+            .map(String.init)
+        var i = 0
+        while i < words.count {
+            var word = words[i]
+            if let eq = word.firstIndex(of: "="), !word.hasPrefix("--") { word = String(word[word.index(after: eq)...]) }
+            if word.hasPrefix("--") {
+                let body = word.dropFirst(2)
+                if let eq = body.firstIndex(of: "=") {
+                    out[String(body[..<eq])] = String(body[body.index(after: eq)...])
+                } else if i + 1 < words.count, !words[i + 1].hasPrefix("--") {
+                    out[String(body)] = words[i + 1]
+                    i += 1
+                }
+            }
+            i += 1
+        }
+        return out
     }
 
     /// Reads the three top-level keys from the YAML, in block (`- 10.96.0.10`) or flow

@@ -100,4 +100,13 @@ final class KubeletConfigTests: XCTestCase {
         XCTAssertEqual(flow.clusterDNS.map(\.description), ["10.43.0.10"])
         XCTAssertEqual(KubeletDNSConfig.parse("").clusterDNS, [])
     }
+
+    func testFlagsOfKubeadmAndDistributionFiles() {
+        let kubeadm = KubeletDNSConfig.parseFlags(#"KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --resolv-conf=/run/systemd/resolve/resolv.conf""#)
+        XCTAssertEqual(kubeadm["resolv-conf"], "/run/systemd/resolve/resolv.conf")
+        XCTAssertEqual(kubeadm["container-runtime-endpoint"], "unix:///run/containerd/containerd.sock")
+        let extra = KubeletDNSConfig.parseFlags("KUBELET_EXTRA_ARGS=--cluster-dns 10.43.0.10,fd00::a --node-ip=10.0.0.5\n")
+        XCTAssertEqual(extra["cluster-dns"], "10.43.0.10,fd00::a")
+        XCTAssertEqual(extra["node-ip"], "10.0.0.5")
+    }
 }

@@ -95,7 +95,9 @@ public struct HostRoot: Sendable {
                 guard hops <= 40 else {
                     throw AgentError(.io, "too many symlinks while resolving '\(path)'")
                 }
-                let target = try readLink(candidate)
+                guard let target = readSymlink(candidate) else {
+                    throw AgentError(.io, "cannot read symlink \(candidate): \(String(cString: strerror(errno)))")
+                }
                 let targetParts = target.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
                 if target.hasPrefix("/") { resolved = [] }
                 pending = targetParts + pending
@@ -110,11 +112,19 @@ public struct HostRoot: Sendable {
         let base = directory == "/" ? "" : directory
         return parts.isEmpty ? (base.isEmpty ? "/" : base) : base + "/" + parts.joined(separator: "/")
     }
+}
 
-    private func readLink(_ path: String) throws -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink(path, &buffer, buffer.count - 1)
-        guard n >= 0 else { throw AgentError(.io, "cannot read symlink \(path): \(String(cString: strerror(errno)))") }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+/// The target of a symlink on this machine, or nil when `path` is not one.
+public func readSymlink(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink(path, &buffer, buffer.count - 1)
+    guard n >= 0 else { return nil }
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// The modification time of a file on this machine.
+public func modificationTime(_ path: String) throws -> Date {
+    var st = stat()
+    guard stat(path, &st) == 0 else { throw AgentError(.io, "cannot stat \(path): \(String(cString: strerror(errno)))") }
+    return Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
 }

@@ -63,11 +63,7 @@ struct Bootstrap {
     /// agent's OS-store CA files was written. Once restarted it is newer, so it is not restarted again.
     func restartStaleRuntimes(files: HostFiles, bus: SystemBus?) throws -> [String] {
         let trust = try RegistryTrustLocations.discover(files: files, registry: config.registry)
-        let written = trust.osStoreFiles.compactMap { path -> Double? in
-            guard let real = try? files.root.resolve(path), let attributes = try? FileManager.default.attributesOfItem(atPath: real),
-                  let date = attributes[.modificationDate] as? Date else { return nil }
-            return date.timeIntervalSince1970
-        }.max()
+        let written = trust.osStoreFiles.compactMap { try? modificationTime(files.root.resolve($0)).timeIntervalSince1970 }.max()
         guard let written else { return [] }
         let systemd = Systemd1(bus: try bus ?? SystemBus(address: config.dbusAddress))
         var done: [String] = []

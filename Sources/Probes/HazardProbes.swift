@@ -16,10 +16,7 @@ public enum HazardProbes {
         guard let path = try? HostPath(resolvConf), let text = try? files.readString(path, limit: 1 << 20) else {
             return CheckResult(name: name, outcome: .skip, reason: "kubelet's resolv.conf \(resolvConf) does not exist on the host")
         }
-        let servers = text.split(separator: "\n").compactMap { line -> String? in
-            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            return f.count >= 2 && f[0] == "nameserver" ? String(f[1]) : nil
-        }
+        let servers = ResolvConf(parsing: text).nameservers.map(\.description)
         let details = ["resolv_conf": resolvConf, "nameservers": servers.joined(separator: ",")]
         if servers.contains(clusterDNS.description) {
             return CheckResult(name: name, outcome: .fail,
@@ -97,11 +94,5 @@ public enum HazardProbes {
             found.append(RuntimeProcess(name: comm, pid: pid, started: Date(timeIntervalSince1970: bootTime + start / ticks)))
         }
         return found.sorted { $0.pid < $1.pid }
-    }
-
-    static func modificationTime(_ path: String) throws -> Date {
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw AgentError(.io, "cannot stat \(path)") }
-        return Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
     }
 }

@@ -77,12 +77,3 @@ extension ClusterDNSRoute {
         return done
     }
 }
-
-/// The `nameserver` lines of a resolv.conf file, in order.
-public func resolvConfNameservers(_ text: String) -> [String] {
-    text.split(separator: "\n").compactMap { line -> String? in
-        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard fields.count >= 2, fields[0] == "nameserver" else { return nil }
-        return String(fields[1])
-    }
-}

@@ -45,7 +45,7 @@ public struct DNSHostFacts: Sendable {
         } else if (try? files.exists(resolvConf)) == true {
             mode = .foreign
         }
-        let servers = ((try? files.readString(resolvConf, limit: 1 << 20)) ?? nil).map(resolvConfNameservers) ?? []
+        let servers = ((try? files.readString(resolvConf, limit: 1 << 20)) ?? nil).map { ResolvConf(parsing: $0).nameservers.map(\.description) } ?? []
         var version: Int?
         var onBus = false
         var networkd = false, networkManager = false

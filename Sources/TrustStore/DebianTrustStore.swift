@@ -46,12 +46,12 @@ public struct DebianTrustStore {
 
         // <name>.pem links of local certificates: create the missing, drop those whose target is gone.
         let dir = try files.root.resolve(Self.etcCerts)
-        for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key }) where readLink(dir + "/" + name) != target {
+        for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key }) where readSymlink(dir + "/" + name) != target {
             try replaceSymlink(dir: dir, name: name, target: target)
             changes.append("link \(Self.etcCerts.path)/\(name) -> \(target)")
         }
         for name in try files.list(Self.etcCerts) {
-            guard let target = readLink(dir + "/" + name), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else { continue }
+            guard let target = readSymlink(dir + "/" + name), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else { continue }
             unlink(dir + "/" + name)
             changes.append("remove \(Self.etcCerts.path)/\(name)")
         }
@@ -94,7 +94,7 @@ public struct DebianTrustStore {
         var changes: [String] = []
         var links: [String: [Int: String]] = [:]  // hash -> index -> target
         for name in try files.list(Self.etcCerts) where Self.isHashLink(name) {
-            guard let target = readLink(dir + "/" + name) else { continue }
+            guard let target = readSymlink(dir + "/" + name) else { continue }
             // Dangling as the node sees it: the target's own links resolve inside the host root.
             if !target.hasPrefix("/"), let path = try? Self.etcCerts.appending(target), !((try? files.exists(path)) ?? true) {
                 unlink(dir + "/" + name)
@@ -143,12 +143,6 @@ public struct DebianTrustStore {
         return base + ".pem"
     }
 
-    func readLink(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink(path, &buffer, buffer.count - 1)
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 
     /// Points `name` at `target` atomically: a temporary link renamed over the old one.
     func replaceSymlink(dir: String, name: String, target: String) throws {

@@ -67,7 +67,7 @@ final class ClusterDNSRouteTests: XCTestCase {
     }
 
     func testResolvConfNameserversAndBusAddressEscaping() {
-        XCTAssertEqual(resolvConfNameservers("# x\nnameserver 127.0.0.11\nnameserver\t10.96.0.10\nsearch .\n"), ["127.0.0.11", "10.96.0.10"])
+        XCTAssertEqual(ResolvConf(parsing: "# x\nnameserver 127.0.0.11\nnameserver\t10.96.0.10\nsearch .\n").nameservers.map(\.description), ["127.0.0.11", "10.96.0.10"])
         XCTAssertEqual(SystemBus.address(hostRoot: "/"), "unix:path=/run/dbus/system_bus_socket")
         XCTAssertEqual(SystemBus.address(hostRoot: "/tmp/a b,c"), "unix:path=/tmp/a%20b%2Cc/run/dbus/system_bus_socket")
     }

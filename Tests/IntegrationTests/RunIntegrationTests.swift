@@ -35,7 +35,7 @@ final class RunIntegrationTests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: node.script)
         process.arguments = ["exec", SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry,
-                             "--ca", secret + "/ca.crt", "--interval", "2", "--watch-interval", "0.3"]
+                             "--ca", secret + "/ca.crt", "--interval", "2", "--watch-interval", "0.3", "--listen", "127.0.0.1:9808"]
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = node.folder
         process.environment = env
@@ -49,6 +49,36 @@ final class RunIntegrationTests: XCTestCase {
 
         try eventually(10, "first reconcile ready") { logText().contains("ready=true reason=start") }
         XCTAssertEqual(try node.agent(["probe", "--host-root", node.hostRoot, "--registry", node.registry]).status, 0)
+
+        // The health endpoint serves what the reconcile found, with a real HTTP client.
+        func get(_ path: String, _ extra: [String] = []) throws -> (code: String, body: String) {
+            let r = try node.exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}"] + extra + ["http://127.0.0.1:9808" + path])
+            let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+        }
+        XCTAssertEqual(try get("/healthz").code, "200")
+        let ready = try get("/readyz")
+        XCTAssertEqual(ready.code, "200")
+        XCTAssertTrue(ready.body.contains("ready to pull from registry-service.openfaas.svc.cluster.local:443"), ready.body)
+        let metrics = try get("/metrics").body
+        for line in ["node_agent_ready 1", "probe_success{check=\"registry-api\"} 1", "probe_success{check=\"dns-host\"} 1"] {
+            XCTAssertTrue(metrics.contains(line + "\n"), "missing \(line) in\n\(metrics)")
+        }
+        XCTAssertTrue(metrics.contains("probe_ssl_earliest_cert_expiry{check=\"tls-os-trust\"} "), metrics)
+        let status = try JSONReport.decode(try get("/status").body)
+        XCTAssertTrue(status.ready)
+        XCTAssertEqual(try get("/nope").code, "404")
+        XCTAssertEqual(try get("/readyz", ["-X", "POST", "-d", "x"]).code, "413")
+        XCTAssertEqual(try get("/readyz", ["-X", "DELETE"]).code, "405")
+        XCTAssertEqual(try get("/readyz", ["-H", "X-Big: " + String(repeating: "a", count: 100_000)]).code, "400")
+        // A client that connects and says nothing is cut off after the idle timeout.
+        let silent = try node.exec(["python3", "-c", """
+            import socket, time
+            s = socket.create_connection(("127.0.0.1", 9808)); t = time.time()
+            s.settimeout(20); data = s.recv(1)
+            print("closed after %.1f s" % (time.time() - t) if data == b"" else "got data")
+            """])
+        XCTAssertTrue(silent.stdout.hasPrefix("closed after"), silent.stdout + silent.stderr)
 
         // Drift: someone deletes the link; the next interval brings it back.
         XCTAssertEqual(try node.exec(["ip", "link", "del", "nodeagent0"]).status, 0)

@@ -44,6 +44,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Restart a container runtime that started before the CA reached the OS store (once).")
     var restartRuntime = false
 
+    @Option(help: "Address of the health endpoint (/healthz, /readyz, /status, /metrics), HOST:PORT; 'off' for none.")
+    var listen: String = "0.0.0.0:9808"
+
     func run() async throws {
         guard (0.1...86400).contains(interval), (0.05...3600).contains(watchInterval) else {
             throw AgentError(.invalidInput, "--interval must be 0.1-86400 s and --watch-interval 0.05-3600 s")
@@ -58,9 +61,20 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "node-agent")
         let options = RunOptions(node: node, ca: ca, interval: interval, watchInterval: watchInterval, dnsMode: dnsMode,
                                  trustRefresh: trustRefresh, restartRuntime: restartRuntime)
-        let reconcile = ReconcileService(options: options, state: AgentState(), logger: logger)
+        let cache = StatusCache()
+        let reconcile = ReconcileService(options: options, state: AgentState(), cache: cache, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if listen != "off" {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+                throw AgentError(.invalidInput, "--listen '\(listen.escapedForMessage)' is not HOST:PORT", hint: "e.g. 0.0.0.0:9808, or off")
+            }
+            let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            _ = try IPAddress(host)
+            services.append(.init(service: HealthServer(host: host, port: port, cache: cache, logger: logger)))
+        }
+        services.append(.init(service: reconcile))
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: reconcile)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         logger.info("starting", metadata: ["registry": "\(node.registry)", "host-root": "\(node.hostRoot)"])
         try await group.run()

@@ -26,6 +26,7 @@ actor AgentState {
 struct ReconcileService: Service {
     let options: RunOptions
     let state: AgentState
+    let cache: StatusCache
     let logger: Logger
     /// Blocking work (sd-bus, host tools) runs here, off the cooperative pool, one at a time.
     let queue = DispatchQueue(label: "node-agent.reconcile")
@@ -74,6 +75,7 @@ struct ReconcileService: Service {
         switch outcome {
         case .success(let report):
             await state.record(report)
+            cache.update(report: report, error: nil)
             let failed = report.checks.filter { $0.outcome == .fail }.map(\.name)
             logger.info("reconciled", metadata: [
                 "reason": "\(why)", "ready": "\(report.ready)", "changes": "\(report.changes.count)",
@@ -85,6 +87,7 @@ struct ReconcileService: Service {
             return report.ready
         case .failure(let error):
             await state.record(error: "\(error)")
+            cache.update(report: nil, error: "\(error)")
             logger.error("reconcile failed", metadata: ["reason": "\(why)", "error": "\(error)"])
             notify("READY=1\nSTATUS=reconcile failed: \(error)")
             return false

@@ -71,6 +71,18 @@ final class BootstrapConfigTests: XCTestCase {
         XCTAssertEqual(merged, ["bootstrap", "--registry", "cli.svc.cluster.local", "--cluster-dns", "10.96.0.10", "--dry-run"])
     }
 
+    func testRunReadsItsOptionsFromTheEnvironmentAsTheDaemonSetSetsThem() throws {
+        let merged = EnvironmentOptions.merge(arguments: ["run"], environment: [
+            "NODE_AGENT_REGISTRY": "registry-service.openfaas.svc.cluster.local:443", "NODE_AGENT_HOST_ROOT": "/host",
+            "NODE_AGENT_CA": "/etc/node-agent/ca/ca.crt", "NODE_AGENT_LISTEN": "0.0.0.0:9808", "NODE_AGENT_RESTART_RUNTIME": "yes",
+        ])
+        XCTAssertEqual(Set(merged), Set(["run", "--host-root", "/host", "--registry", "registry-service.openfaas.svc.cluster.local:443",
+                                         "--ca", "/etc/node-agent/ca/ca.crt", "--listen", "0.0.0.0:9808", "--restart-runtime"]))
+        let parsed = try RunCommand.parse(Array(merged.dropFirst()))
+        XCTAssertEqual(parsed.listen, "0.0.0.0:9808")
+        XCTAssertTrue(parsed.restartRuntime)
+    }
+
     func testReadinessRule() {
         let pass = CheckResult(name: "a", outcome: .pass, reason: "")
         let warn = CheckResult(name: "b", outcome: .warn, reason: "")

@@ -54,8 +54,9 @@ enum EnvironmentOptions {
         "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh", "dns-mode"],
         "probe": NodeOptions.environmentNames,
         "uninstall": ["host-root", "registry", "dbus-address", "output", "trust-refresh"],
+        "run": NodeOptions.environmentNames + ["ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen"],
     ]
-    static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"]]
+    static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"], "run": ["restart-runtime"]]
 
     static func merge(arguments: [String], environment: [String: String]) -> [String] {
         guard let sub = arguments.first, let names = options[sub] else { return arguments }

@@ -62,7 +62,7 @@ struct RunCommand: AsyncParsableCommand {
         let options = RunOptions(node: node, ca: ca, interval: interval, watchInterval: watchInterval, dnsMode: dnsMode,
                                  trustRefresh: trustRefresh, restartRuntime: restartRuntime)
         let cache = StatusCache()
-        let reconcile = ReconcileService(options: options, state: AgentState(), cache: cache, logger: logger)
+        let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if listen != "off" {
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {

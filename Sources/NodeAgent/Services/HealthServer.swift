@@ -26,8 +26,9 @@ struct HealthServer: Service {
             .childChannelInitializer { [cache] channel in
                 guard counter.open() else { return channel.close() }
                 channel.closeFuture.whenComplete { _ in counter.close() }
-                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
-                    channel.pipeline.addHandlers([IdleStateHandler(readTimeout: Self.idleTimeout), HealthHandler(cache: cache)])
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(readTimeout: Self.idleTimeout), HealthHandler(cache: cache)])
                 }
             }
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)

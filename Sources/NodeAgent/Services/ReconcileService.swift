@@ -7,25 +7,13 @@ import ResolvedConfig
 import ServiceLifecycle
 import TrustStore
 
-/// What `run` knows about the node, shared with readers (logs, sd_notify, later the health endpoint).
-actor AgentState {
-    private(set) var lastReport: Report?
-    private(set) var lastError: String?
-    private(set) var reconciles = 0
-    private(set) var failures = 0
-
-    func record(_ report: Report) { lastReport = report; lastError = nil; reconciles += 1 }
-    func record(error: String) { lastError = error; failures += 1; reconciles += 1 }
-    var ready: Bool { lastError == nil && (lastReport?.ready ?? false) }
-}
-
 /// Keeps the node set up and proven: reconciles at start, then when the CA file changes (a
 /// Secret volume swaps its `..data` link), when systemd-resolved restarts (a new owner of its bus
 /// name), and every interval (drift of the agent's files and link, and fresh probes), with
 /// jitter, and sooner with backoff while the node is not ready.
 struct ReconcileService: Service {
     let options: RunOptions
-    let state: AgentState
+    /// What the last reconcile found, for the health endpoint.
     let cache: StatusCache
     let logger: Logger
     /// Blocking work (sd-bus, host tools) runs here, off the cooperative pool, one at a time.
@@ -74,7 +62,6 @@ struct ReconcileService: Service {
         }
         switch outcome {
         case .success(let report):
-            await state.record(report)
             cache.update(report: report, error: nil)
             let failed = report.checks.filter { $0.outcome == .fail }.map(\.name)
             logger.info("reconciled", metadata: [
@@ -86,7 +73,6 @@ struct ReconcileService: Service {
                                 : "READY=1\nSTATUS=not ready: \(failed.joined(separator: ", "))")
             return report.ready
         case .failure(let error):
-            await state.record(error: "\(error)")
             cache.update(report: nil, error: "\(error)")
             logger.error("reconcile failed", metadata: ["reason": "\(why)", "error": "\(error)"])
             notify("READY=1\nSTATUS=reconcile failed: \(error)")

@@ -76,6 +76,11 @@ struct HTTPClient {
 
     func get(_ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
              watch: inout Stopwatch) throws -> HTTPResponse {
+        try send("GET", url, address: address, trustFile: trustFile, headers: headers, body: [], watch: &watch)
+    }
+
+    func send(_ method: String, _ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
+              body: [UInt8], watch: inout Stopwatch) throws -> HTTPResponse {
         let socket = try Socket.connect(to: address, port: url.port, type: Int32(SOCK_STREAM.rawValue),
                                         timeoutMilliseconds: timeoutMilliseconds)
         watch.lap("connect")
@@ -90,12 +95,13 @@ struct HTTPClient {
             tls = c
         }
         let hostHeader = (url.tls && url.port == 443) || (!url.tls && url.port == 80) ? url.host : "\(url.host):\(url.port)"
-        var request = "GET \(url.pathAndQuery) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: node-agent\r\nAccept: */*\r\nConnection: close\r\n"
+        var request = "\(method) \(url.pathAndQuery) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: node-agent\r\nAccept: */*\r\nConnection: close\r\n"
+        if !body.isEmpty || method != "GET" { request += "Content-Length: \(body.count)\r\n" }
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
         let write: ([UInt8]) throws -> Void = { bytes in if let tls { try tls.write(bytes) } else { try socket.writeAll(bytes) } }
         let read: (Int) throws -> [UInt8] = { max in if let tls { return try tls.read(max: max) } else { return try socket.readSome(max: max) } }
-        try write(Array(request.utf8))
+        try write(Array(request.utf8) + body)
 
         var received: [UInt8] = []
         var head: HTTPResponseHead?
@@ -146,4 +152,15 @@ extension Array where Element == UInt8 {
         for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 { return i }
         return nil
     }
+}
+
+/// One HTTPS request with the agent's bounded client, verified with `trustFile` (SNI and name
+/// check for the URL's host): for the Kubernetes API, with the service account's CA.
+public func httpsRequest(_ method: String, url: String, address: IPAddress, trustFile: String, headers: [(String, String)],
+                         body: [UInt8] = [], timeoutMilliseconds: Int32 = 10_000) throws -> (status: Int, body: [UInt8]) {
+    guard let parsed = SimpleURL(url) else { throw AgentError(.invalidInput, "'\(url.escapedForMessage)' is not an http(s) URL") }
+    var watch = Stopwatch()
+    let r = try HTTPClient(timeoutMilliseconds: timeoutMilliseconds).send(method, parsed, address: address, trustFile: trustFile,
+                                                                          headers: headers, body: body, watch: &watch)
+    return (r.status, r.body)
 }

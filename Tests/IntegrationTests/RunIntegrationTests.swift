@@ -110,4 +110,63 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertTrue(logText().contains("stopping: graceful shutdown"))
         XCTAssertFalse(logText().contains("reconcile failed"), logText())
     }
+
+    /// The node condition and the startup taint, against scripts/fake-apiserver (a test double
+    /// that checks the request shapes, not a Kubernetes API server).
+    func testRunPublishesTheNodeConditionOnChangeAndRemovesTheStartupTaint() throws {
+        let token = "test-token-\(UUID().uuidString.prefix(8))"
+        let tokenFile = node.folder + "/token"
+        try token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let apiLog = node.folder + "/api.log"
+        FileManager.default.createFile(atPath: apiLog, contents: nil)
+        func background(_ args: [String]) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: node.script)
+            p.arguments = ["exec"] + args
+            var env = ProcessInfo.processInfo.environment
+            env["NODE_AGENT_SANDBOX"] = node.folder
+            p.environment = env
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let pki = node.folder + "/pki"
+        let api = try background(["python3", packageRoot.appendingPathComponent("scripts/fake-apiserver").path, "127.0.0.20", "6443",
+                                  pki + "/registry.crt", pki + "/registry.key", token, "node-1", apiLog])
+        defer { api.terminate(); api.waitUntilExit() }
+        let agent = try background([SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry, "--ca", node.caFile,
+                                    "--interval", "1", "--watch-interval", "0.2", "--listen", "off", "--node-name", "node-1",
+                                    "--kube-api", "https://127.0.0.20:6443", "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile,
+                                    "--startup-taint", "node-agent/registry-not-ready", "--condition-heartbeat", "600"])
+        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+        func requests() -> [[String: Any]] {
+            ((try? String(contentsOfFile: apiLog, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        }
+        try eventually(15, "the taint removal") { requests().contains { ($0["path"] as? String) == "/api/v1/nodes/node-1" && ($0["method"] as? String) == "PATCH" } }
+        // Several intervals more: nothing changed, so no more condition patches (the heartbeat is 10 min).
+        Thread.sleep(forTimeInterval: 3)
+        agent.terminate()
+        agent.waitUntilExit()
+
+        let all = requests()
+        XCTAssertTrue(all.allSatisfy { $0["authorized"] as? Bool == true }, "\(all)")
+        let status = all.filter { ($0["path"] as? String) == "/api/v1/nodes/node-1/status" }
+        XCTAssertEqual(status.count, 1, "one condition patch while nothing changes: \(status)")
+        XCTAssertEqual(status.first?["content_type"] as? String, "application/strategic-merge-patch+json")
+        let condition = (((status.first?["body"] as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]])?.first
+        XCTAssertEqual(condition?["type"] as? String, "RegistryPullReady")
+        XCTAssertEqual(condition?["status"] as? String, "True")
+        XCTAssertEqual(condition?["reason"] as? String, "RegistryPullable")
+        XCTAssertNotNil(condition?["lastTransitionTime"] as? String)
+        XCTAssertNotNil(condition?["lastHeartbeatTime"] as? String)
+        let taintPatch = try XCTUnwrap(all.first { ($0["path"] as? String) == "/api/v1/nodes/node-1" && ($0["method"] as? String) == "PATCH" })
+        XCTAssertEqual(taintPatch["content_type"] as? String, "application/merge-patch+json")
+        let taints = ((taintPatch["body"] as? [String: Any])?["spec"] as? [String: Any])?["taints"] as? [[String: Any]]
+        XCTAssertEqual(taints?.compactMap { $0["key"] as? String }, ["example.com/other"], "only the startup taint goes")
+        XCTAssertEqual(all.filter { ($0["method"] as? String) == "PATCH" && ($0["path"] as? String) == "/api/v1/nodes/node-1" }.count, 1)
+    }
 }

@@ -54,7 +54,9 @@ enum EnvironmentOptions {
         "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh", "dns-mode"],
         "probe": NodeOptions.environmentNames,
         "uninstall": ["host-root", "registry", "dbus-address", "output", "trust-refresh"],
-        "run": NodeOptions.environmentNames + ["ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen"],
+        "run": NodeOptions.environmentNames + ["ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen",
+                                               "node-name", "kube-api", "kube-token-file", "kube-ca-file", "node-condition",
+                                               "startup-taint", "condition-heartbeat"],
     ]
     static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"], "run": ["restart-runtime"]]
 

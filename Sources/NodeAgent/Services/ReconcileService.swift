@@ -63,6 +63,8 @@ struct ReconcileService: Service {
         switch outcome {
         case .success(let report):
             cache.update(report: report, error: nil)
+            publish(ready: report.ready, reason: report.ready ? "RegistryPullable" : "RegistryNotPullable",
+                    message: report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; "))
             let failed = report.checks.filter { $0.outcome == .fail }.map(\.name)
             logger.info("reconciled", metadata: [
                 "reason": "\(why)", "ready": "\(report.ready)", "changes": "\(report.changes.count)",
@@ -74,9 +76,22 @@ struct ReconcileService: Service {
             return report.ready
         case .failure(let error):
             cache.update(report: nil, error: "\(error)")
+            publish(ready: false, reason: "AgentError", message: "\(error)")
             logger.error("reconcile failed", metadata: ["reason": "\(why)", "error": "\(error)"])
             notify("READY=1\nSTATUS=reconcile failed: \(error)")
             return false
+        }
+    }
+
+    /// The node condition (and startup taint), when the agent knows its node and the API.
+    func publish(ready: Bool, reason: String, message: String) {
+        guard let reporter = options.reporter else { return }
+        queue.async {
+            do {
+                for line in try reporter.report(ready: ready, reason: reason, message: message) { logger.info("kubernetes: \(line)") }
+            } catch {
+                logger.error("kubernetes: \(error)")
+            }
         }
     }
 

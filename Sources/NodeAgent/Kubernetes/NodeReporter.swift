@@ -1,0 +1,128 @@
+import Foundation
+import HostSystem
+import Probes
+
+/// Where and how to reach the Kubernetes API: in a pod, the service account's token and CA
+/// and the KUBERNETES_SERVICE_HOST/PORT variables.
+struct KubeAPI: Sendable {
+    var base: String
+    var address: IPAddress
+    var tokenFile: String
+    var caFile: String
+
+    static let serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+    /// The API from `--kube-api` (https://IP:PORT) or the in-cluster environment; nil when neither is there.
+    static func resolve(url: String?, tokenFile: String?, caFile: String?, environment: [String: String]) throws -> KubeAPI? {
+        var base = url
+        if base == nil, let host = environment["KUBERNETES_SERVICE_HOST"], let port = environment["KUBERNETES_SERVICE_PORT"] {
+            base = host.contains(":") ? "https://[\(host)]:\(port)" : "https://\(host):\(port)"
+        }
+        guard let base else { return nil }
+        guard base.hasPrefix("https://"), let authority = base.dropFirst(8).split(separator: "/").first,
+              let registry = try? RegistryAddress(String(authority)), case .ip(let ip) = registry.host else {
+            throw AgentError(.invalidInput, "the Kubernetes API '\(base.escapedForMessage)' must be https://IP:PORT")
+        }
+        return KubeAPI(base: "https://\(registry.hostAndPort)", address: ip, tokenFile: tokenFile ?? serviceAccount + "/token",
+                       caFile: caFile ?? serviceAccount + "/ca.crt")
+    }
+
+    func request(_ method: String, _ path: String, contentType: String? = nil, body: Any? = nil) throws -> (status: Int, json: Any?) {
+        guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
+            throw AgentError(.io, "cannot read the service account token \(tokenFile)")
+        }
+        var headers = [("Authorization", "Bearer " + token), ("Accept", "application/json")]
+        var bytes: [UInt8] = []
+        if let body {
+            bytes = Array(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
+            headers.append(("Content-Type", contentType ?? "application/json"))
+        }
+        let r = try httpsRequest(method, url: base + path, address: address, trustFile: caFile, headers: headers, body: bytes)
+        return (r.status, try? JSONSerialization.jsonObject(with: Data(r.body)))
+    }
+}
+
+/// Publishes "can this node pull from the registry" as a node condition, the way
+/// node-problem-detector does (a strategic merge patch of nodes/NAME/status, keyed by type),
+/// only when it changes plus a slow heartbeat; and removes a startup taint once the node is
+/// ready, so that pods land only on nodes that can pull (kubernetes-sigs/node-readiness-controller
+/// watches such conditions).
+final class NodeReporter: @unchecked Sendable {
+    // Used from the reconcile queue only.
+    let api: KubeAPI
+    let node: String
+    let conditionType: String
+    let startupTaint: String?
+    let heartbeat: TimeInterval
+    private var last: (status: String, reason: String, message: String)?
+    private var lastTransition = Date()
+    private var lastSent = Date.distantPast
+    private var taintRemoved = false
+
+    init(api: KubeAPI, node: String, conditionType: String, startupTaint: String?, heartbeat: TimeInterval) {
+        self.api = api
+        self.node = node
+        self.conditionType = conditionType
+        self.startupTaint = startupTaint
+        self.heartbeat = heartbeat
+    }
+
+    static func timestamp(_ d: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: d)
+    }
+
+    /// Sends the condition when it changed or the heartbeat is due; returns what it did.
+    func report(ready: Bool, reason: String, message: String, now: Date = Date()) throws -> [String] {
+        var done: [String] = []
+        let status = ready ? "True" : "False"
+        let changed = last.map { $0.status != status || $0.reason != reason || $0.message != message } ?? true
+        if last?.status != status { lastTransition = now }
+        if changed || now.timeIntervalSince(lastSent) >= heartbeat {
+            let condition: [String: Any] = [
+                "type": conditionType, "status": status, "reason": reason, "message": String(message.prefix(1024)),
+                "lastHeartbeatTime": Self.timestamp(now), "lastTransitionTime": Self.timestamp(lastTransition),
+            ]
+            let r = try api.request("PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
+                                    body: ["status": ["conditions": [condition]]])
+            guard (200..<300).contains(r.status) else {
+                throw AgentError(.io, "the API answered \(r.status) to the \(conditionType) condition of node \(node)",
+                                 hint: "the service account needs patch on nodes/status")
+            }
+            last = (status, reason, message)
+            lastSent = now
+            done.append("condition \(conditionType)=\(status) (\(reason)) on node \(node)")
+        }
+        if ready, let key = startupTaint, !taintRemoved {
+            done += try removeTaint(key)
+        }
+        return done
+    }
+
+    /// Removes the taint `key` from the node, with its resourceVersion so a concurrent change wins.
+    func removeTaint(_ key: String) throws -> [String] {
+        let r = try api.request("GET", "/api/v1/nodes/\(node)")
+        guard r.status == 200, let object = r.json as? [String: Any], let metadata = object["metadata"] as? [String: Any],
+              let version = metadata["resourceVersion"] as? String else {
+            throw AgentError(.io, "cannot read node \(node) from the API (\(r.status))", hint: "the service account needs get on nodes")
+        }
+        let taints = ((object["spec"] as? [String: Any])?["taints"] as? [[String: Any]]) ?? []
+        let remaining = taints.filter { ($0["key"] as? String) != key }
+        guard remaining.count != taints.count else { taintRemoved = true; return [] }
+        let patch: [String: Any] = ["metadata": ["resourceVersion": version], "spec": ["taints": remaining]]
+        let p = try api.request("PATCH", "/api/v1/nodes/\(node)", contentType: "application/merge-patch+json", body: patch)
+        guard (200..<300).contains(p.status) else {
+            throw AgentError(.io, "the API answered \(p.status) to removing taint \(key) from node \(node)")
+        }
+        taintRemoved = true
+        return ["removed startup taint \(key) from node \(node)"]
+    }
+
+    /// Deletes the condition (uninstall): the node goes back to not having it at all.
+    func clear() throws {
+        let r = try api.request("PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
+                                body: ["status": ["conditions": [["type": conditionType, "$patch": "delete"]]]])
+        guard (200..<300).contains(r.status) else { throw AgentError(.io, "the API answered \(r.status) to clearing \(conditionType)") }
+    }
+}

@@ -168,5 +168,15 @@ final class RunIntegrationTests: XCTestCase {
         let taints = ((taintPatch["body"] as? [String: Any])?["spec"] as? [String: Any])?["taints"] as? [[String: Any]]
         XCTAssertEqual(taints?.compactMap { $0["key"] as? String }, ["example.com/other"], "only the startup taint goes")
         XCTAssertEqual(all.filter { ($0["method"] as? String) == "PATCH" && ($0["path"] as? String) == "/api/v1/nodes/node-1" }.count, 1)
+
+        // Uninstall takes the condition away (a strategic merge patch deleting it by type).
+        let uninstall = try node.agent(["uninstall", "--host-root", node.hostRoot, "--node-name", "node-1", "--kube-api", "https://127.0.0.20:6443",
+                                        "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile])
+        XCTAssertEqual(uninstall.status, 0, uninstall.stderr)
+        let last = try XCTUnwrap(requests().last)
+        XCTAssertEqual(last["path"] as? String, "/api/v1/nodes/node-1/status")
+        let deleted = (((last["body"] as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]])?.first
+        XCTAssertEqual(deleted?["$patch"] as? String, "delete")
+        XCTAssertEqual(deleted?["type"] as? String, "RegistryPullReady")
     }
 }

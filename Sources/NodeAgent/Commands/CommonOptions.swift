@@ -53,7 +53,8 @@ enum EnvironmentOptions {
     static let options: [String: [String]] = [
         "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh", "dns-mode"],
         "probe": NodeOptions.environmentNames,
-        "uninstall": ["host-root", "registry", "dbus-address", "output", "trust-refresh"],
+        "uninstall": ["host-root", "registry", "dbus-address", "output", "trust-refresh", "node-name", "kube-api", "kube-token-file",
+                      "kube-ca-file", "node-condition"],
         "run": NodeOptions.environmentNames + ["ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen",
                                                "node-name", "kube-api", "kube-token-file", "kube-ca-file", "node-condition",
                                                "startup-taint", "condition-heartbeat"],

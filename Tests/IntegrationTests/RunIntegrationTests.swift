@@ -32,12 +32,29 @@ final class RunIntegrationTests: XCTestCase {
         let log = node.folder + "/run.log"
         FileManager.default.createFile(atPath: log, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        // systemd's notify protocol: a datagram socket named by NOTIFY_SOCKET receives READY=1 and STATUS=.
+        let notifySocket = node.folder + "/notify.sock"
+        let notifyLog = node.folder + "/notify.log"
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        listener.arguments = ["python3", "-c", """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+            with open(sys.argv[2], "a") as log:
+                while True:
+                    log.write(s.recv(4096).decode() + "\\n---\\n"); log.flush()
+            """, notifySocket, notifyLog]
+        try listener.run()
+        defer { listener.terminate() }
+        try eventually(5, "the notify socket") { FileManager.default.fileExists(atPath: notifySocket) }
+
         let process = Process()
         process.executableURL = URL(fileURLWithPath: node.script)
         process.arguments = ["exec", SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry,
                              "--ca", secret + "/ca.crt", "--interval", "2", "--watch-interval", "0.3", "--listen", "127.0.0.1:9808"]
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = node.folder
+        env["NOTIFY_SOCKET"] = notifySocket
         process.environment = env
         process.standardOutput = output
         process.standardError = output
@@ -49,6 +66,9 @@ final class RunIntegrationTests: XCTestCase {
 
         try eventually(10, "first reconcile ready") { logText().contains("ready=true reason=start") }
         XCTAssertEqual(try node.agent(["probe", "--host-root", node.hostRoot, "--registry", node.registry]).status, 0)
+        try eventually(5, "sd_notify READY") {
+            ((try? String(contentsOfFile: notifyLog, encoding: .utf8)) ?? "").contains("READY=1\nSTATUS=ready to pull from registry-service.openfaas.svc.cluster.local:443")
+        }
 
         // The health endpoint serves what the reconcile found, with a real HTTP client.
         func get(_ path: String, _ extra: [String] = []) throws -> (code: String, body: String) {
@@ -108,6 +128,7 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(stopAsked), 5)
         XCTAssertEqual(process.terminationStatus, 0, logText())
         XCTAssertTrue(logText().contains("stopping: graceful shutdown"))
+        XCTAssertTrue(((try? String(contentsOfFile: notifyLog, encoding: .utf8)) ?? "").contains("STOPPING=1"))
         XCTAssertFalse(logText().contains("reconcile failed"), logText())
     }
 

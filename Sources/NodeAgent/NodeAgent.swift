@@ -13,9 +13,9 @@ struct NodeAgent: AsyncParsableCommand {
     /// Every option also reads `NODE_AGENT_<OPTION>` (e.g. NODE_AGENT_CLUSTER_DNS) when it is not
     /// on the command line; the command line wins.
     static func main() async {
-        var arguments = Array(CommandLine.arguments.dropFirst())
-        arguments = EnvironmentOptions.merge(arguments: arguments, environment: ProcessInfo.processInfo.environment)
         do {
+            let arguments = try EnvironmentOptions.arguments(CommandLine.arguments.dropFirst().map { $0 },
+                                                             environment: ProcessInfo.processInfo.environment)
             var command = try parseAsRoot(arguments)
             if var long = command as? AsyncParsableCommand {
                 try await long.run()

@@ -83,6 +83,38 @@ final class BootstrapConfigTests: XCTestCase {
         XCTAssertTrue(parsed.restartRuntime)
     }
 
+    func testConfigFileFillsWhatTheEnvironmentAndCommandLineLeave() throws {
+        let dir = try makeTemporaryDirectory("config")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/node-agent.env"
+        try "# node-agent\nNODE_AGENT_REGISTRY=\"file.svc.cluster.local\"\nexport NODE_AGENT_CLUSTER_DNS=10.96.0.10\nNODE_AGENT_TIMEOUT='3'\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let args = try EnvironmentOptions.arguments(["probe", "--config", file, "--timeout", "7"], environment: ["NODE_AGENT_CLUSTER_DNS": "10.43.0.10"])
+        XCTAssertEqual(Set(args), Set(["probe", "--timeout", "7", "--registry", "file.svc.cluster.local", "--cluster-dns", "10.43.0.10"]))
+        try "REGISTRY=x\n".write(toFile: file, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try EnvironmentOptions.arguments(["probe"], environment: ["NODE_AGENT_CONFIG": file])) {
+            XCTAssertTrue("\($0)".contains("node-agent.env:1: expected NODE_AGENT_<OPTION>=value"), "\($0)")
+        }
+    }
+
+    /// Every flag of every command is in docs/CONFIGURATION.md and can come from the environment.
+    func testEveryFlagIsDocumentedAndReadFromTheEnvironment() throws {
+        let doc = try String(contentsOf: packageRoot.appendingPathComponent("docs/CONFIGURATION.md"), encoding: .utf8)
+        let commands: [(String, String)] = [("bootstrap", BootstrapCommand.helpMessage()), ("probe", ProbeCommand.helpMessage()),
+                                            ("uninstall", UninstallCommand.helpMessage()), ("run", RunCommand.helpMessage())]
+        for (name, help) in commands {
+            let flags = Set(help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," })
+                .filter { $0.hasPrefix("--") && $0 != "--help" }.map { String($0.prefix { $0 != "=" && $0 != "<" }) })
+            XCTAssertFalse(flags.isEmpty, name)
+            for flag in flags {
+                XCTAssertTrue(doc.contains("| `\(flag)` |"), "\(flag) of \(name) is not in docs/CONFIGURATION.md")
+                let option = String(flag.dropFirst(2))
+                let known = (EnvironmentOptions.options[name] ?? []) + (EnvironmentOptions.flags[name] ?? [])
+                XCTAssertTrue(known.contains(option), "\(flag) of \(name) is not read from NODE_AGENT_\(option.uppercased())")
+            }
+        }
+    }
+
     func testReadinessRule() {
         let pass = CheckResult(name: "a", outcome: .pass, reason: "")
         let warn = CheckResult(name: "b", outcome: .warn, reason: "")

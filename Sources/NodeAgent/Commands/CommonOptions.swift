@@ -61,6 +61,47 @@ enum EnvironmentOptions {
     ]
     static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"], "run": ["restart-runtime"]]
 
+    /// The command line with what it lacks filled from the environment, then from the config file
+    /// (`--config FILE` or NODE_AGENT_CONFIG): `NODE_AGENT_<OPTION>=value` lines, the format of a
+    /// systemd EnvironmentFile and of a ConfigMap's data. Command line, then environment, then file.
+    static func arguments(_ arguments: [String], environment: [String: String]) throws -> [String] {
+        var args = arguments
+        var path = environment["NODE_AGENT_CONFIG"]
+        if let i = args.firstIndex(of: "--config"), i + 1 < args.count {
+            path = args[i + 1]
+            args.removeSubrange(i...(i + 1))
+        } else if let i = args.firstIndex(where: { $0.hasPrefix("--config=") }) {
+            path = String(args[i].dropFirst("--config=".count))
+            args.remove(at: i)
+        }
+        var merged = environment
+        if let path {
+            for (key, value) in try configFile(path) where merged[key] == nil { merged[key] = value }
+        }
+        return merge(arguments: args, environment: merged)
+    }
+
+    /// Parses a config file: `KEY=value` lines, `#` comments, optional quotes around the value.
+    static func configFile(_ path: String) throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
+            throw AgentError(.invalidInput, "config file \(path) cannot be read", hint: "check --config or NODE_AGENT_CONFIG")
+        }
+        var out: [String: String] = [:]
+        for (number, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
+            guard let eq = line.firstIndex(of: "="), line[..<eq].hasPrefix("NODE_AGENT_"),
+                  line[..<eq].allSatisfy({ $0.isUppercase || $0.isNumber || $0 == "_" }) else {
+                throw AgentError(.invalidInput, "\(path):\(number + 1): expected NODE_AGENT_<OPTION>=value", hint: "see docs/CONFIGURATION.md")
+            }
+            var value = String(line[line.index(after: eq)...])
+            if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q { value = String(value.dropFirst().dropLast()) }
+            out[String(line[..<eq])] = value
+        }
+        return out
+    }
+
     static func merge(arguments: [String], environment: [String: String]) -> [String] {
         guard let sub = arguments.first, let names = options[sub] else { return arguments }
         var out = arguments

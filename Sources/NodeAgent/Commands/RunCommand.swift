@@ -45,20 +45,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Restart a container runtime that started before the CA reached the OS store (once).")
     var restartRuntime = false
 
-    @Option(help: "This node's name (the downward API's spec.nodeName; default: $NODE_NAME): publish the node condition.")
-    var nodeName: String?
-
-    @Option(help: "The Kubernetes API, https://IP:PORT (default: the in-cluster KUBERNETES_SERVICE_HOST/PORT).")
-    var kubeApi: String?
-
-    @Option(help: "Service account token file (default: the pod's).")
-    var kubeTokenFile: String?
-
-    @Option(help: "CA of the Kubernetes API (default: the pod's service account ca.crt).")
-    var kubeCaFile: String?
-
-    @Option(help: "The node condition's type.")
-    var nodeCondition: String = "RegistryPullReady"
+    @OptionGroup var kube: KubeOptions
 
     @Option(help: "A taint to remove from the node once it can pull (e.g. node-agent/registry-not-ready).")
     var startupTaint: String?
@@ -81,18 +68,7 @@ struct RunCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "node-agent")
-        var reporter: NodeReporter?
-        let environment = ProcessInfo.processInfo.environment
-        if let name = nodeName ?? environment["NODE_NAME"] {
-            _ = try DomainName(name, what: "node name")
-            guard let api = try KubeAPI.resolve(url: kubeApi, tokenFile: kubeTokenFile, caFile: kubeCaFile, environment: environment) else {
-                throw AgentError(.invalidInput, "a node name is set but the Kubernetes API is not known", hint: "run in a pod, or pass --kube-api")
-            }
-            guard nodeCondition.range(of: "^[A-Za-z][A-Za-z0-9]{0,62}$", options: .regularExpression) != nil else {
-                throw AgentError(.invalidInput, "--node-condition '\(nodeCondition.escapedForMessage)' is not a condition type (CamelCase letters)")
-            }
-            reporter = NodeReporter(api: api, node: name, conditionType: nodeCondition, startupTaint: startupTaint, heartbeat: conditionHeartbeat)
-        }
+        let reporter = try kube.reporter(startupTaint: startupTaint, heartbeat: conditionHeartbeat)
         let options = RunOptions(node: node, ca: ca, interval: interval, watchInterval: watchInterval, dnsMode: dnsMode,
                                  trustRefresh: trustRefresh, restartRuntime: restartRuntime, reporter: reporter)
         let cache = StatusCache()

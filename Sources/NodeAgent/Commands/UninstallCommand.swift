@@ -26,20 +26,7 @@ struct UninstallCommand: ParsableCommand {
     @Option(help: "How the OS trust bundle is rebuilt: tool or native (see bootstrap).")
     var trustRefresh: TrustRefreshMode = .tool
 
-    @Option(help: "This node's name (default: $NODE_NAME): its node condition is removed too.")
-    var nodeName: String?
-
-    @Option(help: "The Kubernetes API, https://IP:PORT (default: in-cluster).")
-    var kubeApi: String?
-
-    @Option(help: "Service account token file (default: the pod's).")
-    var kubeTokenFile: String?
-
-    @Option(help: "CA of the Kubernetes API (default: the pod's).")
-    var kubeCaFile: String?
-
-    @Option(help: "The node condition's type.")
-    var nodeCondition: String = "RegistryPullReady"
+    @OptionGroup var kube: KubeOptions
 
     @Flag(help: "Print what would be removed, remove nothing.")
     var dryRun = false
@@ -67,13 +54,9 @@ struct UninstallCommand: ParsableCommand {
         if !dryRun {
             changes += try trust.removeCreatedDirectories().map { "remove folder \($0): created by the agent, empty now" }
         }
-        let environment = ProcessInfo.processInfo.environment
-        if registry == nil, let name = nodeName ?? environment["NODE_NAME"],
-           let api = try KubeAPI.resolve(url: kubeApi, tokenFile: kubeTokenFile, caFile: kubeCaFile, environment: environment) {
-            changes.append("remove the \(nodeCondition) condition of node \(name)")
-            if !dryRun {
-                try NodeReporter(api: api, node: name, conditionType: nodeCondition, startupTaint: nil, heartbeat: 0).clear()
-            }
+        if registry == nil, let reporter = try kube.reporter(startupTaint: nil, heartbeat: 0) {
+            changes.append("remove the \(reporter.conditionType) condition of node \(reporter.node)")
+            if !dryRun { try reporter.clear() }
         }
         let report = Report(ready: false, dryRun: dryRun, registry: registry?.description ?? "every registry", changes: changes,
                             notes: notes, checks: [])

@@ -1,6 +1,39 @@
+import ArgumentParser
 import Foundation
 import HostSystem
 import Probes
+
+/// The options that put the agent in touch with its node's object in Kubernetes.
+struct KubeOptions: ParsableArguments {
+    @Option(help: "This node's name (the downward API's spec.nodeName; default: $NODE_NAME): its node condition.")
+    var nodeName: String?
+
+    @Option(help: "The Kubernetes API, https://IP:PORT (default: the in-cluster KUBERNETES_SERVICE_HOST/PORT).")
+    var kubeApi: String?
+
+    @Option(help: "Service account token file (default: the pod's).")
+    var kubeTokenFile: String?
+
+    @Option(help: "CA of the Kubernetes API (default: the pod's service account ca.crt).")
+    var kubeCaFile: String?
+
+    @Option(help: "The node condition's type.")
+    var nodeCondition: String = "RegistryPullReady"
+
+    /// The reporter for this node, or nil when no node name is known.
+    func reporter(startupTaint: String?, heartbeat: TimeInterval) throws -> NodeReporter? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let name = nodeName ?? environment["NODE_NAME"] else { return nil }
+        _ = try DomainName(name, what: "node name")
+        guard nodeCondition.range(of: "^[A-Za-z][A-Za-z0-9]{0,62}$", options: .regularExpression) != nil else {
+            throw AgentError(.invalidInput, "--node-condition '\(nodeCondition.escapedForMessage)' is not a condition type (CamelCase letters)")
+        }
+        guard let api = try KubeAPI.resolve(url: kubeApi, tokenFile: kubeTokenFile, caFile: kubeCaFile, environment: environment) else {
+            throw AgentError(.invalidInput, "a node name is set but the Kubernetes API is not known", hint: "run in a pod, or pass --kube-api")
+        }
+        return NodeReporter(api: api, node: name, conditionType: nodeCondition, startupTaint: startupTaint, heartbeat: heartbeat)
+    }
+}
 
 /// Where and how to reach the Kubernetes API: in a pod, the service account's token and CA
 /// and the KUBERNETES_SERVICE_HOST/PORT variables.

@@ -24,7 +24,11 @@ final class SandboxNode {
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = folder
         let up = try sh(script, ["up"], environment: env)
-        guard up.status == 0 else { throw AgentError(.io, "sandbox-node up failed: \(up.stderr)") }
+        guard up.status == 0 else {
+            // A half-started node is stopped too: no daemon or folder outlives a failed start.
+            _ = try? sh(script, ["down"], environment: env)
+            throw AgentError(.io, "sandbox-node up failed: \(up.stderr)")
+        }
         var vars: [String: String] = [:]
         for line in up.stdout.split(separator: "\n") {
             guard let eq = line.firstIndex(of: "=") else { continue }

@@ -45,14 +45,16 @@ struct Bootstrap {
         }
 
         try trust.apply(trustPlan)
+        // Where the trust now lives, read once for the restart check and the probes.
+        let locations = try RegistryTrustLocations.discover(files: files, registry: config.registry)
         if restartRuntime {
-            changes += try restartStaleRuntimes(files: files, bus: bus)
+            changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus)
         }
         watch.lap("trust")
         if let (setup, plan) = dns { try setup.apply(plan) }
         watch.lap("dns")
 
-        let checks = try probe(files: files, bus: bus)
+        let checks = probe(files: files, trust: locations, bus: bus)
         watch.lap("probes")
         return Report(ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
                       changes: changes, notes: notes, checks: checks, timings: watch.phases,
@@ -61,8 +63,7 @@ struct Bootstrap {
 
     /// Restarts each active runtime unit that entered the active state before the newest of the
     /// agent's OS-store CA files was written. Once restarted it is newer, so it is not restarted again.
-    func restartStaleRuntimes(files: HostFiles, bus: SystemBus?) throws -> [String] {
-        let trust = try RegistryTrustLocations.discover(files: files, registry: config.registry)
+    func restartStaleRuntimes(files: HostFiles, trust: RegistryTrustLocations, bus: SystemBus?) throws -> [String] {
         let written = trust.osStoreFiles.compactMap { try? modificationTime(files.root.resolve($0)).timeIntervalSince1970 }.max()
         guard let written else { return [] }
         let systemd = Systemd1(bus: try bus ?? SystemBus(address: config.dbusAddress))
@@ -80,13 +81,12 @@ struct Bootstrap {
     func probeOnly() throws -> Report {
         let files = HostFiles(root: config.hostRoot)
         let bus = try? SystemBus(address: config.dbusAddress)
-        let checks = try probe(files: files, bus: bus)
+        let checks = probe(files: files, trust: try RegistryTrustLocations.discover(files: files, registry: config.registry), bus: bus)
         return Report(ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
                       changes: [], notes: [], checks: checks)
     }
 
-    func probe(files: HostFiles, bus: SystemBus?) throws -> [CheckResult] {
-        let trust = try RegistryTrustLocations.discover(files: files, registry: config.registry)
+    func probe(files: HostFiles, trust: RegistryTrustLocations, bus: SystemBus?) -> [CheckResult] {
         var settings = ProbeSettings(registry: config.registry, clusterDNS: config.clusterDNS, trust: trust,
                                      kubeletResolvConf: config.kubeletResolvConf, credentials: config.credentials,
                                      timeoutMilliseconds: config.timeoutMilliseconds, deadlineSeconds: config.deadlineSeconds,

@@ -49,8 +49,11 @@ public struct AgentLink: Sendable {
     }
 
     /// The `ip` commands that bring the link to the wanted state (empty when it is there).
-    public func plan() throws -> [[String]] {
-        switch try state() {
+    public func plan() throws -> [[String]] { try plan(for: try state()) }
+
+    /// The steps from a state already read (each read runs `ip` twice).
+    public func plan(for state: State) throws -> [[String]] {
+        switch state {
         case .foreign:
             throw AgentError(.unsupportedHost, "a link named \(name) exists and is not node-agent's",
                              hint: "rename it, or pass another --link-name")

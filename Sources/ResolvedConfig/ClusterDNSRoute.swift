@@ -6,7 +6,6 @@ public struct DNSRoutePlan: Sendable {
     public var linkSteps: [[String]]
     public var current: LinkDNSSettings?
     public var desired: LinkDNSSettings
-    public var notes: [String]
 
     public var resolvedChangeNeeded: Bool { current != desired }
     public var isEmpty: Bool { linkSteps.isEmpty && !resolvedChangeNeeded }
@@ -35,12 +34,12 @@ public struct ClusterDNSRoute {
     public func plan(clusterDNS: IPAddress, domain: DomainName) throws -> DNSRoutePlan {
         let desired = LinkDNSSettings(servers: [clusterDNS], domains: [LinkDomain(name: domain.name, routeOnly: true)],
                                       defaultRoute: false)
-        let steps = try link.plan()
+        let state = try link.state()
         var current: LinkDNSSettings?
-        if case .ours(let index, _, _) = try link.state() {
+        if case .ours(let index, _, _) = state {
             current = try resolved.linkSettings(ifindex: index)
         }
-        return DNSRoutePlan(linkName: link.name, linkSteps: steps, current: current, desired: desired, notes: [])
+        return DNSRoutePlan(linkName: link.name, linkSteps: try link.plan(for: state), current: current, desired: desired)
     }
 
     public func apply(_ plan: DNSRoutePlan) throws {

@@ -49,18 +49,7 @@ public final class Resolve1: ResolvedClient {
         let path = try linkPath(ifindex)
         return try mapped {
             let servers: [IPAddress] = try bus.property(destination: Self.service, path: path, interface: Self.link,
-                                                        name: "DNS", signature: "a(iay)") { r in
-                var out: [IPAddress] = []
-                try r.enter("a", "(iay)")
-                while try r.enter("r", "iay") {
-                    let family = try r.int32()
-                    let bytes = try r.bytes()
-                    try r.exit()
-                    if let f = IPAddress.Family(rawValue: family) { out.append(IPAddress(family: f, bytes: bytes)) }
-                }
-                try r.exit()
-                return out
-            }
+                                                        name: "DNS", signature: "a(iay)") { try Self.addresses($0, withIfindex: false) }
             let domains: [LinkDomain] = try bus.property(destination: Self.service, path: path, interface: Self.link,
                                                          name: "Domains", signature: "a(sb)") { r in
                 var out: [LinkDomain] = []
@@ -118,20 +107,25 @@ public final class Resolve1: ResolvedClient {
                          build: { w in
                              try w.append(int32: 0); try w.append(string: name); try w.append(int32: 0); try w.append(uint64: 0)
                          },
-                         read: { r in
-                             var out: [IPAddress] = []
-                             try r.enter("a", "(iiay)")
-                             while try r.enter("r", "iiay") {
-                                 _ = try r.int32()
-                                 let family = try r.int32()
-                                 let bytes = try r.bytes()
-                                 try r.exit()
-                                 if let f = IPAddress.Family(rawValue: family) { out.append(IPAddress(family: f, bytes: bytes)) }
-                             }
-                             try r.exit()
-                             return out
-                         })
+                         read: { try Self.addresses($0, withIfindex: true) })
         }
+    }
+
+    /// Reads resolve1's arrays of addresses: `a(iay)` (family, bytes), or `a(iiay)` with an
+    /// interface index first, as ResolveHostname answers.
+    static func addresses(_ r: MessageReader, withIfindex: Bool) throws -> [IPAddress] {
+        let element = withIfindex ? "iiay" : "iay"
+        var out: [IPAddress] = []
+        try r.enter("a", "(\(element))")
+        while try r.enter("r", element) {
+            if withIfindex { _ = try r.int32() }
+            let family = try r.int32()
+            let bytes = try r.bytes()
+            try r.exit()
+            if let f = IPAddress.Family(rawValue: family) { out.append(IPAddress(family: f, bytes: bytes)) }
+        }
+        try r.exit()
+        return out
     }
 
     private func managerCall(_ member: String, build: (MessageWriter) throws -> Void) throws {

@@ -11,8 +11,6 @@ public struct TrustPlan: Sendable {
     public var refresh: [String]?
     /// Facts a person should know (certs.d disabled, foreign files left alone, ...).
     public var notes: [String]
-    /// The CA files the container runtime reads for this registry, on every pull.
-    public var runtimeCAFiles: [HostPath]
 
     public var osBundle: HostPath { layout.bundle }
     public var isEmpty: Bool { fileChanges.isEmpty && refresh == nil }
@@ -94,7 +92,6 @@ public struct TrustInstaller: Sendable {
         let containerd = try ContainerdRegistryConfig.read(from: files)
         if let note = containerd.note { notes.append(note) }
         let caText = Self.marker + "\n" + certificates.map(\.pem).joined()
-        var runtimeCAFiles: [HostPath] = []
         var names = [registry.hostAndPort]
         if registry.port == 443 { names.append(registry.hostForURL) }
         if let certsD = containerd.configPaths.first {
@@ -110,7 +107,6 @@ public struct TrustInstaller: Sendable {
                     notes.append("\(caFile) was not written by node-agent: left alone")
                     continue
                 }
-                runtimeCAFiles.append(caFile)
                 if let c = try FileChange.ensure(caFile, holds: Array(caText.utf8), reason: "CA for containerd pulls from \(name)", files: files) {
                     changes.append(c)
                 }
@@ -133,8 +129,7 @@ public struct TrustInstaller: Sendable {
                 changes.append(c)
             }
         }
-        return TrustPlan(certificates: certificates, layout: layout, fileChanges: changes, refresh: refresh, notes: notes,
-                         runtimeCAFiles: runtimeCAFiles)
+        return TrustPlan(certificates: certificates, layout: layout, fileChanges: changes, refresh: refresh, notes: notes)
     }
 
     func isOursOrAbsent(_ path: HostPath) throws -> Bool {

@@ -30,7 +30,7 @@ extension TrustInstaller {
                 }
             }
         }
-        return TrustPlan(certificates: [], layout: layout, fileChanges: changes, refresh: refresh, notes: [], runtimeCAFiles: [])
+        return TrustPlan(certificates: [], layout: layout, fileChanges: changes, refresh: refresh, notes: [])
     }
 
     /// Removes the folders the agent created (from the ledger) that are empty now, deepest

@@ -80,7 +80,7 @@ final class BootstrapConfigTests: XCTestCase {
                                          "--ca", "/etc/node-agent/ca/ca.crt", "--listen", "0.0.0.0:9808", "--restart-runtime"]))
         let parsed = try RunCommand.parse(Array(merged.dropFirst()))
         XCTAssertEqual(parsed.listen, "0.0.0.0:9808")
-        XCTAssertTrue(parsed.restartRuntime)
+        XCTAssertTrue(parsed.change.restartRuntime)
     }
 
     func testConfigFileFillsWhatTheEnvironmentAndCommandLineLeave() throws {

@@ -16,26 +16,17 @@ struct BootstrapCommand: ParsableCommand {
     @Option(help: "PEM (or DER) file with the registry's CA certificate(s).")
     var ca: String
 
-    @Option(help: "How the OS trust bundle is rebuilt: tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks).")
-    var trustRefresh: TrustRefreshMode = .tool
-
-    @Option(help: "How the cluster domain reaches the cluster DNS: auto, link, dropin, delegate or hosts.")
-    var dnsMode: DNSMode = .auto
+    @OptionGroup var change: ChangeOptions
 
     @Flag(help: "Allow --dns-mode dropin, whose global DNS= gets every host lookup and leaks into resolved's resolv.conf.")
     var acceptGlobalDns = false
-
-    @Flag(help: "Restart the container runtime (containerd, crio, docker units, through systemd's D-Bus API) when it started before the CA reached the OS store; once: a restarted runtime is no longer behind.")
-    var restartRuntime = false
 
     @Flag(help: "Print what would change, change nothing.")
     var dryRun = false
 
     func run() throws {
         let config = try NodeConfig(node, caFile: ca, dryRun: dryRun)
-        var bootstrap = Bootstrap(config: config, runner: ProcessRunner(), refreshMode: trustRefresh)
-        bootstrap.restartRuntime = restartRuntime
-        bootstrap.dnsMode = dnsMode
+        var bootstrap = change.bootstrap(config)
         bootstrap.acceptGlobalDNS = acceptGlobalDns
         let report = try bootstrap.run()
         FileHandle.standardOutput.write(Data((node.output == .json ? report.json() : report.text()).utf8))

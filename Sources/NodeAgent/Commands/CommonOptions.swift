@@ -48,6 +48,26 @@ struct NodeOptions: ParsableArguments {
                                    "output", "timeout", "deadline", "expiry-warning-days", "alias"]
 }
 
+/// How `bootstrap` and `run` change the node.
+struct ChangeOptions: ParsableArguments {
+    @Option(help: "How the OS trust bundle is rebuilt: tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks).")
+    var trustRefresh: TrustRefreshMode = .tool
+
+    @Option(help: "How the cluster domain reaches the cluster DNS: auto, link, dropin, delegate or hosts.")
+    var dnsMode: DNSMode = .auto
+
+    @Flag(help: "Restart the container runtime (containerd, crio, docker units, through systemd's D-Bus API) when it started before the CA reached the OS store; once: a restarted runtime is no longer behind.")
+    var restartRuntime = false
+
+    /// The job on the node, set up as these options say.
+    func bootstrap(_ config: NodeConfig) -> Bootstrap {
+        var b = Bootstrap(config: config, runner: ProcessRunner(), refreshMode: trustRefresh)
+        b.dnsMode = dnsMode
+        b.restartRuntime = restartRuntime
+        return b
+    }
+}
+
 /// Fills options from `NODE_AGENT_<OPTION>` environment variables.
 enum EnvironmentOptions {
     static let options: [String: [String]] = [

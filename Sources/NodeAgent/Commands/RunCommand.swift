@@ -12,9 +12,7 @@ struct RunOptions: Sendable {
     var ca: String
     var interval: Double
     var watchInterval: Double
-    var dnsMode: DNSMode
-    var trustRefresh: TrustRefreshMode
-    var restartRuntime: Bool
+    var change: ChangeOptions
     var reporter: NodeReporter?
 }
 
@@ -36,14 +34,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seconds between checks of the CA file and of resolved's bus owner.")
     var watchInterval: Double = 2
 
-    @Option(help: "How the cluster domain reaches the cluster DNS: auto, link, dropin, delegate or hosts.")
-    var dnsMode: DNSMode = .auto
-
-    @Option(help: "How the OS trust bundle is rebuilt: tool or native.")
-    var trustRefresh: TrustRefreshMode = .tool
-
-    @Flag(help: "Restart a container runtime that started before the CA reached the OS store (once).")
-    var restartRuntime = false
+    @OptionGroup var change: ChangeOptions
 
     @OptionGroup var kube: KubeOptions
 
@@ -69,8 +60,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "node-agent")
         let reporter = try kube.reporter(startupTaint: startupTaint, heartbeat: conditionHeartbeat)
-        let options = RunOptions(node: node, ca: ca, interval: interval, watchInterval: watchInterval, dnsMode: dnsMode,
-                                 trustRefresh: trustRefresh, restartRuntime: restartRuntime, reporter: reporter)
+        let options = RunOptions(node: node, ca: ca, interval: interval, watchInterval: watchInterval, change: change,
+                                 reporter: reporter)
         let cache = StatusCache()
         let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []

@@ -54,10 +54,7 @@ struct ReconcileService: Service {
         let outcome: Result<Report, Error> = await onQueue {
             Result {
                 let config = try NodeConfig(options.node, caFile: options.ca, dryRun: false)
-                var bootstrap = Bootstrap(config: config, runner: ProcessRunner(), refreshMode: options.trustRefresh)
-                bootstrap.dnsMode = options.dnsMode
-                bootstrap.restartRuntime = options.restartRuntime
-                return try bootstrap.run()
+                return try options.change.bootstrap(config).run()
             }
         }
         switch outcome {

@@ -11,16 +11,7 @@ final class BootedNodeIntegrationTests: XCTestCase {
 
     override func setUpWithError() throws {
         folder = NSTemporaryDirectory() + "node-agent-booted-\(UUID().uuidString.prefix(8))"
-        var env = ProcessInfo.processInfo.environment
-        env["NODE_AGENT_BOOTED"] = folder
-        let up = try sh(script, ["up"], environment: env)
-        guard up.status == 0 else {
-            _ = try? sh(script, ["down"], environment: env)
-            throw AgentError(.io, "booted-node up failed: \(up.stderr)")
-        }
-        for line in up.stdout.split(separator: "\n") {
-            if let eq = line.firstIndex(of: "=") { vars[String(line[..<eq])] = String(line[line.index(after: eq)...]) }
-        }
+        vars = try startNode(script: script, folderVariable: "NODE_AGENT_BOOTED", folder: folder)
     }
 
     override func tearDown() {

@@ -21,20 +21,7 @@ final class SandboxNode {
     init() throws {
         guard getuid() == 0 else { throw AgentError(.io, "integration tests need root (namespaces, mounts)") }
         folder = NSTemporaryDirectory() + "node-agent-it-\(UUID().uuidString.prefix(8))"
-        var env = ProcessInfo.processInfo.environment
-        env["NODE_AGENT_SANDBOX"] = folder
-        let up = try sh(script, ["up"], environment: env)
-        guard up.status == 0 else {
-            // A half-started node is stopped too: no daemon or folder outlives a failed start.
-            _ = try? sh(script, ["down"], environment: env)
-            throw AgentError(.io, "sandbox-node up failed: \(up.stderr)")
-        }
-        var vars: [String: String] = [:]
-        for line in up.stdout.split(separator: "\n") {
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            vars[String(line[..<eq])] = String(line[line.index(after: eq)...]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-        }
-        self.vars = vars
+        vars = try startNode(script: script, folderVariable: "NODE_AGENT_SANDBOX", folder: folder)
     }
 
     /// Runs a sandbox-node subcommand (e.g. `stop resolved`) for this node.
@@ -90,6 +77,25 @@ final class SandboxNode {
         if FileManager.default.isExecutableFile(atPath: beside) { return beside }
         return packageRoot.appendingPathComponent(".build/debug/node-agent").path
     }()
+}
+
+/// Runs `SCRIPT up` with the node's folder in `folderVariable` and returns the variables it
+/// prints (`NAME=value`, quotes dropped). A node whose start failed is stopped again, so that
+/// nothing outlives it.
+func startNode(script: String, folderVariable: String, folder: String) throws -> [String: String] {
+    var env = ProcessInfo.processInfo.environment
+    env[folderVariable] = folder
+    let up = try sh(script, ["up"], environment: env)
+    guard up.status == 0 else {
+        _ = try? sh(script, ["down"], environment: env)
+        throw AgentError(.io, "\(URL(fileURLWithPath: script).lastPathComponent) up failed: \(up.stderr)")
+    }
+    var vars: [String: String] = [:]
+    for line in up.stdout.split(separator: "\n") {
+        guard let eq = line.firstIndex(of: "=") else { continue }
+        vars[String(line[..<eq])] = String(line[line.index(after: eq)...]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+    }
+    return vars
 }
 
 /// The JSON report of `bootstrap --output json`.

@@ -40,6 +40,12 @@ struct DNSSetup {
         if requested == .auto { (mode, reason) = DNSMode.choose(facts) }
         var plan = Plan(mode: mode, reason: reason)
         plan.notes = facts.notes
+        if let conf = facts.resolvedConf, conf.dnsAddresses.contains(config.clusterDNS) {
+            let foreign = conf.dnsFiles.filter { $0 != ResolvedFiles.dropIn.description }
+            if !foreign.isEmpty {
+                plan.notes.append("resolved's global DNS= is \(conf.dns.joined(separator: " ")) (from \(foreign.joined(separator: ", "))): it holds the cluster DNS \(config.clusterDNS) (a manual recipe?), so every host lookup may go to it and it is written into /run/systemd/resolve/resolv.conf, the CoreDNS loop; the agent leaves files it does not own alone: remove that DNS= entry, the agent routes \(config.domain) without it")
+            }
+        }
         let link = try AgentLink(runner: runner)
 
         switch mode {

@@ -26,11 +26,14 @@ public struct DNSHostFacts: Sendable {
     /// systemd-networkd manages ("Link … is managed").
     public var networkdOnBus = false
     public var networkManagerOnBus = false
+    /// resolved's configuration files as resolved reads them (nil when they cannot be read).
+    public var resolvedConf: ResolvedConfiguration?
     public var notes: [String]
 
     /// Routing domains work for the host's programs when they ask resolved's stub.
     public var clientsUseStub: Bool {
-        resolvConfMode == .stub || resolvConfMode == .static || (resolvConfMode == .foreign && nameservers.first == "127.0.0.53")
+        guard resolvedConf?.stubListenerOn ?? true else { return false }
+        return resolvConfMode == .stub || resolvConfMode == .static || (resolvConfMode == .foreign && nameservers.first == "127.0.0.53")
     }
 
     public static func discover(files: HostFiles, bus: SystemBus?) -> DNSHostFacts {
@@ -72,6 +75,10 @@ public struct DNSHostFacts: Sendable {
                 }
             }
         }
+        let conf = try? ResolvedConfiguration(files: files)
+        if let conf, !conf.stubListenerOn {
+            notes.append("resolved's stub listener is off (DNSStubListener= in \(conf.settings["DNSStubListener"]?.files.joined(separator: ", ") ?? "its files")): nothing answers at 127.0.0.53")
+        }
         if mode == .uplink {
             notes.append("/etc/resolv.conf points at resolved's uplink file: the host's programs ask upstream servers directly, so routing domains do not reach them")
         }
@@ -82,7 +89,7 @@ public struct DNSHostFacts: Sendable {
             notes.append("NetworkManager runs: it leaves links it did not create unmanaged unless configured to take them")
         }
         return DNSHostFacts(resolvConfMode: mode, nameservers: servers, systemdVersion: version, resolvedOnBus: onBus,
-                            networkdOnBus: networkd, networkManagerOnBus: networkManager, notes: notes)
+                            networkdOnBus: networkd, networkManagerOnBus: networkManager, resolvedConf: conf, notes: notes)
     }
 
     static func leadingNumber(_ text: String) -> Int? { Int(text.prefix { $0.isNumber }) }

@@ -13,12 +13,20 @@ public enum ResolvedFiles {
     /// A global `DNS=` with a routing domain. On resolved the global scope is always a default
     /// route, so every lookup may reach this server, and it is written into resolv.conf.
     public static func renderDropIn(clusterDNS: IPAddress, domain: DomainName) -> String {
-        "\(marker)\n[Resolve]\nDNS=\(clusterDNS)\nDomains=~\(domain)\n"
+        render(section: "Resolve", ["DNS": clusterDNS.description, "Domains": "~\(domain)"])
     }
 
     /// A DNS delegate (systemd 258+): the server is asked for the domain only.
     public static func renderDelegate(clusterDNS: IPAddress, domain: DomainName) -> String {
-        "\(marker)\n[Delegate]\nDNS=\(clusterDNS)\nDomains=\(domain)\n"
+        render(section: "Delegate", ["DNS": clusterDNS.description, "Domains": domain.description])
+    }
+
+    /// The marker, the section, the keys in order DNS, Domains. The values are validated
+    /// addresses and names: no newline or `[` can reach the file.
+    static func render(section: String, _ values: KeyValuePairs<String, String>) -> String {
+        var conf = SystemdConf(parsing: marker + "\n")
+        for (key, value) in values { conf.set(key, value, section: section) }
+        return conf.text
     }
 
     /// /etc/hosts with the agent's lines (`IP NAME # node-agent`) replaced by `entries`; every

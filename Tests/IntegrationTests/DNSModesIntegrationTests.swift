@@ -123,4 +123,78 @@ final class DNSModesIntegrationTests: XCTestCase {
         let query = try node.exec(node.resolvectl + ["query", "registry-service.openfaas.svc.cluster.local"])
         XCTAssertTrue(query.stdout.contains("127.0.0.20"), query.stdout + query.stderr)
     }
+
+    /// Writes resolved config files inside the node (its /run is the node's own) and restarts resolved.
+    func configureResolved(_ files: [String: String]) throws {
+        for (path, text) in files {
+            let write = try node.exec(["sh", "-c", "mkdir -p \"$(dirname \"$1\")\" && printf '%s' \"$2\" > \"$1\"", "sh", path, text])
+            XCTAssertEqual(write.status, 0, write.stderr)
+        }
+        XCTAssertEqual(try node.control(["stop", "resolved"]), 0)
+        XCTAssertEqual(try node.control(["start", "resolved"]), 0)
+    }
+
+    /// resolved's global servers as resolved itself holds them (Manager.DNS). Measured on 252: a
+    /// global server with a loopback address is reported with lo's index (1), others with 0; the
+    /// node has no link servers on lo, so both are global here.
+    func resolvedGlobalDNS() throws -> [String] {
+        let out = try node.exec(["busctl", "--json=short", "get-property", "org.freedesktop.resolve1", "/org/freedesktop/resolve1",
+                                 "org.freedesktop.resolve1.Manager", "DNS"])
+        XCTAssertEqual(out.status, 0, out.stderr)
+        struct Property: Decodable { var data: [[Value]] }
+        enum Value: Decodable {
+            case int(Int), bytes([UInt8])
+            init(from d: Decoder) throws {
+                let c = try d.singleValueContainer()
+                if let i = try? c.decode(Int.self) { self = .int(i) } else { self = .bytes(try c.decode([UInt8].self)) }
+            }
+        }
+        let property = try JSONDecoder().decode(Property.self, from: Data(out.stdout.utf8))
+        return property.data.compactMap { entry in
+            guard case .int(let ifindex) = entry[0], ifindex <= 1, case .int(2) = entry[1], case .bytes(let b) = entry[2] else { return nil }
+            return b.map(String.init).joined(separator: ".")
+        }
+    }
+
+    /// The agent reads resolved.conf and its drop-ins as resolved does (order by file name, /etc
+    /// hiding /run's file of the same name, continuation lines, `DNS=` resetting the list): the
+    /// global servers it names are the ones the real resolved loaded. A manual recipe's drop-in
+    /// with the cluster DNS is named in the report and left alone.
+    func testTheAgentReadsResolvedsFilesAsResolvedDoesAndNamesAManualRecipesGlobalDNS() throws {
+        let manual = "/etc/systemd/resolved.conf.d/50-manual.conf"
+        try configureResolved([
+            node.hostRoot + manual: "# the seed's manual recipe\n[Resolve]\nDNS=127.0.0.10\nDomains=~svc.cluster.local\n",
+            "/run/systemd/resolved.conf.d/50-manual.conf": "[Resolve]\nDNS=\n",
+            "/run/systemd/resolved.conf.d/60-more.conf": "[Resolve]\n# more\nDNS=127.0.0.31 \\\n   127.0.0.32\n",
+        ])
+        let live = try resolvedGlobalDNS()
+        XCTAssertEqual(live, ["127.0.0.11", "127.0.0.10", "127.0.0.31", "127.0.0.32"])
+        let run = try bootstrap([])
+        let note = run.report.notes.first { $0.hasPrefix("resolved's global DNS= is ") }
+        XCTAssertEqual(note?.hasPrefix("resolved's global DNS= is \(live.joined(separator: " ")) (from /etc/systemd/resolved.conf, \(manual), /run/systemd/resolved.conf.d/60-more.conf): it holds the cluster DNS 127.0.0.10"), true,
+                       run.report.notes.joined(separator: "\n"))
+        XCTAssertTrue(try String(contentsOfFile: node.hostRoot + manual, encoding: .utf8).hasPrefix("# the seed's manual recipe"))
+        XCTAssertEqual(try node.agent(["uninstall", "--host-root", node.hostRoot]).status, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: node.hostRoot + manual), "uninstall removed a file not the agent's")
+
+        // A later drop-in resets the list: no cluster DNS globally, no note.
+        try configureResolved(["/run/systemd/resolved.conf.d/70-reset.conf": "[Resolve]\nDNS=\nDNS=127.0.0.11\n"])
+        XCTAssertEqual(try resolvedGlobalDNS(), ["127.0.0.11"])
+        let clean = try bootstrap([])
+        XCTAssertEqual(clean.status, 0, clean.output)
+        XCTAssertFalse(clean.report.notes.contains { $0.hasPrefix("resolved's global DNS= is ") }, clean.report.notes.joined(separator: "\n"))
+    }
+
+    /// With DNSStubListener=no nothing answers at 127.0.0.53, so a stub resolv.conf reaches no
+    /// one: auto writes /etc/hosts lines instead of a link that no program would ask.
+    func testAutoPicksHostsWhenResolvedsStubListenerIsOff() throws {
+        try configureResolved([node.hostRoot + "/etc/systemd/resolved.conf.d/40-nostub.conf": "[Resolve]\nDNSStubListener=no\n"])
+        XCTAssertNotEqual(try node.exec(["dig", "+time=1", "+tries=1", "@127.0.0.53", "example.org"]).status, 0, "the stub still answers")
+        let run = try bootstrap([])
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.report.notes.contains { $0.hasPrefix("resolved's stub listener is off (DNSStubListener= in /etc/systemd/resolved.conf.d/40-nostub.conf)") },
+                      run.report.notes.joined(separator: "\n"))
+        XCTAssertTrue(run.report.notes.contains { $0.hasPrefix("DNS mode hosts: the host's programs do not ask resolved's stub") }, run.output)
+        XCTAssertEqual(run.report.check("dns-host")?.details["source"], "/etc/hosts")
+    }
 }

@@ -18,17 +18,12 @@ struct BootstrapCommand: ParsableCommand {
 
     @OptionGroup var change: ChangeOptions
 
-    @Flag(help: "Allow --dns-mode dropin, whose global DNS= gets every host lookup and leaks into resolved's resolv.conf.")
-    var acceptGlobalDns = false
-
     @Flag(help: "Print what would change, change nothing.")
     var dryRun = false
 
     func run() throws {
         let config = try NodeConfig(node, caFile: ca, dryRun: dryRun)
-        var bootstrap = change.bootstrap(config)
-        bootstrap.acceptGlobalDNS = acceptGlobalDns
-        let report = try bootstrap.run()
+        let report = try change.bootstrap(config).run()
         FileHandle.standardOutput.write(Data((node.output == .json ? report.json() : report.text()).utf8))
         if !report.ready && !report.dryRun { throw ExitCode(ExitStatus.notReady) }
     }

@@ -59,11 +59,15 @@ struct ChangeOptions: ParsableArguments {
     @Flag(help: "Restart the container runtime (containerd, crio, docker units, through systemd's D-Bus API) when it started before the CA reached the OS store; once: a restarted runtime is no longer behind.")
     var restartRuntime = false
 
+    @Flag(help: "Allow --dns-mode dropin, whose global DNS= gets every host lookup and leaks into resolved's resolv.conf.")
+    var acceptGlobalDns = false
+
     /// The job on the node, set up as these options say.
     func bootstrap(_ config: NodeConfig) -> Bootstrap {
         var b = Bootstrap(config: config, runner: ProcessRunner(), refreshMode: trustRefresh)
         b.dnsMode = dnsMode
         b.restartRuntime = restartRuntime
+        b.acceptGlobalDNS = acceptGlobalDns
         return b
     }
 }
@@ -79,7 +83,7 @@ enum EnvironmentOptions {
                                                "node-name", "kube-api", "kube-token-file", "kube-ca-file", "node-condition",
                                                "startup-taint", "condition-heartbeat"],
     ]
-    static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"], "run": ["restart-runtime"]]
+    static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"], "run": ["restart-runtime", "accept-global-dns"]]
 
     /// The command line with what it lacks filled from the environment, then from the config file
     /// (`--config FILE` or NODE_AGENT_CONFIG): `NODE_AGENT_<OPTION>=value` lines, the format of a

@@ -22,12 +22,15 @@ struct DNSSetup {
         var fileChanges: [FileChange] = []
         /// systemd's method on systemd-resolved.service after the files change.
         var resolvedAction: String?
+        /// networkd re-reads its .network files (before the link gets its settings).
+        var reloadNetworkd = false
         var notes: [String] = []
 
         var summary: [String] {
             var lines = routePlan?.summary ?? []
             if removeLink { lines.append("remove the agent's link (another DNS mode is in use)") }
             lines += fileChanges.map(\.description)
+            if reloadNetworkd { lines.append("reload systemd-networkd: make it re-read its .network files") }
             if let resolvedAction { lines.append("\(resolvedAction) systemd-resolved.service: make resolved read its files") }
             return lines
         }
@@ -55,6 +58,15 @@ struct DNSSetup {
             guard let bus, facts.resolvedOnBus else {
                 throw AgentError(.unsupportedHost, "systemd-resolved is not on the system bus: the link mode needs it",
                                  hint: "start systemd-resolved, or use --dns-mode hosts")
+            }
+            if facts.networkdOnBus {
+                let text = ResolvedFiles.renderNetworkdUnmanaged(linkNames: [link.name, link.peerName])
+                if let c = try FileChange.ensure(ResolvedFiles.networkdUnmanaged, holds: Array(text.utf8),
+                                                 reason: "networkd leaves \(link.name) alone (Unmanaged=yes): resolved refuses settings on links networkd manages",
+                                                 files: files) {
+                    plan.fileChanges.append(c)
+                    plan.reloadNetworkd = true
+                }
             }
             let route = ClusterDNSRoute(link: link, resolved: Resolve1(bus: bus))
             plan.route = route
@@ -96,6 +108,10 @@ struct DNSSetup {
                 plan.resolvedAction = plan.resolvedAction ?? "RestartUnit"
             }
         }
+        if mode != .link, ResolvedFiles.isOurs(try files.readString(ResolvedFiles.networkdUnmanaged)) {
+            plan.fileChanges.append(FileChange(kind: .remove, path: ResolvedFiles.networkdUnmanaged, reason: "the agent's networkd file (its link is not used)"))
+            plan.reloadNetworkd = facts.networkdOnBus
+        }
         if mode != .hosts, let text = try files.readString(ResolvedFiles.hosts), !ResolvedFiles.hostsEntries(text).isEmpty {
             plan.fileChanges.append(FileChange(kind: .replace, path: ResolvedFiles.hosts, contents: Array(ResolvedFiles.renderHosts(text, entries: []).utf8),
                                                reason: "the agent's /etc/hosts lines go (another DNS mode is in use)"))
@@ -130,6 +146,7 @@ struct DNSSetup {
             _ = try ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved).remove(dryRun: false)
         }
         for change in plan.fileChanges { try change.apply(to: files) }
+        if plan.reloadNetworkd, let bus { try Network1(bus: bus).reload() }
         if let route = plan.route, let routePlan = plan.routePlan { try route.apply(routePlan) }
         if let action = plan.resolvedAction { try Self.actOnResolved(action, bus: bus) }
     }
@@ -151,6 +168,13 @@ struct DNSSetup {
             done.append("remove \(path)")
             restart = true
             if !dryRun { try files.remove(path) }
+        }
+        if ResolvedFiles.isOurs(try files.readString(ResolvedFiles.networkdUnmanaged)) {
+            done.append("remove \(ResolvedFiles.networkdUnmanaged)")
+            if !dryRun {
+                try files.remove(ResolvedFiles.networkdUnmanaged)
+                if let bus, DNSHostFacts.discover(files: files, bus: bus).networkdOnBus { try Network1(bus: bus).reload() }
+            }
         }
         if let text = try files.readString(ResolvedFiles.hosts), !ResolvedFiles.hostsEntries(text).isEmpty {
             done.append("remove the agent's lines from /etc/hosts")

@@ -15,6 +15,8 @@ public struct AgentLink: Sendable {
     public static let address = "169.254.53.53/32"
 
     public let name: String
+    /// The veth pair's other end, where the kernel has no dummy driver.
+    public var peerName: String { name + "p" }
     let runner: CommandRunner
     let ip: String
 
@@ -75,7 +77,7 @@ public struct AgentLink: Sendable {
         for step in steps {
             var result = try runner.run(ip, step)
             if !result.succeeded, step.suffix(2) == ["type", "dummy"] {
-                result = try runner.run(ip, ["link", "add", name, "type", "veth", "peer", "name", name + "p"])
+                result = try runner.run(ip, ["link", "add", name, "type", "veth", "peer", "name", peerName])
                 if result.succeeded { result = try runner.run(ip, ["link", "set", "dev", name + "p", "up"]) }
             }
             guard result.succeeded else {

@@ -83,7 +83,7 @@ public struct DNSHostFacts: Sendable {
             notes.append("/etc/resolv.conf points at resolved's uplink file: the host's programs ask upstream servers directly, so routing domains do not reach them")
         }
         if networkd {
-            notes.append("systemd-networkd runs: a .network file matching nodeagent0 would make resolved refuse the link's settings (the agent then says so); keep it unmanaged")
+            notes.append("systemd-networkd runs: resolved refuses per-link settings on links it manages, so the link mode keeps it off the agent's link with \(ResolvedFiles.networkdUnmanaged)")
         }
         if networkManager {
             notes.append("NetworkManager runs: it leaves links it did not create unmanaged unless configured to take them")

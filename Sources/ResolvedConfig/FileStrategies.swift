@@ -8,6 +8,10 @@ public enum ResolvedFiles {
     public static let dropIn = try! HostPath("/etc/systemd/resolved.conf.d/node-agent.conf")
     public static let delegate = try! HostPath("/etc/systemd/dns-delegate.d/node-agent.dns-delegate")
     public static let hosts = try! HostPath("/etc/hosts")
+    /// Keeps systemd-networkd off the agent's link (networkd uses the first matching file in
+    /// order of name, so `00-` wins over a catch-all); resolved refuses per-link settings on a
+    /// link networkd manages ("Link … is managed").
+    public static let networkdUnmanaged = try! HostPath("/etc/systemd/network/00-node-agent.network")
     public static let hostsMarker = "# node-agent"
 
     /// A global `DNS=` with a routing domain. On resolved the global scope is always a default
@@ -19,6 +23,14 @@ public enum ResolvedFiles {
     /// A DNS delegate (systemd 258+): the server is asked for the domain only.
     public static func renderDelegate(clusterDNS: IPAddress, domain: DomainName) -> String {
         render(section: "Delegate", ["DNS": clusterDNS.description, "Domains": domain.description])
+    }
+
+    /// `[Match] Name=<the agent's links>`, `[Link] Unmanaged=yes`.
+    public static func renderNetworkdUnmanaged(linkNames: [String]) -> String {
+        var conf = SystemdConf(parsing: marker + "\n")
+        conf.set("Name", linkNames.joined(separator: " "), section: "Match")
+        conf.set("Unmanaged", "yes", section: "Link")
+        return conf.text
     }
 
     /// The marker, the section, the keys in order DNS, Domains. The values are validated

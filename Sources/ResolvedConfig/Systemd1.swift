@@ -74,3 +74,21 @@ public final class Systemd1 {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// systemd-networkd's manager API (`org.freedesktop.network1`): it re-reads its .network files
+/// on `Reload` and re-matches every link, so a link it managed becomes unmanaged at once.
+public struct Network1 {
+    let bus: SystemBus
+
+    public init(bus: SystemBus) { self.bus = bus }
+
+    public func reload() throws {
+        do {
+            try bus.call(destination: "org.freedesktop.network1", path: "/org/freedesktop/network1",
+                         interface: "org.freedesktop.network1.Manager", member: "Reload", build: { _ in }, read: { _ in () })
+        } catch let e as BusCallError {
+            throw AgentError(.dbus, "systemd-networkd did not reload its .network files: \(e.message)",
+                             hint: "run `networkctl reload` on the node")
+        }
+    }
+}

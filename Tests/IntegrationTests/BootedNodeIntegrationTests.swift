@@ -91,4 +91,42 @@ final class BootedNodeIntegrationTests: XCTestCase {
         XCTAssertEqual(pending.outcome, "warn", pending.reason)
         XCTAssertTrue(pending.reason.contains("containerd.service"), pending.reason)
     }
+
+    /// With systemd-networkd running and a .network file that matches the agent's link (a
+    /// catch-all, as some images ship), resolved refuses the link's settings ("Link nodeagent0 is
+    /// managed"). The link mode writes its own Unmanaged file and reloads networkd first; the
+    /// foreign file stays; uninstall removes only the agent's.
+    func testLinkModeKeepsSystemdNetworkdOffItsLink() throws {
+        let root = vars["BOOTED_ROOT"]!
+        let catchAll = root + "/etc/systemd/network/50-catch-all.network"
+        XCTAssertEqual(try exec(["sh", "-c", "printf '[Match]\\nName=*\\n[Network]\\nDHCP=no\\n' > \(catchAll)"]).status, 0)
+        let bus = ["busctl", "--address=unix:path=\(root)/run/dbus/system_bus_socket"]
+        let start = try exec(bus + ["call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+                                    "StartUnit", "ss", "systemd-networkd.service", "replace"])
+        XCTAssertEqual(start.status, 0, start.stderr)
+        var up = false
+        for _ in 0..<50 where !up {
+            up = try exec(bus + ["status", "org.freedesktop.network1"]).status == 0
+            if !up { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        XCTAssertTrue(up, "systemd-networkd did not come up")
+
+        let run = try agent(["bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
+                             "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10",
+                             "--timeout", "0.3", "--dns-mode", "link"])
+        XCTAssertTrue(run.report.changes.contains { $0.hasPrefix("create /etc/systemd/network/00-node-agent.network") }, run.output)
+        XCTAssertTrue(run.report.changes.contains("reload systemd-networkd: make it re-read its .network files"), run.output)
+        let linkDNS = try exec(["chroot", root, "resolvectl", "dns", "nodeagent0"])
+        XCTAssertTrue(linkDNS.stdout.contains("127.0.0.10"), linkDNS.stdout + linkDNS.stderr)
+        let show = try exec(["ip", "-o", "link", "show", "nodeagent0"]).stdout
+        let index = String(show.prefix { $0.isNumber })
+        let state = try exec(["cat", root + "/run/systemd/netif/links/" + index]).stdout
+        XCTAssertTrue(state.contains("ADMIN_STATE=unmanaged"), "link \(index): \(state)")
+
+        let uninstall = try exec([SandboxNode.binary, "uninstall", "--host-root", root])
+        XCTAssertEqual(uninstall.status, 0, uninstall.stderr)
+        XCTAssertTrue(uninstall.stdout.contains("remove /etc/systemd/network/00-node-agent.network"), uninstall.stdout + uninstall.stderr)
+        XCTAssertNotEqual(try exec(["test", "-e", root + "/etc/systemd/network/00-node-agent.network"]).status, 0)
+        XCTAssertEqual(try exec(["test", "-e", catchAll]).status, 0, "uninstall removed a file not the agent's")
+    }
 }

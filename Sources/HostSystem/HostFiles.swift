@@ -54,16 +54,23 @@ public struct HostFiles: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Creates the folder and its missing parents (mode 0755), recording them in the ledger.
+    /// Creates the folder and its missing parents (mode 0755), recording them in the ledger
+    /// before creating them: a kill in between leaves a ledger entry for a folder that may not
+    /// exist (uninstall skips it), never a folder of the agent's that the ledger does not know.
     public func makeDirectories(_ path: HostPath) throws {
-        let created = try createMissing(path)
-        guard let ledger, !created.isEmpty else { return }
-        let forLedger = try createMissing(ledger.parent)
-        let all = Set(try createdDirectories()).union(created).union(forLedger)
-        let text = all.sorted().map(\.path).joined(separator: "\n") + "\n"
-        var plain = self
-        plain.ledger = nil
-        try plain.writeAtomically(ledger, text)
+        let missing = try missingDirectories(path)
+        guard !missing.isEmpty else { return }
+        if let ledger {
+            var plain = self
+            plain.ledger = nil
+            // The ledger's own folder exists before the ledger can. Named for the agent, it is
+            // always listed, also when a kill came between its creation and the ledger's.
+            let forLedger = try missingDirectories(ledger.parent)
+            try plain.create(forLedger)
+            let all = Set(try createdDirectories()).union(missing).union(forLedger).union([ledger.parent])
+            try plain.writeAtomically(ledger, all.sorted().map(\.path).joined(separator: "\n") + "\n")
+        }
+        try create(missing)
     }
 
     /// The folders recorded in the ledger as created by the agent.
@@ -72,20 +79,36 @@ public struct HostFiles: Sendable {
         return text.split(separator: "\n").compactMap { try? HostPath(String($0)) }
     }
 
-    private func createMissing(_ path: HostPath) throws -> [HostPath] {
-        var created: [HostPath] = []
+    /// The folders of `path` (itself and its parents) that do not exist yet, outermost first.
+    private func missingDirectories(_ path: HostPath) throws -> [HostPath] {
+        var missing: [HostPath] = []
         var current = HostPath.root
         for part in path.components {
             current = try current.appending(part)
-            let real = try root.resolve(current)
-            if mkdir(real, 0o755) == 0 {
-                created.append(current)
-            } else if errno != EEXIST {
-                throw AgentError(.io, "cannot create folder \(current): \(String(cString: strerror(errno)))",
-                                 hint: errno == EROFS ? "the host file system is read-only: this node type does not allow host changes" : nil)
-            }
+            if try !missing.isEmpty || access(root.resolve(current), F_OK) != 0 { missing.append(current) }
         }
-        return created
+        return missing
+    }
+
+    private func create(_ folders: [HostPath]) throws {
+        for folder in folders where mkdir(try root.resolve(folder), 0o755) != 0 && errno != EEXIST {
+            throw AgentError(.io, "cannot create folder \(folder): \(String(cString: strerror(errno)))", hint: readOnlyHint())
+        }
+    }
+
+    /// The temporary name beside `name` that this process writes before renaming. A kill between
+    /// the two leaves it behind; the next write into the folder removes it (its process is gone).
+    public static func temporaryName(for name: String) -> String { ".\(name).\(temporaryTag)\(getpid())" }
+    static let temporaryTag = "node-agent-tmp-"
+
+    /// Removes temporary files of agent processes that no longer run from the folder `dir` (a real path).
+    public static func removeStaleTemporaries(in dir: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+        for name in names where name.hasPrefix(".") {
+            guard let tag = name.range(of: "." + temporaryTag, options: .backwards),
+                  let pid = Int32(name[tag.upperBound...]), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink(dir + "/" + name) }
+        }
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
@@ -94,7 +117,8 @@ public struct HostFiles: Sendable {
         try makeDirectories(path.parent)
         let real = try root.resolve(path)
         let dir = try root.resolve(path.parent)
-        let temp = dir + "/.\(path.lastComponent).node-agent-tmp-\(getpid())"
+        Self.removeStaleTemporaries(in: dir)
+        let temp = dir + "/" + Self.temporaryName(for: path.lastComponent)
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else {
             throw AgentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))",
@@ -142,7 +166,9 @@ public struct HostFiles: Sendable {
     /// Removes an empty folder; a missing or non-empty folder is left as it is. True when removed.
     @discardableResult
     public func removeEmptyDirectory(_ path: HostPath) throws -> Bool {
-        rmdir(try root.resolve(path)) == 0
+        let real = try root.resolve(path)
+        Self.removeStaleTemporaries(in: real)
+        return rmdir(real) == 0
     }
 
     /// Names in a folder (not `.`/`..`), sorted; empty when the folder does not exist.

@@ -17,6 +17,8 @@ public struct AgentLink: Sendable {
     public let name: String
     /// The veth pair's other end, where the kernel has no dummy driver.
     public var peerName: String { name + "p" }
+    /// The name the link has while it is made, before it carries the alias.
+    public var interimName: String { name + "-new" }
     let runner: CommandRunner
     let ip: String
 
@@ -57,13 +59,21 @@ public struct AgentLink: Sendable {
     public func plan(for state: State) throws -> [[String]] {
         switch state {
         case .foreign:
-            throw AgentError(.unsupportedHost, "a link named \(name) exists and is not node-agent's",
-                             hint: "rename it, or pass another --link-name")
+            throw AgentError(.unsupportedHost, "a link named \(name) exists and is not node-agent's (it lacks the alias '\(Self.alias)')",
+                             hint: "rename or remove that link; the agent never touches links it did not make")
         case .absent:
-            return [["link", "add", name, "type", "dummy"],
-                    ["link", "set", "dev", name, "alias", Self.alias],
-                    ["link", "set", "dev", name, "up"],
-                    ["addr", "add", Self.address, "dev", name]]
+            // The link gets its name only once it carries the alias: a kill between `add` and
+            // `alias` leaves a link under the interim name (removed by the next run), never an
+            // unmarked link under the agent's name, which would look foreign forever.
+            var steps: [[String]] = []
+            if try runner.run(ip, ["link", "show", "dev", interimName]).succeeded {
+                steps.append(["link", "del", "dev", interimName])
+            }
+            return steps + [["link", "add", interimName, "type", "dummy"],
+                            ["link", "set", "dev", interimName, "alias", Self.alias],
+                            ["link", "set", "dev", interimName, "name", name],
+                            ["link", "set", "dev", name, "up"],
+                            ["addr", "add", Self.address, "dev", name]]
         case .ours(_, let up, let hasAddress):
             var steps: [[String]] = []
             if !up { steps.append(["link", "set", "dev", name, "up"]) }
@@ -77,8 +87,8 @@ public struct AgentLink: Sendable {
         for step in steps {
             var result = try runner.run(ip, step)
             if !result.succeeded, step.suffix(2) == ["type", "dummy"] {
-                result = try runner.run(ip, ["link", "add", name, "type", "veth", "peer", "name", peerName])
-                if result.succeeded { result = try runner.run(ip, ["link", "set", "dev", name + "p", "up"]) }
+                result = try runner.run(ip, ["link", "add", step[2], "type", "veth", "peer", "name", peerName])
+                if result.succeeded { result = try runner.run(ip, ["link", "set", "dev", peerName, "up"]) }
             }
             guard result.succeeded else {
                 throw AgentError(.commandFailed,
@@ -90,8 +100,10 @@ public struct AgentLink: Sendable {
 
     /// The `ip` command that removes the link when it is ours (a veth pair goes as a whole).
     public func planRemoval() throws -> [[String]] {
-        guard case .ours = try state() else { return [] }
-        return [["link", "del", "dev", name]]
+        var steps: [[String]] = []
+        if try runner.run(ip, ["link", "show", "dev", interimName]).succeeded { steps.append(["link", "del", "dev", interimName]) }
+        if case .ours = try state() { steps.append(["link", "del", "dev", name]) }
+        return steps
     }
 
     public func ifindex() throws -> Int32 {

@@ -146,7 +146,8 @@ public struct DebianTrustStore {
 
     /// Points `name` at `target` atomically: a temporary link renamed over the old one.
     func replaceSymlink(dir: String, name: String, target: String) throws {
-        let temp = dir + "/.\(name).node-agent-tmp-\(getpid())"
+        HostFiles.removeStaleTemporaries(in: dir)
+        let temp = dir + "/" + HostFiles.temporaryName(for: name)
         unlink(temp)
         guard symlink(target, temp) == 0, rename(temp, dir + "/" + name) == 0 else {
             unlink(temp)

@@ -83,7 +83,10 @@ public struct TrustInstaller: Sendable {
         let bundle = try files.readString(layout.bundle) ?? ""
         let bundleHasAll = certificates.allSatisfy { bundle.contains(pemBody($0.pem)) }
         var refresh: [String]?
-        if !changes.isEmpty || !bundleHasAll {
+        if try files.exists(Self.refreshPending) {
+            refresh = [layout.tool.lastComponent] + layout.freshArguments
+            notes.append("an earlier run was stopped before the trust bundle was rebuilt: rebuilding it from scratch")
+        } else if !changes.isEmpty || !bundleHasAll {
             refresh = [layout.tool.lastComponent] + (removedFromStore ? layout.freshArguments : layout.refreshArguments)
         }
 
@@ -139,21 +142,35 @@ public struct TrustInstaller: Sendable {
 
     /// Performs the plan: files first (each atomic), then the OS bundle rebuild: with the host's
     /// own tool, run inside the host root so that its links and hooks are the node's, or natively.
+    /// Written before the files of a plan that rebuilds the bundle change, removed once it is
+    /// rebuilt: a run stopped in between (a kill, a crash, a full disk) leaves it, and the next run
+    /// rebuilds even when the files themselves are already as wanted.
+    public static let refreshPending = try! HostPath("/var/lib/node-agent/trust-refresh-pending")
+
     public func apply(_ plan: TrustPlan) throws {
+        guard let refresh = plan.refresh else {
+            for change in plan.fileChanges { try change.apply(to: files) }
+            return
+        }
+        try files.writeAtomically(Self.refreshPending, "\(Self.marker)\n")
         for change in plan.fileChanges { try change.apply(to: files) }
-        guard let refresh = plan.refresh else { return }
-        if refreshMode == .native && plan.layout.family == .debian {
+        try rebuild(plan.layout, refresh)
+        try files.remove(Self.refreshPending)
+    }
+
+    func rebuild(_ layout: OSTrustLayout, _ refresh: [String]) throws {
+        if refreshMode == .native && layout.family == .debian {
             try DebianTrustStore(files: files).rebuild()
             return
         }
         let result: CommandResult
         if files.root.directory == "/" {
-            result = try runner.run(plan.layout.tool.path, Array(refresh.dropFirst()))
+            result = try runner.run(layout.tool.path, Array(refresh.dropFirst()))
         } else {
             guard let chroot = findExecutable("chroot") else {
                 throw AgentError(.commandFailed, "chroot is not installed", hint: "install coreutils")
             }
-            result = try runner.run(chroot, [files.root.directory, plan.layout.tool.path] + refresh.dropFirst())
+            result = try runner.run(chroot, [files.root.directory, layout.tool.path] + refresh.dropFirst())
         }
         guard result.succeeded else {
             throw AgentError(.commandFailed,

@@ -11,7 +11,8 @@ extension TrustInstaller {
         for name in try files.list(layout.anchors) where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
             changes.append(FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "the agent's CA in the OS trust store"))
         }
-        let refresh: [String]? = changes.isEmpty ? nil : [layout.tool.lastComponent] + layout.freshArguments
+        let interrupted = try files.exists(Self.refreshPending)
+        let refresh: [String]? = changes.isEmpty && !interrupted ? nil : [layout.tool.lastComponent] + layout.freshArguments
         var wanted: Set<String>?
         if let registry {
             wanted = [registry.hostAndPort]
@@ -37,6 +38,11 @@ extension TrustInstaller {
     /// first; those still in use stay listed. The ledger and its folder go last, when nothing is left.
     public func removeCreatedDirectories() throws -> [HostPath] {
         guard let ledger = files.ledger else { return [] }
+        // A kill after the ledger's folder was made and before the ledger was written leaves
+        // that folder (named for the agent) empty and unrecorded.
+        guard try files.exists(ledger) else {
+            return try files.removeEmptyDirectory(ledger.parent) ? [ledger.parent] : []
+        }
         let ledgerChain = Set(ledger.parent.components.indices.map { HostPath(prefixOf: ledger.parent, count: $0 + 1) })
         let dirs = try files.createdDirectories().sorted { $0.components.count > $1.components.count }
         var removed: [HostPath] = []

@@ -19,15 +19,29 @@ final class ClusterDNSRouteTests: XCTestCase {
     let ours = #"[{"ifindex":7,"ifname":"nodeagent0","flags":["BROADCAST","NOARP","UP","LOWER_UP"],"ifalias":"managed by node-agent"}]"#
     let addr = #"[{"ifindex":7,"addr_info":[{"family":"inet","local":"169.254.53.53","prefixlen":32}]}]"#
 
-    func testCreatesTheLinkWhenAbsentAndFallsBackToVeth() throws {
+    func testCreatesTheLinkUnderAnInterimNameUntilItIsMarkedAndFallsBackToVeth() throws {
         let runner = RecordingRunner()
         runner.rules = [(["-j", "link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
-                        (["link", "add", "nodeagent0", "type", "dummy"], CommandResult(status: 2, stderr: "Unknown device type"))]
+                        (["link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
+                        (["link", "add", "nodeagent0-new", "type", "dummy"], CommandResult(status: 2, stderr: "Unknown device type"))]
         let link = try AgentLink(runner: runner)
         let steps = try link.plan()
-        XCTAssertEqual(steps.first, ["link", "add", "nodeagent0", "type", "dummy"])
+        XCTAssertEqual(steps, [["link", "add", "nodeagent0-new", "type", "dummy"],
+                               ["link", "set", "dev", "nodeagent0-new", "alias", "managed by node-agent"],
+                               ["link", "set", "dev", "nodeagent0-new", "name", "nodeagent0"],
+                               ["link", "set", "dev", "nodeagent0", "up"],
+                               ["addr", "add", "169.254.53.53/32", "dev", "nodeagent0"]])
         try link.apply(steps)
-        XCTAssertTrue(runner.commands.contains { $0.dropFirst().elementsEqual(["link", "add", "nodeagent0", "type", "veth", "peer", "name", "nodeagent0p"]) })
+        XCTAssertTrue(runner.commands.contains { $0.dropFirst().elementsEqual(["link", "add", "nodeagent0-new", "type", "veth", "peer", "name", "nodeagent0p"]) })
+    }
+
+    func testALinkLeftUnderTheInterimNameByAKillIsRemovedFirst() throws {
+        let runner = RecordingRunner()
+        runner.rules = [(["-j", "link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
+                        (["link", "show", "dev", "nodeagent0-new"], CommandResult(status: 0))]
+        let link = try AgentLink(runner: runner)
+        XCTAssertEqual(try link.plan().first, ["link", "del", "dev", "nodeagent0-new"])
+        XCTAssertEqual(try link.planRemoval(), [["link", "del", "dev", "nodeagent0-new"]])
     }
 
     func testForeignLinkIsRefused() throws {

@@ -1,0 +1,139 @@
+import Foundation
+import HostSystem
+import TestSupport
+import XCTest
+
+/// SIGKILL at random moments of `bootstrap` and `uninstall` on a sandbox node, round after round
+/// (NODE_AGENT_FAULT_ROUNDS, default 150: 300 kills). After each kill every file of the host root
+/// is byte for byte what it was before the run or what the run makes of it (never half-written),
+/// every folder the agent made is in its ledger, and the next full run reaches exactly the state
+/// an unbroken run reaches, leaving no temporary file behind.
+final class FaultInjectionIntegrationTests: XCTestCase {
+    var node: SandboxNode!
+
+    override func setUpWithError() throws { node = try SandboxNode() }
+    override func tearDown() { node?.down() }
+
+    var bootstrapArgs: [String] { node.bootstrapArguments(extra: ["--trust-refresh", "native", "--timeout", "2"]) }
+    var uninstallArgs: [String] { ["uninstall", "--host-root", node.hostRoot, "--trust-refresh", "native"] }
+
+    /// Starts the agent in the node and sends SIGKILL after `delay` seconds. True when it was
+    /// killed, false when it had finished by then.
+    func runKilled(_ args: [String], after delay: Double) throws -> Bool {
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_SANDBOX"] = node.folder
+        let argv = [node.script, "exec", SandboxNode.binary] + args
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (cArgs + cEnv).forEach { free($0) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, node.script, &actions, nil, cArgs, cEnv) == 0 else { throw AgentError(.io, "posix_spawn failed") }
+        usleep(useconds_t(delay * 1e6))
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { return false }
+        kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+        return (status & 0x7f) == SIGKILL
+    }
+
+    /// Paths whose content is neither `a`'s nor `b`'s (temporary files aside), and the
+    /// temporary files, in `tree`.
+    func check(_ tree: FileTree, between a: FileTree, and b: FileTree) -> (violations: [String], temporaries: [String]) {
+        var violations: [String] = []
+        var temporaries: [String] = []
+        let ledger = "var/lib/node-agent/created-directories"
+        let pending = "var/lib/node-agent/trust-refresh-pending"
+        for path in Set(tree.entries.keys).union(a.entries.keys).union(b.entries.keys).sorted() {
+            if path.contains(".node-agent-tmp-") { temporaries.append(path); continue }
+            // The ledger and the refresh-pending mark are written as the run goes (checked below).
+            if path == ledger || path == pending { continue }
+            let value = tree.entries[path]
+            if value != a.entries[path] && value != b.entries[path] { violations.append("\(path): neither before nor after") }
+        }
+        // Every folder the agent made that exists is in its ledger (the ledger's own folder aside).
+        let recorded = Set((tree.entries[ledger].flatMap { Data(base64Encoded: String($0.dropFirst(5))) }
+            .map { String(decoding: $0, as: UTF8.self) } ?? "").split(separator: "\n").map { String($0.dropFirst()) })
+        for (path, value) in tree.entries where value == "dir" && a.entries[path] == nil && b.entries[path] != nil
+            && !path.hasPrefix("var/lib/node-agent") && !recorded.contains(path) && !recorded.isEmpty {
+            violations.append("\(path): a folder of the agent's missing from its ledger")
+        }
+        if tree.entries.keys.contains(where: { $0.hasPrefix("var/lib/node-agent/") && $0 != ledger && $0 != pending && !$0.contains(".node-agent-tmp-") }) {
+            violations.append("unexpected files in var/lib/node-agent")
+        }
+        return (violations, temporaries)
+    }
+
+    func elapsed(_ body: () throws -> Void) rethrows -> Double {
+        let start = Date()
+        try body()
+        return Date().timeIntervalSince(start)
+    }
+
+    func testSIGKILLAtRandomMomentsLeavesEveryFileWholeAndTheNextRunConverges() throws {
+        let rounds = Int(ProcessInfo.processInfo.environment["NODE_AGENT_FAULT_ROUNDS"] ?? "") ?? 150
+        let before = node.snapshot()
+        var bootstrapTime = 0.0, uninstallTime = 0.0
+        bootstrapTime = try elapsed {
+            let run = try node.agent(bootstrapArgs)
+            XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        }
+        let after = node.snapshot()
+        XCTAssertNotEqual(after, before)
+        // The after state parses: every certificate file and bundle, every hosts.toml.
+        for (path, value) in after.entries where value != before.entries[path] && value.hasPrefix("file ") && !path.hasPrefix("var/") {
+            let full = path.hasPrefix("usr/local/share/ca-certificates/") ? node.folder + "/local-ca/" + path.dropFirst(32) : node.hostRoot + "/" + path
+            if path.hasSuffix(".crt") || path.hasSuffix(".pem") {
+                XCTAssertEqual(try sh("/usr/bin/openssl", ["storeutl", "-noout", "-certs", full]).status, 0, path)
+            } else if path.hasSuffix(".toml") {
+                XCTAssertEqual(try sh("/usr/bin/python3", ["-c", "import sys,tomllib; tomllib.load(open(sys.argv[1],'rb'))", full]).status, 0, path)
+            }
+        }
+        uninstallTime = try elapsed { XCTAssertEqual(try node.agent(uninstallArgs).status, 0) }
+        XCTAssertEqual(node.snapshot().difference(from: before), [], "uninstall did not restore the node")
+
+        var killed = [0, 0], mixed = [0, 0], temporaries = [0, 0]
+        var converge = (bootstrap: 0.0, uninstall: 0.0)
+        for round in 0..<rounds {
+            // bootstrap, killed; then a whole bootstrap converges to `after`.
+            if try runKilled(bootstrapArgs, after: Double.random(in: 0...(bootstrapTime * 1.1))) { killed[0] += 1 }
+            var state = node.snapshot()
+            var result = check(state, between: before, and: after)
+            XCTAssertEqual(result.violations, [], "round \(round), bootstrap killed")
+            if state != before && state != after { mixed[0] += 1 }
+            temporaries[0] += result.temporaries.count
+            converge.bootstrap += try elapsed {
+                let run = try node.agent(bootstrapArgs)
+                XCTAssertEqual(run.status, 0, "round \(round): the next bootstrap did not converge: \(run.stdout)\(run.stderr)")
+            }
+            XCTAssertEqual(node.snapshot().difference(from: after), [], "round \(round): bootstrap after a kill")
+
+            // uninstall, killed; then a whole uninstall converges to `before`.
+            if try runKilled(uninstallArgs, after: Double.random(in: 0...(uninstallTime * 1.1))) { killed[1] += 1 }
+            state = node.snapshot()
+            result = check(state, between: after, and: before)
+            XCTAssertEqual(result.violations, [], "round \(round), uninstall killed")
+            if state != before && state != after { mixed[1] += 1 }
+            temporaries[1] += result.temporaries.count
+            converge.uninstall += try elapsed {
+                let run = try node.agent(uninstallArgs)
+                XCTAssertEqual(run.status, 0, "round \(round): the next uninstall failed: \(run.stderr)")
+            }
+            XCTAssertEqual(node.snapshot().difference(from: before), [], "round \(round): uninstall after a kill")
+            XCTAssertNotEqual(try node.exec(["ip", "link", "show", "nodeagent0"]).status, 0, "round \(round): the link outlived uninstall")
+            if testRun?.failureCount ?? 0 > 0 { break }
+        }
+        print("""
+            fault injection: \(rounds) rounds; bootstrap (whole run \(Int(bootstrapTime * 1000)) ms) killed \(killed[0]) times, \
+            \(mixed[0]) left between before and after, \(temporaries[0]) temporary files seen; uninstall (\(Int(uninstallTime * 1000)) ms) \
+            killed \(killed[1]) times, \(mixed[1]) between, \(temporaries[1]) temporary files seen; \
+            every file whole, every next run converged (mean \(Int(converge.bootstrap / Double(rounds) * 1000)) ms / \
+            \(Int(converge.uninstall / Double(rounds) * 1000)) ms)
+            """)
+        XCTAssertGreaterThan(mixed[0] + mixed[1], 0, "no kill landed between the first change and the last: the test proved nothing")
+    }
+}

@@ -92,7 +92,7 @@ public struct HostFiles: Sendable {
 
     private func create(_ folders: [HostPath]) throws {
         for folder in folders where mkdir(try root.resolve(folder), 0o755) != 0 && errno != EEXIST {
-            throw AgentError(.io, "cannot create folder \(folder): \(String(cString: strerror(errno)))", hint: readOnlyHint())
+            throw AgentError(.io, "cannot create folder \(folder): \(String(cString: strerror(errno)))", hint: Self.hint(errno: errno))
         }
     }
 
@@ -122,7 +122,7 @@ public struct HostFiles: Sendable {
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else {
             throw AgentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))",
-                             hint: readOnlyHint())
+                             hint: Self.hint(errno: errno))
         }
         var ok = false
         defer {
@@ -135,12 +135,14 @@ public struct HostFiles: Sendable {
                 let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw AgentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+                    throw AgentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))",
+                                     hint: Self.hint(errno: errno))
                 }
                 offset += n
             }
             guard fchmod(fd, mode) == 0, fsync(fd) == 0 else {
-                throw AgentError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))")
+                throw AgentError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))",
+                                 hint: Self.hint(errno: errno))
             }
         }
         guard rename(temp, real) == 0 else {
@@ -183,7 +185,12 @@ public struct HostFiles: Sendable {
         if fd >= 0 { fsync(fd); close(fd) }
     }
 
-    private func readOnlyHint() -> String? {
-        errno == EROFS ? "the host file system is read-only: this node type does not allow host changes" : nil
+    /// What to do about a failed write, by its errno: a read-only or a full file system.
+    public static func hint(errno code: Int32) -> String? {
+        switch code {
+        case EROFS: return "the host file system is read-only: this node type does not allow host changes"
+        case ENOSPC, EDQUOT: return "free space on the node's disk; the file was left as it was"
+        default: return nil
+        }
     }
 }

@@ -150,8 +150,9 @@ public struct DebianTrustStore {
         let temp = dir + "/" + HostFiles.temporaryName(for: name)
         unlink(temp)
         guard symlink(target, temp) == 0, rename(temp, dir + "/" + name) == 0 else {
+            let code = errno
             unlink(temp)
-            throw AgentError(.io, "cannot link \(Self.etcCerts.path)/\(name): \(String(cString: strerror(errno)))")
+            throw AgentError(.io, "cannot link \(Self.etcCerts.path)/\(name): \(String(cString: strerror(code)))", hint: HostFiles.hint(errno: code))
         }
     }
 }

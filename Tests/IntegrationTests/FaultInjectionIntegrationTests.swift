@@ -136,4 +136,59 @@ final class FaultInjectionIntegrationTests: XCTestCase {
             """)
         XCTAssertGreaterThan(mixed[0] + mixed[1], 0, "no kill landed between the first change and the last: the test proved nothing")
     }
+
+    /// Files under `dir` as the node sees them (its own mounts included): path -> sha256 or link target.
+    func nodeFiles(_ dir: String) throws -> [String: String] {
+        let out = try node.exec(["sh", "-c", "cd \"$1\" && find . -type f -exec sha256sum {} + ; find . -type l -printf '%l %p\\n'", "sh", dir]).stdout
+        var files: [String: String] = [:]
+        for line in out.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            if parts.count == 2 { files[parts[1].trimmingCharacters(in: .whitespaces)] = String(parts[0]) }
+        }
+        return files
+    }
+
+    /// A read-only /etc/ssl/certs while the bundle is rebuilt: a clear error naming the path, the
+    /// bundle as it was, and the run after the fault rebuilds it (the CA file itself had been
+    /// written, so only the refresh-pending mark says the bundle is behind).
+    func testAReadOnlyTrustFolderGivesAClearErrorAndTheNextRunConverges() throws {
+        let certs = node.hostRoot + "/etc/ssl/certs"
+        let bundleBefore = try nodeFiles(certs)["./ca-certificates.crt"]
+        XCTAssertEqual(try node.exec(["sh", "-c", "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\"", "sh", certs]).status, 0)
+        let run = try node.agent(bootstrapArgs)
+        XCTAssertEqual(run.status, 3, run.stdout + run.stderr)
+        XCTAssertTrue(run.stderr.contains("/etc/ssl/certs/") && run.stderr.contains(": Read-only file system"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("the host file system is read-only"), run.stderr)
+        XCTAssertEqual(try nodeFiles(certs)["./ca-certificates.crt"], bundleBefore, "the bundle changed")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: node.hostRoot + "/var/lib/node-agent/trust-refresh-pending"))
+        XCTAssertEqual(try node.exec(["umount", certs]).status, 0)
+
+        let next = try node.agent(bootstrapArgs + ["--output", "json"])
+        XCTAssertEqual(next.status, 0, next.stdout + next.stderr)
+        let report = try JSONReport.decode(next.stdout)
+        XCTAssertTrue(report.notes.contains { $0.hasPrefix("an earlier run was stopped before the trust bundle was rebuilt") }, report.notes.joined(separator: "\n"))
+        XCTAssertNotEqual(try nodeFiles(certs)["./ca-certificates.crt"], bundleBefore)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: node.hostRoot + "/var/lib/node-agent/trust-refresh-pending"))
+        XCTAssertEqual(try JSONReport.decode(try node.agent(bootstrapArgs + ["--output", "json"]).stdout).changes, [], "not converged")
+    }
+
+    /// A full disk under /etc/containerd: a clear error, no file half-written or left behind
+    /// there, and once there is room the next run writes what was missing.
+    func testAFullDiskGivesAClearErrorLeavesNoPartialFileAndTheNextRunConverges() throws {
+        let containerd = node.hostRoot + "/etc/containerd"
+        let fill = try node.exec(["sh", "-c", "mount -t tmpfs -o size=64k tmpfs \"$1\" && (dd if=/dev/zero of=\"$1/filler\" bs=4k 2>/dev/null; true)", "sh", containerd])
+        XCTAssertEqual(fill.status, 0, fill.stderr)
+        let run = try node.agent(bootstrapArgs)
+        XCTAssertEqual(run.status, 3, run.stdout + run.stderr)
+        XCTAssertTrue(run.stderr.contains("No space left on device"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("free space on the node's disk"), run.stderr)
+        XCTAssertEqual(Array(try nodeFiles(containerd).keys), ["./filler"], "a partial or temporary file was left")
+        XCTAssertEqual(try node.exec(["rm", containerd + "/filler"]).status, 0)
+
+        let next = try node.agent(bootstrapArgs)
+        XCTAssertEqual(next.status, 0, next.stdout + next.stderr)
+        let written = try nodeFiles(containerd)
+        XCTAssertNotNil(written["./certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml"], "\(written.keys)")
+        XCTAssertEqual(try node.exec(["umount", containerd]).status, 0)
+    }
 }

@@ -21,6 +21,34 @@ final class RunIntegrationTests: XCTestCase {
         XCTFail("not within \(seconds) s: \(what)")
     }
 
+    /// Starts `node-agent run` in the node (interval 2 s, watch 0.3 s, endpoint on 127.0.0.1:9808),
+    /// its output in a log file of the node's folder.
+    func startRun(_ extra: [String], environment: [String: String] = [:]) throws -> (Process, String) {
+        let log = node.folder + "/run.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: node.script)
+        process.arguments = ["exec", SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry,
+                             "--interval", "2", "--watch-interval", "0.3", "--listen", "127.0.0.1:9808"] + extra
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_SANDBOX"] = node.folder
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, log)
+    }
+
+    /// An HTTP GET of the health endpoint from inside the node, with curl.
+    func get(_ path: String, _ extra: [String] = []) throws -> (code: String, body: String) {
+        let r = try node.exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}"] + extra + ["http://127.0.0.1:9808" + path])
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+    }
+
     func testRunReconcilesRepairsFollowsTheSecretAndStopsOnSIGTERM() throws {
         // A Secret volume as the kubelet lays it out: ca.crt -> ..data/ca.crt, ..data -> ..v1.
         let secret = node.folder + "/secret"
@@ -29,9 +57,6 @@ final class RunIntegrationTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: secret + "/..data", withDestinationPath: "..v1")
         try FileManager.default.createSymbolicLink(atPath: secret + "/ca.crt", withDestinationPath: "..data/ca.crt")
 
-        let log = node.folder + "/run.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         // systemd's notify protocol: a datagram socket named by NOTIFY_SOCKET receives READY=1 and STATUS=.
         let notifySocket = node.folder + "/notify.sock"
         let notifyLog = node.folder + "/notify.log"
@@ -48,18 +73,7 @@ final class RunIntegrationTests: XCTestCase {
         defer { listener.terminate() }
         try eventually(5, "the notify socket") { FileManager.default.fileExists(atPath: notifySocket) }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: node.script)
-        process.arguments = ["exec", SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry,
-                             "--ca", secret + "/ca.crt", "--interval", "2", "--watch-interval", "0.3", "--listen", "127.0.0.1:9808"]
-        var env = ProcessInfo.processInfo.environment
-        env["NODE_AGENT_SANDBOX"] = node.folder
-        env["NOTIFY_SOCKET"] = notifySocket
-        process.environment = env
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let (process, log) = try startRun(["--ca", secret + "/ca.crt"], environment: ["NOTIFY_SOCKET": notifySocket])
         defer { if process.isRunning { process.interrupt(); process.terminate() } }
         func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         func linkExists() throws -> Bool { try node.exec(["ip", "link", "show", "nodeagent0"]).status == 0 }
@@ -71,11 +85,6 @@ final class RunIntegrationTests: XCTestCase {
         }
 
         // The health endpoint serves what the reconcile found, with a real HTTP client.
-        func get(_ path: String, _ extra: [String] = []) throws -> (code: String, body: String) {
-            let r = try node.exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}"] + extra + ["http://127.0.0.1:9808" + path])
-            let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-            return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
-        }
         XCTAssertEqual(try get("/healthz").code, "200")
         let ready = try get("/readyz")
         XCTAssertEqual(ready.code, "200")
@@ -199,5 +208,47 @@ final class RunIntegrationTests: XCTestCase {
         let deleted = (((last["body"] as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]])?.first
         XCTAssertEqual(deleted?["$patch"] as? String, "delete")
         XCTAssertEqual(deleted?["type"] as? String, "RegistryPullReady")
+    }
+
+    /// kube-dns, the registry and resolved each stop (SIGKILL) and start again while `run` is up:
+    /// readiness goes false with that outage's reason, then true again, the agent never restarting.
+    func testReadinessFollowsOutagesOfKubeDNSTheRegistryAndResolvedWithoutARestart() throws {
+        let (process, log) = try startRun(["--ca", node.caFile, "--timeout", "1"])
+        defer { if process.isRunning { process.interrupt(); process.terminate() } }
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func failing() throws -> [String: String] {
+            let body = try get("/status").body
+            guard let status = try? JSONReport.decode(body) else { return ["status": body] }
+            return Dictionary(status.checks.filter { $0.outcome == "fail" }.map { ($0.name, $0.reason) }, uniquingKeysWith: { a, _ in a })
+        }
+        try eventually(10, "ready at start") { try get("/readyz").code == "200" }
+
+        for (daemon, check, reason) in [("kube-dns", "dns-cluster", "nothing listens for DNS there"), ("registry", "tcp", "refused")] {
+            XCTAssertEqual(try node.control(["stop", daemon]), 0)
+            var seen: [String: String] = [:]
+            try eventually(15, "not ready once \(daemon) stopped") {
+                guard try get("/readyz").code == "503" else { return false }
+                seen = try failing()
+                return seen[check] != nil
+            }
+            XCTAssertTrue(seen[check]?.contains(reason) ?? false, "\(daemon) down: \(seen)")
+            XCTAssertEqual(try node.control(["start", daemon]), 0)
+            try eventually(15, "ready again once \(daemon) is back") { try get("/readyz").code == "200" }
+            XCTAssertTrue(process.isRunning, "the agent stopped: \(logText())")
+        }
+        // resolved down: `auto` follows the node to /etc/hosts lines (readiness holds, the host
+        // still resolves the registry), and back to the link once resolved is up again.
+        let hosts = node.hostRoot + "/etc/hosts"
+        func agentLines() -> Bool { ((try? String(contentsOfFile: hosts, encoding: .utf8)) ?? "").contains(" # node-agent") }
+        XCTAssertEqual(try node.control(["stop", "resolved"]), 0)
+        try eventually(15, "hosts lines while resolved is down") { agentLines() }
+        try eventually(10, "ready through /etc/hosts") {
+            try get("/readyz").code == "200" && (try? JSONReport.decode(try get("/status").body))?.check("dns-host")?.details["source"] == "/etc/hosts"
+        }
+        XCTAssertEqual(try node.control(["start", "resolved"]), 0)
+        try eventually(15, "back to the link, hosts lines gone") { try !agentLines() && node.exec(["ip", "link", "show", "nodeagent0"]).status == 0 }
+        try eventually(10, "ready through resolved again") { try get("/readyz").code == "200" }
+        XCTAssertTrue(process.isRunning, "the agent stopped: \(logText())")
+        XCTAssertEqual(logText().components(separatedBy: "[NodeAgent] starting").count - 1, 1, "the agent restarted")
     }
 }

@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "node-agent", targets: ["NodeAgent"]),
+        .executable(name: "fuzz-parsers", targets: ["FuzzParsers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,6 +36,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The parsers of untrusted input behind one libFuzzer entry point (scripts/fuzz).
+        .executableTarget(name: "FuzzParsers", dependencies: ["HostSystem", "TrustStore", "ResolvedConfig", "Probes"]),
 
         // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.
         .target(name: "TestSupport", dependencies: ["HostSystem"], path: "Tests/TestSupport"),

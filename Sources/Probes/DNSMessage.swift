@@ -73,6 +73,13 @@ public enum DNSMessage {
             return Array(bytes[offset..<offset + n])
         }
 
+        /// Moves past `n` bytes. (Not `_ = try bytes(n)`: Swift 6.3.1 at -O releases an unused
+        /// Array(slice) before copying into it, a heap use-after-free write found by scripts/fuzz.)
+        mutating func skip(_ n: Int) throws {
+            guard n >= 0, offset + n <= bytes.count else { throw ParseError(reason: "truncated record") }
+            offset += n
+        }
+
         /// Skips a name in place; a compression pointer ends it (the name it points to is not needed).
         mutating func skipName() throws {
             var labels = 0
@@ -81,7 +88,7 @@ public enum DNSMessage {
                 if length == 0 { return }
                 if length & 0xc0 == 0xc0 { _ = try u8(); return }
                 guard length & 0xc0 == 0 else { throw ParseError(reason: "bad label type") }
-                _ = try bytes(Int(length))
+                try skip(Int(length))
                 labels += 1
                 guard labels <= 127 else { throw ParseError(reason: "name too long") }
             }

@@ -26,12 +26,23 @@ public struct HostFiles: Sendable {
     /// The file's bytes, or nil when it does not exist. Refuses files over `limit` bytes.
     public func read(_ path: HostPath, limit: Int = 16 << 20) throws -> [UInt8]? {
         let real = try root.resolve(path)
-        let fd = open(real, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read.
+        let fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
             throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        // A file masked the systemd way (a link to /dev/null) reads as empty.
+        case S_IFCHR where st.st_rdev == 0x103: return []  // makedev(1, 3), /dev/null
+        default:
+            throw AgentError(.io, "\(path) is not a regular file (a folder, FIFO, socket or device)",
+                             hint: "the agent reads only regular files there; replace it with one")
+        }
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -39,9 +39,12 @@ struct NodeConfig {
         let explicitDNS = try o.clusterDns.map { try IPAddress($0) }
         hostRoot = try HostRoot(o.hostRoot)
         let files = HostFiles(root: hostRoot)
-        let kubelet = try? KubeletDNSConfig.read(from: files)
+        var kubelet: KubeletDNSConfig?
+        var kubeletProblem: String?
+        do { kubelet = try KubeletDNSConfig.read(from: files) } catch { kubeletProblem = "\(error)" }
         guard let dns = explicitDNS ?? kubelet?.clusterDNS.first else {
-            throw AgentError(.invalidInput, "the cluster DNS is not known: no --cluster-dns, and no clusterDNS in the host's \(KubeletDNSConfig.defaultFile)",
+            throw AgentError(.invalidInput, "the cluster DNS is not known: no --cluster-dns, and "
+                             + (kubeletProblem.map { "kubelet's config cannot be read: \($0)" } ?? "no clusterDNS in the host's \(KubeletDNSConfig.defaultFile)"),
                              hint: "pass --cluster-dns with the kube-dns Service IP")
         }
         clusterDNS = dns
@@ -79,7 +82,12 @@ struct NodeConfig {
             throw AgentError(code, "\(what) \(path) does not exist")
         }
         guard !isDirectory.boolValue else { throw AgentError(code, "\(what) \(path) is a folder", hint: "pass the file inside it") }
-        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber, size.intValue <= limit else {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        guard attributes?[.type] as? FileAttributeType == .typeRegular else {
+            // A FIFO or a device would block the read or never end.
+            throw AgentError(code, "\(what) \(path) is not a regular file", hint: "pass a file")
+        }
+        guard let size = attributes?[.size] as? NSNumber, size.intValue <= limit else {
             throw AgentError(code, "\(what) \(path) is unreadable or larger than \(limit) bytes")
         }
         guard let data = FileManager.default.contents(atPath: path) else {

@@ -82,12 +82,13 @@ struct NodeConfig {
             throw AgentError(code, "\(what) \(path) does not exist")
         }
         guard !isDirectory.boolValue else { throw AgentError(code, "\(what) \(path) is a folder", hint: "pass the file inside it") }
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        guard attributes?[.type] as? FileAttributeType == .typeRegular else {
-            // A FIFO or a device would block the read or never end.
+        // stat follows symlinks (a Secret volume's ca.crt is one); a FIFO or a device would block
+        // the read or never end.
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
             throw AgentError(code, "\(what) \(path) is not a regular file", hint: "pass a file")
         }
-        guard let size = attributes?[.size] as? NSNumber, size.intValue <= limit else {
+        guard st.st_size <= limit else {
             throw AgentError(code, "\(what) \(path) is unreadable or larger than \(limit) bytes")
         }
         guard let data = FileManager.default.contents(atPath: path) else {

@@ -18,6 +18,12 @@ struct ReconcileService: Service {
     let logger: Logger
     /// Blocking work (sd-bus, host tools) runs here, off the cooperative pool, one at a time.
     let queue = DispatchQueue(label: "node-agent.reconcile")
+    /// The bus connection the watch reuses between ticks (used on `queue` only).
+    let watchBus = WatchBus()
+
+    final class WatchBus: @unchecked Sendable {
+        var bus: SystemBus?
+    }
 
     func run() async throws {
         var lastCA: [UInt8]?
@@ -93,11 +99,26 @@ struct ReconcileService: Service {
     }
 
     /// The unique bus name that owns org.freedesktop.resolve1 now, if any.
+    /// resolved's unique bus name (nil when it has none). One connection serves every tick; a
+    /// failed call drops it and the next try connects again (the bus itself may have restarted).
     func resolvedOwner() -> String? {
-        let address = options.node.dbusAddress ?? (try? HostRoot(options.node.hostRoot)).map { SystemBus.address(hostRoot: $0.directory) } ?? ""
-        guard let bus = try? SystemBus(address: address) else { return nil }
-        return try? bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
-                             member: "GetNameOwner", build: { try $0.append(string: "org.freedesktop.resolve1") }, read: { try $0.string() })
+        for attempt in 0..<2 {
+            if watchBus.bus == nil {
+                let address = options.node.dbusAddress ?? (try? HostRoot(options.node.hostRoot)).map { SystemBus.address(hostRoot: $0.directory) } ?? ""
+                watchBus.bus = try? SystemBus(address: address)
+            }
+            guard let bus = watchBus.bus else { return nil }
+            do {
+                return try bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+                                    member: "GetNameOwner", build: { try $0.append(string: "org.freedesktop.resolve1") }, read: { try $0.string() })
+            } catch let e as BusCallError where e.name == "org.freedesktop.DBus.Error.NameHasNoOwner" {
+                return nil
+            } catch {
+                watchBus.bus = nil
+                if attempt == 1 { return nil }
+            }
+        }
+        return nil
     }
 
     func jittered(_ seconds: Double) -> Double { seconds * Double.random(in: 0.9...1.1) }

@@ -96,45 +96,38 @@ final class FaultInjectionIntegrationTests: XCTestCase {
         uninstallTime = try elapsed { XCTAssertEqual(try node.agent(uninstallArgs).status, 0) }
         XCTAssertEqual(node.snapshot().difference(from: before), [], "uninstall did not restore the node")
 
-        var killed = [0, 0], mixed = [0, 0], temporaries = [0, 0]
-        var converge = (bootstrap: 0.0, uninstall: 0.0)
+        struct Tally { var killed = 0, between = 0, temporaries = 0, converge = 0.0 }
+        var tallies = [Tally(), Tally()]
+        /// The command killed at a random moment of its usual duration; the state checked against
+        /// `from` and `to`; then the whole command, which must reach `to` exactly.
+        func killAndConverge(_ args: [String], duration: Double, from: FileTree, to: FileTree, tally: inout Tally, round: Int) throws {
+            if try runKilled(args, after: Double.random(in: 0...(duration * 1.1))) { tally.killed += 1 }
+            let state = node.snapshot()
+            let result = check(state, between: from, and: to)
+            XCTAssertEqual(result.violations, [], "round \(round), \(args[0]) killed")
+            if state != from && state != to { tally.between += 1 }
+            tally.temporaries += result.temporaries.count
+            tally.converge += try elapsed {
+                let run = try node.agent(args)
+                XCTAssertEqual(run.status, 0, "round \(round): the next \(args[0]) did not converge: \(run.stdout)\(run.stderr)")
+            }
+            XCTAssertEqual(node.snapshot().difference(from: to), [], "round \(round): \(args[0]) after a kill")
+        }
         for round in 0..<rounds {
-            // bootstrap, killed; then a whole bootstrap converges to `after`.
-            if try runKilled(bootstrapArgs, after: Double.random(in: 0...(bootstrapTime * 1.1))) { killed[0] += 1 }
-            var state = node.snapshot()
-            var result = check(state, between: before, and: after)
-            XCTAssertEqual(result.violations, [], "round \(round), bootstrap killed")
-            if state != before && state != after { mixed[0] += 1 }
-            temporaries[0] += result.temporaries.count
-            converge.bootstrap += try elapsed {
-                let run = try node.agent(bootstrapArgs)
-                XCTAssertEqual(run.status, 0, "round \(round): the next bootstrap did not converge: \(run.stdout)\(run.stderr)")
-            }
-            XCTAssertEqual(node.snapshot().difference(from: after), [], "round \(round): bootstrap after a kill")
-
-            // uninstall, killed; then a whole uninstall converges to `before`.
-            if try runKilled(uninstallArgs, after: Double.random(in: 0...(uninstallTime * 1.1))) { killed[1] += 1 }
-            state = node.snapshot()
-            result = check(state, between: after, and: before)
-            XCTAssertEqual(result.violations, [], "round \(round), uninstall killed")
-            if state != before && state != after { mixed[1] += 1 }
-            temporaries[1] += result.temporaries.count
-            converge.uninstall += try elapsed {
-                let run = try node.agent(uninstallArgs)
-                XCTAssertEqual(run.status, 0, "round \(round): the next uninstall failed: \(run.stderr)")
-            }
-            XCTAssertEqual(node.snapshot().difference(from: before), [], "round \(round): uninstall after a kill")
+            try killAndConverge(bootstrapArgs, duration: bootstrapTime, from: before, to: after, tally: &tallies[0], round: round)
+            try killAndConverge(uninstallArgs, duration: uninstallTime, from: after, to: before, tally: &tallies[1], round: round)
             XCTAssertNotEqual(try node.exec(["ip", "link", "show", "nodeagent0"]).status, 0, "round \(round): the link outlived uninstall")
             if testRun?.failureCount ?? 0 > 0 { break }
         }
+        let (b, u) = (tallies[0], tallies[1])
         print("""
-            fault injection: \(rounds) rounds; bootstrap (whole run \(Int(bootstrapTime * 1000)) ms) killed \(killed[0]) times, \
-            \(mixed[0]) left between before and after, \(temporaries[0]) temporary files seen; uninstall (\(Int(uninstallTime * 1000)) ms) \
-            killed \(killed[1]) times, \(mixed[1]) between, \(temporaries[1]) temporary files seen; \
-            every file whole, every next run converged (mean \(Int(converge.bootstrap / Double(rounds) * 1000)) ms / \
-            \(Int(converge.uninstall / Double(rounds) * 1000)) ms)
+            fault injection: \(rounds) rounds; bootstrap (whole run \(Int(bootstrapTime * 1000)) ms) killed \(b.killed) times, \
+            \(b.between) left between before and after, \(b.temporaries) temporary files seen; uninstall (\(Int(uninstallTime * 1000)) ms) \
+            killed \(u.killed) times, \(u.between) between, \(u.temporaries) temporary files seen; \
+            every file whole, every next run converged (mean \(Int(b.converge / Double(rounds) * 1000)) ms / \
+            \(Int(u.converge / Double(rounds) * 1000)) ms)
             """)
-        XCTAssertGreaterThan(mixed[0] + mixed[1], 0, "no kill landed between the first change and the last: the test proved nothing")
+        XCTAssertGreaterThan(b.between + u.between, 0, "no kill landed between the first change and the last: the test proved nothing")
     }
 
     /// Files under `dir` as the node sees them (its own mounts included): path -> sha256 or link target.

@@ -38,6 +38,12 @@ final class Socket {
         guard fd >= 0 else { throw SocketError(code: errno, what: "socket") }
         let deadline = nowMilliseconds() + UInt64(timeoutMilliseconds)
         let s = Socket(fd: fd, deadline: deadline)
+        if type == Int32(SOCK_STREAM.rawValue) {
+            // No Nagle: a small write after an unacknowledged one (the request after TLS's
+            // Finished) would otherwise wait for the peer's delayed ACK, 40 ms, as curl avoids too.
+            var on: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        }
         let r: Int32
         if address.family == .v4 {
             var sa = sockaddr_in()

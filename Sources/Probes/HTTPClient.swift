@@ -81,13 +81,18 @@ struct HTTPClient {
 
     func send(_ method: String, _ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
               body: [UInt8], watch: inout Stopwatch) throws -> HTTPResponse {
+        var trust: TLSTrust?
+        if url.tls {
+            guard let trustFile else { throw AgentError(.io, "no trust to verify \(url.host) with") }
+            trust = try TLSTrust.cached(trustFile)
+            watch.lap("load trust")
+        }
         let socket = try Socket.connect(to: address, port: url.port, type: Int32(SOCK_STREAM.rawValue),
                                         timeoutMilliseconds: timeoutMilliseconds)
         watch.lap("connect")
         var tls: TLSConnection?
-        if url.tls {
-            guard let trustFile else { throw AgentError(.io, "no trust to verify \(url.host) with") }
-            let c = try TLSConnection(socket: socket, trustFile: trustFile, serverName: url.host,
+        if let trust {
+            let c = try TLSConnection(socket: socket, trust: trust, serverName: url.host,
                                       serverIsIP: (try? IPAddress(url.host)) != nil)
             try c.handshake()
             watch.lap("handshake")

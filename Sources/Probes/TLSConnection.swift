@@ -10,15 +10,14 @@ import TrustStore
 /// one CA file, SNI set to the registry host, the name checked against the SAN only (never the
 /// CN). Verification runs but does not abort the handshake, so that the exact OpenSSL verify
 /// code can be reported.
-final class TLSConnection {
-    let socket: Socket
+/// A TLS client context whose trust is one CA file. Loading is the slow part (OpenSSL 3 decodes
+/// about 5,000 certificates a second), so it happens before the connection is opened: a large
+/// bundle must not eat the peer's timeout and be reported as a stalling server.
+final class TLSTrust {
     let context: OpaquePointer
-    let ssl: OpaquePointer
 
-    init(socket: Socket, trustFile: String, serverName: String, serverIsIP: Bool) throws {
-        self.socket = socket
+    init(trustFile: String) throws {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw AgentError(.io, "OpenSSL: cannot create a TLS context") }
-        context = ctx
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
         _ = node_agent_ssl_ctx_set_min_tls12(ctx)
         guard SSL_CTX_load_verify_locations(ctx, trustFile, nil) == 1 else {
@@ -26,7 +25,38 @@ final class TLSConnection {
             SSL_CTX_free(ctx)
             throw AgentError(.io, "cannot load trust from \(trustFile)")
         }
-        guard let s = SSL_new(ctx) else { SSL_CTX_free(ctx); throw AgentError(.io, "OpenSSL: cannot create a TLS session") }
+        context = ctx
+    }
+
+    deinit { SSL_CTX_free(context) }
+
+    /// The trust for `trustFile`, loaded again only when the file changed (its identity, size or
+    /// modification time): `run` probes every minute, and a node's bundle rarely changes.
+    static func cached(_ trustFile: String) throws -> TLSTrust {
+        var st = stat()
+        guard stat(trustFile, &st) == 0 else { return try TLSTrust(trustFile: trustFile) }
+        let key = [UInt64(st.st_dev), UInt64(st.st_ino), UInt64(st.st_size), UInt64(st.st_mtim.tv_sec), UInt64(st.st_mtim.tv_nsec)]
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        if let (k, trust) = cache[trustFile], k == key { return trust }
+        let trust = try TLSTrust(trustFile: trustFile)
+        cache[trustFile] = (key, trust)
+        return trust
+    }
+
+    private static let cacheLock = NSLock()
+    nonisolated(unsafe) private static var cache: [String: ([UInt64], TLSTrust)] = [:]
+}
+
+final class TLSConnection {
+    let socket: Socket
+    let trust: TLSTrust
+    let ssl: OpaquePointer
+
+    init(socket: Socket, trust: TLSTrust, serverName: String, serverIsIP: Bool) throws {
+        self.socket = socket
+        self.trust = trust
+        guard let s = SSL_new(trust.context) else { throw AgentError(.io, "OpenSSL: cannot create a TLS session") }
         ssl = s
         SSL_set_fd(s, socket.fd)
         if !serverIsIP { _ = node_agent_ssl_set_sni(s, serverName) }
@@ -34,10 +64,7 @@ final class TLSConnection {
         SSL_set1_host(s, serverName)
     }
 
-    deinit {
-        SSL_free(ssl)
-        SSL_CTX_free(context)
-    }
+    deinit { SSL_free(ssl) }
 
     func handshake() throws {
         try retrying("TLS handshake") { SSL_connect(ssl) }

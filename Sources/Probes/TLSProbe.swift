@@ -26,10 +26,12 @@ public enum TLSProbe {
         var details: [String: String] = ["address": "\(target.address):\(target.registry.port)", "trust": trustLabel]
         let connection: TLSConnection
         do {
+            let trust = try TLSTrust.cached(trustFile)
+            watch.lap("load trust")
             let socket = try Socket.connect(to: target.address, port: target.registry.port,
                                             type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: target.timeoutMilliseconds)
             watch.lap("connect")
-            connection = try TLSConnection(socket: socket, trustFile: trustFile, serverName: target.registry.hostName,
+            connection = try TLSConnection(socket: socket, trust: trust, serverName: target.registry.hostName,
                                            serverIsIP: target.serverIsIP)
             try connection.handshake()
             watch.lap("handshake")

@@ -60,7 +60,7 @@ struct DNSSetup {
                                  hint: "start systemd-resolved, or use --dns-mode hosts")
             }
             if facts.networkdOnBus {
-                let text = ResolvedFiles.renderNetworkdUnmanaged(linkNames: [link.name, link.peerName])
+                let text = ResolvedFiles.renderNetworkdUnmanaged(linkNames: [link.name, link.interimName, link.peerName])
                 if let c = try FileChange.ensure(ResolvedFiles.networkdUnmanaged, holds: Array(text.utf8),
                                                  reason: "networkd leaves \(link.name) alone (Unmanaged=yes): resolved refuses settings on links networkd manages",
                                                  files: files) {

@@ -25,7 +25,10 @@ final class BootedNodeIntegrationTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_BOOTED"] = folder
         let run = try sh(script, ["exec", SandboxNode.binary] + args + ["--output", "json"], environment: env)
-        return (run.status, try JSONReport.decode(run.stdout), run.stdout + run.stderr)
+        guard let report = try? JSONReport.decode(run.stdout) else {
+            throw AgentError(.io, "the agent gave no report (exit \(run.status)): \(run.stdout)\(run.stderr)")
+        }
+        return (run.status, report, run.stdout + run.stderr)
     }
 
     func exec(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {

@@ -19,8 +19,21 @@ struct HealthServer: Service {
     static let idleTimeout = TimeAmount.seconds(5)
 
     func run() async throws {
+        // One event-loop thread, whatever the node's size: NIO's shared group has one per core
+        // (96 threads and their stacks on a 96-core node) for an endpoint polled every few seconds.
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await serve(on: loops)
+        } catch {
+            try? await loops.shutdownGracefully()
+            throw error
+        }
+        try await loops.shutdownGracefully()
+    }
+
+    func serve(on loops: MultiThreadedEventLoopGroup) async throws {
         let counter = ConnectionCounter()
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let channel = try await ServerBootstrap(group: loops)
             .serverChannelOption(.backlog, value: 128)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [cache] channel in

@@ -77,15 +77,12 @@ struct NodeConfig {
 
     static func readFile(_ path: String, what: String, limit: Int) throws -> [UInt8] {
         let code: AgentError.Code = what == "CA file" ? .invalidCertificate : .invalidInput
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw AgentError(code, "\(what) \(path) does not exist")
-        }
-        guard !isDirectory.boolValue else { throw AgentError(code, "\(what) \(path) is a folder", hint: "pass the file inside it") }
         // stat follows symlinks (a Secret volume's ca.crt is one); a FIFO or a device would block
         // the read or never end.
         var st = stat()
-        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+        guard stat(path, &st) == 0 else { throw AgentError(code, "\(what) \(path) does not exist") }
+        guard st.st_mode & S_IFMT != S_IFDIR else { throw AgentError(code, "\(what) \(path) is a folder", hint: "pass the file inside it") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
             throw AgentError(code, "\(what) \(path) is not a regular file", hint: "pass a file")
         }
         guard st.st_size <= limit else {

@@ -173,7 +173,7 @@ struct DNSSetup {
             done.append("remove \(ResolvedFiles.networkdUnmanaged)")
             if !dryRun {
                 try files.remove(ResolvedFiles.networkdUnmanaged)
-                if let bus, DNSHostFacts.discover(files: files, bus: bus).networkdOnBus { try Network1(bus: bus).reload() }
+                if let bus, bus.hasOwner(Network1.service) { try Network1(bus: bus).reload() }
             }
         }
         if let text = try files.readString(ResolvedFiles.hosts), !ResolvedFiles.hostsEntries(text).isEmpty {

@@ -65,11 +65,7 @@ public struct AgentLink: Sendable {
             // The link gets its name only once it carries the alias: a kill between `add` and
             // `alias` leaves a link under the interim name (removed by the next run), never an
             // unmarked link under the agent's name, which would look foreign forever.
-            var steps: [[String]] = []
-            if try runner.run(ip, ["link", "show", "dev", interimName]).succeeded {
-                steps.append(["link", "del", "dev", interimName])
-            }
-            return steps + [["link", "add", interimName, "type", "dummy"],
+            return try removeInterim() + [["link", "add", interimName, "type", "dummy"],
                             ["link", "set", "dev", interimName, "alias", Self.alias],
                             ["link", "set", "dev", interimName, "name", name],
                             ["link", "set", "dev", name, "up"],
@@ -100,10 +96,14 @@ public struct AgentLink: Sendable {
 
     /// The `ip` command that removes the link when it is ours (a veth pair goes as a whole).
     public func planRemoval() throws -> [[String]] {
-        var steps: [[String]] = []
-        if try runner.run(ip, ["link", "show", "dev", interimName]).succeeded { steps.append(["link", "del", "dev", interimName]) }
+        var steps = try removeInterim()
         if case .ours = try state() { steps.append(["link", "del", "dev", name]) }
         return steps
+    }
+
+    /// Removes a link left under the interim name by a run stopped while making it.
+    func removeInterim() throws -> [[String]] {
+        try runner.run(ip, ["link", "show", "dev", interimName]).succeeded ? [["link", "del", "dev", interimName]] : []
     }
 
     public func ifindex() throws -> Int32 {

@@ -59,6 +59,12 @@ public final class SystemBus: @unchecked Sendable {
         return try read(MessageReader(message: reply, context: member))
     }
 
+    /// Whether a service holds `name` on this bus now (false when the bus cannot say).
+    public func hasOwner(_ name: String) -> Bool {
+        (try? call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+                   member: "NameHasOwner", build: { try $0.append(string: name) }, read: { try $0.bool() })) ?? false
+    }
+
     /// Reads a property; `read` gets the reader positioned inside the variant.
     public func property<T>(destination: String, path: String, interface: String, name: String,
                             signature: String, read: (MessageReader) throws -> T) throws -> T {

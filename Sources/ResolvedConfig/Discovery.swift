@@ -53,13 +53,9 @@ public struct DNSHostFacts: Sendable {
         var onBus = false
         var networkd = false, networkManager = false
         if let bus {
-            func owned(_ name: String) -> Bool {
-                (try? bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
-                               member: "NameHasOwner", build: { try $0.append(string: name) }, read: { try $0.bool() })) ?? false
-            }
-            onBus = owned("org.freedesktop.resolve1")
-            networkd = owned("org.freedesktop.network1")
-            networkManager = owned("org.freedesktop.NetworkManager")
+            onBus = bus.hasOwner("org.freedesktop.resolve1")
+            networkd = bus.hasOwner(Network1.service)
+            networkManager = bus.hasOwner("org.freedesktop.NetworkManager")
             if let text = try? bus.property(destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1",
                                             interface: "org.freedesktop.systemd1.Manager", name: "Version", signature: "s", read: { try $0.string() }) {
                 version = leadingNumber(text)

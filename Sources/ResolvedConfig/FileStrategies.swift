@@ -17,27 +17,24 @@ public enum ResolvedFiles {
     /// A global `DNS=` with a routing domain. On resolved the global scope is always a default
     /// route, so every lookup may reach this server, and it is written into resolv.conf.
     public static func renderDropIn(clusterDNS: IPAddress, domain: DomainName) -> String {
-        render(section: "Resolve", ["DNS": clusterDNS.description, "Domains": "~\(domain)"])
+        render([("Resolve", "DNS", clusterDNS.description), ("Resolve", "Domains", "~\(domain)")])
     }
 
     /// A DNS delegate (systemd 258+): the server is asked for the domain only.
     public static func renderDelegate(clusterDNS: IPAddress, domain: DomainName) -> String {
-        render(section: "Delegate", ["DNS": clusterDNS.description, "Domains": domain.description])
+        render([("Delegate", "DNS", clusterDNS.description), ("Delegate", "Domains", domain.description)])
     }
 
     /// `[Match] Name=<the agent's links>`, `[Link] Unmanaged=yes`.
     public static func renderNetworkdUnmanaged(linkNames: [String]) -> String {
-        var conf = SystemdConf(parsing: marker + "\n")
-        conf.set("Name", linkNames.joined(separator: " "), section: "Match")
-        conf.set("Unmanaged", "yes", section: "Link")
-        return conf.text
+        render([("Match", "Name", linkNames.joined(separator: " ")), ("Link", "Unmanaged", "yes")])
     }
 
-    /// The marker, the section, the keys in order DNS, Domains. The values are validated
-    /// addresses and names: no newline or `[` can reach the file.
-    static func render(section: String, _ values: KeyValuePairs<String, String>) -> String {
+    /// The marker, then each (section, key, value) in order. The values are validated addresses
+    /// and names: no newline or `[` can reach the file.
+    static func render(_ entries: [(section: String, key: String, value: String)]) -> String {
         var conf = SystemdConf(parsing: marker + "\n")
-        for (key, value) in values { conf.set(key, value, section: section) }
+        for e in entries { conf.set(e.key, e.value, section: e.section) }
         return conf.text
     }
 

@@ -78,13 +78,14 @@ import Glibc
 /// systemd-networkd's manager API (`org.freedesktop.network1`): it re-reads its .network files
 /// on `Reload` and re-matches every link, so a link it managed becomes unmanaged at once.
 public struct Network1 {
+    public static let service = "org.freedesktop.network1"
     let bus: SystemBus
 
     public init(bus: SystemBus) { self.bus = bus }
 
     public func reload() throws {
         do {
-            try bus.call(destination: "org.freedesktop.network1", path: "/org/freedesktop/network1",
+            try bus.call(destination: Self.service, path: "/org/freedesktop/network1",
                          interface: "org.freedesktop.network1.Manager", member: "Reload", build: { _ in }, read: { _ in () })
         } catch let e as BusCallError {
             throw AgentError(.dbus, "systemd-networkd did not reload its .network files: \(e.message)",

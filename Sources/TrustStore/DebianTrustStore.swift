@@ -46,6 +46,7 @@ public struct DebianTrustStore {
 
         // <name>.pem links of local certificates: create the missing, drop those whose target is gone.
         let dir = try files.root.resolve(Self.etcCerts)
+        HostFiles.removeStaleTemporaries(in: dir)
         for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key }) where readSymlink(dir + "/" + name) != target {
             try replaceSymlink(dir: dir, name: name, target: target)
             changes.append("link \(Self.etcCerts.path)/\(name) -> \(target)")
@@ -146,7 +147,6 @@ public struct DebianTrustStore {
 
     /// Points `name` at `target` atomically: a temporary link renamed over the old one.
     func replaceSymlink(dir: String, name: String, target: String) throws {
-        HostFiles.removeStaleTemporaries(in: dir)
         let temp = dir + "/" + HostFiles.temporaryName(for: name)
         unlink(temp)
         guard symlink(target, temp) == 0, rename(temp, dir + "/" + name) == 0 else {

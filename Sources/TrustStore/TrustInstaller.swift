@@ -140,13 +140,13 @@ public struct TrustInstaller: Sendable {
         return text.hasPrefix(Self.marker)
     }
 
-    /// Performs the plan: files first (each atomic), then the OS bundle rebuild: with the host's
-    /// own tool, run inside the host root so that its links and hooks are the node's, or natively.
     /// Written before the files of a plan that rebuilds the bundle change, removed once it is
     /// rebuilt: a run stopped in between (a kill, a crash, a full disk) leaves it, and the next run
     /// rebuilds even when the files themselves are already as wanted.
     public static let refreshPending = try! HostPath("/var/lib/node-agent/trust-refresh-pending")
 
+    /// Performs the plan: files first (each atomic), then the OS bundle rebuild: with the host's
+    /// own tool, run inside the host root so that its links and hooks are the node's, or natively.
     public func apply(_ plan: TrustPlan) throws {
         guard let refresh = plan.refresh else {
             for change in plan.fileChanges { try change.apply(to: files) }

@@ -98,7 +98,6 @@ struct ReconcileService: Service {
         }
     }
 
-    /// The unique bus name that owns org.freedesktop.resolve1 now, if any.
     /// resolved's unique bus name (nil when it has none). One connection serves every tick; a
     /// failed call drops it and the next try connects again (the bus itself may have restarted).
     func resolvedOwner() -> String? {

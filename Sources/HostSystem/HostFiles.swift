@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials
 
 /// Reads and writes files of the host through its `HostRoot`. Writes are atomic: a crash at
 /// any moment leaves either the old file or the new one, never a half-written one.
@@ -116,7 +116,7 @@ public struct HostFiles: Sendable {
     public static func removeStaleTemporaries(in dir: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
         for name in names where name.hasPrefix(".") {
-            guard let tag = name.range(of: "." + temporaryTag, options: .backwards),
+            guard let tag = name.lastRange(of: "." + temporaryTag),
                   let pid = Int32(name[tag.upperBound...]), pid != getpid() else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH { unlink(dir + "/" + name) }
         }

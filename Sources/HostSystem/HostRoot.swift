@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials
 
 /// A path as the host sees it, e.g. `/etc/ssl/certs`. Always absolute, never with `..`.
 public struct HostPath: Hashable, Sendable, CustomStringConvertible, Comparable {

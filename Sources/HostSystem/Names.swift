@@ -211,11 +211,11 @@ extension String {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if ch.value < 0x20 || ch.value == 0x7f { out += String(format: "\\x%02x", ch.value) } else { out.unicodeScalars.append(ch) }
+                if ch.value < 0x20 || ch.value == 0x7f { out += "\\x" + ch.value.hex(width: 2) } else { out.unicodeScalars.append(ch) }
             }
         }
         return out.count > 80 ? String(out.prefix(80)) + "…" : out
     }
 }
 
-import Foundation
+import FoundationEssentials

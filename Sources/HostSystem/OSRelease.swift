@@ -5,14 +5,14 @@ public struct OSRelease: Sendable, Equatable {
     public init(parsing text: String) {
         var fields: [String: String] = [:]
         for rawLine in text.split(separator: "\n") {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let line = rawLine.trimmingBlanks()
             guard !line.isEmpty, !line.hasPrefix("#"), let eq = line.firstIndex(of: "=") else { continue }
             let key = String(line[..<eq])
             var value = String(line[line.index(after: eq)...])
             if value.count >= 2, let first = value.first, (first == "\"" || first == "'"), value.last == first {
                 value = String(value.dropFirst().dropLast())
-                value = value.replacingOccurrences(of: "\\\"", with: "\"")
-                    .replacingOccurrences(of: "\\\\", with: "\\")
+                value = value.replacing("\\\"", with: "\"")
+                    .replacing("\\\\", with: "\\")
             }
             fields[key] = value
         }
@@ -32,4 +32,5 @@ public struct OSRelease: Sendable, Equatable {
     }
 }
 
-import Foundation
+import FoundationEssentials
+import Glibc

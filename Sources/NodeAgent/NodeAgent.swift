@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 @main
@@ -23,8 +24,8 @@ struct NodeAgent: AsyncParsableCommand {
                 try command.run()
             }
         } catch let error as AgentError {
-            FileHandle.standardError.write(Data("node-agent: error: \(error.description)\n".utf8))
-            Foundation.exit(ExitStatus.of(error))
+            writeStandard("node-agent: error: \(error.description)\n", to: 2)
+            Glibc.exit(ExitStatus.of(error))
         } catch {
             exit(withError: error)
         }

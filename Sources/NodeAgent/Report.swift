@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Probes
 import TrustStore
 
@@ -65,9 +66,8 @@ struct Report: Encodable {
         for c in changes { out += "  - \(c)\n" }
         if !certificates.isEmpty {
             out += "CA certificates:\n"
-            let f = ISO8601DateFormatter()
             for c in certificates {
-                out += "  * \(c.subject) (hash \(c.subjectHash), valid \(f.string(from: c.notBefore)) to \(f.string(from: c.notAfter)))\n"
+                out += "  * \(c.subject) (hash \(c.subjectHash), valid \(c.notBefore.formatted(Date.ISO8601FormatStyle())) to \(c.notAfter.formatted(Date.ISO8601FormatStyle())))\n"
                 out += "    SHA-256 \(c.sha256)\n"
             }
         }
@@ -79,9 +79,9 @@ struct Report: Encodable {
             out += "Checks:\n"
             let width = checks.map(\.name.count).max() ?? 0
             for c in checks {
-                let mark = c.outcome.rawValue.uppercased().padding(toLength: 4, withPad: " ", startingAt: 0)
-                let name = c.name.padding(toLength: width, withPad: " ", startingAt: 0)
-                out += "  \(mark)  \(name)  \(String(format: "%7.1f ms", c.durationSeconds * 1000))  \(c.reason)\n"
+                let mark = c.outcome.rawValue.uppercased().padded(to: 4)
+                let name = c.name.padded(to: width)
+                out += "  \(mark)  \(name)  \((c.durationSeconds * 1000).fixed(1, width: 7) + " ms")  \(c.reason)\n"
             }
         }
         if !dryRun && !ready {

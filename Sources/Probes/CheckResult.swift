@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import HostSystem
 
 /// The result of one check: outcome, a reason a person can act on, timings per phase, details.
 public struct CheckResult: Codable, Sendable, Equatable {
@@ -36,17 +38,17 @@ public struct CheckResult: Codable, Sendable, Equatable {
 
 /// Measures phases of a check with a monotonic clock.
 public struct Stopwatch {
-    private let start = DispatchTime.now().uptimeNanoseconds
+    private let start = monotonicNanoseconds()
     private var last: UInt64
     public private(set) var phases: [CheckResult.Phase] = []
 
     public init() { last = start }
 
     public mutating func lap(_ name: String) {
-        let now = DispatchTime.now().uptimeNanoseconds
+        let now = monotonicNanoseconds()
         phases.append(.init(name: name, seconds: Double(now - last) / 1e9))
         last = now
     }
 
-    public var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+    public var elapsed: Double { Double(monotonicNanoseconds() - start) / 1e9 }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials
 import HostSystem
 
 /// An HTTP/1.1 response, head and (bounded) body.
@@ -30,7 +30,7 @@ struct HTTPResponseHead {
         self.status = status
         headers = lines.compactMap { line in
             guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingBlanks())
         }
         length = end + 4
     }
@@ -140,7 +140,7 @@ struct HTTPClient {
         while i < bytes.count {
             guard let lineEnd = (i..<bytes.count - 1).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }) else { break }
             let sizeText = String(decoding: bytes[i..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size > 0 else { break }
+            guard let size = Int(sizeText.trimmingBlanks(), radix: 16), size > 0 else { break }
             let start = lineEnd + 2
             let end = min(start + size, bytes.count)
             out += bytes[start..<end]

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials
 import HostSystem
 
 /// Conditions of the node that break pulls later, or other workloads, though probes pass now.
@@ -84,7 +84,7 @@ public enum HazardProbes {
         var found: [RuntimeProcess] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: proc)) ?? [] {
             guard let pid = Int(entry),
-                  let comm = try? String(contentsOfFile: "\(proc)/\(pid)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+                  let comm = try? String(contentsOfFile: "\(proc)/\(pid)/comm", encoding: .utf8).trimmingWhitespace(),
                   ["containerd", "crio", "dockerd"].contains(comm),
                   let pstat = try? String(contentsOfFile: "\(proc)/\(pid)/stat", encoding: .utf8),
                   let close = pstat.lastIndex(of: ")") else { continue }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// Credentials for one registry, from a Docker `config.json` (the file a pull secret holds).
@@ -12,22 +13,22 @@ public struct RegistryCredentials: Sendable {
     /// `user:password`, or `username` and `password`). Keys are matched as Docker does: with or
     /// without scheme, `host:port`, or `host` alone when the port is 443.
     public static func fromDockerConfig(_ bytes: [UInt8], registry: RegistryAddress, source: String) throws -> RegistryCredentials? {
-        guard let root = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+        guard let root = try? JSONValue.parse(bytes), root.object != nil else {
             throw AgentError(.invalidInput, "\(source) is not a Docker config.json (JSON object expected)")
         }
-        guard let auths = root["auths"] as? [String: Any] else { return nil }
+        guard let auths = root["auths"]?.object else { return nil }
         var wanted = [registry.hostAndPort]
         if registry.port == 443 { wanted.append(registry.hostForURL) }
         for (key, value) in auths {
             var bare = key.lowercased()
             for prefix in ["https://", "http://"] where bare.hasPrefix(prefix) { bare = String(bare.dropFirst(prefix.count)) }
             if let slash = bare.firstIndex(of: "/") { bare = String(bare[..<slash]) }
-            guard wanted.contains(bare), let entry = value as? [String: Any] else { continue }
-            if let auth = entry["auth"] as? String, let decoded = Data(base64Encoded: auth).map({ String(decoding: $0, as: UTF8.self) }),
+            guard wanted.contains(bare), case .object = value else { continue }
+            if let auth = value["auth"]?.string, let decoded = Data(base64Encoded: auth).map({ String(decoding: $0, as: UTF8.self) }),
                let colon = decoded.firstIndex(of: ":") {
                 return RegistryCredentials(username: String(decoded[..<colon]), password: String(decoded[decoded.index(after: colon)...]), key: key)
             }
-            if let user = entry["username"] as? String, let password = entry["password"] as? String {
+            if let user = value["username"]?.string, let password = value["password"]?.string {
                 return RegistryCredentials(username: user, password: password, key: key)
             }
             throw AgentError(.invalidInput, "\(source): the entry for \(key) has neither `auth` nor `username`/`password`")
@@ -44,7 +45,7 @@ struct AuthChallenge: Equatable {
     var parameters: [String: String]
 
     init?(_ header: String) {
-        let trimmed = header.trimmingCharacters(in: .whitespaces)
+        let trimmed = header.trimmingBlanks()
         guard let space = trimmed.firstIndex(of: " ") else {
             guard !trimmed.isEmpty else { return nil }
             scheme = trimmed.lowercased(); parameters = [:]; return
@@ -55,7 +56,7 @@ struct AuthChallenge: Equatable {
         while !rest.isEmpty {
             rest = rest.drop(while: { $0 == " " || $0 == "," })
             guard let eq = rest.firstIndex(of: "=") else { break }
-            let key = rest[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
+            let key = rest[..<eq].trimmingBlanks().lowercased()
             rest = rest[rest.index(after: eq)...]
             var value = ""
             if rest.first == "\"" {
@@ -67,7 +68,7 @@ struct AuthChallenge: Equatable {
                 }
             } else {
                 let end = rest.firstIndex(of: ",") ?? rest.endIndex
-                value = rest[..<end].trimmingCharacters(in: .whitespaces)
+                value = rest[..<end].trimmingBlanks()
                 rest = rest[end...]
             }
             params[key] = value
@@ -145,7 +146,7 @@ public enum RegistryProbe {
         var query: [String] = []
         for key in ["service", "scope"] {
             if let value = challenge.parameters[key] {
-                query.append("\(key)=\(value.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? "")")
+                query.append("\(key)=\(value.percentEncodedQueryValue)")
             }
         }
         if !query.isEmpty { url.pathAndQuery += (url.pathAndQuery.contains("?") ? "&" : "?") + query.joined(separator: "&") }
@@ -155,8 +156,8 @@ public enum RegistryProbe {
         guard response.status == 200 else {
             throw AgentError(.io, "the token service \(url.host) answered \(response.status) to the credentials for \(credentials.key)")
         }
-        guard let json = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-              let token = (json["token"] as? String) ?? (json["access_token"] as? String), !token.isEmpty else {
+        guard let json = try? JSONValue.parse(response.body),
+              let token = json["token"]?.string ?? json["access_token"]?.string, !token.isEmpty else {
             throw AgentError(.io, "the token service \(url.host) answered without a token")
         }
         return token

@@ -119,7 +119,5 @@ final class Socket {
 }
 
 func nowMilliseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    monotonicNanoseconds() / 1_000_000
 }

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import COpenSSL
-import Foundation
+import FoundationEssentials
 import HostSystem
 import TrustStore
 
@@ -36,15 +36,15 @@ final class TLSTrust {
         var st = stat()
         guard stat(trustFile, &st) == 0 else { return try TLSTrust(trustFile: trustFile) }
         let key = [UInt64(st.st_dev), UInt64(st.st_ino), UInt64(st.st_size), UInt64(st.st_mtim.tv_sec), UInt64(st.st_mtim.tv_nsec)]
-        cacheLock.lock()
-        defer { cacheLock.unlock() }
-        if let (k, trust) = cache[trustFile], k == key { return trust }
-        let trust = try TLSTrust(trustFile: trustFile)
-        cache[trustFile] = (key, trust)
-        return trust
+        return try cacheLock.withLock {
+            if let (k, trust) = cache[trustFile], k == key { return trust }
+            let trust = try TLSTrust(trustFile: trustFile)
+            cache[trustFile] = (key, trust)
+            return trust
+        }
     }
 
-    private static let cacheLock = NSLock()
+    private static let cacheLock = PlainLock()
     nonisolated(unsafe) private static var cache: [String: ([UInt64], TLSTrust)] = [:]
 }
 

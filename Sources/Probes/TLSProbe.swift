@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HostSystem
 import TrustStore
 
@@ -64,7 +64,7 @@ public enum TLSProbe {
         let chainExpiry = verified.map(\.notAfter).min() ?? now
         let daysLeft = chainExpiry.timeIntervalSince(now) / 86400
         details["verified_chain_expiry"] = String(Int(chainExpiry.timeIntervalSince1970))
-        details["days_left"] = String(format: "%.1f", daysLeft)
+        details["days_left"] = daysLeft.fixed(1)
         let outcome: CheckResult.Outcome = daysLeft < warningDays ? .warn : .pass
         let reason = "verified with \(trustLabel) as \(target.registry.hostName); chain valid for \(Int(daysLeft)) more days"
             + (outcome == .warn ? " (less than \(Int(warningDays)) days: renew soon)" : "")
@@ -75,7 +75,7 @@ public enum TLSProbe {
         let text = TLSConnection.verifyText(code)
         switch code {
         case 10:
-            let when = peer.first.map { ISO8601DateFormatter().string(from: $0.notAfter) } ?? "?"
+            let when = peer.first.map { $0.notAfter.formatted(Date.ISO8601FormatStyle()) } ?? "?"
             return "the registry's certificate expired (\(when)): renew it [OpenSSL \(code): \(text)]"
         case 9:
             return "the registry's certificate is not yet valid: check the clocks [OpenSSL \(code): \(text)]"

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// The network link that carries the agent's per-link DNS settings in resolved.
@@ -40,12 +41,12 @@ public struct AgentLink: Sendable {
     public func state() throws -> State {
         let link = try runner.run(ip, ["-j", "link", "show", "dev", name])
         guard link.succeeded else { return .absent }
-        guard let entries = try? JSONSerialization.jsonObject(with: Data(link.stdout.utf8)) as? [[String: Any]],
-              let entry = entries.first, let index = entry["ifindex"] as? Int else {
+        guard let entries = try? JSONValue.parse(link.stdout.utf8).array,
+              let entry = entries.first, let index = entry["ifindex"]?.int else {
             throw AgentError(.commandFailed, "cannot read link \(name) from `ip -j link`")
         }
-        guard (entry["ifalias"] as? String) == Self.alias else { return .foreign }
-        let flags = entry["flags"] as? [String] ?? []
+        guard entry["ifalias"]?.string == Self.alias else { return .foreign }
+        let flags = entry["flags"]?.array?.compactMap(\.string) ?? []
         let addr = try runner.run(ip, ["-j", "addr", "show", "dev", name])
         let want = Self.address.split(separator: "/").first.map(String.init) ?? ""
         let hasAddress = addr.stdout.contains("\"local\":\"\(want)\"")
@@ -88,7 +89,7 @@ public struct AgentLink: Sendable {
             }
             guard result.succeeded else {
                 throw AgentError(.commandFailed,
-                                 "ip \(step.joined(separator: " ")) failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).escapedForMessage)",
+                                 "ip \(step.joined(separator: " ")) failed: \(result.stderr.trimmingWhitespace().escapedForMessage)",
                                  hint: "the agent needs CAP_NET_ADMIN in the host's network namespace")
             }
         }

@@ -94,7 +94,7 @@ public final class SystemBus: @unchecked Sendable {
             if c.isASCII && (c.isLetter || c.isNumber || "-_/.\\".contains(c)) {
                 out.append(c)
             } else {
-                out += String(format: "%%%02X", byte)
+                out += "%" + byte.upperHex(width: 2)
             }
         }
         return out
@@ -213,4 +213,4 @@ public struct MessageReader {
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials

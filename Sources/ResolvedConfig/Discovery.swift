@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// How the host's /etc/resolv.conf relates to systemd-resolved (resolved.8 names four modes).

@@ -67,7 +67,7 @@ public struct KubeletDNSConfig: Equatable, Sendable {
         var inClusterDNS = false
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
             let line = String(raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingBlanks()
             if trimmed.isEmpty { continue }
             let topLevel = !line.hasPrefix(" ") && !line.hasPrefix("\t") && !trimmed.hasPrefix("-")
             if inClusterDNS, !topLevel, trimmed.hasPrefix("-") {
@@ -81,7 +81,7 @@ public struct KubeletDNSConfig: Equatable, Sendable {
             switch key {
             case "clusterDNS":
                 if value.hasPrefix("[") {
-                    c.clusterDNS = value.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",")
+                    c.clusterDNS = value.trimming(charactersIn: "[]").split(separator: ",")
                         .compactMap { try? IPAddress(unquote(String($0))) }
                 } else {
                     inClusterDNS = true
@@ -95,8 +95,9 @@ public struct KubeletDNSConfig: Equatable, Sendable {
     }
 
     static func unquote(_ s: String) -> String {
-        s.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+        s.trimmingBlanks().trimming(charactersIn: "\"'")
     }
 }
 
-import Foundation
+import FoundationEssentials
+import Glibc

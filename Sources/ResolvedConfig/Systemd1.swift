@@ -65,9 +65,7 @@ public final class Systemd1 {
     }
 
     func nowSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+        Double(monotonicNanoseconds()) / 1e9
     }
 }
 

@@ -1,5 +1,6 @@
 import COpenSSL
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// One X.509 certificate, parsed by OpenSSL, with the facts the agent reports and checks.
@@ -69,8 +70,8 @@ public enum CertificateParser {
     private static func parsePEM(_ text: String, source: String) throws -> [Certificate] {
         var certificates: [Certificate] = []
         var rest = Substring(text)
-        while let begin = rest.range(of: "-----BEGIN ") {
-            guard let labelEnd = rest[begin.upperBound...].range(of: "-----") else {
+        while let begin = rest.firstRange(of: "-----BEGIN ") {
+            guard let labelEnd = rest[begin.upperBound...].firstRange(of: "-----") else {
                 throw AgentError(.invalidCertificate, "\(source) has a broken PEM header")
             }
             let label = String(rest[begin.upperBound..<labelEnd.lowerBound])
@@ -78,7 +79,7 @@ public enum CertificateParser {
                 throw AgentError(.invalidCertificate, "\(source) holds a '\(label.escapedForMessage)' PEM block, not a certificate",
                                  hint: "give a file with CERTIFICATE blocks only")
             }
-            guard let end = rest[labelEnd.upperBound...].range(of: "-----END \(label)-----") else {
+            guard let end = rest[labelEnd.upperBound...].firstRange(of: "-----END \(label)-----") else {
                 throw AgentError(.invalidCertificate, "\(source) has a PEM block without its END line")
             }
             let block = String(rest[begin.lowerBound..<end.upperBound]) + "\n"
@@ -127,18 +128,18 @@ public enum CertificateParser {
             return nil
         }
         defer { X509_free(x509) }
-        return String(format: "%08lx", X509_subject_name_hash(x509))
+        return X509_subject_name_hash(x509).hex(width: 8)
     }
 
     /// Reads the facts of an OpenSSL certificate. The caller keeps ownership of `x509`.
     public static func describe(_ x509: OpaquePointer) throws -> Certificate {
         let subject = nameString(X509_get_subject_name(x509))
         let issuer = nameString(X509_get_issuer_name(x509))
-        let hash = String(format: "%08lx", X509_subject_name_hash(x509))
+        let hash = X509_subject_name_hash(x509).hex(width: 8)
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         X509_digest(x509, EVP_sha256(), &digest, &length)
-        let fingerprint = digest.prefix(Int(length)).map { String(format: "%02X", $0) }.joined(separator: ":")
+        let fingerprint = digest.prefix(Int(length)).map { $0.upperHex(width: 2) }.joined(separator: ":")
         let isCA = (X509_get_extension_flags(x509) & UInt32(EXFLAG_CA)) != 0
         let notBefore = date(X509_get0_notBefore(x509))
         let notAfter = date(X509_get0_notAfter(x509))
@@ -172,7 +173,7 @@ public enum CertificateParser {
     }
 
     static func iso(_ date: Date) -> String {
-        ISO8601DateFormatter().string(from: date)
+        date.formatted(Date.ISO8601FormatStyle())
     }
 }
 

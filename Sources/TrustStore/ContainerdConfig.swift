@@ -38,21 +38,21 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         var table = ""
         var found: String?
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            var line = rawLine.trimmingCharacters(in: .whitespaces)
+            var line = rawLine.trimmingBlanks()
             if let hash = line.firstIndex(of: "#"), !line[..<hash].contains("\"") { line = String(line[..<hash]) }
-            line = line.trimmingCharacters(in: .whitespaces)
+            line = line.trimmingBlanks()
             if line.hasPrefix("[") {
-                table = line.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+                table = line.trimming(charactersIn: "[] ")
                 continue
             }
             let registryTables = ["plugins.\"io.containerd.grpc.v1.cri\".registry",
                                   "plugins.\"io.containerd.cri.v1.images\".registry"]
             guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
-            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<eq].trimmingBlanks()
+            let value = line[line.index(after: eq)...].trimmingBlanks()
             let fullKey = table.isEmpty ? key : table + "." + key
             if registryTables.contains(where: { fullKey == $0 + ".config_path" }) {
-                found = value.trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+                found = value.trimming(charactersIn: "\"'")
             }
         }
         guard let found, !found.isEmpty else {
@@ -65,4 +65,5 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     }
 }
 
-import Foundation
+import FoundationEssentials
+import Glibc

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// Debian's trust store rebuilt by the agent, with the result `update-ca-certificates --fresh`
@@ -139,8 +140,8 @@ public struct DebianTrustStore {
     /// The link name update-ca-certificates gives a certificate file.
     static func pemName(_ file: String) -> String {
         var base = file.hasSuffix(".crt") ? String(file.dropLast(4)) : file
-        base = base.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "(", with: "=")
-            .replacingOccurrences(of: ")", with: "=").replacingOccurrences(of: ",", with: "_")
+        base = base.replacing(" ", with: "_").replacing("(", with: "=")
+            .replacing(")", with: "=").replacing(",", with: "_")
         return base + ".pem"
     }
 

@@ -38,12 +38,12 @@ public struct RegistryTrustLocations: Sendable {
     static func caPaths(inHostsTOML text: String, dir: HostPath) -> [HostPath] {
         var out: [HostPath] = []
         for raw in text.split(separator: "\n") {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.trimmingBlanks()
             guard line.hasPrefix("ca"), let eq = line.firstIndex(of: "="),
-                  line[..<eq].trimmingCharacters(in: .whitespaces) == "ca" else { continue }
+                  line[..<eq].trimmingBlanks() == "ca" else { continue }
             let value = line[line.index(after: eq)...]
             for part in value.split(separator: ",") {
-                let p = part.trimmingCharacters(in: CharacterSet(charactersIn: " []\"'"))
+                let p = part.trimming(charactersIn: " []\"'")
                 guard !p.isEmpty else { continue }
                 if p.hasPrefix("/") { if let hp = try? HostPath(p) { out.append(hp) } } else if let hp = try? dir.appending(p) { out.append(hp) }
             }
@@ -52,4 +52,5 @@ public struct RegistryTrustLocations: Sendable {
     }
 }
 
-import Foundation
+import FoundationEssentials
+import Glibc

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// What installing a registry CA on this host takes: file changes and whether the OS bundle has
@@ -174,7 +175,7 @@ public struct TrustInstaller: Sendable {
         }
         guard result.succeeded else {
             throw AgentError(.commandFailed,
-                             "\(refresh[0]) failed (exit \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).escapedForMessage)",
+                             "\(refresh[0]) failed (exit \(result.status)): \(result.stderr.trimmingWhitespace().escapedForMessage)",
                              hint: "run it by hand on the node to see why")
         }
     }

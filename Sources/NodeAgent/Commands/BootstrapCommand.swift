@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 import ResolvedConfig
 import TrustStore
@@ -24,7 +25,7 @@ struct BootstrapCommand: ParsableCommand {
     func run() throws {
         let config = try NodeConfig(node, caFile: ca, dryRun: dryRun)
         let report = try change.bootstrap(config).run()
-        FileHandle.standardOutput.write(Data((node.output == .json ? report.json() : report.text()).utf8))
+        writeStandard((node.output == .json ? report.json() : report.text()))
         if !report.ready && !report.dryRun { throw ExitCode(ExitStatus.notReady) }
     }
 }
@@ -41,7 +42,7 @@ struct ProbeCommand: ParsableCommand {
     func run() throws {
         let config = try NodeConfig(node, caFile: nil, dryRun: false)
         let report = try Bootstrap(config: config, runner: ProcessRunner(), refreshMode: .tool).probeOnly()
-        FileHandle.standardOutput.write(Data((node.output == .json ? report.json() : report.text()).utf8))
+        writeStandard((node.output == .json ? report.json() : report.text()))
         if !report.ready { throw ExitCode(ExitStatus.notReady) }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 import ResolvedConfig
 import TrustStore
@@ -112,7 +113,7 @@ enum EnvironmentOptions {
         }
         var out: [String: String] = [:]
         for (number, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var line = raw.trimmingCharacters(in: .whitespaces)
+            var line = raw.trimmingBlanks()
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
             guard let eq = line.firstIndex(of: "="), line[..<eq].hasPrefix("NODE_AGENT_"),
@@ -140,6 +141,6 @@ enum EnvironmentOptions {
     }
 
     static func envName(_ option: String) -> String {
-        "NODE_AGENT_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
+        "NODE_AGENT_" + option.uppercased().replacing("-", with: "_")
     }
 }

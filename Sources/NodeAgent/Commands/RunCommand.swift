@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 import Logging
 import ResolvedConfig
@@ -69,7 +70,7 @@ struct RunCommand: AsyncParsableCommand {
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
                 throw AgentError(.invalidInput, "--listen '\(listen.escapedForMessage)' is not HOST:PORT", hint: "e.g. 0.0.0.0:9808, or off")
             }
-            let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            let host = String(listen[..<colon]).trimming(charactersIn: "[]")
             _ = try IPAddress(host)
             services.append(.init(service: HealthServer(host: host, port: port, cache: cache, logger: logger)))
         }

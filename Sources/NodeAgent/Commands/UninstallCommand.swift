@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 import ResolvedConfig
 import TrustStore
@@ -60,7 +61,7 @@ struct UninstallCommand: ParsableCommand {
         }
         let report = Report(ready: false, dryRun: dryRun, registry: registry?.description ?? "every registry", changes: changes,
                             notes: notes, checks: [])
-        FileHandle.standardOutput.write(Data((output == .json ? report.json() : report.uninstallText()).utf8))
+        writeStandard((output == .json ? report.json() : report.uninstallText()))
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSystem
 import Probes
 
@@ -20,12 +21,19 @@ struct KubeOptions: ParsableArguments {
     @Option(help: "The node condition's type.")
     var nodeCondition: String = "RegistryPullReady"
 
+    /// A node condition type as the API takes it: a letter, then letters and digits (at most 63).
+    static func isConditionType(_ text: String) -> Bool {
+        let scalars = Array(text.unicodeScalars)
+        guard let first = scalars.first, (1...63).contains(scalars.count), first.isASCII, first.properties.isAlphabetic else { return false }
+        return scalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }
+    }
+
     /// The reporter for this node, or nil when no node name is known.
     func reporter(startupTaint: String?, heartbeat: TimeInterval) throws -> NodeReporter? {
         let environment = ProcessInfo.processInfo.environment
         guard let name = nodeName ?? environment["NODE_NAME"] else { return nil }
         _ = try DomainName(name, what: "node name")
-        guard nodeCondition.range(of: "^[A-Za-z][A-Za-z0-9]{0,62}$", options: .regularExpression) != nil else {
+        guard Self.isConditionType(nodeCondition) else {
             throw AgentError(.invalidInput, "--node-condition '\(nodeCondition.escapedForMessage)' is not a condition type (CamelCase letters)")
         }
         guard let api = try KubeAPI.resolve(url: kubeApi, tokenFile: kubeTokenFile, caFile: kubeCaFile, environment: environment) else {
@@ -60,18 +68,18 @@ struct KubeAPI: Sendable {
                        caFile: caFile ?? serviceAccount + "/ca.crt")
     }
 
-    func request(_ method: String, _ path: String, contentType: String? = nil, body: Any? = nil) throws -> (status: Int, json: Any?) {
-        guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
+    func request(_ method: String, _ path: String, contentType: String? = nil, body: JSONValue? = nil) throws -> (status: Int, json: JSONValue?) {
+        guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingWhitespace(), !token.isEmpty else {
             throw AgentError(.io, "cannot read the service account token \(tokenFile)")
         }
         var headers = [("Authorization", "Bearer " + token), ("Accept", "application/json")]
         var bytes: [UInt8] = []
         if let body {
-            bytes = Array(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
+            bytes = body.encoded()
             headers.append(("Content-Type", contentType ?? "application/json"))
         }
         let r = try httpsRequest(method, url: base + path, address: address, trustFile: caFile, headers: headers, body: bytes)
-        return (r.status, try? JSONSerialization.jsonObject(with: Data(r.body)))
+        return (r.status, try? JSONValue.parse(r.body))
     }
 }
 
@@ -101,9 +109,7 @@ final class NodeReporter: @unchecked Sendable {
     }
 
     static func timestamp(_ d: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: d)
+        d.formatted(Date.ISO8601FormatStyle())
     }
 
     /// Sends the condition when it changed or the heartbeat is due; returns what it did.
@@ -113,9 +119,9 @@ final class NodeReporter: @unchecked Sendable {
         let changed = last.map { $0.status != status || $0.reason != reason || $0.message != message } ?? true
         if last?.status != status { lastTransition = now }
         if changed || now.timeIntervalSince(lastSent) >= heartbeat {
-            let condition: [String: Any] = [
-                "type": conditionType, "status": status, "reason": reason, "message": String(message.prefix(1024)),
-                "lastHeartbeatTime": Self.timestamp(now), "lastTransitionTime": Self.timestamp(lastTransition),
+            let condition: JSONValue = [
+                "type": .string(conditionType), "status": .string(status), "reason": .string(reason), "message": .string(String(message.prefix(1024))),
+                "lastHeartbeatTime": .string(Self.timestamp(now)), "lastTransitionTime": .string(Self.timestamp(lastTransition)),
             ]
             let r = try api.request("PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
                                     body: ["status": ["conditions": [condition]]])
@@ -136,14 +142,13 @@ final class NodeReporter: @unchecked Sendable {
     /// Removes the taint `key` from the node, with its resourceVersion so a concurrent change wins.
     func removeTaint(_ key: String) throws -> [String] {
         let r = try api.request("GET", "/api/v1/nodes/\(node)")
-        guard r.status == 200, let object = r.json as? [String: Any], let metadata = object["metadata"] as? [String: Any],
-              let version = metadata["resourceVersion"] as? String else {
+        guard r.status == 200, let object = r.json, let version = object["metadata"]?["resourceVersion"]?.string else {
             throw AgentError(.io, "cannot read node \(node) from the API (\(r.status))", hint: "the service account needs get on nodes")
         }
-        let taints = ((object["spec"] as? [String: Any])?["taints"] as? [[String: Any]]) ?? []
-        let remaining = taints.filter { ($0["key"] as? String) != key }
+        let taints = object["spec"]?["taints"]?.array ?? []
+        let remaining = taints.filter { $0["key"]?.string != key }
         guard remaining.count != taints.count else { taintRemoved = true; return [] }
-        let patch: [String: Any] = ["metadata": ["resourceVersion": version], "spec": ["taints": remaining]]
+        let patch: JSONValue = ["metadata": ["resourceVersion": .string(version)], "spec": ["taints": .array(remaining)]]
         let p = try api.request("PATCH", "/api/v1/nodes/\(node)", contentType: "application/merge-patch+json", body: patch)
         guard (200..<300).contains(p.status) else {
             throw AgentError(.io, "the API answered \(p.status) to removing taint \(key) from node \(node)")
@@ -155,7 +160,7 @@ final class NodeReporter: @unchecked Sendable {
     /// Deletes the condition (uninstall): the node goes back to not having it at all.
     func clear() throws {
         let r = try api.request("PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
-                                body: ["status": ["conditions": [["type": conditionType, "$patch": "delete"]]]])
+                                body: ["status": ["conditions": [["type": .string(conditionType), "$patch": "delete"]]]])
         guard (200..<300).contains(r.status) else { throw AgentError(.io, "the API answered \(r.status) to clearing \(conditionType)") }
     }
 }

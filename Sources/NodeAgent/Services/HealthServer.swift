@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import HostSystem
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -58,7 +60,7 @@ struct HealthServer: Service {
 
 /// Counts open connections; refuses past the bound.
 final class ConnectionCounter: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PlainLock()
     private var count = 0
     func open() -> Bool { lock.withLock { guard count < HealthServer.maxConnections else { return false }; count += 1; return true } }
     func close() { lock.withLock { count -= 1 } }

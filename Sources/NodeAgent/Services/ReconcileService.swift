@@ -1,5 +1,7 @@
 import CSystemd
-import Foundation
+import FoundationEssentials
+import Glibc
+import Dispatch
 import HostSystem
 import Logging
 import Probes

@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import HostSystem
 import Probes
 
 /// The answers of the health endpoint, rendered after each reconcile. Requests read them and
@@ -12,7 +14,7 @@ final class StatusCache: @unchecked Sendable {
         var readyReason = "no reconcile yet"
     }
 
-    private let lock = NSLock()
+    private let lock = PlainLock()
     private var snapshot = Snapshot()
     private var reconciles = 0
     private var failures = 0
@@ -31,8 +33,8 @@ final class StatusCache: @unchecked Sendable {
             } else {
                 s.ready = false
                 s.readyReason = "reconcile failed: \(error ?? "unknown")"
-                let object: [String: Any] = ["ready": false, "error": error ?? "unknown"]
-                s.status = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+                let object: JSONValue = ["ready": false, "error": .string(error ?? "unknown")]
+                s.status = Data(object.encoded())
             }
             s.metrics = Data(Self.metrics(report: error == nil ? report : nil, ready: s.ready, reconciles: reconciles, failures: failures).utf8)
             snapshot = s
@@ -65,7 +67,7 @@ final class StatusCache: @unchecked Sendable {
     }
 
     static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: "\\n")
     }
 
     static func format(_ v: Double) -> String {

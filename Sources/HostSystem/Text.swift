@@ -1,0 +1,134 @@
+import Glibc
+
+// Small text helpers that FoundationEssentials does not have. The agent imports FoundationEssentials
+// only, not Foundation: Foundation (with ICU and CoreFoundation) costs ~9 MiB of resident memory in
+// a process that has no use for locales (README, Evidence: steady state).
+
+extension Character {
+    /// Foundation's `CharacterSet.whitespaces`: blanks (Unicode `Zs`) and tab, not line breaks.
+    @inlinable public var isBlank: Bool { isWhitespace && !isNewline }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing characters for which `isTrimmed` is true.
+    @inlinable public func trimming(while isTrimmed: (Character) -> Bool) -> String {
+        guard let first = firstIndex(where: { !isTrimmed($0) }) else { return "" }
+        let last = lastIndex(where: { !isTrimmed($0) })!
+        return String(self[first...last])
+    }
+
+    /// Without leading and trailing blanks (spaces and tabs; line breaks stay).
+    @inlinable public func trimmingBlanks() -> String { trimming(while: \.isBlank) }
+
+    /// Without leading and trailing white space, line breaks included.
+    @inlinable public func trimmingWhitespace() -> String { trimming(while: \.isWhitespace) }
+
+    /// Without leading and trailing characters that occur in `set`.
+    @inlinable public func trimming(charactersIn set: String) -> String { trimming(while: { set.contains($0) }) }
+
+    /// The range of the last occurrence of `needle`, if any.
+    public func lastRange(of needle: String) -> Range<Index>? {
+        guard !needle.isEmpty else { return nil }
+        var index = endIndex
+        let count = needle.count
+        while index != startIndex {
+            guard let start = self.index(index, offsetBy: -count, limitedBy: startIndex) else { return nil }
+            if self[start..<index].elementsEqual(needle) { return start..<index }
+            index = self.index(before: index)
+        }
+        return nil
+    }
+}
+
+extension BinaryInteger {
+    /// Lower-case hexadecimal, zero-padded to `width` digits (`String(format: "%0*x")`).
+    public func hex(width: Int) -> String {
+        let digits = String(self, radix: 16)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+}
+
+extension BinaryInteger {
+    /// Upper-case hexadecimal, zero-padded to `width` digits (`String(format: "%0*X")`).
+    public func upperHex(width: Int) -> String { hex(width: width).uppercased() }
+}
+
+extension StringProtocol {
+    /// The text percent-encoded as a URL query value: what Foundation's `.urlQueryAllowed` keeps,
+    /// minus `&`, `=` and `+`, stays; every other byte of the UTF-8 becomes `%XX`.
+    public var percentEncodedQueryValue: String {
+        var out = ""
+        for byte in utf8 {
+            let scalar = Unicode.Scalar(byte)
+            let keep = (byte < 0x80) && (("a"..."z").contains(scalar)
+                || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || "-._~!$'()*,;:@/?".unicodeScalars.contains(scalar))
+            out += keep ? String(scalar) : "%" + byte.upperHex(width: 2)
+        }
+        return out
+    }
+}
+
+/// A mutex for short critical sections (Foundation's `NSLock` without Foundation).
+public final class PlainLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    public init() { pthread_mutex_init(mutex, nil) }
+    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
+
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+extension Double {
+    /// The value with `decimals` digits after the point, rounded half away from zero
+    /// (`String(format: "%.Nf")`), left-padded with spaces to `width` characters.
+    public func fixed(_ decimals: Int, width: Int = 0) -> String {
+        guard isFinite else { return String(repeating: " ", count: max(0, width - description.count)) + description }
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = (abs(self) * scale).rounded()
+        var text: String
+        if scaled >= 9.0e18 { text = description } else {
+            let units = UInt64(scaled)
+            let whole = units / UInt64(scale)
+            text = String(whole)
+            if decimals > 0 { text += "." + (units % UInt64(scale)).padded(to: decimals) }
+            if self < 0 && units != 0 { text = "-" + text }
+        }
+        return text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+    }
+}
+
+extension UInt64 {
+    fileprivate func padded(to width: Int) -> String {
+        let digits = String(self)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+}
+
+/// Nanoseconds of the monotonic clock (unaffected by changes of the wall clock).
+public func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+extension String {
+    /// The text followed by spaces up to `width` characters (never cut).
+    public func padded(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}
+
+/// Writes `text` whole to standard output (1) or error (2), retrying short writes and EINTR.
+public func writeStandard(_ text: String, to fd: Int32 = 1) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue } else { return } }
+        bytes = bytes.dropFirst(n)
+    }
+}

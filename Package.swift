@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "HostSystemTests", dependencies: ["HostSystem", "TestSupport"]),
         .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "HostSystem", "TestSupport"]),
         .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "HostSystem", "TestSupport"]),
-        .testTarget(name: "ProbesTests", dependencies: ["Probes", "HostSystem", "TestSupport"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes", "HostSystem", "TestSupport", "COpenSSL"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "HostSystem", "TestSupport"]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "IntegrationTests", dependencies: ["HostSystem", "TestSupport"]),

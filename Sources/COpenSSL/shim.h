@@ -19,4 +19,28 @@ static inline void node_agent_openssl_free(void *p) { OPENSSL_free(p); }
 static inline long node_agent_bio_get_mem_data(BIO *b, char **pp) { return BIO_get_mem_data(b, pp); }
 static inline unsigned long node_agent_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
 static inline long node_agent_ssl_ctx_set_min_tls12(SSL_CTX *ctx) { return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); }
+static inline STACK_OF(X509) *node_agent_sk_x509_new(void) { return sk_X509_new_null(); }
+static inline int node_agent_sk_x509_push(STACK_OF(X509) *sk, X509 *x) { return sk_X509_push(sk, x); }
+static inline void node_agent_sk_x509_pop_free(STACK_OF(X509) *sk) { sk_X509_pop_free(sk, X509_free); }
+
+// Verifies the chain in `ctx` (the one a TLS handshake hands to its verify callback) in a context
+// of its own, trusting `store` and, when given, only the certificates in `trusted`; copies the
+// outcome back into `ctx` (error code, depth and the verified chain), as if `ctx` itself had been
+// verified. A context can be verified only once, so each try needs its own.
+static inline int node_agent_verify_into(X509_STORE_CTX *ctx, X509_STORE *store, STACK_OF(X509) *trusted) {
+    X509_STORE_CTX *c = X509_STORE_CTX_new();
+    if (c == NULL) return -1;
+    if (!X509_STORE_CTX_init(c, store, X509_STORE_CTX_get0_cert(ctx), X509_STORE_CTX_get0_untrusted(ctx))) {
+        X509_STORE_CTX_free(c);
+        return -1;
+    }
+    X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(c), X509_STORE_CTX_get0_param(ctx));
+    if (trusted != NULL) X509_STORE_CTX_set0_trusted_stack(c, trusted);
+    int ok = X509_verify_cert(c);
+    X509_STORE_CTX_set_error(ctx, X509_STORE_CTX_get_error(c));
+    X509_STORE_CTX_set_error_depth(ctx, X509_STORE_CTX_get_error_depth(c));
+    X509_STORE_CTX_set0_verified_chain(ctx, X509_STORE_CTX_get1_chain(c));
+    X509_STORE_CTX_free(c);
+    return ok;
+}
 #endif

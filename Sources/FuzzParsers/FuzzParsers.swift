@@ -16,6 +16,15 @@ enum FuzzParsers {
         },
         // A DNS response as a server (or anyone who can send UDP to the probe's port) sends it.
         "dns": { bytes in _ = try? DNSMessage.parse(bytes) },
+        // A PEM trust bundle indexed by subject (the TLS probes' trust): every name found is a
+        // whole DER element, and looking each up finds its certificate.
+        "trust-bundle": { bytes in
+            guard let index = TrustIndex(pem: bytes) else { return }
+            for entry in index.entries {
+                precondition(entry.subject.first == 0x30 && entry.issuer.first == 0x30, "a name is not a SEQUENCE")
+                precondition(index.certificates(named: [Array(entry.subject)]).contains { $0.der == entry.der }, "lookup missed")
+            }
+        },
         "os-release": { bytes in _ = OSRelease(parsing: String(decoding: bytes, as: UTF8.self)) },
         "kubelet-config": { bytes in
             let text = String(decoding: bytes, as: UTF8.self)

@@ -12,23 +12,102 @@ import TrustStore
 /// code can be reported.
 /// A TLS client context whose trust is one CA file. Loading is the slow part (OpenSSL 3 decodes
 /// about 5,000 certificates a second), so it happens before the connection is opened: a large
-/// bundle must not eat the peer's timeout and be reported as a stalling server.
+/// bundle must not eat the peer's timeout and be reported as a stalling server. A PEM bundle is
+/// indexed, not decoded (`TrustIndex`): a handshake decodes only the roots named by the peer's
+/// chain, and only when those do not verify it is the whole file loaded, so that a failure reports
+/// the code that the whole file gives.
 final class TLSTrust {
     let context: OpaquePointer
+    let trustFile: String
+    /// nil when the context holds the whole file.
+    private let index: TrustIndex?
+    private let lock = PlainLock()
+    /// The whole file, loaded by the first verification that the indexed roots did not pass.
+    private var wholeFile: OpaquePointer?
 
-    init(trustFile: String) throws {
+    /// Whether a verification needed the whole file (tests: a verified chain should not).
+    var loadedWholeFile: Bool { lock.withLock { wholeFile != nil } }
+
+    /// `indexed: false` loads the whole file up front (what the index must agree with; tests).
+    init(trustFile: String, indexed: Bool = true) throws {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw AgentError(.io, "OpenSSL: cannot create a TLS context") }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
         _ = node_agent_ssl_ctx_set_min_tls12(ctx)
-        guard SSL_CTX_load_verify_locations(ctx, trustFile, nil) == 1 else {
-            ERR_clear_error()
-            SSL_CTX_free(ctx)
-            throw AgentError(.io, "cannot load trust from \(trustFile)")
+        let bytes = !indexed ? nil : (try? HostPath(trustFile)).flatMap { path in (try? HostRoot("/")).flatMap { try? HostFiles(root: $0).read(path) } }
+        index = bytes.flatMap { TrustIndex(pem: $0) }
+        if index == nil {
+            guard SSL_CTX_load_verify_locations(ctx, trustFile, nil) == 1 else {
+                ERR_clear_error()
+                SSL_CTX_free(ctx)
+                throw AgentError(.io, "cannot load trust from \(trustFile)")
+            }
         }
         context = ctx
+        self.trustFile = trustFile
+        if index != nil {
+            // The callback replaces OpenSSL's X509_verify_cert for this context; the trust object
+            // outlives every connection made with it (each TLSConnection holds it).
+            SSL_CTX_set_cert_verify_callback(ctx, { storeContext, arg in
+                guard let storeContext, let arg else { return 0 }
+                return Unmanaged<TLSTrust>.fromOpaque(arg).takeUnretainedValue().verify(storeContext)
+            }, Unmanaged.passUnretained(self).toOpaque())
+        }
     }
 
-    deinit { SSL_CTX_free(context) }
+    /// Verifies the peer's chain in `storeContext` with the bundle's roots that its names lead to;
+    /// when they do not verify it, with the whole file (the exact code a full load gives).
+    private func verify(_ storeContext: OpaquePointer) -> Int32 {
+        guard let index, let leaf = X509_STORE_CTX_get0_cert(storeContext) else { return 0 }
+        var chain = [leaf]
+        if let untrusted = X509_STORE_CTX_get0_untrusted(storeContext) {
+            for i in 0..<node_agent_sk_x509_num(untrusted) { if let x = node_agent_sk_x509_value(untrusted, i) { chain.append(x) } }
+        }
+        var names = Set<[UInt8]>()
+        for x in chain {
+            names.insert(Self.der(X509_get_subject_name(x)))
+            names.insert(Self.der(X509_get_issuer_name(x)))
+        }
+        let roots = index.certificates(named: names)
+        if !roots.isEmpty, let stack = node_agent_sk_x509_new() {
+            for root in roots {
+                root.der.withUnsafeBufferPointer { buffer in
+                    var p: UnsafePointer<UInt8>? = buffer.baseAddress
+                    if let x = d2i_X509(nil, &p, buffer.count) { _ = node_agent_sk_x509_push(stack, x) }
+                }
+            }
+            let ok = node_agent_verify_into(storeContext, Self.emptyStore, stack)
+            node_agent_sk_x509_pop_free(stack)
+            if ok == 1 { return 1 }
+        }
+        let whole: OpaquePointer? = lock.withLock {
+            if wholeFile == nil, let store = X509_STORE_new() {
+                if X509_STORE_load_file(store, trustFile) == 1 { wholeFile = store } else { X509_STORE_free(store) }
+                ERR_clear_error()
+            }
+            return wholeFile
+        }
+        guard let whole else {
+            X509_STORE_CTX_set_error(storeContext, X509_V_ERR_UNSPECIFIED)
+            return 0
+        }
+        return node_agent_verify_into(storeContext, whole, nil)
+    }
+
+    private static func der(_ name: OpaquePointer?) -> [UInt8] {
+        var out: UnsafeMutablePointer<UInt8>?
+        let length = i2d_X509_NAME(name, &out)
+        guard length > 0, let out else { return [] }
+        defer { node_agent_openssl_free(out) }
+        return Array(UnsafeBufferPointer(start: out, count: Int(length)))
+    }
+
+    /// The store a verification with an explicit list of roots starts from (it holds nothing).
+    nonisolated(unsafe) private static let emptyStore = X509_STORE_new()
+
+    deinit {
+        SSL_CTX_free(context)
+        if let wholeFile { X509_STORE_free(wholeFile) }
+    }
 
     /// The trust for `trustFile`, loaded again only when the file changed (its identity, size or
     /// modification time): `run` probes every minute, and a node's bundle rarely changes.

@@ -1,5 +1,6 @@
 import Foundation
 import HostSystem
+import TestSupport
 import Testing
 
 /// The helpers that replace Foundation APIs in the agent (which links FoundationEssentials only),
@@ -84,5 +85,25 @@ import Testing
             for _ in 0..<8 { group.addTask { for _ in 0..<10_000 { lock.withLock { box.n += 1 } } } }
         }
         #expect(box.n == 80_000)
+    }
+}
+
+/// The agent's modules import FoundationEssentials, never Foundation: one `import Foundation`
+/// would load Foundation, CoreFoundation and ICU again (~9 MiB of resident memory in `run`).
+@Suite struct FoundationFreeSources {
+    @Test func noAgentModuleImportsFoundation() throws {
+        let sources = TestSupport.packageRoot.appendingPathComponent("Sources").path
+        let files = try FileManager.default.subpathsOfDirectory(atPath: sources).filter { $0.hasSuffix(".swift") }
+        #expect(files.count > 30)
+        for file in files where !file.hasPrefix("FuzzParsers/") {
+            let text = try String(contentsOfFile: sources + "/" + file, encoding: .utf8)
+            for line in text.split(separator: "\n") {
+                let words = line.split(separator: " ")
+                if let i = words.firstIndex(of: "import"), i + 1 < words.count {
+                    #expect(!["Foundation", "FoundationNetworking", "FoundationXML", "FoundationInternationalization"].contains(String(words[i + 1])),
+                            "\(file): \(line)")
+                }
+            }
+        }
     }
 }

@@ -23,7 +23,10 @@ public protocol CommandRunner: Sendable {
 }
 
 /// Runs programs as child processes with `posix_spawn`, reading their output until it ends and
-/// then reaping them with `waitpid`.
+/// then reaping them with `waitpid`. A program that has not finished by the time limit is killed
+/// with everything it started (each runs in a process group of its own) and reported: a hung host
+/// tool (update-ca-certificates runs every hook in /etc/ca-certificates/update.d) must not hang
+/// `bootstrap`, nor stop `run` from reconciling and reporting for good.
 ///
 /// Not Foundation's `Process`: on Linux it noticed a child's exit through a descriptor that the
 /// child inherits, so when a child left a daemon behind (the sandbox node's script does) the
@@ -31,10 +34,14 @@ public protocol CommandRunner: Sendable {
 public struct ProcessRunner: CommandRunner {
     public static let cleanEnvironment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"]
     public let environment: [String: String]
+    /// Seconds a program may run. The slowest host tool measured, update-ca-certificates with
+    /// 10,000 CAs, took 72 s; the default leaves it four times that.
+    public let timeoutSeconds: Double
 
     /// Host tools run with a small, fixed environment unless another is given.
-    public init(environment: [String: String] = ProcessRunner.cleanEnvironment) {
+    public init(environment: [String: String] = ProcessRunner.cleanEnvironment, timeoutSeconds: Double = 300) {
         self.environment = environment
+        self.timeoutSeconds = timeoutSeconds
     }
 
     public func run(_ executable: String, _ arguments: [String]) throws -> CommandResult {
@@ -57,32 +64,52 @@ public struct ProcessRunner: CommandRunner {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
         var pid: pid_t = 0
-        let r = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        let r = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         close(outPipe[1])
         close(errPipe[1])
         guard r == 0 else {
             close(outPipe[0]); close(errPipe[0])
             throw AgentError(.commandFailed, "cannot run \(executable): \(String(cString: strerror(r)))")
         }
-        let (out, err) = Self.drain(outPipe[0], errPipe[0])
+        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
+        let (out, err, finished) = Self.drain(outPipe[0], errPipe[0], until: deadline)
         close(outPipe[0]); close(errPipe[0])
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // At the deadline the program may have exited while something it left behind still holds
+        // its output open: that is its result, and what it left is not ours to kill.
+        let exited = finished || waitpid(pid, &status, WNOHANG) == pid
+        if !exited { kill(-pid, SIGKILL) }
+        if !(exited && !finished) { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        guard exited else {
+            let name = executable.split(separator: "/").last.map(String.init) ?? executable
+            throw AgentError(.commandFailed, "\(name) did not finish within \(Int(timeoutSeconds)) s and was stopped, with what it started"
+                             + (err.isEmpty ? "" : " (it said: \(String(decoding: err.suffix(200), as: UTF8.self).escapedForMessage))"),
+                             hint: "find what hangs on the node (for update-ca-certificates: a hook in /etc/ca-certificates/update.d, a stuck mount)")
+        }
         let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return CommandResult(status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
                              stderr: String(decoding: err, as: UTF8.self))
     }
 
-    /// Reads both pipes until both reach end of file, whichever speaks first.
-    static func drain(_ a: Int32, _ b: Int32) -> ([UInt8], [UInt8]) {
+    /// Reads both pipes until both reach end of file, whichever speaks first, or until `deadline`
+    /// (monotonic nanoseconds); `finished` is false when the deadline came first.
+    static func drain(_ a: Int32, _ b: Int32, until deadline: UInt64) -> ([UInt8], [UInt8], finished: Bool) {
         var outputs: [[UInt8]] = [[], []]
         var open = [true, true]
         var buffer = [UInt8](repeating: 0, count: 65536)
         while open[0] || open[1] {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return (outputs[0], outputs[1], false) }
             var fds = [pollfd(fd: open[0] ? a : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: open[1] ? b : -1, events: Int16(POLLIN), revents: 0)]
-            if poll(&fds, 2, -1) < 0 {
+            let waitMilliseconds = Int32(min((deadline - now) / 1_000_000 + 1, 60_000))
+            if poll(&fds, 2, waitMilliseconds) < 0 {
                 if errno == EINTR { continue }
                 break
             }
@@ -91,7 +118,7 @@ public struct ProcessRunner: CommandRunner {
                 if n > 0 { outputs[i] += buffer[0..<n] } else if n == 0 || errno != EINTR { open[i] = false }
             }
         }
-        return (outputs[0], outputs[1])
+        return (outputs[0], outputs[1], true)
     }
 }
 

@@ -184,4 +184,31 @@ final class FaultInjectionIntegrationTests: XCTestCase {
         XCTAssertNotNil(written["./certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml"], "\(written.keys)")
         XCTAssertEqual(try node.exec(["umount", containerd]).status, 0)
     }
+
+    /// A hook of update-ca-certificates that hangs: the run stops it (and what it started) at
+    /// --tool-timeout and fails naming it, instead of hanging; without the hook the next run
+    /// rebuilds the bundle it did not finish.
+    func testAHungTrustToolIsStoppedNamedAndTheNextRunConverges() throws {
+        let hook = node.hostRoot + "/etc/ca-certificates/update.d/zz-node-agent-test-hang"
+        try "#!/bin/sh\necho hook hangs >&2\nexec sleep 600\n".write(toFile: hook, atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(hook, 0o755), 0)
+        let args = node.bootstrapArguments(extra: ["--trust-refresh", "tool", "--timeout", "2", "--tool-timeout", "2"])
+        let start = Date()
+        let run = try node.agent(args)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 30)
+        XCTAssertEqual(run.status, 3, run.stdout + run.stderr)
+        XCTAssertTrue(run.stderr.contains("did not finish within 2 s and was stopped"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("/etc/ca-certificates/update.d"), run.stderr)
+        let left = try node.exec(["sh", "-c", "pgrep -f 'slee[p] 600' || true"])
+        XCTAssertEqual(left.stdout, "", "the hung hook's process was left running")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: node.hostRoot + "/var/lib/node-agent/trust-refresh-pending"))
+        XCTAssertEqual(unlink(hook), 0)
+
+        let next = try node.agent(args + ["--output", "json"])
+        XCTAssertEqual(next.status, 0, next.stdout + next.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: node.hostRoot + "/var/lib/node-agent/trust-refresh-pending"))
+        let bad = try node.agent(node.bootstrapArguments(extra: ["--tool-timeout", "0"]))
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--tool-timeout must be 1-3600 s"), bad.stderr)
+    }
 }

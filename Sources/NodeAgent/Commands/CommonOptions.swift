@@ -63,9 +63,20 @@ struct ChangeOptions: ParsableArguments {
     @Flag(help: "Allow --dns-mode dropin, whose global DNS= gets every host lookup and leaks into resolved's resolv.conf.")
     var acceptGlobalDns = false
 
+    @Option(help: "Seconds a host tool (update-ca-certificates and its hooks, ip) may run before it is stopped and reported.")
+    var toolTimeout: Double = 300
+
+    /// The host tools' runner, after checking --tool-timeout.
+    static func runner(toolTimeout: Double) throws -> ProcessRunner {
+        guard (1...3600).contains(toolTimeout) else {
+            throw AgentError(.invalidInput, "--tool-timeout must be 1-3600 s", hint: "update-ca-certificates with 10,000 CAs took 72 s here")
+        }
+        return ProcessRunner(timeoutSeconds: toolTimeout)
+    }
+
     /// The job on the node, set up as these options say.
-    func bootstrap(_ config: NodeConfig) -> Bootstrap {
-        var b = Bootstrap(config: config, runner: ProcessRunner(), refreshMode: trustRefresh)
+    func bootstrap(_ config: NodeConfig) throws -> Bootstrap {
+        var b = Bootstrap(config: config, runner: try Self.runner(toolTimeout: toolTimeout), refreshMode: trustRefresh)
         b.dnsMode = dnsMode
         b.restartRuntime = restartRuntime
         b.acceptGlobalDNS = acceptGlobalDns
@@ -76,13 +87,13 @@ struct ChangeOptions: ParsableArguments {
 /// Fills options from `NODE_AGENT_<OPTION>` environment variables.
 enum EnvironmentOptions {
     static let options: [String: [String]] = [
-        "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh", "dns-mode"],
+        "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh", "dns-mode", "tool-timeout"],
         "probe": NodeOptions.environmentNames,
         "uninstall": ["host-root", "registry", "dbus-address", "output", "trust-refresh", "node-name", "kube-api", "kube-token-file",
-                      "kube-ca-file", "node-condition"],
+                      "kube-ca-file", "node-condition", "tool-timeout"],
         "run": NodeOptions.environmentNames + ["ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen",
                                                "node-name", "kube-api", "kube-token-file", "kube-ca-file", "node-condition",
-                                               "startup-taint", "condition-heartbeat"],
+                                               "startup-taint", "condition-heartbeat", "tool-timeout"],
     ]
     static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"], "run": ["restart-runtime", "accept-global-dns"]]
 

@@ -54,6 +54,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         // Fail fast on bad options: the same validation as bootstrap, before any service starts.
         _ = try NodeConfig(node, caFile: ca, dryRun: true)
+        _ = try ChangeOptions.runner(toolTimeout: change.toolTimeout)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info

@@ -27,6 +27,9 @@ struct UninstallCommand: ParsableCommand {
     @Option(help: "How the OS trust bundle is rebuilt: tool or native (see bootstrap).")
     var trustRefresh: TrustRefreshMode = .tool
 
+    @Option(help: "Seconds a host tool may run before it is stopped and reported (see bootstrap).")
+    var toolTimeout: Double = 300
+
     @OptionGroup var kube: KubeOptions
 
     @Flag(help: "Print what would be removed, remove nothing.")
@@ -36,7 +39,7 @@ struct UninstallCommand: ParsableCommand {
         let registry = try self.registry.map { try RegistryAddress($0) }
         let root = try HostRoot(hostRoot)
         let files = HostFiles(root: root, ledger: HostFiles.defaultLedger)
-        let runner = ProcessRunner()
+        let runner = try ChangeOptions.runner(toolTimeout: toolTimeout)
         let trust = TrustInstaller(files: files, runner: runner, refreshMode: trustRefresh)
         let plan = try trust.planRemoval(registry: registry)
         var changes = plan.summary

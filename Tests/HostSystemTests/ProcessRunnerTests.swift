@@ -1,0 +1,47 @@
+import Foundation
+import HostSystem
+import TestSupport
+import XCTest
+
+/// Host tools run with a time limit: a hung one is killed with what it started, and reported;
+/// one that exits while something it left behind holds its output gives its own result.
+final class ProcessRunnerTests: XCTestCase {
+    func testAHungToolIsKilledWithItsChildrenAndNamed() throws {
+        let dir = try makeTemporaryDirectory("runner")
+        let start = Date()
+        XCTAssertThrowsError(try ProcessRunner(timeoutSeconds: 1).run("/bin/sh", ["-c", "sleep 100 & echo $! > \(dir)/child; echo working >&2; wait"])) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("sh did not finish within 1 s"), text)
+            XCTAssertTrue(text.contains("working"), "what it said is in the error: \(text)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+        let child = try XCTUnwrap(Int32(try String(contentsOfFile: dir + "/child", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        // Killed: gone, or a zombie until this machine's init reaps it.
+        let deadline = Date().addingTimeInterval(5)
+        while Self.alive(child) && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(Self.alive(child), "the hung tool's child \(child) still runs")
+    }
+
+    func testAToolThatExitsLeavingSomethingOnItsOutputGivesItsResult() throws {
+        let start = Date()
+        let r = try ProcessRunner(timeoutSeconds: 1).run("/bin/sh", ["-c", "echo done; sleep 3 & exit 7"])
+        XCTAssertEqual(r.status, 7)
+        XCTAssertEqual(r.stdout, "done\n")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2.5, "waited for what the tool left behind")
+    }
+
+    func testAToolThatFinishesIsNotWaitedFor() throws {
+        let start = Date()
+        let r = try ProcessRunner(timeoutSeconds: 30).run("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"])
+        XCTAssertEqual(r.status, 3)
+        XCTAssertEqual(r.stdout, "out\n")
+        XCTAssertEqual(r.stderr, "err\n")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 1)
+    }
+
+    private static func alive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(close, offsetBy: 2)] != "Z"
+    }
+}

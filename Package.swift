@@ -10,9 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C at the edge: module maps + shim headers for what Swift cannot import directly.
@@ -29,11 +27,7 @@ let package = Package(
             dependencies: [
                 "HostSystem", "TrustStore", "ResolvedConfig", "Probes", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // The parsers of untrusted input behind one libFuzzer entry point (scripts/fuzz).
@@ -45,7 +39,7 @@ let package = Package(
         .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "HostSystem", "TestSupport"]),
         .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "HostSystem", "TestSupport"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "HostSystem", "TestSupport", "COpenSSL"]),
-        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "HostSystem", "TestSupport"]),
+        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "IntegrationTests", dependencies: ["HostSystem", "TestSupport"]),
     ]

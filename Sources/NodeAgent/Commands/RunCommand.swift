@@ -4,7 +4,7 @@ import Glibc
 import HostSystem
 import Logging
 import ResolvedConfig
-import ServiceLifecycle
+import Dispatch
 import TrustStore
 
 /// The options of `run`, validated once at start.
@@ -66,20 +66,28 @@ struct RunCommand: AsyncParsableCommand {
                                  reporter: reporter)
         let cache = StatusCache()
         let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        var server: HealthServer?
         if listen != "off" {
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
                 throw AgentError(.invalidInput, "--listen '\(listen.escapedForMessage)' is not HOST:PORT", hint: "e.g. 0.0.0.0:9808, or off")
             }
             let host = String(listen[..<colon]).trimming(charactersIn: "[]")
-            _ = try IPAddress(host)
-            services.append(.init(service: HealthServer(host: host, port: port, cache: cache, logger: logger)))
+            server = try HealthServer(host: host, port: port, cache: cache, logger: logger)
         }
-        services.append(.init(service: reconcile))
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
         logger.info("starting", metadata: ["registry": "\(node.registry)", "host-root": "\(node.hostRoot)"])
-        try await group.run()
+        server?.start()
+        // SIGTERM (the kubelet, systemd) and SIGINT end the reconcile loop at its next step; a
+        // reconcile under way finishes first, so no host change is cut in half by the agent.
+        let loop = Task { await reconcile.run() }
+        let signals = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { loop.cancel() }
+            source.resume()
+            return source
+        }
+        await loop.value
+        signals.forEach { $0.cancel() }
+        server?.stop()
     }
 }

@@ -2,135 +2,244 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import Logging
-import NIOCore
-import NIOHTTP1
-import NIOPosix
-import ServiceLifecycle
+import Probes
 
 /// The health endpoint: `/healthz` (the agent works), `/readyz` (the node can pull), `/status`
 /// (JSON: every check with its reason and timings), `/metrics` (Prometheus text). It serves what
 /// the last reconcile found; requests never trigger probes. Bounded: GET and HEAD only, no
-/// request body, at most `maxConnections` at once, and a client that sends nothing for a few
-/// seconds is cut off. (NIO's HTTP parser bounds the header block.)
-struct HealthServer: Service {
-    let host: String
-    let port: Int
+/// request body, a request head of at most 16 KiB, at most `maxConnections` at once, and a client
+/// that sends nothing for `idleTimeout` is cut off.
+///
+/// One thread and poll(2), no event-loop library: four fixed answers need no more, and swift-nio
+/// with swift-service-lifecycle was 2.7 MB of code, ~4 MiB of the agent's resident memory and
+/// most of its build time (README, Evidence).
+final class HealthServer: @unchecked Sendable {
+    static let maxConnections = 64
+    static let idleTimeout: UInt64 = 5_000_000_000  // ns
+
     let cache: StatusCache
     let logger: Logger
-    static let maxConnections = 64
-    static let idleTimeout = TimeAmount.seconds(5)
+    private let listener: Int32
+    /// A pipe: writing to its end `wake[1]` stops the loop.
+    private let wake: [Int32]
+    private var thread: pthread_t?
 
-    func run() async throws {
-        // One event-loop thread, whatever the node's size: NIO's shared group has one per core
-        // (96 threads and their stacks on a 96-core node) for an endpoint polled every few seconds.
-        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
-            try await serve(on: loops)
-        } catch {
-            try? await loops.shutdownGracefully()
-            throw error
+    /// Binds `host:port` (an IP address) now, so that a taken port fails the start.
+    init(host: String, port: Int, cache: StatusCache, logger: Logger) throws {
+        self.cache = cache
+        self.logger = logger
+        let address = try IPAddress(host)
+        let fd = socket(Int32(address.family.rawValue), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw AgentError(.io, "health endpoint: socket: \(String(cString: strerror(errno)))") }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        let bound: Int32
+        if address.family == .v4 {
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = UInt16(port).bigEndian
+            withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: address.bytes) }
+            bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        } else {
+            var sa = sockaddr_in6()
+            sa.sin6_family = sa_family_t(AF_INET6)
+            sa.sin6_port = UInt16(port).bigEndian
+            withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: address.bytes) }
+            bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
         }
-        try await loops.shutdownGracefully()
+        guard bound == 0, listen(fd, 128) == 0 else {
+            let error = String(cString: strerror(errno))
+            close(fd)
+            throw AgentError(.io, "health endpoint: cannot listen on \(host):\(port): \(error)", hint: "pick a free --listen address, or off")
+        }
+        listener = fd
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else {
+            close(fd)
+            throw AgentError(.io, "health endpoint: pipe: \(String(cString: strerror(errno)))")
+        }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        wake = ends
+        logger.info("health endpoint listening", metadata: ["address": "\(host):\(port)"])
     }
 
-    func serve(on loops: MultiThreadedEventLoopGroup) async throws {
-        let counter = ConnectionCounter()
-        let channel = try await ServerBootstrap(group: loops)
-            .serverChannelOption(.backlog, value: 128)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [cache] channel in
-                guard counter.open() else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in counter.close() }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(readTimeout: Self.idleTimeout), HealthHandler(cache: cache)])
+    deinit {
+        close(listener)
+        wake.forEach { close($0) }
+    }
+
+    /// Serves on a thread of its own until `stop()`.
+    func start() {
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        pthread_create(&t, nil, { arg in
+            let server = Unmanaged<HealthServer>.fromOpaque(arg!).takeRetainedValue()
+            server.serve()
+            return nil
+        }, box.toOpaque())
+        thread = t
+    }
+
+    /// Stops serving and waits for the thread; open connections are closed.
+    func stop() {
+        var one: UInt8 = 1
+        _ = write(wake[1], &one, 1)
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+    }
+
+    private struct Connection {
+        let fd: Int32
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var closeWhenWritten = false
+        /// The last read or write that moved bytes.
+        var lastActivity: UInt64
+        /// Set once the last answer is written and our side is shut: until then, what the client
+        /// still sends is read and dropped (closing with unread input would reset the connection
+        /// and could destroy the answer before the client reads it).
+        var drainUntil: UInt64?
+    }
+
+    private func serve() {
+        var connections: [Connection] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        defer { for c in connections { close(c.fd) } }
+        while true {
+            var fds = [pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: connections.count < Self.maxConnections ? listener : -1, events: Int16(POLLIN), revents: 0)]
+            for c in connections {
+                fds.append(pollfd(fd: c.fd, events: Int16(c.drainUntil == nil && !c.output.isEmpty ? POLLOUT : POLLIN), revents: 0))
+            }
+            let now = monotonicNanoseconds()
+            let next = connections.map { $0.drainUntil ?? $0.lastActivity + Self.idleTimeout }.min()
+            let timeout = next.map { Int32(min(($0 > now ? $0 - now : 0) / 1_000_000 + 1, 60_000)) } ?? -1
+            if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { return }
+            if fds[0].revents != 0 { return }
+            let later = monotonicNanoseconds()
+            var keep: [Connection] = []
+            for (i, var c) in connections.enumerated() {
+                if step(&c, events: fds[i + 2].revents, now: later, buffer: &buffer) { keep.append(c) } else { close(c.fd) }
+            }
+            connections = keep
+            if fds[1].revents != 0 {
+                while connections.count < Self.maxConnections {
+                    let fd = accept(listener, nil, nil)
+                    guard fd >= 0 else { break }
+                    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                    var on: Int32 = 1
+                    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+                    connections.append(Connection(fd: fd, lastActivity: later))
                 }
             }
-            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: host, port: port).get()
-        logger.info("health endpoint listening", metadata: ["address": "\(host):\(port)"])
-        // Closing the channel from the shutdown handler: awaiting closeFuture alone ignored SIGTERM (SWIFT-NOTES).
-        try await withGracefulShutdownHandler {
-            try await channel.closeFuture.get()
-        } onGracefulShutdown: {
-            channel.close(promise: nil)
         }
     }
-}
 
-/// Counts open connections; refuses past the bound.
-final class ConnectionCounter: @unchecked Sendable {
-    private let lock = PlainLock()
-    private var count = 0
-    func open() -> Bool { lock.withLock { guard count < HealthServer.maxConnections else { return false }; count += 1; return true } }
-    func close() { lock.withLock { count -= 1 } }
-}
+    static let drainTime: UInt64 = 2_000_000_000  // ns
 
-final class HealthHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    let cache: StatusCache
-    private var head: HTTPRequestHead?
-    private var bodyBytes = 0
-
-    init(cache: StatusCache) { self.cache = cache }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let h):
-            head = h
-            bodyBytes = 0
-        case .body(let buffer):
-            bodyBytes += buffer.readableBytes
-            if bodyBytes > 0, head != nil {
-                respond(context, .payloadTooLarge, "text/plain", Data("no request body is accepted\n".utf8), close: true)
-                head = nil
+    /// One connection after poll said `events`; false to close it.
+    private func step(_ c: inout Connection, events: Int16, now: UInt64, buffer: inout [UInt8]) -> Bool {
+        let readable = events & Int16(POLLIN | POLLHUP | POLLERR) != 0
+        if let until = c.drainUntil {
+            guard readable else { return now < until }
+            let n = buffer.withUnsafeMutableBytes { read(c.fd, $0.baseAddress, $0.count) }
+            return (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) && now < until
+        }
+        if !c.output.isEmpty {
+            guard events != 0 else { return now < c.lastActivity + Self.idleTimeout }
+        } else if readable {
+            let n = buffer.withUnsafeMutableBytes { read(c.fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                c.input += buffer[0..<n]
+                c.lastActivity = now
+                answer(&c)
+            } else if n == 0 {
+                // The client has sent all it will: a partial request gets its answer.
+                guard !c.input.isEmpty else { return false }
+                c.input = []
+                respond(&c, 400, "text/plain", Array("incomplete request head\n".utf8), keepAlive: false, headOnly: false)
+            } else {
+                return errno == EAGAIN || errno == EINTR
             }
-        case .end:
-            guard let h = head else { return }
-            head = nil
-            route(context, h)
+        } else {
+            return now < c.lastActivity + Self.idleTimeout
+        }
+        while true {
+            guard flush(&c, now: now) else { return false }
+            guard c.output.isEmpty else { return true }
+            if c.closeWhenWritten {
+                shutdown(c.fd, Int32(SHUT_WR))
+                c.drainUntil = now + Self.drainTime
+                return true
+            }
+            // Requests that arrived while answers were pending.
+            guard !c.input.isEmpty, HTTPRequestParser.parse(c.input[...]) != .incomplete else { return true }
+            answer(&c)
         }
     }
 
-    func route(_ context: ChannelHandlerContext, _ h: HTTPRequestHead) {
-        guard h.method == .GET || h.method == .HEAD else {
-            respond(context, .methodNotAllowed, "text/plain", Data("GET or HEAD\n".utf8), close: false, headOnly: false)
+    /// Answers the complete requests in the connection's input.
+    private func answer(_ c: inout Connection) {
+        // A client that pipelines without reading gets its answers as it reads them: no more than
+        // 64 KiB is queued, the rest of its requests wait in its input (at most one read's worth).
+        while !c.closeWhenWritten && c.output.count < 64 * 1024 {
+            switch HTTPRequestParser.parse(c.input[...]) {
+            case .incomplete:
+                return
+            case .invalid(let status, let reason):
+                c.input = []
+                respond(&c, status, "text/plain", Array((reason + "\n").utf8), keepAlive: false, headOnly: false)
+            case .request(let r):
+                c.input.removeFirst(r.length)
+                route(&c, r)
+            }
+        }
+    }
+
+    private func route(_ c: inout Connection, _ r: HTTPRequestParser.Request) {
+        guard r.method == "GET" || r.method == "HEAD" else {
+            respond(&c, 405, "text/plain", Array("GET or HEAD\n".utf8), keepAlive: r.keepAlive, headOnly: false)
             return
         }
-        let path = h.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? h.uri
         let s = cache.current
-        let headOnly = h.method == .HEAD
-        switch path {
+        let headOnly = r.method == "HEAD"
+        switch r.path {
         case "/healthz":
-            respond(context, s.live ? .ok : .serviceUnavailable, "text/plain", Data("ok\n".utf8), close: !h.isKeepAlive, headOnly: headOnly)
+            respond(&c, s.live ? 200 : 503, "text/plain", Array("ok\n".utf8), keepAlive: r.keepAlive, headOnly: headOnly)
         case "/readyz":
-            respond(context, s.ready ? .ok : .serviceUnavailable, "text/plain", Data((s.readyReason + "\n").utf8), close: !h.isKeepAlive, headOnly: headOnly)
+            respond(&c, s.ready ? 200 : 503, "text/plain", Array((s.readyReason + "\n").utf8), keepAlive: r.keepAlive, headOnly: headOnly)
         case "/status":
-            respond(context, .ok, "application/json", s.status, close: !h.isKeepAlive, headOnly: headOnly)
+            respond(&c, 200, "application/json", Array(s.status), keepAlive: r.keepAlive, headOnly: headOnly)
         case "/metrics":
-            respond(context, .ok, "text/plain; version=0.0.4", s.metrics, close: !h.isKeepAlive, headOnly: headOnly)
+            respond(&c, 200, "text/plain; version=0.0.4", Array(s.metrics), keepAlive: r.keepAlive, headOnly: headOnly)
         default:
-            respond(context, .notFound, "text/plain", Data("not found: /healthz, /readyz, /status, /metrics\n".utf8), close: !h.isKeepAlive, headOnly: headOnly)
+            respond(&c, 404, "text/plain", Array("not found: /healthz, /readyz, /status, /metrics\n".utf8), keepAlive: r.keepAlive, headOnly: headOnly)
         }
     }
 
-    func respond(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ type: String, _ body: Data,
-                 close: Bool, headOnly: Bool = false) {
-        var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(body.count)), ("Cache-Control", "no-store")])
-        if close { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if !headOnly {
-            var buffer = context.channel.allocator.buffer(capacity: body.count)
-            buffer.writeBytes(body)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        }
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if close { done.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) } }
+    static let reasons = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
+                          503: "Service Unavailable"]
+
+    private func respond(_ c: inout Connection, _ status: Int, _ type: String, _ body: [UInt8], keepAlive: Bool, headOnly: Bool) {
+        var head = "HTTP/1.1 \(status) \(Self.reasons[status] ?? "Error")\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nCache-Control: no-store\r\n"
+        if !keepAlive { head += "Connection: close\r\n" }
+        c.output += Array((head + "\r\n").utf8)
+        if !headOnly { c.output += body }
+        if !keepAlive { c.closeWhenWritten = true }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
+    /// Writes what the connection has pending, as far as the socket takes it; false on an error.
+    private func flush(_ c: inout Connection, now: UInt64) -> Bool {
+        while !c.output.isEmpty {
+            let n = c.output.withUnsafeBytes { send(c.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                c.output.removeFirst(n)
+                c.lastActivity = now
+                continue
+            }
+            return n < 0 && (errno == EAGAIN || errno == EINTR)
+        }
+        return true
     }
 }

@@ -6,14 +6,13 @@ import HostSystem
 import Logging
 import Probes
 import ResolvedConfig
-import ServiceLifecycle
 import TrustStore
 
 /// Keeps the node set up and proven: reconciles at start, then when the CA file changes (a
 /// Secret volume swaps its `..data` link), when systemd-resolved restarts (a new owner of its bus
 /// name), and every interval (drift of the agent's files and link, and fresh probes), with
 /// jitter, and sooner with backoff while the node is not ready.
-struct ReconcileService: Service {
+struct ReconcileService {
     let options: RunOptions
     /// What the last reconcile found, for the health endpoint.
     let cache: StatusCache
@@ -27,12 +26,12 @@ struct ReconcileService: Service {
         var bus: SystemBus?
     }
 
-    func run() async throws {
+    func run() async {
         var lastCA: [UInt8]?
         var lastOwner: String?
         var nextFull = Date.distantPast
         var backoff = options.watchInterval * 2
-        while !Task.isCancelledOrShuttingDown {
+        while !Task.isCancelled {
             let caBytes = try? NodeConfig.readFile(options.ca, what: "CA file", limit: CertificateParser.maximumFileSize)
             let owner = await onQueue { resolvedOwner() }
             var why: String?
@@ -134,6 +133,3 @@ struct ReconcileService: Service {
     }
 }
 
-extension Task where Success == Never, Failure == Never {
-    static var isCancelledOrShuttingDown: Bool { isCancelled || isShuttingDownGracefully }
-}

@@ -4,7 +4,7 @@ import HostSystem
 import Probes
 
 /// The answers of the health endpoint, rendered after each reconcile. Requests read them and
-/// never trigger probes. A lock, not an actor: NIO's handlers read it synchronously.
+/// never trigger probes. A lock, not an actor: the endpoint's thread reads it synchronously.
 final class StatusCache: @unchecked Sendable {
     struct Snapshot: Sendable {
         var ready = false

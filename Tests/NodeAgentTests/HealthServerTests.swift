@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+@testable import NodeAgent
+import XCTest
+
+/// The health endpoint's server over real sockets: keep-alive, pipelining, HEAD, the bound on
+/// connections and a prompt stop. (RunIntegrationTests covers it inside `run` with curl.)
+final class HealthServerTests: XCTestCase {
+    var server: HealthServer!
+    var port: UInt16 = 0
+
+    override func setUpWithError() throws {
+        for _ in 0..<20 {
+            port = UInt16.random(in: 30000...39999)
+            if let s = try? HealthServer(host: "127.0.0.1", port: Int(port), cache: StatusCache(), logger: Logger(label: "test")) {
+                server = s
+                break
+            }
+        }
+        server.start()
+    }
+
+    override func tearDown() { server?.stop() }
+
+    func connect() throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        XCTAssertEqual(r, 0)
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    func send(_ fd: Int32, _ text: String) {
+        let bytes = Array(text.utf8)
+        XCTAssertEqual(bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }, bytes.count)
+    }
+
+    /// Reads until `count` responses (by their status lines) have arrived, or the peer closes.
+    func receive(_ fd: Int32, responses count: Int) -> String {
+        var text = ""
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while text.components(separatedBy: "HTTP/1.1 ").count - 1 < count || !Self.complete(text) {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            text += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        return text
+    }
+
+    static func complete(_ text: String) -> Bool {
+        guard let head = text.range(of: "\r\n\r\n", options: .backwards) else { return false }
+        let before = text[..<head.lowerBound]
+        guard let lengthLine = before.range(of: "Content-Length: ", options: .backwards) else { return false }
+        let length = Int(before[lengthLine.upperBound...].prefix { $0.isNumber }) ?? 0
+        return text.utf8.count - text.utf8.distance(from: text.utf8.startIndex, to: head.upperBound.samePosition(in: text.utf8)!) >= length
+            || text.hasSuffix("\r\n\r\n")
+    }
+
+    func testKeepAlivePipeliningAndHead() throws {
+        let fd = try connect()
+        defer { close(fd) }
+        send(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        let first = receive(fd, responses: 1)
+        XCTAssertTrue(first.hasPrefix("HTTP/1.1 200 OK\r\n"), first)
+        XCTAssertTrue(first.hasSuffix("\r\n\r\nok\n"), first)
+        // Two requests in one segment, on the same connection: two answers, in order.
+        send(fd, "GET /readyz HTTP/1.1\r\n\r\nHEAD /nope HTTP/1.1\r\n\r\n")
+        let two = receive(fd, responses: 2)
+        XCTAssertTrue(two.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), two)
+        XCTAssertTrue(two.contains("no reconcile yet\nHTTP/1.1 404 Not Found\r\n"), two)
+        XCTAssertTrue(two.hasSuffix("\r\n\r\n"), "HEAD has no body: \(two)")
+        // Connection: close is honoured.
+        send(fd, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(receive(fd, responses: 1).contains("Connection: close\r\n"))
+        var byte: UInt8 = 0
+        XCTAssertEqual(recv(fd, &byte, 1, 0), 0, "the connection stayed open")
+    }
+
+    func testABadRequestIsAnsweredAndClosed() throws {
+        let fd = try connect()
+        defer { close(fd) }
+        send(fd, "GET /healthz HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+        let answer = receive(fd, responses: 1)
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"), answer)
+        var byte: UInt8 = 0
+        XCTAssertEqual(recv(fd, &byte, 1, 0), 0)
+    }
+
+    /// A client that stops sending mid-head gets 400; one that sends a body it was refused gets its
+    /// 413 whole (the server reads and drops the rest before closing, instead of resetting).
+    func testPartialHeadsAndRefusedBodies() throws {
+        let partial = try connect()
+        defer { close(partial) }
+        send(partial, "GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        shutdown(partial, Int32(SHUT_WR))
+        XCTAssertTrue(receive(partial, responses: 1).hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+
+        let body = try connect()
+        defer { close(body) }
+        let payload = String(repeating: "x", count: 200_000)
+        send(body, "POST /status HTTP/1.1\r\nContent-Length: \(payload.utf8.count)\r\n\r\n")
+        usleep(100_000)
+        // The server has answered and shut its side; the body it never wanted keeps coming.
+        _ = payload.utf8.withContiguousStorageIfAvailable { Glibc.send(body, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        let answer = receive(body, responses: 1)
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"), answer)
+        XCTAssertTrue(answer.hasSuffix("no request body is accepted\n"), answer)
+    }
+
+    func testConnectionsAreBoundedAndIdleOnesAreCutOff() throws {
+        let idle = try (0..<HealthServer.maxConnections).map { _ in try connect() }
+        defer { idle.forEach { close($0) } }
+        usleep(200_000)
+        // One more is not served while every slot is taken; once the idle ones are cut off (5 s), it is.
+        let start = Date()
+        let extra = try connect()
+        defer { close(extra) }
+        send(extra, "GET /healthz HTTP/1.1\r\n\r\n")
+        let answer = receive(extra, responses: 1)
+        let waited = Date().timeIntervalSince(start)
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), answer)
+        XCTAssertGreaterThan(waited, 3, "served past the bound")
+        XCTAssertLessThan(waited, 9)
+        var byte: UInt8 = 0
+        XCTAssertEqual(recv(idle[0], &byte, 1, 0), 0, "an idle connection was not cut off")
+    }
+
+    func testStopIsPromptAndClosesConnections() throws {
+        let fd = try connect()
+        defer { close(fd) }
+        usleep(100_000)
+        let start = Date()
+        server.stop()
+        server = nil
+        XCTAssertLessThan(Date().timeIntervalSince(start), 1)
+        var byte: UInt8 = 0
+        XCTAssertEqual(recv(fd, &byte, 1, 0), 0)
+    }
+}

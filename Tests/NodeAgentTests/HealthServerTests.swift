@@ -130,6 +130,27 @@ final class HealthServerTests: XCTestCase {
         XCTAssertEqual(recv(idle[0], &byte, 1, 0), 0, "an idle connection was not cut off")
     }
 
+    func testATakenPortIsNamedAndIPv6Serves() throws {
+        XCTAssertThrowsError(try HealthServer(host: "127.0.0.1", port: Int(port), cache: StatusCache(), logger: Logger(label: "test"))) {
+            XCTAssertTrue("\($0)".contains("cannot listen on 127.0.0.1:\(port): Address already in use"), "\($0)")
+        }
+        let v6 = try HealthServer(host: "::1", port: Int(port), cache: StatusCache(), logger: Logger(label: "test"))
+        v6.start()
+        defer { v6.stop() }
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var sa = sockaddr_in6()
+        sa.sin6_family = sa_family_t(AF_INET6)
+        sa.sin6_port = port.bigEndian
+        sa.sin6_addr = in6addr_loopback
+        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        XCTAssertEqual(r, 0)
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        send(fd, "GET /healthz HTTP/1.0\r\n\r\n")
+        XCTAssertTrue(receive(fd, responses: 1).hasPrefix("HTTP/1.1 200 OK\r\n"))
+    }
+
     func testStopIsPromptAndClosesConnections() throws {
         let fd = try connect()
         defer { close(fd) }

@@ -29,6 +29,7 @@ final class HealthServer: @unchecked Sendable {
         self.cache = cache
         self.logger = logger
         let address = try IPAddress(host)
+        let shown = address.family == .v6 ? "[\(host)]:\(port)" : "\(host):\(port)"
         let fd = socket(Int32(address.family.rawValue), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw AgentError(.io, "health endpoint: socket: \(String(cString: strerror(errno)))") }
         var on: Int32 = 1
@@ -50,7 +51,7 @@ final class HealthServer: @unchecked Sendable {
         guard bound == 0, listen(fd, 128) == 0 else {
             let error = String(cString: strerror(errno))
             close(fd)
-            throw AgentError(.io, "health endpoint: cannot listen on \(host):\(port): \(error)", hint: "pick a free --listen address, or off")
+            throw AgentError(.io, "health endpoint: cannot listen on \(shown): \(error)", hint: "pick a free --listen address, or off")
         }
         listener = fd
         var ends: [Int32] = [-1, -1]
@@ -60,7 +61,7 @@ final class HealthServer: @unchecked Sendable {
         }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         wake = ends
-        logger.info("health endpoint listening", metadata: ["address": "\(host):\(port)"])
+        logger.info("health endpoint listening", metadata: ["address": "\(shown)"])
     }
 
     deinit {

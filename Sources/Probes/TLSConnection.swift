@@ -13,20 +13,21 @@ import TrustStore
 /// A TLS client context whose trust is one CA file. Loading is the slow part (OpenSSL 3 decodes
 /// about 5,000 certificates a second), so it happens before the connection is opened: a large
 /// bundle must not eat the peer's timeout and be reported as a stalling server. A PEM bundle is
-/// indexed, not decoded (`TrustIndex`): a handshake decodes only the roots named by the peer's
-/// chain, and only when those do not verify it is the whole file loaded, so that a failure reports
-/// the code that the whole file gives.
+/// indexed, not decoded (`TrustIndex`): a handshake decodes only the roots that the peer chain's
+/// names lead to, which are the only ones OpenSSL's own lookup would consider, so the verify code
+/// and chain are those of the whole file loaded (a test compares the two).
 final class TLSTrust {
     let context: OpaquePointer
-    let trustFile: String
     /// nil when the context holds the whole file.
     private let index: TrustIndex?
     private let lock = PlainLock()
-    /// The whole file, loaded by the first verification that the indexed roots did not pass.
-    private var wholeFile: OpaquePointer?
+    /// The OpenSSL canonical-name hash of each indexed subject, computed on the first
+    /// verification that byte-equal names did not pass.
+    private var canonicalKeys: [UInt?]?
+    private var decoded = 0
 
-    /// Whether a verification needed the whole file (tests: a verified chain should not).
-    var loadedWholeFile: Bool { lock.withLock { wholeFile != nil } }
+    /// Roots decoded by the last verification (tests: a few, never the whole bundle).
+    var lastDecoded: Int { lock.withLock { decoded } }
 
     /// `indexed: false` loads the whole file up front (what the index must agree with; tests).
     init(trustFile: String, indexed: Bool = true) throws {
@@ -43,7 +44,6 @@ final class TLSTrust {
             }
         }
         context = ctx
-        self.trustFile = trustFile
         if index != nil {
             // The callback replaces OpenSSL's X509_verify_cert for this context; the trust object
             // outlives every connection made with it (each TLSConnection holds it).
@@ -54,8 +54,9 @@ final class TLSTrust {
         }
     }
 
-    /// Verifies the peer's chain in `storeContext` with the bundle's roots that its names lead to;
-    /// when they do not verify it, with the whole file (the exact code a full load gives).
+    /// Verifies the peer's chain in `storeContext` with the bundle's roots whose subjects are the
+    /// chain's names (and the issuers of those, for cross-signed roots): byte-equal names first,
+    /// then, if that does not verify, names equal in OpenSSL's canonical form.
     private func verify(_ storeContext: OpaquePointer) -> Int32 {
         guard let index, let leaf = X509_STORE_CTX_get0_cert(storeContext) else { return 0 }
         var chain = [leaf]
@@ -67,30 +68,42 @@ final class TLSTrust {
             names.insert(Self.der(X509_get_subject_name(x)))
             names.insert(Self.der(X509_get_issuer_name(x)))
         }
-        let roots = index.certificates(named: names)
-        if !roots.isEmpty, let stack = node_agent_sk_x509_new() {
-            for root in roots {
-                root.der.withUnsafeBufferPointer { buffer in
-                    var p: UnsafePointer<UInt8>? = buffer.baseAddress
-                    if let x = d2i_X509(nil, &p, buffer.count) { _ = node_agent_sk_x509_push(stack, x) }
-                }
+        let exact = index.certificates(named: names)
+        let result = verify(storeContext, trusting: exact)
+        guard result != 1 else { return result }
+        let keys: [UInt?] = lock.withLock {
+            if canonicalKeys == nil { canonicalKeys = index.entries.map { Self.canonicalKey(Array($0.subject)) } }
+            return canonicalKeys!
+        }
+        let canonical = index.certificates(named: names, subjectKeys: keys, key: Self.canonicalKey)
+        // A superset of `exact`; only new candidates can change the outcome.
+        return canonical.count > exact.count ? verify(storeContext, trusting: canonical) : result
+    }
+
+    /// Verifies with exactly `roots` trusted; the outcome lands in `storeContext`.
+    private func verify(_ storeContext: OpaquePointer, trusting roots: [TrustIndex.Entry]) -> Int32 {
+        guard let stack = node_agent_sk_x509_new() else { return -1 }
+        defer { node_agent_sk_x509_pop_free(stack) }
+        for root in roots {
+            root.der.withUnsafeBufferPointer { buffer in
+                var p: UnsafePointer<UInt8>? = buffer.baseAddress
+                if let x = d2i_X509(nil, &p, buffer.count) { _ = node_agent_sk_x509_push(stack, x) }
             }
-            let ok = node_agent_verify_into(storeContext, Self.emptyStore, stack)
-            node_agent_sk_x509_pop_free(stack)
-            if ok == 1 { return 1 }
         }
-        let whole: OpaquePointer? = lock.withLock {
-            if wholeFile == nil, let store = X509_STORE_new() {
-                if X509_STORE_load_file(store, trustFile) == 1 { wholeFile = store } else { X509_STORE_free(store) }
-                ERR_clear_error()
-            }
-            return wholeFile
+        lock.withLock { decoded = roots.count }
+        return node_agent_verify_into(storeContext, Self.emptyStore, stack)
+    }
+
+    /// OpenSSL's hash of a DER name in its canonical form (the c_rehash hash).
+    private static func canonicalKey(_ der: [UInt8]) -> UInt? {
+        der.withUnsafeBufferPointer { buffer in
+            var p: UnsafePointer<UInt8>? = buffer.baseAddress
+            guard let name = d2i_X509_NAME(nil, &p, buffer.count) else { ERR_clear_error(); return nil }
+            defer { X509_NAME_free(name) }
+            var ok: Int32 = 0
+            let hash = X509_NAME_hash_ex(name, nil, nil, &ok)
+            return ok == 1 ? UInt(hash) : nil
         }
-        guard let whole else {
-            X509_STORE_CTX_set_error(storeContext, X509_V_ERR_UNSPECIFIED)
-            return 0
-        }
-        return node_agent_verify_into(storeContext, whole, nil)
     }
 
     private static func der(_ name: OpaquePointer?) -> [UInt8] {
@@ -104,10 +117,7 @@ final class TLSTrust {
     /// The store a verification with an explicit list of roots starts from (it holds nothing).
     nonisolated(unsafe) private static let emptyStore = X509_STORE_new()
 
-    deinit {
-        SSL_CTX_free(context)
-        if let wholeFile { X509_STORE_free(wholeFile) }
-    }
+    deinit { SSL_CTX_free(context) }
 
     /// The trust for `trustFile`, loaded again only when the file changed (its identity, size or
     /// modification time): `run` probes every minute, and a node's bundle rarely changes.

@@ -61,6 +61,26 @@ public struct TrustIndex: Sendable {
         return picked.sorted().map { entries[$0] }
     }
 
+    /// As `certificates(named:)`, with names compared by `key` (OpenSSL's canonical form, for the
+    /// same name encoded another way: OpenSSL's own issuer lookup matches those too); `subjectKeys`
+    /// holds the key of each entry's subject, nil where there is none. Keys may collide: a
+    /// certificate too many is harmless, OpenSSL checks every candidate's name and signature.
+    public func certificates<Key: Hashable>(named names: Set<[UInt8]>, subjectKeys: [Key?], key: ([UInt8]) -> Key?) -> [Entry] {
+        var byKey: [Key: [Int]] = [:]
+        for (i, k) in subjectKeys.enumerated() { if let k { byKey[k, default: []].append(i) } }
+        var pending = Array(names)
+        var seenNames = names
+        var picked = Set<Int>()
+        while let name = pending.popLast() {
+            guard let k = key(name) else { continue }
+            for i in byKey[k] ?? [] where picked.insert(i).inserted {
+                let issuer = Array(entries[i].issuer)
+                if seenNames.insert(issuer).inserted { pending.append(issuer) }
+            }
+        }
+        return picked.sorted().map { entries[$0] }
+    }
+
     private static let dashes = Array("-----".utf8)
     private static let begin = Array("-----BEGIN CERTIFICATE-----".utf8)
     private static let end = Array("-----END CERTIFICATE-----".utf8)

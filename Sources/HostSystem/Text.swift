@@ -42,15 +42,16 @@ extension StringProtocol {
 
 extension BinaryInteger {
     /// Lower-case hexadecimal, zero-padded to `width` digits (`String(format: "%0*x")`).
-    public func hex(width: Int) -> String {
-        let digits = String(self, radix: 16)
+    public func hex(width: Int) -> String { digits(radix: 16, width: width) }
+
+    /// Upper-case hexadecimal, zero-padded to `width` digits (`String(format: "%0*X")`).
+    public func upperHex(width: Int) -> String { digits(radix: 16, width: width).uppercased() }
+
+    /// The digits in `radix`, zero-padded to `width`.
+    func digits(radix: Int, width: Int) -> String {
+        let digits = String(self, radix: radix)
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
-}
-
-extension BinaryInteger {
-    /// Upper-case hexadecimal, zero-padded to `width` digits (`String(format: "%0*X")`).
-    public func upperHex(width: Int) -> String { hex(width: width).uppercased() }
 }
 
 extension StringProtocol {
@@ -86,26 +87,17 @@ extension Double {
     /// The value with `decimals` digits after the point, rounded half away from zero
     /// (`String(format: "%.Nf")`), left-padded with spaces to `width` characters.
     public func fixed(_ decimals: Int, width: Int = 0) -> String {
-        guard isFinite else { return String(repeating: " ", count: max(0, width - description.count)) + description }
         var scale = 1.0
         for _ in 0..<decimals { scale *= 10 }
         let scaled = (abs(self) * scale).rounded()
-        var text: String
-        if scaled >= 9.0e18 { text = description } else {
+        var text = description
+        if isFinite && scaled < 9.0e18 {
             let units = UInt64(scaled)
-            let whole = units / UInt64(scale)
-            text = String(whole)
-            if decimals > 0 { text += "." + (units % UInt64(scale)).padded(to: decimals) }
+            text = String(units / UInt64(scale))
+            if decimals > 0 { text += "." + (units % UInt64(scale)).digits(radix: 10, width: decimals) }
             if self < 0 && units != 0 { text = "-" + text }
         }
         return text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
-    }
-}
-
-extension UInt64 {
-    fileprivate func padded(to width: Int) -> String {
-        let digits = String(self)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 }
 

@@ -83,10 +83,10 @@ public struct ProcessRunner: CommandRunner {
         var status: Int32 = 0
         // At the deadline the program may have exited while something it left behind still holds
         // its output open: that is its result, and what it left is not ours to kill.
-        let exited = finished || waitpid(pid, &status, WNOHANG) == pid
-        if !exited { kill(-pid, SIGKILL) }
-        if !(exited && !finished) { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
-        guard exited else {
+        let reapedAtDeadline = !finished && waitpid(pid, &status, WNOHANG) == pid
+        if !finished && !reapedAtDeadline { kill(-pid, SIGKILL) }
+        if !reapedAtDeadline { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        guard finished || reapedAtDeadline else {
             let name = executable.split(separator: "/").last.map(String.init) ?? executable
             throw AgentError(.commandFailed, "\(name) did not finish within \(Int(timeoutSeconds)) s and was stopped, with what it started"
                              + (err.isEmpty ? "" : " (it said: \(String(decoding: err.suffix(200), as: UTF8.self).escapedForMessage))"),

@@ -31,6 +31,28 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible, Codable {
         self.bytes = bytes
     }
 
+    /// Calls `body` with this address and `port` as a `sockaddr_in` or `sockaddr_in6`, and its
+    /// length: what connect(2) and bind(2) take.
+    public func withSocketAddress<T>(port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        func call<Address>(_ address: inout Address) -> T {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<Address>.size)) }
+            }
+        }
+        if family == .v4 {
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = port.bigEndian
+            withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: bytes) }
+            return call(&sa)
+        }
+        var sa = sockaddr_in6()
+        sa.sin6_family = sa_family_t(AF_INET6)
+        sa.sin6_port = port.bigEndian
+        withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: bytes) }
+        return call(&sa)
+    }
+
     public var description: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         var copy = bytes

@@ -25,13 +25,6 @@ final class Socket {
 
     deinit { close(fd) }
 
-    /// connect(2) with a sockaddr_in or sockaddr_in6.
-    private static func connectRaw<Address>(_ fd: Int32, _ address: inout Address) -> Int32 {
-        withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<Address>.size)) }
-        }
-    }
-
     static func connect(to address: IPAddress, port: UInt16, type: Int32, timeoutMilliseconds: Int32) throws -> Socket {
         let family = address.family == .v4 ? AF_INET : AF_INET6
         let fd = socket(family, type | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
@@ -44,20 +37,7 @@ final class Socket {
             var on: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
         }
-        let r: Int32
-        if address.family == .v4 {
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: address.bytes) }
-            r = connectRaw(fd, &sa)
-        } else {
-            var sa = sockaddr_in6()
-            sa.sin6_family = sa_family_t(AF_INET6)
-            sa.sin6_port = port.bigEndian
-            withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: address.bytes) }
-            r = connectRaw(fd, &sa)
-        }
+        let r = address.withSocketAddress(port: port) { Glibc.connect(fd, $0, $1) }
         if r != 0 {
             guard errno == EINPROGRESS else { throw SocketError(code: errno, what: "connect") }
             try s.wait(events: Int16(POLLOUT), what: "connect")

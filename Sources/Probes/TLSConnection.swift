@@ -106,7 +106,8 @@ final class TLSTrust {
         }
     }
 
-    private static func der(_ name: OpaquePointer?) -> [UInt8] {
+    /// A name as DER (i2d_X509_NAME).
+    static func der(_ name: OpaquePointer?) -> [UInt8] {
         var out: UnsafeMutablePointer<UInt8>?
         let length = i2d_X509_NAME(name, &out)
         guard length > 0, let out else { return [] }

@@ -49,16 +49,7 @@ public struct TrustIndex: Sendable {
     /// The certificates whose subject is one of `names`, and the certificates that issued those
     /// (transitively: a cross-signed root is followed to the root that signed it), in file order.
     public func certificates(named names: Set<[UInt8]>) -> [Entry] {
-        var pending = names.map { $0[...] }
-        var seenNames = Set(pending)
-        var picked = Set<Int>()
-        while let name = pending.popLast() {
-            for i in bySubject[name] ?? [] where picked.insert(i).inserted {
-                let issuer = entries[i].issuer
-                if seenNames.insert(issuer).inserted { pending.append(issuer) }
-            }
-        }
-        return picked.sorted().map { entries[$0] }
+        closure(of: names) { bySubject[$0[...]] ?? [] }
     }
 
     /// As `certificates(named:)`, with names compared by `key` (OpenSSL's canonical form, for the
@@ -68,12 +59,16 @@ public struct TrustIndex: Sendable {
     public func certificates<Key: Hashable>(named names: Set<[UInt8]>, subjectKeys: [Key?], key: ([UInt8]) -> Key?) -> [Entry] {
         var byKey: [Key: [Int]] = [:]
         for (i, k) in subjectKeys.enumerated() { if let k { byKey[k, default: []].append(i) } }
+        return closure(of: names) { name in key(name).flatMap { byKey[$0] } ?? [] }
+    }
+
+    /// The entries `candidates` gives for `names`, then for the issuers of those, and so on.
+    private func closure(of names: Set<[UInt8]>, candidates: ([UInt8]) -> [Int]) -> [Entry] {
         var pending = Array(names)
         var seenNames = names
         var picked = Set<Int>()
         while let name = pending.popLast() {
-            guard let k = key(name) else { continue }
-            for i in byKey[k] ?? [] where picked.insert(i).inserted {
+            for i in candidates(name) where picked.insert(i).inserted {
                 let issuer = Array(entries[i].issuer)
                 if seenNames.insert(issuer).inserted { pending.append(issuer) }
             }

@@ -1,4 +1,5 @@
 import Foundation
+import HostSystem
 import Logging
 @testable import NodeAgent
 import XCTest
@@ -22,14 +23,10 @@ final class HealthServerTests: XCTestCase {
 
     override func tearDown() { server?.stop() }
 
-    func connect() throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        XCTAssertEqual(r, 0)
+    func connect(_ host: String = "127.0.0.1") throws -> Int32 {
+        let address = try IPAddress(host)
+        let fd = socket(address.family.rawValue, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertEqual(address.withSocketAddress(port: port) { Glibc.connect(fd, $0, $1) }, 0)
         var tv = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         return fd
@@ -44,7 +41,7 @@ final class HealthServerTests: XCTestCase {
     func receive(_ fd: Int32, responses count: Int) -> String {
         var text = ""
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while text.components(separatedBy: "HTTP/1.1 ").count - 1 < count || !Self.complete(text) {
+        while text.components(separatedBy: "HTTP/1.1 ").count - 1 < count || !Self.lastResponseIsWhole(text) {
             let n = recv(fd, &buffer, buffer.count, 0)
             if n <= 0 { break }
             text += String(decoding: buffer[0..<n], as: UTF8.self)
@@ -52,13 +49,20 @@ final class HealthServerTests: XCTestCase {
         return text
     }
 
-    static func complete(_ text: String) -> Bool {
+    /// Whether the last response in `text` is whole: the body its Content-Length announces has
+    /// arrived, or it ends at its head (the answer to HEAD).
+    static func lastResponseIsWhole(_ text: String) -> Bool {
         guard let head = text.range(of: "\r\n\r\n", options: .backwards) else { return false }
-        let before = text[..<head.lowerBound]
-        guard let lengthLine = before.range(of: "Content-Length: ", options: .backwards) else { return false }
-        let length = Int(before[lengthLine.upperBound...].prefix { $0.isNumber }) ?? 0
-        return text.utf8.count - text.utf8.distance(from: text.utf8.startIndex, to: head.upperBound.samePosition(in: text.utf8)!) >= length
-            || text.hasSuffix("\r\n\r\n")
+        if head.upperBound == text.endIndex { return true }
+        guard let field = text[..<head.lowerBound].range(of: "Content-Length: ", options: .backwards),
+              let length = Int(text[field.upperBound...].prefix(while: \.isNumber)) else { return false }
+        return text[head.upperBound...].utf8.count >= length
+    }
+
+    /// The server has closed the connection (a read gives end of file).
+    func assertClosedByPeer(_ fd: Int32, _ message: String = "the connection stayed open", line: UInt = #line) {
+        var byte: UInt8 = 0
+        XCTAssertEqual(recv(fd, &byte, 1, 0), 0, message, line: line)
     }
 
     func testKeepAlivePipeliningAndHead() throws {
@@ -77,8 +81,7 @@ final class HealthServerTests: XCTestCase {
         // Connection: close is honoured.
         send(fd, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
         XCTAssertTrue(receive(fd, responses: 1).contains("Connection: close\r\n"))
-        var byte: UInt8 = 0
-        XCTAssertEqual(recv(fd, &byte, 1, 0), 0, "the connection stayed open")
+        assertClosedByPeer(fd)
     }
 
     func testABadRequestIsAnsweredAndClosed() throws {
@@ -87,8 +90,7 @@ final class HealthServerTests: XCTestCase {
         send(fd, "GET /healthz HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
         let answer = receive(fd, responses: 1)
         XCTAssertTrue(answer.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"), answer)
-        var byte: UInt8 = 0
-        XCTAssertEqual(recv(fd, &byte, 1, 0), 0)
+        assertClosedByPeer(fd)
     }
 
     /// A client that stops sending mid-head gets 400; one that sends a body it was refused gets its
@@ -126,8 +128,7 @@ final class HealthServerTests: XCTestCase {
         XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), answer)
         XCTAssertGreaterThan(waited, 3, "served past the bound")
         XCTAssertLessThan(waited, 9)
-        var byte: UInt8 = 0
-        XCTAssertEqual(recv(idle[0], &byte, 1, 0), 0, "an idle connection was not cut off")
+        assertClosedByPeer(idle[0], "an idle connection was not cut off")
     }
 
     func testATakenPortIsNamedAndIPv6Serves() throws {
@@ -137,16 +138,8 @@ final class HealthServerTests: XCTestCase {
         let v6 = try HealthServer(host: "::1", port: Int(port), cache: StatusCache(), logger: Logger(label: "test"))
         v6.start()
         defer { v6.stop() }
-        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try connect("::1")
         defer { close(fd) }
-        var sa = sockaddr_in6()
-        sa.sin6_family = sa_family_t(AF_INET6)
-        sa.sin6_port = port.bigEndian
-        sa.sin6_addr = in6addr_loopback
-        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        XCTAssertEqual(r, 0)
-        var tv = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         send(fd, "GET /healthz HTTP/1.0\r\n\r\n")
         XCTAssertTrue(receive(fd, responses: 1).hasPrefix("HTTP/1.1 200 OK\r\n"))
     }
@@ -159,7 +152,6 @@ final class HealthServerTests: XCTestCase {
         server.stop()
         server = nil
         XCTAssertLessThan(Date().timeIntervalSince(start), 1)
-        var byte: UInt8 = 0
-        XCTAssertEqual(recv(fd, &byte, 1, 0), 0)
+        assertClosedByPeer(fd)
     }
 }

@@ -23,8 +23,8 @@ final class TrustIndexTests: XCTestCase {
                 return d2i_X509(nil, &p, b.count)
             })
             defer { X509_free(x) }
-            XCTAssertEqual(Array(entry.subject), Self.der(X509_get_subject_name(x)))
-            XCTAssertEqual(Array(entry.issuer), Self.der(X509_get_issuer_name(x)))
+            XCTAssertEqual(Array(entry.subject), TLSTrust.der(X509_get_subject_name(x)))
+            XCTAssertEqual(Array(entry.issuer), TLSTrust.der(X509_get_issuer_name(x)))
         }
     }
 
@@ -103,12 +103,5 @@ final class TrustIndexTests: XCTestCase {
                 usleep(50_000)  // the server is still starting
             }
         }
-    }
-
-    private static func der(_ name: OpaquePointer?) -> [UInt8] {
-        var out: UnsafeMutablePointer<UInt8>?
-        let n = i2d_X509_NAME(name, &out)
-        defer { node_agent_openssl_free(out) }
-        return n > 0 ? Array(UnsafeBufferPointer(start: out, count: Int(n))) : []
     }
 }

@@ -34,20 +34,7 @@ final class HealthServer: @unchecked Sendable {
         guard fd >= 0 else { throw AgentError(.io, "health endpoint: socket: \(String(cString: strerror(errno)))") }
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        let bound: Int32
-        if address.family == .v4 {
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = UInt16(port).bigEndian
-            withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: address.bytes) }
-            bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        } else {
-            var sa = sockaddr_in6()
-            sa.sin6_family = sa_family_t(AF_INET6)
-            sa.sin6_port = UInt16(port).bigEndian
-            withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: address.bytes) }
-            bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        }
+        let bound = address.withSocketAddress(port: UInt16(port)) { bind(fd, $0, $1) }
         guard bound == 0, listen(fd, 128) == 0 else {
             let error = String(cString: strerror(errno))
             close(fd)
@@ -175,8 +162,8 @@ final class HealthServer: @unchecked Sendable {
                 return true
             }
             // Requests that arrived while answers were pending.
-            guard !c.input.isEmpty, HTTPRequestParser.parse(c.input[...]) != .incomplete else { return true }
             answer(&c)
+            guard !c.output.isEmpty else { return true }
         }
     }
 

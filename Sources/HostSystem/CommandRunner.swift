@@ -67,7 +67,15 @@ public struct ProcessRunner: CommandRunner {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        // A tool starts with every signal at its default and none blocked, whatever the agent
+        // holds (`run` blocks SIGTERM and SIGINT to take them between reconciles; an ignored or
+        // blocked signal would otherwise pass through exec to the tool).
+        var everySignal = sigset_t(), noSignal = sigset_t()
+        sigfillset(&everySignal)
+        sigemptyset(&noSignal)
+        posix_spawnattr_setsigdefault(&attributes, &everySignal)
+        posix_spawnattr_setsigmask(&attributes, &noSignal)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         posix_spawnattr_setpgroup(&attributes, 0)
         var pid: pid_t = 0
         let r = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)

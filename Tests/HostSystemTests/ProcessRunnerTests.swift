@@ -22,6 +22,32 @@ final class ProcessRunnerTests: XCTestCase {
         XCTAssertFalse(Self.alive(child), "the hung tool's child \(child) still runs")
     }
 
+    /// `run` blocks SIGTERM and SIGINT (it takes them between reconciles); a tool must not inherit
+    /// that, nor an ignored signal, or it would outlive a stop.
+    func testAToolStartsWithNoSignalBlockedOrIgnored() throws {
+        var held = sigset_t(), before = sigset_t()
+        sigemptyset(&held)
+        sigaddset(&held, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &held, &before)
+        let previous = signal(SIGINT, SIG_IGN)
+        defer {
+            pthread_sigmask(SIG_SETMASK, &before, nil)
+            signal(SIGINT, previous)
+        }
+        // The agent's own state, as the tool would inherit it without the spawn attributes.
+        let own = try String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8)
+        XCTAssertNotEqual(mask(own, "SigBlk") & 1 << (SIGTERM - 1), 0, own)
+        let r = try ProcessRunner().run("/bin/grep", ["-E", "^Sig(Blk|Ign)", "/proc/self/status"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(mask(r.stdout, "SigBlk"), 0, r.stdout)
+        XCTAssertEqual(mask(r.stdout, "SigIgn") & (1 << (SIGINT - 1) | 1 << (SIGTERM - 1)), 0, r.stdout)
+    }
+
+    func mask(_ status: String, _ field: String) -> UInt64 {
+        let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+        return UInt64(line.split(separator: "\t").last ?? "", radix: 16) ?? .max
+    }
+
     func testAToolThatExitsLeavingSomethingOnItsOutputGivesItsResult() throws {
         let start = Date()
         let r = try ProcessRunner(timeoutSeconds: 1).run("/bin/sh", ["-c", "echo done; sleep 3 & exit 7"])

@@ -4,7 +4,7 @@ import Glibc
 import HostSystem
 
 @main
-struct NodeAgent: AsyncParsableCommand {
+struct NodeAgent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node-agent",
         abstract: "Makes a Kubernetes node able to pull from the cluster's own registry: CA trust, cluster DNS on the host, proof.",
@@ -13,16 +13,16 @@ struct NodeAgent: AsyncParsableCommand {
 
     /// Every option also reads `NODE_AGENT_<OPTION>` (e.g. NODE_AGENT_CLUSTER_DNS) when it is not
     /// on the command line; the command line wins.
-    static func main() async {
+    static func main() {
+        // A peer that resets a TLS connection must give an error, not end the agent: OpenSSL
+        // writes to the socket with write(2), which raises SIGPIPE. Host tools start with every
+        // signal at its default (ProcessRunner).
+        signal(SIGPIPE, SIG_IGN)
         do {
             let arguments = try EnvironmentOptions.arguments(CommandLine.arguments.dropFirst().map { $0 },
                                                              environment: ProcessInfo.processInfo.environment)
             var command = try parseAsRoot(arguments)
-            if var long = command as? AsyncParsableCommand {
-                try await long.run()
-            } else {
-                try command.run()
-            }
+            try command.run()
         } catch let error as AgentError {
             writeStandard("node-agent: error: \(error.description)\n", to: 2)
             Glibc.exit(ExitStatus.of(error))

@@ -84,6 +84,24 @@ final class RunIntegrationTests: XCTestCase {
             ((try? String(contentsOfFile: notifyLog, encoding: .utf8)) ?? "").contains("READY=1\nSTATUS=ready to pull from registry-service.openfaas.svc.cluster.local:443")
         }
 
+        // Every thread of the agent holds SIGTERM and SIGINT blocked (the loop takes them between
+        // reconciles; a thread without the block would die of them), but for the loop's own while
+        // it waits in rt_sigtimedwait (syscall 128), which unblocks them for the wait; SIGPIPE is ignored.
+        let threads = try node.exec(["sh", "-c", """
+            for t in /proc/$(pgrep -f '[n]ode-agent run' | tail -1)/task/*; do
+              echo "$(grep ^SigBlk $t/status | cut -f2) $(grep ^SigIgn $t/status | cut -f2) $(cut -d' ' -f1 $t/syscall)"
+            done
+            """])
+        let masks = threads.stdout.split(separator: "\n").map { $0.split(separator: " ") }
+        XCTAssertGreaterThanOrEqual(masks.count, 2, "two threads (loop, endpoint): \(threads.stdout)\(threads.stderr)")
+        let held: UInt64 = 1 << (SIGTERM - 1) | 1 << (SIGINT - 1), ignored: UInt64 = 1 << (SIGPIPE - 1)
+        for m in masks {
+            XCTAssertEqual(m.count, 3, threads.stdout)
+            guard m.count == 3, let blocked = UInt64(m[0], radix: 16), let ignoring = UInt64(m[1], radix: 16) else { continue }
+            XCTAssertTrue(blocked & held == held || m[2] == "128", threads.stdout)
+            XCTAssertEqual(ignoring & ignored, ignored, threads.stdout)
+        }
+
         // The health endpoint serves what the reconcile found, with a real HTTP client.
         XCTAssertEqual(try get("/healthz").code, "200")
         let ready = try get("/readyz")

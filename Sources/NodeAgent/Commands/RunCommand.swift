@@ -4,7 +4,6 @@ import Glibc
 import HostSystem
 import Logging
 import ResolvedConfig
-import Dispatch
 import TrustStore
 
 /// The options of `run`, validated once at start.
@@ -17,7 +16,7 @@ struct RunOptions: Sendable {
     var reporter: NodeReporter?
 }
 
-struct RunCommand: AsyncParsableCommand {
+struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Keep the node able to pull: reconcile at start, on CA and resolved changes, and every interval; SIGTERM stops it.",
@@ -48,13 +47,15 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Address of the health endpoint (/healthz, /readyz, /status, /metrics), HOST:PORT; 'off' for none.")
     var listen: String = "0.0.0.0:9808"
 
-    func run() async throws {
+    func run() throws {
         guard (0.1...86400).contains(interval), (0.05...3600).contains(watchInterval) else {
             throw AgentError(.invalidInput, "--interval must be 0.1-86400 s and --watch-interval 0.05-3600 s")
         }
         // Fail fast on bad options: the same validation as bootstrap, before any service starts.
         _ = try NodeConfig(node, caFile: ca, dryRun: true)
         _ = try ChangeOptions.runner(toolTimeout: change.toolTimeout)
+        // Before the endpoint's thread starts, so that it inherits the block.
+        let stop = StopSignals()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
@@ -78,16 +79,7 @@ struct RunCommand: AsyncParsableCommand {
         server?.start()
         // SIGTERM (the kubelet, systemd) and SIGINT end the reconcile loop at its next step; a
         // reconcile under way finishes first, so no host change is cut in half by the agent.
-        let loop = Task { await reconcile.run() }
-        let signals = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { loop.cancel() }
-            source.resume()
-            return source
-        }
-        await loop.value
-        signals.forEach { $0.cancel() }
+        reconcile.run(until: stop)
         server?.stop()
     }
 }

@@ -89,7 +89,7 @@ struct KubeAPI: Sendable {
 /// ready, so that pods land only on nodes that can pull (kubernetes-sigs/node-readiness-controller
 /// watches such conditions).
 final class NodeReporter: @unchecked Sendable {
-    // Used from the reconcile queue only.
+    // Used from the reconcile loop only.
     let api: KubeAPI
     let node: String
     let conditionType: String

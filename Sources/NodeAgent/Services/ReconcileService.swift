@@ -1,7 +1,6 @@
 import CSystemd
 import FoundationEssentials
 import Glibc
-import Dispatch
 import HostSystem
 import Logging
 import Probes
@@ -17,29 +16,30 @@ struct ReconcileService {
     /// What the last reconcile found, for the health endpoint.
     let cache: StatusCache
     let logger: Logger
-    /// Blocking work (sd-bus, host tools) runs here, off the cooperative pool, one at a time.
-    let queue = DispatchQueue(label: "node-agent.reconcile")
-    /// The bus connection the watch reuses between ticks (used on `queue` only).
+    /// The bus connection the watch reuses between ticks.
     let watchBus = WatchBus()
 
-    final class WatchBus: @unchecked Sendable {
+    final class WatchBus {
         var bus: SystemBus?
     }
 
-    func run() async {
+    /// The loop, on the calling thread until `stop` takes SIGTERM or SIGINT. Signals are taken
+    /// only while it waits, so a reconcile under way always finishes: no host change is cut in
+    /// half by the agent.
+    func run(until stop: StopSignals) {
         var lastCA: [UInt8]?
         var lastOwner: String?
         var nextFull = Date.distantPast
         var backoff = options.watchInterval * 2
-        while !Task.isCancelled {
+        repeat {
             let caBytes = try? NodeConfig.readFile(options.ca, what: "CA file", limit: CertificateParser.maximumFileSize)
-            let owner = await onQueue { resolvedOwner() }
+            let owner = resolvedOwner()
             var why: String?
             if Date() >= nextFull { why = lastCA == nil ? "start" : "interval" }
             if lastCA != nil, caBytes != lastCA { why = "the CA file changed" }
             if lastOwner != nil, owner != nil, owner != lastOwner { why = "systemd-resolved restarted" }
             if let why {
-                let ready = await reconcile(why)
+                let ready = reconcile(why)
                 lastCA = caBytes
                 if ready {
                     backoff = options.watchInterval * 2
@@ -50,19 +50,16 @@ struct ReconcileService {
                 }
             }
             lastOwner = owner ?? lastOwner
-            try? await Task.sleep(nanoseconds: UInt64(options.watchInterval * 1e9))
-        }
+        } while stop.wait(seconds: options.watchInterval) == nil
         logger.info("stopping: graceful shutdown")
         notify("STOPPING=1")
     }
 
     /// One bootstrap run; returns whether the node is ready.
-    func reconcile(_ why: String) async -> Bool {
-        let outcome: Result<Report, Error> = await onQueue {
-            Result {
-                let config = try NodeConfig(options.node, caFile: options.ca, dryRun: false)
-                return try options.change.bootstrap(config).run()
-            }
+    func reconcile(_ why: String) -> Bool {
+        let outcome = Result {
+            let config = try NodeConfig(options.node, caFile: options.ca, dryRun: false)
+            return try options.change.bootstrap(config).run()
         }
         switch outcome {
         case .success(let report):
@@ -90,12 +87,10 @@ struct ReconcileService {
     /// The node condition (and startup taint), when the agent knows its node and the API.
     func publish(ready: Bool, reason: String, message: String) {
         guard let reporter = options.reporter else { return }
-        queue.async {
-            do {
-                for line in try reporter.report(ready: ready, reason: reason, message: message) { logger.info("kubernetes: \(line)") }
-            } catch {
-                logger.error("kubernetes: \(error)")
-            }
+        do {
+            for line in try reporter.report(ready: ready, reason: reason, message: message) { logger.info("kubernetes: \(line)") }
+        } catch {
+            logger.error("kubernetes: \(error)")
         }
     }
 
@@ -122,10 +117,6 @@ struct ReconcileService {
     }
 
     func jittered(_ seconds: Double) -> Double { seconds * Double.random(in: 0.9...1.1) }
-
-    func onQueue<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in queue.async { continuation.resume(returning: work()) } }
-    }
 
     /// Tells systemd (when it started the agent with NOTIFY_SOCKET) how things stand.
     func notify(_ state: String) {

@@ -159,6 +159,29 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertFalse(logText().contains("reconcile failed"), logText())
     }
 
+    /// An API server that accepts and never answers (the sandbox's silent-server on
+    /// 127.0.0.25:443) costs the loop its request timeout (10 s), but only after the reconcile is
+    /// logged and the endpoint and systemd know the outcome; SIGTERM still stops the agent.
+    func testASilentAPIServerHoldsBackNeitherTheOutcomeNorTheStop() throws {
+        let tokenFile = node.folder + "/token"
+        try "test-token".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let (process, log) = try startRun(["--ca", node.caFile, "--node-name", "node-1", "--kube-api", "https://127.0.0.25:443",
+                                           "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile])
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        try eventually(8, "the first reconcile, logged before the API answers") { logText().contains("ready=true reason=start") }
+        XCTAssertEqual(try get("/readyz").code, "200")
+        XCTAssertFalse(logText().contains("kubernetes:"), "the API request is still waiting: \(logText())")
+        try eventually(15, "the API request given up and logged") { logText().contains("kubernetes:") }
+
+        let stopAsked = Date()
+        process.terminate()
+        process.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(stopAsked), 12, "at most one API timeout")
+        XCTAssertEqual(process.terminationStatus, 0, logText())
+        XCTAssertTrue(logText().contains("stopping: graceful shutdown"))
+    }
+
     /// The node condition and the startup taint, against scripts/fake-apiserver (a test double
     /// that checks the request shapes, not a Kubernetes API server).
     func testRunPublishesTheNodeConditionOnChangeAndRemovesTheStartupTaint() throws {

@@ -64,8 +64,6 @@ struct ReconcileService {
         switch outcome {
         case .success(let report):
             cache.update(report: report, error: nil)
-            publish(ready: report.ready, reason: report.ready ? "RegistryPullable" : "RegistryNotPullable",
-                    message: report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; "))
             let failed = report.checks.filter { $0.outcome == .fail }.map(\.name)
             logger.info("reconciled", metadata: [
                 "reason": "\(why)", "ready": "\(report.ready)", "changes": "\(report.changes.count)",
@@ -74,12 +72,16 @@ struct ReconcileService {
             for change in report.changes { logger.info("changed: \(change)") }
             notify(report.ready ? "READY=1\nSTATUS=ready to pull from \(report.registry)"
                                 : "READY=1\nSTATUS=not ready: \(failed.joined(separator: ", "))")
+            // Last: an API server that is slow to answer (10 s per request at most) delays
+            // neither the log nor systemd's status.
+            publish(ready: report.ready, reason: report.ready ? "RegistryPullable" : "RegistryNotPullable",
+                    message: report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; "))
             return report.ready
         case .failure(let error):
             cache.update(report: nil, error: "\(error)")
-            publish(ready: false, reason: "AgentError", message: "\(error)")
             logger.error("reconcile failed", metadata: ["reason": "\(why)", "error": "\(error)"])
             notify("READY=1\nSTATUS=reconcile failed: \(error)")
+            publish(ready: false, reason: "AgentError", message: "\(error)")
             return false
         }
     }

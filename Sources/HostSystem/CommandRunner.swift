@@ -116,8 +116,7 @@ public struct ProcessRunner: CommandRunner {
             guard now < deadline else { return (outputs[0], outputs[1], false) }
             var fds = [pollfd(fd: open[0] ? a : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: open[1] ? b : -1, events: Int16(POLLIN), revents: 0)]
-            let waitMilliseconds = Int32(min((deadline - now) / 1_000_000 + 1, 60_000))
-            if poll(&fds, 2, waitMilliseconds) < 0 {
+            if poll(&fds, 2, pollMilliseconds(until: deadline, now: now)) < 0 {
                 if errno == EINTR { continue }
                 break
             }

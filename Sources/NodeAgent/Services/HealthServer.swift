@@ -101,7 +101,7 @@ final class HealthServer: @unchecked Sendable {
             }
             let now = monotonicNanoseconds()
             let next = connections.map { $0.drainUntil ?? $0.lastActivity + Self.idleTimeout }.min()
-            let timeout = next.map { Int32(min(($0 > now ? $0 - now : 0) / 1_000_000 + 1, 60_000)) } ?? -1
+            let timeout = next.map { pollMilliseconds(until: $0, now: now) } ?? -1
             if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { return }
             if fds[0].revents != 0 { return }
             let later = monotonicNanoseconds()

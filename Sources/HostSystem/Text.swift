@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Glibc
 
 // Small text helpers that FoundationEssentials does not have. The agent imports FoundationEssentials
@@ -120,6 +121,12 @@ extension String {
     public func padded(to width: Int) -> String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
     }
+}
+
+extension Date {
+    /// The date as RFC 3339 / ISO 8601 in UTC, to the second (`2026-11-25T02:40:25Z`): what
+    /// Kubernetes takes and what the reports show.
+    public var iso8601: String { formatted(Date.ISO8601FormatStyle()) }
 }
 
 /// Writes `text` whole to standard output (1) or error (2), retrying short writes and EINTR.

@@ -67,7 +67,7 @@ struct Report: Encodable {
         if !certificates.isEmpty {
             out += "CA certificates:\n"
             for c in certificates {
-                out += "  * \(c.subject) (hash \(c.subjectHash), valid \(c.notBefore.formatted(Date.ISO8601FormatStyle())) to \(c.notAfter.formatted(Date.ISO8601FormatStyle())))\n"
+                out += "  * \(c.subject) (hash \(c.subjectHash), valid \(c.notBefore.iso8601) to \(c.notAfter.iso8601))\n"
                 out += "    SHA-256 \(c.sha256)\n"
             }
         }

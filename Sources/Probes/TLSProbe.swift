@@ -75,7 +75,7 @@ public enum TLSProbe {
         let text = TLSConnection.verifyText(code)
         switch code {
         case 10:
-            let when = peer.first.map { $0.notAfter.formatted(Date.ISO8601FormatStyle()) } ?? "?"
+            let when = peer.first.map { $0.notAfter.iso8601 } ?? "?"
             return "the registry's certificate expired (\(when)): renew it [OpenSSL \(code): \(text)]"
         case 9:
             return "the registry's certificate is not yet valid: check the clocks [OpenSSL \(code): \(text)]"

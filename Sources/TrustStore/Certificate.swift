@@ -56,11 +56,11 @@ public enum CertificateParser {
                                  hint: "give the CA that signed the registry's certificate, not the registry's own certificate")
             }
             if cert.notAfter < now {
-                throw AgentError(.invalidCertificate, "\(source): CA '\(cert.subject)' expired on \(iso(cert.notAfter))",
+                throw AgentError(.invalidCertificate, "\(source): CA '\(cert.subject)' expired on \(cert.notAfter.iso8601)",
                                  hint: "renew the CA and re-issue the registry certificate")
             }
             if cert.notBefore > now {
-                throw AgentError(.invalidCertificate, "\(source): CA '\(cert.subject)' is not valid before \(iso(cert.notBefore))",
+                throw AgentError(.invalidCertificate, "\(source): CA '\(cert.subject)' is not valid before \(cert.notBefore.iso8601)",
                                  hint: "check the node's clock or the CA's validity period")
             }
         }
@@ -170,10 +170,6 @@ public enum CertificateParser {
         var tm = tm()
         guard ASN1_TIME_to_tm(time, &tm) == 1 else { return Date(timeIntervalSince1970: 0) }
         return Date(timeIntervalSince1970: TimeInterval(timegm(&tm)))
-    }
-
-    static func iso(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle())
     }
 }
 

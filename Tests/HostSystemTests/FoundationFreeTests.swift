@@ -52,7 +52,7 @@ import Testing
     @Test func datesFormatLikeISO8601DateFormatter() {
         for seconds in [0.0, 1.5, 1_795_564_044.95, 4_102_444_800, 253_402_300_799] {
             let date = Date(timeIntervalSince1970: seconds)
-            #expect(date.formatted(Date.ISO8601FormatStyle()) == ISO8601DateFormatter().string(from: date))
+            #expect(date.iso8601 == ISO8601DateFormatter().string(from: date))
         }
     }
 

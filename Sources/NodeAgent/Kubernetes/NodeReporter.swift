@@ -108,10 +108,6 @@ final class NodeReporter: @unchecked Sendable {
         self.heartbeat = heartbeat
     }
 
-    static func timestamp(_ d: Date) -> String {
-        d.formatted(Date.ISO8601FormatStyle())
-    }
-
     /// Sends the condition when it changed or the heartbeat is due; returns what it did.
     func report(ready: Bool, reason: String, message: String, now: Date = Date()) throws -> [String] {
         var done: [String] = []
@@ -121,7 +117,7 @@ final class NodeReporter: @unchecked Sendable {
         if changed || now.timeIntervalSince(lastSent) >= heartbeat {
             let condition: JSONValue = [
                 "type": .string(conditionType), "status": .string(status), "reason": .string(reason), "message": .string(String(message.prefix(1024))),
-                "lastHeartbeatTime": .string(Self.timestamp(now)), "lastTransitionTime": .string(Self.timestamp(lastTransition)),
+                "lastHeartbeatTime": .string(now.iso8601), "lastTransitionTime": .string(lastTransition.iso8601),
             ]
             let r = try api.request("PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
                                     body: ["status": ["conditions": [condition]]])

@@ -42,6 +42,17 @@ final class RunIntegrationTests: XCTestCase {
         return (process, log)
     }
 
+    /// SIGTERM to the agent: it stops within `seconds`, with status 0 and its graceful-shutdown line.
+    func assertStopsOnSIGTERM(_ process: Process, within seconds: Double, _ logText: () -> String, _ message: String = "",
+                              line: UInt = #line) {
+        let stopAsked = Date()
+        process.terminate()
+        process.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(stopAsked), seconds, message, line: line)
+        XCTAssertEqual(process.terminationStatus, 0, logText(), line: line)
+        XCTAssertTrue(logText().contains("stopping: graceful shutdown"), logText(), line: line)
+    }
+
     /// An HTTP GET of the health endpoint from inside the node, with curl.
     func get(_ path: String, _ extra: [String] = []) throws -> (code: String, body: String) {
         let r = try node.exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}"] + extra + ["http://127.0.0.1:9808" + path])
@@ -149,12 +160,7 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertTrue(query.stdout.contains("127.0.0.20"), query.stdout + query.stderr)
 
         // SIGTERM: a clean, prompt stop.
-        let stopAsked = Date()
-        process.terminate()
-        process.waitUntilExit()
-        XCTAssertLessThan(Date().timeIntervalSince(stopAsked), 5)
-        XCTAssertEqual(process.terminationStatus, 0, logText())
-        XCTAssertTrue(logText().contains("stopping: graceful shutdown"))
+        assertStopsOnSIGTERM(process, within: 5, logText)
         XCTAssertTrue(((try? String(contentsOfFile: notifyLog, encoding: .utf8)) ?? "").contains("STOPPING=1"))
         XCTAssertFalse(logText().contains("reconcile failed"), logText())
     }
@@ -174,12 +180,7 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertFalse(logText().contains("kubernetes:"), "the API request is still waiting: \(logText())")
         try eventually(15, "the API request given up and logged") { logText().contains("kubernetes:") }
 
-        let stopAsked = Date()
-        process.terminate()
-        process.waitUntilExit()
-        XCTAssertLessThan(Date().timeIntervalSince(stopAsked), 12, "at most one API timeout")
-        XCTAssertEqual(process.terminationStatus, 0, logText())
-        XCTAssertTrue(logText().contains("stopping: graceful shutdown"))
+        assertStopsOnSIGTERM(process, within: 12, logText, "at most one API timeout")
     }
 
     /// The node condition and the startup taint, against scripts/fake-apiserver (a test double

@@ -88,9 +88,10 @@ public enum HazardProbes {
                   ["containerd", "crio", "dockerd"].contains(comm),
                   let pstat = try? String(contentsOfFile: "\(proc)/\(pid)/stat", encoding: .utf8),
                   let close = pstat.lastIndex(of: ")") else { continue }
-            // Fields after the command name; starttime is field 22 of the whole line.
+            // Fields after the command name; state is field 3 of the whole line, starttime 22.
+            // A zombie (state Z: exited, not yet reaped) runs nothing.
             let fields = pstat[pstat.index(after: close)...].split(separator: " ")
-            guard fields.count > 19, let start = Double(fields[19]) else { continue }
+            guard fields.count > 19, fields[0] != "Z", fields[0] != "X", let start = Double(fields[19]) else { continue }
             found.append(RuntimeProcess(name: comm, pid: pid, started: Date(timeIntervalSince1970: bootTime + start / ticks)))
         }
         return found.sorted { $0.pid < $1.pid }

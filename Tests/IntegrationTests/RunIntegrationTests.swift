@@ -11,35 +11,8 @@ final class RunIntegrationTests: XCTestCase {
     override func setUpWithError() throws { node = try SandboxNode() }
     override func tearDown() { node?.down() }
 
-    /// Waits up to `seconds` for `condition`.
-    func eventually(_ seconds: Double, _ what: String, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
-        XCTFail("not within \(seconds) s: \(what)")
-    }
-
-    /// Starts `node-agent run` in the node (interval 2 s, watch 0.3 s, endpoint on 127.0.0.1:9808),
-    /// its output in a log file of the node's folder.
     func startRun(_ extra: [String], environment: [String: String] = [:]) throws -> (Process, String) {
-        let log = node.folder + "/run.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: node.script)
-        process.arguments = ["exec", SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry,
-                             "--interval", "2", "--watch-interval", "0.3", "--listen", "127.0.0.1:9808"] + extra
-        var env = ProcessInfo.processInfo.environment
-        env["NODE_AGENT_SANDBOX"] = node.folder
-        env.merge(environment) { $1 }
-        process.environment = env
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return (process, log)
+        try node.startRun(extra, environment: environment)
     }
 
     /// SIGTERM to the agent: it stops within `seconds`, with status 0 and its graceful-shutdown line.
@@ -53,11 +26,8 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertTrue(logText().contains("stopping: graceful shutdown"), logText(), line: line)
     }
 
-    /// An HTTP GET of the health endpoint from inside the node, with curl.
     func get(_ path: String, _ extra: [String] = []) throws -> (code: String, body: String) {
-        let r = try node.exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}"] + extra + ["http://127.0.0.1:9808" + path])
-        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+        try node.endpoint(path, extra)
     }
 
     func testRunReconcilesRepairsFollowsTheSecretAndStopsOnSIGTERM() throws {

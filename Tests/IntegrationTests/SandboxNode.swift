@@ -66,6 +66,59 @@ final class SandboxNode {
         return tree
     }
 
+    /// The test image in the node's registry, named as image references name it (`host:443/...`).
+    var testImage: String { vars["TEST_IMAGE"]! }
+
+    /// The runtime's own answer, the ground truth for "ready": the node's containerd pulls
+    /// `reference` through its CRI socket as kubelet asks it to, with the pull secret's credentials.
+    /// `error` is containerd's own message when it fails.
+    func pull(_ reference: String) throws -> (ok: Bool, error: String) {
+        let r = try control(["pull", reference])
+        guard r == 0 || r == 1 else { throw AgentError(.io, "sandbox-node pull \(reference): exit \(r), not a pull result") }
+        return (r == 0, log("last-pull.err"))
+    }
+
+    /// `node-agent probe` for this node: the agent's verdict, changing nothing.
+    func probe(_ extra: [String] = []) throws -> JSONReport {
+        let r = try agent(["probe", "--host-root", hostRoot, "--registry", registry, "--cluster-dns", clusterDNS,
+                           "--output", "json", "--timeout", "2"] + extra)
+        guard r.status == 0 || r.status == 1 else { throw AgentError(.io, "probe exited \(r.status): \(r.stderr)") }
+        return try JSONReport.decode(r.stdout)
+    }
+
+    /// Starts `node-agent run` in the node (interval 2 s, watch 0.3 s, endpoint on 127.0.0.1:9808),
+    /// its output in a log file of the node's folder.
+    func startRun(_ extra: [String], environment: [String: String] = [:]) throws -> (Process, String) {
+        let log = folder + "/run.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: script)
+        process.arguments = ["exec", Self.binary, "run", "--host-root", hostRoot, "--registry", registry,
+                             "--interval", "2", "--watch-interval", "0.3", "--listen", "127.0.0.1:9808"] + extra
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_SANDBOX"] = folder
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, log)
+    }
+
+    /// An HTTP GET of the health endpoint of `startRun`'s agent from inside the node, with curl.
+    func endpoint(_ path: String, _ extra: [String] = []) throws -> (code: String, body: String) {
+        let r = try exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}"] + extra + ["http://127.0.0.1:9808" + path])
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+    }
+
+    /// The PID of the node's containerd.
+    func containerdPID() throws -> String {
+        try String(contentsOfFile: folder + "/pids/containerd", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     func log(_ name: String) -> String {
         (try? String(contentsOfFile: folder + "/logs/\(name)", encoding: .utf8)) ?? ""
     }
@@ -77,6 +130,18 @@ final class SandboxNode {
         if FileManager.default.isExecutableFile(atPath: beside) { return beside }
         return packageRoot.appendingPathComponent(".build/debug/node-agent").path
     }()
+}
+
+extension XCTestCase {
+    /// Waits up to `seconds` for `condition`.
+    func eventually(_ seconds: Double, _ what: String, line: UInt = #line, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTFail("not within \(seconds) s: \(what)", line: line)
+    }
 }
 
 /// Runs `SCRIPT up` with the node's folder in `folderVariable` and returns the variables it

@@ -1,0 +1,135 @@
+import Foundation
+import HostSystem
+import TestSupport
+import XCTest
+
+/// The pull is the proof: the node's real containerd pulls the test image through its CRI socket,
+/// as kubelet asks it to, and the agent's verdict for the same node must say the same thing.
+final class RuntimePullIntegrationTests: XCTestCase {
+    var node: SandboxNode!
+
+    override func setUpWithError() throws { node = try SandboxNode() }
+    override func tearDown() { node?.down() }
+
+    /// The image with the port, as the registry's clients name it, and without it (`host/...`):
+    /// containerd reads a different certs.d folder for each.
+    var references: [String] { [node.testImage, node.testImage.replacingOccurrences(of: ":443/", with: "/")] }
+
+    /// The agent's verdict (`probe`, read-only) and the runtime's pull of every reference, for the
+    /// node as it is now: they agree, and are `expected`. Returns the runtime's errors.
+    @discardableResult
+    func assertVerdictAgreesWithThePull(_ expected: Bool, _ what: String, probe extra: [String] = [],
+                                        line: UInt = #line) throws -> [String] {
+        let report = try node.probe(extra)
+        var errors: [String] = []
+        for reference in references {
+            let pull = try node.pull(reference)
+            XCTAssertEqual(pull.ok, report.ready,
+                           "\(what): the runtime \(pull.ok ? "pulled" : "could not pull") \(reference) (\(pull.error)) but the agent said ready=\(report.ready): \(failures(report))",
+                           line: line)
+            XCTAssertEqual(pull.ok, expected, "\(what): pull of \(reference): \(pull.error)", line: line)
+            if !pull.ok { errors.append(pull.error) }
+        }
+        XCTAssertEqual(report.ready, expected, "\(what): \(failures(report))", line: line)
+        return errors
+    }
+
+    func failures(_ report: JSONReport) -> String {
+        report.checks.filter { $0.outcome == "fail" }.map { "\($0.name): \($0.reason)" }.joined(separator: "; ")
+    }
+
+    func bootstrap(_ extra: [String] = [], ca: String? = nil, expectReady: Bool = true, line: UInt = #line) throws {
+        let run = try node.agent(node.bootstrapArguments(ca: ca, extra: extra))
+        XCTAssertEqual(run.status, expectReady ? 0 : 1, run.stdout + run.stderr, line: line)
+    }
+
+    func testThePullFailsBeforeBootstrapWorksRightAfterWithoutARestartAndFailsAfterUninstall() throws {
+        let errors = try assertVerdictAgreesWithThePull(false, "before bootstrap")
+        for e in errors { XCTAssertTrue(e.contains("name resolution") || e.contains("no such host"), e) }
+        let containerd = try node.containerdPID()
+
+        try bootstrap()
+        try assertVerdictAgreesWithThePull(true, "after bootstrap")
+        XCTAssertEqual(try node.containerdPID(), containerd, "containerd was restarted")
+        XCTAssertEqual(try node.exec(["kill", "-0", containerd]).status, 0, "containerd is gone")
+
+        let uninstall = try node.agent(["uninstall", "--host-root", node.hostRoot])
+        XCTAssertEqual(uninstall.status, 0, uninstall.stdout + uninstall.stderr)
+        try assertVerdictAgreesWithThePull(false, "after uninstall")
+    }
+
+    /// The cluster's CA is rotated: the registry's new certificate is refused by the node (the
+    /// runtime's own x509 error, and the agent agrees) until the agent installs the new CA; the
+    /// next pull works, with no runtime restart.
+    func testCARotationOldCAOutNewCAInAndTheNextPullWorks() throws {
+        try bootstrap()
+        try assertVerdictAgreesWithThePull(true, "first CA")
+        let containerd = try node.containerdPID()
+
+        let rotated = try node.exec([node.script, "rotate-ca"])
+        XCTAssertEqual(rotated.status, 0, rotated.stderr)
+        let newCA = rotated.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let errors = try assertVerdictAgreesWithThePull(false, "registry on the new CA, node on the old")
+        for e in errors { XCTAssertTrue(e.contains("x509: certificate signed by unknown authority"), e) }
+
+        try bootstrap(ca: newCA)
+        try assertVerdictAgreesWithThePull(true, "new CA installed")
+        XCTAssertEqual(try node.containerdPID(), containerd, "containerd was restarted")
+    }
+
+    /// With resolved down, `auto` picks /etc/hosts lines; containerd (through glibc) finds the
+    /// registry there.
+    func testHostsModeWhenResolvedIsDown() throws {
+        XCTAssertEqual(try node.control(["stop", "resolved"]), 0)
+        try assertVerdictAgreesWithThePull(false, "resolved down, before bootstrap")
+        try bootstrap()
+        try assertVerdictAgreesWithThePull(true, "resolved down, hosts lines")
+        XCTAssertTrue(try String(contentsOfFile: node.hostRoot + "/etc/hosts", encoding: .utf8).contains(" # node-agent"))
+    }
+
+    /// Without `config_path` containerd ignores certs.d and trusts only the OS store, which Go
+    /// loads once, at the process's first TLS verification. A runtime that verified the registry
+    /// before the CA reached the store keeps refusing it until it restarts: the agent says so,
+    /// and the restart makes both the pull and the verdict good.
+    func testARuntimeThatLoadedItsRootsBeforeTheCANeedsARestart() throws {
+        let config = node.hostRoot + "/etc/containerd/config.toml"
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "config_path", with: "# config_path").write(toFile: config, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
+        // The admin's own /etc/hosts line: the name resolves, so the first pull reaches TLS and
+        // containerd loads the OS roots, without the registry's CA.
+        let hosts = node.hostRoot + "/etc/hosts"
+        try (try String(contentsOfFile: hosts, encoding: .utf8) + "127.0.0.20 registry-service.openfaas.svc.cluster.local\n")
+            .write(toFile: hosts, atomically: true, encoding: .utf8)
+        let errors = try assertVerdictAgreesWithThePull(false, "before bootstrap, name in /etc/hosts")
+        for e in errors { XCTAssertTrue(e.contains("x509: certificate signed by unknown authority"), e) }
+
+        try bootstrap(["--output", "json"], expectReady: false)
+        let stale = try assertVerdictAgreesWithThePull(false, "CA in the OS store, runtime holding its old roots")
+        for e in stale { XCTAssertTrue(e.contains("x509: certificate signed by unknown authority"), e) }
+        let pending = try XCTUnwrap(try node.probe().check("runtime-restart-pending"))
+        XCTAssertEqual(pending.outcome, "fail", pending.reason)
+        XCTAssertTrue(pending.reason.contains("containerd (pid \(try node.containerdPID()))"), pending.reason)
+        XCTAssertEqual(try node.probe().check("certs-d")?.outcome, "warn")
+
+        XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
+        try assertVerdictAgreesWithThePull(true, "runtime restarted after the CA was installed")
+    }
+
+    /// `run` keeps the node ready while containerd restarts under it, and the node pulls after.
+    func testTheRuntimeRestartedWhileRunIsUp() throws {
+        let (process, log) = try node.startRun(["--ca", node.caFile, "--timeout", "1"])
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        try eventually(15, "ready at start") { try node.endpoint("/readyz").code == "200" }
+        XCTAssertEqual(try node.pull(node.testImage).ok, true)
+        let before = try node.containerdPID()
+        XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
+        XCTAssertNotEqual(try node.containerdPID(), before)
+        let pull = try node.pull(node.testImage)
+        XCTAssertTrue(pull.ok, pull.error)
+        // Some reconciles later the agent still says ready, having seen the new runtime.
+        Thread.sleep(forTimeInterval: 2.5)
+        XCTAssertEqual(try node.endpoint("/readyz").code, "200", (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        XCTAssertTrue(process.isRunning)
+    }
+}

@@ -60,6 +60,34 @@ public struct HostFiles: Sendable {
         return out
     }
 
+    /// Up to `count` bytes of a regular file from `offset` (fewer at its end), or nil when it
+    /// does not exist: for looking into large files (a runtime's binary) without reading them whole.
+    public func readRegion(_ path: HostPath, offset: Int, count: Int) throws -> [UInt8]? {
+        let real = try root.resolve(path)
+        let fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        if fd < 0 {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw AgentError(.io, "\(path) is not a regular file (a folder, FIFO, socket or device)")
+        }
+        var out = [UInt8](repeating: 0, count: max(0, count))
+        var done = 0
+        while done < out.count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return Array(out.prefix(done))
+    }
+
     public func readString(_ path: HostPath, limit: Int = 16 << 20) throws -> String? {
         guard let bytes = try read(path, limit: limit) else { return nil }
         return String(decoding: bytes, as: UTF8.self)

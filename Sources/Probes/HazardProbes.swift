@@ -40,14 +40,17 @@ public enum HazardProbes {
 
     /// `runtimes`: the runtimes as systemd knows them (unit and active-since time), when its bus is
     /// reachable; otherwise the host's /proc is read (a DaemonSet pod sees it with hostPID).
+    /// `containerdPID`: the node's own containerd, when known; other containerd processes seen in
+    /// /proc (another node's, through a shared /proc) are not this node's runtime.
     public static func runtimeRestartPending(files: HostFiles, caFiles: [HostPath], certsDInUse: Bool,
-                                             runtimes known: [RuntimeProcess]? = nil) -> CheckResult {
+                                             runtimes known: [RuntimeProcess]? = nil, containerdPID: Int? = nil) -> CheckResult {
         let name = "runtime-restart-pending"
         let mtimes = caFiles.compactMap { try? modificationTime(files.root.resolve($0)) }
         guard let installed = mtimes.max() else {
             return CheckResult(name: name, outcome: .skip, reason: "no CA of the agent's is in the OS trust store")
         }
-        let runtimes = (known?.isEmpty == false ? known : nil) ?? runningRuntimes(files: files)
+        let runtimes = (known?.isEmpty == false ? known : nil)
+            ?? runningRuntimes(files: files).filter { $0.name != "containerd" || containerdPID == nil || $0.pid == containerdPID }
         guard !runtimes.isEmpty else {
             return CheckResult(name: name, outcome: .skip, reason: "no container runtime (containerd, crio, dockerd) is running: neither systemd nor the host's /proc shows one")
         }

@@ -7,10 +7,13 @@ import HostSystem
 public struct HostResolver: Sendable {
     public let files: HostFiles
     public let client: DNSClient
+    /// The sources in order, as nsswitch.conf's hosts line gives them to Go: `files`, `dns`.
+    public let order: [String]
 
-    public init(files: HostFiles, client: DNSClient) {
+    public init(files: HostFiles, client: DNSClient, order: [String] = ["files", "dns"]) {
         self.files = files
         self.client = client
+        self.order = order
     }
 
     public struct Resolution: Sendable {
@@ -23,7 +26,25 @@ public struct HostResolver: Sendable {
     }
 
     public func resolve(_ name: DomainName) throws -> Resolution {
-        let hosts = try files.readString(try HostPath("/etc/hosts"), limit: 4 << 20) ?? ""
+        let useFiles = order.contains("files"), useDNS = order.contains("dns")
+        let hosts = useFiles ? try files.readString(try HostPath("/etc/hosts"), limit: 4 << 20) ?? "" : ""
+        if !useDNS {
+            let found = hostsEntries(hosts, name: name)
+            return Resolution(answer: found.isEmpty ? .failure("not in /etc/hosts, and the hosts line asks no DNS") : .addresses(found),
+                              source: "/etc/hosts", asked: [], name: name.name)
+        }
+        if order.first == "dns" {
+            // DNS first; /etc/hosts only when DNS gives no address.
+            let viaDNS = try HostResolver(files: files, client: client, order: ["dns"]).resolveDNS(name, hosts: "")
+            if case .addresses = viaDNS.answer { return viaDNS }
+            let found = hostsEntries(hosts, name: name)
+            return found.isEmpty ? viaDNS : Resolution(answer: .addresses(found), source: "/etc/hosts", asked: viaDNS.asked, name: name.name)
+        }
+        return try resolveDNS(name, hosts: hosts)
+    }
+
+    /// /etc/hosts (`hosts`, empty to skip it) then DNS, per candidate name.
+    func resolveDNS(_ name: DomainName, hosts: String) throws -> Resolution {
         guard let text = try files.readString(try HostPath("/etc/resolv.conf"), limit: 1 << 20) else {
             let found = hostsEntries(hosts, name: name)
             if !found.isEmpty { return Resolution(answer: .addresses(found), source: "/etc/hosts", asked: [], name: name.name) }

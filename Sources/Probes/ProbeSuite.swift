@@ -67,6 +67,12 @@ public struct ProbeSuite {
 
         var hostAddresses: [IPAddress] = []
         var clusterAddresses: [IPAddress] = []
+        // The runtime whose pulls this predicts: how it resolves names, whether it uses a proxy.
+        let runtime = ContainerRuntime.discover(files: files)
+        func lookup(_ t: Int32) -> RuntimeLookup {
+            RuntimeLookup(files: files, runtime: runtime, runner: ProcessRunner(timeoutSeconds: Double(t) / 1000),
+                          client: DNSClient(timeoutMilliseconds: t))
+        }
         switch s.registry.host {
         case .ip(let ip):
             hostAddresses = [ip]
@@ -81,7 +87,7 @@ public struct ProbeSuite {
                 checks.append(CheckResult(name: "dns-cluster", outcome: .skip, reason: "the cluster DNS is not known (no --cluster-dns, no clusterDNS in kubelet's config)"))
             }
             step("dns-host") { t in
-                let (r, a) = DNSProbe.host(name: name, resolver: HostResolver(files: files, client: DNSClient(timeoutMilliseconds: t)))
+                let (r, a) = lookup(t).check(name: name)
                 hostAddresses = a
                 return r
             }
@@ -97,6 +103,21 @@ public struct ProbeSuite {
                     return r
                 }
             }
+        }
+        // A proxy in the runtime's environment: its pulls go there, and the proxy resolves the name.
+        step("runtime-proxy") { t in
+            let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: t))
+            guard let r = RuntimeProxyProbe.run(registry: s.registry, runtime: runtime, timeoutMilliseconds: t, resolve: { host in
+                guard let n = try? DomainName(host), let r = try? resolver.resolve(n), case .addresses(let a) = r.answer else { return nil }
+                return a.first
+            }) else {
+                return CheckResult(name: "runtime-proxy", outcome: .skip, reason: "\(runtime?.summary ?? "containerd") uses no proxy for \(s.registry)")
+            }
+            if r.outcome == .pass, let i = checks.firstIndex(where: { $0.name == "dns-host" }), checks[i].outcome == .fail {
+                checks[i].outcome = .warn
+                checks[i].reason += " (containerd does not resolve it itself: the proxy does)"
+            }
+            return r
         }
         // Connect where the host's resolver points, as containerd would; fall back to the cluster
         // DNS's answer so that TLS is still examined when only the host's DNS is broken.
@@ -139,8 +160,7 @@ public struct ProbeSuite {
             let trust = s.trust.runtimeCAFiles.first.flatMap { p in (try? files.root.resolve(p)).map { ($0, "containerd's \(p)") } }
                 ?? (try? files.root.resolve(s.trust.osBundle)).map { ($0, "the OS bundle \(s.trust.osBundle)") }
             step("alias:\(alias)") { t in
-                let (dns, found) = DNSProbe.host(name: alias, resolver: HostResolver(files: files, client: DNSClient(timeoutMilliseconds: t)),
-                                                 checkName: "alias:\(alias)")
+                let (dns, found) = lookup(t).check(name: alias, checkName: "alias:\(alias)")
                 guard let address = found.first, let trust, let registry = try? RegistryAddress("\(alias):\(s.registry.port)") else {
                     var failed = dns
                     failed.reason += " (a short name resolves on the host only through a search domain of its /etc/resolv.conf, e.g. svc.cluster.local)"
@@ -155,7 +175,7 @@ public struct ProbeSuite {
 
         checks.append(HazardProbes.certsD(runtimeCAFiles: s.trust.runtimeCAFiles, note: s.trust.note))
         checks.append(HazardProbes.runtimeRestartPending(files: files, caFiles: s.trust.osStoreFiles, certsDInUse: !s.trust.runtimeCAFiles.isEmpty,
-                                                         runtimes: runtimes?()))
+                                                         runtimes: runtimes?(), containerdPID: runtime?.pid))
         if case .name = s.registry.host {
             checks.append(HazardProbes.coreDNSLoop(files: files, resolvConf: s.kubeletResolvConf, clusterDNS: s.clusterDNS))
         }

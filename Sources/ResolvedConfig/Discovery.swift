@@ -30,6 +30,16 @@ public struct DNSHostFacts: Sendable {
     /// resolved's configuration files as resolved reads them (nil when they cannot be read).
     public var resolvedConf: ResolvedConfiguration?
     public var notes: [String]
+    /// nsswitch.conf's hosts line (nil: no file or no line, which glibc reads as `dns files`).
+    public var nsswitchHosts: NSSwitchHosts? = nil
+
+    /// Whether the C library's lookups (containerd's, for cluster names) ask DNS at all: through
+    /// resolv.conf's servers (`dns`) or resolved itself (`resolve`). Without either, only
+    /// /etc/hosts reaches them.
+    public var hostsLineAsksDNS: Bool {
+        guard let nsswitchHosts else { return true }
+        return nsswitchHosts.sources.contains { $0.name == "dns" || $0.name == "resolve" }
+    }
 
     /// Routing domains work for the host's programs when they ask resolved's stub.
     public var clientsUseStub: Bool {
@@ -85,8 +95,14 @@ public struct DNSHostFacts: Sendable {
         if networkManager {
             notes.append("NetworkManager runs: it leaves links it did not create unmanaged unless configured to take them")
         }
-        return DNSHostFacts(resolvConfMode: mode, nameservers: servers, systemdVersion: version, resolvedOnBus: onBus,
-                            networkdOnBus: networkd, networkManagerOnBus: networkManager, resolvedConf: conf, notes: notes)
+        let nss = ((try? files.readString(try! HostPath("/etc/nsswitch.conf"), limit: 1 << 20)) ?? nil).flatMap { NSSwitchHosts(parsing: $0) }
+        var facts = DNSHostFacts(resolvConfMode: mode, nameservers: servers, systemdVersion: version, resolvedOnBus: onBus,
+                                 networkdOnBus: networkd, networkManagerOnBus: networkManager, resolvedConf: conf, notes: notes)
+        facts.nsswitchHosts = nss
+        if !facts.hostsLineAsksDNS {
+            facts.notes.append("nsswitch.conf's hosts line (\(nss?.description ?? "")) asks no DNS source: the C library, which containerd uses for cluster names, reads only /etc/hosts")
+        }
+        return facts
     }
 
     static func leadingNumber(_ text: String) -> Int? { Int(text.prefix { $0.isNumber }) }
@@ -108,6 +124,9 @@ public enum DNSMode: String, Sendable, CaseIterable {
 
     /// The mode `auto` picks for these facts, with the reason.
     public static func choose(_ facts: DNSHostFacts) -> (DNSMode, String) {
+        if !facts.hostsLineAsksDNS {
+            return (.hosts, "nsswitch.conf's hosts line (\(facts.nsswitchHosts?.description ?? "")) asks no DNS source: /etc/hosts lines are what the host's lookups read")
+        }
         if facts.resolvedOnBus && facts.clientsUseStub {
             return (.link, "systemd-resolved runs and the host's programs ask its stub: a link of the agent's routes ~domain without files or restarts")
         }

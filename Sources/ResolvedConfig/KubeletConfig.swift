@@ -6,6 +6,8 @@ public struct KubeletDNSConfig: Equatable, Sendable {
     public var clusterDNS: [IPAddress] = []
     public var clusterDomain: String?
     public var resolvConf: String?
+    /// The CRI socket kubelet pulls through (`containerRuntimeEndpoint`, `--container-runtime-endpoint`).
+    public var containerRuntimeEndpoint: String?
     public var file: HostPath?
 
     public static let defaultFile = try! HostPath("/var/lib/kubelet/config.yaml")
@@ -32,6 +34,7 @@ public struct KubeletDNSConfig: Equatable, Sendable {
                 found = true
             }
             if let resolv = flags["resolv-conf"] { c.resolvConf = resolv; found = true }
+            if let endpoint = flags["container-runtime-endpoint"] { c.containerRuntimeEndpoint = endpoint; found = true }
             if let domain = flags["cluster-domain"] { c.clusterDomain = domain }
         }
         return found ? c : nil
@@ -88,6 +91,7 @@ public struct KubeletDNSConfig: Equatable, Sendable {
                 }
             case "clusterDomain": c.clusterDomain = value.isEmpty ? nil : value
             case "resolvConf": c.resolvConf = value.isEmpty ? nil : value
+            case "containerRuntimeEndpoint": c.containerRuntimeEndpoint = value.isEmpty ? nil : value
             default: break
             }
         }

@@ -20,9 +20,9 @@ final class BootstrapIntegrationTests: XCTestCase {
         XCTAssertEqual(first.status, 0, first.stdout + first.stderr)
         let report = try JSONReport.decode(first.stdout)
         XCTAssertTrue(report.ready)
-        XCTAssertEqual(report.checks.map(\.name), ["dns-cluster", "dns-host", "dns-resolved", "tcp", "tls-os-trust", "tls-runtime-trust",
+        XCTAssertEqual(report.checks.map(\.name), ["dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls-os-trust", "tls-runtime-trust",
                                                    "registry-api", "certs-d", "runtime-restart-pending", "coredns-loop-hazard"])
-        for check in report.checks where check.name != "runtime-restart-pending" {
+        for check in report.checks where !["runtime-restart-pending", "runtime-proxy"].contains(check.name) {
             XCTAssertEqual(check.outcome, "pass", "\(check.name): \(check.reason)")
         }
         XCTAssertEqual(report.check("dns-host")?.details["source"], "127.0.0.53")

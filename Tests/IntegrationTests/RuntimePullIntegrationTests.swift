@@ -116,6 +116,56 @@ final class RuntimePullIntegrationTests: XCTestCase {
         try assertVerdictAgreesWithThePull(true, "runtime restarted after the CA was installed")
     }
 
+    /// containerd (Go with cgo) hands cluster names to glibc, so the node's nsswitch.conf decides:
+    /// for every hosts line the agent says what the pull does. A line that asks no DNS source
+    /// makes `auto` write /etc/hosts lines, which then work.
+    func testTheVerdictFollowsTheHostsLineOfNsswitchAsContainerdDoes() throws {
+        try bootstrap()
+        let nsswitch = node.hostRoot + "/etc/nsswitch.conf"
+        let original = try String(contentsOfFile: nsswitch, encoding: .utf8)
+        func hostsLine(_ line: String) throws {
+            let text = original.split(separator: "\n").map { $0.hasPrefix("hosts:") ? "hosts: \(line)" : String($0) }.joined(separator: "\n") + "\n"
+            try text.write(toFile: nsswitch, atomically: true, encoding: .utf8)
+        }
+        for (line, pulls) in [("files", false), ("files [NOTFOUND=return] dns", false), ("dns [!UNAVAIL=return] files", true),
+                              ("files mdns4_minimal [NOTFOUND=return] dns", true), ("dns", true), ("files dns", true)] {
+            try hostsLine(line)
+            let errors = try assertVerdictAgreesWithThePull(pulls, "hosts: \(line)")
+            for e in errors { XCTAssertTrue(e.contains("no such host"), e) }
+            if !pulls {
+                XCTAssertEqual(try node.probe().check("dns-host")?.details["resolver"], "glibc")
+            }
+        }
+        try hostsLine("files")
+        try bootstrap()
+        XCTAssertTrue(try String(contentsOfFile: node.hostRoot + "/etc/hosts", encoding: .utf8).contains(" # node-agent"))
+        try assertVerdictAgreesWithThePull(true, "hosts: files, with the agent's /etc/hosts lines")
+    }
+
+    /// An HTTPS proxy in containerd's environment takes its pulls unless NO_PROXY exempts the
+    /// registry: the agent reads the running process's environment, as the pull uses it.
+    func testAProxyInTheRuntimesEnvironmentUnlessNoProxyExemptsTheRegistry() throws {
+        try bootstrap()
+        let env = node.folder + "/conf/containerd.env"
+        try "HTTPS_PROXY=http://127.0.0.99:3128\n".write(toFile: env, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
+        let errors = try assertVerdictAgreesWithThePull(false, "proxy, no NO_PROXY")
+        for e in errors { XCTAssertTrue(e.contains("proxyconnect"), e) }
+        let proxy = try XCTUnwrap(try node.probe().check("runtime-proxy"))
+        XCTAssertEqual(proxy.outcome, "fail")
+        XCTAssertTrue(proxy.reason.contains("NO_PROXY"), proxy.reason)
+
+        for noProxy in ["no_proxy=svc.cluster.local", "NO_PROXY=.cluster.local,10.0.0.0/8", "NO_PROXY=*"] {
+            try "https_proxy=http://127.0.0.99:3128\n\(noProxy)\n".write(toFile: env, atomically: true, encoding: .utf8)
+            XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
+            try assertVerdictAgreesWithThePull(true, "proxy with \(noProxy)")
+            XCTAssertEqual(try node.probe().check("runtime-proxy")?.outcome, "skip")
+        }
+        try "HTTPS_PROXY=http://127.0.0.99:3128\nNO_PROXY=registry-service.openfaas.svc.cluster.local:5000\n".write(toFile: env, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
+        try assertVerdictAgreesWithThePull(false, "NO_PROXY for another port")
+    }
+
     /// `run` keeps the node ready while containerd restarts under it, and the node pulls after.
     func testTheRuntimeRestartedWhileRunIsUp() throws {
         let (process, log) = try node.startRun(["--ca", node.caFile, "--timeout", "1"])

@@ -1,0 +1,180 @@
+import FoundationEssentials
+import Glibc
+import HostSystem
+
+/// The registry's name resolved the way the node's containerd resolves it. Go decides per name
+/// between its own resolver and the C library's (GoHostLookup); on the C library's path the
+/// node's own `getent` runs inside the host root, so that the node's glibc, its nsswitch.conf
+/// and its NSS modules (resolve, mdns, myhostname...) answer exactly as they answer containerd.
+public struct RuntimeLookup {
+    public let files: HostFiles
+    public let runtime: ContainerRuntime?
+    public let runner: CommandRunner
+    public let client: DNSClient
+
+    public init(files: HostFiles, runtime: ContainerRuntime?, runner: CommandRunner, client: DNSClient) {
+        self.files = files
+        self.runtime = runtime
+        self.runner = runner
+        self.client = client
+    }
+
+    public func decision(for name: DomainName) -> GoHostLookup {
+        func text(_ p: String) -> String? { try? files.readString(try HostPath(p), limit: 1 << 20) }
+        return GoHostLookup.decide(name: name.name, .init(
+            build: runtime?.build, environment: runtime?.environment ?? [:], nsswitch: text("/etc/nsswitch.conf"),
+            resolvConf: text("/etc/resolv.conf"), mdnsAllowExists: (try? files.exists(try HostPath("/etc/mdns.allow"))) == true,
+            hostname: text("/etc/hostname")?.trimmingWhitespace()))
+    }
+
+    /// The `dns-host` check (or `alias:NAME`) and the addresses found.
+    public func check(name: DomainName, checkName: String = "dns-host") -> (CheckResult, [IPAddress]) {
+        let decision = decision(for: name)
+        let who = runtime?.summary ?? "containerd (not found on the node; assumed a cgo build)"
+        switch decision {
+        case .go(let order, let because):
+            var (result, found) = DNSProbe.host(name: name, resolver: HostResolver(files: files, client: client, order: order), checkName: checkName)
+            result.details["resolver"] = "go"
+            result.details["why"] = "\(who): Go's own resolver (\(order.joined(separator: " then "))), \(because)"
+            return (result, found)
+        case .cgo(let because):
+            return glibc(name: name, checkName: checkName, why: "\(who) asks the C library (getaddrinfo, nsswitch.conf): \(because)")
+        }
+    }
+
+    func glibc(name: DomainName, checkName: String, why: String) -> (CheckResult, [IPAddress]) {
+        var watch = Stopwatch()
+        let nss = (try? files.readString(try HostPath("/etc/nsswitch.conf"), limit: 1 << 20)).flatMap { $0.flatMap { NSSwitchHosts(parsing: $0) } }
+        let line = nss?.description ?? "dns files (no hosts line)"
+        var details = ["resolver": "glibc", "why": why, "nsswitch_hosts": line]
+        guard let getent = try? getent(name.name, service: nil) else {
+            // No getent in the host root (or no chroot here): Go's view is the next best.
+            var (r, a) = DNSProbe.host(name: name, resolver: HostResolver(files: files, client: client), checkName: checkName)
+            r.details["resolver"] = "go (getent not available in the host root)"
+            return (r, a)
+        }
+        watch.lap("resolve")
+        switch getent {
+        case .success(let addresses):
+            // Which source of the hosts line answered: each asked alone, in order.
+            var source = "nss"
+            for s in nss?.sources ?? [] {
+                guard case .success(let a)? = try? self.getent(name.name, service: s.name), !a.isEmpty else { continue }
+                source = s.name
+                break
+            }
+            let resolv = (try? files.readString(try HostPath("/etc/resolv.conf"), limit: 1 << 20)).flatMap { $0.map { ResolvConf(parsing: $0) } }
+            let label: String
+            switch source {
+            case "files": label = "/etc/hosts"
+            case "dns": label = resolv?.nameservers.first?.description ?? "dns"
+            case "resolve": label = "systemd-resolved (nss-resolve)"
+            default: label = source
+            }
+            details["nss_source"] = source
+            details["source"] = label
+            details["addresses"] = addresses.map(\.description).joined(separator: ",")
+            details["answer"] = addresses.map(\.description).joined(separator: ", ")
+            return (CheckResult(name: checkName, outcome: .pass,
+                                reason: "the host resolves \(name) to \(addresses.map(\.description).joined(separator: ", ")) as containerd does (glibc, hosts: \(line); answered by \(label))",
+                                durationSeconds: watch.elapsed, phases: watch.phases, details: details), addresses)
+        case .failure(let why):
+            // What the resolv.conf servers say, to tell the person where it breaks.
+            let (diagnosis, _) = DNSProbe.host(name: name, resolver: HostResolver(files: files, client: client), checkName: checkName)
+            details["answer"] = why
+            details["dns_diagnosis"] = diagnosis.reason
+            return (CheckResult(name: checkName, outcome: .fail,
+                                reason: "containerd cannot resolve \(name): glibc, following nsswitch.conf (hosts: \(line)), finds no address (\(why)); \(Self.hint(nss: nss, dns: diagnosis))",
+                                durationSeconds: watch.elapsed, phases: watch.phases, details: details), [])
+        }
+    }
+
+    static func hint(nss: NSSwitchHosts?, dns: CheckResult) -> String {
+        let names = nss?.sources.map(\.name) ?? ["dns", "files"]
+        if !names.contains("dns") && !names.contains("resolve") {
+            return "the hosts line asks no DNS source: add `dns` (or `resolve`) to it, or use --dns-mode hosts"
+        }
+        if dns.outcome == .pass {
+            return "yet the resolv.conf servers answer it (\(dns.reason)): a source before dns ends the lookup (a [NOTFOUND=return] or mdns4_minimal), fix the hosts line"
+        }
+        return dns.reason
+    }
+
+    enum GetentResult { case success([IPAddress]), failure(String) }
+
+    /// `getent -A ahosts NAME` in the host root (`-s hosts:SERVICE` to ask one source); nil when
+    /// it cannot run there. Go's cgo lookup asks getaddrinfo without AI_ADDRCONFIG, hence -A.
+    func getent(_ name: String, service: String?) throws -> GetentResult? {
+        guard (try? files.exists(try HostPath("/usr/bin/getent"))) == true, let chroot = findExecutable("chroot") else { return nil }
+        let args = [files.root.directory, "/usr/bin/getent", "-A"] + (service.map { ["-s", "hosts:" + $0] } ?? []) + ["ahosts", name]
+        let r = try runner.run(chroot, args)
+        switch r.status {
+        case 0:
+            var seen: [IPAddress] = []
+            for line in r.stdout.split(separator: "\n") {
+                guard let field = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first,
+                      let ip = try? IPAddress(String(field)), !seen.contains(ip) else { continue }
+                seen.append(ip)
+            }
+            return seen.isEmpty ? .failure("no address") : .success(seen)
+        case 2: return .failure("not found, or no source answered")
+        default:
+            if r.stderr.isEmpty && r.stdout.isEmpty { return .failure("getent exited \(r.status)") }
+            return .failure((r.stderr + r.stdout).trimmingWhitespace())
+        }
+    }
+}
+
+/// Whether the runtime's pulls of the registry go through an HTTPS proxy (Go's
+/// ProxyFromEnvironment on its environment), and if so whether that proxy opens a tunnel to the
+/// registry (`CONNECT host:port`), as containerd would ask it to.
+public enum RuntimeProxyProbe {
+    public static func run(registry: RegistryAddress, runtime: ContainerRuntime?, timeoutMilliseconds: Int32,
+                           resolve: (String) -> IPAddress?) -> CheckResult? {
+        guard let runtime, let proxy = GoProxyRule.proxy(forHost: registry.hostForURL, port: Int(registry.port), environment: runtime.environment) else {
+            return nil
+        }
+        var watch = Stopwatch()
+        let details = ["proxy": proxy, "no_proxy": runtime.environment["NO_PROXY"] ?? runtime.environment["no_proxy"] ?? ""]
+        let fix = "add the cluster domain to NO_PROXY in containerd's environment (e.g. NO_PROXY=.svc.cluster.local,.cluster.local, in its unit's Environment=) and restart containerd"
+        func fail(_ why: String) -> CheckResult {
+            CheckResult(name: "runtime-proxy", outcome: .fail,
+                        reason: "\(runtime.summary) sends pulls of \(registry) to the proxy \(proxy) (HTTPS_PROXY in its environment, not exempted by NO_PROXY), and \(why): \(fix)",
+                        durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+        }
+        // http://user:pass@host:port, or host:port
+        var rest = Substring(proxy)
+        for scheme in ["http://", "https://", "socks5://"] where rest.hasPrefix(scheme) { rest = rest.dropFirst(scheme.count) }
+        if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+        rest = rest.prefix(while: { $0 != "/" })
+        var host = String(rest), port: UInt16 = 80
+        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]"), let p = UInt16(rest[rest.index(after: colon)...]) {
+            host = String(rest[..<colon]); port = p
+        }
+        host = host.trimming(charactersIn: "[]")
+        guard let address = (try? IPAddress(host)) ?? resolve(host) else { return fail("the proxy's host \(host) does not resolve") }
+        do {
+            let socket = try Socket.connect(to: address, port: port, type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: timeoutMilliseconds)
+            watch.lap("connect")
+            let target = registry.hostAndPort
+            try socket.writeAll(Array("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n\r\n".utf8))
+            var head: [UInt8] = []
+            while !head.suffix(4).elementsEqual([13, 10, 13, 10]) && head.count < 16384 {
+                let more = try socket.readSome(max: 4096)
+                if more.isEmpty { break }
+                head += more
+            }
+            watch.lap("connect-tunnel")
+            let status = String(decoding: head.prefix(while: { $0 != 13 && $0 != 10 }), as: UTF8.self)
+            let code = status.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+            guard code == 200 else { return fail("the proxy answered CONNECT with \(status.isEmpty ? "nothing" : "'\(status)'")") }
+            return CheckResult(name: "runtime-proxy", outcome: .pass,
+                               reason: "\(runtime.summary) pulls \(registry) through the proxy \(proxy), which opened a tunnel to it",
+                               durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+        } catch let e as SocketError {
+            return fail("the proxy cannot be reached (\(e.isRefused ? "connection refused" : e.isTimeout ? "timeout" : e.description))")
+        } catch {
+            return fail("the proxy cannot be reached (\(error))")
+        }
+    }
+}

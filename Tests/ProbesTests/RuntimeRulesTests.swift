@@ -1,0 +1,98 @@
+import HostSystem
+@testable import Probes
+import XCTest
+
+/// Go's choice between its own resolver and the C library's (net/conf.go, 1.19 to 1.24), and
+/// Go's proxy rule (ProxyFromEnvironment), as the agent predicts them for the node's containerd.
+final class RuntimeRulesTests: XCTestCase {
+    func build(_ version: String, cgo: Bool = true, tags: String? = nil) -> GoBuildInfo {
+        var settings = ["CGO_ENABLED": cgo ? "1" : "0"]
+        if let tags { settings["-tags"] = tags }
+        return GoBuildInfo(goVersion: version, settings: settings)
+    }
+
+    let stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n"
+    let plain = "nameserver 10.0.0.2\nsearch svc.cluster.local\noptions ndots:5\n"
+
+    func decide(_ name: String = "registry.ns.svc.cluster.local", build b: GoBuildInfo?, env: [String: String] = [:],
+                nsswitch: String? = "hosts: files dns\n", resolv: String? = nil) -> GoHostLookup {
+        GoHostLookup.decide(name: name, .init(build: b, environment: env, nsswitch: nsswitch, resolvConf: resolv ?? plain, hostname: "node-1"))
+    }
+
+    func isCgo(_ d: GoHostLookup) -> Bool { if case .cgo = d { return true } else { return false } }
+    func order(_ d: GoHostLookup) -> [String]? { if case .go(let o, _) = d { return o } else { return nil } }
+
+    func testTheGoReleaseTheBuildAndTheEnvironmentDecide() {
+        // Debian 12's containerd (go1.19.8, cgo): .local names always go to glibc, and so does
+        // every name when resolv.conf has resolved's stub options (Go 1.19 does not know edns0).
+        XCTAssertTrue(isCgo(decide(build: build("go1.19.8"))))
+        XCTAssertTrue(isCgo(decide("registry.example.com", build: build("go1.19.8"), resolv: stub)))
+        XCTAssertEqual(order(decide("registry.example.com", build: build("go1.19.8"))), ["files", "dns"])
+        // From 1.20 edns0 and trust-ad are known; from 1.23 .local goes to libc only with an mdns source.
+        XCTAssertEqual(order(decide("registry.example.com", build: build("go1.20.2"), resolv: stub)), ["files", "dns"])
+        XCTAssertTrue(isCgo(decide(build: build("go1.22.10"))))
+        XCTAssertEqual(order(decide(build: build("go1.23.1"))), ["files", "dns"])
+        XCTAssertTrue(isCgo(decide(build: build("go1.23.1"), nsswitch: "hosts: files mdns4_minimal [NOTFOUND=return] dns\n")))
+        // Sources only the C library knows, and criteria Go leaves to it.
+        XCTAssertTrue(isCgo(decide(build: build("go1.24.3"), nsswitch: "hosts: files resolve [!UNAVAIL=return] dns myhostname\n")))
+        XCTAssertTrue(isCgo(decide(build: build("go1.24.3"), nsswitch: "hosts: files [NOTFOUND=return] dns\n")))
+        XCTAssertEqual(order(decide(build: build("go1.24.3"), nsswitch: "hosts: files dns [NOTFOUND=return]\n")), ["files", "dns"])
+        XCTAssertEqual(order(decide(build: build("go1.24.3"), nsswitch: "hosts: dns files\n")), ["dns", "files"])
+        XCTAssertEqual(order(decide(build: build("go1.24.3"), nsswitch: nil)), ["files", "dns"])
+        XCTAssertTrue(isCgo(decide(build: build("go1.24.3"), resolv: "nameserver 10.0.0.2\noptions inet6\n")))
+        XCTAssertTrue(isCgo(decide(build: build("go1.24.3"), resolv: "nameserver 10.0.0.2\nsortlist 10.0.0.0\n")))
+        // myhostname matters only for the machine's own names.
+        XCTAssertEqual(order(decide(build: build("go1.24.3"), nsswitch: "hosts: files dns myhostname\n")), ["files", "dns"])
+        XCTAssertTrue(isCgo(decide("node-1", build: build("go1.24.3"), nsswitch: "hosts: files dns myhostname\n")))
+        // The environment and the build tags.
+        XCTAssertEqual(order(decide(build: build("go1.19.8"), env: ["GODEBUG": "x=1,netdns=go"])), ["files", "dns"])
+        XCTAssertTrue(isCgo(decide("registry.example.com", build: build("go1.24.3"), env: ["GODEBUG": "netdns=cgo+1"])))
+        XCTAssertTrue(isCgo(decide("registry.example.com", build: build("go1.24.3"), env: ["LOCALDOMAIN": ""])))
+        XCTAssertTrue(isCgo(decide("registry.example.com", build: build("go1.24.3"), env: ["RES_OPTIONS": "ndots:2"])))
+        XCTAssertFalse(isCgo(decide("registry.example.com", build: build("go1.24.3"), env: ["RES_OPTIONS": ""])))
+        XCTAssertEqual(order(decide(build: build("go1.19.8", cgo: false))), ["files", "dns"])
+        XCTAssertEqual(order(decide(build: build("go1.19.8", tags: "netgo,osusergo"))), ["files", "dns"])
+        // A pure Go build: what it does not know is skipped (1.21+), or files then DNS (before).
+        XCTAssertEqual(order(decide(build: build("go1.24.3", cgo: false), nsswitch: "hosts: dns resolve files\n")), ["dns", "files"])
+        XCTAssertEqual(order(decide(build: build("go1.19.8", cgo: false), nsswitch: "hosts: dns resolve files\n")), ["files", "dns"])
+        // No build information: a cgo build of a recent Go is assumed.
+        XCTAssertTrue(isCgo(decide(build: nil, nsswitch: "hosts: files resolve dns\n")))
+    }
+
+    func testNsswitchHostsLines() throws {
+        let line = try XCTUnwrap(NSSwitchHosts(parsing: "# comment\npasswd: files\nhosts:  files mdns4_minimal [NOTFOUND=return] dns [!UNAVAIL=return]myhostname # end\n"))
+        XCTAssertEqual(line.sources.map(\.name), ["files", "mdns4_minimal", "dns", "myhostname"])
+        XCTAssertEqual(line.sources[1].criteria, [.init(negated: false, status: "notfound", action: "return")])
+        XCTAssertEqual(line.sources[2].criteria, [.init(negated: true, status: "unavail", action: "return")])
+        XCTAssertEqual(line.description, "files mdns4_minimal [NOTFOUND=return] dns [!UNAVAIL=return] myhostname")
+        XCTAssertNil(NSSwitchHosts(parsing: "passwd: files\n"))
+        XCTAssertEqual(NSSwitchHosts(parsing: "hosts: files\nhosts: dns\n")?.sources.map(\.name), ["dns"], "the last hosts line wins")
+    }
+
+    func testProxyFromEnvironmentAsGoReadsIt() {
+        let host = "registry-service.openfaas.svc.cluster.local"
+        func proxy(_ env: [String: String], port: Int = 443, host h: String? = nil) -> String? {
+            GoProxyRule.proxy(forHost: h ?? host, port: port, environment: env)
+        }
+        XCTAssertNil(proxy([:]))
+        XCTAssertNil(proxy(["HTTP_PROXY": "http://p:3128"]), "HTTP_PROXY is for http:// requests only")
+        XCTAssertEqual(proxy(["HTTPS_PROXY": "http://p:3128"]), "http://p:3128")
+        XCTAssertEqual(proxy(["https_proxy": "http://q:3128", "HTTPS_PROXY": "http://p:3128"]), "http://p:3128", "upper case first")
+        XCTAssertEqual(proxy(["https_proxy": "http://q:3128", "HTTPS_PROXY": ""]), "http://q:3128", "an empty value does not count")
+        for exempt in ["*", "svc.cluster.local", ".cluster.local", "*.cluster.local", "foo, \(host)", "\(host):443", "CLUSTER.LOCAL"] {
+            XCTAssertNil(proxy(["HTTPS_PROXY": "http://p:3128", "NO_PROXY": exempt]), exempt)
+        }
+        for not in ["\(host):5000", "cluster.local.example", "10.0.0.0/8", "127.0.0.20", ".openfaas.svc.cluster.loca", "local2"] {
+            XCTAssertNotNil(proxy(["HTTPS_PROXY": "http://p:3128", "NO_PROXY": not]), not)
+        }
+        XCTAssertNil(proxy(["HTTPS_PROXY": "http://p:3128", "no_proxy": ".local"]), "lower-case no_proxy too")
+        XCTAssertNil(proxy(["HTTPS_PROXY": "http://p:3128"], host: "localhost"), "loopback is never proxied")
+        XCTAssertNil(proxy(["HTTPS_PROXY": "http://p:3128"], host: "127.0.0.20"))
+        XCTAssertNil(proxy(["HTTPS_PROXY": "http://p:3128", "NO_PROXY": "10.0.0.5"], host: "10.0.0.5"))
+    }
+
+    func testEnvironParsing() {
+        let bytes = Array("PATH=/bin\u{0}HTTPS_PROXY=http://p:1\u{0}EMPTY=\u{0}=bad\u{0}noequals\u{0}".utf8)
+        XCTAssertEqual(ContainerRuntime.parseEnviron(bytes), ["PATH": "/bin", "HTTPS_PROXY": "http://p:1", "EMPTY": ""])
+    }
+}

@@ -11,6 +11,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // CRIClient: gRPC over HTTP/2 on the runtime's unix socket. The Posix transport has no
+        // package traits: it always brings swift-nio-ssl and swift-certificates (BoringSSL).
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C at the edge: module maps + shim headers for what Swift cannot import directly.
@@ -25,10 +30,21 @@ let package = Package(
         .target(name: "TrustStore", dependencies: ["HostSystem", "COpenSSL"]),
         .target(name: "ResolvedConfig", dependencies: ["HostSystem", "CSystemd"]),
         .target(name: "Probes", dependencies: ["HostSystem", "TrustStore", "COpenSSL"]),
+        // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
+        // the few protobuf messages are encoded by hand.
+        .target(
+            name: "CRIClient",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "HostSystem", "TrustStore", "ResolvedConfig", "Probes", "CSystemd",
+                "HostSystem", "TrustStore", "ResolvedConfig", "Probes", "CSystemd", "CRIClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -47,6 +63,7 @@ let package = Package(
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "HostSystem", "TestSupport", "COpenSSL"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
-        .testTarget(name: "IntegrationTests", dependencies: ["HostSystem", "TestSupport"]),
+        .testTarget(name: "CRIClientTests", dependencies: ["CRIClient"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["HostSystem", "TestSupport", "CRIClient"]),
     ]
 )

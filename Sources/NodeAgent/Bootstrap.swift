@@ -1,3 +1,4 @@
+import CRIClient
 import FoundationEssentials
 import Glibc
 import HostSystem
@@ -93,6 +94,7 @@ struct Bootstrap {
                                      timeoutMilliseconds: config.timeoutMilliseconds, deadlineSeconds: config.deadlineSeconds,
                                      expiryWarningDays: config.expiryWarningDays)
         settings.aliases = config.aliases
+        settings.pullImage = config.pullImage
         let resolve1 = bus.map { Resolve1(bus: $0) }
         let systemd = bus.map { Systemd1(bus: $0) }
         let suite = ProbeSuite(files: files, resolvedLookup: resolve1.map { r in { try r.resolveHostname($0) } },
@@ -102,6 +104,12 @@ struct Bootstrap {
                                        return HazardProbes.RuntimeProcess(name: name, pid: Int(u.mainPID),
                                                                           started: Date(timeIntervalSince1970: Double(u.activeEnterTimestamp) / 1e6))
                                    }
+                               } },
+                               runtimePull: config.runtimeSocket.map { socket in { [credentials = config.credentials] reference, milliseconds in
+                                   // The pull secret's credentials, as kubelet passes them (username and password).
+                                   let r = try CRIClient.pullImage(socketPath: socket, image: reference, username: credentials?.username,
+                                                                   password: credentials?.password, timeoutSeconds: Double(milliseconds) / 1000)
+                                   return RuntimePullProbe.Answer(ok: r.ok, imageRef: r.imageRef, code: r.code, message: r.message)
                                } })
         return suite.run(settings)
     }

@@ -21,6 +21,10 @@ struct NodeConfig {
     var expiryWarningDays: Double
     var aliases: [DomainName]
     var dryRun: Bool
+    /// The runtime's CRI socket as a path the agent can open (under the host root), when the
+    /// runtime is to be asked to pull.
+    var runtimeSocket: String?
+    var pullImage: String?
 
     init(_ o: NodeOptions, caFile: String?, dryRun: Bool, now: Date = Date()) throws {
         registry = try RegistryAddress(o.registry)
@@ -74,6 +78,22 @@ struct NodeConfig {
             dbusAddress = SystemBus.address(hostRoot: hostRoot.directory)
         }
         self.dryRun = dryRun
+        if let image = o.pullImage {
+            guard !image.isEmpty, !image.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+                throw AgentError(.invalidInput, "--pull-image '\(image)' is not an image reference", hint: "pass e.g. \(registry.hostAndPort)/team/app:1.0")
+            }
+            pullImage = image
+        }
+        if o.runtimePull == .auto {
+            let endpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? "unix:///run/containerd/containerd.sock"
+            let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst(7)) : endpoint
+            guard path.hasPrefix("/"), let hostPath = try? HostPath(path) else {
+                throw AgentError(.invalidInput, "--runtime-endpoint \(endpoint) is not a unix socket path", hint: "pass unix:///run/containerd/containerd.sock or a path")
+            }
+            // Whether it exists is seen at each probe: the runtime may start after the agent
+            // (bootstrap from cloud-init, before containerd), and the other checks judge until then.
+            runtimeSocket = try hostRoot.resolve(hostPath)
+        }
     }
 
     static func readFile(_ path: String, what: String, limit: Int) throws -> [UInt8] {

@@ -18,6 +18,9 @@ public struct ProbeSettings: Sendable {
     /// Other names the registry is used under (short forms resolved through the host's search
     /// list): each must resolve on the host and be in the certificate's SAN.
     public var aliases: [DomainName] = []
+    /// `--pull-image`: the image the runtime is asked to pull; nil asks for a reference that
+    /// cannot exist (the registry's "not found" proves the path).
+    public var pullImage: String?
 
     public init(registry: RegistryAddress, clusterDNS: IPAddress?, trust: RegistryTrustLocations,
                 kubeletResolvConf: String = "/run/systemd/resolve/resolv.conf", credentials: RegistryCredentials? = nil,
@@ -41,12 +44,16 @@ public struct ProbeSuite {
 
     /// The container runtimes systemd runs, when its bus is reachable.
     public let runtimes: (() -> [HazardProbes.RuntimeProcess])?
+    /// Asks the node's runtime over its CRI socket to pull a reference (nil: no such check).
+    public let runtimePull: ((String, Int32) throws -> RuntimePullProbe.Answer)?
 
     public init(files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?,
-                runtimes: (() -> [HazardProbes.RuntimeProcess])? = nil) {
+                runtimes: (() -> [HazardProbes.RuntimeProcess])? = nil,
+                runtimePull: ((String, Int32) throws -> RuntimePullProbe.Answer)? = nil) {
         self.files = files
         self.resolvedLookup = resolvedLookup
         self.runtimes = runtimes
+        self.runtimePull = runtimePull
     }
 
     public func run(_ s: ProbeSettings) -> [CheckResult] {
@@ -178,6 +185,20 @@ public struct ProbeSuite {
                                                          runtimes: runtimes?(), containerdPID: runtime?.pid))
         if case .name = s.registry.host {
             checks.append(HazardProbes.coreDNSLoop(files: files, resolvConf: s.kubeletResolvConf, clusterDNS: s.clusterDNS))
+        }
+        // Last and strongest: the runtime's own pull. A real image (--pull-image) gets the time
+        // left of the deadline (it fetches layers); the probe reference, which fetches nothing,
+        // two phases' worth (resolve, connect, handshake, request: a stalling registry must not
+        // hold the run to its deadline).
+        if let runtimePull {
+            step("runtime-pull") { t in
+                let rest = Int32(max(1000, (s.deadlineSeconds - Date().timeIntervalSince(start)) * 1000))
+                let left = s.pullImage == nil ? min(rest, 2 * t) : rest
+                return RuntimePullProbe.run(image: s.pullImage, registry: s.registry, runtime: runtime?.summary ?? "the runtime") { reference in
+                    try runtimePull(reference, left)
+                }
+            }
+            RuntimePullProbe.settle(&checks)
         }
         return checks
     }

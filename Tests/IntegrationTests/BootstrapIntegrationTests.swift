@@ -21,7 +21,7 @@ final class BootstrapIntegrationTests: XCTestCase {
         let report = try JSONReport.decode(first.stdout)
         XCTAssertTrue(report.ready)
         XCTAssertEqual(report.checks.map(\.name), ["dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls-os-trust", "tls-runtime-trust",
-                                                   "registry-api", "certs-d", "runtime-restart-pending", "coredns-loop-hazard"])
+                                                   "registry-api", "certs-d", "runtime-restart-pending", "coredns-loop-hazard", "runtime-pull"])
         for check in report.checks where !["runtime-restart-pending", "runtime-proxy"].contains(check.name) {
             XCTAssertEqual(check.outcome, "pass", "\(check.name): \(check.reason)")
         }

@@ -99,11 +99,16 @@ final class ProbeIntegrationTests: XCTestCase {
         XCTAssertEqual(refused.report.check("dns-cluster")?.details["answer"], "REFUSED (the server refuses to answer this name)")
 
         let silent = try probe(node.registry, ["--cluster-dns", node.vars["SILENT_DNS"]!, "--timeout", "0.5"])
-        XCTAssertEqual(silent.status, 1)
         XCTAssertEqual(silent.report.check("dns-cluster")?.details["answer"], "no answer (timeout)")
         XCTAssertTrue(silent.report.check("dns-cluster")?.reason.contains("did not answer") == true)
-        // The host path does not depend on the cluster DNS flag: it still resolves.
+        // The host path does not depend on the cluster DNS flag: it still resolves, and the
+        // runtime's own pull gets through, so the node can pull: ready, the cluster DNS a warning.
         XCTAssertEqual(silent.report.check("dns-host")?.outcome, "pass")
+        XCTAssertEqual(silent.report.check("runtime-pull")?.outcome, "pass")
+        XCTAssertEqual(silent.status, 0)
+        XCTAssertEqual(silent.report.check("dns-cluster")?.outcome, "warn")
+        XCTAssertEqual(try probe(node.registry, ["--cluster-dns", node.vars["SILENT_DNS"]!, "--timeout", "0.5", "--runtime-pull", "off"]).status, 1,
+                       "without the runtime's word, the silent cluster DNS fails the node")
     }
 
     func testCredentialsAreCheckedWithBasicAndBearerAuthAndNeverPrinted() throws {

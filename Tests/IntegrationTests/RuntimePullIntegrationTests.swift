@@ -166,6 +166,54 @@ final class RuntimePullIntegrationTests: XCTestCase {
         try assertVerdictAgreesWithThePull(false, "NO_PROXY for another port")
     }
 
+    /// `runtime-pull`: the agent asks the node's containerd over its CRI socket, as kubelet does,
+    /// and reports the runtime's own error. Without --pull-image it pulls a reference that cannot
+    /// exist: the registry's "not found" (or 401) proves names, proxy, trust and TLS as the
+    /// runtime has them.
+    func testRuntimePullGivesTheRuntimesOwnWord() throws {
+        let before = try XCTUnwrap(try node.probe().check("runtime-pull"))
+        XCTAssertEqual(before.outcome, "fail")
+        XCTAssertEqual(before.details["stage"], "resolve", before.reason)
+        XCTAssertTrue(before.reason.contains("failed to pull and unpack image"), before.reason)
+
+        try bootstrap()
+        let probed = try XCTUnwrap(try node.probe().check("runtime-pull"))
+        XCTAssertEqual(probed.outcome, "pass", probed.reason)
+        XCTAssertEqual(probed.details["stage"], "registry")
+        XCTAssertTrue(probed.reason.contains("reached the registry and verified its certificate"), probed.reason)
+
+        // A real image, with the pull secret's credentials as kubelet passes them.
+        let auth = node.folder + "/pull-secret.json"
+        let basic = Data("\(node.vars["REGISTRY_USER"]!):\(node.vars["REGISTRY_PASSWORD"]!)".utf8).base64EncodedString()
+        try "{\"auths\": {\"\(node.registry)\": {\"auth\": \"\(basic)\"}}}".write(toFile: auth, atomically: true, encoding: .utf8)
+        let pulled = try XCTUnwrap(try node.probe(["--pull-image", node.testImage, "--registry-auth", auth]).check("runtime-pull"))
+        XCTAssertEqual(pulled.outcome, "pass", pulled.reason)
+        XCTAssertTrue(pulled.details["image_ref"]?.hasPrefix("sha256:") == true, "\(pulled.details)")
+        let refused = try node.probe(["--pull-image", node.testImage])
+        XCTAssertEqual(refused.check("runtime-pull")?.outcome, "fail")
+        XCTAssertTrue(refused.check("runtime-pull")?.reason.contains("401 Unauthorized") == true, refused.check("runtime-pull")?.reason ?? "")
+        XCTAssertFalse(refused.ready)
+        XCTAssertEqual(try node.probe(["--runtime-pull", "off"]).check("runtime-pull")?.outcome, nil)
+    }
+
+    /// Where the model cannot know, the runtime's word decides. containerd without config_path,
+    /// restarted, the CA reaching the OS store after it started but before it verified anything:
+    /// Go loads the roots at the first verification, so the pull works although the runtime
+    /// started before the CA. The model alone says "restart"; runtime-pull says ready, as the pull does.
+    func testTheRuntimesWordDecidesWhereTheModelCannotKnow() throws {
+        let config = node.hostRoot + "/etc/containerd/config.toml"
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "config_path", with: "# config_path").write(toFile: config, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
+        try bootstrap(["--runtime-pull", "off"], expectReady: false)
+        let model = try node.probe(["--runtime-pull", "off"])
+        XCTAssertEqual(model.check("runtime-restart-pending")?.outcome, "fail", "the model alone cannot know the runtime has not loaded its roots yet")
+        try assertVerdictAgreesWithThePull(true, "runtime started before the CA, roots not loaded yet")
+        let pending = try node.probe().check("runtime-restart-pending")
+        XCTAssertEqual(pending?.outcome, "warn")
+        XCTAssertTrue(pending?.reason.contains("runtime's own pull got through") == true, pending?.reason ?? "")
+    }
+
     /// `run` keeps the node ready while containerd restarts under it, and the node pulls after.
     func testTheRuntimeRestartedWhileRunIsUp() throws {
         let (process, log) = try node.startRun(["--ca", node.caFile, "--timeout", "1"])

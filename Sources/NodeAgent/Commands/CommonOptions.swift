@@ -6,6 +6,7 @@ import ResolvedConfig
 import TrustStore
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+enum RuntimePullMode: String, ExpressibleByArgument, CaseIterable { case auto, off }
 
 extension TrustRefreshMode: ExpressibleByArgument {}
 extension DNSMode: ExpressibleByArgument {}
@@ -45,8 +46,18 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "Warn when the registry's certificate chain expires within this many days.")
     var expiryWarningDays: Double = 14
 
+    @Option(help: "An image the runtime is asked to pull over its CRI socket, as kubelet asks it (default: a reference that cannot exist, whose 'not found' from the registry proves the path).")
+    var pullImage: String?
+
+    @Option(help: "The runtime's CRI socket, as on the node (default: kubelet's containerRuntimeEndpoint, else unix:///run/containerd/containerd.sock).")
+    var runtimeEndpoint: String?
+
+    @Option(help: "Ask the runtime to pull (runtime-pull): auto (when its CRI socket exists) or off.")
+    var runtimePull: RuntimePullMode = .auto
+
     static let environmentNames = ["host-root", "registry", "cluster-dns", "domain", "dbus-address", "registry-auth",
-                                   "output", "timeout", "deadline", "expiry-warning-days", "alias"]
+                                   "output", "timeout", "deadline", "expiry-warning-days", "alias", "pull-image",
+                                   "runtime-endpoint", "runtime-pull"]
 }
 
 /// How `bootstrap` and `run` change the node.

@@ -1,0 +1,104 @@
+import HostSystem
+
+/// The runtime's own word: the node's container runtime, asked over its CRI socket to pull as
+/// kubelet asks it. The transport (gRPC) is handed in, so that this module stays free of it.
+public enum RuntimePullProbe {
+    /// What the runtime answered: ok, or its own error text and gRPC status code.
+    public struct Answer: Sendable {
+        public var ok: Bool
+        public var imageRef: String?
+        public var code: Int
+        public var message: String
+        public init(ok: Bool, imageRef: String?, code: Int, message: String) {
+            self.ok = ok
+            self.imageRef = imageRef
+            self.code = code
+            self.message = message
+        }
+    }
+
+    /// Where a failed pull stopped, from the runtime's error text (Go's error strings, which
+    /// containerd passes on): the stage, and whether the registry answered over verified TLS.
+    public enum Stage: String, Sendable {
+        case resolve, proxy, connect, tls, registry, unknown
+    }
+
+    public static func stage(of message: String) -> Stage {
+        let m = message.lowercased()
+        if m.contains("proxyconnect") { return .proxy }
+        if m.contains("x509:") || m.contains("tls:") || m.contains("certificate") { return .tls }
+        if m.contains("no such host") || m.contains("name resolution") || m.contains("server misbehaving") || m.contains("dial tcp: lookup") {
+            return .resolve
+        }
+        if m.contains("connection refused") || m.contains("i/o timeout") || m.contains("no route to host") || m.contains("network is unreachable")
+            || m.contains("connection reset") || m.contains("dial tcp") || m.contains("malformed") || m.contains("connection broken")
+            || m.hasSuffix(": eof") || m.contains("unexpected eof") {
+            return .connect
+        }
+        // The registry answered an HTTP status: containerd's "<ref>: not found" (404), or
+        // "failed with status code [manifests …]: 401 Unauthorized" and the like.
+        if m.hasSuffix(": not found") || m.contains("401 unauthorized") || m.contains("403 forbidden") || m.contains("manifest unknown")
+            || m.contains("failed with status code [") {
+            return .registry
+        }
+        return .unknown
+    }
+
+    /// The reference pulled when the user names no image: one that cannot exist. The runtime
+    /// resolves it through the registry exactly as a real pull (its names, proxy, trust, TLS) and
+    /// the registry answers "not found" (or 401): the path works.
+    public static func probeReference(_ registry: RegistryAddress) -> String {
+        "\(registry.hostAndPort)/node-agent/pull-probe:absent"
+    }
+
+    /// The `runtime-pull` check. `image`: the user's `--pull-image`, nil for the probe reference.
+    public static func run(image: String?, registry: RegistryAddress, runtime: String,
+                           pull: (String) throws -> Answer) -> CheckResult {
+        var watch = Stopwatch()
+        let reference = image ?? probeReference(registry)
+        let answer: Answer
+        do {
+            answer = try pull(reference)
+        } catch {
+            watch.lap("pull")
+            return CheckResult(name: "runtime-pull", outcome: .skip, reason: "the runtime's CRI socket cannot be asked (\(error)); the other checks stand for it",
+                               durationSeconds: watch.elapsed, phases: watch.phases, details: ["reference": reference])
+        }
+        watch.lap("pull")
+        var details = ["reference": reference, "runtime": runtime]
+        if answer.ok {
+            details["image_ref"] = answer.imageRef ?? ""
+            return CheckResult(name: "runtime-pull", outcome: .pass, reason: "\(runtime) pulled \(reference) (\(answer.imageRef ?? "")) when asked over the CRI, as kubelet asks it",
+                               durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+        }
+        let stage = stage(of: answer.message)
+        details["stage"] = stage.rawValue
+        details["error"] = answer.message
+        if image == nil && stage == .registry {
+            return CheckResult(name: "runtime-pull", outcome: .pass,
+                               reason: "\(runtime) reached the registry and verified its certificate when asked over the CRI to pull \(reference) (the registry answered: \(tail(answer.message)))",
+                               durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+        }
+        return CheckResult(name: "runtime-pull", outcome: .fail, reason: "\(runtime) cannot pull \(reference): \(answer.message)",
+                           durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+    }
+
+    static func tail(_ message: String) -> String {
+        message.split(separator: ":").last.map { $0.trimmingBlanks() } ?? message
+    }
+
+    /// The checks a succeeding pull overrules: each stands for a step of the pull, and the
+    /// runtime has just taken that step. Their failures become warnings that say so.
+    public static let pathChecks: Set<String> = ["dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls", "tls-os-trust",
+                                                 "tls-runtime-trust", "certs-d", "runtime-restart-pending"]
+
+    /// The runtime's word decides: a passing runtime-pull turns the failures of the path checks
+    /// into warnings (the model was wrong or the runtime took another path).
+    public static func settle(_ checks: inout [CheckResult]) {
+        guard let pull = checks.first(where: { $0.name == "runtime-pull" }), pull.outcome == .pass else { return }
+        for i in checks.indices where checks[i].outcome == .fail && pathChecks.contains(checks[i].name) {
+            checks[i].outcome = .warn
+            checks[i].reason += " (yet the runtime's own pull got through: see runtime-pull)"
+        }
+    }
+}

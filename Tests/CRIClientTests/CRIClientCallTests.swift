@@ -1,0 +1,101 @@
+import CRIClient
+import Foundation
+import XCTest
+
+/// The call's failures without a runtime: a missing socket, one that never answers, one that does
+/// not speak HTTP/2. Each ends within the timeout and leaves no thread behind.
+final class CRIClientCallTests: XCTestCase {
+    var folder = ""
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "cri-client-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
+
+    func testAMissingSocketThrowsNamingIt() throws {
+        let path = folder + "/containerd.sock"
+        try assertNoThreadLeft {
+            XCTAssertThrowsError(try CRIClient.version(socketPath: path, timeoutSeconds: 2)) { error in
+                XCTAssertTrue("\(error)".contains(path) && "\(error)".contains("No such file or directory"), "\(error)")
+            }
+        }
+    }
+
+    /// A socket nobody accepts on (the kernel queues the connection): the pull's result is
+    /// deadline exceeded after the timeout; `version` throws.
+    func testASilentSocketTimesOut() throws {
+        let (path, fd) = try listen()
+        defer { close(fd) }
+        try assertNoThreadLeft {
+            let start = Date()
+            let r = try CRIClient.pullImage(socketPath: path, image: "x/y:1", username: nil, password: nil, timeoutSeconds: 0.5)
+            XCTAssertEqual(r.code, 4, r.message)
+            XCTAssertFalse(r.ok)
+            XCTAssertTrue(r.message.contains(path), r.message)
+            XCTAssertLessThan(Date().timeIntervalSince(start), 3)
+            XCTAssertThrowsError(try CRIClient.version(socketPath: path, timeoutSeconds: 0.3))
+        }
+    }
+
+    /// A peer that answers the HTTP/2 preface with HTTP/1.1 and hangs up: a protocol failure.
+    func testAPeerThatIsNotGRPCThrows() throws {
+        let (path, fd) = try listen()
+        let server = Thread {
+            // Answers each connection (the reachability check's, then grpc's) until the socket is closed.
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { return }
+                // MSG_NOSIGNAL: the reachability check hangs up at once (EPIPE, not SIGPIPE).
+                _ = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n".withCString { send(c, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                close(c)
+            }
+        }
+        server.start()
+        defer { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        try assertNoThreadLeft {
+            XCTAssertThrowsError(try CRIClient.pullImage(socketPath: path, image: "x/y:1", username: nil, password: nil, timeoutSeconds: 5)) { error in
+                XCTAssertTrue("\(error)".contains(path), "\(error)")
+            }
+        }
+    }
+
+    // MARK: helpers
+
+    /// A listening unix socket in the test's folder that accepts nothing by itself.
+    func listen() throws -> (String, Int32) {
+        let path = folder + "/silent.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, Glibc.listen(fd, 16) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        return (path, fd)
+    }
+
+    /// Runs `body` and checks that every thread alive afterwards was alive before it. A joined
+    /// thread can stay listed for a few microseconds while the kernel reaps it: 100 ms allowed.
+    func assertNoThreadLeft(_ body: () throws -> Void, line: UInt = #line) throws {
+        let before = Set(try threadIDs())
+        try body()
+        var added = Set<String>()
+        for _ in 0..<100 {
+            added = Set(try threadIDs()).subtracting(before)
+            if added.isEmpty { return }
+            usleep(1000)
+        }
+        XCTFail("threads left by the call: \(added.map { threadName($0) })", line: line)
+    }
+}
+
+func threadIDs() throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
+}
+
+func threadName(_ id: String) -> String {
+    id + ":" + ((try? String(contentsOfFile: "/proc/self/task/\(id)/comm", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
+}

@@ -1,0 +1,58 @@
+import HostSystem
+@testable import Probes
+import XCTest
+
+/// How the runtime's own pull is read: where it stopped (from containerd's error texts, as the
+/// sandbox's containerd gave them) and how it settles the other checks.
+final class RuntimePullProbeTests: XCTestCase {
+    let registry = try! RegistryAddress("registry-service.openfaas.svc.cluster.local:443")
+
+    func testTheStageOfContainerdsErrors() {
+        let head = "failed to pull and unpack image \"r:443/x:1\": failed to resolve reference \"r:443/x:1\": "
+        let cases: [(String, RuntimePullProbe.Stage)] = [
+            ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": dial tcp: lookup r: Temporary failure in name resolution", .resolve),
+            ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": dial tcp: lookup r: no such host", .resolve),
+            ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": x509: certificate signed by unknown authority", .tls),
+            ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": proxyconnect tcp: dial tcp 127.0.0.99:3128: connect: connection refused", .proxy),
+            ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": dial tcp 127.0.0.20:443: connect: connection refused", .connect),
+            ("pulling from host r:443 failed with status code [manifests absent]: 401 Unauthorized", .registry),
+            ("r:443/node-agent/pull-probe:absent: not found", .registry),
+            ("failed to do request: Head \"http://127.0.0.31:443/v2/x/manifests/1\": net/http: HTTP/1.x transport connection broken: malformed HTTP status code \"\\x8f\"", .connect),
+            ("pulling from host r:443 failed with status code [manifests absent]: 403 Forbidden", .registry),
+            ("something else entirely", .unknown),
+        ]
+        for (tail, stage) in cases { XCTAssertEqual(RuntimePullProbe.stage(of: head + tail), stage, tail) }
+    }
+
+    func answer(_ ok: Bool, _ message: String) -> (String) throws -> RuntimePullProbe.Answer {
+        { _ in RuntimePullProbe.Answer(ok: ok, imageRef: ok ? "sha256:ab" : nil, code: ok ? 0 : 2, message: message) }
+    }
+
+    func testTheProbeReferencePassesOnTheRegistrysAnswerAndARealImageOnlyOnAPull() {
+        let notFound = answer(false, "failed to resolve reference: r:443/node-agent/pull-probe:absent: not found")
+        XCTAssertEqual(RuntimePullProbe.run(image: nil, registry: registry, runtime: "containerd", pull: notFound).outcome, .pass)
+        XCTAssertEqual(RuntimePullProbe.run(image: "r:443/app:1", registry: registry, runtime: "containerd", pull: notFound).outcome, .fail)
+        let x509 = answer(false, "x509: certificate signed by unknown authority")
+        let failed = RuntimePullProbe.run(image: nil, registry: registry, runtime: "containerd", pull: x509)
+        XCTAssertEqual(failed.outcome, .fail)
+        XCTAssertEqual(failed.details["stage"], "tls")
+        XCTAssertTrue(failed.reason.contains("x509: certificate signed by unknown authority"))
+        XCTAssertEqual(RuntimePullProbe.run(image: "r:443/app:1", registry: registry, runtime: "containerd", pull: answer(true, "")).outcome, .pass)
+        let unreachable = RuntimePullProbe.run(image: nil, registry: registry, runtime: "containerd") { _ in
+            throw AgentError(.io, "no socket")
+        }
+        XCTAssertEqual(unreachable.outcome, .skip)
+        XCTAssertEqual(RuntimePullProbe.probeReference(registry), "registry-service.openfaas.svc.cluster.local:443/node-agent/pull-probe:absent")
+    }
+
+    func testAPassingPullTurnsPathFailuresIntoWarningsButNotHazards() {
+        func check(_ name: String, _ outcome: CheckResult.Outcome) -> CheckResult { CheckResult(name: name, outcome: outcome, reason: name) }
+        var checks = [check("runtime-restart-pending", .fail), check("dns-host", .fail), check("coredns-loop-hazard", .fail), check("runtime-pull", .pass)]
+        RuntimePullProbe.settle(&checks)
+        XCTAssertEqual(checks.map(\.outcome), [.warn, .warn, .fail, .pass])
+        var failing = [check("dns-host", .fail), check("runtime-pull", .fail)]
+        RuntimePullProbe.settle(&failing)
+        XCTAssertEqual(failing.map(\.outcome), [.fail, .fail])
+        XCTAssertFalse(Readiness.isReady(failing))
+    }
+}

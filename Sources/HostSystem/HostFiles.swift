@@ -24,17 +24,28 @@ public struct HostFiles: Sendable {
     }
 
     /// The file's bytes, or nil when it does not exist. Refuses files over `limit` bytes.
-    public func read(_ path: HostPath, limit: Int = 16 << 20) throws -> [UInt8]? {
+    /// Opens `path` for reading without waiting (O_NONBLOCK: opening a FIFO must not wait for a
+    /// writer) and stats it; nil when it does not exist. The caller closes the descriptor.
+    private func openForReading(_ path: HostPath) throws -> (fd: Int32, stat: stat)? {
         let real = try root.resolve(path)
-        // O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read.
         let fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
             throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
         }
-        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &st) == 0 else {
+            let error = AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+            close(fd)
+            throw error
+        }
+        return (fd, st)
+    }
+
+    public func read(_ path: HostPath, limit: Int = 16 << 20) throws -> [UInt8]? {
+        // Only regular files are read.
+        guard let (fd, st) = try openForReading(path) else { return nil }
+        defer { close(fd) }
         switch st.st_mode & S_IFMT {
         case S_IFREG: break
         // A file masked the systemd way (a link to /dev/null) reads as empty.
@@ -63,15 +74,9 @@ public struct HostFiles: Sendable {
     /// Up to `count` bytes of a regular file from `offset` (fewer at its end), or nil when it
     /// does not exist: for looking into large files (a runtime's binary) without reading them whole.
     public func readRegion(_ path: HostPath, offset: Int, count: Int) throws -> [UInt8]? {
-        let real = try root.resolve(path)
-        let fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        if fd < 0 {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
-        }
+        guard let (fd, st) = try openForReading(path) else { return nil }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+        guard st.st_mode & S_IFMT == S_IFREG else {
             throw AgentError(.io, "\(path) is not a regular file (a folder, FIFO, socket or device)")
         }
         var out = [UInt8](repeating: 0, count: max(0, count))

@@ -20,8 +20,6 @@ public struct GoBuildInfo: Equatable, Sendable {
     /// Whether the binary can call the C library's resolver: built with cgo and without `netgo`.
     public var canUseCgo: Bool { settings["CGO_ENABLED"] == "1" && !tags.contains("netgo") }
 
-    public static func == (a: GoBuildInfo, b: GoBuildInfo) -> Bool { a.goVersion == b.goVersion && a.settings == b.settings }
-
     static let magic: [UInt8] = [0xff] + Array(" Go buildinf:".utf8)
 
     /// Reads the build information from an ELF file through `read(offset, count)`; nil when the

@@ -35,12 +35,20 @@ public struct HostResolver: Sendable {
         }
         if order.first == "dns" {
             // DNS first; /etc/hosts only when DNS gives no address.
-            let viaDNS = try HostResolver(files: files, client: client, order: ["dns"]).resolveDNS(name, hosts: "")
+            let viaDNS = try resolveDNS(name, hosts: "")
             if case .addresses = viaDNS.answer { return viaDNS }
             let found = hostsEntries(hosts, name: name)
             return found.isEmpty ? viaDNS : Resolution(answer: .addresses(found), source: "/etc/hosts", asked: viaDNS.asked, name: name.name)
         }
         return try resolveDNS(name, hosts: hosts)
+    }
+
+    /// The first address of `host` (an IP literal as it is), or nil: for the hosts a probe is
+    /// sent on to (a token realm, a proxy).
+    public func firstAddress(_ host: String) -> IPAddress? {
+        if let ip = try? IPAddress(host) { return ip }
+        guard let n = try? DomainName(host), let r = try? resolve(n), case .addresses(let a) = r.answer else { return nil }
+        return a.first
     }
 
     /// /etc/hosts (`hosts`, empty to skip it) then DNS, per candidate name.

@@ -114,10 +114,7 @@ public struct ProbeSuite {
         // A proxy in the runtime's environment: its pulls go there, and the proxy resolves the name.
         step("runtime-proxy") { t in
             let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: t))
-            guard let r = RuntimeProxyProbe.run(registry: s.registry, runtime: runtime, timeoutMilliseconds: t, resolve: { host in
-                guard let n = try? DomainName(host), let r = try? resolver.resolve(n), case .addresses(let a) = r.answer else { return nil }
-                return a.first
-            }) else {
+            guard let r = RuntimeProxyProbe.run(registry: s.registry, runtime: runtime, timeoutMilliseconds: t, resolve: resolver.firstAddress) else {
                 return CheckResult(name: "runtime-proxy", outcome: .skip, reason: "\(runtime?.summary ?? "containerd") uses no proxy for \(s.registry)")
             }
             if r.outcome == .pass, let i = checks.firstIndex(where: { $0.name == "dns-host" }), checks[i].outcome == .fail {
@@ -151,12 +148,7 @@ public struct ProbeSuite {
                 step("registry-api") { t in
                     RegistryProbe.run(target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
                                       trustFile: trust.0, trustLabel: trust.1, credentials: s.credentials,
-                                      resolve: { host in
-                                          if let ip = try? IPAddress(host) { return ip }
-                                          guard let n = try? DomainName(host), let r = try? resolver.resolve(n),
-                                                case .addresses(let a) = r.answer else { return nil }
-                                          return a.first
-                                      })
+                                      resolve: resolver.firstAddress)
                 }
             }
         } else {

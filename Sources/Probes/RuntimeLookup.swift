@@ -19,17 +19,19 @@ public struct RuntimeLookup {
         self.client = client
     }
 
-    public func decision(for name: DomainName) -> GoHostLookup {
+    /// The node's files that decide a lookup, with the runtime's build and environment: read
+    /// once per check, for Go's choice and for the C library's path alike.
+    func inputs() -> GoHostLookup.Inputs {
         func text(_ p: String) -> String? { try? files.readString(try HostPath(p), limit: 1 << 20) }
-        return GoHostLookup.decide(name: name.name, .init(
-            build: runtime?.build, environment: runtime?.environment ?? [:], nsswitch: text("/etc/nsswitch.conf"),
-            resolvConf: text("/etc/resolv.conf"), mdnsAllowExists: (try? files.exists(try HostPath("/etc/mdns.allow"))) == true,
-            hostname: text("/etc/hostname")?.trimmingWhitespace()))
+        return .init(build: runtime?.build, environment: runtime?.environment ?? [:], nsswitch: text("/etc/nsswitch.conf"),
+                     resolvConf: text("/etc/resolv.conf"), mdnsAllowExists: (try? files.exists(try HostPath("/etc/mdns.allow"))) == true,
+                     hostname: text("/etc/hostname")?.trimmingWhitespace())
     }
 
     /// The `dns-host` check (or `alias:NAME`) and the addresses found.
     public func check(name: DomainName, checkName: String = "dns-host") -> (CheckResult, [IPAddress]) {
-        let decision = decision(for: name)
+        let node = inputs()
+        let decision = GoHostLookup.decide(name: name.name, node)
         let who = runtime?.summary ?? "containerd (not found on the node; assumed a cgo build)"
         switch decision {
         case .go(let order, let because):
@@ -38,13 +40,13 @@ public struct RuntimeLookup {
             result.details["why"] = "\(who): Go's own resolver (\(order.joined(separator: " then "))), \(because)"
             return (result, found)
         case .cgo(let because):
-            return glibc(name: name, checkName: checkName, why: "\(who) asks the C library (getaddrinfo, nsswitch.conf): \(because)")
+            return glibc(name: name, checkName: checkName, node: node, why: "\(who) asks the C library (getaddrinfo, nsswitch.conf): \(because)")
         }
     }
 
-    func glibc(name: DomainName, checkName: String, why: String) -> (CheckResult, [IPAddress]) {
+    func glibc(name: DomainName, checkName: String, node: GoHostLookup.Inputs, why: String) -> (CheckResult, [IPAddress]) {
         var watch = Stopwatch()
-        let nss = (try? files.readString(try HostPath("/etc/nsswitch.conf"), limit: 1 << 20)).flatMap { $0.flatMap { NSSwitchHosts(parsing: $0) } }
+        let nss = node.nsswitch.flatMap { NSSwitchHosts(parsing: $0) }
         let line = nss?.description ?? "dns files (no hosts line)"
         var details = ["resolver": "glibc", "why": why, "nsswitch_hosts": line]
         guard let getent = try? getent(name.name, service: nil) else {
@@ -63,7 +65,7 @@ public struct RuntimeLookup {
                 source = s.name
                 break
             }
-            let resolv = (try? files.readString(try HostPath("/etc/resolv.conf"), limit: 1 << 20)).flatMap { $0.map { ResolvConf(parsing: $0) } }
+            let resolv = node.resolvConf.map { ResolvConf(parsing: $0) }
             let label: String
             switch source {
             case "files": label = "/etc/hosts"
@@ -152,7 +154,7 @@ public enum RuntimeProxyProbe {
             host = String(rest[..<colon]); port = p
         }
         host = host.trimming(charactersIn: "[]")
-        guard let address = (try? IPAddress(host)) ?? resolve(host) else { return fail("the proxy's host \(host) does not resolve") }
+        guard let address = resolve(host) else { return fail("the proxy's host \(host) does not resolve") }
         do {
             let socket = try Socket.connect(to: address, port: port, type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: timeoutMilliseconds)
             watch.lap("connect")

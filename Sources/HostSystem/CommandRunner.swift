@@ -45,16 +45,34 @@ public struct ProcessRunner: CommandRunner {
     }
 
     public func run(_ executable: String, _ arguments: [String]) throws -> CommandResult {
-        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        try run(executable, arguments, input: nil)
+    }
+
+    /// The largest `input` a program is given: what a pipe holds without the reader (Linux's
+    /// default capacity is 64 KiB), so writing it all before reading the output cannot block.
+    public static let inputLimit = 4096
+
+    /// Runs the program with `input` on its standard input (at most `inputLimit` bytes, e.g. a
+    /// secret that must not appear in its arguments, which every user of the node can read in
+    /// /proc), then end of file; without it, standard input is /dev/null.
+    public func run(_ executable: String, _ arguments: [String], input: [UInt8]?) throws -> CommandResult {
+        if let input, input.count > Self.inputLimit {
+            throw AgentError(.invalidInput, "the input for \(executable) is \(input.count) bytes, over the \(Self.inputLimit) a pipe takes at once")
+        }
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [-1, -1]
         // Close-on-exec, so that only the dup2'd copies reach the child.
-        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, input == nil || pipe(&inPipe) == 0 else {
             throw AgentError(.commandFailed, "cannot create pipes to run \(executable)")
         }
-        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        for fd in outPipe + errPipe + inPipe where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if input != nil {
+            posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
 
@@ -81,9 +99,22 @@ public struct ProcessRunner: CommandRunner {
         let r = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         close(outPipe[1])
         close(errPipe[1])
+        if inPipe[0] >= 0 { close(inPipe[0]) }
         guard r == 0 else {
             close(outPipe[0]); close(errPipe[0])
+            if inPipe[1] >= 0 { close(inPipe[1]) }
             throw AgentError(.commandFailed, "cannot run \(executable): \(String(cString: strerror(r)))")
+        }
+        if let input {
+            // It fits the pipe (inputLimit), so this never blocks. A program that exits without
+            // reading it makes write fail with EPIPE, and the rest is dropped (the agent ignores
+            // SIGPIPE: NodeAgent.main).
+            var done = 0
+            while done < input.count {
+                let n = input[done...].withUnsafeBytes { write(inPipe[1], $0.baseAddress, $0.count) }
+                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
+            }
+            close(inPipe[1])
         }
         let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
         let (out, err, finished) = Self.drain(outPipe[0], errPipe[0], until: deadline)

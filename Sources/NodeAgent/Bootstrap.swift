@@ -1,4 +1,3 @@
-import CRIClient
 import FoundationEssentials
 import Glibc
 import HostSystem
@@ -17,6 +16,16 @@ struct Bootstrap {
 
     /// The runtimes that load the OS trust store once, at start.
     static let runtimeUnits = ["containerd.service", "crio.service", "docker.service"]
+
+    /// `node-agent-cri`, the CRI client runtime-pull runs: beside this executable, as the image
+    /// and scripts/build-release install them.
+    static let criHelper: String = {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let exe = count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : CommandLine.arguments[0]
+        let folder = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return (folder.isEmpty ? "." : folder) + "/node-agent-cri"
+    }()
 
     func run() throws -> Report {
         var watch = Stopwatch()
@@ -105,12 +114,9 @@ struct Bootstrap {
                                                                           started: Date(timeIntervalSince1970: Double(u.activeEnterTimestamp) / 1e6))
                                    }
                                } },
-                               runtimePull: config.runtimeSocket.map { socket in { [credentials = config.credentials] reference, milliseconds in
-                                   // The pull secret's credentials, as kubelet passes them (username and password).
-                                   let r = try CRIClient.pullImage(socketPath: socket, image: reference, username: credentials?.username,
-                                                                   password: credentials?.password, timeoutSeconds: Double(milliseconds) / 1000)
-                                   return RuntimePullProbe.Answer(ok: r.ok, imageRef: r.imageRef, code: r.code, message: r.message)
-                               } })
+                               runtimePull: config.runtimeSocket.map {
+                                   RuntimePullProbe.pullThroughHelper(Self.criHelper, socket: $0, credentials: config.credentials)
+                               })
         return suite.run(settings)
     }
 }

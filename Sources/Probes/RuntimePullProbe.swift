@@ -17,6 +17,37 @@ public enum RuntimePullProbe {
         }
     }
 
+    /// The pull, asked through `node-agent-cri` at `helper` (installed beside the agent): the
+    /// gRPC client lives in that program, run for the check and gone after it, so that the agent
+    /// does not carry it while it idles. The pull secret's credentials go to it on standard input.
+    /// Throws when the runtime could not be asked (no socket, no gRPC there, no helper).
+    public static func pullThroughHelper(_ helper: String, socket: String, credentials: RegistryCredentials?)
+        -> @Sendable (String, Int32) throws -> Answer {
+        { reference, milliseconds in
+            let seconds = Double(max(milliseconds, 1)) / 1000
+            var input: JSONValue = [:]
+            if let credentials { input = ["username": .string(credentials.username), "password": .string(credentials.password)] }
+            // The helper's own limit is the call's; this one only stops a helper that hangs.
+            let result = try ProcessRunner(timeoutSeconds: seconds + 5)
+                .run(helper, ["pull", "--socket", socket, "--image", reference, "--timeout", "\(seconds)"], input: input.encoded())
+            return try answer(status: result.status, stdout: result.stdout, stderr: result.stderr, helper: helper)
+        }
+    }
+
+    /// What the helper said: its JSON answer (exit 0), or why the runtime could not be asked.
+    static func answer(status: Int32, stdout: String, stderr: String, helper: String) throws -> Answer {
+        var said = stderr.trimmingWhitespace()
+        if said.hasPrefix("node-agent-cri: ") { said = String(said.dropFirst(16)) }
+        guard status == 0 else {
+            throw AgentError(.commandFailed, said.isEmpty ? "\(helper) ended with status \(status)" : said)
+        }
+        guard let json = try? JSONValue.parse(Array(stdout.utf8)), case .bool(let ok)? = json["ok"], let code = json["code"]?.int,
+              let message = json["message"]?.string else {
+            throw AgentError(.commandFailed, "\(helper) answered something that is not its JSON answer: \(String(stdout.prefix(200)).escapedForMessage)")
+        }
+        return Answer(ok: ok, imageRef: json["image_ref"]?.string, code: code, message: message)
+    }
+
     /// Where a failed pull stopped, from the runtime's error text (Go's error strings, which
     /// containerd passes on): the stage, and whether the registry answered over verified TLS.
     public enum Stage: String, Sendable {

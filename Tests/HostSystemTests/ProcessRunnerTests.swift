@@ -22,6 +22,18 @@ final class ProcessRunnerTests: XCTestCase {
         XCTAssertFalse(Self.alive(child), "the hung tool's child \(child) still runs")
     }
 
+    /// A secret goes to a program on its standard input, never its arguments; a program that
+    /// does not read it still runs and gives its result; input over a pipe's worth is refused.
+    func testInputReachesStandardInputAndIsBounded() throws {
+        let secret = Array(#"{"username":"u","password":"p w"}"#.utf8)
+        let read = try ProcessRunner().run("/bin/cat", [], input: secret)
+        XCTAssertEqual(read.stdout, String(decoding: secret, as: UTF8.self))
+        let ignored = try ProcessRunner().run("/bin/sh", ["-c", "exit 3"], input: [UInt8](repeating: 65, count: ProcessRunner.inputLimit))
+        XCTAssertEqual(ignored.status, 3)
+        XCTAssertEqual(try ProcessRunner().run("/bin/sh", ["-c", "wc -c"], input: nil).stdout.trimmingCharacters(in: .whitespacesAndNewlines), "0")
+        XCTAssertThrowsError(try ProcessRunner().run("/bin/cat", [], input: [UInt8](repeating: 65, count: ProcessRunner.inputLimit + 1)))
+    }
+
     /// `run` blocks SIGTERM and SIGINT (it takes them between reconciles); a tool must not inherit
     /// that, nor an ignored signal, or it would outlive a stop.
     func testAToolStartsWithNoSignalBlockedOrIgnored() throws {

@@ -196,6 +196,28 @@ final class RuntimePullIntegrationTests: XCTestCase {
         XCTAssertEqual(try node.probe(["--runtime-pull", "off"]).check("runtime-pull")?.outcome, nil)
     }
 
+    /// The CRI call runs in node-agent-cri, beside the agent. An agent installed without it says
+    /// so in runtime-pull (a skip naming the missing program), and the other checks still judge.
+    func testAnAgentWithoutItsCRIHelperSaysSo() throws {
+        try bootstrap()
+        let lonely = node.folder + "/lonely"
+        try FileManager.default.createDirectory(atPath: lonely, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: SandboxNode.binary, toPath: lonely + "/node-agent")
+        let r = try node.exec([lonely + "/node-agent", "probe", "--host-root", node.hostRoot, "--registry", node.registry,
+                               "--cluster-dns", node.clusterDNS, "--output", "json", "--timeout", "2"])
+        let report = try JSONReport.decode(r.stdout)
+        let pull = try XCTUnwrap(report.check("runtime-pull"))
+        XCTAssertEqual(pull.outcome, "skip", pull.reason)
+        XCTAssertTrue(pull.reason.contains(lonely + "/node-agent-cri"), pull.reason)
+        XCTAssertTrue(report.ready, r.stdout)
+        // Beside it again, the same agent asks the runtime.
+        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: SandboxNode.binary).deletingLastPathComponent().path + "/node-agent-cri",
+                                         toPath: lonely + "/node-agent-cri")
+        let again = try node.exec([lonely + "/node-agent", "probe", "--host-root", node.hostRoot, "--registry", node.registry,
+                                   "--cluster-dns", node.clusterDNS, "--output", "json", "--timeout", "2"])
+        XCTAssertEqual(try JSONReport.decode(again.stdout).check("runtime-pull")?.outcome, "pass", again.stdout)
+    }
+
     /// Where the model cannot know, the runtime's word decides. containerd without config_path,
     /// restarted, the CA reaching the OS store after it started but before it verified anything:
     /// Go loads the roots at the first verification, so the pull works although the runtime

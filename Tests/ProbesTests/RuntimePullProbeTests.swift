@@ -55,4 +55,26 @@ final class RuntimePullProbeTests: XCTestCase {
         XCTAssertEqual(failing.map(\.outcome), [.fail, .fail])
         XCTAssertFalse(Readiness.isReady(failing))
     }
+
+    /// node-agent-cri's answers as the agent reads them: the runtime's JSON answer, a refusal
+    /// included, is a result; its failure to ask, or anything else on standard output, throws.
+    func testTheHelpersAnswersAsTheAgentReadsThem() throws {
+        let ok = try RuntimePullProbe.answer(status: 0, stdout: #"{"code":0,"image_ref":"sha256:ab","message":"","ok":true}"# + "\n", stderr: "", helper: "h")
+        XCTAssertEqual([ok.ok ? 1 : 0, ok.code], [1, 0])
+        XCTAssertEqual(ok.imageRef, "sha256:ab")
+        let refused = try RuntimePullProbe.answer(status: 0, stdout: #"{"code":2,"image_ref":null,"message":"x509: no","ok":false}"#, stderr: "", helper: "h")
+        XCTAssertFalse(refused.ok)
+        XCTAssertEqual(refused.code, 2)
+        XCTAssertEqual(refused.message, "x509: no")
+        XCTAssertNil(refused.imageRef)
+        XCTAssertThrowsError(try RuntimePullProbe.answer(status: 1, stdout: "", stderr: "node-agent-cri: cannot connect to the container runtime's socket /s: No such file or directory\n", helper: "h")) {
+            XCTAssertEqual(($0 as? AgentError)?.message, "cannot connect to the container runtime's socket /s: No such file or directory")
+        }
+        XCTAssertThrowsError(try RuntimePullProbe.answer(status: 0, stdout: "{\"ok\":true}", stderr: "", helper: "h")) {
+            XCTAssertTrue("\($0)".contains("not its JSON answer"), "\($0)")
+        }
+        XCTAssertThrowsError(try RuntimePullProbe.answer(status: 139, stdout: "", stderr: "", helper: "/x/node-agent-cri")) {
+            XCTAssertEqual(($0 as? AgentError)?.message, "/x/node-agent-cri ended with status 139")
+        }
+    }
 }

@@ -1,0 +1,78 @@
+import CRIClient
+import Glibc
+import HostSystem
+
+// node-agent-cri: the agent's CRI calls, in a process of their own. The agent runs it for the
+// runtime-pull check and reads one JSON object from it; the gRPC stack (grpc-swift, swift-nio,
+// BoringSSL under the transport) is linked here and not into the agent, whose idle memory it
+// raised from 17 to 23 MiB (README, "What runtime-pull costs").
+//
+//   node-agent-cri pull --socket PATH --image REF --timeout SECONDS   < {"username":…,"password":…}
+//   node-agent-cri version --socket PATH --timeout SECONDS
+//
+// The pull secret's credentials come on standard input (JSON, or nothing): a process's arguments
+// are readable by every user of the node. Exit status: 0 the runtime answered (its answer on
+// standard output, a refusal included), 1 it could not be asked (why, on standard error), 2 the
+// call was malformed.
+
+func fail(_ status: Int32, _ message: String) -> Never {
+    var text = Array("node-agent-cri: \(message)\n".utf8)
+    _ = text.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    exit(status)
+}
+
+func emit(_ value: JSONValue) {
+    let bytes = value.encoded() + [UInt8(ascii: "\n")]
+    var done = 0
+    while done < bytes.count {
+        let n = bytes[done...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { exit(1) }
+    }
+}
+
+func readStandardInput(limit: Int) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while bytes.count <= limit {
+        let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n > 0 { bytes += chunk[..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+    }
+    return bytes
+}
+
+let usage = "usage: node-agent-cri pull --socket PATH --image REF --timeout SECONDS (credentials as JSON on standard input) | version --socket PATH --timeout SECONDS"
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let verb = arguments.first, verb == "pull" || verb == "version" else { fail(2, usage) }
+var options: [String: String] = [:]
+var index = 1
+while index < arguments.count {
+    let name = arguments[index]
+    guard ["--socket", "--image", "--timeout"].contains(name), index + 1 < arguments.count, options[name] == nil else {
+        fail(2, "unexpected '\(name)'; \(usage)")
+    }
+    options[name] = arguments[index + 1]
+    index += 2
+}
+guard let socket = options["--socket"], let timeout = options["--timeout"].flatMap(Double.init), timeout > 0 else { fail(2, usage) }
+
+do {
+    if verb == "version" {
+        let answer = try CRIClient.version(socketPath: socket, timeoutSeconds: timeout)
+        emit(["runtime_name": .string(answer.runtimeName), "runtime_version": .string(answer.runtimeVersion)])
+    } else {
+        guard let image = options["--image"] else { fail(2, usage) }
+        let input = readStandardInput(limit: 65536)
+        var username: String?, password: String?
+        if !input.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            guard let credentials = try? JSONValue.parse(input), credentials.object != nil else {
+                fail(2, "standard input is not a JSON object with \"username\" and \"password\"")
+            }
+            username = credentials["username"]?.string
+            password = credentials["password"]?.string
+        }
+        let r = try CRIClient.pullImage(socketPath: socket, image: image, username: username, password: password, timeoutSeconds: timeout)
+        emit(["ok": .bool(r.ok), "image_ref": r.imageRef.map { .string($0) } ?? .null, "code": .int(Int64(r.code)), "message": .string(r.message)])
+    }
+} catch {
+    fail(1, "\(error)")
+}

@@ -81,6 +81,29 @@ struct KubeAPI: Sendable {
         let r = try httpsRequest(method, url: base + path, address: address, trustFile: caFile, headers: headers, body: bytes)
         return (r.status, try? JSONValue.parse(r.body))
     }
+
+    /// The API's own word on a refused request, from its Status: ": REASON: MESSAGE" (e.g.
+    /// `: Forbidden: nodes "n" is forbidden: User "…" cannot patch resource "nodes/status" …`),
+    /// or "" when the answer is not a Status.
+    static func refusal(_ r: (status: Int, json: JSONValue?)) -> String {
+        guard let json = r.json, json["kind"]?.string == "Status" else { return "" }
+        var text = ""
+        if let reason = json["reason"]?.string, !reason.isEmpty { text += ": " + reason }
+        if let message = json["message"]?.string, !message.isEmpty, message != json["reason"]?.string {
+            text += ": " + String(message.prefix(512))
+        }
+        // On one line, whole (escapedForMessage would cut it at 80 characters, mid-sentence).
+        return String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? " " : $0 }))
+    }
+
+    /// What to do about a refusal: the token (401) or the ClusterRole (403, `needs` says what).
+    func hint(_ status: Int, needs: String) -> String? {
+        switch status {
+        case 401: return "the API does not accept the token in \(tokenFile)"
+        case 403: return "the service account needs \(needs)"
+        default: return nil
+        }
+    }
 }
 
 /// Publishes "can this node pull from the registry" as a node condition, the way
@@ -96,7 +119,8 @@ final class NodeReporter: @unchecked Sendable {
     let startupTaint: String?
     let heartbeat: TimeInterval
     private var last: (status: String, reason: String, message: String)?
-    private var lastTransition = Date()
+    /// RFC 3339, as sent: the node's own while the status it holds is the one sent.
+    private var lastTransition = ""
     private var lastSent = Date.distantPast
     private var taintRemoved = false
 
@@ -113,17 +137,22 @@ final class NodeReporter: @unchecked Sendable {
         var done: [String] = []
         let status = ready ? "True" : "False"
         let changed = last.map { $0.status != status || $0.reason != reason || $0.message != message } ?? true
-        if last?.status != status { lastTransition = now }
+        if last == nil {
+            // A restarted agent: the condition may already hold this status since long ago.
+            lastTransition = try publishedTransition(status: status) ?? now.iso8601
+        } else if last?.status != status {
+            lastTransition = now.iso8601
+        }
         if changed || now.timeIntervalSince(lastSent) >= heartbeat {
             let condition: JSONValue = [
                 "type": .string(conditionType), "status": .string(status), "reason": .string(reason), "message": .string(String(message.prefix(1024))),
-                "lastHeartbeatTime": .string(now.iso8601), "lastTransitionTime": .string(lastTransition.iso8601),
+                "lastHeartbeatTime": .string(now.iso8601), "lastTransitionTime": .string(lastTransition),
             ]
             let r = try api.request("PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
                                     body: ["status": ["conditions": [condition]]])
             guard (200..<300).contains(r.status) else {
-                throw AgentError(.io, "the API answered \(r.status) to the \(conditionType) condition of node \(node)",
-                                 hint: "the service account needs patch on nodes/status")
+                throw AgentError(.io, "the API answered \(r.status) to the \(conditionType) condition of node \(node)\(KubeAPI.refusal(r))",
+                                 hint: api.hint(r.status, needs: "patch on nodes/status"))
             }
             last = (status, reason, message)
             lastSent = now
@@ -139,7 +168,8 @@ final class NodeReporter: @unchecked Sendable {
     func removeTaint(_ key: String) throws -> [String] {
         let r = try api.request("GET", "/api/v1/nodes/\(node)")
         guard r.status == 200, let object = r.json, let version = object["metadata"]?["resourceVersion"]?.string else {
-            throw AgentError(.io, "cannot read node \(node) from the API (\(r.status))", hint: "the service account needs get on nodes")
+            throw AgentError(.io, "cannot read node \(node) from the API: \(r.status)\(KubeAPI.refusal(r))",
+                             hint: api.hint(r.status, needs: "get on nodes"))
         }
         let taints = object["spec"]?["taints"]?.array ?? []
         let remaining = taints.filter { $0["key"]?.string != key }
@@ -147,7 +177,8 @@ final class NodeReporter: @unchecked Sendable {
         let patch: JSONValue = ["metadata": ["resourceVersion": .string(version)], "spec": ["taints": .array(remaining)]]
         let p = try api.request("PATCH", "/api/v1/nodes/\(node)", contentType: "application/merge-patch+json", body: patch)
         guard (200..<300).contains(p.status) else {
-            throw AgentError(.io, "the API answered \(p.status) to removing taint \(key) from node \(node)")
+            throw AgentError(.io, "the API answered \(p.status) to removing taint \(key) from node \(node)\(KubeAPI.refusal(p))",
+                             hint: api.hint(p.status, needs: "patch on nodes"))
         }
         taintRemoved = true
         return ["removed startup taint \(key) from node \(node)"]
@@ -157,6 +188,20 @@ final class NodeReporter: @unchecked Sendable {
     func clear() throws {
         let r = try api.request("PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
                                 body: ["status": ["conditions": [["type": .string(conditionType), "$patch": "delete"]]]])
-        guard (200..<300).contains(r.status) else { throw AgentError(.io, "the API answered \(r.status) to clearing \(conditionType)") }
+        guard (200..<300).contains(r.status) else {
+            throw AgentError(.io, "the API answered \(r.status) to clearing \(conditionType) of node \(node)\(KubeAPI.refusal(r))",
+                             hint: api.hint(r.status, needs: "patch on nodes/status"))
+        }
+    }
+
+    /// The lastTransitionTime of this condition on the node when it already has `status`; nil
+    /// when it has not, or the node cannot be read (refused: the condition then starts anew).
+    /// Throws when the API cannot be reached, so that a silent API costs one timeout, not two.
+    func publishedTransition(status: String) throws -> String? {
+        let r = try api.request("GET", "/api/v1/nodes/\(node)")
+        guard r.status == 200 else { return nil }
+        let mine = r.json?["status"]?["conditions"]?.array?.first { $0["type"]?.string == conditionType }
+        guard let mine, mine["status"]?.string == status, let time = mine["lastTransitionTime"]?.string, !time.isEmpty else { return nil }
+        return time
     }
 }

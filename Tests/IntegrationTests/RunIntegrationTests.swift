@@ -153,73 +153,220 @@ final class RunIntegrationTests: XCTestCase {
         assertStopsOnSIGTERM(process, within: 12, logText, "at most one API timeout")
     }
 
-    /// The node condition and the startup taint, against scripts/fake-apiserver (a test double
-    /// that checks the request shapes, not a Kubernetes API server).
+    /// `node-agent run` against scripts/api-double, publishing to node-1 of that API with the
+    /// token in `tokenFile`; its output in a log file of the node's folder.
+    func startReporting(_ api: APIDouble, tokenFile: String, heartbeat: Int, log: String) throws -> Process {
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        return try node.background([SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry, "--ca", node.caFile,
+                                    "--interval", "1", "--watch-interval", "0.2", "--timeout", "1", "--listen", "off", "--node-name", "node-1",
+                                    "--kube-api", api.url, "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile,
+                                    "--startup-taint", "node-agent/registry-not-ready", "--condition-heartbeat", "\(heartbeat)"], output: log)
+    }
+
+    /// A token file of the test's own, as kubelet projects a service account token.
+    func tokenFile(_ name: String) throws -> (path: String, token: String) {
+        let token = "token-\(UUID().uuidString)"
+        let path = node.folder + "/\(name).token"
+        try token.write(toFile: path, atomically: true, encoding: .utf8)
+        return (path, token)
+    }
+
+    /// The node condition and the startup taint, judged by the node as it ends up in
+    /// scripts/api-double (the daemonset.yaml's RBAC enforced, every patch applied by kubectl's
+    /// own strategic-merge and merge-patch code): one RegistryPullReady condition beside kubelet's
+    /// Ready, merged by type; its lastTransitionTime kept across heartbeats and an agent restart
+    /// while the status holds, new when it flips; the startup taint gone, the other one kept.
     func testRunPublishesTheNodeConditionOnChangeAndRemovesTheStartupTaint() throws {
-        let token = "test-token-\(UUID().uuidString.prefix(8))"
-        let tokenFile = node.folder + "/token"
-        try token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        let apiLog = node.folder + "/api.log"
-        FileManager.default.createFile(atPath: apiLog, contents: nil)
-        func background(_ args: [String]) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: node.script)
-            p.arguments = ["exec"] + args
-            var env = ProcessInfo.processInfo.environment
-            env["NODE_AGENT_SANDBOX"] = node.folder
-            p.environment = env
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            p.standardInput = FileHandle.nullDevice
-            try p.run()
-            return p
+        let (tokenPath, _) = try tokenFile("serviceaccount")
+        let api = try APIDouble(node, tokens: [tokenPath: APIDouble.serviceAccount])
+        defer { api.stop() }
+        let before = try api.nodeObject()
+        let kubeletReady = try XCTUnwrap(try api.condition("Ready"))
+        let otherTaint = try XCTUnwrap(try api.taints().first { $0["key"] as? String == "example.com/other" })
+        XCTAssertEqual(try api.taints().count, 2, "the double starts with the startup taint and another: \(before)")
+        let log = node.folder + "/agent.log"
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func statusPatches() -> [[String: Any]] {
+            api.requests.filter { $0["path"] as? String == "/api/v1/nodes/node-1/status" && $0["method"] as? String == "PATCH" }
         }
-        let pki = node.folder + "/pki"
-        let api = try background(["python3", packageRoot.appendingPathComponent("scripts/fake-apiserver").path, "127.0.0.20", "6443",
-                                  pki + "/registry.crt", pki + "/registry.key", token, "node-1", apiLog])
-        defer { api.terminate(); api.waitUntilExit() }
-        let agent = try background([SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry, "--ca", node.caFile,
-                                    "--interval", "1", "--watch-interval", "0.2", "--listen", "off", "--node-name", "node-1",
-                                    "--kube-api", "https://127.0.0.20:6443", "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile,
-                                    "--startup-taint", "node-agent/registry-not-ready", "--condition-heartbeat", "600"])
+        func taintKeys() throws -> [String] { try api.taints().compactMap { $0["key"] as? String } }
+
+        // A heartbeat every 3 s; reconciles every second.
+        var agent = try startReporting(api, tokenFile: tokenPath, heartbeat: 3, log: log)
         defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
-        func requests() -> [[String: Any]] {
-            ((try? String(contentsOfFile: apiLog, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
-                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-            }
+        try eventually(20, "the condition published and the startup taint removed") {
+            try api.condition("RegistryPullReady") != nil && taintKeys() == ["example.com/other"]
         }
-        try eventually(15, "the taint removal") { requests().contains { ($0["path"] as? String) == "/api/v1/nodes/node-1" && ($0["method"] as? String) == "PATCH" } }
-        // Several intervals more: nothing changed, so no more condition patches (the heartbeat is 10 min).
-        Thread.sleep(forTimeInterval: 3)
+        let first = try XCTUnwrap(try api.condition("RegistryPullReady"), logText())
+        XCTAssertEqual(first["status"], "True")
+        XCTAssertEqual(first["reason"], "RegistryPullable")
+        XCTAssertEqual(first["message"], "ready to pull from \(node.registry)")
+        XCTAssertEqual(try api.condition("Ready"), kubeletReady, "kubelet's condition untouched")
+        XCTAssertEqual(try api.conditions().count, 2, "\((try? api.conditions()) ?? [])")
+        XCTAssertEqual(try api.taints().count, 1)
+        XCTAssertEqual(try api.taints().first.map { NSDictionary(dictionary: $0) }, NSDictionary(dictionary: otherTaint), "the other taint as it was")
+
+        // A heartbeat: lastHeartbeatTime moves on, lastTransitionTime stays.
+        try eventually(10, "a heartbeat") { try api.condition("RegistryPullReady")?["lastHeartbeatTime"] != first["lastHeartbeatTime"] }
+        let beat = try XCTUnwrap(try api.condition("RegistryPullReady"))
+        XCTAssertEqual(beat["status"], "True")
+        XCTAssertEqual(beat["lastTransitionTime"], first["lastTransitionTime"], "the status held")
+        // Patches while nothing changes come at the heartbeat only, not every reconcile.
+        let times = statusPatches().filter {
+            ((($0["body"] as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]])?.first?["status"] as? String == "True"
+        }.compactMap { $0["t"] as? Double }
+        XCTAssertGreaterThanOrEqual(times.count, 2)
+        for (a, b) in zip(times, times.dropFirst()) { XCTAssertGreaterThan(b - a, 2.5, "a condition patch between heartbeats: \(times)") }
+
+        // The registry goes away: the condition flips to False, a new lastTransitionTime.
+        XCTAssertEqual(try node.control(["stop", "registry"]), 0)
+        try eventually(20, "the condition False") { try api.condition("RegistryPullReady")?["status"] == "False" }
+        let down = try XCTUnwrap(try api.condition("RegistryPullReady"))
+        XCTAssertEqual(down["reason"], "RegistryNotPullable")
+        XCTAssertGreaterThan(try XCTUnwrap(down["lastTransitionTime"]), try XCTUnwrap(first["lastTransitionTime"]), "flipped: \(down)")
+        XCTAssertEqual(try taintKeys(), ["example.com/other"], "the agent never puts a taint back")
+        // Back (a second later, so that the RFC 3339 seconds differ): True again, newer still.
+        Thread.sleep(forTimeInterval: 1.1)
+        XCTAssertEqual(try node.control(["start", "registry"]), 0)
+        try eventually(20, "the condition True again") { try api.condition("RegistryPullReady")?["status"] == "True" }
+        let up = try XCTUnwrap(try api.condition("RegistryPullReady"))
+        XCTAssertGreaterThan(try XCTUnwrap(up["lastTransitionTime"]), try XCTUnwrap(down["lastTransitionTime"]), "flipped back: \(up)")
+
+        // A restarted agent keeps the transition time the node has while the status holds, and
+        // finds the taint already gone (a GET, no patch of the node).
+        agent.terminate()
+        agent.waitUntilExit()
+        let patchesBefore = statusPatches().count
+        let requestsBefore = api.requests.count
+        Thread.sleep(forTimeInterval: 1.1)
+        agent = try startReporting(api, tokenFile: tokenPath, heartbeat: 600, log: log)
+        try eventually(20, "the restarted agent's first condition patch") { statusPatches().count > patchesBefore }
+        let again = try XCTUnwrap(try api.condition("RegistryPullReady"))
+        XCTAssertEqual(again["status"], "True")
+        XCTAssertNotEqual(again["lastHeartbeatTime"], up["lastHeartbeatTime"])
+        XCTAssertEqual(again["lastTransitionTime"], up["lastTransitionTime"], "the status held across the restart")
+        try eventually(5, "the restarted agent's taint check (a GET after its condition patch)") {
+            let since = api.requests.dropFirst(requestsBefore)
+            guard let patched = since.firstIndex(where: { $0["path"] as? String == "/api/v1/nodes/node-1/status" }) else { return false }
+            return since[patched...].contains { $0["method"] as? String == "GET" }
+        }
+        Thread.sleep(forTimeInterval: 2)
+        XCTAssertFalse(api.requests.dropFirst(requestsBefore).contains { $0["path"] as? String == "/api/v1/nodes/node-1" && $0["method"] as? String == "PATCH" })
         agent.terminate()
         agent.waitUntilExit()
 
-        let all = requests()
-        XCTAssertTrue(all.allSatisfy { $0["authorized"] as? Bool == true }, "\(all)")
-        let status = all.filter { ($0["path"] as? String) == "/api/v1/nodes/node-1/status" }
-        XCTAssertEqual(status.count, 1, "one condition patch while nothing changes: \(status)")
-        XCTAssertEqual(status.first?["content_type"] as? String, "application/strategic-merge-patch+json")
-        let condition = (((status.first?["body"] as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]])?.first
-        XCTAssertEqual(condition?["type"] as? String, "RegistryPullReady")
-        XCTAssertEqual(condition?["status"] as? String, "True")
-        XCTAssertEqual(condition?["reason"] as? String, "RegistryPullable")
-        XCTAssertNotNil(condition?["lastTransitionTime"] as? String)
-        XCTAssertNotNil(condition?["lastHeartbeatTime"] as? String)
-        let taintPatch = try XCTUnwrap(all.first { ($0["path"] as? String) == "/api/v1/nodes/node-1" && ($0["method"] as? String) == "PATCH" })
-        XCTAssertEqual(taintPatch["content_type"] as? String, "application/merge-patch+json")
-        let taints = ((taintPatch["body"] as? [String: Any])?["spec"] as? [String: Any])?["taints"] as? [[String: Any]]
-        XCTAssertEqual(taints?.compactMap { $0["key"] as? String }, ["example.com/other"], "only the startup taint goes")
-        XCTAssertEqual(all.filter { ($0["method"] as? String) == "PATCH" && ($0["path"] as? String) == "/api/v1/nodes/node-1" }.count, 1)
+        // Every request was the service account's, allowed by daemonset.yaml's ClusterRole, and
+        // answered 200; each write with the patch type the agent means.
+        let all = api.requests
+        for r in all {
+            XCTAssertEqual(r["identity"] as? String, APIDouble.serviceAccount, "\(r)")
+            XCTAssertEqual(r["decision"] as? String, "allow", "\(r)")
+            XCTAssertEqual(r["code"] as? Int, 200, "\(r)")
+        }
+        XCTAssertTrue(statusPatches().allSatisfy { $0["content_type"] as? String == "application/strategic-merge-patch+json" })
+        let taintPatches = all.filter { $0["path"] as? String == "/api/v1/nodes/node-1" && $0["method"] as? String == "PATCH" }
+        XCTAssertEqual(taintPatches.count, 1)
+        XCTAssertEqual(taintPatches.first?["content_type"] as? String, "application/merge-patch+json")
+        XCTAssertEqual(try api.condition("Ready"), kubeletReady, "kubelet's condition untouched")
 
-        // Uninstall takes the condition away (a strategic merge patch deleting it by type).
-        let uninstall = try node.agent(["uninstall", "--host-root", node.hostRoot, "--node-name", "node-1", "--kube-api", "https://127.0.0.20:6443",
-                                        "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile])
+        // Uninstall takes the condition away (a strategic merge patch deleting it by type): the
+        // node is left with kubelet's condition only.
+        let uninstall = try node.agent(["uninstall", "--host-root", node.hostRoot, "--node-name", "node-1", "--kube-api", api.url,
+                                        "--kube-token-file", tokenPath, "--kube-ca-file", node.caFile])
         XCTAssertEqual(uninstall.status, 0, uninstall.stderr)
-        let last = try XCTUnwrap(requests().last)
-        XCTAssertEqual(last["path"] as? String, "/api/v1/nodes/node-1/status")
-        let deleted = (((last["body"] as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]])?.first
-        XCTAssertEqual(deleted?["$patch"] as? String, "delete")
-        XCTAssertEqual(deleted?["type"] as? String, "RegistryPullReady")
+        XCTAssertEqual(api.requests.last?["code"] as? Int, 200)
+        XCTAssertNil(try api.condition("RegistryPullReady"))
+        XCTAssertEqual(try api.conditions().count, 1)
+        XCTAssertEqual(try api.condition("Ready"), kubeletReady)
+        XCTAssertEqual(try taintKeys(), ["example.com/other"])
+    }
+
+    /// The API's refusals, as a real API server sends them, reach the agent's log: a token the
+    /// API does not know (401), and a ClusterRole without `patch nodes/status` (a copy of
+    /// daemonset.yaml with that rule taken out: 403 with the API server's message). A refused
+    /// request changes nothing on the node. The double's other refusals have the real shapes too:
+    /// a stale resourceVersion (409) and a Content-Type that is no patch type (415).
+    func testTheAPIServersRefusalsReachTheAgentAndChangeNothing() throws {
+        let (known, knownToken) = try tokenFile("serviceaccount")
+        let (unknown, unknownToken) = try tokenFile("unknown")
+        let log = node.folder + "/agent.log"
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+        // An unknown token: 401 Unauthorized, the real Status body.
+        let api = try APIDouble(node, tokens: [known: APIDouble.serviceAccount])
+        defer { api.stop() }
+        let initial = NSDictionary(dictionary: try api.nodeObject())
+        let refused = try api.curl("GET", "/api/v1/nodes/node-1", token: unknownToken)
+        XCTAssertEqual(refused.code, "401")
+        XCTAssertEqual(refused.body, #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#)
+        var agent = try startReporting(api, tokenFile: unknown, heartbeat: 600, log: log)
+        let unauthorized = "kubernetes: the API answered 401 to the RegistryPullReady condition of node node-1: Unauthorized"
+        try eventually(20, "the agent logs the 401") { logText().contains(unauthorized) }
+        XCTAssertTrue(logText().contains(unauthorized), logText())
+        agent.terminate()
+        agent.waitUntilExit()
+        XCTAssertTrue(logText().contains("the API does not accept the token in \(unknown)"), logText())
+        XCTAssertFalse(api.requests.isEmpty)
+        for r in api.requests {
+            XCTAssertEqual(r["decision"] as? String, "unauthenticated", "\(r)")
+            XCTAssertEqual(r["code"] as? Int, 401, "\(r)")
+        }
+        XCTAssertEqual(NSDictionary(dictionary: try api.nodeObject()), initial, "nothing changed")
+        api.stop()
+
+        // daemonset.yaml less its nodes/status rule, made from the real manifest.
+        let manifest = node.folder + "/no-status-rule.yaml"
+        let cut = try node.exec(["python3", "-c", """
+            import sys, yaml
+            docs = list(yaml.safe_load_all(open(sys.argv[1])))
+            cut = 0
+            for d in docs:
+                if d and d.get("kind") == "ClusterRole" and d["metadata"]["name"] == "node-agent":
+                    kept = [r for r in d["rules"] if "nodes/status" not in r.get("resources", [])]
+                    cut += len(d["rules"]) - len(kept)
+                    d["rules"] = kept
+            yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+            print(cut)
+            """, APIDouble.manifest, manifest])
+        XCTAssertEqual(cut.stdout, "1\n", cut.stderr)
+        let limited = try APIDouble(node, manifest: manifest, tokens: [known: APIDouble.serviceAccount], port: 6444)
+        defer { limited.stop() }
+        let limitedInitial = NSDictionary(dictionary: try limited.nodeObject())
+        let forbidden = #"nodes \"node-1\" is forbidden: User \"system:serviceaccount:node-agent:node-agent\" cannot patch resource \"nodes/status\" in API group \"\" at the cluster scope"#
+        let patch = try limited.curl("PATCH", "/api/v1/nodes/node-1/status", token: knownToken, contentType: "application/strategic-merge-patch+json",
+                                     body: #"{"status":{"conditions":[{"type":"RegistryPullReady","status":"True"}]}}"#)
+        XCTAssertEqual(patch.code, "403")
+        XCTAssertEqual(patch.body, #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":""# + forbidden
+                       + #"","reason":"Forbidden","details":{"name":"node-1","kind":"nodes"},"code":403}"#)
+        agent = try startReporting(limited, tokenFile: known, heartbeat: 600, log: log)
+        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+        let message = forbidden.replacingOccurrences(of: #"\""#, with: "\"")
+        let expected = "kubernetes: the API answered 403 to the RegistryPullReady condition of node node-1: Forbidden: " + message
+            + " (the service account needs patch on nodes/status)"
+        try eventually(20, "the agent logs the API's refusal") { logText().contains(expected) }
+        XCTAssertTrue(logText().contains(expected), "\(expected)\nnot in\n\(logText())")
+        agent.terminate()
+        agent.waitUntilExit()
+        let decisions = Set(limited.requests.compactMap { r -> String? in
+            guard let method = r["method"] as? String, let path = r["path"] as? String else { return nil }
+            return "\(method) \(path) \(r["decision"] as? String ?? "-") \(r["code"] as? Int ?? 0)"
+        })
+        XCTAssertTrue(decisions.contains("PATCH /api/v1/nodes/node-1/status deny 403"), "\(decisions)")
+        XCTAssertTrue(decisions.isSubset(of: ["GET /api/v1/nodes/node-1 allow 200", "PATCH /api/v1/nodes/node-1/status deny 403"]), "\(decisions)")
+        // The agent removes the startup taint only once it could say why (the condition).
+        XCTAssertEqual(NSDictionary(dictionary: try limited.nodeObject()), limitedInitial, "nothing changed")
+        XCTAssertNil(try limited.condition("RegistryPullReady"))
+        XCTAssertEqual(try limited.taints().count, 2)
+
+        // A stale resourceVersion: 409 Conflict; a Content-Type that is no patch type: 415.
+        let stale = try limited.curl("PATCH", "/api/v1/nodes/node-1", token: knownToken, contentType: "application/merge-patch+json",
+                                     body: #"{"metadata":{"resourceVersion":"1"},"spec":{"taints":[]}}"#)
+        XCTAssertEqual(stale.code, "409")
+        XCTAssertEqual(stale.body, #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Operation cannot be fulfilled on nodes \"node-1\": the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","details":{"name":"node-1","kind":"nodes"},"code":409}"#)
+        let json = try limited.curl("PATCH", "/api/v1/nodes/node-1", token: knownToken, contentType: "application/json", body: "{}")
+        XCTAssertEqual(json.code, "415")
+        XCTAssertTrue(json.body.contains(#""reason":"UnsupportedMediaType""#), json.body)
+        XCTAssertEqual(try limited.taints().count, 2, "refused patches change nothing")
     }
 
     /// kube-dns, the registry and resolved each stop (SIGKILL) and start again while `run` is up:

@@ -1,0 +1,112 @@
+import Foundation
+import HostSystem
+import TestSupport
+import XCTest
+
+/// scripts/api-double (a test double of the Kubernetes API server: bearer tokens, RBAC from a
+/// manifest, one Node patched by kubectl's own strategic/merge/JSON patch code) in a sandbox
+/// node's network namespace, on 127.0.0.20:PORT with the registry's certificate, which the
+/// node's CA file trusts.
+final class APIDouble {
+    static let serviceAccount = "system:serviceaccount:node-agent:node-agent"
+    static let manifest = packageRoot.appendingPathComponent("daemonset.yaml").path
+
+    let node: SandboxNode
+    let process: Process
+    let url: String
+    let log: String
+    let state: String
+    let errors: String
+
+    /// Starts the double for node `nodeName` with the RBAC of `manifest`; each token file
+    /// stands for its identity.
+    init(_ node: SandboxNode, manifest: String = APIDouble.manifest, tokens: [String: String], port: Int = 6443,
+         nodeName: String = "node-1") throws {
+        self.node = node
+        url = "https://127.0.0.20:\(port)"
+        let base = node.folder + "/api-\(port)"
+        log = base + ".log"
+        state = base + ".node.json"
+        errors = base + ".err"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: errors, contents: nil)
+        try? FileManager.default.removeItem(atPath: state)
+        let pki = node.folder + "/pki"
+        process = try node.background(["python3", packageRoot.appendingPathComponent("scripts/api-double").path,
+                                       "--listen", "127.0.0.20:\(port)", "--cert", pki + "/registry.crt", "--key", pki + "/registry.key",
+                                       "--manifest", manifest, "--node", nodeName, "--log", log, "--state", state]
+                                      + tokens.sorted { $0.key < $1.key }.flatMap { ["--token", "\($0.key)=\($0.value)"] },
+                                      output: errors)
+        let deadline = Date().addingTimeInterval(15)
+        while !FileManager.default.fileExists(atPath: state) {
+            guard process.isRunning, Date() < deadline else {
+                stop()
+                throw AgentError(.io, "api-double did not start: \(text(errors))")
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+
+    /// Every request so far, as the double logged it.
+    var requests: [[String: Any]] {
+        text(log).split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    /// The Node as it is now in the double.
+    func nodeObject() throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state))) as? [String: Any])
+    }
+
+    /// The Node's conditions and taints, as they are now.
+    func conditions() throws -> [[String: Any]] {
+        ((try nodeObject())["status"] as? [String: Any])?["conditions"] as? [[String: Any]] ?? []
+    }
+
+    func taints() throws -> [[String: Any]] {
+        ((try nodeObject())["spec"] as? [String: Any])?["taints"] as? [[String: Any]] ?? []
+    }
+
+    /// The one condition of `type` (nil when the node has none; a failure when it has several).
+    func condition(_ type: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: String]? {
+        let found = try conditions().filter { $0["type"] as? String == type }
+        XCTAssertLessThanOrEqual(found.count, 1, "one \(type) condition, merged by type: \(found)", file: file, line: line)
+        return found.first?.compactMapValues { $0 as? String }
+    }
+
+    /// curl from inside the node: the raw status line's code and body of one request.
+    func curl(_ method: String, _ path: String, token: String?, contentType: String? = nil, body: String? = nil) throws -> (code: String, body: String) {
+        var arguments = ["curl", "-s", "-m", "10", "--cacert", node.caFile, "-X", method, "-w", "\n%{http_code}"]
+        if let token { arguments += ["-H", "Authorization: Bearer " + token] }
+        if let contentType { arguments += ["-H", "Content-Type: " + contentType] }
+        if let body { arguments += ["--data-binary", body] }
+        let r = try node.exec(arguments + [url + path])
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+    }
+
+    private func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+}
+
+extension SandboxNode {
+    /// Starts a command inside the node's namespaces in the background, its output to `output`.
+    func background(_ arguments: [String], output: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: script)
+        p.arguments = ["exec"] + arguments
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_SANDBOX"] = folder
+        p.environment = env
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        handle.seekToEndOfFile()
+        p.standardOutput = handle
+        p.standardError = handle
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+}

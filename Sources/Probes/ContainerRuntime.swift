@@ -11,12 +11,18 @@ public struct ContainerRuntime: Sendable {
     /// The binary, as the node sees it.
     public var binary: HostPath?
     public var build: GoBuildInfo?
+    /// Why the running process's environment could not be read, when it could not: another
+    /// process's /proc/PID/environ (and exe) needs ptrace access, i.e. CAP_SYS_PTRACE unless the
+    /// reader holds every capability the process holds, and the DaemonSet grants neither. Then
+    /// `environment` is not the process's: nothing can be said of its proxy from here.
+    public var environmentUnreadable: String?
 
-    public init(pid: Int?, environment: [String: String], binary: HostPath?, build: GoBuildInfo?) {
+    public init(pid: Int?, environment: [String: String], binary: HostPath?, build: GoBuildInfo?, environmentUnreadable: String? = nil) {
         self.pid = pid
         self.environment = environment
         self.binary = binary
         self.build = build
+        self.environmentUnreadable = environmentUnreadable
     }
 
     /// The running containerd, else its binary where a node keeps it, not yet started; nil when
@@ -45,12 +51,24 @@ public struct ContainerRuntime: Sendable {
                   let close = stat.lastIndex(of: ")"),
                   let state = stat[stat.index(after: close)...].split(separator: " ").first,
                   state != "Z" && state != "X" else { continue }
-            let environ = (try? files.read(try dir.appending("environ"), limit: 1 << 20)) ?? nil
+            var unreadable: String?
+            let environ: [UInt8]?
+            do { environ = try files.read(try dir.appending("environ"), limit: 1 << 20) } catch {
+                environ = nil
+                unreadable = "\(error)"
+            }
             let environment = parseEnviron(environ ?? [])
             // /proc/PID/exe names the binary in the process's own mount view: the node's path.
+            // Without ptrace access to the process, its command line (readable by all) names it
+            // when it was started by an absolute path, as systemd units and k3s start it.
             let exe = (try? files.root.resolve(dir)).flatMap { readSymlink($0 + "/exe") }
                 .flatMap { try? HostPath($0.hasSuffix(" (deleted)") ? String($0.dropLast(10)) : $0) }
-            return ContainerRuntime(pid: pid, environment: environment, binary: exe, build: exe.flatMap { buildInfo(files, $0) })
+                ?? ((try? files.read(try dir.appending("cmdline"), limit: 65536)) ?? nil)
+                .flatMap { $0.split(separator: 0, omittingEmptySubsequences: false).first }
+                .map { String(decoding: $0, as: UTF8.self) }
+                .flatMap { $0.hasPrefix("/") ? try? HostPath($0) : nil }
+            return ContainerRuntime(pid: pid, environment: environment, binary: exe, build: exe.flatMap { buildInfo(files, $0) },
+                                    environmentUnreadable: unreadable)
         }
         for candidate in ["/usr/bin/containerd", "/usr/local/bin/containerd"] {
             let path = try! HostPath(candidate)

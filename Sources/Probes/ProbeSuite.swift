@@ -113,6 +113,12 @@ public struct ProbeSuite {
         }
         // A proxy in the runtime's environment: its pulls go there, and the proxy resolves the name.
         step("runtime-proxy") { t in
+            if let runtime, let why = runtime.environmentUnreadable {
+                return CheckResult(name: "runtime-proxy", outcome: .skip,
+                                   reason: "cannot tell whether \(runtime.summary) pulls through a proxy: its environment cannot be read (\(why); "
+                                       + "another process's environment needs CAP_SYS_PTRACE, which the DaemonSet does not grant)"
+                                       + (runtimePull == nil ? "" : "; runtime-pull asks containerd itself"))
+            }
             let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: t))
             guard let r = RuntimeProxyProbe.run(registry: s.registry, runtime: runtime, timeoutMilliseconds: t, resolve: resolver.firstAddress) else {
                 return CheckResult(name: "runtime-proxy", outcome: .skip, reason: "\(runtime?.summary ?? "containerd") uses no proxy for \(s.registry)")

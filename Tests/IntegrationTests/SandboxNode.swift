@@ -32,6 +32,15 @@ final class SandboxNode {
         return try sh(script, arguments, environment: env).status
     }
 
+    /// Runs a sandbox-node subcommand and returns what it printed; throws when it fails.
+    func controlOutput(_ arguments: [String]) throws -> String {
+        var env = ProcessInfo.processInfo.environment
+        env["NODE_AGENT_SANDBOX"] = folder
+        let r = try sh(script, arguments, environment: env)
+        guard r.status == 0 else { throw AgentError(.io, "sandbox-node \(arguments.joined(separator: " ")): \(r.stderr)") }
+        return r.stdout
+    }
+
     func down() {
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = folder
@@ -176,6 +185,17 @@ struct JSONReport: Decodable {
     var changes: [String]
     var notes: [String]
     var checks: [Check]
+
+    enum CodingKeys: String, CodingKey { case ready, changes, notes, checks }
+
+    /// `run`'s /status has no changes or notes of its own.
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ready = try c.decode(Bool.self, forKey: .ready)
+        changes = try c.decodeIfPresent([String].self, forKey: .changes) ?? []
+        notes = try c.decodeIfPresent([String].self, forKey: .notes) ?? []
+        checks = try c.decode([Check].self, forKey: .checks)
+    }
 
     func check(_ name: String) -> Check? { checks.first { $0.name == name } }
 

@@ -49,6 +49,12 @@ final class DaemonSetPodIntegrationTests: XCTestCase {
         let pulled = try node.pull(node.testImage)
         XCTAssertTrue(pulled.ok, pulled.error)
         XCTAssertTrue(try pod.probe("liveness"))
+        // The agent runs as the manifest says: exactly its capabilities, no_new_privs, seccomp.
+        let status = try pod.processStatus()
+        XCTAssertEqual(status["CapEff"], String(format: "%016x", (1 << 12) | (1 << 18)), "NET_ADMIN and SYS_CHROOT only: \(status)")
+        XCTAssertEqual(status["CapBnd"], status["CapEff"])
+        XCTAssertEqual(status["NoNewPrivs"], "1")
+        XCTAssertEqual(status["Seccomp"], "2", "seccomp RuntimeDefault (filter mode)")
         // The node as the API server has it: the condition, and the startup taint gone.
         try eventually(10, "the node's condition is published") { try api!.condition("RegistryPullReady")?["status"] == "True" }
         let taints = try api!.taints()
@@ -187,6 +193,24 @@ struct KubeletPod {
         let r = try node.exec([Self.script, "stop", "--pod-dir", directory])
         guard r.status == 0 else { throw AgentError(.io, "kubelet-pod stop: \(r.stderr)") }
         return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    /// /proc/PID/status of the container's process (`/usr/local/bin/node-agent run`, the image's
+    /// entrypoint with the manifest's args: one pod runs at a time), by field.
+    func processStatus() throws -> [String: String] {
+        let proc = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }
+        for pid in proc {
+            guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")),
+                  String(decoding: cmdline, as: UTF8.self) == "/usr/local/bin/node-agent\0run\0",
+                  let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { continue }
+            var fields: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
+            }
+            return fields
+        }
+        throw AgentError(.io, "no node-agent process of the pod in /proc")
     }
 
     /// The container's output (CRI log format).

@@ -95,7 +95,30 @@ final class RuntimePullIntegrationTests: XCTestCase {
         let config = node.hostRoot + "/etc/containerd/config.toml"
         let text = try String(contentsOfFile: config, encoding: .utf8)
         try text.replacingOccurrences(of: "config_path", with: "# config_path").write(toFile: config, atomically: true, encoding: .utf8)
-        XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
+        try assertTheOSStorePathNeedsARestart()
+    }
+
+    /// The node's config as containerd reads it: an `imports` file that configures the CRI plugin
+    /// replaces its whole table in containerd 1.x, config_path included, so certs.d is ignored
+    /// although config.toml sets it. The agent follows the imports; the pull agrees.
+    func testAnImportThatReplacesTheCRITableDropsCertsDAsContainerdReadsIt() throws {
+        let config = node.hostRoot + "/etc/containerd/config.toml"
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: node.hostRoot + "/etc/containerd/conf.d", withIntermediateDirectories: true)
+        try "[plugins.\"io.containerd.grpc.v1.cri\"]\n  restrict_oom_score_adj = true\n"
+            .write(toFile: node.hostRoot + "/etc/containerd/conf.d/10-cri.toml", atomically: true, encoding: .utf8)
+        try ("imports = [\"/etc/containerd/conf.d/*.toml\"]\n" + text).write(toFile: config, atomically: true, encoding: .utf8)
+        // containerd's own reading of it.
+        let dump = try node.exec(["containerd", "--config", "/etc/containerd/config.toml", "config", "dump"])
+        XCTAssertTrue(dump.stdout.contains("config_path = \"\""), dump.stdout + dump.stderr)
+        try assertTheOSStorePathNeedsARestart()
+        let certsD = try XCTUnwrap(try node.probe(["--runtime-pull", "off"]).check("certs-d"))
+        XCTAssertTrue(certsD.reason.contains("conf.d/10-cri.toml"), certsD.reason)
+    }
+
+    /// With certs.d off (however), after containerd loaded its OS roots: not ready until it restarts.
+    func assertTheOSStorePathNeedsARestart(line: UInt = #line) throws {
+        XCTAssertEqual(try node.control(["restart", "containerd"]), 0, line: line)
         // The admin's own /etc/hosts line: the name resolves, so the first pull reaches TLS and
         // containerd loads the OS roots, without the registry's CA.
         let hosts = node.hostRoot + "/etc/hosts"

@@ -77,6 +77,60 @@ final class ContainerdConfigTests: XCTestCase {
     }
 }
 
+/// containerd's `imports`, as containerd 1.x and 2.x read them.
+final class ContainerdImportsTests: XCTestCase {
+    func read(_ files: [String: String]) throws -> ContainerdRegistryConfig {
+        let dir = try makeTemporaryDirectory("containerd-imports")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let host = HostFiles(root: try HostRoot(dir))
+        for (path, text) in files { try host.writeAtomically(try HostPath(path), text) }
+        return try ContainerdRegistryConfig.read(from: host)
+    }
+
+    let main = """
+        version = 2
+        imports = ["/etc/containerd/conf.d/*.toml", "extra.toml"]
+        [plugins."io.containerd.grpc.v1.cri".registry]
+          config_path = "/etc/containerd/certs.d"
+        """
+
+    func testAnImportOfTheCRITableReplacesItWholeInVersion2() throws {
+        let c = try read(["/etc/containerd/config.toml": main,
+                          "/etc/containerd/conf.d/10-cri.toml": "[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_selinux = false\n"])
+        XCTAssertEqual(c.configPaths, [])
+        XCTAssertTrue(c.note?.contains("dropped by /etc/containerd/conf.d/10-cri.toml") == true, c.note ?? "")
+        // A dotted key of the plugin counts as its table too.
+        let dotted = try read(["/etc/containerd/config.toml": main,
+                               "/etc/containerd/extra.toml": "plugins.\"io.containerd.grpc.v1.cri\".enable_selinux = false\n"])
+        XCTAssertEqual(dotted.configPaths, [])
+    }
+
+    func testImportsThatLeaveTheCRITableOrSetConfigPathThemselves() throws {
+        let other = try read(["/etc/containerd/config.toml": main,
+                              "/etc/containerd/conf.d/10-runc.toml": "[plugins.\"io.containerd.runtime.v1.linux\"]\n  shim_debug = true\n"])
+        XCTAssertEqual(other.configPaths.map(\.path), ["/etc/containerd/certs.d"])
+        XCTAssertNil(other.note)
+        // Later imports win: conf.d in name order, then extra.toml (relative to /etc/containerd).
+        let later = try read(["/etc/containerd/config.toml": main,
+                              "/etc/containerd/conf.d/20-b.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/b\"\n",
+                              "/etc/containerd/conf.d/10-a.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/a\"\n",
+                              "/etc/containerd/conf.d/.hidden.toml": "[plugins.\"io.containerd.grpc.v1.cri\"]\n",
+                              "/etc/containerd/extra.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/extra:/more\"\n"])
+        XCTAssertEqual(later.configPaths.map(\.path), ["/extra", "/more"])
+        XCTAssertEqual(later.note, "config_path from /etc/containerd/extra.toml, imported by /etc/containerd/config.toml")
+        // A missing import is skipped, as containerd skips a pattern that matches nothing.
+        XCTAssertEqual(try read(["/etc/containerd/config.toml": main]).configPaths.map(\.path), ["/etc/containerd/certs.d"])
+    }
+
+    func testVersion3MergesKeys() throws {
+        let v3 = main.replacingOccurrences(of: "version = 2", with: "version = 3")
+            .replacingOccurrences(of: "io.containerd.grpc.v1.cri", with: "io.containerd.cri.v1.images")
+        let c = try read(["/etc/containerd/config.toml": v3,
+                          "/etc/containerd/conf.d/10-cri.toml": "[plugins.\"io.containerd.cri.v1.images\"]\n  snapshotter = \"native\"\n"])
+        XCTAssertEqual(c.configPaths.map(\.path), ["/etc/containerd/certs.d"])
+    }
+}
+
 final class K3sTests: XCTestCase {
     func testK3sCertsDIsLeftToK3s() throws {
         let dir = try makeTemporaryDirectory("k3s")

@@ -29,7 +29,9 @@ let package = Package(
         // The only module that touches the host's files and runs host tools.
         .target(name: "HostSystem"),
         .target(name: "TrustStore", dependencies: ["HostSystem", "COpenSSL"]),
-        .target(name: "ResolvedConfig", dependencies: ["HostSystem", "CSystemd"]),
+        // sd-bus and its clients: resolve1 (systemd-resolved), systemd1 (units, runtime restarts).
+        .target(name: "SystemBus", dependencies: ["HostSystem", "CSystemd"]),
+        .target(name: "ResolvedConfig", dependencies: ["HostSystem", "SystemBus"]),
         .target(name: "Probes", dependencies: ["HostSystem", "TrustStore", "COpenSSL"]),
         // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
         // the few protobuf messages are encoded by hand.
@@ -45,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "HostSystem", "TrustStore", "ResolvedConfig", "Probes", "CSystemd",
+                "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -67,7 +69,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["HostSystem"], path: "Tests/TestSupport"),
         .testTarget(name: "HostSystemTests", dependencies: ["HostSystem", "TestSupport"]),
         .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "HostSystem", "TestSupport"]),
-        .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "HostSystem", "TestSupport"]),
+        .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "HostSystem", "TestSupport"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "HostSystem", "TestSupport", "COpenSSL"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).

@@ -3,6 +3,7 @@ import Glibc
 import HostSystem
 import Probes
 import ResolvedConfig
+import SystemBus
 import TrustStore
 
 /// The whole job on one node: plan, apply, prove.

@@ -3,6 +3,7 @@ import Glibc
 import HostSystem
 import Probes
 import ResolvedConfig
+import SystemBus
 import TrustStore
 
 /// Everything a command needs, validated before anything on the host changes.

@@ -3,6 +3,7 @@ import Glibc
 import HostSystem
 import Probes
 import ResolvedConfig
+import SystemBus
 
 /// Routes the cluster domain (or, in hosts mode, the registry's names) to the cluster DNS, in
 /// the mode asked for or the safest that works here, and removes what other modes left.

@@ -1,4 +1,5 @@
 import HostSystem
+import SystemBus
 
 /// What routing the cluster domain to the cluster DNS takes on this host.
 public struct DNSRoutePlan: Sendable {

@@ -1,5 +1,6 @@
 import HostSystem
 @testable import ResolvedConfig
+import SystemBus
 import TestSupport
 import XCTest
 

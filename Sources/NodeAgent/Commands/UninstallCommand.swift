@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import ResolvedConfig
+import SystemBus
 import TrustStore
 
 struct UninstallCommand: ParsableCommand {
@@ -68,13 +69,3 @@ struct UninstallCommand: ParsableCommand {
     }
 }
 
-/// Stands in for resolved when its bus cannot be reached, so that the link can still be removed.
-struct UnreachableResolved: ResolvedClient {
-    let address: String
-    func fail() -> AgentError { AgentError(.dbus, "the system bus at \(address) cannot be reached") }
-    func linkSettings(ifindex: Int32) throws -> LinkDNSSettings { throw fail() }
-    func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws { throw fail() }
-    func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws { throw fail() }
-    func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws { throw fail() }
-    func revertLink(ifindex: Int32) throws { throw fail() }
-}

@@ -5,6 +5,7 @@ import HostSystem
 import Logging
 import Probes
 import ResolvedConfig
+import SystemBus
 import TrustStore
 
 /// Keeps the node set up and proven: reconciles at start, then when the CA file changes (a
@@ -106,10 +107,7 @@ struct ReconcileService {
             }
             guard let bus = watchBus.bus else { return nil }
             do {
-                return try bus.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
-                                    member: "GetNameOwner", build: { try $0.append(string: "org.freedesktop.resolve1") }, read: { try $0.string() })
-            } catch let e as BusCallError where e.name == "org.freedesktop.DBus.Error.NameHasNoOwner" {
-                return nil
+                return try bus.nameOwner("org.freedesktop.resolve1")
             } catch {
                 watchBus.bus = nil
                 if attempt == 1 { return nil }

@@ -1,4 +1,6 @@
 import CSystemd
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// A connection to a D-Bus system bus by address, on libsystemd's sd-bus.
@@ -102,6 +104,19 @@ public final class SystemBus: @unchecked Sendable {
 }
 
 /// A failed D-Bus call, with the error name the service gave.
+extension SystemBus {
+    /// The unique name that owns `name` on the bus (e.g. whether org.freedesktop.resolve1 is
+    /// served, and by which connection: a new owner is a restarted service); nil when none does.
+    public func nameOwner(_ name: String) throws -> String? {
+        do {
+            return try call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+                            member: "GetNameOwner", build: { try $0.append(string: name) }, read: { try $0.string() })
+        } catch let e as BusCallError where e.name == "org.freedesktop.DBus.Error.NameHasNoOwner" {
+            return nil
+        }
+    }
+}
+
 public struct BusCallError: Error, CustomStringConvertible {
     public let name: String
     public let message: String
@@ -209,8 +224,3 @@ public struct MessageReader {
         try check(sd_bus_message_exit_container(message))
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
-import FoundationEssentials

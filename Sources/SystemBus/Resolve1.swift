@@ -159,3 +159,16 @@ public final class Resolve1: ResolvedClient {
         }
     }
 }
+
+/// Stands in for resolved when its bus cannot be reached, so that the link can still be removed
+/// (uninstall) and a plan still be made: every call fails, naming the bus.
+public struct UnreachableResolved: ResolvedClient {
+    public let address: String
+    public init(address: String) { self.address = address }
+    func fail() -> AgentError { AgentError(.dbus, "the system bus at \(address) cannot be reached") }
+    public func linkSettings(ifindex: Int32) throws -> LinkDNSSettings { throw fail() }
+    public func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws { throw fail() }
+    public func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws { throw fail() }
+    public func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws { throw fail() }
+    public func revertLink(ifindex: Int32) throws { throw fail() }
+}

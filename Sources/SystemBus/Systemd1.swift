@@ -1,3 +1,4 @@
+import Glibc
 import HostSystem
 
 /// The state of one systemd unit, as `org.freedesktop.systemd1` reports it.
@@ -70,7 +71,6 @@ public final class Systemd1 {
 }
 
 #if canImport(Glibc)
-import Glibc
 #endif
 
 /// systemd-networkd's manager API (`org.freedesktop.network1`): it re-reads its .network files

@@ -54,21 +54,7 @@ public struct HostFiles: Sendable {
             throw AgentError(.io, "\(path) is not a regular file (a folder, FIFO, socket or device)",
                              hint: "the agent reads only regular files there; replace it with one")
         }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-            if out.count > limit {
-                throw AgentError(.io, "\(path) is larger than \(limit) bytes")
-            }
-        }
-        return out
+        return try Self.readToEnd(fd, limit: limit, naming: path.description, code: .io)
     }
 
     /// Up to `count` bytes of a regular file from `offset` (fewer at its end), or nil when it
@@ -236,5 +222,65 @@ public struct HostFiles: Sendable {
         case ENOSPC, EDQUOT: return "free space on the node's disk; the file was left as it was"
         default: return nil
         }
+    }
+}
+
+extension HostFiles {
+    /// The first line of every file the agent owns (Go, OpenSSL and systemd read past it). A file
+    /// without it is someone else's: the agent neither rewrites nor removes it.
+    public static let ownershipMarker = "# managed by node-agent: do not edit, it is rewritten on every run"
+
+    /// Whether a file's text (nil: no file) starts with the agent's marker.
+    public static func isOwned(_ text: String?) -> Bool { text?.hasPrefix(ownershipMarker) ?? false }
+
+    /// A file a person named on this machine (`--ca`, `--registry-auth`, `--config`), not under
+    /// the host root, read with the same guards as the host's files: only a regular file (a FIFO
+    /// would block the read, a device never end it), at most `limit` bytes. Symlinks are followed
+    /// (a Secret volume's `ca.crt` is one). Every error names `what` and the path, with `code`.
+    public static func readLocalFile(_ path: String, what: String, limit: Int, code: AgentError.Code = .invalidInput) throws -> [UInt8] {
+        let name = "\(what) \(path)"
+        func refuse(_ st: stat) -> AgentError? {
+            switch st.st_mode & S_IFMT {
+            case S_IFREG:
+                return st.st_size > limit ? AgentError(code, "\(name) is larger than \(limit) bytes") : nil
+            case S_IFDIR: return AgentError(code, "\(name) is a folder", hint: "pass the file inside it")
+            default: return AgentError(code, "\(name) is not a regular file (a FIFO, socket or device)", hint: "pass a file")
+            }
+        }
+        // Looked at before it is opened (opening a device can have effects of its own), and again
+        // once open, in case it was replaced in between.
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { throw AgentError(code, "\(name) does not exist") }
+            throw AgentError(code, "cannot read \(name): \(String(cString: strerror(errno)))", hint: "check its permissions")
+        }
+        if let error = refuse(st) { throw error }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            throw AgentError(code, "cannot read \(name): \(String(cString: strerror(errno)))", hint: "check its permissions")
+        }
+        defer { close(fd) }
+        guard fstat(fd, &st) == 0 else { throw AgentError(code, "cannot read \(name): \(String(cString: strerror(errno)))") }
+        if let error = refuse(st) { throw error }
+        return try readToEnd(fd, limit: limit, naming: name, code: code)
+    }
+
+    /// The rest of an open file, refused once it passes `limit` bytes.
+    private static func readToEnd(_ fd: Int32, limit: Int, naming name: String, code: AgentError.Code) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AgentError(code, "cannot read \(name): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+            if out.count > limit {
+                throw AgentError(code, "\(name) is larger than \(limit) bytes")
+            }
+        }
+        return out
     }
 }

@@ -97,22 +97,9 @@ struct NodeConfig {
         }
     }
 
+    /// A file named on the command line, through HostSystem's guarded reader (regular files
+    /// only, bounded); a CA file's problems are certificate errors.
     static func readFile(_ path: String, what: String, limit: Int) throws -> [UInt8] {
-        let code: AgentError.Code = what == "CA file" ? .invalidCertificate : .invalidInput
-        // stat follows symlinks (a Secret volume's ca.crt is one); a FIFO or a device would block
-        // the read or never end.
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw AgentError(code, "\(what) \(path) does not exist") }
-        guard st.st_mode & S_IFMT != S_IFDIR else { throw AgentError(code, "\(what) \(path) is a folder", hint: "pass the file inside it") }
-        guard st.st_mode & S_IFMT == S_IFREG else {
-            throw AgentError(code, "\(what) \(path) is not a regular file", hint: "pass a file")
-        }
-        guard st.st_size <= limit else {
-            throw AgentError(code, "\(what) \(path) is unreadable or larger than \(limit) bytes")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw AgentError(code, "cannot read \(what) \(path)", hint: "check its permissions")
-        }
-        return Array(data)
+        try HostFiles.readLocalFile(path, what: what, limit: limit, code: what == "CA file" ? .invalidCertificate : .invalidInput)
     }
 }

@@ -97,6 +97,35 @@ final class BootstrapConfigTests: XCTestCase {
         }
     }
 
+    /// `--config`, `--ca` and `--registry-auth` go through HostSystem's reader: a FIFO is refused
+    /// at once, naming the file (read as it was before, `--config` waited for a writer for ever).
+    func testFilesOnTheCommandLineThatAreFIFOsAreRefusedAtOnce() throws {
+        let dir = try makeTemporaryDirectory("fifo")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fifo = dir + "/node-agent.env"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        // A writer after 3 s ends the wait of a reader that opened it: the test then fails on its time.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 3) { let fd = open(fifo, O_WRONLY | O_NONBLOCK); if fd >= 0 { close(fd) } }
+        let start = Date()
+        XCTAssertThrowsError(try EnvironmentOptions.arguments(["probe", "--config", fifo], environment: [:])) {
+            XCTAssertEqual(($0 as? AgentError)?.code, .invalidInput)
+            XCTAssertEqual(($0 as? AgentError)?.message, "config file \(fifo) is not a regular file (a FIFO, socket or device)")
+        }
+        XCTAssertThrowsError(try EnvironmentOptions.arguments(["probe"], environment: ["NODE_AGENT_CONFIG": dir + "/absent"])) {
+            XCTAssertEqual(($0 as? AgentError)?.message, "config file \(dir)/absent does not exist")
+            XCTAssertEqual(($0 as? AgentError)?.hint, "check --config or NODE_AGENT_CONFIG")
+        }
+        XCTAssertThrowsError(try NodeConfig(try options(), caFile: fifo, dryRun: false)) {
+            XCTAssertEqual(($0 as? AgentError)?.code, .invalidCertificate)
+            XCTAssertEqual(($0 as? AgentError)?.message, "CA file \(fifo) is not a regular file (a FIFO, socket or device)")
+        }
+        XCTAssertThrowsError(try NodeConfig(try options(["--registry-auth", fifo]), caFile: nil, dryRun: false)) {
+            XCTAssertEqual(($0 as? AgentError)?.code, .invalidInput)
+            XCTAssertEqual(($0 as? AgentError)?.message, "registry auth file \(fifo) is not a regular file (a FIFO, socket or device)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 1)
+    }
+
     /// Every flag of every command is in docs/CONFIGURATION.md and can come from the environment.
     func testEveryFlagIsDocumentedAndReadFromTheEnvironment() throws {
         let doc = try String(contentsOf: packageRoot.appendingPathComponent("docs/CONFIGURATION.md"), encoding: .utf8)

@@ -130,8 +130,12 @@ enum EnvironmentOptions {
 
     /// Parses a config file: `KEY=value` lines, `#` comments, optional quotes around the value.
     static func configFile(_ path: String) throws -> [String: String] {
-        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
-            throw AgentError(.invalidInput, "config file \(path) cannot be read", hint: "check --config or NODE_AGENT_CONFIG")
+        let data: [UInt8]
+        do {
+            data = try HostFiles.readLocalFile(path, what: "config file", limit: 1 << 20)
+        } catch var error as AgentError where error.hint == nil {
+            error.hint = "check --config or NODE_AGENT_CONFIG"
+            throw error
         }
         var out: [String: String] = [:]
         for (number, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import TrustStore
 
 /// Credentials for one registry, from a Docker `config.json` (the file a pull secret holds).
 public struct RegistryCredentials: Sendable {
@@ -11,14 +12,14 @@ public struct RegistryCredentials: Sendable {
 
     /// Finds the registry's entry in a Docker config (`auths.<key>.auth` = base64 of
     /// `user:password`, or `username` and `password`). Keys are matched as Docker does: with or
-    /// without scheme, `host:port`, or `host` alone when the port is 443.
+    /// without scheme, under any of the registry's `referenceNames` (`host:port`, or `host` alone
+    /// when the port is 443).
     public static func fromDockerConfig(_ bytes: [UInt8], registry: RegistryAddress, source: String) throws -> RegistryCredentials? {
         guard let root = try? JSONValue.parse(bytes), root.object != nil else {
             throw AgentError(.invalidInput, "\(source) is not a Docker config.json (JSON object expected)")
         }
         guard let auths = root["auths"]?.object else { return nil }
-        var wanted = [registry.hostAndPort]
-        if registry.port == 443 { wanted.append(registry.hostForURL) }
+        let wanted = registry.referenceNames
         for (key, value) in auths {
             var bare = key.lowercased()
             for prefix in ["https://", "http://"] where bare.hasPrefix(prefix) { bare = String(bare.dropFirst(prefix.count)) }

@@ -1,3 +1,5 @@
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// Where containerd reads per-registry `hosts.toml` folders from (`config_path`).
@@ -131,6 +133,3 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         }
     }
 }
-
-import FoundationEssentials
-import Glibc

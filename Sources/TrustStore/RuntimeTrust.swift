@@ -1,3 +1,5 @@
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// Where this host's trust for one registry lives, as found on the host (no CA file needed):
@@ -11,11 +13,9 @@ public struct RegistryTrustLocations: Sendable {
     public static func discover(files: HostFiles, registry: RegistryAddress) throws -> RegistryTrustLocations {
         let containerd = try ContainerdRegistryConfig.read(from: files)
         var runtime: [HostPath] = []
-        var names = [registry.hostAndPort]
-        if registry.port == 443 { names.append(registry.hostForURL) }
         // containerd uses the first config_path folder that has a folder for the host.
         search: for certsD in containerd.configPaths {
-            for name in names {
+            for name in registry.referenceNames {
                 let dir = try certsD.appending(name)
                 if let toml = try files.readString(try dir.appending("hosts.toml")) {
                     runtime += caPaths(inHostsTOML: toml, dir: dir)
@@ -33,24 +33,18 @@ public struct RegistryTrustLocations: Sendable {
         return RegistryTrustLocations(osBundle: layout.bundle, runtimeCAFiles: runtime, osStoreFiles: own, note: containerd.note)
     }
 
-    /// The `ca = "..."` (or `ca = ["...", ...]`) paths of a hosts.toml; relative paths are
-    /// relative to the host's folder, as containerd reads them.
+    /// The `ca = "..."` (or `ca = ["...", ...]`) paths of a hosts.toml, TOML escapes decoded;
+    /// relative paths are relative to the host's folder, as containerd reads them.
     static func caPaths(inHostsTOML text: String, dir: HostPath) -> [HostPath] {
         var out: [HostPath] = []
         for raw in text.split(separator: "\n") {
             let line = raw.trimmingBlanks()
             guard line.hasPrefix("ca"), let eq = line.firstIndex(of: "="),
                   line[..<eq].trimmingBlanks() == "ca" else { continue }
-            let value = line[line.index(after: eq)...]
-            for part in value.split(separator: ",") {
-                let p = part.trimming(charactersIn: " []\"'")
-                guard !p.isEmpty else { continue }
+            for p in TOMLString.strings(inValue: line[line.index(after: eq)...]) where !p.isEmpty {
                 if p.hasPrefix("/") { if let hp = try? HostPath(p) { out.append(hp) } } else if let hp = try? dir.appending(p) { out.append(hp) }
             }
         }
         return out
     }
 }
-
-import FoundationEssentials
-import Glibc

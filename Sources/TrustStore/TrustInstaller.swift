@@ -36,7 +36,6 @@ public enum TrustRefreshMode: String, Sendable, CaseIterable {
 /// every pull, no restart), and Docker's and CRI-O's `certs.d/<host:port>/ca.crt` where those
 /// runtimes are configured on the host.
 public struct TrustInstaller: Sendable {
-    public static let marker = "# managed by node-agent: do not edit, it is rewritten on every run"
     /// Docker's and CRI-O's (containers-common) per-registry folders, used when their parent exists.
     static let otherRuntimeCertsDirs = [("/etc/docker", "certs.d"), ("/etc/containers", "certs.d")]
 
@@ -91,19 +90,17 @@ public struct TrustInstaller: Sendable {
             refresh = [layout.tool.lastComponent] + (removedFromStore ? layout.freshArguments : layout.refreshArguments)
         }
 
-        // containerd: certs.d/<host:port>/ and, for port 443, certs.d/<host>/ too, since
-        // `registry/img` and `registry:443/img` are different names to containerd.
+        // containerd: a folder of certs.d for each name references give the registry
+        // (certs.d/<host:port>/ and, for port 443, certs.d/<host>/ too).
         let containerd = try ContainerdRegistryConfig.read(from: files)
         if let note = containerd.note { notes.append(note) }
-        let caText = Self.marker + "\n" + certificates.map(\.pem).joined()
-        var names = [registry.hostAndPort]
-        if registry.port == 443 { names.append(registry.hostForURL) }
+        let caText = HostFiles.ownershipMarker + "\n" + certificates.map(\.pem).joined()
         if let certsD = containerd.configPaths.first {
-            for name in names {
+            for name in registry.referenceNames {
                 let dir = try certsD.appending(name)
                 let hostsToml = try dir.appending("hosts.toml")
                 let caFile = try dir.appending("ca.crt")
-                if let existing = try files.readString(hostsToml), !existing.hasPrefix(Self.marker) {
+                if let existing = try files.readString(hostsToml), !HostFiles.isOwned(existing) {
                     notes.append("\(hostsToml) was not written by node-agent: left alone")
                     continue
                 }
@@ -114,7 +111,7 @@ public struct TrustInstaller: Sendable {
                 if let c = try FileChange.ensure(caFile, holds: Array(caText.utf8), reason: "CA for containerd pulls from \(name)", files: files) {
                     changes.append(c)
                 }
-                let toml = hostsTOML(registry: registry, caFile: caFile)
+                let toml = Self.hostsTOML(registry: registry, caFile: caFile)
                 if let c = try FileChange.ensure(hostsToml, holds: Array(toml.utf8), reason: "containerd host config for \(name)", files: files) {
                     changes.append(c)
                 }
@@ -138,7 +135,7 @@ public struct TrustInstaller: Sendable {
 
     func isOursOrAbsent(_ path: HostPath) throws -> Bool {
         guard let text = try files.readString(path) else { return true }
-        return text.hasPrefix(Self.marker)
+        return HostFiles.isOwned(text)
     }
 
     /// Written before the files of a plan that rebuilds the bundle change, removed once it is
@@ -153,7 +150,7 @@ public struct TrustInstaller: Sendable {
             for change in plan.fileChanges { try change.apply(to: files) }
             return
         }
-        try files.writeAtomically(Self.refreshPending, "\(Self.marker)\n")
+        try files.writeAtomically(Self.refreshPending, "\(HostFiles.ownershipMarker)\n")
         for change in plan.fileChanges { try change.apply(to: files) }
         try rebuild(plan.layout, refresh)
         try files.remove(Self.refreshPending)
@@ -180,15 +177,17 @@ public struct TrustInstaller: Sendable {
         }
     }
 
-    func hostsTOML(registry: RegistryAddress, caFile: HostPath) -> String {
-        let server = "https://\(registry.hostAndPort)"
+    /// The registry's `hosts.toml`: its server, with the CA file. Every string is a TOML basic
+    /// string, escaped: a `config_path` may hold any character a file name can.
+    static func hostsTOML(registry: RegistryAddress, caFile: HostPath) -> String {
+        let server = TOMLString.basic("https://\(registry.hostAndPort)")
         return """
-        \(Self.marker)
-        server = "\(server)"
+        \(HostFiles.ownershipMarker)
+        server = \(server)
 
-        [host."\(server)"]
+        [host.\(server)]
           capabilities = ["pull", "resolve"]
-          ca = "\(caFile.path)"
+          ca = \(TOMLString.basic(caFile.path))
 
         """
     }

@@ -13,11 +13,7 @@ extension TrustInstaller {
         }
         let interrupted = try files.exists(Self.refreshPending)
         let refresh: [String]? = changes.isEmpty && !interrupted ? nil : [layout.tool.lastComponent] + layout.freshArguments
-        var wanted: Set<String>?
-        if let registry {
-            wanted = [registry.hostAndPort]
-            if registry.port == 443 { wanted?.insert(registry.hostForURL) }
-        }
+        let wanted = registry.map { Set($0.referenceNames) }
         let containerd = try ContainerdRegistryConfig.read(from: files)
         let folders = containerd.configPaths + (try Self.otherRuntimeCertsDirs.map { try HostPath($0.0).appending($0.1) })
         for certsD in Set(folders).sorted() {
@@ -25,7 +21,7 @@ extension TrustInstaller {
                 let dir = try certsD.appending(name)
                 for file in ["hosts.toml", "ca.crt"] {
                     let path = try dir.appending(file)
-                    if let text = try files.readString(path), text.hasPrefix(Self.marker) {
+                    if HostFiles.isOwned(try files.readString(path)) {
                         changes.append(FileChange(kind: .remove, path: path, reason: "the agent's \(file == "ca.crt" ? "CA" : "host config") for \(name)"))
                     }
                 }

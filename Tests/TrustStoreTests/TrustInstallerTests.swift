@@ -39,7 +39,7 @@ final class TrustInstallerTests: XCTestCase {
         try installer.apply(plan)
         XCTAssertEqual(runner.commands, [["/usr/sbin/chroot", dir, "/usr/sbin/update-ca-certificates"]])
         let toml = try XCTUnwrap(files.readString(try HostPath("/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml")))
-        XCTAssertTrue(toml.hasPrefix(TrustInstaller.marker))
+        XCTAssertTrue(toml.hasPrefix(HostFiles.ownershipMarker + "\n"))
         XCTAssertTrue(toml.contains("ca = \"/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt\""))
 
         // The fake tool built no bundle, so the plan still wants a refresh, and nothing else.

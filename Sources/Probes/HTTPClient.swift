@@ -13,26 +13,45 @@ struct HTTPResponse {
     func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
 }
 
-/// The status line and headers of an HTTP/1.x response.
+/// The status line and headers of an HTTP/1.x response: the shared `HTTPHead` with a status line.
 struct HTTPResponseHead {
     var status: Int
     var headers: [(String, String)]
     var length: Int
 
-    /// Parses the head at the start of `bytes` (up to and including the blank line).
-    init?(parsing bytes: [UInt8]) {
-        guard let end = bytes.headerEnd else { return nil }
-        let text = String(decoding: bytes[0..<end], as: UTF8.self)
-        var lines = text.components(separatedBy: "\r\n")
-        guard !lines.isEmpty else { return nil }
-        let statusLine = lines.removeFirst().split(separator: " ")
-        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else { return nil }
-        self.status = status
-        headers = lines.compactMap { line in
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingBlanks())
+    enum Parsed {
+        case incomplete
+        /// Why the bytes are not an HTTP/1.x response head.
+        case invalid(String)
+        case head(HTTPResponseHead)
+    }
+
+    /// Parses the head at the start of `bytes` (up to and including the empty line).
+    static func parse(_ bytes: [UInt8]) -> Parsed {
+        let head: HTTPHead
+        switch HTTPHead.parse(bytes[...], maxBytes: HTTPClient.maximumHeaderBytes, skippingEmptyLines: false) {
+        case .incomplete: return .incomplete
+        case .tooLarge: return .invalid("the response headers exceed \(HTTPClient.maximumHeaderBytes) bytes")
+        case .malformed(let reason):
+            return .invalid(bytes.starts(with: "HTTP/1.".utf8) ? "the server's response head is malformed: \(reason)" : "the server did not answer HTTP")
+        case .head(let h): head = h
         }
-        length = end + 4
+        let statusLine = String(decoding: head.startLine, as: UTF8.self).split(separator: " ")
+        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
+            return .invalid("the server did not answer HTTP")
+        }
+        return .head(HTTPResponseHead(status: status, headers: head.fields.map { ($0.name, $0.value) }, length: head.length))
+    }
+
+    init?(parsing bytes: [UInt8]) {
+        guard case .head(let head) = Self.parse(bytes) else { return nil }
+        self = head
+    }
+
+    init(status: Int, headers: [(String, String)], length: Int) {
+        self.status = status
+        self.headers = headers
+        self.length = length
     }
 
     func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
@@ -109,17 +128,22 @@ struct HTTPClient {
         try write(Array(request.utf8) + body)
 
         var received: [UInt8] = []
-        var head: HTTPResponseHead?
-        while head == nil {
-            guard received.count < Self.maximumHeaderBytes else {
-                throw AgentError(.io, "the response headers exceed \(Self.maximumHeaderBytes) bytes")
+        let head: HTTPResponseHead
+        reading: while true {
+            switch HTTPResponseHead.parse(received) {
+            case .head(let h):
+                head = h
+                break reading
+            case .invalid(let why): throw AgentError(.io, why)
+            case .incomplete:
+                guard received.count < Self.maximumHeaderBytes else {
+                    throw AgentError(.io, "the response headers exceed \(Self.maximumHeaderBytes) bytes")
+                }
+                let chunk = try read(Self.maximumHeaderBytes - received.count)
+                guard !chunk.isEmpty else { throw AgentError(.io, "the server did not answer HTTP") }
+                received += chunk
             }
-            let chunk = try read(Self.maximumHeaderBytes - received.count)
-            if chunk.isEmpty { break }
-            received += chunk
-            head = HTTPResponseHead(parsing: received)
         }
-        guard let head else { throw AgentError(.io, "the server did not answer HTTP") }
         var body = Array(received[head.length...])
         let contentLength = head.header("content-length").flatMap(Int.init)
         while body.count < min(contentLength ?? Self.maximumBodyBytes, Self.maximumBodyBytes) {
@@ -147,15 +171,6 @@ struct HTTPClient {
             i = end + 2
         }
         return out
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// The offset of the blank line that ends an HTTP head, if it has arrived.
-    var headerEnd: Int? {
-        guard count >= 4 else { return nil }
-        for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 { return i }
-        return nil
     }
 }
 

@@ -27,19 +27,15 @@ public enum HTTPRequestParser {
     }
 
     public static func parse(_ buffer: ArraySlice<UInt8>) -> Result {
-        guard let end = headEnd(buffer) else {
-            return buffer.count > maxHeadBytes ? .invalid(status: 400, reason: "request head larger than \(maxHeadBytes) bytes") : .incomplete
+        let head: HTTPHead
+        switch HTTPHead.parse(buffer, maxBytes: maxHeadBytes, skippingEmptyLines: true) {
+        case .incomplete: return .incomplete
+        case .tooLarge: return .invalid(status: 400, reason: "request head larger than \(maxHeadBytes) bytes")
+        case .malformed(let reason): return .invalid(status: 400, reason: reason)
+        case .head(let h): head = h
         }
-        guard end.upperBound - buffer.startIndex <= maxHeadBytes else {
-            return .invalid(status: 400, reason: "request head larger than \(maxHeadBytes) bytes")
-        }
-        var lines = buffer[buffer.startIndex..<end.lowerBound].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            .map { $0.last == UInt8(ascii: "\r") ? $0.dropLast() : $0 }
-        // RFC 9112 2.2: empty lines before the request line are ignored.
-        while lines.first?.isEmpty == true { lines.removeFirst() }
-        guard let first = lines.first else { return .invalid(status: 400, reason: "no request line") }
-        let parts = first.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenByte),
+        let parts = head.startLine.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(HTTPHead.isTokenByte),
               let target = String(validating: parts[1], as: UTF8.self), target.hasPrefix("/") || target == "*",
               !target.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
             return .invalid(status: 400, reason: "malformed request line")
@@ -49,16 +45,7 @@ public enum HTTPRequestParser {
             return .invalid(status: 400, reason: "not HTTP/1.x")
         }
         var keepAlive = version == "HTTP/1.1"
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon != line.startIndex,
-                  line[line.startIndex..<colon].allSatisfy(isTokenByte) else {
-                return .invalid(status: 400, reason: "malformed header line")
-            }
-            let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self).lowercased()
-            let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingBlanks()
-            guard !value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else {
-                return .invalid(status: 400, reason: "control character in a header")
-            }
+        for (name, value) in head.fields {
             switch name {
             case "content-length":
                 guard let n = Int(value), n >= 0 else { return .invalid(status: 400, reason: "bad Content-Length") }
@@ -73,31 +60,6 @@ public enum HTTPRequestParser {
             }
         }
         let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
-        return .request(Request(method: String(decoding: parts[0], as: UTF8.self), path: path, keepAlive: keepAlive,
-                                length: end.upperBound - buffer.startIndex))
-    }
-
-    /// The blank line that ends the head (CRLF CRLF, or a bare LF LF as lenient servers accept).
-    private static func headEnd(_ buffer: ArraySlice<UInt8>) -> Range<Int>? {
-        var i = buffer.startIndex
-        while i < buffer.endIndex {
-            if buffer[i] == UInt8(ascii: "\n") {
-                let next = i + 1
-                if next < buffer.endIndex, buffer[next] == UInt8(ascii: "\n") { return i..<next + 1 }
-                if next + 1 < buffer.endIndex, buffer[next] == UInt8(ascii: "\r"), buffer[next + 1] == UInt8(ascii: "\n") {
-                    return i..<next + 2
-                }
-            }
-            i += 1
-        }
-        return nil
-    }
-
-    /// RFC 9110 token characters (methods, header names).
-    private static func isTokenByte(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
-        default: return "!#$%&'*+-.^_`|~".utf8.contains(b)
-        }
+        return .request(Request(method: String(decoding: parts[0], as: UTF8.self), path: path, keepAlive: keepAlive, length: head.length))
     }
 }

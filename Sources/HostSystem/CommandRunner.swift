@@ -107,14 +107,24 @@ public struct ProcessRunner: CommandRunner {
         }
         if let input {
             // It fits the pipe (inputLimit), so this never blocks. A program that exits without
-            // reading it makes write fail with EPIPE, and the rest is dropped (the agent ignores
-            // SIGPIPE: NodeAgent.main).
+            // reading it makes write fail with EPIPE, and the rest is dropped. The SIGPIPE that
+            // comes with it is sent to this thread: blocked here and taken before unblocking, so
+            // that it ends no caller that does not ignore it (a test process found this).
+            var pipeSignal = sigset_t(), previous = sigset_t()
+            sigemptyset(&pipeSignal)
+            sigaddset(&pipeSignal, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
             var done = 0
             while done < input.count {
                 let n = input[done...].withUnsafeBytes { write(inPipe[1], $0.baseAddress, $0.count) }
                 if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
             }
             close(inPipe[1])
+            if sigismember(&previous, SIGPIPE) == 0 {
+                var now = timespec(tv_sec: 0, tv_nsec: 0)
+                while sigtimedwait(&pipeSignal, nil, &now) == SIGPIPE {}
+            }
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
         }
         let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
         let (out, err, finished) = Self.drain(outPipe[0], errPipe[0], until: deadline)

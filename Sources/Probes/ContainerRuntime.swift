@@ -28,65 +28,34 @@ public struct ContainerRuntime: Sendable {
     /// The running containerd, else its binary where a node keeps it, not yet started; nil when
     /// neither is found. Where several containerd processes run (another node's, seen through a
     /// shared /proc), the one listening on `socket` in this network namespace is the node's.
-    public static func discover(files: HostFiles, socket: String = "/run/containerd/containerd.sock") -> ContainerRuntime? {
-        let proc = try! HostPath("/proc")
-        var pids = ((try? files.list(proc)) ?? []).compactMap { Int($0) }.sorted()
-        let named = pids.filter { pid in
-            (try? files.readString(try proc.appending(String(pid)).appending("comm"), limit: 4096)?.trimmingWhitespace()) == "containerd"
+    /// `running`: the host's runtime processes, from one pass over /proc (`HostProcesses.named`).
+    public static func discover(processes: HostProcesses, running: [HostProcess], socket: String = "/run/containerd/containerd.sock") -> ContainerRuntime? {
+        let files = processes.files
+        var candidates = running.filter { $0.name == "containerd" }.map(\.pid)
+        if candidates.count > 1, let inode = processes.listeningUnixSocketInode(path: socket),
+           let owner = candidates.first(where: { processes.holdsSocket($0, inode: inode) }) {
+            candidates = [owner] + candidates.filter { $0 != owner }
         }
-        if named.count > 1, let inode = listeningSocketInode(files: files, path: socket) {
-            let owner = named.first { pid in
-                guard let fd = try? files.root.resolve(try proc.appending(String(pid)).appending("fd")),
-                      let entries = try? FileManager.default.contentsOfDirectory(atPath: fd) else { return false }
-                return entries.contains { readSymlink(fd + "/" + $0) == "socket:[\(inode)]" }
-            }
-            if let owner { pids = [owner] + named.filter { $0 != owner } }
-        } else {
-            pids = named
-        }
-        for pid in pids {
-            guard let dir = try? proc.appending(String(pid)),
-                  // Not a zombie (exited, not yet reaped): state, after the command name in stat.
-                  let stat = try? files.readString(try dir.appending("stat"), limit: 4096),
-                  let close = stat.lastIndex(of: ")"),
-                  let state = stat[stat.index(after: close)...].split(separator: " ").first,
-                  state != "Z" && state != "X" else { continue }
+        if let pid = candidates.first {
             var unreadable: String?
             let environ: [UInt8]?
-            do { environ = try files.read(try dir.appending("environ"), limit: 1 << 20) } catch {
+            do { environ = try processes.environment(pid) } catch {
                 environ = nil
                 unreadable = "\(error)"
             }
-            let environment = parseEnviron(environ ?? [])
             // /proc/PID/exe names the binary in the process's own mount view: the node's path.
             // Without ptrace access to the process, its command line (readable by all) names it
             // when it was started by an absolute path, as systemd units and k3s start it.
-            let exe = (try? files.root.resolve(dir)).flatMap { readSymlink($0 + "/exe") }
-                .flatMap { try? HostPath($0.hasSuffix(" (deleted)") ? String($0.dropLast(10)) : $0) }
-                ?? ((try? files.read(try dir.appending("cmdline"), limit: 65536)) ?? nil)
-                .flatMap { $0.split(separator: 0, omittingEmptySubsequences: false).first }
-                .map { String(decoding: $0, as: UTF8.self) }
-                .flatMap { $0.hasPrefix("/") ? try? HostPath($0) : nil }
-            return ContainerRuntime(pid: pid, environment: environment, binary: exe, build: exe.flatMap { buildInfo(files, $0) },
-                                    environmentUnreadable: unreadable)
+            let exe = (processes.executable(pid) ?? processes.commandLine(pid).first.flatMap { $0.hasPrefix("/") ? $0 : nil })
+                .flatMap { try? HostPath($0) }
+            return ContainerRuntime(pid: pid, environment: parseEnviron(environ ?? []), binary: exe,
+                                    build: exe.flatMap { buildInfo(files, $0) }, environmentUnreadable: unreadable)
         }
         for candidate in ["/usr/bin/containerd", "/usr/local/bin/containerd"] {
             let path = try! HostPath(candidate)
             if (try? files.exists(path)) == true {
                 return ContainerRuntime(pid: nil, environment: [:], binary: path, build: buildInfo(files, path))
             }
-        }
-        return nil
-    }
-
-    /// The inode of the listening unix socket bound at `path`, from /proc/net/unix (this
-    /// network namespace's sockets: a DaemonSet pod with hostNetwork sees the node's).
-    static func listeningSocketInode(files: HostFiles, path: String) -> String? {
-        guard let text = try? files.readString(try HostPath("/proc/net/unix"), limit: 16 << 20) else { return nil }
-        for line in text.split(separator: "\n").dropFirst() {
-            // Num RefCount Protocol Flags Type St Inode Path; flags 00010000 = listening.
-            let f = line.split(separator: " ", omittingEmptySubsequences: true)
-            if f.count >= 8, f[7] == path, f[3] == "00010000" { return String(f[6]) }
         }
         return nil
     }

@@ -42,15 +42,18 @@ public enum HazardProbes {
     /// reachable; otherwise the host's /proc is read (a DaemonSet pod sees it with hostPID).
     /// `containerdPID`: the node's own containerd, when known; other containerd processes seen in
     /// /proc (another node's, through a shared /proc) are not this node's runtime.
+    /// `running`: the runtime processes of the host's /proc (`HostProcesses.named`).
     public static func runtimeRestartPending(files: HostFiles, caFiles: [HostPath], certsDInUse: Bool,
-                                             runtimes known: [RuntimeProcess]? = nil, containerdPID: Int? = nil) -> CheckResult {
+                                             runtimes known: [RuntimeProcess]? = nil, running: [HostProcess] = [],
+                                             containerdPID: Int? = nil) -> CheckResult {
         let name = "runtime-restart-pending"
         let mtimes = caFiles.compactMap { try? modificationTime(files.root.resolve($0)) }
         guard let installed = mtimes.max() else {
             return CheckResult(name: name, outcome: .skip, reason: "no CA of the agent's is in the OS trust store")
         }
         let runtimes = (known?.isEmpty == false ? known : nil)
-            ?? runningRuntimes(files: files).filter { $0.name != "containerd" || containerdPID == nil || $0.pid == containerdPID }
+            ?? running.compactMap { p in p.started.map { RuntimeProcess(name: p.name, pid: p.pid, started: $0) } }
+                .filter { $0.name != "containerd" || containerdPID == nil || $0.pid == containerdPID }
         guard !runtimes.isEmpty else {
             return CheckResult(name: name, outcome: .skip, reason: "no container runtime (containerd, crio, dockerd) is running: neither systemd nor the host's /proc shows one")
         }
@@ -76,27 +79,5 @@ public enum HazardProbes {
         }
         return CheckResult(name: "certs-d", outcome: .warn,
                            reason: note ?? "containerd's certs.d has no CA for this registry: pulls rely on the OS store, read only when the runtime starts")
-    }
-
-    static func runningRuntimes(files: HostFiles) -> [RuntimeProcess] {
-        guard let proc = try? files.root.resolve(try HostPath("/proc")),
-              let stat = try? String(contentsOfFile: proc + "/stat", encoding: .utf8),
-              let btimeLine = stat.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
-              let bootTime = Double(btimeLine.split(separator: " ")[1]) else { return [] }
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        var found: [RuntimeProcess] = []
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: proc)) ?? [] {
-            guard let pid = Int(entry),
-                  let comm = try? String(contentsOfFile: "\(proc)/\(pid)/comm", encoding: .utf8).trimmingWhitespace(),
-                  ["containerd", "crio", "dockerd"].contains(comm),
-                  let pstat = try? String(contentsOfFile: "\(proc)/\(pid)/stat", encoding: .utf8),
-                  let close = pstat.lastIndex(of: ")") else { continue }
-            // Fields after the command name; state is field 3 of the whole line, starttime 22.
-            // A zombie (state Z: exited, not yet reaped) runs nothing.
-            let fields = pstat[pstat.index(after: close)...].split(separator: " ")
-            guard fields.count > 19, fields[0] != "Z", fields[0] != "X", let start = Double(fields[19]) else { continue }
-            found.append(RuntimeProcess(name: comm, pid: pid, started: Date(timeIntervalSince1970: bootTime + start / ticks)))
-        }
-        return found.sorted { $0.pid < $1.pid }
     }
 }

@@ -75,7 +75,11 @@ public struct ProbeSuite {
         var hostAddresses: [IPAddress] = []
         var clusterAddresses: [IPAddress] = []
         // The runtime whose pulls this predicts: how it resolves names, whether it uses a proxy.
-        let runtime = ContainerRuntime.discover(files: files)
+        // One pass over the host's /proc for the runtimes: containerd's path, and which runtime
+        // started before the CA (runtime-restart-pending).
+        let processes = HostProcesses(files: files)
+        let running = processes.named(["containerd", "crio", "dockerd"])
+        let runtime = ContainerRuntime.discover(processes: processes, running: running)
         func lookup(_ t: Int32) -> RuntimeLookup {
             RuntimeLookup(files: files, runtime: runtime, runner: ProcessRunner(timeoutSeconds: Double(t) / 1000),
                           client: DNSClient(timeoutMilliseconds: t))
@@ -180,7 +184,7 @@ public struct ProbeSuite {
 
         checks.append(HazardProbes.certsD(runtimeCAFiles: s.trust.runtimeCAFiles, note: s.trust.note))
         checks.append(HazardProbes.runtimeRestartPending(files: files, caFiles: s.trust.osStoreFiles, certsDInUse: !s.trust.runtimeCAFiles.isEmpty,
-                                                         runtimes: runtimes?(), containerdPID: runtime?.pid))
+                                                         runtimes: runtimes?(), running: running, containerdPID: runtime?.pid))
         if case .name = s.registry.host {
             checks.append(HazardProbes.coreDNSLoop(files: files, resolvConf: s.kubeletResolvConf, clusterDNS: s.clusterDNS))
         }

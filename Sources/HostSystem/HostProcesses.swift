@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+
+/// One process of the host, as its /proc shows it.
+public struct HostProcess: Sendable, Equatable {
+    public var pid: Int
+    /// The command name (`comm`: the executable's name, at most 15 bytes).
+    public var name: String
+    /// When it started (boot time + its start time in clock ticks); nil when /proc/stat is unreadable.
+    public var started: Date?
+
+    public init(pid: Int, name: String, started: Date?) {
+        self.pid = pid
+        self.name = name
+        self.started = started
+    }
+}
+
+/// The host's processes through the host root's /proc (a DaemonSet pod sees the node's with
+/// hostPID; a sandbox node's host root mounts its /proc). What another process lets a reader see
+/// depends on the reader: its environment and executable need ptrace access (the same user and
+/// every capability it holds, or CAP_SYS_PTRACE); its name, state, start and command line do not.
+public struct HostProcesses: Sendable {
+    public let files: HostFiles
+    private let proc = try! HostPath("/proc")
+
+    public init(files: HostFiles) { self.files = files }
+
+    /// The processes whose command name is in `names`, zombies (exited, not reaped) left out,
+    /// in pid order. One pass over /proc.
+    public func named(_ names: Set<String>) -> [HostProcess] {
+        let bootTime = (try? files.readString(try proc.appending("stat"), limit: 1 << 20))?
+            .split(separator: "\n").first { $0.hasPrefix("btime ") }
+            .flatMap { Double($0.split(separator: " ")[1]) }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var found: [HostProcess] = []
+        for pid in ((try? files.list(proc)) ?? []).compactMap(Int.init).sorted() {
+            guard let dir = try? proc.appending(String(pid)),
+                  let comm = (try? files.readString(try dir.appending("comm"), limit: 4096))??.trimmingWhitespace(),
+                  names.contains(comm),
+                  let stat = (try? files.readString(try dir.appending("stat"), limit: 4096)) ?? nil,
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // Fields after the command name: state (field 3 of the line), starttime (22).
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard let state = fields.first, state != "Z", state != "X" else { continue }
+            let started = fields.count > 19 ? Double(fields[19]).flatMap { start in bootTime.map { Date(timeIntervalSince1970: $0 + start / ticks) } } : nil
+            found.append(HostProcess(pid: pid, name: comm, started: started))
+        }
+        return found
+    }
+
+    /// Its environment (`/proc/PID/environ`, NUL-separated NAME=value). Throws when it cannot be
+    /// read (no ptrace access: "Permission denied"); nil when the process is gone.
+    public func environment(_ pid: Int) throws -> [UInt8]? {
+        try files.read(try proc.appending(String(pid)).appending("environ"), limit: 1 << 20)
+    }
+
+    /// Its executable, as the process's own mount view names it (`/proc/PID/exe`); nil without
+    /// ptrace access or when it is gone. A replaced binary's " (deleted)" is dropped.
+    public func executable(_ pid: Int) -> String? {
+        guard let target = (try? files.root.resolve(try proc.appending(String(pid)))).flatMap({ readSymlink($0 + "/exe") }) else { return nil }
+        return target.hasSuffix(" (deleted)") ? String(target.dropLast(10)) : target
+    }
+
+    /// Its command line (readable by all): argv.
+    public func commandLine(_ pid: Int) -> [String] {
+        guard let bytes = (try? files.read(try proc.appending(String(pid)).appending("cmdline"), limit: 65536)) ?? nil else { return [] }
+        return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Whether it holds the socket with this inode open (its /proc/PID/fd links, `socket:[N]`).
+    public func holdsSocket(_ pid: Int, inode: String) -> Bool {
+        guard let fd = try? files.root.resolve(try proc.appending(String(pid)).appending("fd")),
+              let entries = try? FileManager.default.contentsOfDirectory(atPath: fd) else { return false }
+        return entries.contains { readSymlink(fd + "/" + $0) == "socket:[\(inode)]" }
+    }
+
+    /// The inode of the listening unix socket bound at `path`, from /proc/net/unix: this network
+    /// namespace's sockets (a DaemonSet pod with hostNetwork sees the node's).
+    public func listeningUnixSocketInode(path: String) -> String? {
+        guard let text = try? files.readString(try HostPath("/proc/net/unix"), limit: 16 << 20) else { return nil }
+        for line in text.split(separator: "\n").dropFirst() {
+            // Num RefCount Protocol Flags Type St Inode Path; flags 00010000 = listening.
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            if f.count >= 8, f[7] == path, f[3] == "00010000" { return String(f[6]) }
+        }
+        return nil
+    }
+}

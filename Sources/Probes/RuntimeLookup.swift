@@ -160,16 +160,20 @@ public enum RuntimeProxyProbe {
             watch.lap("connect")
             let target = registry.hostAndPort
             try socket.writeAll(Array("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n\r\n".utf8))
-            var head: [UInt8] = []
-            while !head.suffix(4).elementsEqual([13, 10, 13, 10]) && head.count < 16384 {
+            // The proxy's answer, read as every HTTP head is (HTTPResponseHead).
+            var bytes: [UInt8] = []
+            var parsed = HTTPResponseHead.Parsed.incomplete
+            while case .incomplete = parsed {
                 let more = try socket.readSome(max: 4096)
                 if more.isEmpty { break }
-                head += more
+                bytes += more
+                parsed = HTTPResponseHead.parse(bytes)
             }
             watch.lap("connect-tunnel")
-            let status = String(decoding: head.prefix(while: { $0 != 13 && $0 != 10 }), as: UTF8.self)
-            let code = status.split(separator: " ").dropFirst().first.flatMap { Int($0) }
-            guard code == 200 else { return fail("the proxy answered CONNECT with \(status.isEmpty ? "nothing" : "'\(status)'")") }
+            let statusLine = String(decoding: bytes.prefix(while: { $0 != 13 && $0 != 10 }).prefix(200), as: UTF8.self)
+            guard case .head(let head) = parsed, head.status == 200 else {
+                return fail("the proxy answered CONNECT with \(statusLine.isEmpty ? "nothing" : "'\(statusLine)'")")
+            }
             return CheckResult(name: "runtime-proxy", outcome: .pass,
                                reason: "\(runtime.summary) pulls \(registry) through the proxy \(proxy), which opened a tunnel to it",
                                durationSeconds: watch.elapsed, phases: watch.phases, details: details)

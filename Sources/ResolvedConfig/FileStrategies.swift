@@ -4,7 +4,7 @@ import HostSystem
 /// /etc/hosts lines. Each is a plan of file changes (marked as the agent's) plus, for resolved,
 /// the unit action that makes it read them.
 public enum ResolvedFiles {
-    public static let marker = "# managed by node-agent: do not edit, it is rewritten on every run"
+    public static let marker = HostFiles.ownershipMarker
     public static let dropIn = try! HostPath("/etc/systemd/resolved.conf.d/node-agent.conf")
     public static let delegate = try! HostPath("/etc/systemd/dns-delegate.d/node-agent.dns-delegate")
     public static let hosts = try! HostPath("/etc/hosts")
@@ -58,5 +58,5 @@ public enum ResolvedFiles {
         }
     }
 
-    public static func isOurs(_ text: String?) -> Bool { text?.hasPrefix(marker) ?? false }
+    public static func isOurs(_ text: String?) -> Bool { HostFiles.isOwned(text) }
 }

@@ -189,6 +189,50 @@ final class RuntimePullIntegrationTests: XCTestCase {
         try assertVerdictAgreesWithThePull(false, "NO_PROXY for another port")
     }
 
+    /// A real proxy (Debian's tinyproxy) in containerd's environment: containerd's pulls go
+    /// through its CONNECT tunnel, and the proxy resolves the registry's name as the node does.
+    /// The agent opens the same tunnel: ready when it opens, not when the proxy refuses the port.
+    func testARealProxyThatOpensTheTunnelOrRefusesIt() throws {
+        try bootstrap()
+        func proxy(connectPort: Int) throws -> Process {
+            let conf = node.folder + "/tinyproxy-\(connectPort).conf"
+            try """
+            Port 3128
+            Listen 127.0.0.98
+            Timeout 10
+            MaxClients 10
+            ConnectPort \(connectPort)
+            User root
+            Group root
+            LogLevel Info
+            """.write(toFile: conf, atomically: true, encoding: .utf8)
+            let log = node.folder + "/logs/tinyproxy.log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let p = try node.background(["tinyproxy", "-d", "-c", conf], output: log)
+            try eventually(10, "tinyproxy listens") { try node.exec(["curl", "-s", "-o", "/dev/null", "http://127.0.0.98:3128/"]).status == 0 }
+            return p
+        }
+        try "HTTPS_PROXY=http://127.0.0.98:3128\n".write(toFile: node.folder + "/conf/containerd.env", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
+
+        let open = try proxy(connectPort: 443)
+        try assertVerdictAgreesWithThePull(true, "through a proxy that tunnels to 443")
+        let through = try XCTUnwrap(try node.probe().check("runtime-proxy"))
+        XCTAssertEqual(through.outcome, "pass", through.reason)
+        XCTAssertTrue(through.reason.contains("opened a tunnel"), through.reason)
+        open.terminate()
+        open.waitUntilExit()
+
+        let closed = try proxy(connectPort: 8443)
+        defer { closed.terminate(); closed.waitUntilExit() }
+        let errors = try assertVerdictAgreesWithThePull(false, "through a proxy that refuses CONNECT to 443")
+        XCTAssertFalse(errors.isEmpty)
+        let refused = try XCTUnwrap(try node.probe().check("runtime-proxy"))
+        XCTAssertEqual(refused.outcome, "fail", refused.reason)
+        XCTAssertTrue(refused.reason.contains("403"), refused.reason)
+        print("containerd through a proxy that refuses the port: \(errors.first ?? "")")
+    }
+
     /// `runtime-pull`: the agent asks the node's containerd over its CRI socket, as kubelet does,
     /// and reports the runtime's own error. Without --pull-image it pulls a reference that cannot
     /// exist: the registry's "not found" (or 401) proves names, proxy, trust and TLS as the

@@ -1,3 +1,5 @@
+import Glibc
+
 /// One planned change of one host file. Plans are computed purely from what is on the host and
 /// what is wanted; an empty plan means "already done".
 public struct FileChange: Sendable, Equatable, CustomStringConvertible {
@@ -35,7 +37,3 @@ public struct FileChange: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(kind.rawValue) \(path): \(reason)" }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

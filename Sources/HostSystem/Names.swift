@@ -1,6 +1,5 @@
-#if canImport(Glibc)
+import FoundationEssentials
 import Glibc
-#endif
 
 // Validated names and addresses shared by every module. Each parser refuses anything that could
 // smuggle text into a config file (spaces, newlines, quotes, `~`, empty labels) and says why.
@@ -239,5 +238,3 @@ extension String {
         return out.count > 80 ? String(out.prefix(80)) + "…" : out
     }
 }
-
-import FoundationEssentials

@@ -1,3 +1,6 @@
+import FoundationEssentials
+import Glibc
+
 /// The fields of an `os-release` file (freedesktop.org format: KEY=value, optionally quoted).
 public struct OSRelease: Sendable, Equatable {
     public var fields: [String: String]
@@ -31,6 +34,3 @@ public struct OSRelease: Sendable, Equatable {
         return nil
     }
 }
-
-import FoundationEssentials
-import Glibc

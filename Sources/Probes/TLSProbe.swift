@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Glibc
 import HostSystem
 import TrustStore
 
@@ -89,7 +90,3 @@ public enum TLSProbe {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,3 +1,5 @@
+import FoundationEssentials
+import Glibc
 import HostSystem
 
 /// The DNS settings of kubelet's config file (`KubeletConfiguration`): the cluster DNS, the
@@ -102,6 +104,3 @@ public struct KubeletDNSConfig: Equatable, Sendable {
         s.trimmingBlanks().trimming(charactersIn: "\"'")
     }
 }
-
-import FoundationEssentials
-import Glibc

@@ -34,7 +34,9 @@ final class TLSTrust {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw AgentError(.io, "OpenSSL: cannot create a TLS context") }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
         _ = node_agent_ssl_ctx_set_min_tls12(ctx)
-        let bytes = !indexed ? nil : (try? HostPath(trustFile)).flatMap { path in (try? HostRoot("/")).flatMap { try? HostFiles(root: $0).read(path) } }
+        // The bundle is a path on this machine (already under the host root): read with the
+        // guards of every file read (regular files only, bounded).
+        let bytes = !indexed ? nil : try? HostFiles.readLocalFile(trustFile, what: "trust bundle", limit: 16 << 20)
         index = bytes.flatMap { TrustIndex(pem: $0) }
         if index == nil {
             guard SSL_CTX_load_verify_locations(ctx, trustFile, nil) == 1 else {

@@ -284,3 +284,53 @@ extension HostFiles {
         return out
     }
 }
+
+/// Symlinks and folder entries of the host, as a trust store keeps them: the link itself is read,
+/// replaced or removed, never followed (its folder is resolved under the host root).
+extension HostFiles {
+    public enum Kind: Sendable, Equatable { case directory, regular, other }
+
+    /// The entry itself: its folder resolved under the root, its own name not followed.
+    private func entry(_ path: HostPath) throws -> String {
+        try root.resolve(path.parent) + "/" + path.lastComponent
+    }
+
+    /// The target of the symlink at `path`, as written in it; nil when it is not a symlink.
+    public func symlinkTarget(_ path: HostPath) -> String? {
+        (try? entry(path)).flatMap(readSymlink)
+    }
+
+    /// Points the symlink at `path` to `target` atomically: a temporary link renamed over what is
+    /// there, so that a reader sees the old link or the new one.
+    public func replaceSymlink(_ path: HostPath, target: String) throws {
+        let real = try entry(path)
+        let temp = try root.resolve(path.parent) + "/" + Self.temporaryName(for: path.lastComponent)
+        unlink(temp)
+        guard symlink(target, temp) == 0, rename(temp, real) == 0 else {
+            let code = errno
+            unlink(temp)
+            throw AgentError(.io, "cannot link \(path): \(String(cString: strerror(code)))", hint: Self.hint(errno: code))
+        }
+    }
+
+    /// Removes the entry at `path` (a symlink itself, not what it points to); a missing one is
+    /// not an error.
+    public func removeEntry(_ path: HostPath) throws {
+        if unlink(try entry(path)) != 0 && errno != ENOENT {
+            let code = errno
+            throw AgentError(.io, "cannot remove \(path): \(String(cString: strerror(code)))", hint: Self.hint(errno: code))
+        }
+    }
+
+    /// What `path` is, symlinks followed within the root; nil when it does not exist.
+    public func kind(_ path: HostPath) -> Kind? {
+        guard let real = try? root.resolve(path) else { return nil }
+        var st = stat()
+        guard stat(real, &st) == 0 else { return nil }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR: return .directory
+        case S_IFREG: return .regular
+        default: return .other
+        }
+    }
+}

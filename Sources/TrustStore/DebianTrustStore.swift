@@ -46,18 +46,18 @@ public struct DebianTrustStore {
         }
 
         // <name>.pem links of local certificates: create the missing, drop those whose target is gone.
-        let dir = try files.root.resolve(Self.etcCerts)
-        HostFiles.removeStaleTemporaries(in: dir)
-        for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key }) where readSymlink(dir + "/" + name) != target {
-            try replaceSymlink(dir: dir, name: name, target: target)
+        HostFiles.removeStaleTemporaries(in: try files.root.resolve(Self.etcCerts))
+        for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key }) where files.symlinkTarget(try Self.etcCerts.appending(name)) != target {
+            try files.replaceSymlink(try Self.etcCerts.appending(name), target: target)
             changes.append("link \(Self.etcCerts.path)/\(name) -> \(target)")
         }
         for name in try files.list(Self.etcCerts) {
-            guard let target = readSymlink(dir + "/" + name), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else { continue }
-            unlink(dir + "/" + name)
+            let link = try Self.etcCerts.appending(name)
+            guard let target = files.symlinkTarget(link), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else { continue }
+            try files.removeEntry(link)
             changes.append("remove \(Self.etcCerts.path)/\(name)")
         }
-        changes += try rehash(dir: dir, localHashes: hashes)
+        changes += try rehash(localHashes: hashes)
 
         let bundlePath = try Self.etcCerts.appending(Self.bundleName)
         if try files.read(bundlePath) != bundle {
@@ -74,13 +74,10 @@ public struct DebianTrustStore {
             guard depth < 16 else { return }
             for name in try files.list(path) {
                 let child = try path.appending(name)
-                let real = try files.root.resolve(child)
-                var st = stat()
-                guard stat(real, &st) == 0 else { continue }
-                if (st.st_mode & S_IFMT) == S_IFDIR {
-                    try walk(child, depth: depth + 1)
-                } else if (st.st_mode & S_IFMT) == S_IFREG, name.hasSuffix(".crt") {
-                    out.append(child)
+                switch files.kind(child) {
+                case .directory: try walk(child, depth: depth + 1)
+                case .regular where name.hasSuffix(".crt"): out.append(child)
+                default: continue
                 }
             }
         }
@@ -92,14 +89,14 @@ public struct DebianTrustStore {
     /// numbers them: certificates of one subject hash in file-name order, 0, 1, ...; dangling hash
     /// links go. A bucket's other members are read from its existing links, so only local
     /// certificates are parsed.
-    func rehash(dir: String, localHashes: [String: String]) throws -> [String] {
+    func rehash(localHashes: [String: String]) throws -> [String] {
         var changes: [String] = []
         var links: [String: [Int: String]] = [:]  // hash -> index -> target
         for name in try files.list(Self.etcCerts) where Self.isHashLink(name) {
-            guard let target = readSymlink(dir + "/" + name) else { continue }
+            guard let target = files.symlinkTarget(try Self.etcCerts.appending(name)) else { continue }
             // Dangling as the node sees it: the target's own links resolve inside the host root.
             if !target.hasPrefix("/"), let path = try? Self.etcCerts.appending(target), !((try? files.exists(path)) ?? true) {
-                unlink(dir + "/" + name)
+                try files.removeEntry(try Self.etcCerts.appending(name))
                 changes.append("remove dangling \(Self.etcCerts.path)/\(name)")
                 continue
             }
@@ -121,11 +118,11 @@ public struct DebianTrustStore {
                 }
             }
             for (i, member) in all.enumerated() where existing[i] != member {
-                try replaceSymlink(dir: dir, name: "\(hash).\(i)", target: member)
+                try files.replaceSymlink(try Self.etcCerts.appending("\(hash).\(i)"), target: member)
                 changes.append("link \(Self.etcCerts.path)/\(hash).\(i) -> \(member)")
             }
             for i in existing.keys where i >= all.count {
-                unlink(dir + "/\(hash).\(i)")
+                try files.removeEntry(try Self.etcCerts.appending("\(hash).\(i)"))
                 changes.append("remove \(Self.etcCerts.path)/\(hash).\(i)")
             }
         }
@@ -143,17 +140,5 @@ public struct DebianTrustStore {
         base = base.replacing(" ", with: "_").replacing("(", with: "=")
             .replacing(")", with: "=").replacing(",", with: "_")
         return base + ".pem"
-    }
-
-
-    /// Points `name` at `target` atomically: a temporary link renamed over the old one.
-    func replaceSymlink(dir: String, name: String, target: String) throws {
-        let temp = dir + "/" + HostFiles.temporaryName(for: name)
-        unlink(temp)
-        guard symlink(target, temp) == 0, rename(temp, dir + "/" + name) == 0 else {
-            let code = errno
-            unlink(temp)
-            throw AgentError(.io, "cannot link \(Self.etcCerts.path)/\(name): \(String(cString: strerror(code)))", hint: HostFiles.hint(errno: code))
-        }
     }
 }

@@ -1,4 +1,5 @@
 import HostSystem
+import TestSupport
 import XCTest
 
 final class NamesTests: XCTestCase {
@@ -30,10 +31,8 @@ final class NamesTests: XCTestCase {
             ("-svc.local", "starts or ends with '-'"),
         ]
         for (input, phrase) in cases {
-            XCTAssertThrowsError(try DomainName(input), "accepted \(input.debugDescription)") {
-                XCTAssertTrue("\($0)".contains(phrase), "\($0) lacks \(phrase)")
-                XCTAssertFalse("\($0)".contains("\n"))
-            }
+            assertAgentError(try DomainName(input), .invalidInput, phrase)
+            XCTAssertThrowsError(try DomainName(input)) { XCTAssertFalse("\($0)".contains("\n")) }
         }
     }
 
@@ -45,9 +44,21 @@ final class NamesTests: XCTestCase {
         XCTAssertFalse(try RegistryAddress("registry.local").portWasGiven)
         XCTAssertEqual(try RegistryAddress("10.0.0.5:5000").hostForURL, "10.0.0.5")
         XCTAssertEqual(try RegistryAddress("[fd00::5]:5000").hostAndPort, "[fd00::5]:5000")
-        for bad in ["https://registry.local", "registry.local/img", "registry.local:0", "registry.local:70000",
-                    "registry.local:44x", "registry local", "registry.local\n", "fd00::5", "[fd00::5", ""] {
-            XCTAssertThrowsError(try RegistryAddress(bad), "accepted \(bad.debugDescription)")
+        let bad: [(String, [String])] = [
+            ("https://registry.local", ["registry 'https://registry.local' must be HOST[:PORT], without scheme or path", "e.g. registry-service"]),
+            ("registry.local/img", ["registry 'registry.local/img' must be HOST[:PORT], without scheme or path"]),
+            ("registry.local:0", ["registry port '0' is not a port number", "use a number from 1 to 65535"]),
+            ("registry.local:70000", ["registry port '70000' is not a port number", "use a number from 1 to 65535"]),
+            ("registry.local:44x", ["registry port '44x' is not a port number"]),
+            ("registry local", ["registry host 'registry local' contains a space", "use letters, digits, '-' and '.' only"]),
+            ("registry.local\n", ["registry host 'registry.local\\n' contains a newline"]),
+            ("fd00::5", ["registry 'fd00::5' has several ':'", "write an IPv6 address in brackets: [fd00::1]:443"]),
+            ("[fd00::5", ["registry '[fd00::5' has an unclosed '['"]),
+            ("[fd00::5]x", ["registry '[fd00::5]x' has text after ']' that is not a port"]),
+            ("", ["the registry is empty"]),
+        ]
+        for (input, phrases) in bad {
+            for phrase in phrases { assertAgentError(try RegistryAddress(input), .invalidInput, phrase) }
         }
     }
 

@@ -29,12 +29,15 @@ final class BootstrapConfigTests: XCTestCase {
     }
 
     func testEachBadInputNamesTheProblem() throws {
-        XCTAssertThrowsError(try config(dns: "10.96.0.x")) { XCTAssertTrue("\($0)".contains("is not an IP address")) }
-        XCTAssertThrowsError(try config(domain: "svc.cluster.local\n[Resolve]")) { XCTAssertTrue("\($0)".contains("a newline")) }
-        XCTAssertThrowsError(try config(timeout: 0))
-        XCTAssertThrowsError(try NodeConfig(try options(), caFile: "/nonexistent/ca.crt", dryRun: false)) {
-            XCTAssertTrue("\($0)".contains("does not exist"))
-        }
+        assertAgentError(try config(dns: "10.96.0.x"), .invalidInput, "'10.96.0.x' is not an IP address")
+        assertAgentError(try config(domain: "svc.cluster.local\n[Resolve]"), .invalidInput, "domain 'svc.cluster.local\\n[Resolve]' contains a newline",
+                         "use letters, digits, '-' and '.' only")
+        // The range is the fix: what the option accepts.
+        assertAgentError(try config(timeout: 0), .invalidInput, "--timeout 0.0 is out of range (0.001-120.0)")
+        assertAgentError(try config(timeout: 121), .invalidInput, "--timeout 121.0 is out of range (0.001-120.0)")
+        // A missing CA file is reported under the certificate's code (what == "CA file").
+        assertAgentError(try NodeConfig(try options(), caFile: "/nonexistent/ca.crt", dryRun: false), .invalidCertificate,
+                         "CA file /nonexistent/ca.crt does not exist")
     }
 
     func testClusterDNSDefaultsToKubeletsConfigAndIsRequiredOtherwise() throws {

@@ -29,8 +29,10 @@ final class RegistryAuthTests: XCTestCase {
         XCTAssertEqual(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local:443":{"username":"u","password":"p"}}}"#)?.password, "p")
         XCTAssertNil(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local:5000":{"username":"u","password":"p"}}}"#))
         XCTAssertNil(try creds(#"{"credsStore":"desktop"}"#))
-        XCTAssertThrowsError(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local":{}}}"#))
-        XCTAssertThrowsError(try creds("[1]"))
+        assertAgentError(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local":{}}}"#), .invalidInput,
+                         "config.json: the entry for registry-service.openfaas.svc.cluster.local has neither `auth` nor `username`/`password`")
+        assertAgentError(try creds("[1]"), .invalidInput, "config.json is not a Docker config.json (JSON object expected)")
+        assertAgentError(try creds("not json"), .invalidInput, "config.json is not a Docker config.json (JSON object expected)")
         XCTAssertEqual(c.basicAuthorization, "Basic " + auth)
     }
 
@@ -59,7 +61,9 @@ final class RegistryAuthTests: XCTestCase {
         let r = TCPProbe.run(addresses: [try IPAddress("127.0.0.1")], port: port, timeoutMilliseconds: 500)
         XCTAssertEqual(r.outcome, .fail)
         XCTAssertTrue(r.reason.contains("refused (nothing listens)"), r.reason)
-        XCTAssertEqual(TCPProbe.run(addresses: [], port: 443, timeoutMilliseconds: 500).outcome, .fail)
+        let none = TCPProbe.run(addresses: [], port: 443, timeoutMilliseconds: 500)
+        XCTAssertEqual(none.outcome, .fail)
+        XCTAssertEqual(none.reason, "not tried: no address for the registry")
     }
 
     func testHazardCheckReadsKubeletsResolvConf() throws {

@@ -33,8 +33,10 @@ final class OSTrustLayoutTests: XCTestCase {
                 XCTAssertTrue("\($0)".contains("nothing was changed"))
             }
         }
-        XCTAssertThrowsError(try OSTrustLayout.detect(try osRelease("gentoo"))) { XCTAssertTrue("\($0)".contains("not known")) }
-        XCTAssertThrowsError(try OSTrustLayout.detect(nil))
+        assertAgentError(try OSTrustLayout.detect(try osRelease("gentoo")), .unsupportedHost, "(ID=gentoo) is not known to the agent",
+                         "supported: Debian/Ubuntu, RHEL/Fedora/CentOS/Rocky/Alma/Amazon Linux, SUSE, Alpine")
+        assertAgentError(try OSTrustLayout.detect(nil), .unsupportedHost, "the host has no os-release file",
+                         "check --host-root: it must be the node's / (with etc/os-release)")
     }
 
     func testFileNamesInASharedFolderCarryThePrefix() throws {

@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 import TestSupport
 import Testing
+import XCTest
 
 /// The helpers that replace Foundation APIs in the agent (which links FoundationEssentials only),
 /// checked against the Foundation APIs they replace on many generated inputs: Foundation is the
@@ -88,22 +89,71 @@ import Testing
     }
 }
 
-/// The agent's modules import FoundationEssentials, never Foundation: one `import Foundation`
+/// The agent's binaries link FoundationEssentials only, never Foundation: one `import Foundation`
 /// would load Foundation, CoreFoundation and ICU again (~9 MiB of resident memory in `run`).
-@Suite struct FoundationFreeSources {
-    @Test func noAgentModuleImportsFoundation() throws {
-        let sources = TestSupport.packageRoot.appendingPathComponent("Sources").path
-        let files = try FileManager.default.subpathsOfDirectory(atPath: sources).filter { $0.hasSuffix(".swift") }
-        #expect(files.count > 30)
-        for file in files where !file.hasPrefix("FuzzParsers/") {
-            let text = try String(contentsOfFile: sources + "/" + file, encoding: .utf8)
-            for line in text.split(separator: "\n") {
-                let words = line.split(separator: " ")
-                if let i = words.firstIndex(of: "import"), i + 1 < words.count {
-                    #expect(!["Foundation", "FoundationNetworking", "FoundationXML", "FoundationInternationalization"].contains(String(words[i + 1])),
-                            "\(file): \(line)")
-                }
-            }
+/// Checked on the linked binaries, where that cost is paid: an import in a dependency counts as
+/// much as one of the agent's own, however it is written.
+final class FoundationFreeBinaryTests: XCTestCase {
+    /// The libraries of Foundation proper (FoundationEssentials is the one the agent may link).
+    static let foundationLibraries = ["libFoundation.so", "libFoundationNetworking.so", "libFoundationXML.so",
+                                      "libFoundationInternationalization.so", "lib_FoundationICU.so", "libCoreFoundation.so"]
+
+    /// Symbols that only Foundation proper or CoreFoundation define: Swift symbols of those modules
+    /// (mangled `$s<length><module>`), and CoreFoundation's start-up (ICU comes only with them).
+    static let foundationSymbolPrefixes = ["$s10Foundation", "$s20FoundationNetworking", "$s13FoundationXML",
+                                           "$s30FoundationInternationalization", "__CFInitialize", "CFRunLoopGetCurrent"]
+
+    static let products = ["node-agent", "node-agent-cri"]
+
+    /// A product of this build: beside the test bundle (the debug build `swift test` made), or in
+    /// NODE_AGENT_BINARY's folder.
+    static func built(_ product: String) throws -> String {
+        let environment = ProcessInfo.processInfo.environment
+        let folder = environment["NODE_AGENT_BINARY"].map { URL(fileURLWithPath: $0).deletingLastPathComponent() }
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let path = folder.appendingPathComponent(product).path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw AgentError(.io, "\(path) is not built", hint: "run swift build, or set NODE_AGENT_BINARY")
+        }
+        return path
+    }
+
+    /// The shared libraries `binary` needs (its dynamic section's NEEDED entries).
+    static func neededLibraries(_ binary: String) throws -> [String] {
+        let r = try sh("/usr/bin/env", ["readelf", "--dynamic", "--wide", binary])
+        guard r.status == 0 else { throw AgentError(.commandFailed, "readelf -d \(binary): \(r.stderr)") }
+        return r.stdout.split(separator: "\n").filter { $0.contains("(NEEDED)") }.compactMap { line in
+            guard let open = line.firstIndex(of: "["), let close = line.lastIndex(of: "]") else { return nil }
+            return String(line[line.index(after: open)..<close])
+        }
+    }
+
+    /// The debug build links the Swift libraries dynamically: Foundation would be a NEEDED entry.
+    func testTheBuiltBinariesNeedNoFoundationLibrary() throws {
+        for product in Self.products {
+            let needed = try Self.neededLibraries(try Self.built(product))
+            XCTAssertTrue(needed.contains("libswiftCore.so") || needed.contains("libc.so.6"), "\(product): no NEEDED entries read: \(needed)")
+            // An object compiled while some file of its module imported Foundation keeps asking for
+            // it until it is compiled again: after removing such an import, build the module anew.
+            XCTAssertEqual(needed.filter(Self.foundationLibraries.contains), [], "\(product) links Foundation: \(needed)")
+        }
+    }
+
+    /// The release build (scripts/build-release, what the image ships) has the Swift runtime linked
+    /// in: Foundation would be code in the binary, found by its symbols.
+    func testTheReleaseBinariesContainNoFoundationCode() throws {
+        guard let release = ProcessInfo.processInfo.environment["NODE_AGENT_RELEASE_BINARY"] else {
+            throw XCTSkip("NODE_AGENT_RELEASE_BINARY is unset (scripts/test builds it with scripts/build-release)")
+        }
+        let folder = URL(fileURLWithPath: release).deletingLastPathComponent()
+        for product in Self.products {
+            let binary = folder.appendingPathComponent(product).path
+            let r = try sh("/usr/bin/env", ["nm", "--defined-only", binary])
+            XCTAssertEqual(r.status, 0, "nm \(binary): \(r.stderr)")
+            let symbols = r.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").last }
+            XCTAssertTrue(symbols.contains { $0.hasPrefix("$s20FoundationEssentials") }, "\(product): FoundationEssentials's symbols not found, the check reads nothing")
+            let foundation = symbols.filter { symbol in Self.foundationSymbolPrefixes.contains { symbol.hasPrefix($0) } }
+            XCTAssertEqual(foundation.count, 0, "\(product) contains Foundation: \(foundation.prefix(5).joined(separator: ", "))")
         }
     }
 }

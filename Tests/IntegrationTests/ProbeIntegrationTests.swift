@@ -29,6 +29,7 @@ final class ProbeIntegrationTests: XCTestCase {
     }
 
     override func setUpWithError() throws {
+        try requireRoot()
         guard Self.node != nil else { throw AgentError(.io, "the sandbox node did not start") }
     }
 

@@ -19,7 +19,7 @@ final class SandboxNode {
     var resolvectl: [String] { vars["RESOLVECTL"]!.split(separator: " ").map(String.init) }
 
     init() throws {
-        guard getuid() == 0 else { throw AgentError(.io, "integration tests need root (namespaces, mounts)") }
+        try requireRoot()
         folder = NSTemporaryDirectory() + "node-agent-it-\(UUID().uuidString.prefix(8))"
         vars = try startNode(script: script, folderVariable: "NODE_AGENT_SANDBOX", folder: folder)
     }
@@ -153,10 +153,18 @@ extension XCTestCase {
     }
 }
 
+/// Skips the test unless it runs as root: the nodes need namespaces, mounts and chroot.
+func requireRoot() throws {
+    guard getuid() == 0 else {
+        throw XCTSkip("integration tests need root (namespaces, mounts, chroot): run them as root, as scripts/test does")
+    }
+}
+
 /// Runs `SCRIPT up` with the node's folder in `folderVariable` and returns the variables it
 /// prints (`NAME=value`, quotes dropped). A node whose start failed is stopped again, so that
 /// nothing outlives it.
 func startNode(script: String, folderVariable: String, folder: String) throws -> [String: String] {
+    try requireRoot()
     var env = ProcessInfo.processInfo.environment
     env[folderVariable] = folder
     let up = try sh(script, ["up"], environment: env)

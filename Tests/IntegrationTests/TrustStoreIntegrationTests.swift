@@ -78,6 +78,7 @@ final class TrustStoreIntegrationTests: XCTestCase {
 /// The RHEL layout, rebuilt by p11-kit's real `trust extract` (scripts/rhel-root).
 final class RHELTrustStoreIntegrationTests: XCTestCase {
     func testRHELAnchorsAndUpdateCATrustThroughP11Kit() throws {
+        try requireRoot()
         let root = NSTemporaryDirectory() + "node-agent-rhel-\(UUID().uuidString.prefix(8))"
         defer {
             try? FileManager.default.removeItem(atPath: root)

@@ -19,6 +19,8 @@ final class HealthServer: @unchecked Sendable {
 
     let cache: StatusCache
     let logger: Logger
+    /// The port it listens on: the one asked for, or the one the kernel picked for port 0.
+    let port: UInt16
     private let listener: Int32
     /// A pipe: writing to its end `wake[1]` stops the loop.
     private let wake: [Int32]
@@ -40,6 +42,14 @@ final class HealthServer: @unchecked Sendable {
             close(fd)
             throw AgentError(.io, "health endpoint: cannot listen on \(shown): \(error)", hint: "pick a free --listen address, or off")
         }
+        var bound6 = sockaddr_in6()  // large enough for either family; the port is at the same offset
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        guard withUnsafeMutablePointer(to: &bound6, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }) == 0 else {
+            let error = String(cString: strerror(errno))
+            close(fd)
+            throw AgentError(.io, "health endpoint: getsockname: \(error)")
+        }
+        self.port = UInt16(bigEndian: bound6.sin6_port)
         listener = fd
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else {
@@ -48,7 +58,7 @@ final class HealthServer: @unchecked Sendable {
         }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         wake = ends
-        logger.info("health endpoint listening", metadata: ["address": "\(shown)"])
+        logger.info("health endpoint listening", metadata: ["address": "\(address.family == .v6 ? "[\(host)]" : host):\(self.port)"])
     }
 
     deinit {

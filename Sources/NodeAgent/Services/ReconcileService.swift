@@ -31,7 +31,7 @@ struct ReconcileService {
         var lastCA: [UInt8]?
         var lastOwner: String?
         var nextFull = Date.distantPast
-        var backoff = options.watchInterval * 2
+        var failures = 0
         repeat {
             let caBytes = try? NodeConfig.readFile(options.ca, what: "CA file", limit: CertificateParser.maximumFileSize)
             let owner = resolvedOwner()
@@ -42,13 +42,9 @@ struct ReconcileService {
             if let why {
                 let ready = reconcile(why)
                 lastCA = caBytes
-                if ready {
-                    backoff = options.watchInterval * 2
-                    nextFull = Date().addingTimeInterval(jittered(options.interval))
-                } else {
-                    nextFull = Date().addingTimeInterval(jittered(min(backoff, options.interval)))
-                    backoff = min(backoff * 2, options.interval)
-                }
+                failures = ready ? 0 : failures + 1
+                let delay = Self.nextDelay(failures: failures, interval: options.interval, watchInterval: options.watchInterval)
+                nextFull = Date().addingTimeInterval(jittered(delay))
             }
             lastOwner = owner ?? lastOwner
         } while stop.wait(seconds: options.watchInterval) == nil
@@ -114,6 +110,14 @@ struct ReconcileService {
             }
         }
         return nil
+    }
+
+    /// Seconds until the next full reconcile, before jitter: the interval while the node is ready;
+    /// after `failures` reconciles in a row that left it not ready, twice the watch interval,
+    /// doubled with each further one, never more than the interval.
+    static func nextDelay(failures: Int, interval: Double, watchInterval: Double) -> Double {
+        guard failures > 0 else { return interval }
+        return min(watchInterval * pow(2, Double(min(failures, 1000))), interval)
     }
 
     func jittered(_ seconds: Double) -> Double { seconds * Double.random(in: 0.9...1.1) }

@@ -106,6 +106,15 @@ struct KubeAPI: Sendable {
     }
 }
 
+/// The Kubernetes API as the reporter uses it: a request, and what to do about a refusal.
+/// `KubeAPI` is the real one; the tests give a recording fake.
+protocol KubeAPIClient {
+    func request(_ method: String, _ path: String, contentType: String?, body: JSONValue?) throws -> (status: Int, json: JSONValue?)
+    func hint(_ status: Int, needs: String) -> String?
+}
+
+extension KubeAPI: KubeAPIClient {}
+
 /// Publishes "can this node pull from the registry" as a node condition, the way
 /// node-problem-detector does (a strategic merge patch of nodes/NAME/status, keyed by type),
 /// only when it changes plus a slow heartbeat; and removes a startup taint once the node is
@@ -113,7 +122,7 @@ struct KubeAPI: Sendable {
 /// watches such conditions).
 final class NodeReporter: @unchecked Sendable {
     // Used from the reconcile loop only.
-    let api: KubeAPI
+    let api: any KubeAPIClient
     let node: String
     let conditionType: String
     let startupTaint: String?
@@ -124,7 +133,7 @@ final class NodeReporter: @unchecked Sendable {
     private var lastSent = Date.distantPast
     private var taintRemoved = false
 
-    init(api: KubeAPI, node: String, conditionType: String, startupTaint: String?, heartbeat: TimeInterval) {
+    init(api: any KubeAPIClient, node: String, conditionType: String, startupTaint: String?, heartbeat: TimeInterval) {
         self.api = api
         self.node = node
         self.conditionType = conditionType
@@ -166,7 +175,7 @@ final class NodeReporter: @unchecked Sendable {
 
     /// Removes the taint `key` from the node, with its resourceVersion so a concurrent change wins.
     func removeTaint(_ key: String) throws -> [String] {
-        let r = try api.request("GET", "/api/v1/nodes/\(node)")
+        let r = try api.request("GET", "/api/v1/nodes/\(node)", contentType: nil, body: nil)
         guard r.status == 200, let object = r.json, let version = object["metadata"]?["resourceVersion"]?.string else {
             throw AgentError(.io, "cannot read node \(node) from the API: \(r.status)\(KubeAPI.refusal(r))",
                              hint: api.hint(r.status, needs: "get on nodes"))
@@ -198,7 +207,7 @@ final class NodeReporter: @unchecked Sendable {
     /// when it has not, or the node cannot be read (refused: the condition then starts anew).
     /// Throws when the API cannot be reached, so that a silent API costs one timeout, not two.
     func publishedTransition(status: String) throws -> String? {
-        let r = try api.request("GET", "/api/v1/nodes/\(node)")
+        let r = try api.request("GET", "/api/v1/nodes/\(node)", contentType: nil, body: nil)
         guard r.status == 200 else { return nil }
         let mine = r.json?["status"]?["conditions"]?.array?.first { $0["type"]?.string == conditionType }
         guard let mine, mine["status"]?.string == status, let time = mine["lastTransitionTime"]?.string, !time.isEmpty else { return nil }

@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "SystemBus", dependencies: ["HostSystem", "CSystemd"]),
         .target(name: "ResolvedConfig", dependencies: ["HostSystem", "SystemBus"]),
         .target(name: "Probes", dependencies: ["HostSystem", "TrustStore", "COpenSSL"]),
+        // The Kubernetes API client and the node's condition and startup taint.
+        .target(name: "Kubernetes", dependencies: ["HostSystem", "Probes"]),
         // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
         // the few protobuf messages are encoded by hand.
         .target(
@@ -47,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "CSystemd",
+                "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -71,6 +73,7 @@ let package = Package(
         .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "HostSystem", "TestSupport"]),
         .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "HostSystem", "TestSupport"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "HostSystem", "TestSupport", "COpenSSL"]),
+        .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "HostSystem", "TestSupport"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient"]),

@@ -2,6 +2,7 @@ import CSystemd
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Kubernetes
 import Logging
 import Probes
 import ResolvedConfig

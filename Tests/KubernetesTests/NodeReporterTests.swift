@@ -1,6 +1,6 @@
 import Foundation
 import HostSystem
-@testable import NodeAgent
+@testable import Kubernetes
 import TestSupport
 import XCTest
 

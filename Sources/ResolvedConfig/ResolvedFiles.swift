@@ -1,8 +1,8 @@
 import HostSystem
 
 /// The file-based ways to route the cluster domain: resolved drop-in, resolved DNS delegate,
-/// /etc/hosts lines. Each is a plan of file changes (marked as the agent's) plus, for resolved,
-/// the unit action that makes it read them.
+/// /etc/hosts lines (HostsFile.swift). Each is a plan of file changes (marked as the agent's)
+/// plus, for resolved, the unit action that makes it read them.
 public enum ResolvedFiles {
     public static let marker = HostFiles.ownershipMarker
     public static let dropIn = try! HostPath("/etc/systemd/resolved.conf.d/node-agent.conf")
@@ -12,7 +12,6 @@ public enum ResolvedFiles {
     /// order of name, so `00-` wins over a catch-all); resolved refuses per-link settings on a
     /// link networkd manages ("Link … is managed").
     public static let networkdUnmanaged = try! HostPath("/etc/systemd/network/00-node-agent.network")
-    public static let hostsMarker = "# node-agent"
 
     /// A global `DNS=` with a routing domain. On resolved the global scope is always a default
     /// route, so every lookup may reach this server, and it is written into resolv.conf.
@@ -36,26 +35,6 @@ public enum ResolvedFiles {
         var conf = SystemdConf(parsing: marker + "\n")
         for e in entries { conf.set(e.key, e.value, section: e.section) }
         return conf.text
-    }
-
-    /// /etc/hosts with the agent's lines (`IP NAME # node-agent`) replaced by `entries`; every
-    /// other line is kept as it is, in its place.
-    public static func renderHosts(_ current: String, entries: [(IPAddress, DomainName)]) -> String {
-        var lines = current.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        lines.removeAll { $0.hasSuffix(" " + hostsMarker) }
-        lines += entries.map { "\($0.0) \($0.1) \(hostsMarker)" }
-        return lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
-    }
-
-    /// The addresses the agent's lines give, by name.
-    public static func hostsEntries(_ text: String) -> [(IPAddress, DomainName)] {
-        text.split(separator: "\n").compactMap { line in
-            guard line.hasSuffix(" " + hostsMarker) else { return nil }
-            let f = line.split(separator: " ")
-            guard f.count >= 3, let ip = try? IPAddress(String(f[0])), let name = try? DomainName(String(f[1])) else { return nil }
-            return (ip, name)
-        }
     }
 
     public static func isOurs(_ text: String?) -> Bool { HostFiles.isOwned(text) }

@@ -21,9 +21,7 @@ struct Bootstrap {
     /// `node-agent-cri`, the CRI client runtime-pull runs: beside this executable, as the image
     /// and scripts/build-release install them.
     static let criHelper: String = {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let exe = count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : CommandLine.arguments[0]
+        let exe = readSymlink("/proc/self/exe") ?? CommandLine.arguments[0]
         let folder = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         return (folder.isEmpty ? "." : folder) + "/node-agent-cri"
     }()

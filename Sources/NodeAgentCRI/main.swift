@@ -16,18 +16,12 @@ import HostSystem
 // call was malformed.
 
 func fail(_ status: Int32, _ message: String) -> Never {
-    var text = Array("node-agent-cri: \(message)\n".utf8)
-    _ = text.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    writeStandard("node-agent-cri: \(message)\n", to: 2)
     exit(status)
 }
 
 func emit(_ value: JSONValue) {
-    let bytes = value.encoded() + [UInt8(ascii: "\n")]
-    var done = 0
-    while done < bytes.count {
-        let n = bytes[done...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-        if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { exit(1) }
-    }
+    writeStandard(String(decoding: value.encoded(), as: UTF8.self) + "\n")
 }
 
 func readStandardInput(limit: Int) -> [UInt8] {

@@ -50,6 +50,12 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                 decidedBy = importPath
             }
         }
+        return settled(configPath, decidedBy: decidedBy)
+    }
+
+    /// What `config_path` (nil or empty: unset) gives, with a note naming the file that decided
+    /// it when it is not config.toml itself.
+    static func settled(_ configPath: String?, decidedBy: HostPath) -> ContainerdRegistryConfig {
         guard let found = configPath, !found.isEmpty else {
             let how = decidedBy == configFile ? "is not set in \(configFile)"
                 : "is dropped by \(decidedBy), imported by \(configFile): containerd 1.x replaces the CRI plugin's whole table with an imported one"
@@ -70,10 +76,9 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         for item in imports {
             let absolute = item.hasPrefix("/") ? item : "/etc/containerd/" + item
             guard let path = try? HostPath(absolute) else { continue }
-            let name = path.path.split(separator: "/").last.map(String.init) ?? ""
+            let name = path.lastComponent
             if name.contains(where: { "*?[".contains($0) }) {
-                let parent = String(path.path.dropLast(name.count + 1))
-                let folder = try HostPath(parent.isEmpty ? "/" : parent)
+                let folder = path.parent
                 let matches = ((try? files.list(folder)) ?? []).filter { fnmatch(name, $0, 0) == 0 }.sorted()
                 out += matches.compactMap { try? folder.appending($0) }
             } else {
@@ -84,14 +89,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     }
 
     public static func parse(_ text: String) -> ContainerdRegistryConfig {
-        let file = ConfigFile(parsing: text)
-        guard let found = file.configPath, !found.isEmpty else {
-            return ContainerdRegistryConfig(
-                configPaths: [], configFile: configFile,
-                note: "containerd's config_path is not set in \(configFile): containerd ignores certs.d; set config_path = \"/etc/containerd/certs.d\" in its CRI registry table, or rely on the OS trust store (needs a containerd restart)")
-        }
-        let paths = found.split(separator: ":").compactMap { try? HostPath(String($0)) }
-        return ContainerdRegistryConfig(configPaths: paths, configFile: configFile, note: nil)
+        settled(ConfigFile(parsing: text).configPath, decidedBy: configFile)
     }
 
     /// What one containerd config file says that matters here: its version, imports, CRI

@@ -98,9 +98,7 @@ extension SandboxNode {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: script)
         p.arguments = ["exec"] + arguments
-        var env = ProcessInfo.processInfo.environment
-        env["NODE_AGENT_SANDBOX"] = folder
-        p.environment = env
+        p.environment = scriptEnvironment
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         handle.seekToEndOfFile()
         p.standardOutput = handle

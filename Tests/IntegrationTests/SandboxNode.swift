@@ -27,32 +27,32 @@ final class SandboxNode {
     /// Runs a sandbox-node subcommand (e.g. `stop resolved`) for this node.
     @discardableResult
     func control(_ arguments: [String]) throws -> Int32 {
+        try sh(script, arguments, environment: scriptEnvironment).status
+    }
+
+    /// This process's environment with the node's folder, for scripts/sandbox-node.
+    var scriptEnvironment: [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = folder
-        return try sh(script, arguments, environment: env).status
+        return env
     }
 
     /// Runs a sandbox-node subcommand and returns what it printed; throws when it fails.
     func controlOutput(_ arguments: [String]) throws -> String {
-        var env = ProcessInfo.processInfo.environment
-        env["NODE_AGENT_SANDBOX"] = folder
-        let r = try sh(script, arguments, environment: env)
+        let r = try sh(script, arguments, environment: scriptEnvironment)
         guard r.status == 0 else { throw AgentError(.io, "sandbox-node \(arguments.joined(separator: " ")): \(r.stderr)") }
         return r.stdout
     }
 
     func down() {
-        var env = ProcessInfo.processInfo.environment
-        env["NODE_AGENT_SANDBOX"] = folder
-        _ = try? sh(script, ["down"], environment: env)
+        _ = try? sh(script, ["down"], environment: scriptEnvironment)
     }
 
     /// Runs a command inside the node's namespaces, with the default trust (no SSL_CERT_FILE).
     @discardableResult
     func exec(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        var env = ProcessInfo.processInfo.environment
+        var env = scriptEnvironment
         for k in ["SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"] { env[k] = nil }
-        env["NODE_AGENT_SANDBOX"] = folder
         return try sh(script, ["exec"] + arguments, environment: env)
     }
 
@@ -105,10 +105,7 @@ final class SandboxNode {
         process.executableURL = URL(fileURLWithPath: script)
         process.arguments = ["exec", Self.binary, "run", "--host-root", hostRoot, "--registry", registry,
                              "--interval", "2", "--watch-interval", "0.3", "--listen", "127.0.0.1:9808"] + extra
-        var env = ProcessInfo.processInfo.environment
-        env["NODE_AGENT_SANDBOX"] = folder
-        env.merge(environment) { $1 }
-        process.environment = env
+        process.environment = scriptEnvironment.merging(environment) { $1 }
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice

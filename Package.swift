@@ -26,15 +26,18 @@ let package = Package(
         .systemLibrary(name: "CSystemd"),
         .systemLibrary(name: "COpenSSL"),
 
-        // The only module that touches the host's files and runs host tools.
-        .target(name: "HostSystem"),
-        .target(name: "TrustStore", dependencies: ["HostSystem", "COpenSSL"]),
+        // The words every module speaks, touching no host: validated names and addresses
+        // (RegistryAddress, DomainName, IPAddress), JSONValue, text helpers, AgentError.
+        .target(name: "Vocabulary"),
+        // The only module that touches the host: its files, its tools, /proc.
+        .target(name: "HostSystem", dependencies: ["Vocabulary"]),
+        .target(name: "TrustStore", dependencies: ["Vocabulary", "HostSystem", "COpenSSL"]),
         // sd-bus and its clients: resolve1 (systemd-resolved), systemd1 (units, runtime restarts).
-        .target(name: "SystemBus", dependencies: ["HostSystem", "CSystemd"]),
-        .target(name: "ResolvedConfig", dependencies: ["HostSystem", "SystemBus"]),
-        .target(name: "Probes", dependencies: ["HostSystem", "TrustStore", "COpenSSL"]),
+        .target(name: "SystemBus", dependencies: ["Vocabulary", "HostSystem", "CSystemd"]),
+        .target(name: "ResolvedConfig", dependencies: ["Vocabulary", "HostSystem", "SystemBus"]),
+        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "COpenSSL"]),
         // The Kubernetes API client and the node's condition and startup taint.
-        .target(name: "Kubernetes", dependencies: ["HostSystem", "Probes"]),
+        .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "Probes"]),
         // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
         // the few protobuf messages are encoded by hand.
         .target(
@@ -49,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes", "CSystemd",
+                "Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -61,22 +64,23 @@ let package = Package(
         // stack stays out of the agent's idle memory (README, "What runtime-pull costs").
         .executableTarget(
             name: "NodeAgentCRI",
-            dependencies: ["CRIClient", "HostSystem"],
+            dependencies: ["CRIClient", "Vocabulary", "HostSystem"],
             linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
         ),
         // The parsers of untrusted input behind one libFuzzer entry point (scripts/fuzz).
-        .executableTarget(name: "FuzzParsers", dependencies: ["HostSystem", "TrustStore", "ResolvedConfig", "Probes"]),
+        .executableTarget(name: "FuzzParsers", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "Probes"]),
 
         // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.
-        .target(name: "TestSupport", dependencies: ["HostSystem"], path: "Tests/TestSupport"),
-        .testTarget(name: "HostSystemTests", dependencies: ["HostSystem", "TestSupport"]),
-        .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "HostSystem", "TestSupport"]),
-        .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "HostSystem", "TestSupport"]),
-        .testTarget(name: "ProbesTests", dependencies: ["Probes", "HostSystem", "TestSupport", "COpenSSL"]),
-        .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "HostSystem", "TestSupport"]),
-        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TestSupport", dependencies: ["Vocabulary", "HostSystem"], path: "Tests/TestSupport"),
+        .testTarget(name: "VocabularyTests", dependencies: ["Vocabulary", "TestSupport"]),
+        .testTarget(name: "HostSystemTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport"]),
+        .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
+        .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "Vocabulary", "HostSystem", "TestSupport"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes", "Vocabulary", "HostSystem", "TestSupport", "COpenSSL"]),
+        .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Vocabulary", "HostSystem", "TestSupport"]),
+        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "Vocabulary", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["HostSystem", "TestSupport", "CRIClient"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport", "CRIClient"]),
     ]
 )

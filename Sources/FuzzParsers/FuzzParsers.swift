@@ -3,6 +3,7 @@ import HostSystem
 import Probes
 import ResolvedConfig
 import TrustStore
+import Vocabulary
 
 /// Every parser that reads input the agent does not control, behind one entry point. Built two
 /// ways: with `-sanitize=fuzzer,address -DFUZZING` (scripts/fuzz) it is a libFuzzer target that

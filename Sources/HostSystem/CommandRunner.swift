@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Vocabulary
 import Glibc
 #endif
 import FoundationEssentials
@@ -103,7 +104,7 @@ public struct ProcessRunner: CommandRunner {
         guard r == 0 else {
             close(outPipe[0]); close(errPipe[0])
             if inPipe[1] >= 0 { close(inPipe[1]) }
-            throw AgentError(.commandFailed, "cannot run \(executable): \(String(cString: strerror(r)))")
+            throw AgentError(.commandFailed, "cannot run \(executable)", errno: r)
         }
         if let input {
             // It fits the pipe (inputLimit), so this never blocks. A program that exits without

@@ -1,3 +1,4 @@
+import Vocabulary
 import Glibc
 
 /// One planned change of one host file. Plans are computed purely from what is on the host and

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Vocabulary
 import Glibc
 #endif
 import FoundationEssentials
@@ -31,11 +32,11 @@ public struct HostFiles: Sendable {
         let fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+            throw AgentError(.io, "cannot read \(path)", errno: errno)
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
-            let error = AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+            let error = AgentError(.io, "cannot read \(path)", errno: errno)
             close(fd)
             throw error
         }
@@ -71,7 +72,7 @@ public struct HostFiles: Sendable {
             let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw AgentError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+                throw AgentError(.io, "cannot read \(path)", errno: errno)
             }
             if n == 0 { break }
             done += n
@@ -122,7 +123,7 @@ public struct HostFiles: Sendable {
 
     private func create(_ folders: [HostPath]) throws {
         for folder in folders where mkdir(try root.resolve(folder), 0o755) != 0 && errno != EEXIST {
-            throw AgentError(.io, "cannot create folder \(folder): \(String(cString: strerror(errno)))", hint: Self.hint(errno: errno))
+            throw AgentError(.io, "cannot create folder \(folder)", errno: errno, hint: Self.hint(errno: errno))
         }
     }
 
@@ -151,7 +152,7 @@ public struct HostFiles: Sendable {
         let temp = dir + "/" + Self.temporaryName(for: path.lastComponent)
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else {
-            throw AgentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))",
+            throw AgentError(.io, "cannot write \(path)", errno: errno,
                              hint: Self.hint(errno: errno))
         }
         var ok = false
@@ -165,18 +166,18 @@ public struct HostFiles: Sendable {
                 let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw AgentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))",
+                    throw AgentError(.io, "cannot write \(path)", errno: errno,
                                      hint: Self.hint(errno: errno))
                 }
                 offset += n
             }
             guard fchmod(fd, mode) == 0, fsync(fd) == 0 else {
-                throw AgentError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))",
+                throw AgentError(.io, "cannot sync \(path)", errno: errno,
                                  hint: Self.hint(errno: errno))
             }
         }
         guard rename(temp, real) == 0 else {
-            throw AgentError(.io, "cannot replace \(path): \(String(cString: strerror(errno)))")
+            throw AgentError(.io, "cannot replace \(path)", errno: errno)
         }
         ok = true
         syncDirectory(dir)
@@ -190,7 +191,7 @@ public struct HostFiles: Sendable {
     public func remove(_ path: HostPath) throws {
         let real = try root.resolve(path)
         if unlink(real) != 0 && errno != ENOENT {
-            throw AgentError(.io, "cannot remove \(path): \(String(cString: strerror(errno)))")
+            throw AgentError(.io, "cannot remove \(path)", errno: errno)
         }
         syncDirectory(try root.resolve(path.parent))
     }
@@ -252,15 +253,15 @@ extension HostFiles {
         var st = stat()
         guard stat(path, &st) == 0 else {
             if errno == ENOENT || errno == ENOTDIR { throw AgentError(code, "\(name) does not exist") }
-            throw AgentError(code, "cannot read \(name): \(String(cString: strerror(errno)))", hint: "check its permissions")
+            throw AgentError(code, "cannot read \(name)", errno: errno, hint: "check its permissions")
         }
         if let error = refuse(st) { throw error }
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
-            throw AgentError(code, "cannot read \(name): \(String(cString: strerror(errno)))", hint: "check its permissions")
+            throw AgentError(code, "cannot read \(name)", errno: errno, hint: "check its permissions")
         }
         defer { close(fd) }
-        guard fstat(fd, &st) == 0 else { throw AgentError(code, "cannot read \(name): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &st) == 0 else { throw AgentError(code, "cannot read \(name)", errno: errno) }
         if let error = refuse(st) { throw error }
         return try readToEnd(fd, limit: limit, naming: name, code: code)
     }
@@ -273,7 +274,7 @@ extension HostFiles {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw AgentError(code, "cannot read \(name): \(String(cString: strerror(errno)))")
+                throw AgentError(code, "cannot read \(name)", errno: errno)
             }
             if n == 0 { break }
             out.append(contentsOf: buffer[0..<n])
@@ -309,7 +310,7 @@ extension HostFiles {
         guard symlink(target, temp) == 0, rename(temp, real) == 0 else {
             let code = errno
             unlink(temp)
-            throw AgentError(.io, "cannot link \(path): \(String(cString: strerror(code)))", hint: Self.hint(errno: code))
+            throw AgentError(.io, "cannot link \(path)", errno: code, hint: Self.hint(errno: code))
         }
     }
 
@@ -318,7 +319,7 @@ extension HostFiles {
     public func removeEntry(_ path: HostPath) throws {
         if unlink(try entry(path)) != 0 && errno != ENOENT {
             let code = errno
-            throw AgentError(.io, "cannot remove \(path): \(String(cString: strerror(code)))", hint: Self.hint(errno: code))
+            throw AgentError(.io, "cannot remove \(path)", errno: code, hint: Self.hint(errno: code))
         }
     }
 

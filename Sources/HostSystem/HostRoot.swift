@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Vocabulary
 import Glibc
 #endif
 import FoundationEssentials
@@ -96,7 +97,7 @@ public struct HostRoot: Sendable {
                     throw AgentError(.io, "too many symlinks while resolving '\(path)'")
                 }
                 guard let target = readSymlink(candidate) else {
-                    throw AgentError(.io, "cannot read symlink \(candidate): \(String(cString: strerror(errno)))")
+                    throw AgentError(.io, "cannot read symlink \(candidate)", errno: errno)
                 }
                 let targetParts = target.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
                 if target.hasPrefix("/") { resolved = [] }
@@ -125,6 +126,6 @@ public func readSymlink(_ path: String) -> String? {
 /// The modification time of a file on this machine.
 public func modificationTime(_ path: String) throws -> Date {
     var st = stat()
-    guard stat(path, &st) == 0 else { throw AgentError(.io, "cannot stat \(path): \(String(cString: strerror(errno)))") }
+    guard stat(path, &st) == 0 else { throw AgentError(.io, "cannot stat \(path)", errno: errno) }
     return Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
 }

@@ -1,3 +1,5 @@
+import Vocabulary
+
 /// The `hosts:` line of nsswitch.conf(5): the sources glibc asks, in order, with their
 /// `[STATUS=action]` criteria. Pure: parsed from the file's text.
 public struct NSSwitchHosts: Equatable, Sendable {

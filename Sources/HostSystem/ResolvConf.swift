@@ -1,3 +1,5 @@
+import Vocabulary
+
 /// Parsing of resolv.conf(5), shared by the probes and the DNS setup.
 
 /// The resolver settings of a resolv.conf, as Go's resolver reads them.

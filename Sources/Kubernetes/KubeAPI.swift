@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import Probes
+import Vocabulary
 
 /// Where and how to reach the Kubernetes API: in a pod, the service account's token and CA
 /// and the KUBERNETES_SERVICE_HOST/PORT variables.

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import Probes
+import Vocabulary
 
 /// Publishes "can this node pull from the registry" as a node condition, the way
 /// node-problem-detector does (a strategic merge patch of nodes/NAME/status, keyed by type),

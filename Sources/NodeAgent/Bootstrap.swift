@@ -5,6 +5,7 @@ import Probes
 import ResolvedConfig
 import SystemBus
 import TrustStore
+import Vocabulary
 
 /// The whole job on one node: plan, apply, prove.
 struct Bootstrap {

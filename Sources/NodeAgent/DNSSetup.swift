@@ -4,6 +4,7 @@ import HostSystem
 import Probes
 import ResolvedConfig
 import SystemBus
+import Vocabulary
 
 /// Routes the cluster domain (or, in hosts mode, the registry's names) to the cluster DNS, in
 /// the mode asked for or the safest that works here, and removes what other modes left.

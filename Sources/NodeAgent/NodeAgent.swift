@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 @main
 struct NodeAgent: ParsableCommand {

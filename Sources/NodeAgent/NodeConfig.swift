@@ -5,6 +5,7 @@ import Probes
 import ResolvedConfig
 import SystemBus
 import TrustStore
+import Vocabulary
 
 /// Everything a command needs, validated before anything on the host changes.
 struct NodeConfig {

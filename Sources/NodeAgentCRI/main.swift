@@ -1,6 +1,7 @@
 import CRIClient
 import Glibc
 import HostSystem
+import Vocabulary
 
 // node-agent-cri: the agent's CRI calls, in a process of their own. The agent runs it for the
 // runtime-pull check and reads one JSON object from it; the gRPC stack (grpc-swift, swift-nio,

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// The result of one check: outcome, a reason a person can act on, timings per phase, details.
 public struct CheckResult: Codable, Sendable, Equatable {

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import HostSystem
+import Vocabulary
 
 /// The node's containerd as it really runs: its process (from the host's /proc: a DaemonSet pod
 /// sees it with hostPID), the environment it was started with, and how its binary was built.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import HostSystem
+import Vocabulary
 
 /// What a DNS server said about a name.
 public enum DNSAnswer: Equatable, Sendable {

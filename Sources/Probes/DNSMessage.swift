@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// DNS wire format (RFC 1035), the part a stub resolver needs: one question, answers of type A
 /// and AAAA (CNAMEs are followed by reading every address record of the answer section).

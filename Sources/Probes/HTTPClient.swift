@@ -3,6 +3,7 @@ import Glibc
 #endif
 import FoundationEssentials
 import HostSystem
+import Vocabulary
 
 /// An HTTP/1.1 response, head and (bounded) body.
 struct HTTPResponse {

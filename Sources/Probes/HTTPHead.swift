@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// The head of an HTTP/1.x message (RFC 9112 section 2): a start line, header field lines, and
 /// the empty line that ends them. The agent's client reads responses and the health endpoint

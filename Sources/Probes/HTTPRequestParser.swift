@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// Reads one HTTP/1.x request head from the start of a buffer, for the health endpoint: small,
 /// strict and bounded. It serves four fixed GET paths to kubelet and Prometheus, so a request

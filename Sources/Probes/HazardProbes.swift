@@ -3,6 +3,7 @@ import Glibc
 #endif
 import FoundationEssentials
 import HostSystem
+import Vocabulary
 
 /// Conditions of the node that break pulls later, or other workloads, though probes pass now.
 public enum HazardProbes {

@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// Resolves a name the way a Go program on the host (containerd, kubelet) does: the host's
 /// `/etc/hosts`, then each candidate name (search list, ndots) asked of the nameservers of its

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import TrustStore
+import Vocabulary
 
 /// What to probe on this node, and the bounds to probe it in.
 public struct ProbeSettings: Sendable {

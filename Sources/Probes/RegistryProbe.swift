@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import TrustStore
+import Vocabulary
 
 /// Credentials for one registry, from a Docker `config.json` (the file a pull secret holds).
 public struct RegistryCredentials: Sendable {

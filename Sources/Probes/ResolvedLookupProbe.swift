@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// Asks systemd-resolved itself (`ResolveHostname` over D-Bus), as its own clients are answered:
 /// shows whether resolved routes the cluster domain, independent of what /etc/resolv.conf says.

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// The registry's name resolved the way the node's containerd resolves it. Go decides per name
 /// between its own resolver and the C library's (GoHostLookup); on the C library's path the

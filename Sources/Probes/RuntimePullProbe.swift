@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// The runtime's own word: the node's container runtime, asked over its CRI socket to pull as
 /// kubelet asks it. The transport (gRPC) is handed in, so that this module stays free of it.

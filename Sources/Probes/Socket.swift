@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import HostSystem
+import Vocabulary
 
 public struct SocketError: Error, CustomStringConvertible {
     public let code: Int32

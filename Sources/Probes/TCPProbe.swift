@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import HostSystem
+import Vocabulary
 
 /// A TCP connect to every address the registry resolves to: tells "the name resolves but the
 /// ClusterIP is unreachable" (kube-proxy not ready, a network policy) apart from DNS failures.

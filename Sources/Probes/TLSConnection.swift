@@ -5,6 +5,7 @@ import COpenSSL
 import FoundationEssentials
 import HostSystem
 import TrustStore
+import Vocabulary
 
 /// A TLS client connection on OpenSSL that verifies as Go (and so containerd) does: trust from
 /// one CA file, SNI set to the registry host, the name checked against the SAN only (never the

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import TrustStore
+import Vocabulary
 
 /// Where a probe connects: the address found by DNS and the registry's name and port.
 public struct ProbeTarget: Sendable {

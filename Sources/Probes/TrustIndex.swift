@@ -2,6 +2,7 @@ import COpenSSL
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// A PEM trust bundle indexed by subject name, without decoding its certificates: a node's bundle
 /// holds ~140 roots, and OpenSSL 3 takes ~0.2 ms to decode each (their public keys go through its

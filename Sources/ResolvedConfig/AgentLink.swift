@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// The network link that carries the agent's per-link DNS settings in resolved.
 ///

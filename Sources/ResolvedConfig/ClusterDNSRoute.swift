@@ -1,5 +1,6 @@
 import HostSystem
 import SystemBus
+import Vocabulary
 
 /// What routing the cluster domain to the cluster DNS takes on this host.
 public struct DNSRoutePlan: Sendable {

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import SystemBus
+import Vocabulary
 
 /// How the host's /etc/resolv.conf relates to systemd-resolved (resolved.8 names four modes).
 public enum ResolvConfMode: String, Sendable, Codable {

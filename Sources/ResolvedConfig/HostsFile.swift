@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// Hosts mode: the agent's lines in the node's /etc/hosts (`IP NAME # node-agent`), for nodes
 /// where resolved is not running or nsswitch asks no DNS source.

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// The DNS settings of kubelet's config file (`KubeletConfiguration`): the cluster DNS, the
 /// cluster domain, and the resolv.conf kubelet hands to pods with dnsPolicy Default (CoreDNS).

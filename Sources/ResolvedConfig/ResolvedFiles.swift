@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// The file-based ways to route the cluster domain: resolved drop-in, resolved DNS delegate,
 /// /etc/hosts lines (HostsFile.swift). Each is a plan of file changes (marked as the agent's)

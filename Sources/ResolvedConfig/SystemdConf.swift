@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// A systemd unit-style configuration file (resolved.conf, its drop-ins, dns-delegate files) as
 /// systemd.syntax(7) defines it: `[Section]` headers, `Key=Value` assignments, `#`/`;` comments,

@@ -2,6 +2,7 @@ import CSystemd
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// A connection to a D-Bus system bus by address, on libsystemd's sd-bus.
 ///
@@ -30,7 +31,7 @@ public final class SystemBus: @unchecked Sendable {
         r = sd_bus_start(bus)
         guard r >= 0 else {
             sd_bus_unref(bus)
-            throw AgentError(.dbus, "cannot connect to the system bus at \(address): \(Self.errnoText(r))",
+            throw AgentError(.dbus, "cannot connect to the system bus at \(address)", errno: -r,
                              hint: "pass --dbus-address, or mount the host's /run/dbus/system_bus_socket")
         }
         self.address = address
@@ -81,7 +82,7 @@ public final class SystemBus: @unchecked Sendable {
     }
 
     static func error(_ r: Int32, _ what: String) -> AgentError {
-        AgentError(.dbus, "\(what): \(errnoText(r))")
+        AgentError(.dbus, what, errno: -r)
     }
 
     static func errnoText(_ r: Int32) -> String {
@@ -130,7 +131,7 @@ public struct MessageWriter {
     let context: String
 
     private func check(_ r: Int32) throws {
-        guard r >= 0 else { throw AgentError(.dbus, "cannot build \(context): \(SystemBus.errnoText(r))") }
+        guard r >= 0 else { throw AgentError(.dbus, "cannot build \(context)", errno: -r) }
     }
 
     public func append(int32 value: Int32) throws {
@@ -171,7 +172,7 @@ public struct MessageReader {
     let context: String
 
     private func check(_ r: Int32) throws {
-        guard r >= 0 else { throw AgentError(.dbus, "unexpected reply to \(context): \(SystemBus.errnoText(r))") }
+        guard r >= 0 else { throw AgentError(.dbus, "unexpected reply to \(context)", errno: -r) }
     }
 
     public func int32() throws -> Int32 {

@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// One route-only or search domain of a link, in resolved's words.
 public struct LinkDomain: Hashable, Sendable, CustomStringConvertible {
@@ -143,18 +144,18 @@ public final class Resolve1: ResolvedClient {
             switch e.name {
             case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner":
                 throw AgentError(.dbus, "systemd-resolved is not running on the bus \(bus.address)",
-                                 hint: "start systemd-resolved, or choose another DNS mode")
+                                 hint: "start systemd-resolved, or choose another DNS mode", cause: .busError(e.name))
             case "org.freedesktop.resolve1.LinkBusy":
                 throw AgentError(.dbus, "resolved refuses per-link DNS for this link: \(e.message)",
-                                 hint: "the link is managed by systemd-networkd; configure it there")
+                                 hint: "the link is managed by systemd-networkd; configure it there", cause: .busError(e.name))
             case let name where name.hasPrefix("org.freedesktop.resolve1.DnsError.") || name == "org.freedesktop.resolve1.NoSuchRR" || name == "org.freedesktop.resolve1.NoNameServers":
-                throw AgentError(.dbus, "resolved: \(e.message) [\(name.split(separator: ".").last ?? "")]")
+                throw AgentError(.dbus, "resolved: \(e.message) [\(name.split(separator: ".").last ?? "")]", cause: .busError(e.name))
             case "org.freedesktop.resolve1.NoSuchLink":
-                throw AgentError(.dbus, "resolved does not know the link: \(e.message)")
+                throw AgentError(.dbus, "resolved does not know the link: \(e.message)", cause: .busError(e.name))
             case "org.freedesktop.DBus.Error.AccessDenied", "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired":
-                throw AgentError(.dbus, "resolved denied \(e.member): \(e.message)", hint: "run the agent as root")
+                throw AgentError(.dbus, "resolved denied \(e.member): \(e.message)", hint: "run the agent as root", cause: .busError(e.name))
             default:
-                throw AgentError(.dbus, e.description)
+                throw AgentError(.dbus, e.description, cause: e.name.isEmpty ? nil : .busError(e.name))
             }
         }
     }

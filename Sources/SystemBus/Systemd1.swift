@@ -1,5 +1,6 @@
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// The state of one systemd unit, as `org.freedesktop.systemd1` reports it.
 public struct UnitState: Equatable, Sendable {
@@ -28,7 +29,7 @@ public final class Systemd1 {
             path = try bus.call(destination: Self.service, path: Self.path, interface: Self.manager, member: "LoadUnit",
                                 build: { try $0.append(string: name) }, read: { try $0.string(type: "o") })
         } catch let e as BusCallError {
-            throw AgentError(.dbus, "systemd: \(e.message)", hint: e.name.contains("ServiceUnknown") ? "systemd is not running on this bus" : nil)
+            throw AgentError(.dbus, "systemd: \(e.message)", hint: e.name.contains("ServiceUnknown") ? "systemd is not running on this bus" : nil, cause: .busError(e.name))
         }
         let unit = "org.freedesktop.systemd1.Unit"
         let load = try bus.property(destination: Self.service, path: path, interface: unit, name: "LoadState", signature: "s") { try $0.string() }
@@ -52,7 +53,7 @@ public final class Systemd1 {
                              member: reloadIfPossible ? "ReloadOrRestartUnit" : "RestartUnit",
                              build: { try $0.append(string: name); try $0.append(string: "replace") }, read: { try $0.string(type: "o") })
         } catch let e as BusCallError {
-            throw AgentError(.dbus, "systemd refused to restart \(name): \(e.message)")
+            throw AgentError(.dbus, "systemd refused to restart \(name): \(e.message)", cause: .busError(e.name))
         }
         let deadline = nowSeconds() + timeoutSeconds
         while nowSeconds() < deadline {
@@ -87,7 +88,7 @@ public struct Network1 {
                          interface: "org.freedesktop.network1.Manager", member: "Reload", build: { _ in }, read: { _ in () })
         } catch let e as BusCallError {
             throw AgentError(.dbus, "systemd-networkd did not reload its .network files: \(e.message)",
-                             hint: "run `networkctl reload` on the node")
+                             hint: "run `networkctl reload` on the node", cause: .busError(e.name))
         }
     }
 }

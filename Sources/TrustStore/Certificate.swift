@@ -2,6 +2,7 @@ import COpenSSL
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// One X.509 certificate, parsed by OpenSSL, with the facts the agent reports and checks.
 public struct Certificate: Sendable, Equatable {

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// Where containerd reads per-registry `hosts.toml` folders from (`config_path`).
 public struct ContainerdRegistryConfig: Sendable, Equatable {

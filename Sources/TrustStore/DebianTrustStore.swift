@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// Debian's trust store rebuilt by the agent, with the result `update-ca-certificates --fresh`
 /// gives (the integration tests compare the two): the bundle is the certificates named in

@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 /// Where a distribution family keeps locally added CAs, the tool that rebuilds its bundle, and
 /// the bundle programs read. One row per family; detection from `os-release` (ID, then ID_LIKE).

@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 extension RegistryAddress {
     /// The names image references give this registry: `host:port`, and for port 443 also `host`

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// Where this host's trust for one registry lives, as found on the host (no CA file needed):
 /// the OS bundle, the CA files containerd reads for it from certs.d, and the agent's own OS-store files.

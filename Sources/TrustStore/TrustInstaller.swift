@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// What installing a registry CA on this host takes: file changes and whether the OS bundle has
 /// to be rebuilt. Computed without changing anything; `TrustInstaller.apply` performs it.
@@ -173,7 +174,7 @@ public struct TrustInstaller: Sendable {
         guard result.succeeded else {
             throw AgentError(.commandFailed,
                              "\(refresh[0]) failed (exit \(result.status)): \(result.stderr.trimmingWhitespace().escapedForMessage)",
-                             hint: "run it by hand on the node to see why")
+                             hint: "run it by hand on the node to see why", cause: .exitStatus(result.status))
         }
     }
 

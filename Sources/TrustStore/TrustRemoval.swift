@@ -1,4 +1,5 @@
 import HostSystem
+import Vocabulary
 
 extension TrustInstaller {
     /// What removing the agent's trust takes: its OS-store files (for one registry, or all), the

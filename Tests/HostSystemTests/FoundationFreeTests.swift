@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 import TestSupport
 import Testing
+import Vocabulary
 import XCTest
 
 /// The helpers that replace Foundation APIs in the agent (which links FoundationEssentials only),

@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 import TestSupport
 import Testing
+import Vocabulary
 
 /// Properties of host paths over many generated inputs (Swift Testing, beside the XCTest suites).
 @Suite struct HostPathPropertyTests {

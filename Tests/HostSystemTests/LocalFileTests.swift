@@ -1,5 +1,7 @@
 import Foundation
 import HostSystem
+import TestSupport
+import Vocabulary
 import XCTest
 
 /// `HostFiles.readLocalFile`: the one reader of files named on the command line (`--ca`,
@@ -39,6 +41,12 @@ final class LocalFileTests: XCTestCase {
                 XCTAssertEqual(error?.message, message)
             }
         }
+    }
+
+    func testAFailedWriteCarriesTheErrnoAsItsCause() throws {
+        try "a file, not a folder".write(toFile: dir + "/plain", atomically: true, encoding: .utf8)
+        let files = HostFiles(root: try HostRoot(dir))
+        assertAgentError(try files.writeAtomically(try HostPath("/plain/child"), "x"), .io, cause: .errno(ENOTDIR))
     }
 
     func testAFIFOIsRefusedAtOnceNotWaitedOn() throws {

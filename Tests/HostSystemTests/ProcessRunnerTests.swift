@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// Host tools run with a time limit: a hung one is killed with what it started, and reported;

@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// scripts/api-double (a test double of the Kubernetes API server: bearer tokens, RBAC from a

@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// A node booted with its own systemd (scripts/booted-node): what needs systemd itself.

@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// `node-agent bootstrap` against a real node: every effect is checked with an independent tool.

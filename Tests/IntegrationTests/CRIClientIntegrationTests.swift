@@ -2,6 +2,7 @@ import CRIClient
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// CRIClient against the sandbox node's real containerd: the same pulls kubelet would ask for,

@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// daemonset.yaml run as kubelet runs it: its pod started from the image that scripts/build-image

@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// SIGKILL at random moments of `bootstrap` and `uninstall` on a sandbox node, round after round

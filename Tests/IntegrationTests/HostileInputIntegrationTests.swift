@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// Hostile input, one table per side: peers that misbehave on purpose (scripts/hostile-server,

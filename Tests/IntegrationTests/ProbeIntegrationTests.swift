@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// `node-agent probe` against real servers in a sandbox node that `bootstrap` set up: every

@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// The binary the image ships (scripts/build-release: the Swift runtime, OpenSSL and libstdc++

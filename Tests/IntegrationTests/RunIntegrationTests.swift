@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// `node-agent run` against a sandbox node: it reconciles at start, repairs drift, follows a CA

@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// The pull is the proof: the node's real containerd pulls the test image through its CRI socket,

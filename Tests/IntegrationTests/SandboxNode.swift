@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// A sandbox node (scripts/sandbox-node) of the test's own, in a folder of its own: the real

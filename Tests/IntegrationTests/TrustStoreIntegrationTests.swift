@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// The OS trust store and the runtimes' folders on a real Debian host root.

@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// `node-agent uninstall` restores the node byte for byte and touches nothing of others.

@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 @testable import Kubernetes
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// A fake of the Kubernetes API for the reporter: it records every request and answers GET of

@@ -3,6 +3,7 @@ import HostSystem
 @testable import NodeAgent
 import Probes
 import TestSupport
+import Vocabulary
 import XCTest
 
 final class BootstrapConfigTests: XCTestCase {

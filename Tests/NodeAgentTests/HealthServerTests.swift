@@ -3,6 +3,7 @@ import HostSystem
 import Logging
 @testable import NodeAgent
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// The health endpoint's server over real sockets: keep-alive, pipelining, HEAD, the bound on

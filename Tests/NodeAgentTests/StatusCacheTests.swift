@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 @testable import NodeAgent
 @testable import Probes
+import Vocabulary
 import XCTest
 
 /// What the health endpoint serves after a reconcile: /metrics line by line, /readyz's reason and

@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 @testable import Probes
 import TestSupport
+import Vocabulary
 import XCTest
 
 final class DNSMessageTests: XCTestCase {

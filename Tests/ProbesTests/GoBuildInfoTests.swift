@@ -1,6 +1,7 @@
 import HostSystem
 @testable import Probes
 import TestSupport
+import Vocabulary
 import XCTest
 
 final class GoBuildInfoTests: XCTestCase {

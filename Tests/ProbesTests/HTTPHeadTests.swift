@@ -1,5 +1,6 @@
 import HostSystem
 @testable import Probes
+import Vocabulary
 import XCTest
 
 /// The one head parser under the client's responses and the endpoint's requests: the same

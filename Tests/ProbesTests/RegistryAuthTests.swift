@@ -3,6 +3,7 @@ import HostSystem
 @testable import Probes
 import TestSupport
 import TrustStore
+import Vocabulary
 import XCTest
 
 final class RegistryAuthTests: XCTestCase {

@@ -1,5 +1,6 @@
 import HostSystem
 @testable import Probes
+import Vocabulary
 import XCTest
 
 /// How the runtime's own pull is read: where it stopped (from containerd's error texts, as the

@@ -1,5 +1,6 @@
 import HostSystem
 @testable import Probes
+import Vocabulary
 import XCTest
 
 /// Go's choice between its own resolver and the C library's (net/conf.go, 1.19 to 1.24), and

@@ -3,6 +3,7 @@ import Foundation
 import HostSystem
 @testable import Probes
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// The bundle index reads each certificate's names as OpenSSL does, and a handshake verified with

@@ -2,6 +2,7 @@ import HostSystem
 @testable import ResolvedConfig
 import SystemBus
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// Records resolve1 calls in order; the real resolved is exercised by the integration tests.

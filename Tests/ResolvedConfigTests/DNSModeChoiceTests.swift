@@ -1,5 +1,6 @@
 import HostSystem
 @testable import ResolvedConfig
+import Vocabulary
 import XCTest
 
 /// `--dns-mode auto`'s choice from the host's facts, and the /etc/hosts lines of the hosts mode.

@@ -1,6 +1,7 @@
 import HostSystem
 @testable import ResolvedConfig
 import TestSupport
+import Vocabulary
 import XCTest
 
 /// The resolved.conf parser and renderer. That resolved reads the files the same way is proven

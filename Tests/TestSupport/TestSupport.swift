@@ -1,5 +1,6 @@
 import Foundation
 import HostSystem
+import Vocabulary
 
 /// The package's root folder (where Package.swift is).
 public let packageRoot: URL = {

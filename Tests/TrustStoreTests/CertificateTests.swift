@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 import TestSupport
 @testable import TrustStore
+import Vocabulary
 import XCTest
 
 final class CertificateTests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 import TestSupport
 @testable import TrustStore
+import Vocabulary
 import XCTest
 
 /// Every distribution family's layout, from a real os-release file of that distribution.

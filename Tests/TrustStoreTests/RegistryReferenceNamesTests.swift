@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 import TestSupport
 @testable import TrustStore
+import Vocabulary
 import XCTest
 
 /// "host:port, and host alone for port 443": the one rule for the registry's certs.d folders.

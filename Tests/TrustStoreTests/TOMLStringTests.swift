@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 import TestSupport
 @testable import TrustStore
+import Vocabulary
 import XCTest
 
 /// Strings written into hosts.toml are TOML basic strings, escaped, and read back unchanged.

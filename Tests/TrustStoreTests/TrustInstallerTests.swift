@@ -2,6 +2,7 @@ import Foundation
 import HostSystem
 import TestSupport
 import TrustStore
+import Vocabulary
 import XCTest
 
 /// Unit tests on a fake host root; the real update-ca-certificates runs in the integration tests.

@@ -4,6 +4,7 @@ import Glibc
 import HostSystem
 import ResolvedConfig
 import TrustStore
+import Vocabulary
 
 struct BootstrapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

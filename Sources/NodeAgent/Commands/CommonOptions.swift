@@ -4,6 +4,7 @@ import Glibc
 import HostSystem
 import ResolvedConfig
 import TrustStore
+import Vocabulary
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 enum RuntimePullMode: String, ExpressibleByArgument, CaseIterable { case auto, off }

@@ -4,6 +4,7 @@ import Glibc
 import HostSystem
 import Kubernetes
 import Probes
+import Vocabulary
 
 /// The options that put the agent in touch with its node's object in Kubernetes.
 struct KubeOptions: ParsableArguments {

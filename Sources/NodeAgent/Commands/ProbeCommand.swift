@@ -4,6 +4,7 @@ import Glibc
 import HostSystem
 import ResolvedConfig
 import TrustStore
+import Vocabulary
 
 struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -6,6 +6,7 @@ import Kubernetes
 import Logging
 import ResolvedConfig
 import TrustStore
+import Vocabulary
 
 /// The options of `run`, validated once at start.
 struct RunOptions: Sendable {

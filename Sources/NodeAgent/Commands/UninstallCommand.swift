@@ -6,6 +6,7 @@ import Kubernetes
 import ResolvedConfig
 import SystemBus
 import TrustStore
+import Vocabulary
 
 struct UninstallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import Glibc
 import HostSystem
 import Logging
 import Probes
+import Vocabulary
 
 /// The health endpoint: `/healthz` (the agent works), `/readyz` (the node can pull), `/status`
 /// (JSON: every check with its reason and timings), `/metrics` (Prometheus text). It serves what
@@ -33,7 +34,7 @@ final class HealthServer: @unchecked Sendable {
         let address = try IPAddress(host)
         let shown = address.family == .v6 ? "[\(host)]:\(port)" : "\(host):\(port)"
         let fd = socket(Int32(address.family.rawValue), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw AgentError(.io, "health endpoint: socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw AgentError(.io, "health endpoint: socket", errno: errno) }
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
         let bound = address.withSocketAddress(port: UInt16(port)) { bind(fd, $0, $1) }
@@ -54,7 +55,7 @@ final class HealthServer: @unchecked Sendable {
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else {
             close(fd)
-            throw AgentError(.io, "health endpoint: pipe: \(String(cString: strerror(errno)))")
+            throw AgentError(.io, "health endpoint: pipe", errno: errno)
         }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         wake = ends

@@ -8,6 +8,7 @@ import Probes
 import ResolvedConfig
 import SystemBus
 import TrustStore
+import Vocabulary
 
 /// Keeps the node set up and proven: reconciles at start, then when the CA file changes (a
 /// Secret volume swaps its `..data` link), when systemd-resolved restarts (a new owner of its bus

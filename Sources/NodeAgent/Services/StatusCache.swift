@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import Probes
+import Vocabulary
 
 /// The answers of the health endpoint, rendered after each reconcile. Requests read them and
 /// never trigger probes. A lock, not an actor: the endpoint's thread reads it synchronously.

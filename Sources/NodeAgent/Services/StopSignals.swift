@@ -1,5 +1,6 @@
 import Glibc
 import HostSystem
+import Vocabulary
 
 /// SIGTERM (the kubelet, systemd) and SIGINT, held pending from the start of `run` and taken only
 /// where its loop waits, so a reconcile under way always finishes. Blocked before any thread

@@ -1,5 +1,5 @@
-import HostSystem
 import TestSupport
+import Vocabulary
 import XCTest
 
 final class NamesTests: XCTestCase {

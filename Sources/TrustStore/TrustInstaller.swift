@@ -54,14 +54,23 @@ public struct TrustInstaller: Sendable {
         try OSTrustLayout.detect(try OSRelease.read(from: files))
     }
 
+    /// Gathers the host's facts, then plans from them.
     public func plan(registry: RegistryAddress, certificates: [Certificate]) throws -> TrustPlan {
+        try Self.plan(try TrustFacts.gather(files: files, registry: registry), registry: registry, certificates: certificates,
+                      refreshMode: refreshMode)
+    }
+
+    /// What installing `certificates` for `registry` takes on a host with these facts. Reads
+    /// nothing: every input is in `facts`.
+    public static func plan(_ facts: TrustFacts, registry: RegistryAddress, certificates: [Certificate],
+                            refreshMode: TrustRefreshMode) throws -> TrustPlan {
         var changes: [FileChange] = []
         var notes: [String] = []
 
         // OS store: one PEM file per CA, named and placed as the family's layout says.
-        let layout = try layout()
+        let layout = facts.layout
         if refreshMode == .tool || layout.family != .debian {
-            guard try files.exists(layout.tool) else {
+            guard facts.toolPresent else {
                 throw AgentError(.unsupportedHost, "\(layout.tool) is missing on the host",
                                  hint: "install the host's CA certificates package (ca-certificates)")
             }
@@ -71,20 +80,19 @@ public struct TrustInstaller: Sendable {
         for (i, cert) in certificates.enumerated() {
             let name = "\(prefix)\(i + 1).crt"
             wanted.insert(name)
-            if let change = try FileChange.ensure(try layout.anchors.appending(name), holds: Array(cert.pem.utf8),
-                                                  reason: "CA '\(cert.subject)' for the OS trust store", files: files) {
+            if let change = FileChange.ensure(try layout.anchors.appending(name), holds: Array(cert.pem.utf8), current: facts.anchors[name],
+                                              reason: "CA '\(cert.subject)' for the OS trust store") {
                 changes.append(change)
             }
         }
         var removedFromStore = false
-        for name in try files.list(layout.anchors) where name.hasPrefix(prefix) && name.hasSuffix(".crt") && !wanted.contains(name) {
+        for name in facts.anchors.keys.sorted() where name.hasPrefix(prefix) && name.hasSuffix(".crt") && !wanted.contains(name) {
             changes.append(FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "CA no longer wanted for \(registry)"))
             removedFromStore = true
         }
-        let bundle = try files.readString(layout.bundle) ?? ""
-        let bundleHasAll = certificates.allSatisfy { bundle.contains(pemBody($0.pem)) }
+        let bundleHasAll = certificates.allSatisfy { facts.bundle.contains(pemBody($0.pem)) }
         var refresh: [String]?
-        if try files.exists(Self.refreshPending) {
+        if facts.refreshPending {
             refresh = [layout.tool.lastComponent] + layout.freshArguments
             notes.append("an earlier run was stopped before the trust bundle was rebuilt: rebuilding it from scratch")
         } else if !changes.isEmpty || !bundleHasAll {
@@ -93,7 +101,7 @@ public struct TrustInstaller: Sendable {
 
         // containerd: a folder of certs.d for each name references give the registry
         // (certs.d/<host:port>/ and, for port 443, certs.d/<host>/ too).
-        let containerd = try ContainerdRegistryConfig.read(from: files)
+        let containerd = facts.containerd
         if let note = containerd.note { notes.append(note) }
         let caText = HostFiles.ownershipMarker + "\n" + certificates.map(\.pem).joined()
         if let certsD = containerd.configPaths.first {
@@ -101,42 +109,40 @@ public struct TrustInstaller: Sendable {
                 let dir = try certsD.appending(name)
                 let hostsToml = try dir.appending("hosts.toml")
                 let caFile = try dir.appending("ca.crt")
-                if let existing = try files.readString(hostsToml), !HostFiles.isOwned(existing) {
+                guard facts.isOursOrAbsent(hostsToml) else {
                     notes.append("\(hostsToml) was not written by node-agent: left alone")
                     continue
                 }
-                guard try isOursOrAbsent(caFile) else {
+                guard facts.isOursOrAbsent(caFile) else {
                     notes.append("\(caFile) was not written by node-agent: left alone")
                     continue
                 }
-                if let c = try FileChange.ensure(caFile, holds: Array(caText.utf8), reason: "CA for containerd pulls from \(name)", files: files) {
+                if let c = FileChange.ensure(caFile, holds: Array(caText.utf8), current: facts.runtimeFiles[caFile],
+                                             reason: "CA for containerd pulls from \(name)") {
                     changes.append(c)
                 }
-                let toml = Self.hostsTOML(registry: registry, caFile: caFile)
-                if let c = try FileChange.ensure(hostsToml, holds: Array(toml.utf8), reason: "containerd host config for \(name)", files: files) {
+                let toml = hostsTOML(registry: registry, caFile: caFile)
+                if let c = FileChange.ensure(hostsToml, holds: Array(toml.utf8), current: facts.runtimeFiles[hostsToml],
+                                             reason: "containerd host config for \(name)") {
                     changes.append(c)
                 }
             }
         }
         // Docker and CRI-O read <certs.d>/<host:port>/*.crt on every pull too.
-        for (parent, sub) in Self.otherRuntimeCertsDirs where try files.exists(try HostPath(parent)) {
+        for (parent, sub) in otherRuntimeCertsDirs where facts.otherRuntimeParents.contains(try HostPath(parent)) {
             let certsD = try HostPath(parent).appending(sub)
             if containerd.configPaths.first == certsD { continue }
             let caFile = try certsD.appending(registry.hostAndPort).appending("ca.crt")
-            guard try isOursOrAbsent(caFile) else {
+            guard facts.isOursOrAbsent(caFile) else {
                 notes.append("\(caFile) was not written by node-agent: left alone")
                 continue
             }
-            if let c = try FileChange.ensure(caFile, holds: Array(caText.utf8), reason: "CA for \(parent == "/etc/docker" ? "Docker" : "CRI-O/Podman") pulls from \(registry.hostAndPort)", files: files) {
+            if let c = FileChange.ensure(caFile, holds: Array(caText.utf8), current: facts.runtimeFiles[caFile],
+                                         reason: "CA for \(parent == "/etc/docker" ? "Docker" : "CRI-O/Podman") pulls from \(registry.hostAndPort)") {
                 changes.append(c)
             }
         }
         return TrustPlan(certificates: certificates, layout: layout, fileChanges: changes, refresh: refresh, notes: notes)
-    }
-
-    func isOursOrAbsent(_ path: HostPath) throws -> Bool {
-        guard let text = try files.readString(path) else { return true }
-        return HostFiles.isOwned(text)
     }
 
     /// Written before the files of a plan that rebuilds the bundle change, removed once it is

@@ -6,27 +6,25 @@ extension TrustInstaller {
     /// runtime folders' files that carry the marker, and a fresh rebuild of the bundle so that
     /// dangling links go too. Files of others are never listed.
     public func planRemoval(registry: RegistryAddress?) throws -> TrustPlan {
+        try Self.planRemoval(try TrustFacts.gather(files: files, registry: registry), registry: registry)
+    }
+
+    /// The removal from facts gathered beforehand; reads nothing.
+    public static func planRemoval(_ facts: TrustFacts, registry: RegistryAddress?) throws -> TrustPlan {
         var changes: [FileChange] = []
-        let layout = try layout()
+        let layout = facts.layout
         let prefix = layout.filePrefix(registry)
-        for name in try files.list(layout.anchors) where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
+        for name in facts.anchors.keys.sorted() where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
             changes.append(FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "the agent's CA in the OS trust store"))
         }
-        let interrupted = try files.exists(Self.refreshPending)
-        let refresh: [String]? = changes.isEmpty && !interrupted ? nil : [layout.tool.lastComponent] + layout.freshArguments
+        let refresh: [String]? = changes.isEmpty && !facts.refreshPending ? nil : [layout.tool.lastComponent] + layout.freshArguments
         let wanted = registry.map { Set($0.referenceNames) }
-        let containerd = try ContainerdRegistryConfig.read(from: files)
-        let folders = containerd.configPaths + (try Self.otherRuntimeCertsDirs.map { try HostPath($0.0).appending($0.1) })
-        for certsD in Set(folders).sorted() {
-            for name in try files.list(certsD) where wanted?.contains(name) ?? true {
-                let dir = try certsD.appending(name)
-                for file in ["hosts.toml", "ca.crt"] {
-                    let path = try dir.appending(file)
-                    if HostFiles.isOwned(try files.readString(path)) {
-                        changes.append(FileChange(kind: .remove, path: path, reason: "the agent's \(file == "ca.crt" ? "CA" : "host config") for \(name)"))
-                    }
-                }
-            }
+        // Each folder's hosts.toml before its ca.crt: a stop in between never leaves a hosts.toml
+        // that names a CA file no longer there.
+        for path in facts.runtimeFiles.keys.sorted(by: { ($0.parent, $0.lastComponent == "hosts.toml" ? 0 : 1) < ($1.parent, $1.lastComponent == "hosts.toml" ? 0 : 1) }) {
+            let name = path.parent.lastComponent
+            guard wanted?.contains(name) ?? true, HostFiles.isOwned(String(decoding: facts.runtimeFiles[path]!, as: UTF8.self)) else { continue }
+            changes.append(FileChange(kind: .remove, path: path, reason: "the agent's \(path.lastComponent == "ca.crt" ? "CA" : "host config") for \(name)"))
         }
         return TrustPlan(certificates: [], layout: layout, fileChanges: changes, refresh: refresh, notes: [])
     }

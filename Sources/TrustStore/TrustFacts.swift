@@ -1,0 +1,82 @@
+import HostSystem
+import Vocabulary
+
+/// What the host holds that a trust plan depends on, read in one pass and changed by nothing:
+/// the OS store's layout and the agent's files in it, the bundle, containerd's effective
+/// `config_path`, and the runtimes' per-registry files. A plan is computed from these alone
+/// (`TrustInstaller.plan(_:registry:certificates:refreshMode:)`), so a unit test builds one from a
+/// fixture and `--dry-run` prints it.
+public struct TrustFacts: Sendable, Equatable {
+    public var layout: OSTrustLayout
+    /// Whether the layout's tool (update-ca-certificates, update-ca-trust, ...) is installed.
+    public var toolPresent: Bool
+    /// The agent's files in the OS store's anchors folder (named with its prefix), by name, with
+    /// their contents.
+    public var anchors: [String: [UInt8]]
+    /// The OS bundle as it is now ("" when missing).
+    public var bundle: String
+    /// A run was stopped between changing the store and rebuilding the bundle.
+    public var refreshPending: Bool
+    public var containerd: ContainerdRegistryConfig
+    /// The runtimes' certs.d folders that exist: containerd's `config_path`s, Docker's and
+    /// CRI-O's when their configuration folder exists.
+    public var runtimeFolders: [HostPath]
+    /// The parents of Docker's and CRI-O's certs.d that exist (`/etc/docker`, `/etc/containers`).
+    public var otherRuntimeParents: Set<HostPath>
+    /// `<certs.d>/<name>/hosts.toml` and `ca.crt` as they are, for the names read (absent files
+    /// have no entry).
+    public var runtimeFiles: [HostPath: [UInt8]]
+
+    public init(layout: OSTrustLayout, toolPresent: Bool = true, anchors: [String: [UInt8]] = [:], bundle: String = "",
+                refreshPending: Bool = false, containerd: ContainerdRegistryConfig, runtimeFolders: [HostPath] = [],
+                otherRuntimeParents: Set<HostPath> = [], runtimeFiles: [HostPath: [UInt8]] = [:]) {
+        self.layout = layout
+        self.toolPresent = toolPresent
+        self.anchors = anchors
+        self.bundle = bundle
+        self.refreshPending = refreshPending
+        self.containerd = containerd
+        self.runtimeFolders = runtimeFolders
+        self.otherRuntimeParents = otherRuntimeParents
+        self.runtimeFiles = runtimeFiles
+    }
+
+    /// Reads the facts for one registry's trust (its OS-store files and the runtime folders of
+    /// the names images give it), or, with `registry` nil, for every registry of the agent's.
+    public static func gather(files: HostFiles, registry: RegistryAddress?) throws -> TrustFacts {
+        let layout = try OSTrustLayout.detect(try OSRelease.read(from: files))
+        let prefix = layout.filePrefix(registry)
+        var anchors: [String: [UInt8]] = [:]
+        for name in try files.list(layout.anchors) where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
+            anchors[name] = try files.read(try layout.anchors.appending(name)) ?? []
+        }
+        let containerd = try ContainerdRegistryConfig.read(from: files)
+        var parents: Set<HostPath> = []
+        for (parent, _) in TrustInstaller.otherRuntimeCertsDirs where try files.exists(try HostPath(parent)) {
+            parents.insert(try HostPath(parent))
+        }
+        let folders = containerd.configPaths + (try TrustInstaller.otherRuntimeCertsDirs.map { try HostPath($0.0).appending($0.1) })
+        let names = registry.map { Set($0.referenceNames + [$0.hostAndPort]) }
+        var runtimeFiles: [HostPath: [UInt8]] = [:]
+        var present: [HostPath] = []
+        for certsD in folders where !present.contains(certsD) {
+            let entries = try files.list(certsD)
+            if try files.exists(certsD) { present.append(certsD) }
+            for name in entries where names?.contains(name) ?? true {
+                for file in ["hosts.toml", "ca.crt"] {
+                    let path = try certsD.appending(name).appending(file)
+                    if let bytes = try files.read(path) { runtimeFiles[path] = bytes }
+                }
+            }
+        }
+        return TrustFacts(layout: layout, toolPresent: try files.exists(layout.tool), anchors: anchors,
+                          bundle: try files.readString(layout.bundle) ?? "", refreshPending: try files.exists(TrustInstaller.refreshPending),
+                          containerd: containerd, runtimeFolders: present, otherRuntimeParents: parents, runtimeFiles: runtimeFiles)
+    }
+
+    /// Whether `path` is absent or carries the agent's mark.
+    func isOursOrAbsent(_ path: HostPath) -> Bool {
+        guard let bytes = runtimeFiles[path] else { return true }
+        return HostFiles.isOwned(String(decoding: bytes, as: UTF8.self))
+    }
+}

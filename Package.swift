@@ -49,10 +49,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The job: gather facts, plan(facts, desired) purely, apply, probe, report; bootstrap,
+        // uninstall, the DNS mode choice, the readiness rule.
+        .target(name: "AgentCore", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes"]),
+        // The executable: commands, the health endpoint, the run loop.
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes", "CSystemd",
+                "AgentCore", "Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -78,7 +82,8 @@ let package = Package(
         .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "Vocabulary", "HostSystem", "TestSupport", "COpenSSL"]),
         .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Vocabulary", "HostSystem", "TestSupport"]),
-        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "Vocabulary", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Vocabulary", "HostSystem", "TestSupport"]),
+        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "AgentCore", "Vocabulary", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport", "CRIClient"]),

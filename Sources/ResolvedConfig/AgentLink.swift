@@ -54,12 +54,29 @@ public struct AgentLink: Sendable {
         return .ours(ifindex: Int32(index), up: flags.contains("UP"), hasAddress: hasAddress)
     }
 
-    /// The `ip` commands that bring the link to the wanted state (empty when it is there).
-    public func plan() throws -> [[String]] { try plan(for: try state()) }
+    /// The link as it is: its state and whether a link is left under the interim name (each
+    /// read runs `ip`).
+    public struct Observed: Equatable, Sendable {
+        public var state: State
+        public var interimPresent: Bool
+        public init(state: State, interimPresent: Bool = false) {
+            self.state = state
+            self.interimPresent = interimPresent
+        }
+    }
 
-    /// The steps from a state already read (each read runs `ip` twice).
-    public func plan(for state: State) throws -> [[String]] {
-        switch state {
+    public func observe() throws -> Observed {
+        Observed(state: try state(), interimPresent: try runner.run(ip, ["link", "show", "dev", interimName]).succeeded)
+    }
+
+    /// The `ip` commands that bring the link to the wanted state (empty when it is there).
+    public func plan() throws -> [[String]] { try Self.plan(name: name, for: try observe()) }
+
+    /// The steps from the link as observed; runs nothing.
+    public static func plan(name: String = defaultName, for observed: Observed) throws -> [[String]] {
+        let interimName = name + "-new"
+        let removeInterim: [[String]] = observed.interimPresent ? [["link", "del", "dev", interimName]] : []
+        switch observed.state {
         case .foreign:
             throw AgentError(.unsupportedHost, "a link named \(name) exists and is not node-agent's (it lacks the alias '\(Self.alias)')",
                              hint: "rename or remove that link; the agent never touches links it did not make")
@@ -67,7 +84,7 @@ public struct AgentLink: Sendable {
             // The link gets its name only once it carries the alias: a kill between `add` and
             // `alias` leaves a link under the interim name (removed by the next run), never an
             // unmarked link under the agent's name, which would look foreign forever.
-            return try removeInterim() + [["link", "add", interimName, "type", "dummy"],
+            return removeInterim + [["link", "add", interimName, "type", "dummy"],
                             ["link", "set", "dev", interimName, "alias", Self.alias],
                             ["link", "set", "dev", interimName, "name", name],
                             ["link", "set", "dev", name, "up"],
@@ -97,15 +114,14 @@ public struct AgentLink: Sendable {
     }
 
     /// The `ip` command that removes the link when it is ours (a veth pair goes as a whole).
-    public func planRemoval() throws -> [[String]] {
-        var steps = try removeInterim()
-        if case .ours = try state() { steps.append(["link", "del", "dev", name]) }
-        return steps
-    }
+    public func planRemoval() throws -> [[String]] { Self.planRemoval(name: name, for: try observe()) }
 
-    /// Removes a link left under the interim name by a run stopped while making it.
-    func removeInterim() throws -> [[String]] {
-        try runner.run(ip, ["link", "show", "dev", interimName]).succeeded ? [["link", "del", "dev", interimName]] : []
+    /// The removal from the link as observed (a link left under the interim name by a run
+    /// stopped while making it goes too); runs nothing.
+    public static func planRemoval(name: String = defaultName, for observed: Observed) -> [[String]] {
+        var steps: [[String]] = observed.interimPresent ? [["link", "del", "dev", name + "-new"]] : []
+        if case .ours = observed.state { steps.append(["link", "del", "dev", name]) }
+        return steps
     }
 
     public func ifindex() throws -> Int32 {

@@ -34,14 +34,19 @@ public struct ClusterDNSRoute {
     }
 
     public func plan(clusterDNS: IPAddress, domain: DomainName) throws -> DNSRoutePlan {
+        let observed = try link.observe()
+        var current: LinkDNSSettings?
+        if case .ours(let index, _, _) = observed.state { current = try resolved.linkSettings(ifindex: index) }
+        return try Self.plan(linkName: link.name, observed: observed, current: current, clusterDNS: clusterDNS, domain: domain)
+    }
+
+    /// The route from the link as observed and resolved's settings of it (`current`, nil when
+    /// the link is not the agent's yet); reads nothing.
+    public static func plan(linkName: String = AgentLink.defaultName, observed: AgentLink.Observed, current: LinkDNSSettings?,
+                            clusterDNS: IPAddress, domain: DomainName) throws -> DNSRoutePlan {
         let desired = LinkDNSSettings(servers: [clusterDNS], domains: [LinkDomain(name: domain.name, routeOnly: true)],
                                       defaultRoute: false)
-        let state = try link.state()
-        var current: LinkDNSSettings?
-        if case .ours(let index, _, _) = state {
-            current = try resolved.linkSettings(ifindex: index)
-        }
-        return DNSRoutePlan(linkName: link.name, linkSteps: try link.plan(for: state), current: current, desired: desired)
+        return DNSRoutePlan(linkName: linkName, linkSteps: try AgentLink.plan(name: linkName, for: observed), current: current, desired: desired)
     }
 
     public func apply(_ plan: DNSRoutePlan) throws {

@@ -35,6 +35,20 @@ public struct DNSHostFacts: Sendable {
     /// nsswitch.conf's hosts line (nil: no file or no line, which glibc reads as `dns files`).
     public var nsswitchHosts: NSSwitchHosts? = nil
 
+    public init(resolvConfMode: ResolvConfMode, nameservers: [String] = [], systemdVersion: Int? = nil, resolvedOnBus: Bool,
+                networkdOnBus: Bool = false, networkManagerOnBus: Bool = false, resolvedConf: ResolvedConfiguration? = nil,
+                notes: [String] = [], nsswitchHosts: NSSwitchHosts? = nil) {
+        self.resolvConfMode = resolvConfMode
+        self.nameservers = nameservers
+        self.systemdVersion = systemdVersion
+        self.resolvedOnBus = resolvedOnBus
+        self.networkdOnBus = networkdOnBus
+        self.networkManagerOnBus = networkManagerOnBus
+        self.resolvedConf = resolvedConf
+        self.notes = notes
+        self.nsswitchHosts = nsswitchHosts
+    }
+
     /// Whether the C library's lookups (containerd's, for cluster names) ask DNS at all: through
     /// resolv.conf's servers (`dns`) or resolved itself (`resolve`). Without either, only
     /// /etc/hosts reaches them.
@@ -53,7 +67,7 @@ public struct DNSHostFacts: Sendable {
         var notes: [String] = []
         let resolvConf = try! HostPath("/etc/resolv.conf")
         var mode = ResolvConfMode.missing
-        if let real = try? files.root.resolve(try! HostPath("/etc")), let target = try? FileManager.default.destinationOfSymbolicLink(atPath: real + "/resolv.conf") {
+        if let target = files.symlinkTarget(resolvConf) {
             if target.hasSuffix("systemd/resolve/stub-resolv.conf") { mode = .stub }
             else if target.hasSuffix("systemd/resolve/resolv.conf") { mode = .uplink }
             else if target.hasSuffix("lib/systemd/resolv.conf") { mode = .static }

@@ -1,3 +1,4 @@
+import AgentCore
 @testable import NodeAgent
 import XCTest
 

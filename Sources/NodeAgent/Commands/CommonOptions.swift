@@ -1,3 +1,4 @@
+import AgentCore
 import ArgumentParser
 import FoundationEssentials
 import Glibc
@@ -56,6 +57,24 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "Ask the runtime to pull (runtime-pull): auto (when its CRI socket exists) or off.")
     var runtimePull: RuntimePullMode = .auto
 
+    /// The options as given, for the core to validate.
+    var settings: NodeSettings {
+        var s = NodeSettings(registry: registry)
+        s.hostRoot = hostRoot
+        s.clusterDNS = clusterDns
+        s.domain = domain
+        s.dbusAddress = dbusAddress
+        s.aliases = alias
+        s.registryAuth = registryAuth
+        s.timeout = timeout
+        s.deadline = deadline
+        s.expiryWarningDays = expiryWarningDays
+        s.pullImage = pullImage
+        s.runtimeEndpoint = runtimeEndpoint
+        s.runtimePull = runtimePull == .auto
+        return s
+    }
+
     static let environmentNames = ["host-root", "registry", "cluster-dns", "domain", "dbus-address", "registry-auth",
                                    "output", "timeout", "deadline", "expiry-warning-days", "alias", "pull-image",
                                    "runtime-endpoint", "runtime-pull"]
@@ -93,6 +112,12 @@ struct ChangeOptions: ParsableArguments {
         b.restartRuntime = restartRuntime
         b.acceptGlobalDNS = acceptGlobalDns
         return b
+    }
+}
+
+extension NodeConfig {
+    init(_ options: NodeOptions, caFile: String?, dryRun: Bool) throws {
+        try self.init(options.settings, caFile: caFile, dryRun: dryRun)
     }
 }
 

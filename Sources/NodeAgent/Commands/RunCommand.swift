@@ -1,3 +1,4 @@
+import AgentCore
 import ArgumentParser
 import FoundationEssentials
 import Glibc

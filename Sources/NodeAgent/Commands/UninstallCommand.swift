@@ -1,3 +1,4 @@
+import AgentCore
 import ArgumentParser
 import FoundationEssentials
 import Glibc
@@ -39,35 +40,13 @@ struct UninstallCommand: ParsableCommand {
     var dryRun = false
 
     func run() throws {
-        let registry = try self.registry.map { try RegistryAddress($0) }
-        let root = try HostRoot(hostRoot)
-        let files = HostFiles(root: root, ledger: HostFiles.defaultLedger)
-        let runner = try ChangeOptions.runner(toolTimeout: toolTimeout)
-        let trust = TrustInstaller(files: files, runner: runner, refreshMode: trustRefresh)
-        let plan = try trust.planRemoval(registry: registry)
-        var changes = plan.summary
-        var notes: [String] = []
-        if !dryRun { try trust.apply(plan) }
-
-        // The DNS route is shared by every registry of the cluster domain: it goes with the last one.
-        let layout = try trust.layout()
-        let othersRemain = try registry != nil && !files.list(layout.anchors).filter { $0.hasPrefix(layout.filePrefix(nil)) }.isEmpty
-        if othersRemain {
-            notes.append("the DNS route stays: other registries of the agent's remain")
-        } else {
-            let address = dbusAddress ?? SystemBus.address(hostRoot: root.directory)
-            changes += try DNSSetup.removeAll(files: files, runner: runner, bus: try? SystemBus(address: address), busAddress: address, dryRun: dryRun)
-        }
-        if !dryRun {
-            changes += try trust.removeCreatedDirectories().map { "remove folder \($0): created by the agent, empty now" }
-        }
-        if registry == nil, let reporter = try kube.reporter(startupTaint: nil, heartbeat: 0) {
-            changes.append("remove the \(reporter.conditionType) condition of node \(reporter.node)")
+        let uninstall = Uninstall(root: try HostRoot(hostRoot), registry: try registry.map { try RegistryAddress($0) }, dbusAddress: dbusAddress,
+                                  refreshMode: trustRefresh, runner: try ChangeOptions.runner(toolTimeout: toolTimeout), dryRun: dryRun)
+        var report = try uninstall.run()
+        if uninstall.registry == nil, let reporter = try kube.reporter(startupTaint: nil, heartbeat: 0) {
+            report.changes.append("remove the \(reporter.conditionType) condition of node \(reporter.node)")
             if !dryRun { try reporter.clear() }
         }
-        let report = Report(ready: false, dryRun: dryRun, registry: registry?.description ?? "every registry", changes: changes,
-                            notes: notes, checks: [])
         writeStandard((output == .json ? report.json() : report.uninstallText()))
     }
 }
-

@@ -1,3 +1,4 @@
+import AgentCore
 import CSystemd
 import FoundationEssentials
 import Glibc

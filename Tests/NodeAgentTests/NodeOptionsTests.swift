@@ -1,3 +1,4 @@
+import AgentCore
 import Foundation
 import HostSystem
 @testable import NodeAgent
@@ -6,7 +7,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-final class BootstrapConfigTests: XCTestCase {
+final class NodeOptionsTests: XCTestCase {
     func options(_ extra: [String] = []) throws -> NodeOptions {
         try NodeOptions.parse(["--host-root", NSTemporaryDirectory(), "--registry", "registry-service.openfaas.svc.cluster.local:443",
                                "--cluster-dns", "10.96.0.10"] + extra)
@@ -146,17 +147,5 @@ final class BootstrapConfigTests: XCTestCase {
                 XCTAssertTrue(known.contains(option), "\(flag) of \(name) is not read from NODE_AGENT_\(option.uppercased())")
             }
         }
-    }
-
-    func testReadinessRule() {
-        let pass = CheckResult(name: "a", outcome: .pass, reason: "")
-        let warn = CheckResult(name: "b", outcome: .warn, reason: "")
-        let fail = CheckResult(name: "c", outcome: .fail, reason: "")
-        let skip = CheckResult(name: "d", outcome: .skip, reason: "")
-        XCTAssertTrue(Readiness.isReady([pass, warn, skip]))
-        XCTAssertFalse(Readiness.isReady([pass, fail]))
-        XCTAssertFalse(Readiness.isReady([skip]))
-        XCTAssertFalse(Readiness.isReady([]))
-        XCTAssertEqual(Readiness.blockers([pass, fail]), ["c: "])
     }
 }

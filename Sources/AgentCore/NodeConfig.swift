@@ -8,27 +8,27 @@ import TrustStore
 import Vocabulary
 
 /// Everything a command needs, validated before anything on the host changes.
-struct NodeConfig {
-    var hostRoot: HostRoot
-    var caFile: String?
-    var certificates: [Certificate]
-    var registry: RegistryAddress
-    var clusterDNS: IPAddress
-    var domain: DomainName
-    var dbusAddress: String
-    var kubeletResolvConf: String
-    var credentials: RegistryCredentials?
-    var timeoutMilliseconds: Int32
-    var deadlineSeconds: Double
-    var expiryWarningDays: Double
-    var aliases: [DomainName]
-    var dryRun: Bool
+public struct NodeConfig: Sendable {
+    public var hostRoot: HostRoot
+    public var caFile: String?
+    public var certificates: [Certificate]
+    public var registry: RegistryAddress
+    public var clusterDNS: IPAddress
+    public var domain: DomainName
+    public var dbusAddress: String
+    public var kubeletResolvConf: String
+    public var credentials: RegistryCredentials?
+    public var timeoutMilliseconds: Int32
+    public var deadlineSeconds: Double
+    public var expiryWarningDays: Double
+    public var aliases: [DomainName]
+    public var dryRun: Bool
     /// The runtime's CRI socket as a path the agent can open (under the host root), when the
     /// runtime is to be asked to pull.
-    var runtimeSocket: String?
-    var pullImage: String?
+    public var runtimeSocket: String?
+    public var pullImage: String?
 
-    init(_ o: NodeOptions, caFile: String?, dryRun: Bool, now: Date = Date()) throws {
+    public init(_ o: NodeSettings, caFile: String?, dryRun: Bool, now: Date = Date()) throws {
         registry = try RegistryAddress(o.registry)
         domain = try DomainName(o.domain)
         if case .name(let host) = registry.host, !host.isWithin(domain) {
@@ -39,11 +39,11 @@ struct NodeConfig {
                                      ("--expiry-warning-days", o.expiryWarningDays, 0.0...3650.0)] where !range.contains(value) {
             throw AgentError(.invalidInput, "\(name) \(value) is out of range (\(range.lowerBound)-\(range.upperBound))")
         }
-        aliases = try o.alias.flatMap { $0.split(separator: ",") }.map { try DomainName(String($0), what: "alias") }
+        aliases = try o.aliases.flatMap { $0.split(separator: ",") }.map { try DomainName(String($0), what: "alias") }
         timeoutMilliseconds = Int32(o.timeout * 1000)
         deadlineSeconds = o.deadline
         expiryWarningDays = o.expiryWarningDays
-        let explicitDNS = try o.clusterDns.map { try IPAddress($0) }
+        let explicitDNS = try o.clusterDNS.map { try IPAddress($0) }
         hostRoot = try HostRoot(o.hostRoot)
         let files = HostFiles(root: hostRoot)
         var kubelet: KubeletDNSConfig?
@@ -86,7 +86,7 @@ struct NodeConfig {
             }
             pullImage = image
         }
-        if o.runtimePull == .auto {
+        if o.runtimePull {
             let endpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? "unix:///run/containerd/containerd.sock"
             let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst(7)) : endpoint
             guard path.hasPrefix("/"), let hostPath = try? HostPath(path) else {
@@ -100,7 +100,7 @@ struct NodeConfig {
 
     /// A file named on the command line, through HostSystem's guarded reader (regular files
     /// only, bounded); a CA file's problems are certificate errors.
-    static func readFile(_ path: String, what: String, limit: Int) throws -> [UInt8] {
+    public static func readFile(_ path: String, what: String, limit: Int) throws -> [UInt8] {
         try HostFiles.readLocalFile(path, what: what, limit: limit, code: what == "CA file" ? .invalidCertificate : .invalidInput)
     }
 }

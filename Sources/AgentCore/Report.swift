@@ -4,32 +4,44 @@ import Probes
 import TrustStore
 
 /// What `bootstrap` did and found: the changes made (or planned), notes, and every check.
-struct Report: Encodable {
-    var ready: Bool
-    var dryRun: Bool
-    var registry: String
-    var changes: [String]
-    var notes: [String]
-    var checks: [CheckResult]
+public struct Report: Encodable, Sendable {
+    public var ready: Bool
+    public var dryRun: Bool
+    public var registry: String
+    public var changes: [String]
+    public var notes: [String]
+    public var checks: [CheckResult]
     /// Seconds spent per stage of the run (plan, trust, dns, probes), in order.
-    var timings: [CheckResult.Phase] = []
+    public var timings: [CheckResult.Phase] = []
     /// The CA certificates installed (bootstrap).
-    var certificates: [CertificateFacts] = []
+    public var certificates: [CertificateFacts] = []
+
+    public init(ready: Bool, dryRun: Bool, registry: String, changes: [String], notes: [String], checks: [CheckResult],
+                timings: [CheckResult.Phase] = [], certificates: [CertificateFacts] = []) {
+        self.ready = ready
+        self.dryRun = dryRun
+        self.registry = registry
+        self.changes = changes
+        self.notes = notes
+        self.checks = checks
+        self.timings = timings
+        self.certificates = certificates
+    }
 
     enum CodingKeys: String, CodingKey {
         case ready, dryRun = "dry_run", registry, changes, notes, checks, timings, certificates
     }
 
-    struct CertificateFacts: Encodable {
-        var subject: String
-        var issuer: String
-        var sha256: String
-        var subjectHash: String
-        var ca: Bool
-        var notBefore: Date
-        var notAfter: Date
+    public struct CertificateFacts: Encodable, Sendable {
+        public var subject: String
+        public var issuer: String
+        public var sha256: String
+        public var subjectHash: String
+        public var ca: Bool
+        public var notBefore: Date
+        public var notAfter: Date
 
-        init(_ c: Certificate) {
+        public init(_ c: Certificate) {
             subject = c.subject; issuer = c.issuer; sha256 = c.sha256Fingerprint; subjectHash = c.subjectHash
             ca = c.isCA; notBefore = c.notBefore; notAfter = c.notAfter
         }
@@ -39,7 +51,7 @@ struct Report: Encodable {
         }
     }
 
-    func json() -> String {
+    public func json() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
@@ -47,7 +59,7 @@ struct Report: Encodable {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    func uninstallText() -> String {
+    public func uninstallText() -> String {
         var out = dryRun ? "Dry run: would remove for \(registry):\n" : (changes.isEmpty ? "Nothing of the agent's was found for \(registry).\n" : "Removed for \(registry):\n")
         if dryRun && changes.isEmpty { out += "  (nothing of the agent's was found)\n" }
         for c in changes { out += "  - \(c)\n" }
@@ -55,7 +67,7 @@ struct Report: Encodable {
         return out
     }
 
-    func text() -> String {
+    public func text() -> String {
         var out = ""
         if dryRun {
             out += "Dry run for \(registry): nothing was changed.\n"

@@ -7,64 +7,86 @@ import SystemBus
 import TrustStore
 import Vocabulary
 
-/// The whole job on one node: plan, apply, prove.
-struct Bootstrap {
-    let config: NodeConfig
-    let runner: CommandRunner
-    let refreshMode: TrustRefreshMode
-    var restartRuntime = false
-    var dnsMode: DNSMode = .auto
-    var acceptGlobalDNS = false
+/// The whole job on one node: gather the facts, plan from them (purely), apply, prove.
+public struct Bootstrap {
+    public let config: NodeConfig
+    public let runner: CommandRunner
+    public let refreshMode: TrustRefreshMode
+    public var restartRuntime = false
+    public var dnsMode: DNSMode = .auto
+    public var acceptGlobalDNS = false
+
+    public init(config: NodeConfig, runner: CommandRunner, refreshMode: TrustRefreshMode) {
+        self.config = config
+        self.runner = runner
+        self.refreshMode = refreshMode
+    }
 
     /// The runtimes that load the OS trust store once, at start.
     static let runtimeUnits = ["containerd.service", "crio.service", "docker.service"]
 
     /// `node-agent-cri`, the CRI client runtime-pull runs: beside this executable, as the image
     /// and scripts/build-release install them.
-    static let criHelper: String = {
+    public static let criHelper: String = {
         let exe = readSymlink("/proc/self/exe") ?? CommandLine.arguments[0]
         let folder = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         return (folder.isEmpty ? "." : folder) + "/node-agent-cri"
     }()
 
-    func run() throws -> Report {
+    /// The DNS route wanted: none for a registry named by its IP address.
+    var desiredDNS: DNSDesired? {
+        guard case .name(let host) = config.registry.host else { return nil }
+        return DNSDesired(mode: dnsMode, acceptGlobalDNS: acceptGlobalDNS, clusterDNS: config.clusterDNS, domain: config.domain,
+                          registryHost: host, aliases: config.aliases)
+    }
+
+    public func run() throws -> Report {
         var watch = Stopwatch()
         let files = HostFiles(root: config.hostRoot, ledger: HostFiles.defaultLedger)
-        let trust = TrustInstaller(files: files, runner: runner, refreshMode: refreshMode)
-        let trustPlan = try trust.plan(registry: config.registry, certificates: config.certificates)
-
-        var notes = trustPlan.notes
-        var changes = trustPlan.summary
         // The bus is optional: hosts mode and IP registries need none.
         let bus = try? SystemBus(address: config.dbusAddress)
-        var dns: (DNSSetup, DNSSetup.Plan)?
-        if case .name = config.registry.host {
-            let setup = DNSSetup(config: config, files: files, runner: runner, bus: bus, requested: dnsMode, acceptGlobalDNS: acceptGlobalDNS)
-            let plan = try setup.plan()
-            dns = (setup, plan)
+
+        // Facts, read once; a dry run asks nothing on the network.
+        let trustFacts = try TrustFacts.gather(files: files, registry: config.registry)
+        let dnsFacts = try desiredDNS.map {
+            try DNSFacts.gather(files: files, link: try AgentLink(runner: runner), bus: bus, desired: $0,
+                                askClusterDNS: !config.dryRun, timeoutMilliseconds: config.timeoutMilliseconds)
+        }
+
+        // The plan, from the facts alone.
+        let trustPlan = try TrustInstaller.plan(trustFacts, registry: config.registry, certificates: config.certificates, refreshMode: refreshMode)
+        var notes = trustPlan.notes
+        var changes = trustPlan.summary
+        var dnsPlan: DNSPlan?
+        if let desired = desiredDNS, let dnsFacts {
+            let plan = try DNSPlan.make(dnsFacts, desired)
             notes.append("DNS mode \(plan.mode.rawValue): \(plan.reason)")
             notes += plan.notes
             changes += plan.summary
+            dnsPlan = plan
         } else {
             notes.append("the registry is an IP address: no DNS route needed")
         }
-
         watch.lap("plan")
         if config.dryRun {
             return Report(ready: false, dryRun: true, registry: config.registry.description, changes: changes, notes: notes, checks: [],
                           timings: watch.phases, certificates: config.certificates.map(Report.CertificateFacts.init))
         }
 
-        try trust.apply(trustPlan)
+        // Apply.
+        try TrustInstaller(files: files, runner: runner, refreshMode: refreshMode).apply(trustPlan)
         // Where the trust now lives, read once for the restart check and the probes.
         let locations = try RegistryTrustLocations.discover(files: files, registry: config.registry)
         if restartRuntime {
             changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus)
         }
         watch.lap("trust")
-        if let (setup, plan) = dns { try setup.apply(plan) }
+        if let dnsPlan {
+            try DNSSetup(files: files, runner: runner, bus: bus, busAddress: config.dbusAddress).apply(dnsPlan)
+        }
         watch.lap("dns")
 
+        // Prove.
         let checks = probe(files: files, trust: locations, bus: bus)
         watch.lap("probes")
         return Report(ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
@@ -89,7 +111,7 @@ struct Bootstrap {
     }
 
     /// The probes alone, changing nothing (`node-agent probe`).
-    func probeOnly() throws -> Report {
+    public func probeOnly() throws -> Report {
         let files = HostFiles(root: config.hostRoot)
         let bus = try? SystemBus(address: config.dbusAddress)
         let checks = probe(files: files, trust: try RegistryTrustLocations.discover(files: files, registry: config.registry), bus: bus)

@@ -1,0 +1,137 @@
+import HostSystem
+import Probes
+import ResolvedConfig
+import Vocabulary
+
+/// What routing the cluster domain takes on this node: the mode, why, and every change. Computed
+/// by `make(_:_:)` from facts alone; `DNSSetup.apply` performs it.
+public struct DNSPlan: Sendable {
+    public var mode: DNSMode
+    public var reason: String
+    public var routePlan: DNSRoutePlan?
+    public var removeLink = false
+    public var fileChanges: [FileChange] = []
+    /// systemd's method on systemd-resolved.service after the files change.
+    public var resolvedAction: String?
+    /// networkd re-reads its .network files (before the link gets its settings).
+    public var reloadNetworkd = false
+    public var notes: [String] = []
+
+    public var summary: [String] {
+        var lines = routePlan?.summary ?? []
+        if removeLink { lines.append("remove the agent's link (another DNS mode is in use)") }
+        lines += fileChanges.map(\.description)
+        if reloadNetworkd { lines.append("reload systemd-networkd: make it re-read its .network files") }
+        if let resolvedAction { lines.append("\(resolvedAction) systemd-resolved.service: make resolved read its files") }
+        return lines
+    }
+
+    /// The plan for `desired` on a node with these facts, in the mode asked for or, for `auto`,
+    /// the safest that works here; what other modes of the agent's left goes. Reads nothing.
+    public static func make(_ facts: DNSFacts, _ desired: DNSDesired, linkName: String = AgentLink.defaultName) throws -> DNSPlan {
+        var mode = desired.mode
+        var reason = "asked for with --dns-mode \(desired.mode.rawValue)"
+        if desired.mode == .auto { (mode, reason) = DNSMode.choose(facts.host) }
+        var plan = DNSPlan(mode: mode, reason: reason)
+        plan.notes = facts.host.notes
+        if let conf = facts.host.resolvedConf, conf.dnsAddresses.contains(desired.clusterDNS) {
+            let foreign = conf.dnsFiles.filter { $0 != ResolvedFiles.dropIn.description }
+            if !foreign.isEmpty {
+                plan.notes.append("resolved's global DNS= is \(conf.dns.joined(separator: " ")) (from \(foreign.joined(separator: ", "))): it holds the cluster DNS \(desired.clusterDNS) (a manual recipe?), so every host lookup may go to it and it is written into /run/systemd/resolve/resolv.conf, the CoreDNS loop; the agent leaves files it does not own alone: remove that DNS= entry, the agent routes \(desired.domain) without it")
+            }
+        }
+        func ensure(_ path: HostPath, _ text: String, _ reason: String) -> FileChange? {
+            FileChange.ensure(path, holds: Array(text.utf8), current: facts.files[path].map { Array($0.utf8) }, reason: reason)
+        }
+
+        switch mode {
+        case .auto:
+            preconditionFailure("auto is resolved above")
+        case .link:
+            guard facts.host.resolvedOnBus else {
+                throw AgentError(.unsupportedHost, "systemd-resolved is not on the system bus: the link mode needs it",
+                                 hint: "start systemd-resolved, or use --dns-mode hosts")
+            }
+            if facts.host.networkdOnBus {
+                let text = ResolvedFiles.renderNetworkdUnmanaged(linkNames: [linkName, linkName + "-new", linkName + "p"])
+                if let c = ensure(ResolvedFiles.networkdUnmanaged, text,
+                                  "networkd leaves \(linkName) alone (Unmanaged=yes): resolved refuses settings on links networkd manages") {
+                    plan.fileChanges.append(c)
+                    plan.reloadNetworkd = true
+                }
+            }
+            plan.routePlan = try ClusterDNSRoute.plan(linkName: linkName, observed: facts.link, current: facts.linkSettings,
+                                                      clusterDNS: desired.clusterDNS, domain: desired.domain)
+            if !facts.host.clientsUseStub {
+                plan.notes.append("the host's programs do not ask resolved's stub (/etc/resolv.conf is \(facts.host.resolvConfMode.rawValue)): the link routes resolved's own lookups only")
+            }
+        case .dropin:
+            guard desired.acceptGlobalDNS else {
+                throw AgentError(.invalidInput,
+                                 "--dns-mode dropin puts the cluster DNS in resolved's global DNS=, which gets every lookup of the host and is written into /run/systemd/resolve/resolv.conf (a CoreDNS loop when kubelet hands that file to CoreDNS)",
+                                 hint: "use --dns-mode link (or auto); pass --accept-global-dns to do it anyway")
+            }
+            let text = ResolvedFiles.renderDropIn(clusterDNS: desired.clusterDNS, domain: desired.domain)
+            if let c = ensure(ResolvedFiles.dropIn, text, "resolved drop-in: DNS=\(desired.clusterDNS) Domains=~\(desired.domain)") {
+                plan.fileChanges.append(c)
+                plan.resolvedAction = (facts.host.systemdVersion ?? 0) >= 256 ? "ReloadOrRestartUnit" : "RestartUnit"
+            }
+            plan.notes.append("dropin mode: every host lookup may go to the cluster DNS, and it is listed in /run/systemd/resolve/resolv.conf (accepted with --accept-global-dns)")
+        case .delegate:
+            guard let version = facts.host.systemdVersion, version >= 258 else {
+                throw AgentError(.unsupportedHost, "systemd \(facts.host.systemdVersion.map(String.init) ?? "of unknown version") has no dns-delegate.d (it came in 258)",
+                                 hint: "use --dns-mode link (or auto)")
+            }
+            let text = ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain)
+            if let c = ensure(ResolvedFiles.delegate, text, "resolved DNS delegate for \(desired.domain)") {
+                plan.fileChanges.append(c)
+                plan.resolvedAction = "ReloadOrRestartUnit"
+            }
+        case .hosts:
+            plan.fileChanges += hostsChanges(facts, desired, &plan.notes)
+        }
+
+        // One mode at a time: what other modes of the agent's left goes.
+        if mode != .link, case .ours = facts.link.state { plan.removeLink = true }
+        for (other, path) in [(DNSMode.dropin, ResolvedFiles.dropIn), (.delegate, ResolvedFiles.delegate)] where other != mode {
+            if ResolvedFiles.isOurs(facts.files[path]) {
+                plan.fileChanges.append(FileChange(kind: .remove, path: path, reason: "the agent's \(other.rawValue) file (another DNS mode is in use)"))
+                plan.resolvedAction = plan.resolvedAction ?? "RestartUnit"
+            }
+        }
+        if mode != .link, ResolvedFiles.isOurs(facts.files[ResolvedFiles.networkdUnmanaged]) {
+            plan.fileChanges.append(FileChange(kind: .remove, path: ResolvedFiles.networkdUnmanaged, reason: "the agent's networkd file (its link is not used)"))
+            plan.reloadNetworkd = facts.host.networkdOnBus
+        }
+        if mode != .hosts, let text = facts.files[ResolvedFiles.hosts], !ResolvedFiles.hostsEntries(text).isEmpty {
+            plan.fileChanges.append(FileChange(kind: .replace, path: ResolvedFiles.hosts, contents: Array(ResolvedFiles.renderHosts(text, entries: []).utf8),
+                                               reason: "the agent's /etc/hosts lines go (another DNS mode is in use)"))
+        }
+        return plan
+    }
+
+    /// The registry's name as the cluster DNS answered it, and its aliases (short forms the host
+    /// could not resolve otherwise) with the same addresses. When the cluster DNS could not
+    /// answer, the earlier lines stay, so an outage of the cluster DNS does not remove them; when
+    /// it was not asked (a dry run), nothing changes and the note says so.
+    static func hostsChanges(_ facts: DNSFacts, _ desired: DNSDesired, _ notes: inout [String]) -> [FileChange] {
+        let host = desired.registryHost
+        let current = facts.files[ResolvedFiles.hosts] ?? ""
+        let names = [host] + desired.aliases.filter { $0 != host }
+        var entries: [(IPAddress, DomainName)]
+        switch facts.clusterAnswer {
+        case nil:
+            notes.append("the cluster DNS is not asked in a dry run: a run writes /etc/hosts lines for \(names.map(\.description).joined(separator: ", ")) from its answer")
+            return []
+        case .addresses(let addresses)?:
+            entries = names.flatMap { name in addresses.map { ($0, name) } }
+        case let answer?:
+            entries = ResolvedFiles.hostsEntries(current).filter { names.contains($0.1) }
+            notes.append("the cluster DNS answered \(answer.summary) for \(host): \(entries.isEmpty ? "no /etc/hosts line can be written" : "the earlier /etc/hosts lines stay")")
+        }
+        let text = ResolvedFiles.renderHosts(current, entries: entries)
+        guard text != current else { return [] }
+        return [FileChange(kind: current.isEmpty ? .create : .replace, path: ResolvedFiles.hosts, contents: Array(text.utf8),
+                           reason: "/etc/hosts lines for \(entries.map { "\($0.1)=\($0.0)" }.joined(separator: ", "))")]
+    }
+}

@@ -35,7 +35,10 @@ let package = Package(
         // sd-bus and its clients: resolve1 (systemd-resolved), systemd1 (units, runtime restarts).
         .target(name: "SystemBus", dependencies: ["Vocabulary", "HostSystem", "CSystemd"]),
         .target(name: "ResolvedConfig", dependencies: ["Vocabulary", "HostSystem", "SystemBus"]),
-        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "COpenSSL"]),
+        // HTTP/1.x heads as they travel: the one head parser, under the probes' client (responses)
+        // and the health endpoint (requests); pure and fuzzed.
+        .target(name: "HTTPWire", dependencies: ["Vocabulary"]),
+        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "COpenSSL"]),
         // The Kubernetes API client and the node's condition and startup taint.
         .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "Probes"]),
         // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
@@ -56,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "AgentCore", "Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes", "CSystemd",
+                "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -72,7 +75,7 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
         ),
         // The parsers of untrusted input behind one libFuzzer entry point (scripts/fuzz).
-        .executableTarget(name: "FuzzParsers", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "Probes"]),
+        .executableTarget(name: "FuzzParsers", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "Probes"]),
 
         // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.
         .target(name: "TestSupport", dependencies: ["Vocabulary", "HostSystem"], path: "Tests/TestSupport"),
@@ -80,7 +83,8 @@ let package = Package(
         .testTarget(name: "HostSystemTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "Vocabulary", "HostSystem", "TestSupport"]),
-        .testTarget(name: "ProbesTests", dependencies: ["Probes", "Vocabulary", "HostSystem", "TestSupport", "COpenSSL"]),
+        .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire", "Vocabulary"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes", "HTTPWire", "Vocabulary", "HostSystem", "TestSupport", "COpenSSL"]),
         .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "AgentCore", "Vocabulary", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),

@@ -1,5 +1,6 @@
 import Foundation
 import HostSystem
+import HTTPWire
 import Probes
 import ResolvedConfig
 import TrustStore

@@ -23,6 +23,18 @@ public protocol CommandRunner: Sendable {
     func run(_ executable: String, _ arguments: [String]) throws -> CommandResult
 }
 
+extension CommandRunner {
+    /// Runs one of the node's own tools as the node would: directly when the host root is `/`,
+    /// else inside the root with chroot(8), so that its paths, links and hooks are the node's.
+    public func run(hostTool tool: HostPath, _ arguments: [String], in root: HostRoot) throws -> CommandResult {
+        if root.directory == "/" { return try run(tool.path, arguments) }
+        guard let chroot = findExecutable("chroot") else {
+            throw AgentError(.commandFailed, "chroot is not installed", hint: "install coreutils")
+        }
+        return try run(chroot, [root.directory, tool.path] + arguments)
+    }
+}
+
 /// Runs programs as child processes with `posix_spawn`, reading their output until it ends and
 /// then reaping them with `waitpid`. A program that has not finished by the time limit is killed
 /// with everything it started (each runs in a process group of its own) and reported: a hung host

@@ -129,3 +129,11 @@ public func modificationTime(_ path: String) throws -> Date {
     guard stat(path, &st) == 0 else { throw AgentError(.io, "cannot stat \(path)", errno: errno) }
     return Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
 }
+
+/// A file's identity and version: device, inode, size and modification time. Equal values mean
+/// the file was neither replaced nor changed; nil when it cannot be read.
+public func fileVersion(_ path: String) -> [UInt64]? {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return nil }
+    return [UInt64(st.st_dev), UInt64(st.st_ino), UInt64(st.st_size), UInt64(st.st_mtim.tv_sec), UInt64(st.st_mtim.tv_nsec)]
+}

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import FoundationEssentials
 import HostSystem
+import HTTPWire
 import Vocabulary
 
 /// An HTTP/1.1 response, head and (bounded) body.
@@ -10,50 +11,6 @@ struct HTTPResponse {
     var status: Int
     var headers: [(String, String)]
     var body: [UInt8]
-
-    func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
-}
-
-/// The status line and headers of an HTTP/1.x response: the shared `HTTPHead` with a status line.
-struct HTTPResponseHead {
-    var status: Int
-    var headers: [(String, String)]
-    var length: Int
-
-    enum Parsed {
-        case incomplete
-        /// Why the bytes are not an HTTP/1.x response head.
-        case invalid(String)
-        case head(HTTPResponseHead)
-    }
-
-    /// Parses the head at the start of `bytes` (up to and including the empty line).
-    static func parse(_ bytes: [UInt8]) -> Parsed {
-        let head: HTTPHead
-        switch HTTPHead.parse(bytes[...], maxBytes: HTTPClient.maximumHeaderBytes, skippingEmptyLines: false) {
-        case .incomplete: return .incomplete
-        case .tooLarge: return .invalid("the response headers exceed \(HTTPClient.maximumHeaderBytes) bytes")
-        case .malformed(let reason):
-            return .invalid(bytes.starts(with: "HTTP/1.".utf8) ? "the server's response head is malformed: \(reason)" : "the server did not answer HTTP")
-        case .head(let h): head = h
-        }
-        let statusLine = String(decoding: head.startLine, as: UTF8.self).split(separator: " ")
-        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
-            return .invalid("the server did not answer HTTP")
-        }
-        return .head(HTTPResponseHead(status: status, headers: head.fields.map { ($0.name, $0.value) }, length: head.length))
-    }
-
-    init?(parsing bytes: [UInt8]) {
-        guard case .head(let head) = Self.parse(bytes) else { return nil }
-        self = head
-    }
-
-    init(status: Int, headers: [(String, String)], length: Int) {
-        self.status = status
-        self.headers = headers
-        self.length = length
-    }
 
     func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
 }
@@ -84,7 +41,7 @@ struct SimpleURL: Equatable {
 /// A minimal HTTP/1.1 client: one GET per connection, `Connection: close`, every read bounded
 /// in size and time. Over TLS it verifies like `TLSProbe` and refuses to talk when that fails.
 struct HTTPClient {
-    static let maximumHeaderBytes = 16 * 1024
+    static let maximumHeaderBytes = HTTPResponseHead.maximumBytes
     static let maximumBodyBytes = 64 * 1024
 
     var timeoutMilliseconds: Int32

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import HTTPWire
 import Vocabulary
 
 /// The registry's name resolved the way the node's containerd resolves it. Go decides per name

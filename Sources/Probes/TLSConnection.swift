@@ -126,9 +126,7 @@ final class TLSTrust {
     /// The trust for `trustFile`, loaded again only when the file changed (its identity, size or
     /// modification time): `run` probes every minute, and a node's bundle rarely changes.
     static func cached(_ trustFile: String) throws -> TLSTrust {
-        var st = stat()
-        guard stat(trustFile, &st) == 0 else { return try TLSTrust(trustFile: trustFile) }
-        let key = [UInt64(st.st_dev), UInt64(st.st_ino), UInt64(st.st_size), UInt64(st.st_mtim.tv_sec), UInt64(st.st_mtim.tv_nsec)]
+        guard let key = fileVersion(trustFile) else { return try TLSTrust(trustFile: trustFile) }
         return try cacheLock.withLock {
             if let (k, trust) = cache[trustFile], k == key { return trust }
             let trust = try TLSTrust(trustFile: trustFile)

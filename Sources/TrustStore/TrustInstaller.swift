@@ -168,15 +168,7 @@ public struct TrustInstaller: Sendable {
             try DebianTrustStore(files: files).rebuild()
             return
         }
-        let result: CommandResult
-        if files.root.directory == "/" {
-            result = try runner.run(layout.tool.path, Array(refresh.dropFirst()))
-        } else {
-            guard let chroot = findExecutable("chroot") else {
-                throw AgentError(.commandFailed, "chroot is not installed", hint: "install coreutils")
-            }
-            result = try runner.run(chroot, [files.root.directory, layout.tool.path] + refresh.dropFirst())
-        }
+        let result = try runner.run(hostTool: layout.tool, Array(refresh.dropFirst()), in: files.root)
         guard result.succeeded else {
             throw AgentError(.commandFailed,
                              "\(refresh[0]) failed (exit \(result.status)): \(result.stderr.trimmingWhitespace().escapedForMessage)",

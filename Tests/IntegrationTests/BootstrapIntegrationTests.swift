@@ -89,6 +89,42 @@ final class BootstrapIntegrationTests: XCTestCase {
         XCTAssertNotEqual(try node.exec(["ip", "link", "show", "nodeagent0"]).status, 0, "dry run created the link")
     }
 
+    /// A plan sends nothing on the network: in hosts mode a run asks the cluster DNS for the
+    /// registry's address, a dry run does not. A DNS listener in the node counts the questions.
+    func testAHostsModeDryRunAsksNoDNSServer() throws {
+        let listener = """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.77", 53))
+        s.settimeout(3)
+        n = 0
+        try:
+            while True:
+                s.recvfrom(512)
+                n += 1
+        except socket.timeout:
+            pass
+        print(n)
+        """
+        func questions(_ extra: [String]) throws -> (count: String, agent: String) {
+            let script = "python3 -c \"$0\" > /tmp/questions & sleep 0.5; \"$@\"; echo \"exit $?\"; wait; echo \"questions $(cat /tmp/questions)\""
+            let args = node.bootstrapArguments(clusterDNS: "127.0.0.77", extra: ["--dns-mode", "hosts", "--timeout", "0.5"] + extra)
+            let run = try node.exec(["bash", "-c", script, listener, SandboxNode.binary] + args)
+            let count = run.stdout.split(separator: "\n").last { $0.hasPrefix("questions ") }.map { String($0.dropFirst(10)) } ?? ""
+            return (count, run.stdout + run.stderr)
+        }
+        let before = node.snapshot()
+        let dry = try questions(["--dry-run"])
+        XCTAssertEqual(dry.count, "0", dry.agent)
+        XCTAssertTrue(dry.agent.contains("the cluster DNS is not asked in a dry run"), dry.agent)
+        XCTAssertTrue(dry.agent.contains("exit 0"), dry.agent)
+        XCTAssertEqual(node.snapshot().difference(from: before), [])
+        // The same command without --dry-run asks it (and, with no answer, writes no hosts line).
+        let real = try questions([])
+        XCTAssertNotEqual(real.count, "0", real.agent)
+        XCTAssertNotEqual(real.count, "", real.agent)
+    }
+
     func testNotReadyWhenTheClusterDNSDoesNotAnswer() throws {
         let run = try node.agent(node.bootstrapArguments(clusterDNS: "127.0.0.99", extra: ["--output", "json", "--timeout", "0.5"]))
         XCTAssertEqual(run.status, 1, run.stdout + run.stderr)

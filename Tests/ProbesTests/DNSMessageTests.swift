@@ -1,3 +1,4 @@
+import HTTPWire
 import Foundation
 import HostSystem
 @testable import Probes

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import HTTPWire
 import Logging
 import Probes
 import Vocabulary

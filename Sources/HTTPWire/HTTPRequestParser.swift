@@ -1,4 +1,3 @@
-import HostSystem
 import Vocabulary
 
 /// Reads one HTTP/1.x request head from the start of a buffer, for the health endpoint: small,

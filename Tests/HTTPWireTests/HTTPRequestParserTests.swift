@@ -1,4 +1,4 @@
-import Probes
+import HTTPWire
 import XCTest
 
 /// The health endpoint's request parser, one row per kind of input.

@@ -1,5 +1,5 @@
 import HostSystem
-@testable import Probes
+import HTTPWire
 import Vocabulary
 import XCTest
 

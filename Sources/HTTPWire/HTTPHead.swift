@@ -1,4 +1,3 @@
-import HostSystem
 import Vocabulary
 
 /// The head of an HTTP/1.x message (RFC 9112 section 2): a start line, header field lines, and
@@ -9,15 +8,15 @@ import Vocabulary
 /// the whole head, empty line included, is at most `maxBytes`; a field line is a token, a colon
 /// and a value without control characters (HTAB aside), its blanks trimmed; obsolete line
 /// folding (a line starting with a blank, RFC 9112 5.2) is refused, as is any other line.
-struct HTTPHead: Sendable {
+public struct HTTPHead: Sendable {
     /// The request line or status line, without its line end.
-    var startLine: [UInt8]
+    public var startLine: [UInt8]
     /// Field names lowercased, values without surrounding blanks, in order.
-    var fields: [(name: String, value: String)]
+    public var fields: [(name: String, value: String)]
     /// Bytes of the buffer the head took, the empty line included: the body starts there.
-    var length: Int
+    public var length: Int
 
-    enum Parsed: Sendable {
+    public enum Parsed: Sendable {
         /// The empty line has not arrived and the bound is not passed.
         case incomplete
         /// Over `maxBytes` without its end, or ending past it.
@@ -27,11 +26,11 @@ struct HTTPHead: Sendable {
     }
 
     /// The value of the first field named `name` (lowercase).
-    func field(_ name: String) -> String? { fields.first { $0.name == name }?.value }
+    public func field(_ name: String) -> String? { fields.first { $0.name == name }?.value }
 
     /// Parses the head at the start of `buffer`. `skippingEmptyLines`: a server ignores empty
     /// lines before a request line (RFC 9112 2.2); a client takes none before a status line.
-    static func parse(_ buffer: ArraySlice<UInt8>, maxBytes: Int, skippingEmptyLines: Bool) -> Parsed {
+    public static func parse(_ buffer: ArraySlice<UInt8>, maxBytes: Int, skippingEmptyLines: Bool) -> Parsed {
         guard let end = headEnd(buffer) else { return buffer.count > maxBytes ? .tooLarge : .incomplete }
         guard end.upperBound - buffer.startIndex <= maxBytes else { return .tooLarge }
         var lines = buffer[buffer.startIndex..<end.lowerBound].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)

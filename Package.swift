@@ -59,7 +59,8 @@ let package = Package(
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes", "CSystemd",
+                "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes",
+                "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -75,7 +76,8 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
         ),
         // The parsers of untrusted input behind one libFuzzer entry point (scripts/fuzz).
-        .executableTarget(name: "FuzzParsers", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "Probes"]),
+        .executableTarget(
+            name: "FuzzParsers", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "Probes"]),
 
         // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.
         .target(name: "TestSupport", dependencies: ["Vocabulary", "HostSystem"], path: "Tests/TestSupport"),
@@ -86,8 +88,14 @@ let package = Package(
         .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire", "Vocabulary"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "HTTPWire", "Vocabulary", "HostSystem", "TestSupport", "COpenSSL"]),
         .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Vocabulary", "HostSystem", "TestSupport"]),
-        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Vocabulary", "HostSystem", "TestSupport"]),
-        .testTarget(name: "NodeAgentTests", dependencies: ["NodeAgent", "AgentCore", "Vocabulary", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "AgentCoreTests",
+            dependencies: ["AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Vocabulary", "HostSystem", "TestSupport"]),
+        .testTarget(
+            name: "NodeAgentTests",
+            dependencies: [
+                "NodeAgent", "AgentCore", "Vocabulary", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport", "CRIClient"]),

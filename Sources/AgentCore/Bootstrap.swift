@@ -36,8 +36,9 @@ public struct Bootstrap {
     /// The DNS route wanted: none for a registry named by its IP address.
     var desiredDNS: DNSDesired? {
         guard case .name(let host) = config.registry.host else { return nil }
-        return DNSDesired(mode: dnsMode, acceptGlobalDNS: acceptGlobalDNS, clusterDNS: config.clusterDNS, domain: config.domain,
-                          registryHost: host, aliases: config.aliases)
+        return DNSDesired(
+            mode: dnsMode, acceptGlobalDNS: acceptGlobalDNS, clusterDNS: config.clusterDNS, domain: config.domain,
+            registryHost: host, aliases: config.aliases)
     }
 
     public func run() throws -> Report {
@@ -49,12 +50,14 @@ public struct Bootstrap {
         // Facts, read once; a dry run asks nothing on the network.
         let trustFacts = try TrustFacts.gather(files: files, registry: config.registry)
         let dnsFacts = try desiredDNS.map {
-            try DNSFacts.gather(files: files, link: try AgentLink(runner: runner), bus: bus, desired: $0,
-                                askClusterDNS: !config.dryRun, timeoutMilliseconds: config.timeoutMilliseconds)
+            try DNSFacts.gather(
+                files: files, link: try AgentLink(runner: runner), bus: bus, desired: $0,
+                askClusterDNS: !config.dryRun, timeoutMilliseconds: config.timeoutMilliseconds)
         }
 
         // The plan, from the facts alone.
-        let trustPlan = try TrustInstaller.plan(trustFacts, registry: config.registry, certificates: config.certificates, refreshMode: refreshMode)
+        let trustPlan = try TrustInstaller.plan(
+            trustFacts, registry: config.registry, certificates: config.certificates, refreshMode: refreshMode)
         var notes = trustPlan.notes
         var changes = trustPlan.summary
         var dnsPlan: DNSPlan?
@@ -69,8 +72,9 @@ public struct Bootstrap {
         }
         watch.lap("plan")
         if config.dryRun {
-            return Report(ready: false, dryRun: true, registry: config.registry.description, changes: changes, notes: notes, checks: [],
-                          timings: watch.phases, certificates: config.certificates.map(Report.CertificateFacts.init))
+            return Report(
+                ready: false, dryRun: true, registry: config.registry.description, changes: changes, notes: notes, checks: [],
+                timings: watch.phases, certificates: config.certificates.map(Report.CertificateFacts.init))
         }
 
         // Apply.
@@ -89,9 +93,10 @@ public struct Bootstrap {
         // Prove.
         let checks = probe(files: files, trust: locations, bus: bus)
         watch.lap("probes")
-        return Report(ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
-                      changes: changes, notes: notes, checks: checks, timings: watch.phases,
-                      certificates: config.certificates.map(Report.CertificateFacts.init))
+        return Report(
+            ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
+            changes: changes, notes: notes, checks: checks, timings: watch.phases,
+            certificates: config.certificates.map(Report.CertificateFacts.init))
     }
 
     /// Restarts each active runtime unit that entered the active state before the newest of the
@@ -103,7 +108,8 @@ public struct Bootstrap {
         var done: [String] = []
         for name in Self.runtimeUnits {
             guard let unit = try systemd.unit(name), unit.activeState == "active",
-                  Double(unit.activeEnterTimestamp) / 1e6 < written else { continue }
+                Double(unit.activeEnterTimestamp) / 1e6 < written
+            else { continue }
             let after = try systemd.restart(name)
             done.append("restart \(name) (pid \(unit.mainPID) -> \(after.mainPID)): it started before the CA reached the OS store")
         }
@@ -115,30 +121,36 @@ public struct Bootstrap {
         let files = HostFiles(root: config.hostRoot)
         let bus = try? SystemBus(address: config.dbusAddress)
         let checks = probe(files: files, trust: try RegistryTrustLocations.discover(files: files, registry: config.registry), bus: bus)
-        return Report(ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
-                      changes: [], notes: [], checks: checks)
+        return Report(
+            ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
+            changes: [], notes: [], checks: checks)
     }
 
     func probe(files: HostFiles, trust: RegistryTrustLocations, bus: SystemBus?) -> [CheckResult] {
-        var settings = ProbeSettings(registry: config.registry, clusterDNS: config.clusterDNS, trust: trust,
-                                     kubeletResolvConf: config.kubeletResolvConf, credentials: config.credentials,
-                                     timeoutMilliseconds: config.timeoutMilliseconds, deadlineSeconds: config.deadlineSeconds,
-                                     expiryWarningDays: config.expiryWarningDays)
+        var settings = ProbeSettings(
+            registry: config.registry, clusterDNS: config.clusterDNS, trust: trust,
+            kubeletResolvConf: config.kubeletResolvConf, credentials: config.credentials,
+            timeoutMilliseconds: config.timeoutMilliseconds, deadlineSeconds: config.deadlineSeconds,
+            expiryWarningDays: config.expiryWarningDays)
         settings.aliases = config.aliases
         settings.pullImage = config.pullImage
         let resolve1 = bus.map { Resolve1(bus: $0) }
         let systemd = bus.map { Systemd1(bus: $0) }
-        let suite = ProbeSuite(files: files, resolvedLookup: resolve1.map { r in { try r.resolveHostname($0) } },
-                               runtimes: systemd.map { sd in {
-                                   Self.runtimeUnits.compactMap { name in
-                                       guard let u = try? sd.unit(name), u.activeState == "active" else { return nil }
-                                       return HazardProbes.RuntimeProcess(name: name, pid: Int(u.mainPID),
-                                                                          started: Date(timeIntervalSince1970: Double(u.activeEnterTimestamp) / 1e6))
-                                   }
-                               } },
-                               runtimePull: config.runtimeSocket.map {
-                                   RuntimePullProbe.pullThroughHelper(Self.criHelper, socket: $0, credentials: config.credentials)
-                               })
+        let suite = ProbeSuite(
+            files: files, resolvedLookup: resolve1.map { r in { try r.resolveHostname($0) } },
+            runtimes: systemd.map { sd in
+                {
+                    Self.runtimeUnits.compactMap { name in
+                        guard let u = try? sd.unit(name), u.activeState == "active" else { return nil }
+                        return HazardProbes.RuntimeProcess(
+                            name: name, pid: Int(u.mainPID),
+                            started: Date(timeIntervalSince1970: Double(u.activeEnterTimestamp) / 1e6))
+                    }
+                }
+            },
+            runtimePull: config.runtimeSocket.map {
+                RuntimePullProbe.pullThroughHelper(Self.criHelper, socket: $0, credentials: config.credentials)
+            })
         return suite.run(settings)
     }
 }

@@ -15,8 +15,10 @@ public struct DNSDesired: Sendable, Equatable {
     public var registryHost: DomainName
     public var aliases: [DomainName]
 
-    public init(mode: DNSMode, acceptGlobalDNS: Bool = false, clusterDNS: IPAddress, domain: DomainName,
-                registryHost: DomainName, aliases: [DomainName] = []) {
+    public init(
+        mode: DNSMode, acceptGlobalDNS: Bool = false, clusterDNS: IPAddress, domain: DomainName,
+        registryHost: DomainName, aliases: [DomainName] = []
+    ) {
         self.mode = mode
         self.acceptGlobalDNS = acceptGlobalDNS
         self.clusterDNS = clusterDNS
@@ -40,8 +42,10 @@ public struct DNSFacts: Sendable {
     /// The cluster DNS's answer for the registry's name; nil when it was not asked.
     public var clusterAnswer: DNSAnswer?
 
-    public init(host: DNSHostFacts, link: AgentLink.Observed = AgentLink.Observed(state: .absent), linkSettings: LinkDNSSettings? = nil,
-                files: [HostPath: String] = [:], clusterAnswer: DNSAnswer? = nil) {
+    public init(
+        host: DNSHostFacts, link: AgentLink.Observed = AgentLink.Observed(state: .absent), linkSettings: LinkDNSSettings? = nil,
+        files: [HostPath: String] = [:], clusterAnswer: DNSAnswer? = nil
+    ) {
         self.host = host
         self.link = link
         self.linkSettings = linkSettings
@@ -54,8 +58,10 @@ public struct DNSFacts: Sendable {
 
     /// Reads the facts. The cluster DNS is asked only when hosts mode is what will run and
     /// `askClusterDNS` allows it (not in a dry run: a plan sends nothing on the network).
-    public static func gather(files: HostFiles, link: AgentLink, bus: SystemBus?, desired: DNSDesired,
-                              askClusterDNS: Bool, timeoutMilliseconds: Int32) throws -> DNSFacts {
+    public static func gather(
+        files: HostFiles, link: AgentLink, bus: SystemBus?, desired: DNSDesired,
+        askClusterDNS: Bool, timeoutMilliseconds: Int32
+    ) throws -> DNSFacts {
         var facts = DNSFacts(host: DNSHostFacts.discover(files: files, bus: bus), link: try link.observe())
         for path in paths {
             if let text = try files.readString(path) { facts.files[path] = text }
@@ -65,7 +71,8 @@ public struct DNSFacts: Sendable {
             facts.linkSettings = try Resolve1(bus: bus).linkSettings(ifindex: index)
         }
         if mode == .hosts, askClusterDNS {
-            facts.clusterAnswer = DNSClient(timeoutMilliseconds: timeoutMilliseconds).lookup(desired.registryHost, server: desired.clusterDNS)
+            facts.clusterAnswer = DNSClient(timeoutMilliseconds: timeoutMilliseconds).lookup(
+                desired.registryHost, server: desired.clusterDNS)
         }
         return facts
     }

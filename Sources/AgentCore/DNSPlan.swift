@@ -37,7 +37,9 @@ public struct DNSPlan: Sendable {
         if let conf = facts.host.resolvedConf, conf.dnsAddresses.contains(desired.clusterDNS) {
             let foreign = conf.dnsFiles.filter { $0 != ResolvedFiles.dropIn.description }
             if !foreign.isEmpty {
-                plan.notes.append("resolved's global DNS= is \(conf.dns.joined(separator: " ")) (from \(foreign.joined(separator: ", "))): it holds the cluster DNS \(desired.clusterDNS) (a manual recipe?), so every host lookup may go to it and it is written into /run/systemd/resolve/resolv.conf, the CoreDNS loop; the agent leaves files it does not own alone: remove that DNS= entry, the agent routes \(desired.domain) without it")
+                plan.notes.append(
+                    "resolved's global DNS= is \(conf.dns.joined(separator: " ")) (from \(foreign.joined(separator: ", "))): it holds the cluster DNS \(desired.clusterDNS) (a manual recipe?), so every host lookup may go to it and it is written into /run/systemd/resolve/resolv.conf, the CoreDNS loop; the agent leaves files it does not own alone: remove that DNS= entry, the agent routes \(desired.domain) without it"
+                )
             }
         }
         func ensure(_ path: HostPath, _ text: String, _ reason: String) -> FileChange? {
@@ -49,38 +51,49 @@ public struct DNSPlan: Sendable {
             preconditionFailure("auto is resolved above")
         case .link:
             guard facts.host.resolvedOnBus else {
-                throw AgentError(.unsupportedHost, "systemd-resolved is not on the system bus: the link mode needs it",
-                                 hint: "start systemd-resolved, or use --dns-mode hosts")
+                throw AgentError(
+                    .unsupportedHost, "systemd-resolved is not on the system bus: the link mode needs it",
+                    hint: "start systemd-resolved, or use --dns-mode hosts")
             }
             if facts.host.networkdOnBus {
                 let text = ResolvedFiles.renderNetworkdUnmanaged(linkNames: [linkName, linkName + "-new", linkName + "p"])
-                if let c = ensure(ResolvedFiles.networkdUnmanaged, text,
-                                  "networkd leaves \(linkName) alone (Unmanaged=yes): resolved refuses settings on links networkd manages") {
+                if let c = ensure(
+                    ResolvedFiles.networkdUnmanaged, text,
+                    "networkd leaves \(linkName) alone (Unmanaged=yes): resolved refuses settings on links networkd manages")
+                {
                     plan.fileChanges.append(c)
                     plan.reloadNetworkd = true
                 }
             }
-            plan.routePlan = try ClusterDNSRoute.plan(linkName: linkName, observed: facts.link, current: facts.linkSettings,
-                                                      clusterDNS: desired.clusterDNS, domain: desired.domain)
+            plan.routePlan = try ClusterDNSRoute.plan(
+                linkName: linkName, observed: facts.link, current: facts.linkSettings,
+                clusterDNS: desired.clusterDNS, domain: desired.domain)
             if !facts.host.clientsUseStub {
-                plan.notes.append("the host's programs do not ask resolved's stub (/etc/resolv.conf is \(facts.host.resolvConfMode.rawValue)): the link routes resolved's own lookups only")
+                plan.notes.append(
+                    "the host's programs do not ask resolved's stub (/etc/resolv.conf is \(facts.host.resolvConfMode.rawValue)): the link routes resolved's own lookups only"
+                )
             }
         case .dropin:
             guard desired.acceptGlobalDNS else {
-                throw AgentError(.invalidInput,
-                                 "--dns-mode dropin puts the cluster DNS in resolved's global DNS=, which gets every lookup of the host and is written into /run/systemd/resolve/resolv.conf (a CoreDNS loop when kubelet hands that file to CoreDNS)",
-                                 hint: "use --dns-mode link (or auto); pass --accept-global-dns to do it anyway")
+                throw AgentError(
+                    .invalidInput,
+                    "--dns-mode dropin puts the cluster DNS in resolved's global DNS=, which gets every lookup of the host and is written into /run/systemd/resolve/resolv.conf (a CoreDNS loop when kubelet hands that file to CoreDNS)",
+                    hint: "use --dns-mode link (or auto); pass --accept-global-dns to do it anyway")
             }
             let text = ResolvedFiles.renderDropIn(clusterDNS: desired.clusterDNS, domain: desired.domain)
             if let c = ensure(ResolvedFiles.dropIn, text, "resolved drop-in: DNS=\(desired.clusterDNS) Domains=~\(desired.domain)") {
                 plan.fileChanges.append(c)
                 plan.resolvedAction = (facts.host.systemdVersion ?? 0) >= 256 ? "ReloadOrRestartUnit" : "RestartUnit"
             }
-            plan.notes.append("dropin mode: every host lookup may go to the cluster DNS, and it is listed in /run/systemd/resolve/resolv.conf (accepted with --accept-global-dns)")
+            plan.notes.append(
+                "dropin mode: every host lookup may go to the cluster DNS, and it is listed in /run/systemd/resolve/resolv.conf (accepted with --accept-global-dns)"
+            )
         case .delegate:
             guard let version = facts.host.systemdVersion, version >= 258 else {
-                throw AgentError(.unsupportedHost, "systemd \(facts.host.systemdVersion.map(String.init) ?? "of unknown version") has no dns-delegate.d (it came in 258)",
-                                 hint: "use --dns-mode link (or auto)")
+                throw AgentError(
+                    .unsupportedHost,
+                    "systemd \(facts.host.systemdVersion.map(String.init) ?? "of unknown version") has no dns-delegate.d (it came in 258)",
+                    hint: "use --dns-mode link (or auto)")
             }
             let text = ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain)
             if let c = ensure(ResolvedFiles.delegate, text, "resolved DNS delegate for \(desired.domain)") {
@@ -95,17 +108,22 @@ public struct DNSPlan: Sendable {
         if mode != .link, case .ours = facts.link.state { plan.removeLink = true }
         for (other, path) in [(DNSMode.dropin, ResolvedFiles.dropIn), (.delegate, ResolvedFiles.delegate)] where other != mode {
             if ResolvedFiles.isOurs(facts.files[path]) {
-                plan.fileChanges.append(FileChange(kind: .remove, path: path, reason: "the agent's \(other.rawValue) file (another DNS mode is in use)"))
+                plan.fileChanges.append(
+                    FileChange(kind: .remove, path: path, reason: "the agent's \(other.rawValue) file (another DNS mode is in use)"))
                 plan.resolvedAction = plan.resolvedAction ?? "RestartUnit"
             }
         }
         if mode != .link, ResolvedFiles.isOurs(facts.files[ResolvedFiles.networkdUnmanaged]) {
-            plan.fileChanges.append(FileChange(kind: .remove, path: ResolvedFiles.networkdUnmanaged, reason: "the agent's networkd file (its link is not used)"))
+            plan.fileChanges.append(
+                FileChange(kind: .remove, path: ResolvedFiles.networkdUnmanaged, reason: "the agent's networkd file (its link is not used)")
+            )
             plan.reloadNetworkd = facts.host.networkdOnBus
         }
         if mode != .hosts, let text = facts.files[ResolvedFiles.hosts], !ResolvedFiles.hostsEntries(text).isEmpty {
-            plan.fileChanges.append(FileChange(kind: .replace, path: ResolvedFiles.hosts, contents: Array(ResolvedFiles.renderHosts(text, entries: []).utf8),
-                                               reason: "the agent's /etc/hosts lines go (another DNS mode is in use)"))
+            plan.fileChanges.append(
+                FileChange(
+                    kind: .replace, path: ResolvedFiles.hosts, contents: Array(ResolvedFiles.renderHosts(text, entries: []).utf8),
+                    reason: "the agent's /etc/hosts lines go (another DNS mode is in use)"))
         }
         return plan
     }
@@ -121,17 +139,24 @@ public struct DNSPlan: Sendable {
         var entries: [(IPAddress, DomainName)]
         switch facts.clusterAnswer {
         case nil:
-            notes.append("the cluster DNS is not asked in a dry run: a run writes /etc/hosts lines for \(names.map(\.description).joined(separator: ", ")) from its answer")
+            notes.append(
+                "the cluster DNS is not asked in a dry run: a run writes /etc/hosts lines for \(names.map(\.description).joined(separator: ", ")) from its answer"
+            )
             return []
         case .addresses(let addresses)?:
             entries = names.flatMap { name in addresses.map { ($0, name) } }
         case let answer?:
             entries = ResolvedFiles.hostsEntries(current).filter { names.contains($0.1) }
-            notes.append("the cluster DNS answered \(answer.summary) for \(host): \(entries.isEmpty ? "no /etc/hosts line can be written" : "the earlier /etc/hosts lines stay")")
+            notes.append(
+                "the cluster DNS answered \(answer.summary) for \(host): \(entries.isEmpty ? "no /etc/hosts line can be written" : "the earlier /etc/hosts lines stay")"
+            )
         }
         let text = ResolvedFiles.renderHosts(current, entries: entries)
         guard text != current else { return [] }
-        return [FileChange(kind: current.isEmpty ? .create : .replace, path: ResolvedFiles.hosts, contents: Array(text.utf8),
-                           reason: "/etc/hosts lines for \(entries.map { "\($0.1)=\($0.0)" }.joined(separator: ", "))")]
+        return [
+            FileChange(
+                kind: current.isEmpty ? .create : .replace, path: ResolvedFiles.hosts, contents: Array(text.utf8),
+                reason: "/etc/hosts lines for \(entries.map { "\($0.1)=\($0.0)" }.joined(separator: ", "))")
+        ]
     }
 }

@@ -37,7 +37,9 @@ public struct DNSSetup {
 
     static func actOnResolved(_ action: String, bus: SystemBus?) throws {
         guard let bus else {
-            throw AgentError(.dbus, "systemd-resolved must re-read its files, and the system bus cannot be reached", hint: "restart systemd-resolved on the node")
+            throw AgentError(
+                .dbus, "systemd-resolved must re-read its files, and the system bus cannot be reached",
+                hint: "restart systemd-resolved on the node")
         }
         _ = try Systemd1(bus: bus).restart("systemd-resolved.service", reloadIfPossible: action == "ReloadOrRestartUnit")
     }

@@ -32,11 +32,14 @@ public struct NodeConfig: Sendable {
         registry = try RegistryAddress(o.registry)
         domain = try DomainName(o.domain)
         if case .name(let host) = registry.host, !host.isWithin(domain) {
-            throw AgentError(.invalidInput, "registry host \(host) is not under the domain \(domain): the host would not send it to the cluster DNS",
-                             hint: "pass --domain with the registry's cluster domain, e.g. svc.cluster.local")
+            throw AgentError(
+                .invalidInput, "registry host \(host) is not under the domain \(domain): the host would not send it to the cluster DNS",
+                hint: "pass --domain with the registry's cluster domain, e.g. svc.cluster.local")
         }
-        for (name, value, range) in [("--timeout", o.timeout, 0.001...120.0), ("--deadline", o.deadline, 0.001...600.0),
-                                     ("--expiry-warning-days", o.expiryWarningDays, 0.0...3650.0)] where !range.contains(value) {
+        for (name, value, range) in [
+            ("--timeout", o.timeout, 0.001...120.0), ("--deadline", o.deadline, 0.001...600.0),
+            ("--expiry-warning-days", o.expiryWarningDays, 0.0...3650.0),
+        ] where !range.contains(value) {
             throw AgentError(.invalidInput, "\(name) \(value) is out of range (\(range.lowerBound)-\(range.upperBound))")
         }
         aliases = try o.aliases.flatMap { $0.split(separator: ",") }.map { try DomainName(String($0), what: "alias") }
@@ -50,16 +53,20 @@ public struct NodeConfig: Sendable {
         var kubeletProblem: String?
         do { kubelet = try KubeletDNSConfig.read(from: files) } catch { kubeletProblem = "\(error)" }
         guard let dns = explicitDNS ?? kubelet?.clusterDNS.first else {
-            throw AgentError(.invalidInput, "the cluster DNS is not known: no --cluster-dns, and "
-                             + (kubeletProblem.map { "kubelet's config cannot be read: \($0)" } ?? "no clusterDNS in the host's \(KubeletDNSConfig.defaultFile)"),
-                             hint: "pass --cluster-dns with the kube-dns Service IP")
+            throw AgentError(
+                .invalidInput,
+                "the cluster DNS is not known: no --cluster-dns, and "
+                    + (kubeletProblem.map { "kubelet's config cannot be read: \($0)" }
+                        ?? "no clusterDNS in the host's \(KubeletDNSConfig.defaultFile)"),
+                hint: "pass --cluster-dns with the kube-dns Service IP")
         }
         clusterDNS = dns
         kubeletResolvConf = kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
         self.caFile = caFile
         if let caFile {
-            certificates = try CertificateParser.parseCAFile(try Self.readFile(caFile, what: "CA file", limit: CertificateParser.maximumFileSize),
-                                                             source: caFile, now: now)
+            certificates = try CertificateParser.parseCAFile(
+                try Self.readFile(caFile, what: "CA file", limit: CertificateParser.maximumFileSize),
+                source: caFile, now: now)
         } else {
             certificates = []
         }
@@ -67,8 +74,9 @@ public struct NodeConfig: Sendable {
             let bytes = try Self.readFile(auth, what: "registry auth file", limit: 1 << 20)
             credentials = try RegistryCredentials.fromDockerConfig(bytes, registry: registry, source: auth)
             if credentials == nil {
-                throw AgentError(.invalidInput, "\(auth) has no credentials for \(registry)",
-                                 hint: "its `auths` needs an entry named \(registry.hostAndPort)")
+                throw AgentError(
+                    .invalidInput, "\(auth) has no credentials for \(registry)",
+                    hint: "its `auths` needs an entry named \(registry.hostAndPort)")
             }
         }
         if let address = o.dbusAddress {
@@ -82,7 +90,9 @@ public struct NodeConfig: Sendable {
         self.dryRun = dryRun
         if let image = o.pullImage {
             guard !image.isEmpty, !image.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-                throw AgentError(.invalidInput, "--pull-image '\(image)' is not an image reference", hint: "pass e.g. \(registry.hostAndPort)/team/app:1.0")
+                throw AgentError(
+                    .invalidInput, "--pull-image '\(image)' is not an image reference",
+                    hint: "pass e.g. \(registry.hostAndPort)/team/app:1.0")
             }
             pullImage = image
         }
@@ -90,7 +100,9 @@ public struct NodeConfig: Sendable {
             let endpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? "unix:///run/containerd/containerd.sock"
             let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst(7)) : endpoint
             guard path.hasPrefix("/"), let hostPath = try? HostPath(path) else {
-                throw AgentError(.invalidInput, "--runtime-endpoint \(endpoint) is not a unix socket path", hint: "pass unix:///run/containerd/containerd.sock or a path")
+                throw AgentError(
+                    .invalidInput, "--runtime-endpoint \(endpoint) is not a unix socket path",
+                    hint: "pass unix:///run/containerd/containerd.sock or a path")
             }
             // Whether it exists is seen at each probe: the runtime may start after the agent
             // (bootstrap from cloud-init, before containerd), and the other checks judge until then.

@@ -16,8 +16,10 @@ public struct Report: Encodable, Sendable {
     /// The CA certificates installed (bootstrap).
     public var certificates: [CertificateFacts] = []
 
-    public init(ready: Bool, dryRun: Bool, registry: String, changes: [String], notes: [String], checks: [CheckResult],
-                timings: [CheckResult.Phase] = [], certificates: [CertificateFacts] = []) {
+    public init(
+        ready: Bool, dryRun: Bool, registry: String, changes: [String], notes: [String], checks: [CheckResult],
+        timings: [CheckResult.Phase] = [], certificates: [CertificateFacts] = []
+    ) {
         self.ready = ready
         self.dryRun = dryRun
         self.registry = registry
@@ -29,7 +31,9 @@ public struct Report: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case ready, dryRun = "dry_run", registry, changes, notes, checks, timings, certificates
+        case ready
+        case dryRun = "dry_run"
+        case registry, changes, notes, checks, timings, certificates
     }
 
     public struct CertificateFacts: Encodable, Sendable {
@@ -42,12 +46,21 @@ public struct Report: Encodable, Sendable {
         public var notAfter: Date
 
         public init(_ c: Certificate) {
-            subject = c.subject; issuer = c.issuer; sha256 = c.sha256Fingerprint; subjectHash = c.subjectHash
-            ca = c.isCA; notBefore = c.notBefore; notAfter = c.notAfter
+            subject = c.subject
+            issuer = c.issuer
+            sha256 = c.sha256Fingerprint
+            subjectHash = c.subjectHash
+            ca = c.isCA
+            notBefore = c.notBefore
+            notAfter = c.notAfter
         }
 
         enum CodingKeys: String, CodingKey {
-            case subject, issuer, sha256, subjectHash = "subject_hash", ca, notBefore = "not_before", notAfter = "not_after"
+            case subject, issuer, sha256
+            case subjectHash = "subject_hash"
+            case ca
+            case notBefore = "not_before"
+            case notAfter = "not_after"
         }
     }
 
@@ -60,7 +73,10 @@ public struct Report: Encodable, Sendable {
     }
 
     public func uninstallText() -> String {
-        var out = dryRun ? "Dry run: would remove for \(registry):\n" : (changes.isEmpty ? "Nothing of the agent's was found for \(registry).\n" : "Removed for \(registry):\n")
+        var out =
+            dryRun
+            ? "Dry run: would remove for \(registry):\n"
+            : (changes.isEmpty ? "Nothing of the agent's was found for \(registry).\n" : "Removed for \(registry):\n")
         if dryRun && changes.isEmpty { out += "  (nothing of the agent's was found)\n" }
         for c in changes { out += "  - \(c)\n" }
         for n in notes { out += "  ! \(n)\n" }

@@ -14,8 +14,10 @@ public struct Uninstall {
     public var runner: CommandRunner
     public var dryRun: Bool
 
-    public init(root: HostRoot, registry: RegistryAddress?, dbusAddress: String?, refreshMode: TrustRefreshMode,
-                runner: CommandRunner, dryRun: Bool) {
+    public init(
+        root: HostRoot, registry: RegistryAddress?, dbusAddress: String?, refreshMode: TrustRefreshMode,
+        runner: CommandRunner, dryRun: Bool
+    ) {
         self.root = root
         self.registry = registry
         self.dbusAddress = dbusAddress
@@ -35,7 +37,8 @@ public struct Uninstall {
         // one. Decided before the removal, so that a dry run says what a run does.
         let layout = facts.layout
         let removed = Set(plan.fileChanges.filter { $0.path.parent == layout.anchors }.map(\.path.lastComponent))
-        let othersRemain = try registry != nil
+        let othersRemain =
+            try registry != nil
             && files.list(layout.anchors).contains { $0.hasPrefix(layout.filePrefix(nil)) && $0.hasSuffix(".crt") && !removed.contains($0) }
         if !dryRun { try trust.apply(plan) }
 
@@ -43,12 +46,14 @@ public struct Uninstall {
             notes.append("the DNS route stays: other registries of the agent's remain")
         } else {
             let address = dbusAddress ?? SystemBus.address(hostRoot: root.directory)
-            changes += try DNSSetup(files: files, runner: runner, bus: try? SystemBus(address: address), busAddress: address).removeAll(dryRun: dryRun)
+            changes += try DNSSetup(files: files, runner: runner, bus: try? SystemBus(address: address), busAddress: address).removeAll(
+                dryRun: dryRun)
         }
         if !dryRun {
             changes += try trust.removeCreatedDirectories().map { "remove folder \($0): created by the agent, empty now" }
         }
-        return Report(ready: false, dryRun: dryRun, registry: registry?.description ?? "every registry", changes: changes,
-                      notes: notes, checks: [])
+        return Report(
+            ready: false, dryRun: dryRun, registry: registry?.description ?? "every registry", changes: changes,
+            notes: notes, checks: [])
     }
 }

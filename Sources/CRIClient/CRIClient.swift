@@ -1,7 +1,7 @@
 import Dispatch
-import Glibc
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import Glibc
 import NIOCore
 import NIOPosix
 
@@ -39,11 +39,15 @@ public struct CRIClientError: Error, CustomStringConvertible, Sendable {
 public enum CRIClient {
     /// `ImageService/PullImage` of `image`, with a pull secret's `username` and `password`.
     /// Throws only when the runtime could not be asked; the runtime's refusal is a result.
-    public static func pullImage(socketPath: String, image: String, username: String?, password: String?,
-                                 timeoutSeconds: Double) throws -> CRIPullResult {
+    public static func pullImage(
+        socketPath: String, image: String, username: String?, password: String?,
+        timeoutSeconds: Double
+    ) throws -> CRIPullResult {
         let request = PullImageRequest(image: image, username: username, password: password)
-        switch try call(socketPath, "runtime.v1.ImageService", "PullImage", request, PullImageRequestSerializer(),
-                        PullImageResponseDeserializer(), timeoutSeconds: timeoutSeconds) {
+        switch try call(
+            socketPath, "runtime.v1.ImageService", "PullImage", request, PullImageRequestSerializer(),
+            PullImageResponseDeserializer(), timeoutSeconds: timeoutSeconds)
+        {
         case .success(let response): return CRIPullResult(ok: true, imageRef: response.imageRef, code: 0, message: "")
         case .failure(let error): return CRIPullResult(ok: false, imageRef: nil, code: error.code.rawValue, message: error.message)
         }
@@ -51,8 +55,10 @@ public enum CRIClient {
 
     /// `RuntimeService/Version`: the runtime's name and version (`containerd`, `1.6.20~ds1`).
     public static func version(socketPath: String, timeoutSeconds: Double) throws -> (runtimeName: String, runtimeVersion: String) {
-        switch try call(socketPath, "runtime.v1.RuntimeService", "Version", VersionRequest(), VersionRequestSerializer(),
-                        VersionResponseDeserializer(), timeoutSeconds: timeoutSeconds) {
+        switch try call(
+            socketPath, "runtime.v1.RuntimeService", "Version", VersionRequest(), VersionRequestSerializer(),
+            VersionResponseDeserializer(), timeoutSeconds: timeoutSeconds)
+        {
         case .success(let response): return (response.runtimeName, response.runtimeVersion)
         case .failure(let error):
             throw CRIClientError(description: "the container runtime at \(socketPath) refused Version: \(error.code) \(error.message)")
@@ -82,13 +88,19 @@ public enum CRIClient {
         // Fail at once if the connection fails rather than queue for a reconnect. No
         // `options.timeout`: grpc implements it with Task.sleep (see above); the deadline is a
         // NIO timer that cancels the call (`runBlocking`).
-        let options = { var o = CallOptions.defaults; o.waitForReady = false; return o }()
+        let options = {
+            var o = CallOptions.defaults
+            o.waitForReady = false
+            return o
+        }()
         let outcome = try runBlocking(timeoutSeconds: remaining) { loop in
             let transport = try HTTP2ClientTransport.Posix(
                 target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext, eventLoopGroup: loop)
             return try await withGRPCClient(transport: transport) { client in
-                try await client.unary(request: ClientRequest(message: request), descriptor: descriptor,
-                                       serializer: serializer, deserializer: deserializer, options: options) { response in
+                try await client.unary(
+                    request: ClientRequest(message: request), descriptor: descriptor,
+                    serializer: serializer, deserializer: deserializer, options: options
+                ) { response in
                     response.accepted.flatMap { $0.message }
                 }
             }
@@ -99,7 +111,9 @@ public enum CRIClient {
         case .failed(let error as RPCError) where error.code == .unavailable && error.cause != nil:
             // grpc's own error for a connection that failed or broke (the runtime's own statuses
             // come without a cause): not the runtime's answer.
-            throw CRIClientError(description: "the container runtime at \(socketPath) could not be asked: \(error.message) (\(error.cause.map { "\($0)" } ?? ""))")
+            throw CRIClientError(
+                description:
+                    "the container runtime at \(socketPath) could not be asked: \(error.message) (\(error.cause.map { "\($0)" } ?? ""))")
         case .failed(let error as RPCError):
             return .failure(error)
         case .failed(let error):
@@ -126,8 +140,10 @@ public enum CRIClient {
     /// The task runs with an executor preference for that event loop, so none of its jobs, nor
     /// those of the child tasks grpc starts, reach Swift's global executor (on Linux, Dispatch's
     /// worker pool, which leaves its manager thread behind for the life of the process once used).
-    static func runBlocking<T: Sendable>(timeoutSeconds: Double,
-                                         _ body: @escaping @Sendable (any EventLoop) async throws -> T) throws -> Outcome<T> {
+    static func runBlocking<T: Sendable>(
+        timeoutSeconds: Double,
+        _ body: @escaping @Sendable (any EventLoop) async throws -> T
+    ) throws -> Outcome<T> {
         let thread = try LoopThread()
         defer { thread.stop() }
         let loop = thread.loop
@@ -234,16 +250,18 @@ final class LoopThread: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&condition, nil)
         let context = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(&handle, nil, { context in
-            let this = Unmanaged<LoopThread>.fromOpaque(context!).takeRetainedValue()
-            MultiThreadedEventLoopGroup.withCurrentThreadAsEventLoop { loop in
-                pthread_mutex_lock(&this.mutex)
-                this._loop = loop
-                pthread_cond_signal(&this.condition)
-                pthread_mutex_unlock(&this.mutex)
-            }
-            return nil
-        }, context)
+        let status = pthread_create(
+            &handle, nil,
+            { context in
+                let this = Unmanaged<LoopThread>.fromOpaque(context!).takeRetainedValue()
+                MultiThreadedEventLoopGroup.withCurrentThreadAsEventLoop { loop in
+                    pthread_mutex_lock(&this.mutex)
+                    this._loop = loop
+                    pthread_cond_signal(&this.condition)
+                    pthread_mutex_unlock(&this.mutex)
+                }
+                return nil
+            }, context)
         guard status == 0 else {
             Unmanaged<LoopThread>.fromOpaque(context).release()
             throw CRIClientError(description: "cannot start a thread for the CRI call: \(String(cString: strerror(status)))")

@@ -62,7 +62,9 @@ struct ProtoReader {
         guard field > 0 else { throw ProtoDecodingError(description: "field number 0 at byte \(offset)") }
         switch tag & 7 {
         case 0: return (field, .varint(try readVarint()))
-        case 1: try skip(8); return (field, .fixed)
+        case 1:
+            try skip(8)
+            return (field, .fixed)
         case 2:
             let length = try readVarint()
             guard length <= UInt64(bytes.count - offset) else {
@@ -71,7 +73,9 @@ struct ProtoReader {
             let start = offset
             offset += Int(length)
             return (field, .bytes(bytes[start..<offset]))
-        case 5: try skip(4); return (field, .fixed)
+        case 5:
+            try skip(4)
+            return (field, .fixed)
         // 3 and 4 are proto2 groups, which no CRI message has; 6 and 7 are not defined.
         case let wire: throw ProtoDecodingError(description: "field \(field): unsupported wire type \(wire)")
         }

@@ -1,6 +1,6 @@
 import Foundation
-import HostSystem
 import HTTPWire
+import HostSystem
 import Probes
 import ResolvedConfig
 import TrustStore
@@ -14,7 +14,12 @@ enum FuzzParsers {
     static let targets: [String: @Sendable ([UInt8]) -> Void] = [
         // PEM or DER, one or many certificates, as --ca and the trust store give them.
         "certificate": { bytes in
-            if let certs = try? CertificateParser.parse(bytes, source: "fuzz") { for c in certs { _ = c.subjectHash; _ = c.subject } }
+            if let certs = try? CertificateParser.parse(bytes, source: "fuzz") {
+                for c in certs {
+                    _ = c.subjectHash
+                    _ = c.subject
+                }
+            }
         },
         // A DNS response as a server (or anyone who can send UDP to the probe's port) sends it.
         "dns": { bytes in _ = try? DNSMessage.parse(bytes) },
@@ -30,7 +35,9 @@ enum FuzzParsers {
         // A request head as any client of the health endpoint sends it: a request found never
         // claims more bytes than the input has.
         "http-request": { bytes in
-            if case .request(let r) = HTTPRequestParser.parse(bytes[...]) { precondition(r.length > 0 && r.length <= bytes.count, "bad length") }
+            if case .request(let r) = HTTPRequestParser.parse(bytes[...]) {
+                precondition(r.length > 0 && r.length <= bytes.count, "bad length")
+            }
         },
         "os-release": { bytes in _ = OSRelease(parsing: String(decoding: bytes, as: UTF8.self)) },
         "kubelet-config": { bytes in
@@ -57,7 +64,8 @@ enum FuzzParsers {
 
     static func run(_ target: String, _ bytes: [UInt8]) {
         guard let parse = targets[target] else {
-            FileHandle.standardError.write(Data("unknown fuzz target '\(target)'; one of: \(targets.keys.sorted().joined(separator: ", "))\n".utf8))
+            FileHandle.standardError.write(
+                Data("unknown fuzz target '\(target)'; one of: \(targets.keys.sorted().joined(separator: ", "))\n".utf8))
             exit(2)
         }
         parse(bytes)
@@ -65,41 +73,43 @@ enum FuzzParsers {
 }
 
 #if FUZZING
-nonisolated(unsafe) let fuzzTarget = ProcessInfo.processInfo.environment["NODE_AGENT_FUZZ_TARGET"] ?? ""
+    nonisolated(unsafe) let fuzzTarget = ProcessInfo.processInfo.environment["NODE_AGENT_FUZZ_TARGET"] ?? ""
 
-/// libFuzzer's driver, for programs that have their own main (SwiftPM names the executable's
-/// entry point FuzzParsers_main and links `main` to it, so libFuzzer's own main is not used).
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+    /// libFuzzer's driver, for programs that have their own main (SwiftPM names the executable's
+    /// entry point FuzzParsers_main and links `main` to it, so libFuzzer's own main is not used).
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<Int32>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+    ) -> Int32
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    FuzzParsers.run(fuzzTarget, data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
-    return 0
-}
-
-@_cdecl("FuzzParsers_main")
-func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { fuzzOneInput($0, $1) }
-}
-#else
-@main
-struct Replay {
-    /// fuzz-parsers TARGET FILE... : each file through the target's parser.
-    static func main() {
-        let args = CommandLine.arguments.dropFirst()
-        guard let target = args.first else {
-            print("usage: fuzz-parsers TARGET FILE...  (targets: \(FuzzParsers.targets.keys.sorted().joined(separator: ", ")))")
-            exit(2)
-        }
-        for path in args.dropFirst() {
-            FuzzParsers.run(target, Array(FileManager.default.contents(atPath: path) ?? Data()))
-        }
-        print("replayed \(args.count - 1) inputs through \(target): no crash")
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+        FuzzParsers.run(fuzzTarget, data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+        return 0
     }
-}
+
+    @_cdecl("FuzzParsers_main")
+    func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+        var argc = argc
+        var argv = argv
+        return LLVMFuzzerRunDriver(&argc, &argv) { fuzzOneInput($0, $1) }
+    }
+#else
+    @main
+    struct Replay {
+        /// fuzz-parsers TARGET FILE... : each file through the target's parser.
+        static func main() {
+            let args = CommandLine.arguments.dropFirst()
+            guard let target = args.first else {
+                print("usage: fuzz-parsers TARGET FILE...  (targets: \(FuzzParsers.targets.keys.sorted().joined(separator: ", ")))")
+                exit(2)
+            }
+            for path in args.dropFirst() {
+                FuzzParsers.run(target, Array(FileManager.default.contents(atPath: path) ?? Data()))
+            }
+            print("replayed \(args.count - 1) inputs through \(target): no crash")
+        }
+    }
 #endif

@@ -43,7 +43,8 @@ public struct HTTPHead: Sendable {
                 return .malformed("obsolete line folding in a header")
             }
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon != line.startIndex,
-                  line[line.startIndex..<colon].allSatisfy(isTokenByte) else {
+                line[line.startIndex..<colon].allSatisfy(isTokenByte)
+            else {
                 return .malformed("malformed header line")
             }
             let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingBlanks()
@@ -75,7 +76,8 @@ public struct HTTPHead: Sendable {
     /// RFC 9110 token characters (methods, field names).
     static func isTokenByte(_ b: UInt8) -> Bool {
         switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
         default: return "!#$%&'*+-.^_`|~".utf8.contains(b)
         }
     }

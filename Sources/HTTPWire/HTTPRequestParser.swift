@@ -36,8 +36,9 @@ public enum HTTPRequestParser {
         }
         let parts = head.startLine.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(HTTPHead.isTokenByte),
-              let target = String(validating: parts[1], as: UTF8.self), target.hasPrefix("/") || target == "*",
-              !target.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
+            let target = String(validating: parts[1], as: UTF8.self), target.hasPrefix("/") || target == "*",
+            !target.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F })
+        else {
             return .invalid(status: 400, reason: "malformed request line")
         }
         let version = String(decoding: parts[2], as: UTF8.self)

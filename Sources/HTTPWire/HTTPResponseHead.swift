@@ -21,7 +21,9 @@ public struct HTTPResponseHead: Sendable {
         case .incomplete: return .incomplete
         case .tooLarge: return .invalid("the response headers exceed \(maximumBytes) bytes")
         case .malformed(let reason):
-            return .invalid(bytes.starts(with: "HTTP/1.".utf8) ? "the server's response head is malformed: \(reason)" : "the server did not answer HTTP")
+            return .invalid(
+                bytes.starts(with: "HTTP/1.".utf8) ? "the server's response head is malformed: \(reason)" : "the server did not answer HTTP"
+            )
         case .head(let h): head = h
         }
         let statusLine = String(decoding: head.startLine, as: UTF8.self).split(separator: " ")

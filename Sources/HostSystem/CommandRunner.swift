@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Vocabulary
-import Glibc
-#endif
 import FoundationEssentials
+
+#if canImport(Glibc)
+    import Vocabulary
+    import Glibc
+#endif
 
 /// The outcome of running a program.
 public struct CommandResult: Sendable {
@@ -70,9 +71,12 @@ public struct ProcessRunner: CommandRunner {
     /// /proc), then end of file; without it, standard input is /dev/null.
     public func run(_ executable: String, _ arguments: [String], input: [UInt8]?) throws -> CommandResult {
         if let input, input.count > Self.inputLimit {
-            throw AgentError(.invalidInput, "the input for \(executable) is \(input.count) bytes, over the \(Self.inputLimit) a pipe takes at once")
+            throw AgentError(
+                .invalidInput, "the input for \(executable) is \(input.count) bytes, over the \(Self.inputLimit) a pipe takes at once")
         }
-        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [-1, -1]
+        var outPipe: [Int32] = [0, 0]
+        var errPipe: [Int32] = [0, 0]
+        var inPipe: [Int32] = [-1, -1]
         // Close-on-exec, so that only the dup2'd copies reach the child.
         guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, input == nil || pipe(&inPipe) == 0 else {
             throw AgentError(.commandFailed, "cannot create pipes to run \(executable)")
@@ -101,7 +105,8 @@ public struct ProcessRunner: CommandRunner {
         // A tool starts with every signal at its default and none blocked, whatever the agent
         // holds (`run` blocks SIGTERM and SIGINT to take them between reconciles; an ignored or
         // blocked signal would otherwise pass through exec to the tool).
-        var everySignal = sigset_t(), noSignal = sigset_t()
+        var everySignal = sigset_t()
+        var noSignal = sigset_t()
         sigfillset(&everySignal)
         sigemptyset(&noSignal)
         posix_spawnattr_setsigdefault(&attributes, &everySignal)
@@ -114,7 +119,8 @@ public struct ProcessRunner: CommandRunner {
         close(errPipe[1])
         if inPipe[0] >= 0 { close(inPipe[0]) }
         guard r == 0 else {
-            close(outPipe[0]); close(errPipe[0])
+            close(outPipe[0])
+            close(errPipe[0])
             if inPipe[1] >= 0 { close(inPipe[1]) }
             throw AgentError(.commandFailed, "cannot run \(executable)", errno: r)
         }
@@ -123,7 +129,8 @@ public struct ProcessRunner: CommandRunner {
             // reading it makes write fail with EPIPE, and the rest is dropped. The SIGPIPE that
             // comes with it is sent to this thread: blocked here and taken before unblocking, so
             // that it ends no caller that does not ignore it (a test process found this).
-            var pipeSignal = sigset_t(), previous = sigset_t()
+            var pipeSignal = sigset_t()
+            var previous = sigset_t()
             sigemptyset(&pipeSignal)
             sigaddset(&pipeSignal, SIGPIPE)
             pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
@@ -141,7 +148,8 @@ public struct ProcessRunner: CommandRunner {
         }
         let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
         let (out, err, finished) = Self.drain(outPipe[0], errPipe[0], until: deadline)
-        close(outPipe[0]); close(errPipe[0])
+        close(outPipe[0])
+        close(errPipe[0])
         var status: Int32 = 0
         // At the deadline the program may have exited while something it left behind still holds
         // its output open: that is its result, and what it left is not ours to kill.
@@ -150,13 +158,16 @@ public struct ProcessRunner: CommandRunner {
         if !reapedAtDeadline { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         guard finished || reapedAtDeadline else {
             let name = executable.split(separator: "/").last.map(String.init) ?? executable
-            throw AgentError(.commandFailed, "\(name) did not finish within \(Int(timeoutSeconds)) s and was stopped, with what it started"
-                             + (err.isEmpty ? "" : " (it said: \(String(decoding: err.suffix(200), as: UTF8.self).escapedForMessage))"),
-                             hint: "find what hangs on the node (for update-ca-certificates: a hook in /etc/ca-certificates/update.d, a stuck mount)")
+            throw AgentError(
+                .commandFailed,
+                "\(name) did not finish within \(Int(timeoutSeconds)) s and was stopped, with what it started"
+                    + (err.isEmpty ? "" : " (it said: \(String(decoding: err.suffix(200), as: UTF8.self).escapedForMessage))"),
+                hint: "find what hangs on the node (for update-ca-certificates: a hook in /etc/ca-certificates/update.d, a stuck mount)")
         }
         let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return CommandResult(status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
-                             stderr: String(decoding: err, as: UTF8.self))
+        return CommandResult(
+            status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
+            stderr: String(decoding: err, as: UTF8.self))
     }
 
     /// Reads both pipes until both reach end of file, whichever speaks first, or until `deadline`
@@ -168,8 +179,10 @@ public struct ProcessRunner: CommandRunner {
         while open[0] || open[1] {
             let now = monotonicNanoseconds()
             guard now < deadline else { return (outputs[0], outputs[1], false) }
-            var fds = [pollfd(fd: open[0] ? a : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: open[1] ? b : -1, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: open[0] ? a : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: open[1] ? b : -1, events: Int16(POLLIN), revents: 0),
+            ]
             if poll(&fds, 2, pollMilliseconds(until: deadline, now: now)) < 0 {
                 if errno == EINTR { continue }
                 break

@@ -1,5 +1,5 @@
-import Vocabulary
 import Glibc
+import Vocabulary
 
 /// One planned change of one host file. Plans are computed purely from what is on the host and
 /// what is wanted; an empty plan means "already done".
@@ -21,17 +21,22 @@ public struct FileChange: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The change that makes `path` hold `contents`, or nil when it already does.
-    public static func ensure(_ path: HostPath, holds contents: [UInt8], mode: UInt32 = 0o644,
-                              reason: String, files: HostFiles) throws -> FileChange? {
+    public static func ensure(
+        _ path: HostPath, holds contents: [UInt8], mode: UInt32 = 0o644,
+        reason: String, files: HostFiles
+    ) throws -> FileChange? {
         ensure(path, holds: contents, mode: mode, current: try files.read(path), reason: reason)
     }
 
     /// The same from what the file holds now (`current`, nil when absent), read beforehand: no I/O.
-    public static func ensure(_ path: HostPath, holds contents: [UInt8], mode: UInt32 = 0o644,
-                              current: [UInt8]?, reason: String) -> FileChange? {
+    public static func ensure(
+        _ path: HostPath, holds contents: [UInt8], mode: UInt32 = 0o644,
+        current: [UInt8]?, reason: String
+    ) -> FileChange? {
         if current == contents { return nil }
-        return FileChange(kind: current == nil ? .create : .replace, path: path, contents: contents,
-                          mode: mode, reason: reason)
+        return FileChange(
+            kind: current == nil ? .create : .replace, path: path, contents: contents,
+            mode: mode, reason: reason)
     }
 
     public func apply(to files: HostFiles) throws {

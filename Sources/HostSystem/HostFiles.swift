@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Vocabulary
-import Glibc
-#endif
 import FoundationEssentials
+
+#if canImport(Glibc)
+    import Vocabulary
+    import Glibc
+#endif
 
 /// Reads and writes files of the host through its `HostRoot`. Writes are atomic: a crash at
 /// any moment leaves either the old file or the new one, never a half-written one.
@@ -52,8 +53,9 @@ public struct HostFiles: Sendable {
         // A file masked the systemd way (a link to /dev/null) reads as empty.
         case S_IFCHR where st.st_rdev == 0x103: return []  // makedev(1, 3), /dev/null
         default:
-            throw AgentError(.io, "\(path) is not a regular file (a folder, FIFO, socket or device)",
-                             hint: "the agent reads only regular files there; replace it with one")
+            throw AgentError(
+                .io, "\(path) is not a regular file (a folder, FIFO, socket or device)",
+                hint: "the agent reads only regular files there; replace it with one")
         }
         return try Self.readToEnd(fd, limit: limit, naming: path.description, code: .io)
     }
@@ -137,7 +139,8 @@ public struct HostFiles: Sendable {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
         for name in names where name.hasPrefix(".") {
             guard let tag = name.lastRange(of: "." + temporaryTag),
-                  let pid = Int32(name[tag.upperBound...]), pid != getpid() else { continue }
+                let pid = Int32(name[tag.upperBound...]), pid != getpid()
+            else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH { unlink(dir + "/" + name) }
         }
     }
@@ -152,8 +155,9 @@ public struct HostFiles: Sendable {
         let temp = dir + "/" + Self.temporaryName(for: path.lastComponent)
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else {
-            throw AgentError(.io, "cannot write \(path)", errno: errno,
-                             hint: Self.hint(errno: errno))
+            throw AgentError(
+                .io, "cannot write \(path)", errno: errno,
+                hint: Self.hint(errno: errno))
         }
         var ok = false
         defer {
@@ -166,14 +170,16 @@ public struct HostFiles: Sendable {
                 let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw AgentError(.io, "cannot write \(path)", errno: errno,
-                                     hint: Self.hint(errno: errno))
+                    throw AgentError(
+                        .io, "cannot write \(path)", errno: errno,
+                        hint: Self.hint(errno: errno))
                 }
                 offset += n
             }
             guard fchmod(fd, mode) == 0, fsync(fd) == 0 else {
-                throw AgentError(.io, "cannot sync \(path)", errno: errno,
-                                 hint: Self.hint(errno: errno))
+                throw AgentError(
+                    .io, "cannot sync \(path)", errno: errno,
+                    hint: Self.hint(errno: errno))
             }
         }
         guard rename(temp, real) == 0 else {
@@ -213,7 +219,10 @@ public struct HostFiles: Sendable {
 
     private func syncDirectory(_ dir: String) {
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { fsync(fd); close(fd) }
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
     }
 
     /// What to do about a failed write, by its errno: a read-only or a full file system.

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Vocabulary
-import Glibc
-#endif
 import FoundationEssentials
+
+#if canImport(Glibc)
+    import Vocabulary
+    import Glibc
+#endif
 
 /// One process of the host, as its /proc shows it.
 public struct HostProcess: Sendable, Equatable {
@@ -39,14 +40,17 @@ public struct HostProcesses: Sendable {
         var found: [HostProcess] = []
         for pid in ((try? files.list(proc)) ?? []).compactMap(Int.init).sorted() {
             guard let dir = try? proc.appending(String(pid)),
-                  let comm = (try? files.readString(try dir.appending("comm"), limit: 4096))??.trimmingWhitespace(),
-                  names.contains(comm),
-                  let stat = (try? files.readString(try dir.appending("stat"), limit: 4096)) ?? nil,
-                  let close = stat.lastIndex(of: ")") else { continue }
+                let comm = (try? files.readString(try dir.appending("comm"), limit: 4096))??.trimmingWhitespace(),
+                names.contains(comm),
+                let stat = (try? files.readString(try dir.appending("stat"), limit: 4096)) ?? nil,
+                let close = stat.lastIndex(of: ")")
+            else { continue }
             // Fields after the command name: state (field 3 of the line), starttime (22).
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             guard let state = fields.first, state != "Z", state != "X" else { continue }
-            let started = fields.count > 19 ? Double(fields[19]).flatMap { start in bootTime.map { Date(timeIntervalSince1970: $0 + start / ticks) } } : nil
+            let started =
+                fields.count > 19
+                ? Double(fields[19]).flatMap { start in bootTime.map { Date(timeIntervalSince1970: $0 + start / ticks) } } : nil
             found.append(HostProcess(pid: pid, name: comm, started: started))
         }
         return found
@@ -61,7 +65,9 @@ public struct HostProcesses: Sendable {
     /// Its executable, as the process's own mount view names it (`/proc/PID/exe`); nil without
     /// ptrace access or when it is gone. A replaced binary's " (deleted)" is dropped.
     public func executable(_ pid: Int) -> String? {
-        guard let target = (try? files.root.resolve(try proc.appending(String(pid)))).flatMap({ readSymlink($0 + "/exe") }) else { return nil }
+        guard let target = (try? files.root.resolve(try proc.appending(String(pid)))).flatMap({ readSymlink($0 + "/exe") }) else {
+            return nil
+        }
         return target.hasSuffix(" (deleted)") ? String(target.dropLast(10)) : target
     }
 
@@ -74,7 +80,8 @@ public struct HostProcesses: Sendable {
     /// Whether it holds the socket with this inode open (its /proc/PID/fd links, `socket:[N]`).
     public func holdsSocket(_ pid: Int, inode: String) -> Bool {
         guard let fd = try? files.root.resolve(try proc.appending(String(pid)).appending("fd")),
-              let entries = try? FileManager.default.contentsOfDirectory(atPath: fd) else { return false }
+            let entries = try? FileManager.default.contentsOfDirectory(atPath: fd)
+        else { return false }
         return entries.contains { readSymlink(fd + "/" + $0) == "socket:[\(inode)]" }
     }
 

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Vocabulary
-import Glibc
-#endif
 import FoundationEssentials
+
+#if canImport(Glibc)
+    import Vocabulary
+    import Glibc
+#endif
 
 /// A path as the host sees it, e.g. `/etc/ssl/certs`. Always absolute, never with `..`.
 public struct HostPath: Hashable, Sendable, CustomStringConvertible, Comparable {
@@ -64,8 +65,9 @@ public struct HostRoot: Sendable {
         while dir.count > 1 && dir.hasSuffix("/") { dir.removeLast() }
         var st = stat()
         guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw AgentError(.invalidInput, "host root '\(directory)' is not a directory",
-                             hint: "pass --host-root with the folder where the node's / is mounted")
+            throw AgentError(
+                .invalidInput, "host root '\(directory)' is not a directory",
+                hint: "pass --host-root with the folder where the node's / is mounted")
         }
         self.directory = dir
     }
@@ -82,9 +84,10 @@ public struct HostRoot: Sendable {
             if part == "." || part.isEmpty { continue }
             if part == ".." {
                 guard !resolved.isEmpty else {
-                    throw AgentError(.pathEscapesRoot,
-                                     "'\(path)' leads out of the host root \(directory) through a symlink",
-                                     hint: "remove or fix the symlink; the agent only writes inside the host root")
+                    throw AgentError(
+                        .pathEscapesRoot,
+                        "'\(path)' leads out of the host root \(directory) through a symlink",
+                        hint: "remove or fix the symlink; the agent only writes inside the host root")
                 }
                 resolved.removeLast()
                 continue

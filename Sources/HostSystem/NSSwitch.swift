@@ -31,7 +31,8 @@ public struct NSSwitchHosts: Equatable, Sendable {
         for rawLine in text.split(separator: "\n") {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             guard let colon = line.firstIndex(of: ":"),
-                  line[..<colon].trimmingBlanks() == "hosts" else { continue }
+                line[..<colon].trimmingBlanks() == "hosts"
+            else { continue }
             found = Self.sources(String(line[line.index(after: colon)...]))
         }
         guard let found else { return nil }
@@ -57,7 +58,8 @@ public struct NSSwitchHosts: Equatable, Sendable {
                     if negated { s = s.dropFirst() }
                     let parts = s.split(separator: "=", maxSplits: 1)
                     guard parts.count == 2 else { continue }
-                    out[out.count - 1].criteria.append(Criterion(negated: negated, status: parts[0].lowercased(), action: parts[1].lowercased()))
+                    out[out.count - 1].criteria.append(
+                        Criterion(negated: negated, status: parts[0].lowercased(), action: parts[1].lowercased()))
                 }
             } else {
                 let word = rest.prefix(while: { $0 != " " && $0 != "\t" && $0 != "[" })
@@ -71,7 +73,11 @@ public struct NSSwitchHosts: Equatable, Sendable {
     /// The line as it would be written back (`files dns [NOTFOUND=return]`).
     public var description: String {
         sources.map { s in
-            s.name + (s.criteria.isEmpty ? "" : " [" + s.criteria.map { ($0.negated ? "!" : "") + $0.status.uppercased() + "=" + $0.action }.joined(separator: " ") + "]")
+            s.name
+                + (s.criteria.isEmpty
+                    ? ""
+                    : " [" + s.criteria.map { ($0.negated ? "!" : "") + $0.status.uppercased() + "=" + $0.action }.joined(separator: " ")
+                        + "]")
         }.joined(separator: " ")
     }
 }

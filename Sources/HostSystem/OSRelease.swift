@@ -1,6 +1,6 @@
-import Vocabulary
 import FoundationEssentials
 import Glibc
+import Vocabulary
 
 /// The fields of an `os-release` file (freedesktop.org format: KEY=value, optionally quoted).
 public struct OSRelease: Sendable, Equatable {
@@ -13,7 +13,7 @@ public struct OSRelease: Sendable, Equatable {
             guard !line.isEmpty, !line.hasPrefix("#"), let eq = line.firstIndex(of: "=") else { continue }
             let key = String(line[..<eq])
             var value = String(line[line.index(after: eq)...])
-            if value.count >= 2, let first = value.first, (first == "\"" || first == "'"), value.last == first {
+            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
                 value = String(value.dropFirst().dropLast())
                 value = value.replacing("\\\"", with: "\"")
                     .replacing("\\\\", with: "\\")

@@ -22,14 +22,18 @@ public struct KubeAPI: Sendable {
         }
         guard let base else { return nil }
         guard base.hasPrefix("https://"), let authority = base.dropFirst(8).split(separator: "/").first,
-              let registry = try? RegistryAddress(String(authority)), case .ip(let ip) = registry.host else {
+            let registry = try? RegistryAddress(String(authority)), case .ip(let ip) = registry.host
+        else {
             throw AgentError(.invalidInput, "the Kubernetes API '\(base.escapedForMessage)' must be https://IP:PORT")
         }
-        return KubeAPI(base: "https://\(registry.hostAndPort)", address: ip, tokenFile: tokenFile ?? serviceAccount + "/token",
-                       caFile: caFile ?? serviceAccount + "/ca.crt")
+        return KubeAPI(
+            base: "https://\(registry.hostAndPort)", address: ip, tokenFile: tokenFile ?? serviceAccount + "/token",
+            caFile: caFile ?? serviceAccount + "/ca.crt")
     }
 
-    public func request(_ method: String, _ path: String, contentType: String? = nil, body: JSONValue? = nil) throws -> (status: Int, json: JSONValue?) {
+    public func request(_ method: String, _ path: String, contentType: String? = nil, body: JSONValue? = nil) throws -> (
+        status: Int, json: JSONValue?
+    ) {
         guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingWhitespace(), !token.isEmpty else {
             throw AgentError(.io, "cannot read the service account token \(tokenFile)")
         }

@@ -43,14 +43,17 @@ public final class NodeReporter: @unchecked Sendable {
         }
         if changed || now.timeIntervalSince(lastSent) >= heartbeat {
             let condition: JSONValue = [
-                "type": .string(conditionType), "status": .string(status), "reason": .string(reason), "message": .string(String(message.prefix(1024))),
+                "type": .string(conditionType), "status": .string(status), "reason": .string(reason),
+                "message": .string(String(message.prefix(1024))),
                 "lastHeartbeatTime": .string(now.iso8601), "lastTransitionTime": .string(lastTransition),
             ]
-            let r = try api.request("PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
-                                    body: ["status": ["conditions": [condition]]])
+            let r = try api.request(
+                "PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
+                body: ["status": ["conditions": [condition]]])
             guard (200..<300).contains(r.status) else {
-                throw AgentError(.io, "the API answered \(r.status) to the \(conditionType) condition of node \(node)\(KubeAPI.refusal(r))",
-                                 hint: api.hint(r.status, needs: "patch on nodes/status"))
+                throw AgentError(
+                    .io, "the API answered \(r.status) to the \(conditionType) condition of node \(node)\(KubeAPI.refusal(r))",
+                    hint: api.hint(r.status, needs: "patch on nodes/status"))
             }
             last = (status, reason, message)
             lastSent = now
@@ -66,17 +69,22 @@ public final class NodeReporter: @unchecked Sendable {
     public func removeTaint(_ key: String) throws -> [String] {
         let r = try api.request("GET", "/api/v1/nodes/\(node)", contentType: nil, body: nil)
         guard r.status == 200, let object = r.json, let version = object["metadata"]?["resourceVersion"]?.string else {
-            throw AgentError(.io, "cannot read node \(node) from the API: \(r.status)\(KubeAPI.refusal(r))",
-                             hint: api.hint(r.status, needs: "get on nodes"))
+            throw AgentError(
+                .io, "cannot read node \(node) from the API: \(r.status)\(KubeAPI.refusal(r))",
+                hint: api.hint(r.status, needs: "get on nodes"))
         }
         let taints = object["spec"]?["taints"]?.array ?? []
         let remaining = taints.filter { $0["key"]?.string != key }
-        guard remaining.count != taints.count else { taintRemoved = true; return [] }
+        guard remaining.count != taints.count else {
+            taintRemoved = true
+            return []
+        }
         let patch: JSONValue = ["metadata": ["resourceVersion": .string(version)], "spec": ["taints": .array(remaining)]]
         let p = try api.request("PATCH", "/api/v1/nodes/\(node)", contentType: "application/merge-patch+json", body: patch)
         guard (200..<300).contains(p.status) else {
-            throw AgentError(.io, "the API answered \(p.status) to removing taint \(key) from node \(node)\(KubeAPI.refusal(p))",
-                             hint: api.hint(p.status, needs: "patch on nodes"))
+            throw AgentError(
+                .io, "the API answered \(p.status) to removing taint \(key) from node \(node)\(KubeAPI.refusal(p))",
+                hint: api.hint(p.status, needs: "patch on nodes"))
         }
         taintRemoved = true
         return ["removed startup taint \(key) from node \(node)"]
@@ -84,11 +92,13 @@ public final class NodeReporter: @unchecked Sendable {
 
     /// Deletes the condition (uninstall): the node goes back to not having it at all.
     public func clear() throws {
-        let r = try api.request("PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
-                                body: ["status": ["conditions": [["type": .string(conditionType), "$patch": "delete"]]]])
+        let r = try api.request(
+            "PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
+            body: ["status": ["conditions": [["type": .string(conditionType), "$patch": "delete"]]]])
         guard (200..<300).contains(r.status) else {
-            throw AgentError(.io, "the API answered \(r.status) to clearing \(conditionType) of node \(node)\(KubeAPI.refusal(r))",
-                             hint: api.hint(r.status, needs: "patch on nodes/status"))
+            throw AgentError(
+                .io, "the API answered \(r.status) to clearing \(conditionType) of node \(node)\(KubeAPI.refusal(r))",
+                hint: api.hint(r.status, needs: "patch on nodes/status"))
         }
     }
 

@@ -20,8 +20,9 @@ struct NodeAgent: ParsableCommand {
         // signal at its default (ProcessRunner).
         signal(SIGPIPE, SIG_IGN)
         do {
-            let arguments = try EnvironmentOptions.arguments(CommandLine.arguments.dropFirst().map { $0 },
-                                                             environment: ProcessInfo.processInfo.environment)
+            let arguments = try EnvironmentOptions.arguments(
+                CommandLine.arguments.dropFirst().map { $0 },
+                environment: ProcessInfo.processInfo.environment)
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch let error as AgentError {

@@ -35,7 +35,8 @@ func readStandardInput(limit: Int) -> [UInt8] {
     return bytes
 }
 
-let usage = "usage: node-agent-cri pull --socket PATH --image REF --timeout SECONDS (credentials as JSON on standard input) | version --socket PATH --timeout SECONDS"
+let usage =
+    "usage: node-agent-cri pull --socket PATH --image REF --timeout SECONDS (credentials as JSON on standard input) | version --socket PATH --timeout SECONDS"
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let verb = arguments.first, verb == "pull" || verb == "version" else { fail(2, usage) }
 var options: [String: String] = [:]
@@ -57,7 +58,8 @@ do {
     } else {
         guard let image = options["--image"] else { fail(2, usage) }
         let input = readStandardInput(limit: 65536)
-        var username: String?, password: String?
+        var username: String?
+        var password: String?
         if !input.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             guard let credentials = try? JSONValue.parse(input), credentials.object != nil else {
                 fail(2, "standard input is not a JSON object with \"username\" and \"password\"")
@@ -66,7 +68,10 @@ do {
             password = credentials["password"]?.string
         }
         let r = try CRIClient.pullImage(socketPath: socket, image: image, username: username, password: password, timeoutSeconds: timeout)
-        emit(["ok": .bool(r.ok), "image_ref": r.imageRef.map { .string($0) } ?? .null, "code": .int(Int64(r.code)), "message": .string(r.message)])
+        emit([
+            "ok": .bool(r.ok), "image_ref": r.imageRef.map { .string($0) } ?? .null, "code": .int(Int64(r.code)),
+            "message": .string(r.message),
+        ])
     }
 } catch {
     fail(1, "\(error)")

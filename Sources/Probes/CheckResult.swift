@@ -22,8 +22,10 @@ public struct CheckResult: Codable, Sendable, Equatable {
         public var seconds: Double
     }
 
-    public init(name: String, outcome: Outcome, reason: String, durationSeconds: Double = 0,
-                phases: [Phase] = [], details: [String: String] = [:]) {
+    public init(
+        name: String, outcome: Outcome, reason: String, durationSeconds: Double = 0,
+        phases: [Phase] = [], details: [String: String] = [:]
+    ) {
         self.name = name
         self.outcome = outcome
         self.reason = reason
@@ -33,7 +35,9 @@ public struct CheckResult: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, outcome, reason, durationSeconds = "duration_seconds", phases, details
+        case name, outcome, reason
+        case durationSeconds = "duration_seconds"
+        case phases, details
     }
 }
 

@@ -30,11 +30,14 @@ public struct ContainerRuntime: Sendable {
     /// neither is found. Where several containerd processes run (another node's, seen through a
     /// shared /proc), the one listening on `socket` in this network namespace is the node's.
     /// `running`: the host's runtime processes, from one pass over /proc (`HostProcesses.named`).
-    public static func discover(processes: HostProcesses, running: [HostProcess], socket: String = "/run/containerd/containerd.sock") -> ContainerRuntime? {
+    public static func discover(processes: HostProcesses, running: [HostProcess], socket: String = "/run/containerd/containerd.sock")
+        -> ContainerRuntime?
+    {
         let files = processes.files
         var candidates = running.filter { $0.name == "containerd" }.map(\.pid)
         if candidates.count > 1, let inode = processes.listeningUnixSocketInode(path: socket),
-           let owner = candidates.first(where: { processes.holdsSocket($0, inode: inode) }) {
+            let owner = candidates.first(where: { processes.holdsSocket($0, inode: inode) })
+        {
             candidates = [owner] + candidates.filter { $0 != owner }
         }
         if let pid = candidates.first {
@@ -49,8 +52,9 @@ public struct ContainerRuntime: Sendable {
             // when it was started by an absolute path, as systemd units and k3s start it.
             let exe = (processes.executable(pid) ?? processes.commandLine(pid).first.flatMap { $0.hasPrefix("/") ? $0 : nil })
                 .flatMap { try? HostPath($0) }
-            return ContainerRuntime(pid: pid, environment: parseEnviron(environ ?? []), binary: exe,
-                                    build: exe.flatMap { buildInfo(files, $0) }, environmentUnreadable: unreadable)
+            return ContainerRuntime(
+                pid: pid, environment: parseEnviron(environ ?? []), binary: exe,
+                build: exe.flatMap { buildInfo(files, $0) }, environmentUnreadable: unreadable)
         }
         for candidate in ["/usr/bin/containerd", "/usr/local/bin/containerd"] {
             let path = try! HostPath(candidate)
@@ -80,7 +84,10 @@ public struct ContainerRuntime: Sendable {
     public var summary: String {
         var parts: [String] = []
         if let pid { parts.append("pid \(pid)") } else { parts.append("not running") }
-        if let build { parts.append(build.goVersion); parts.append(build.canUseCgo ? "cgo" : "pure Go") }
+        if let build {
+            parts.append(build.goVersion)
+            parts.append(build.canUseCgo ? "cgo" : "pure Go")
+        }
         return "containerd (" + parts.joined(separator: ", ") + ")"
     }
 }
@@ -102,8 +109,10 @@ public enum GoHostLookup: Equatable, Sendable {
         public var mdnsAllowExists: Bool
         public var hostname: String?
 
-        public init(build: GoBuildInfo?, environment: [String: String], nsswitch: String?, resolvConf: String?,
-                    mdnsAllowExists: Bool = false, hostname: String? = nil) {
+        public init(
+            build: GoBuildInfo?, environment: [String: String], nsswitch: String?, resolvConf: String?,
+            mdnsAllowExists: Bool = false, hostname: String? = nil
+        ) {
             self.build = build
             self.environment = environment
             self.nsswitch = nsswitch
@@ -132,7 +141,8 @@ public enum GoHostLookup: Equatable, Sendable {
             return .go(order: order, because: because)
         }
         guard canUseCgo else {
-            return pure(build.map { "built \($0.settings["CGO_ENABLED"] == "1" ? "with -tags netgo" : "without cgo")" } ?? "built without cgo")
+            return pure(
+                build.map { "built \($0.settings["CGO_ENABLED"] == "1" ? "with -tags netgo" : "without cgo")" } ?? "built without cgo")
         }
         if let netdns {
             let modes = netdns.split(separator: "+")
@@ -149,7 +159,9 @@ public enum GoHostLookup: Equatable, Sendable {
         }
         let lower = name.lowercased().hasSuffix(".") ? String(name.lowercased().dropLast()) : name.lowercased()
         let isLocal = lower.hasSuffix(".local")
-        if isLocal && minor <= 22 { return .cgo(because: "the name ends in .local (Go \(build?.goVersion ?? "before 1.23") hands those to the C library)") }
+        if isLocal && minor <= 22 {
+            return .cgo(because: "the name ends in .local (Go \(build?.goVersion ?? "before 1.23") hands those to the C library)")
+        }
         guard let text = inputs.nsswitch else { return pure("the node has no /etc/nsswitch.conf") }
         guard let hosts = NSSwitchHosts(parsing: text), !hosts.sources.isEmpty else { return pure("nsswitch.conf has no hosts line") }
         for (i, source) in hosts.sources.enumerated() {
@@ -165,9 +177,13 @@ public enum GoHostLookup: Equatable, Sendable {
                     default: return false
                     }
                 }
-                if !standard { return .cgo(because: "nsswitch.conf's hosts line has criteria Go leaves to the C library (\(hosts.description))") }
+                if !standard {
+                    return .cgo(because: "nsswitch.conf's hosts line has criteria Go leaves to the C library (\(hosts.description))")
+                }
             case "myhostname":
-                if ["localhost", "_gateway", "_outbound"].contains(lower) || lower.hasSuffix(".localhost") || lower == inputs.hostname?.lowercased() {
+                if ["localhost", "_gateway", "_outbound"].contains(lower) || lower.hasSuffix(".localhost")
+                    || lower == inputs.hostname?.lowercased()
+                {
                     return .cgo(because: "myhostname answers this name")
                 }
             case let s where s.hasPrefix("mdns"):

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import HostSystem
 import Vocabulary
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What a DNS server said about a name.
 public enum DNSAnswer: Equatable, Sendable {
@@ -72,13 +73,17 @@ public struct DNSClient: Sendable {
         return a
     }
 
-    enum Exchange { case success(DNSMessage.Response), failure(DNSAnswer) }
+    enum Exchange {
+        case success(DNSMessage.Response)
+        case failure(DNSAnswer)
+    }
 
     private func exchange(_ question: [UInt8], id: UInt16, server: IPAddress, tcp: Bool) -> Exchange {
         let socket: Socket
         do {
-            socket = try Socket.connect(to: server, port: port, type: Int32(tcp ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue),
-                                        timeoutMilliseconds: timeoutMilliseconds)
+            socket = try Socket.connect(
+                to: server, port: port, type: Int32(tcp ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue),
+                timeoutMilliseconds: timeoutMilliseconds)
         } catch let e as SocketError {
             return .failure(Self.answer(for: e))
         } catch {

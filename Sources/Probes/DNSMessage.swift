@@ -4,7 +4,11 @@ import Vocabulary
 /// DNS wire format (RFC 1035), the part a stub resolver needs: one question, answers of type A
 /// and AAAA (CNAMEs are followed by reading every address record of the answer section).
 public enum DNSMessage {
-    public enum RecordType: UInt16, Sendable { case a = 1, cname = 5, aaaa = 28 }
+    public enum RecordType: UInt16, Sendable {
+        case a = 1
+        case cname = 5
+        case aaaa = 28
+    }
 
     public struct Response: Equatable, Sendable {
         public var id: UInt16
@@ -32,11 +36,14 @@ public enum DNSMessage {
         let id = try reader.u16()
         let flags = try reader.u16()
         guard flags & 0x8000 != 0 else { throw ParseError(reason: "not a response") }
-        let qd = try reader.u16(), an = try reader.u16()
-        _ = try reader.u16(); _ = try reader.u16()
+        let qd = try reader.u16()
+        let an = try reader.u16()
+        _ = try reader.u16()
+        _ = try reader.u16()
         for _ in 0..<qd {
             try reader.skipName()
-            _ = try reader.u16(); _ = try reader.u16()
+            _ = try reader.u16()
+            _ = try reader.u16()
         }
         var addresses: [IPAddress] = []
         for _ in 0..<an {
@@ -87,7 +94,10 @@ public enum DNSMessage {
             while true {
                 let length = try u8()
                 if length == 0 { return }
-                if length & 0xc0 == 0xc0 { _ = try u8(); return }
+                if length & 0xc0 == 0xc0 {
+                    _ = try u8()
+                    return
+                }
                 guard length & 0xc0 == 0 else { throw ParseError(reason: "bad label type") }
                 try skip(Int(length))
                 labels += 1

@@ -11,12 +11,25 @@ public enum DNSProbe {
         switch answer {
         case .addresses(let a):
             details["addresses"] = a.map(\.description).joined(separator: ",")
-            return (CheckResult(name: "dns-cluster", outcome: .pass, reason: "the cluster DNS \(server) resolves \(name) to \(answer.summary)",
-                                durationSeconds: watch.elapsed, phases: watch.phases, details: details), a)
+            return (
+                CheckResult(
+                    name: "dns-cluster", outcome: .pass, reason: "the cluster DNS \(server) resolves \(name) to \(answer.summary)",
+                    durationSeconds: watch.elapsed, phases: watch.phases, details: details), a
+            )
         case .nxdomain:
-            return (fail("dns-cluster", "the cluster DNS \(server) answered NXDOMAIN for \(name): no such Service; check the registry's Service name and namespace", watch, details), [])
+            return (
+                fail(
+                    "dns-cluster",
+                    "the cluster DNS \(server) answered NXDOMAIN for \(name): no such Service; check the registry's Service name and namespace",
+                    watch, details), []
+            )
         case .timeout, .unreachable:
-            return (fail("dns-cluster", "the cluster DNS \(server) did not answer (\(answer.summary)): is the address right (kubelet's clusterDNS) and is kube-proxy ready on this node?", watch, details), [])
+            return (
+                fail(
+                    "dns-cluster",
+                    "the cluster DNS \(server) did not answer (\(answer.summary)): is the address right (kubelet's clusterDNS) and is kube-proxy ready on this node?",
+                    watch, details), []
+            )
         default:
             return (fail("dns-cluster", "the cluster DNS \(server) answered \(answer.summary) for \(name)", watch, details), [])
         }
@@ -36,13 +49,27 @@ public enum DNSProbe {
         switch resolution.answer {
         case .addresses(let a):
             details["addresses"] = a.map(\.description).joined(separator: ",")
-            return (CheckResult(name: checkName, outcome: .pass,
-                                reason: "the host resolves \(name)\(resolution.name == name.name ? "" : " as \(resolution.name)") to \(resolution.answer.summary) (via \(resolution.source))",
-                                durationSeconds: watch.elapsed, phases: watch.phases, details: details), a)
+            return (
+                CheckResult(
+                    name: checkName, outcome: .pass,
+                    reason:
+                        "the host resolves \(name)\(resolution.name == name.name ? "" : " as \(resolution.name)") to \(resolution.answer.summary) (via \(resolution.source))",
+                    durationSeconds: watch.elapsed, phases: watch.phases, details: details), a
+            )
         case .nxdomain:
-            return (fail(checkName, "the host's resolver (\(resolution.source)) answered NXDOMAIN for \(name): containerd will not find the registry; the cluster domain is not routed to the cluster DNS", watch, details), [])
+            return (
+                fail(
+                    checkName,
+                    "the host's resolver (\(resolution.source)) answered NXDOMAIN for \(name): containerd will not find the registry; the cluster domain is not routed to the cluster DNS",
+                    watch, details), []
+            )
         default:
-            return (fail(checkName, "the host cannot resolve \(name): \(resolution.answer.summary) (asked \(resolution.asked.joined(separator: ", ")))", watch, details), [])
+            return (
+                fail(
+                    checkName,
+                    "the host cannot resolve \(name): \(resolution.answer.summary) (asked \(resolution.asked.joined(separator: ", ")))",
+                    watch, details), []
+            )
         }
     }
 

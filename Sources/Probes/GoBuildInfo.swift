@@ -26,10 +26,13 @@ public struct GoBuildInfo: Equatable, Sendable {
     /// file is not a 64-bit little-endian ELF Go binary of the 1.18+ layout.
     public static func read(_ read: (Int, Int) throws -> [UInt8]?) rethrows -> GoBuildInfo? {
         guard let header = try read(0, 64), header.count == 64, header.starts(with: [0x7f, 0x45, 0x4c, 0x46, 2, 1]) else { return nil }
-        let shoff = Int(le(header, 0x28, 8)), shentsize = Int(le(header, 0x3a, 2))
-        let shnum = Int(le(header, 0x3c, 2)), shstrndx = Int(le(header, 0x3e, 2))
+        let shoff = Int(le(header, 0x28, 8))
+        let shentsize = Int(le(header, 0x3a, 2))
+        let shnum = Int(le(header, 0x3c, 2))
+        let shstrndx = Int(le(header, 0x3e, 2))
         guard shoff > 0, shentsize >= 64, shnum > 0, shnum < 4096, shstrndx < shnum,
-              let table = try read(shoff, shnum * shentsize), table.count == shnum * shentsize else { return nil }
+            let table = try read(shoff, shnum * shentsize), table.count == shnum * shentsize
+        else { return nil }
         func section(_ i: Int) -> (name: Int, offset: Int, size: Int) {
             let b = i * shentsize
             return (Int(le(table, b, 4)), Int(le(table, b + 0x18, 8)), Int(le(table, b + 0x20, 8)))
@@ -40,7 +43,8 @@ public struct GoBuildInfo: Equatable, Sendable {
         for i in 0..<shnum {
             let s = section(i)
             guard s.name >= 0, s.name + wanted.count <= strings.count,
-                  Array(strings[s.name..<(s.name + wanted.count)]) == wanted else { continue }
+                Array(strings[s.name..<(s.name + wanted.count)]) == wanted
+            else { continue }
             // The strings run past the section's 32-byte header into the data that follows it
             // (the section's size does not cover them); Go's debug/buildinfo reads 64 KiB too.
             guard let bytes = try read(s.offset, 64 << 10) else { return nil }
@@ -54,9 +58,11 @@ public struct GoBuildInfo: Equatable, Sendable {
         guard bytes.count >= 32, bytes.starts(with: magic), bytes[15] & 0x2 != 0 else { return nil }
         var at = 32
         func string() -> String? {
-            var length = 0, shift = 0
+            var length = 0
+            var shift = 0
             while at < bytes.count {
-                let b = bytes[at]; at += 1
+                let b = bytes[at]
+                at += 1
                 length |= Int(b & 0x7f) << shift
                 if b & 0x80 == 0 { break }
                 shift += 7

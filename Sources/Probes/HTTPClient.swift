@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import FoundationEssentials
-import HostSystem
 import HTTPWire
+import HostSystem
 import Vocabulary
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// An HTTP/1.1 response, head and (bounded) body.
 struct HTTPResponse {
@@ -25,7 +26,15 @@ struct SimpleURL: Equatable {
     init?(_ text: String) {
         let lower = text.lowercased()
         let rest: Substring
-        if lower.hasPrefix("https://") { tls = true; rest = text.dropFirst(8) } else if lower.hasPrefix("http://") { tls = false; rest = text.dropFirst(7) } else { return nil }
+        if lower.hasPrefix("https://") {
+            tls = true
+            rest = text.dropFirst(8)
+        } else if lower.hasPrefix("http://") {
+            tls = false
+            rest = text.dropFirst(7)
+        } else {
+            return nil
+        }
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
         let authority = rest[..<authorityEnd]
         var path = String(rest[authorityEnd...])
@@ -51,38 +60,47 @@ struct HTTPClient {
         var description: String { "TLS verification failed: \(TLSConnection.verifyText(code))" }
     }
 
-    func get(_ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
-             watch: inout Stopwatch) throws -> HTTPResponse {
+    func get(
+        _ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
+        watch: inout Stopwatch
+    ) throws -> HTTPResponse {
         try send("GET", url, address: address, trustFile: trustFile, headers: headers, body: [], watch: &watch)
     }
 
-    func send(_ method: String, _ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
-              body: [UInt8], watch: inout Stopwatch) throws -> HTTPResponse {
+    func send(
+        _ method: String, _ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
+        body: [UInt8], watch: inout Stopwatch
+    ) throws -> HTTPResponse {
         var trust: TLSTrust?
         if url.tls {
             guard let trustFile else { throw AgentError(.io, "no trust to verify \(url.host) with") }
             trust = try TLSTrust.cached(trustFile)
             watch.lap("load trust")
         }
-        let socket = try Socket.connect(to: address, port: url.port, type: Int32(SOCK_STREAM.rawValue),
-                                        timeoutMilliseconds: timeoutMilliseconds)
+        let socket = try Socket.connect(
+            to: address, port: url.port, type: Int32(SOCK_STREAM.rawValue),
+            timeoutMilliseconds: timeoutMilliseconds)
         watch.lap("connect")
         var tls: TLSConnection?
         if let trust {
-            let c = try TLSConnection(socket: socket, trust: trust, serverName: url.host,
-                                      serverIsIP: (try? IPAddress(url.host)) != nil)
+            let c = try TLSConnection(
+                socket: socket, trust: trust, serverName: url.host,
+                serverIsIP: (try? IPAddress(url.host)) != nil)
             try c.handshake()
             watch.lap("handshake")
             guard c.verifyCode == 0 else { throw VerifyFailed(code: c.verifyCode) }
             tls = c
         }
         let hostHeader = (url.tls && url.port == 443) || (!url.tls && url.port == 80) ? url.host : "\(url.host):\(url.port)"
-        var request = "\(method) \(url.pathAndQuery) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: node-agent\r\nAccept: */*\r\nConnection: close\r\n"
+        var request =
+            "\(method) \(url.pathAndQuery) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: node-agent\r\nAccept: */*\r\nConnection: close\r\n"
         if !body.isEmpty || method != "GET" { request += "Content-Length: \(body.count)\r\n" }
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
         let write: ([UInt8]) throws -> Void = { bytes in if let tls { try tls.write(bytes) } else { try socket.writeAll(bytes) } }
-        let read: (Int) throws -> [UInt8] = { max in if let tls { return try tls.read(max: max) } else { return try socket.readSome(max: max) } }
+        let read: (Int) throws -> [UInt8] = { max in
+            if let tls { return try tls.read(max: max) } else { return try socket.readSome(max: max) }
+        }
         try write(Array(request.utf8) + body)
 
         var received: [UInt8] = []
@@ -134,11 +152,14 @@ struct HTTPClient {
 
 /// One HTTPS request with the agent's bounded client, verified with `trustFile` (SNI and name
 /// check for the URL's host): for the Kubernetes API, with the service account's CA.
-public func httpsRequest(_ method: String, url: String, address: IPAddress, trustFile: String, headers: [(String, String)],
-                         body: [UInt8] = [], timeoutMilliseconds: Int32 = 10_000) throws -> (status: Int, body: [UInt8]) {
+public func httpsRequest(
+    _ method: String, url: String, address: IPAddress, trustFile: String, headers: [(String, String)],
+    body: [UInt8] = [], timeoutMilliseconds: Int32 = 10_000
+) throws -> (status: Int, body: [UInt8]) {
     guard let parsed = SimpleURL(url) else { throw AgentError(.invalidInput, "'\(url.escapedForMessage)' is not an http(s) URL") }
     var watch = Stopwatch()
-    let r = try HTTPClient(timeoutMilliseconds: timeoutMilliseconds).send(method, parsed, address: address, trustFile: trustFile,
-                                                                          headers: headers, body: body, watch: &watch)
+    let r = try HTTPClient(timeoutMilliseconds: timeoutMilliseconds).send(
+        method, parsed, address: address, trustFile: trustFile,
+        headers: headers, body: body, watch: &watch)
     return (r.status, r.body)
 }

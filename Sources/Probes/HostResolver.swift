@@ -27,19 +27,22 @@ public struct HostResolver: Sendable {
     }
 
     public func resolve(_ name: DomainName) throws -> Resolution {
-        let useFiles = order.contains("files"), useDNS = order.contains("dns")
+        let useFiles = order.contains("files")
+        let useDNS = order.contains("dns")
         let hosts = useFiles ? try files.readString(try HostPath("/etc/hosts"), limit: 4 << 20) ?? "" : ""
         if !useDNS {
             let found = hostsEntries(hosts, name: name)
-            return Resolution(answer: found.isEmpty ? .failure("not in /etc/hosts, and the hosts line asks no DNS") : .addresses(found),
-                              source: "/etc/hosts", asked: [], name: name.name)
+            return Resolution(
+                answer: found.isEmpty ? .failure("not in /etc/hosts, and the hosts line asks no DNS") : .addresses(found),
+                source: "/etc/hosts", asked: [], name: name.name)
         }
         if order.first == "dns" {
             // DNS first; /etc/hosts only when DNS gives no address.
             let viaDNS = try resolveDNS(name, hosts: "")
             if case .addresses = viaDNS.answer { return viaDNS }
             let found = hostsEntries(hosts, name: name)
-            return found.isEmpty ? viaDNS : Resolution(answer: .addresses(found), source: "/etc/hosts", asked: viaDNS.asked, name: name.name)
+            return found.isEmpty
+                ? viaDNS : Resolution(answer: .addresses(found), source: "/etc/hosts", asked: viaDNS.asked, name: name.name)
         }
         return try resolveDNS(name, hosts: hosts)
     }

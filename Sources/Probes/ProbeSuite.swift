@@ -23,9 +23,11 @@ public struct ProbeSettings: Sendable {
     /// cannot exist (the registry's "not found" proves the path).
     public var pullImage: String?
 
-    public init(registry: RegistryAddress, clusterDNS: IPAddress?, trust: RegistryTrustLocations,
-                kubeletResolvConf: String = "/run/systemd/resolve/resolv.conf", credentials: RegistryCredentials? = nil,
-                timeoutMilliseconds: Int32 = 5000, deadlineSeconds: Double = 30, expiryWarningDays: Double = 14) {
+    public init(
+        registry: RegistryAddress, clusterDNS: IPAddress?, trust: RegistryTrustLocations,
+        kubeletResolvConf: String = "/run/systemd/resolve/resolv.conf", credentials: RegistryCredentials? = nil,
+        timeoutMilliseconds: Int32 = 5000, deadlineSeconds: Double = 30, expiryWarningDays: Double = 14
+    ) {
         self.registry = registry
         self.clusterDNS = clusterDNS
         self.trust = trust
@@ -48,9 +50,11 @@ public struct ProbeSuite {
     /// Asks the node's runtime over its CRI socket to pull a reference (nil: no such check).
     public let runtimePull: ((String, Int32) throws -> RuntimePullProbe.Answer)?
 
-    public init(files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?,
-                runtimes: (() -> [HazardProbes.RuntimeProcess])? = nil,
-                runtimePull: ((String, Int32) throws -> RuntimePullProbe.Answer)? = nil) {
+    public init(
+        files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?,
+        runtimes: (() -> [HazardProbes.RuntimeProcess])? = nil,
+        runtimePull: ((String, Int32) throws -> RuntimePullProbe.Answer)? = nil
+    ) {
         self.files = files
         self.resolvedLookup = resolvedLookup
         self.runtimes = runtimes
@@ -67,7 +71,9 @@ public struct ProbeSuite {
         func step(_ name: String, _ body: (Int32) -> CheckResult) {
             let left = remainingMilliseconds()
             guard left > 0 else {
-                checks.append(CheckResult(name: name, outcome: .fail, reason: "not run: the probes' total deadline of \(s.deadlineSeconds) s was reached"))
+                checks.append(
+                    CheckResult(
+                        name: name, outcome: .fail, reason: "not run: the probes' total deadline of \(s.deadlineSeconds) s was reached"))
                 return
             }
             checks.append(body(left))
@@ -82,8 +88,9 @@ public struct ProbeSuite {
         let running = processes.named(["containerd", "crio", "dockerd"])
         let runtime = ContainerRuntime.discover(processes: processes, running: running)
         func lookup(_ t: Int32) -> RuntimeLookup {
-            RuntimeLookup(files: files, runtime: runtime, runner: ProcessRunner(timeoutSeconds: Double(t) / 1000),
-                          client: DNSClient(timeoutMilliseconds: t))
+            RuntimeLookup(
+                files: files, runtime: runtime, runner: ProcessRunner(timeoutSeconds: Double(t) / 1000),
+                client: DNSClient(timeoutMilliseconds: t))
         }
         switch s.registry.host {
         case .ip(let ip):
@@ -96,7 +103,10 @@ public struct ProbeSuite {
                     return r
                 }
             } else {
-                checks.append(CheckResult(name: "dns-cluster", outcome: .skip, reason: "the cluster DNS is not known (no --cluster-dns, no clusterDNS in kubelet's config)"))
+                checks.append(
+                    CheckResult(
+                        name: "dns-cluster", outcome: .skip,
+                        reason: "the cluster DNS is not known (no --cluster-dns, no clusterDNS in kubelet's config)"))
             }
             step("dns-host") { t in
                 let (r, a) = lookup(t).check(name: name)
@@ -119,14 +129,19 @@ public struct ProbeSuite {
         // A proxy in the runtime's environment: its pulls go there, and the proxy resolves the name.
         step("runtime-proxy") { t in
             if let runtime, let why = runtime.environmentUnreadable {
-                return CheckResult(name: "runtime-proxy", outcome: .skip,
-                                   reason: "cannot tell whether \(runtime.summary) pulls through a proxy: its environment cannot be read (\(why); "
-                                       + "another process's environment needs CAP_SYS_PTRACE, which the DaemonSet does not grant)"
-                                       + (runtimePull == nil ? "" : "; runtime-pull asks containerd itself"))
+                return CheckResult(
+                    name: "runtime-proxy", outcome: .skip,
+                    reason: "cannot tell whether \(runtime.summary) pulls through a proxy: its environment cannot be read (\(why); "
+                        + "another process's environment needs CAP_SYS_PTRACE, which the DaemonSet does not grant)"
+                        + (runtimePull == nil ? "" : "; runtime-pull asks containerd itself"))
             }
             let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: t))
-            guard let r = RuntimeProxyProbe.run(registry: s.registry, runtime: runtime, timeoutMilliseconds: t, resolve: resolver.firstAddress) else {
-                return CheckResult(name: "runtime-proxy", outcome: .skip, reason: "\(runtime?.summary ?? "containerd") uses no proxy for \(s.registry)")
+            guard
+                let r = RuntimeProxyProbe.run(
+                    registry: s.registry, runtime: runtime, timeoutMilliseconds: t, resolve: resolver.firstAddress)
+            else {
+                return CheckResult(
+                    name: "runtime-proxy", outcome: .skip, reason: "\(runtime?.summary ?? "containerd") uses no proxy for \(s.registry)")
             }
             if r.outcome == .pass, let i = checks.firstIndex(where: { $0.name == "dns-host" }), checks[i].outcome == .fail {
                 checks[i].outcome = .warn
@@ -144,22 +159,25 @@ public struct ProbeSuite {
             let runtime = s.trust.runtimeCAFiles.first.flatMap { p in (try? files.root.resolve(p)).map { ($0, "containerd's \(p)") } }
             if let bundle {
                 step("tls-os-trust") { t in
-                    TLSProbe.run(name: "tls-os-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
-                                 trustFile: bundle, trustLabel: "the OS bundle \(s.trust.osBundle)", warningDays: s.expiryWarningDays)
+                    TLSProbe.run(
+                        name: "tls-os-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
+                        trustFile: bundle, trustLabel: "the OS bundle \(s.trust.osBundle)", warningDays: s.expiryWarningDays)
                 }
             }
             if let runtime {
                 step("tls-runtime-trust") { t in
-                    TLSProbe.run(name: "tls-runtime-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
-                                 trustFile: runtime.0, trustLabel: runtime.1, warningDays: s.expiryWarningDays)
+                    TLSProbe.run(
+                        name: "tls-runtime-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
+                        trustFile: runtime.0, trustLabel: runtime.1, warningDays: s.expiryWarningDays)
                 }
             }
             if let trust = runtime ?? bundle.map({ ($0, "the OS bundle \(s.trust.osBundle)") }) {
                 let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: s.timeoutMilliseconds))
                 step("registry-api") { t in
-                    RegistryProbe.run(target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
-                                      trustFile: trust.0, trustLabel: trust.1, credentials: s.credentials,
-                                      resolve: resolver.firstAddress)
+                    RegistryProbe.run(
+                        target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
+                        trustFile: trust.0, trustLabel: trust.1, credentials: s.credentials,
+                        resolve: resolver.firstAddress)
                 }
             }
         } else {
@@ -167,25 +185,30 @@ public struct ProbeSuite {
         }
 
         for alias in s.aliases {
-            let trust = s.trust.runtimeCAFiles.first.flatMap { p in (try? files.root.resolve(p)).map { ($0, "containerd's \(p)") } }
+            let trust =
+                s.trust.runtimeCAFiles.first.flatMap { p in (try? files.root.resolve(p)).map { ($0, "containerd's \(p)") } }
                 ?? (try? files.root.resolve(s.trust.osBundle)).map { ($0, "the OS bundle \(s.trust.osBundle)") }
             step("alias:\(alias)") { t in
                 let (dns, found) = lookup(t).check(name: alias, checkName: "alias:\(alias)")
                 guard let address = found.first, let trust, let registry = try? RegistryAddress("\(alias):\(s.registry.port)") else {
                     var failed = dns
-                    failed.reason += " (a short name resolves on the host only through a search domain of its /etc/resolv.conf, e.g. svc.cluster.local)"
+                    failed.reason +=
+                        " (a short name resolves on the host only through a search domain of its /etc/resolv.conf, e.g. svc.cluster.local)"
                     return failed
                 }
-                var tls = TLSProbe.run(name: "alias:\(alias)", target: ProbeTarget(registry: registry, address: address, timeoutMilliseconds: t),
-                                       trustFile: trust.0, trustLabel: trust.1, warningDays: s.expiryWarningDays)
+                var tls = TLSProbe.run(
+                    name: "alias:\(alias)", target: ProbeTarget(registry: registry, address: address, timeoutMilliseconds: t),
+                    trustFile: trust.0, trustLabel: trust.1, warningDays: s.expiryWarningDays)
                 tls.reason = dns.reason + "; TLS " + tls.reason
                 return tls
             }
         }
 
         checks.append(HazardProbes.certsD(runtimeCAFiles: s.trust.runtimeCAFiles, note: s.trust.note))
-        checks.append(HazardProbes.runtimeRestartPending(files: files, caFiles: s.trust.osStoreFiles, certsDInUse: !s.trust.runtimeCAFiles.isEmpty,
-                                                         runtimes: runtimes?(), running: running, containerdPID: runtime?.pid))
+        checks.append(
+            HazardProbes.runtimeRestartPending(
+                files: files, caFiles: s.trust.osStoreFiles, certsDInUse: !s.trust.runtimeCAFiles.isEmpty,
+                runtimes: runtimes?(), running: running, containerdPID: runtime?.pid))
         if case .name = s.registry.host {
             checks.append(HazardProbes.coreDNSLoop(files: files, resolvConf: s.kubeletResolvConf, clusterDNS: s.clusterDNS))
         }
@@ -197,7 +220,8 @@ public struct ProbeSuite {
             step("runtime-pull") { t in
                 let rest = Int32(max(1000, (s.deadlineSeconds - Date().timeIntervalSince(start)) * 1000))
                 let left = s.pullImage == nil ? min(rest, 2 * t) : rest
-                return RuntimePullProbe.run(image: s.pullImage, registry: s.registry, runtime: runtime?.summary ?? "the runtime") { reference in
+                return RuntimePullProbe.run(image: s.pullImage, registry: s.registry, runtime: runtime?.summary ?? "the runtime") {
+                    reference in
                     try runtimePull(reference, left)
                 }
             }

@@ -27,8 +27,10 @@ public struct RegistryCredentials: Sendable {
             if let slash = bare.firstIndex(of: "/") { bare = String(bare[..<slash]) }
             guard wanted.contains(bare), case .object = value else { continue }
             if let auth = value["auth"]?.string, let decoded = Data(base64Encoded: auth).map({ String(decoding: $0, as: UTF8.self) }),
-               let colon = decoded.firstIndex(of: ":") {
-                return RegistryCredentials(username: String(decoded[..<colon]), password: String(decoded[decoded.index(after: colon)...]), key: key)
+                let colon = decoded.firstIndex(of: ":")
+            {
+                return RegistryCredentials(
+                    username: String(decoded[..<colon]), password: String(decoded[decoded.index(after: colon)...]), key: key)
             }
             if let user = value["username"]?.string, let password = value["password"]?.string {
                 return RegistryCredentials(username: user, password: password, key: key)
@@ -50,7 +52,9 @@ struct AuthChallenge: Equatable {
         let trimmed = header.trimmingBlanks()
         guard let space = trimmed.firstIndex(of: " ") else {
             guard !trimmed.isEmpty else { return nil }
-            scheme = trimmed.lowercased(); parameters = [:]; return
+            scheme = trimmed.lowercased()
+            parameters = [:]
+            return
         }
         scheme = trimmed[..<space].lowercased()
         var params: [String: String] = [:]
@@ -66,7 +70,16 @@ struct AuthChallenge: Equatable {
                 var escaped = false
                 while let c = rest.first {
                     rest = rest.dropFirst()
-                    if escaped { value.append(c); escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { break } else { value.append(c) }
+                    if escaped {
+                        value.append(c)
+                        escaped = false
+                    } else if c == "\\" {
+                        escaped = true
+                    } else if c == "\"" {
+                        break
+                    } else {
+                        value.append(c)
+                    }
                 }
             } else {
                 let end = rest.firstIndex(of: ",") ?? rest.endIndex
@@ -82,15 +95,19 @@ struct AuthChallenge: Equatable {
 /// `GET /v2/` over TLS: 200, or 401 with `WWW-Authenticate`, means the registry API is alive.
 /// With credentials it also proves that they work, through Basic or Bearer (token) auth.
 public enum RegistryProbe {
-    public static func run(target: ProbeTarget, trustFile: String, trustLabel: String,
-                           credentials: RegistryCredentials? = nil, resolve: (String) -> IPAddress? = { try? IPAddress($0) }) -> CheckResult {
+    public static func run(
+        target: ProbeTarget, trustFile: String, trustLabel: String,
+        credentials: RegistryCredentials? = nil, resolve: (String) -> IPAddress? = { try? IPAddress($0) }
+    ) -> CheckResult {
         var watch = Stopwatch()
         let base = "https://\(target.registry.hostAndPort)/v2/"
         var details: [String: String] = ["url": base, "address": target.address.description, "trust": trustLabel]
         let client = HTTPClient(timeoutMilliseconds: target.timeoutMilliseconds)
         let url = SimpleURL(base)!
         func result(_ outcome: CheckResult.Outcome, _ reason: String) -> CheckResult {
-            CheckResult(name: "registry-api", outcome: outcome, reason: reason, durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            CheckResult(
+                name: "registry-api", outcome: outcome, reason: reason, durationSeconds: watch.elapsed, phases: watch.phases,
+                details: details)
         }
         do {
             let first = try client.get(url, address: target.address, trustFile: trustFile, watch: &watch)
@@ -102,11 +119,13 @@ public enum RegistryProbe {
                 return result(.pass, "GET /v2/ answered 200 (no auth required); \(apiNote)")
             }
             guard first.status == 401, let header = first.header("www-authenticate"), let challenge = AuthChallenge(header) else {
-                return result(.fail, "GET /v2/ answered \(first.status)\(first.status == 401 ? " without WWW-Authenticate" : ""): not a registry API")
+                return result(
+                    .fail, "GET /v2/ answered \(first.status)\(first.status == 401 ? " without WWW-Authenticate" : ""): not a registry API")
             }
             details["auth"] = challenge.scheme
             guard let credentials else {
-                return result(.pass, "GET /v2/ answered 401 with a \(challenge.scheme) challenge (alive; no credentials given to test); \(apiNote)")
+                return result(
+                    .pass, "GET /v2/ answered 401 with a \(challenge.scheme) challenge (alive; no credentials given to test); \(apiNote)")
             }
             details["credentials"] = credentials.key
             let authorization: String
@@ -114,23 +133,33 @@ public enum RegistryProbe {
             case "basic":
                 authorization = credentials.basicAuthorization
             case "bearer":
-                let token = try fetchToken(challenge: challenge, credentials: credentials, client: client, registryTarget: target,
-                                           trustFile: trustFile, resolve: resolve, watch: &watch)
+                let token = try fetchToken(
+                    challenge: challenge, credentials: credentials, client: client, registryTarget: target,
+                    trustFile: trustFile, resolve: resolve, watch: &watch)
                 authorization = "Bearer " + token
             default:
                 return result(.fail, "the registry asks for \(challenge.scheme) auth, which the agent does not speak")
             }
-            let second = try client.get(url, address: target.address, trustFile: trustFile, headers: [("Authorization", authorization)], watch: &watch)
+            let second = try client.get(
+                url, address: target.address, trustFile: trustFile, headers: [("Authorization", authorization)], watch: &watch)
             details["status_with_credentials"] = String(second.status)
             if second.status == 200 {
-                return result(.pass, "GET /v2/ answered 200 with the credentials for \(credentials.key) (\(challenge.scheme) auth); \(apiNote)")
+                return result(
+                    .pass, "GET /v2/ answered 200 with the credentials for \(credentials.key) (\(challenge.scheme) auth); \(apiNote)")
             }
-            return result(.fail, "the registry refused the credentials for \(credentials.key): GET /v2/ answered \(second.status) (\(challenge.scheme) auth); check the pull secret")
+            return result(
+                .fail,
+                "the registry refused the credentials for \(credentials.key): GET /v2/ answered \(second.status) (\(challenge.scheme) auth); check the pull secret"
+            )
         } catch let e as SocketError {
             let endpoint = "\(target.address):\(target.registry.port)"
-            return result(.fail, e.isRefused ? "nothing listens on \(endpoint)"
-                          : e.isTimeout && e.what != "connect" ? "\(endpoint) accepted the connection but did not complete TLS and HTTP within the timeout"
-                          : e.description)
+            return result(
+                .fail,
+                e.isRefused
+                    ? "nothing listens on \(endpoint)"
+                    : e.isTimeout && e.what != "connect"
+                        ? "\(endpoint) accepted the connection but did not complete TLS and HTTP within the timeout"
+                        : e.description)
         } catch let e as HTTPClient.VerifyFailed {
             return result(.fail, "not asked: the certificate does not verify with \(trustLabel) (\(e))")
         } catch {
@@ -140,8 +169,10 @@ public enum RegistryProbe {
 
     /// The Bearer flow of the distribution spec: GET the realm with service and scope, Basic
     /// credentials, and read `token` (or `access_token`) from the JSON answer.
-    static func fetchToken(challenge: AuthChallenge, credentials: RegistryCredentials, client: HTTPClient, registryTarget: ProbeTarget,
-                           trustFile: String, resolve: (String) -> IPAddress?, watch: inout Stopwatch) throws -> String {
+    static func fetchToken(
+        challenge: AuthChallenge, credentials: RegistryCredentials, client: HTTPClient, registryTarget: ProbeTarget,
+        trustFile: String, resolve: (String) -> IPAddress?, watch: inout Stopwatch
+    ) throws -> String {
         guard let realm = challenge.parameters["realm"], var url = SimpleURL(realm) else {
             throw AgentError(.io, "the Bearer challenge has no usable realm")
         }
@@ -154,12 +185,14 @@ public enum RegistryProbe {
         if !query.isEmpty { url.pathAndQuery += (url.pathAndQuery.contains("?") ? "&" : "?") + query.joined(separator: "&") }
         let address = url.host == registryTarget.registry.hostName ? registryTarget.address : resolve(url.host)
         guard let address else { throw AgentError(.io, "cannot resolve the token service \(url.host)") }
-        let response = try client.get(url, address: address, trustFile: trustFile, headers: [("Authorization", credentials.basicAuthorization)], watch: &watch)
+        let response = try client.get(
+            url, address: address, trustFile: trustFile, headers: [("Authorization", credentials.basicAuthorization)], watch: &watch)
         guard response.status == 200 else {
             throw AgentError(.io, "the token service \(url.host) answered \(response.status) to the credentials for \(credentials.key)")
         }
         guard let json = try? JSONValue.parse(response.body),
-              let token = json["token"]?.string ?? json["access_token"]?.string, !token.isEmpty else {
+            let token = json["token"]?.string ?? json["access_token"]?.string, !token.isEmpty
+        else {
             throw AgentError(.io, "the token service \(url.host) answered without a token")
         }
         return token

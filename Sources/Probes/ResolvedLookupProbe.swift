@@ -10,16 +10,19 @@ public enum ResolvedLookupProbe {
             let addresses = try lookup(name.name)
             watch.lap("resolve")
             guard !addresses.isEmpty else {
-                return CheckResult(name: "dns-resolved", outcome: .fail, reason: "resolved returned no address for \(name)",
-                                   durationSeconds: watch.elapsed, phases: watch.phases)
+                return CheckResult(
+                    name: "dns-resolved", outcome: .fail, reason: "resolved returned no address for \(name)",
+                    durationSeconds: watch.elapsed, phases: watch.phases)
             }
             let list = addresses.map(\.description).joined(separator: ", ")
-            return CheckResult(name: "dns-resolved", outcome: .pass, reason: "systemd-resolved resolves \(name) to \(list)",
-                               durationSeconds: watch.elapsed, phases: watch.phases, details: ["addresses": list])
+            return CheckResult(
+                name: "dns-resolved", outcome: .pass, reason: "systemd-resolved resolves \(name) to \(list)",
+                durationSeconds: watch.elapsed, phases: watch.phases, details: ["addresses": list])
         } catch {
             watch.lap("resolve")
-            return CheckResult(name: "dns-resolved", outcome: .fail, reason: "systemd-resolved cannot resolve \(name): \(error)",
-                               durationSeconds: watch.elapsed, phases: watch.phases)
+            return CheckResult(
+                name: "dns-resolved", outcome: .fail, reason: "systemd-resolved cannot resolve \(name): \(error)",
+                durationSeconds: watch.elapsed, phases: watch.phases)
         }
     }
 }

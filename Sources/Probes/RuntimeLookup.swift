@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Glibc
-import HostSystem
 import HTTPWire
+import HostSystem
 import Vocabulary
 
 /// The registry's name resolved the way the node's containerd resolves it. Go decides per name
@@ -25,9 +25,10 @@ public struct RuntimeLookup {
     /// once per check, for Go's choice and for the C library's path alike.
     func inputs() -> GoHostLookup.Inputs {
         func text(_ p: String) -> String? { try? files.readString(try HostPath(p), limit: 1 << 20) }
-        return .init(build: runtime?.build, environment: runtime?.environment ?? [:], nsswitch: text("/etc/nsswitch.conf"),
-                     resolvConf: text("/etc/resolv.conf"), mdnsAllowExists: (try? files.exists(try HostPath("/etc/mdns.allow"))) == true,
-                     hostname: text("/etc/hostname")?.trimmingWhitespace())
+        return .init(
+            build: runtime?.build, environment: runtime?.environment ?? [:], nsswitch: text("/etc/nsswitch.conf"),
+            resolvConf: text("/etc/resolv.conf"), mdnsAllowExists: (try? files.exists(try HostPath("/etc/mdns.allow"))) == true,
+            hostname: text("/etc/hostname")?.trimmingWhitespace())
     }
 
     /// The `dns-host` check (or `alias:NAME`) and the addresses found.
@@ -37,12 +38,14 @@ public struct RuntimeLookup {
         let who = runtime?.summary ?? "containerd (not found on the node; assumed a cgo build)"
         switch decision {
         case .go(let order, let because):
-            var (result, found) = DNSProbe.host(name: name, resolver: HostResolver(files: files, client: client, order: order), checkName: checkName)
+            var (result, found) = DNSProbe.host(
+                name: name, resolver: HostResolver(files: files, client: client, order: order), checkName: checkName)
             result.details["resolver"] = "go"
             result.details["why"] = "\(who): Go's own resolver (\(order.joined(separator: " then "))), \(because)"
             return (result, found)
         case .cgo(let because):
-            return glibc(name: name, checkName: checkName, node: node, why: "\(who) asks the C library (getaddrinfo, nsswitch.conf): \(because)")
+            return glibc(
+                name: name, checkName: checkName, node: node, why: "\(who) asks the C library (getaddrinfo, nsswitch.conf): \(because)")
         }
     }
 
@@ -79,17 +82,25 @@ public struct RuntimeLookup {
             details["source"] = label
             details["addresses"] = addresses.map(\.description).joined(separator: ",")
             details["answer"] = addresses.map(\.description).joined(separator: ", ")
-            return (CheckResult(name: checkName, outcome: .pass,
-                                reason: "the host resolves \(name) to \(addresses.map(\.description).joined(separator: ", ")) as containerd does (glibc, hosts: \(line); answered by \(label))",
-                                durationSeconds: watch.elapsed, phases: watch.phases, details: details), addresses)
+            return (
+                CheckResult(
+                    name: checkName, outcome: .pass,
+                    reason:
+                        "the host resolves \(name) to \(addresses.map(\.description).joined(separator: ", ")) as containerd does (glibc, hosts: \(line); answered by \(label))",
+                    durationSeconds: watch.elapsed, phases: watch.phases, details: details), addresses
+            )
         case .failure(let why):
             // What the resolv.conf servers say, to tell the person where it breaks.
             let (diagnosis, _) = DNSProbe.host(name: name, resolver: HostResolver(files: files, client: client), checkName: checkName)
             details["answer"] = why
             details["dns_diagnosis"] = diagnosis.reason
-            return (CheckResult(name: checkName, outcome: .fail,
-                                reason: "containerd cannot resolve \(name): glibc, following nsswitch.conf (hosts: \(line)), finds no address (\(why)); \(Self.hint(nss: nss, dns: diagnosis))",
-                                durationSeconds: watch.elapsed, phases: watch.phases, details: details), [])
+            return (
+                CheckResult(
+                    name: checkName, outcome: .fail,
+                    reason:
+                        "containerd cannot resolve \(name): glibc, following nsswitch.conf (hosts: \(line)), finds no address (\(why)); \(Self.hint(nss: nss, dns: diagnosis))",
+                    durationSeconds: watch.elapsed, phases: watch.phases, details: details), []
+            )
         }
     }
 
@@ -99,12 +110,16 @@ public struct RuntimeLookup {
             return "the hosts line asks no DNS source: add `dns` (or `resolve`) to it, or use --dns-mode hosts"
         }
         if dns.outcome == .pass {
-            return "yet the resolv.conf servers answer it (\(dns.reason)): a source before dns ends the lookup (a [NOTFOUND=return] or mdns4_minimal), fix the hosts line"
+            return
+                "yet the resolv.conf servers answer it (\(dns.reason)): a source before dns ends the lookup (a [NOTFOUND=return] or mdns4_minimal), fix the hosts line"
         }
         return dns.reason
     }
 
-    enum GetentResult { case success([IPAddress]), failure(String) }
+    enum GetentResult {
+        case success([IPAddress])
+        case failure(String)
+    }
 
     /// `getent -A ahosts NAME` in the host root (`-s hosts:SERVICE` to ask one source); nil when
     /// it cannot run there. Go's cgo lookup asks getaddrinfo without AI_ADDRCONFIG, hence -A.
@@ -117,7 +132,8 @@ public struct RuntimeLookup {
             var seen: [IPAddress] = []
             for line in r.stdout.split(separator: "\n") {
                 guard let field = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first,
-                      let ip = try? IPAddress(String(field)), !seen.contains(ip) else { continue }
+                    let ip = try? IPAddress(String(field)), !seen.contains(ip)
+                else { continue }
                 seen.append(ip)
             }
             return seen.isEmpty ? .failure("no address") : .success(seen)
@@ -133,32 +149,42 @@ public struct RuntimeLookup {
 /// ProxyFromEnvironment on its environment), and if so whether that proxy opens a tunnel to the
 /// registry (`CONNECT host:port`), as containerd would ask it to.
 public enum RuntimeProxyProbe {
-    public static func run(registry: RegistryAddress, runtime: ContainerRuntime?, timeoutMilliseconds: Int32,
-                           resolve: (String) -> IPAddress?) -> CheckResult? {
-        guard let runtime, let proxy = GoProxyRule.proxy(forHost: registry.hostForURL, port: Int(registry.port), environment: runtime.environment) else {
+    public static func run(
+        registry: RegistryAddress, runtime: ContainerRuntime?, timeoutMilliseconds: Int32,
+        resolve: (String) -> IPAddress?
+    ) -> CheckResult? {
+        guard let runtime,
+            let proxy = GoProxyRule.proxy(forHost: registry.hostForURL, port: Int(registry.port), environment: runtime.environment)
+        else {
             return nil
         }
         var watch = Stopwatch()
         let details = ["proxy": proxy, "no_proxy": runtime.environment["NO_PROXY"] ?? runtime.environment["no_proxy"] ?? ""]
-        let fix = "add the cluster domain to NO_PROXY in containerd's environment (e.g. NO_PROXY=.svc.cluster.local,.cluster.local, in its unit's Environment=) and restart containerd"
+        let fix =
+            "add the cluster domain to NO_PROXY in containerd's environment (e.g. NO_PROXY=.svc.cluster.local,.cluster.local, in its unit's Environment=) and restart containerd"
         func fail(_ why: String) -> CheckResult {
-            CheckResult(name: "runtime-proxy", outcome: .fail,
-                        reason: "\(runtime.summary) sends pulls of \(registry) to the proxy \(proxy) (HTTPS_PROXY in its environment, not exempted by NO_PROXY), and \(why): \(fix)",
-                        durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            CheckResult(
+                name: "runtime-proxy", outcome: .fail,
+                reason:
+                    "\(runtime.summary) sends pulls of \(registry) to the proxy \(proxy) (HTTPS_PROXY in its environment, not exempted by NO_PROXY), and \(why): \(fix)",
+                durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         }
         // http://user:pass@host:port, or host:port
         var rest = Substring(proxy)
         for scheme in ["http://", "https://", "socks5://"] where rest.hasPrefix(scheme) { rest = rest.dropFirst(scheme.count) }
         if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
         rest = rest.prefix(while: { $0 != "/" })
-        var host = String(rest), port: UInt16 = 80
+        var host = String(rest)
+        var port: UInt16 = 80
         if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]"), let p = UInt16(rest[rest.index(after: colon)...]) {
-            host = String(rest[..<colon]); port = p
+            host = String(rest[..<colon])
+            port = p
         }
         host = host.trimming(charactersIn: "[]")
         guard let address = resolve(host) else { return fail("the proxy's host \(host) does not resolve") }
         do {
-            let socket = try Socket.connect(to: address, port: port, type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: timeoutMilliseconds)
+            let socket = try Socket.connect(
+                to: address, port: port, type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: timeoutMilliseconds)
             watch.lap("connect")
             let target = registry.hostAndPort
             try socket.writeAll(Array("CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n\r\n".utf8))
@@ -176,9 +202,10 @@ public enum RuntimeProxyProbe {
             guard case .head(let head) = parsed, head.status == 200 else {
                 return fail("the proxy answered CONNECT with \(statusLine.isEmpty ? "nothing" : "'\(statusLine)'")")
             }
-            return CheckResult(name: "runtime-proxy", outcome: .pass,
-                               reason: "\(runtime.summary) pulls \(registry) through the proxy \(proxy), which opened a tunnel to it",
-                               durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            return CheckResult(
+                name: "runtime-proxy", outcome: .pass,
+                reason: "\(runtime.summary) pulls \(registry) through the proxy \(proxy), which opened a tunnel to it",
+                durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         } catch let e as SocketError {
             return fail("the proxy cannot be reached (\(e.isRefused ? "connection refused" : e.isTimeout ? "timeout" : e.description))")
         } catch {

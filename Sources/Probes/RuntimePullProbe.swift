@@ -23,7 +23,8 @@ public enum RuntimePullProbe {
     /// does not carry it while it idles. The pull secret's credentials go to it on standard input.
     /// Throws when the runtime could not be asked (no socket, no gRPC there, no helper).
     public static func pullThroughHelper(_ helper: String, socket: String, credentials: RegistryCredentials?)
-        -> @Sendable (String, Int32) throws -> Answer {
+        -> @Sendable (String, Int32) throws -> Answer
+    {
         { reference, milliseconds in
             let seconds = Double(max(milliseconds, 1)) / 1000
             var input: JSONValue = [:]
@@ -43,8 +44,10 @@ public enum RuntimePullProbe {
             throw AgentError(.commandFailed, said.isEmpty ? "\(helper) ended with status \(status)" : said)
         }
         guard let json = try? JSONValue.parse(Array(stdout.utf8)), case .bool(let ok)? = json["ok"], let code = json["code"]?.int,
-              let message = json["message"]?.string else {
-            throw AgentError(.commandFailed, "\(helper) answered something that is not its JSON answer: \(String(stdout.prefix(200)).escapedForMessage)")
+            let message = json["message"]?.string
+        else {
+            throw AgentError(
+                .commandFailed, "\(helper) answered something that is not its JSON answer: \(String(stdout.prefix(200)).escapedForMessage)")
         }
         return Answer(ok: ok, imageRef: json["image_ref"]?.string, code: code, message: message)
     }
@@ -59,18 +62,22 @@ public enum RuntimePullProbe {
         let m = message.lowercased()
         if m.contains("proxyconnect") { return .proxy }
         if m.contains("x509:") || m.contains("tls:") || m.contains("certificate") { return .tls }
-        if m.contains("no such host") || m.contains("name resolution") || m.contains("server misbehaving") || m.contains("dial tcp: lookup") {
+        if m.contains("no such host") || m.contains("name resolution") || m.contains("server misbehaving") || m.contains("dial tcp: lookup")
+        {
             return .resolve
         }
-        if m.contains("connection refused") || m.contains("i/o timeout") || m.contains("no route to host") || m.contains("network is unreachable")
+        if m.contains("connection refused") || m.contains("i/o timeout") || m.contains("no route to host")
+            || m.contains("network is unreachable")
             || m.contains("connection reset") || m.contains("dial tcp") || m.contains("malformed") || m.contains("connection broken")
-            || m.hasSuffix(": eof") || m.contains("unexpected eof") {
+            || m.hasSuffix(": eof") || m.contains("unexpected eof")
+        {
             return .connect
         }
         // The registry answered an HTTP status: containerd's "<ref>: not found" (404), or
         // "failed with status code [manifests …]: 401 Unauthorized" and the like.
         if m.hasSuffix(": not found") || m.contains("401 unauthorized") || m.contains("403 forbidden") || m.contains("manifest unknown")
-            || m.contains("failed with status code [") {
+            || m.contains("failed with status code [")
+        {
             return .registry
         }
         return .unknown
@@ -84,8 +91,10 @@ public enum RuntimePullProbe {
     }
 
     /// The `runtime-pull` check. `image`: the user's `--pull-image`, nil for the probe reference.
-    public static func run(image: String?, registry: RegistryAddress, runtime: String,
-                           pull: (String) throws -> Answer) -> CheckResult {
+    public static func run(
+        image: String?, registry: RegistryAddress, runtime: String,
+        pull: (String) throws -> Answer
+    ) -> CheckResult {
         var watch = Stopwatch()
         let reference = image ?? probeReference(registry)
         let answer: Answer
@@ -93,26 +102,33 @@ public enum RuntimePullProbe {
             answer = try pull(reference)
         } catch {
             watch.lap("pull")
-            return CheckResult(name: "runtime-pull", outcome: .skip, reason: "the runtime's CRI socket cannot be asked (\(error)); the other checks stand for it",
-                               durationSeconds: watch.elapsed, phases: watch.phases, details: ["reference": reference])
+            return CheckResult(
+                name: "runtime-pull", outcome: .skip,
+                reason: "the runtime's CRI socket cannot be asked (\(error)); the other checks stand for it",
+                durationSeconds: watch.elapsed, phases: watch.phases, details: ["reference": reference])
         }
         watch.lap("pull")
         var details = ["reference": reference, "runtime": runtime]
         if answer.ok {
             details["image_ref"] = answer.imageRef ?? ""
-            return CheckResult(name: "runtime-pull", outcome: .pass, reason: "\(runtime) pulled \(reference) (\(answer.imageRef ?? "")) when asked over the CRI, as kubelet asks it",
-                               durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            return CheckResult(
+                name: "runtime-pull", outcome: .pass,
+                reason: "\(runtime) pulled \(reference) (\(answer.imageRef ?? "")) when asked over the CRI, as kubelet asks it",
+                durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         }
         let stage = stage(of: answer.message)
         details["stage"] = stage.rawValue
         details["error"] = answer.message
         if image == nil && stage == .registry {
-            return CheckResult(name: "runtime-pull", outcome: .pass,
-                               reason: "\(runtime) reached the registry and verified its certificate when asked over the CRI to pull \(reference) (the registry answered: \(tail(answer.message)))",
-                               durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            return CheckResult(
+                name: "runtime-pull", outcome: .pass,
+                reason:
+                    "\(runtime) reached the registry and verified its certificate when asked over the CRI to pull \(reference) (the registry answered: \(tail(answer.message)))",
+                durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         }
-        return CheckResult(name: "runtime-pull", outcome: .fail, reason: "\(runtime) cannot pull \(reference): \(answer.message)",
-                           durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+        return CheckResult(
+            name: "runtime-pull", outcome: .fail, reason: "\(runtime) cannot pull \(reference): \(answer.message)",
+            durationSeconds: watch.elapsed, phases: watch.phases, details: details)
     }
 
     static func tail(_ message: String) -> String {
@@ -121,8 +137,10 @@ public enum RuntimePullProbe {
 
     /// The checks a succeeding pull overrules: each stands for a step of the pull, and the
     /// runtime has just taken that step. Their failures become warnings that say so.
-    public static let pathChecks: Set<String> = ["dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls", "tls-os-trust",
-                                                 "tls-runtime-trust", "certs-d", "runtime-restart-pending"]
+    public static let pathChecks: Set<String> = [
+        "dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls", "tls-os-trust",
+        "tls-runtime-trust", "certs-d", "runtime-restart-pending",
+    ]
 
     /// The runtime's word decides: a passing runtime-pull turns the failures of the path checks
     /// into warnings (the model was wrong or the runtime took another path).

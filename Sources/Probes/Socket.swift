@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import HostSystem
 import Vocabulary
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public struct SocketError: Error, CustomStringConvertible {
     public let code: Int32
@@ -68,7 +69,10 @@ final class Socket {
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
-                if errno == EAGAIN || errno == EINTR { try wait(events: Int16(POLLOUT), what: "send"); continue }
+                if errno == EAGAIN || errno == EINTR {
+                    try wait(events: Int16(POLLOUT), what: "send")
+                    continue
+                }
                 throw SocketError(code: errno, what: "send")
             }
             offset += n
@@ -81,7 +85,10 @@ final class Socket {
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
-                if errno == EAGAIN || errno == EINTR { try wait(events: Int16(POLLIN), what: "receive"); continue }
+                if errno == EAGAIN || errno == EINTR {
+                    try wait(events: Int16(POLLIN), what: "receive")
+                    continue
+                }
                 throw SocketError(code: errno, what: "receive")
             }
             return Array(buffer[0..<n])

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import HostSystem
 import Vocabulary
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A TCP connect to every address the registry resolves to: tells "the name resolves but the
 /// ClusterIP is unreachable" (kube-proxy not ready, a network policy) apart from DNS failures.
@@ -25,14 +26,19 @@ public enum TCPProbe {
         }
         watch.lap("connect")
         if addresses.isEmpty {
-            return CheckResult(name: "tcp", outcome: .fail, reason: "not tried: no address for the registry", durationSeconds: watch.elapsed, phases: watch.phases)
+            return CheckResult(
+                name: "tcp", outcome: .fail, reason: "not tried: no address for the registry", durationSeconds: watch.elapsed,
+                phases: watch.phases)
         }
         if failures.isEmpty {
-            return CheckResult(name: "tcp", outcome: .pass, reason: "connected to \(addresses.map { "\($0):\(port)" }.joined(separator: ", "))",
-                               durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            return CheckResult(
+                name: "tcp", outcome: .pass, reason: "connected to \(addresses.map { "\($0):\(port)" }.joined(separator: ", "))",
+                durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         }
-        return CheckResult(name: "tcp", outcome: .fail,
-                           reason: "the registry's name resolves but \(failures.joined(separator: "; ")): is the Service's ClusterIP reachable from the host (kube-proxy ready)?",
-                           durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+        return CheckResult(
+            name: "tcp", outcome: .fail,
+            reason:
+                "the registry's name resolves but \(failures.joined(separator: "; ")): is the Service's ClusterIP reachable from the host (kube-proxy ready)?",
+            durationSeconds: watch.elapsed, phases: watch.phases, details: details)
     }
 }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import COpenSSL
 import FoundationEssentials
 import HostSystem
 import TrustStore
 import Vocabulary
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A TLS client connection on OpenSSL that verifies as Go (and so containerd) does: trust from
 /// one CA file, SNI set to the registry host, the name checked against the SAN only (never the
@@ -50,10 +51,12 @@ final class TLSTrust {
         if index != nil {
             // The callback replaces OpenSSL's X509_verify_cert for this context; the trust object
             // outlives every connection made with it (each TLSConnection holds it).
-            SSL_CTX_set_cert_verify_callback(ctx, { storeContext, arg in
-                guard let storeContext, let arg else { return 0 }
-                return Unmanaged<TLSTrust>.fromOpaque(arg).takeUnretainedValue().verify(storeContext)
-            }, Unmanaged.passUnretained(self).toOpaque())
+            SSL_CTX_set_cert_verify_callback(
+                ctx,
+                { storeContext, arg in
+                    guard let storeContext, let arg else { return 0 }
+                    return Unmanaged<TLSTrust>.fromOpaque(arg).takeUnretainedValue().verify(storeContext)
+                }, Unmanaged.passUnretained(self).toOpaque())
         }
     }
 
@@ -101,7 +104,10 @@ final class TLSTrust {
     private static func canonicalKey(_ der: [UInt8]) -> UInt? {
         der.withUnsafeBufferPointer { buffer in
             var p: UnsafePointer<UInt8>? = buffer.baseAddress
-            guard let name = d2i_X509_NAME(nil, &p, buffer.count) else { ERR_clear_error(); return nil }
+            guard let name = d2i_X509_NAME(nil, &p, buffer.count) else {
+                ERR_clear_error()
+                return nil
+            }
             defer { X509_NAME_free(name) }
             var ok: Int32 = 0
             let hash = X509_NAME_hash_ex(name, nil, nil, &ok)
@@ -213,7 +219,8 @@ final class TLSConnection {
                 }
                 var buf = [CChar](repeating: 0, count: 256)
                 ERR_error_string_n(code, &buf, buf.count)
-                throw AgentError(.io, "\(what) failed: \(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+                throw AgentError(
+                    .io, "\(what) failed: \(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
             }
         }
     }

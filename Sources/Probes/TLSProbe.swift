@@ -22,32 +22,42 @@ public struct ProbeTarget: Sendable {
 /// TLS handshake with the registry, verified with one trust file (the OS bundle, or the CA the
 /// runtime reads from certs.d), SNI = registry host, SAN-only name check.
 public enum TLSProbe {
-    public static func run(name: String, target: ProbeTarget, trustFile: String, trustLabel: String,
-                           warningDays: Double = 14, now: Date = Date()) -> CheckResult {
+    public static func run(
+        name: String, target: ProbeTarget, trustFile: String, trustLabel: String,
+        warningDays: Double = 14, now: Date = Date()
+    ) -> CheckResult {
         var watch = Stopwatch()
         var details: [String: String] = ["address": "\(target.address):\(target.registry.port)", "trust": trustLabel]
         let connection: TLSConnection
         do {
             let trust = try TLSTrust.cached(trustFile)
             watch.lap("load trust")
-            let socket = try Socket.connect(to: target.address, port: target.registry.port,
-                                            type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: target.timeoutMilliseconds)
+            let socket = try Socket.connect(
+                to: target.address, port: target.registry.port,
+                type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: target.timeoutMilliseconds)
             watch.lap("connect")
-            connection = try TLSConnection(socket: socket, trust: trust, serverName: target.registry.hostName,
-                                           serverIsIP: target.serverIsIP)
+            connection = try TLSConnection(
+                socket: socket, trust: trust, serverName: target.registry.hostName,
+                serverIsIP: target.serverIsIP)
             try connection.handshake()
             watch.lap("handshake")
         } catch let e as SocketError {
             watch.lap("connect")
             let endpoint = "\(target.address):\(target.registry.port)"
-            let why = e.isRefused ? "nothing listens on \(endpoint)"
-                : e.isTimeout && e.what == "connect" ? "\(endpoint) did not answer in time (is the ClusterIP reachable from the host?)"
-                : e.isTimeout ? "\(endpoint) accepted the connection but no TLS handshake came within the timeout: the port does not speak TLS, or the server stalls"
-                : e.description
-            return CheckResult(name: name, outcome: .fail, reason: why, durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            let why =
+                e.isRefused
+                ? "nothing listens on \(endpoint)"
+                : e.isTimeout && e.what == "connect"
+                    ? "\(endpoint) did not answer in time (is the ClusterIP reachable from the host?)"
+                    : e.isTimeout
+                        ? "\(endpoint) accepted the connection but no TLS handshake came within the timeout: the port does not speak TLS, or the server stalls"
+                        : e.description
+            return CheckResult(
+                name: name, outcome: .fail, reason: why, durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         } catch {
             watch.lap("handshake")
-            return CheckResult(name: name, outcome: .fail, reason: "\(error)", durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            return CheckResult(
+                name: name, outcome: .fail, reason: "\(error)", durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         }
         let code = connection.verifyCode
         let peer = connection.peerChain
@@ -60,17 +70,20 @@ public enum TLSProbe {
             details["earliest_cert_expiry"] = String(Int(earliest.timeIntervalSince1970))
         }
         guard code == 0 else {
-            return CheckResult(name: name, outcome: .fail, reason: explain(code, target: target, trustLabel: trustLabel, peer: peer),
-                               durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            return CheckResult(
+                name: name, outcome: .fail, reason: explain(code, target: target, trustLabel: trustLabel, peer: peer),
+                durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         }
         let chainExpiry = verified.map(\.notAfter).min() ?? now
         let daysLeft = chainExpiry.timeIntervalSince(now) / 86400
         details["verified_chain_expiry"] = String(Int(chainExpiry.timeIntervalSince1970))
         details["days_left"] = daysLeft.fixed(1)
         let outcome: CheckResult.Outcome = daysLeft < warningDays ? .warn : .pass
-        let reason = "verified with \(trustLabel) as \(target.registry.hostName); chain valid for \(Int(daysLeft)) more days"
+        let reason =
+            "verified with \(trustLabel) as \(target.registry.hostName); chain valid for \(Int(daysLeft)) more days"
             + (outcome == .warn ? " (less than \(Int(warningDays)) days: renew soon)" : "")
-        return CheckResult(name: name, outcome: outcome, reason: reason, durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+        return CheckResult(
+            name: name, outcome: outcome, reason: reason, durationSeconds: watch.elapsed, phases: watch.phases, details: details)
     }
 
     static func explain(_ code: Int, target: ProbeTarget, trustLabel: String, peer: [Certificate]) -> String {
@@ -83,9 +96,11 @@ public enum TLSProbe {
             return "the registry's certificate is not yet valid: check the clocks [OpenSSL \(code): \(text)]"
         case 2, 18, 19, 20, 21:
             let issuer = peer.first?.issuer ?? "?"
-            return "the registry's certificate is signed by '\(issuer)', which \(trustLabel) does not trust: install that CA [OpenSSL \(code): \(text)]"
+            return
+                "the registry's certificate is signed by '\(issuer)', which \(trustLabel) does not trust: install that CA [OpenSSL \(code): \(text)]"
         case 62, 64:
-            return "the registry's certificate is not valid for \(target.registry.hostName): add it to the certificate's subjectAltName (Go ignores the CN) [OpenSSL \(code): \(text)]"
+            return
+                "the registry's certificate is not valid for \(target.registry.hostName): add it to the certificate's subjectAltName (Go ignores the CN) [OpenSSL \(code): \(text)]"
         default:
             return "verification with \(trustLabel) failed [OpenSSL \(code): \(text)]"
         }

@@ -31,9 +31,14 @@ public struct TrustIndex: Sendable {
         for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
             let text = line.last == UInt8(ascii: "\r") ? line.dropLast() : line
             if text.starts(with: Self.dashes) {
-                if !inBlock, text.elementsEqual(Self.begin) { inBlock = true; body = []; continue }
+                if !inBlock, text.elementsEqual(Self.begin) {
+                    inBlock = true
+                    body = []
+                    continue
+                }
                 guard inBlock, text.elementsEqual(Self.end), let der = Self.base64Decode(body),
-                      let (subject, issuer) = Self.names(der) else { return nil }
+                    let (subject, issuer) = Self.names(der)
+                else { return nil }
                 entries.append(Entry(der: der, subject: subject, issuer: issuer))
                 inBlock = false
             } else if inBlock {
@@ -85,7 +90,9 @@ public struct TrustIndex: Sendable {
     static func base64Decode(_ text: [UInt8]) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(text.count * 3 / 4)
-        var accumulator: UInt32 = 0, bits = 0, padding = 0
+        var accumulator: UInt32 = 0
+        var bits = 0
+        var padding = 0
         for c in text {
             let v: UInt32
             switch c {
@@ -94,7 +101,9 @@ public struct TrustIndex: Sendable {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0")) + 52
             case UInt8(ascii: "+"): v = 62
             case UInt8(ascii: "/"): v = 63
-            case UInt8(ascii: "="): padding += 1; continue
+            case UInt8(ascii: "="):
+                padding += 1
+                continue
             case UInt8(ascii: " "), UInt8(ascii: "\t"): continue
             default: return nil
             }
@@ -114,7 +123,8 @@ public struct TrustIndex: Sendable {
     /// subject, ... } ... }), each as its whole TLV; nil when the bytes do not have that shape.
     static func names(_ der: [UInt8]) -> (subject: ArraySlice<UInt8>, issuer: ArraySlice<UInt8>)? {
         guard let certificate = tlv(der[...]), certificate.tag == 0x30, certificate.rest.isEmpty,
-              let tbs = tlv(certificate.value), tbs.tag == 0x30 else { return nil }
+            let tbs = tlv(certificate.value), tbs.tag == 0x30
+        else { return nil }
         var fields = tbs.value
         var items: [(tag: UInt8, whole: ArraySlice<UInt8>)] = []
         while items.count < 6, let item = tlv(fields) {
@@ -123,7 +133,8 @@ public struct TrustIndex: Sendable {
         }
         if items.first?.tag == 0xA0 { items.removeFirst() }
         guard items.count >= 5, items[0].tag == 0x02, items[1].tag == 0x30, items[2].tag == 0x30,
-              items[3].tag == 0x30, items[4].tag == 0x30 else { return nil }
+            items[3].tag == 0x30, items[4].tag == 0x30
+        else { return nil }
         return (items[4].whole, items[2].whole)
     }
 
@@ -140,7 +151,10 @@ public struct TrustIndex: Sendable {
             let count = length & 0x7F
             guard (1...4).contains(count), bytes.endIndex - i >= count else { return nil }
             length = 0
-            for _ in 0..<count { length = length << 8 | Int(bytes[i]); i += 1 }
+            for _ in 0..<count {
+                length = length << 8 | Int(bytes[i])
+                i += 1
+            }
         }
         guard length <= bytes.endIndex - i else { return nil }
         return (tag, bytes[i..<i + length], bytes[(i + length)...])

@@ -43,7 +43,8 @@ public struct AgentLink: Sendable {
         let link = try runner.run(ip, ["-j", "link", "show", "dev", name])
         guard link.succeeded else { return .absent }
         guard let entries = try? JSONValue.parse(link.stdout.utf8).array,
-              let entry = entries.first, let index = entry["ifindex"]?.int else {
+            let entry = entries.first, let index = entry["ifindex"]?.int
+        else {
             throw AgentError(.commandFailed, "cannot read link \(name) from `ip -j link`")
         }
         guard entry["ifalias"]?.string == Self.alias else { return .foreign }
@@ -78,17 +79,20 @@ public struct AgentLink: Sendable {
         let removeInterim: [[String]] = observed.interimPresent ? [["link", "del", "dev", interimName]] : []
         switch observed.state {
         case .foreign:
-            throw AgentError(.unsupportedHost, "a link named \(name) exists and is not node-agent's (it lacks the alias '\(Self.alias)')",
-                             hint: "rename or remove that link; the agent never touches links it did not make")
+            throw AgentError(
+                .unsupportedHost, "a link named \(name) exists and is not node-agent's (it lacks the alias '\(Self.alias)')",
+                hint: "rename or remove that link; the agent never touches links it did not make")
         case .absent:
             // The link gets its name only once it carries the alias: a kill between `add` and
             // `alias` leaves a link under the interim name (removed by the next run), never an
             // unmarked link under the agent's name, which would look foreign forever.
-            return removeInterim + [["link", "add", interimName, "type", "dummy"],
-                            ["link", "set", "dev", interimName, "alias", Self.alias],
-                            ["link", "set", "dev", interimName, "name", name],
-                            ["link", "set", "dev", name, "up"],
-                            ["addr", "add", Self.address, "dev", name]]
+            return removeInterim + [
+                ["link", "add", interimName, "type", "dummy"],
+                ["link", "set", "dev", interimName, "alias", Self.alias],
+                ["link", "set", "dev", interimName, "name", name],
+                ["link", "set", "dev", name, "up"],
+                ["addr", "add", Self.address, "dev", name],
+            ]
         case .ours(_, let up, let hasAddress):
             var steps: [[String]] = []
             if !up { steps.append(["link", "set", "dev", name, "up"]) }
@@ -106,9 +110,10 @@ public struct AgentLink: Sendable {
                 if result.succeeded { result = try runner.run(ip, ["link", "set", "dev", peerName, "up"]) }
             }
             guard result.succeeded else {
-                throw AgentError(.commandFailed,
-                                 "ip \(step.joined(separator: " ")) failed: \(result.stderr.trimmingWhitespace().escapedForMessage)",
-                                 hint: "the agent needs CAP_NET_ADMIN in the host's network namespace")
+                throw AgentError(
+                    .commandFailed,
+                    "ip \(step.joined(separator: " ")) failed: \(result.stderr.trimmingWhitespace().escapedForMessage)",
+                    hint: "the agent needs CAP_NET_ADMIN in the host's network namespace")
             }
         }
     }

@@ -15,8 +15,10 @@ public struct DNSRoutePlan: Sendable {
     public var summary: [String] {
         var lines = linkSteps.map { "run ip \($0.joined(separator: " "))" }
         if resolvedChangeNeeded {
-            lines.append("set resolved link \(linkName): DNS=\(desired.servers.map(\.description).joined(separator: " ")) "
-                         + "Domains=\(desired.domains.map(\.description).joined(separator: " ")) DefaultRoute=\(desired.defaultRoute ? "yes" : "no")")
+            lines.append(
+                "set resolved link \(linkName): DNS=\(desired.servers.map(\.description).joined(separator: " ")) "
+                    + "Domains=\(desired.domains.map(\.description).joined(separator: " ")) DefaultRoute=\(desired.defaultRoute ? "yes" : "no")"
+            )
         }
         return lines
     }
@@ -42,11 +44,15 @@ public struct ClusterDNSRoute {
 
     /// The route from the link as observed and resolved's settings of it (`current`, nil when
     /// the link is not the agent's yet); reads nothing.
-    public static func plan(linkName: String = AgentLink.defaultName, observed: AgentLink.Observed, current: LinkDNSSettings?,
-                            clusterDNS: IPAddress, domain: DomainName) throws -> DNSRoutePlan {
-        let desired = LinkDNSSettings(servers: [clusterDNS], domains: [LinkDomain(name: domain.name, routeOnly: true)],
-                                      defaultRoute: false)
-        return DNSRoutePlan(linkName: linkName, linkSteps: try AgentLink.plan(name: linkName, for: observed), current: current, desired: desired)
+    public static func plan(
+        linkName: String = AgentLink.defaultName, observed: AgentLink.Observed, current: LinkDNSSettings?,
+        clusterDNS: IPAddress, domain: DomainName
+    ) throws -> DNSRoutePlan {
+        let desired = LinkDNSSettings(
+            servers: [clusterDNS], domains: [LinkDomain(name: domain.name, routeOnly: true)],
+            defaultRoute: false)
+        return DNSRoutePlan(
+            linkName: linkName, linkSteps: try AgentLink.plan(name: linkName, for: observed), current: current, desired: desired)
     }
 
     public func apply(_ plan: DNSRoutePlan) throws {

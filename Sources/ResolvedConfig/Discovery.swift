@@ -35,9 +35,11 @@ public struct DNSHostFacts: Sendable {
     /// nsswitch.conf's hosts line (nil: no file or no line, which glibc reads as `dns files`).
     public var nsswitchHosts: NSSwitchHosts? = nil
 
-    public init(resolvConfMode: ResolvConfMode, nameservers: [String] = [], systemdVersion: Int? = nil, resolvedOnBus: Bool,
-                networkdOnBus: Bool = false, networkManagerOnBus: Bool = false, resolvedConf: ResolvedConfiguration? = nil,
-                notes: [String] = [], nsswitchHosts: NSSwitchHosts? = nil) {
+    public init(
+        resolvConfMode: ResolvConfMode, nameservers: [String] = [], systemdVersion: Int? = nil, resolvedOnBus: Bool,
+        networkdOnBus: Bool = false, networkManagerOnBus: Bool = false, resolvedConf: ResolvedConfiguration? = nil,
+        notes: [String] = [], nsswitchHosts: NSSwitchHosts? = nil
+    ) {
         self.resolvConfMode = resolvConfMode
         self.nameservers = nameservers
         self.systemdVersion = systemdVersion
@@ -68,31 +70,44 @@ public struct DNSHostFacts: Sendable {
         let resolvConf = try! HostPath("/etc/resolv.conf")
         var mode = ResolvConfMode.missing
         if let target = files.symlinkTarget(resolvConf) {
-            if target.hasSuffix("systemd/resolve/stub-resolv.conf") { mode = .stub }
-            else if target.hasSuffix("systemd/resolve/resolv.conf") { mode = .uplink }
-            else if target.hasSuffix("lib/systemd/resolv.conf") { mode = .static }
-            else { mode = .foreign }
+            if target.hasSuffix("systemd/resolve/stub-resolv.conf") {
+                mode = .stub
+            } else if target.hasSuffix("systemd/resolve/resolv.conf") {
+                mode = .uplink
+            } else if target.hasSuffix("lib/systemd/resolv.conf") {
+                mode = .static
+            } else {
+                mode = .foreign
+            }
         } else if (try? files.exists(resolvConf)) == true {
             mode = .foreign
         }
-        let servers = ((try? files.readString(resolvConf, limit: 1 << 20)) ?? nil).map { ResolvConf(parsing: $0).nameservers.map(\.description) } ?? []
+        let servers =
+            ((try? files.readString(resolvConf, limit: 1 << 20)) ?? nil).map { ResolvConf(parsing: $0).nameservers.map(\.description) }
+            ?? []
         var version: Int?
         var onBus = false
-        var networkd = false, networkManager = false
+        var networkd = false
+        var networkManager = false
         if let bus {
             onBus = bus.hasOwner("org.freedesktop.resolve1")
             networkd = bus.hasOwner(Network1.service)
             networkManager = bus.hasOwner("org.freedesktop.NetworkManager")
-            if let text = try? bus.property(destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1",
-                                            interface: "org.freedesktop.systemd1.Manager", name: "Version", signature: "s", read: { try $0.string() }) {
+            if let text = try? bus.property(
+                destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1",
+                interface: "org.freedesktop.systemd1.Manager", name: "Version", signature: "s", read: { try $0.string() })
+            {
                 version = leadingNumber(text)
             }
         }
         if version == nil {
             // The shared library's file name carries the version: libsystemd-shared-252.so.
-            for dir in ["/usr/lib/systemd", "/usr/lib/x86_64-linux-gnu/systemd", "/usr/lib/aarch64-linux-gnu/systemd", "/usr/lib64/systemd"] {
+            for dir in [
+                "/usr/lib/systemd", "/usr/lib/x86_64-linux-gnu/systemd", "/usr/lib/aarch64-linux-gnu/systemd", "/usr/lib64/systemd",
+            ] {
                 if let names = try? files.list(try! HostPath(dir)),
-                   let lib = names.first(where: { $0.hasPrefix("libsystemd-shared-") && $0.hasSuffix(".so") }) {
+                    let lib = names.first(where: { $0.hasPrefix("libsystemd-shared-") && $0.hasSuffix(".so") })
+                {
                     version = leadingNumber(String(lib.dropFirst("libsystemd-shared-".count)))
                     break
                 }
@@ -100,23 +115,34 @@ public struct DNSHostFacts: Sendable {
         }
         let conf = try? ResolvedConfiguration(files: files)
         if let conf, !conf.stubListenerOn {
-            notes.append("resolved's stub listener is off (DNSStubListener= in \(conf.settings["DNSStubListener"]?.files.joined(separator: ", ") ?? "its files")): nothing answers at 127.0.0.53")
+            notes.append(
+                "resolved's stub listener is off (DNSStubListener= in \(conf.settings["DNSStubListener"]?.files.joined(separator: ", ") ?? "its files")): nothing answers at 127.0.0.53"
+            )
         }
         if mode == .uplink {
-            notes.append("/etc/resolv.conf points at resolved's uplink file: the host's programs ask upstream servers directly, so routing domains do not reach them")
+            notes.append(
+                "/etc/resolv.conf points at resolved's uplink file: the host's programs ask upstream servers directly, so routing domains do not reach them"
+            )
         }
         if networkd {
-            notes.append("systemd-networkd runs: resolved refuses per-link settings on links it manages, so the link mode keeps it off the agent's link with \(ResolvedFiles.networkdUnmanaged)")
+            notes.append(
+                "systemd-networkd runs: resolved refuses per-link settings on links it manages, so the link mode keeps it off the agent's link with \(ResolvedFiles.networkdUnmanaged)"
+            )
         }
         if networkManager {
             notes.append("NetworkManager runs: it leaves links it did not create unmanaged unless configured to take them")
         }
-        let nss = ((try? files.readString(try! HostPath("/etc/nsswitch.conf"), limit: 1 << 20)) ?? nil).flatMap { NSSwitchHosts(parsing: $0) }
-        var facts = DNSHostFacts(resolvConfMode: mode, nameservers: servers, systemdVersion: version, resolvedOnBus: onBus,
-                                 networkdOnBus: networkd, networkManagerOnBus: networkManager, resolvedConf: conf, notes: notes)
+        let nss = ((try? files.readString(try! HostPath("/etc/nsswitch.conf"), limit: 1 << 20)) ?? nil).flatMap {
+            NSSwitchHosts(parsing: $0)
+        }
+        var facts = DNSHostFacts(
+            resolvConfMode: mode, nameservers: servers, systemdVersion: version, resolvedOnBus: onBus,
+            networkdOnBus: networkd, networkManagerOnBus: networkManager, resolvedConf: conf, notes: notes)
         facts.nsswitchHosts = nss
         if !facts.hostsLineAsksDNS {
-            facts.notes.append("nsswitch.conf's hosts line (\(nss?.description ?? "")) asks no DNS source: the C library, which containerd uses for cluster names, reads only /etc/hosts")
+            facts.notes.append(
+                "nsswitch.conf's hosts line (\(nss?.description ?? "")) asks no DNS source: the C library, which containerd uses for cluster names, reads only /etc/hosts"
+            )
         }
         return facts
     }
@@ -141,14 +167,23 @@ public enum DNSMode: String, Sendable, CaseIterable {
     /// The mode `auto` picks for these facts, with the reason.
     public static func choose(_ facts: DNSHostFacts) -> (DNSMode, String) {
         if !facts.hostsLineAsksDNS {
-            return (.hosts, "nsswitch.conf's hosts line (\(facts.nsswitchHosts?.description ?? "")) asks no DNS source: /etc/hosts lines are what the host's lookups read")
+            return (
+                .hosts,
+                "nsswitch.conf's hosts line (\(facts.nsswitchHosts?.description ?? "")) asks no DNS source: /etc/hosts lines are what the host's lookups read"
+            )
         }
         if facts.resolvedOnBus && facts.clientsUseStub {
-            return (.link, "systemd-resolved runs and the host's programs ask its stub: a link of the agent's routes ~domain without files or restarts")
+            return (
+                .link,
+                "systemd-resolved runs and the host's programs ask its stub: a link of the agent's routes ~domain without files or restarts"
+            )
         }
         if !facts.resolvedOnBus {
             return (.hosts, "systemd-resolved is not running: /etc/hosts lines for the registry's names are what every resolver reads")
         }
-        return (.hosts, "the host's programs do not ask resolved's stub (/etc/resolv.conf is \(facts.resolvConfMode.rawValue)): routing domains would not reach them, /etc/hosts does")
+        return (
+            .hosts,
+            "the host's programs do not ask resolved's stub (/etc/resolv.conf is \(facts.resolvConfMode.rawValue)): routing domains would not reach them, /etc/hosts does"
+        )
     }
 }

@@ -36,8 +36,14 @@ public struct KubeletDNSConfig: Equatable, Sendable {
                 c.clusterDNS = dns.split(separator: ",").compactMap { try? IPAddress(String($0)) }
                 found = true
             }
-            if let resolv = flags["resolv-conf"] { c.resolvConf = resolv; found = true }
-            if let endpoint = flags["container-runtime-endpoint"] { c.containerRuntimeEndpoint = endpoint; found = true }
+            if let resolv = flags["resolv-conf"] {
+                c.resolvConf = resolv
+                found = true
+            }
+            if let endpoint = flags["container-runtime-endpoint"] {
+                c.containerRuntimeEndpoint = endpoint
+                found = true
+            }
             if let domain = flags["cluster-domain"] { c.clusterDomain = domain }
         }
         return found ? c : nil

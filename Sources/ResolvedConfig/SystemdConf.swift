@@ -49,7 +49,8 @@ public struct SystemdConf: Equatable, Sendable {
                     continuing = value.hasSuffix("\\")
                     if continuing { value.removeLast() }
                 }
-                lines.append(.assignment(key: Self.strip(String(trimmed[..<eq])), value: Self.strip(value), raw: whole.joined(separator: "\n")))
+                lines.append(
+                    .assignment(key: Self.strip(String(trimmed[..<eq])), value: Self.strip(value), raw: whole.joined(separator: "\n")))
             } else {
                 // systemd ignores (with a warning) lines it cannot parse: keep them as they are.
                 lines.append(.other(line))
@@ -91,7 +92,10 @@ public struct SystemdConf: Equatable, Sendable {
         for line in lines {
             if case .section(let name, _) = line { current = name }
             if case .assignment(let k, _, _) = line, k == key, current == section {
-                if !replaced { out.append(.assignment(key: key, value: value, raw: "\(key)=\(value)")); replaced = true }
+                if !replaced {
+                    out.append(.assignment(key: key, value: value, raw: "\(key)=\(value)"))
+                    replaced = true
+                }
                 lastOfSection = out.count - 1
                 continue
             }
@@ -145,7 +149,10 @@ public struct ResolvedConfiguration: Sendable {
         var mainFile: HostPath?
         for folder in Self.folders {
             let path = try HostPath(folder + "/resolved.conf")
-            if try host.exists(path) { mainFile = path; break }
+            if try host.exists(path) {
+                mainFile = path
+                break
+            }
         }
         var dropIns: [String: HostPath] = [:]
         for folder in Self.folders {
@@ -194,8 +201,11 @@ public struct ResolvedConfiguration: Sendable {
             var s = Substring(entry)
             if let hash = s.firstIndex(of: "#") { s = s[..<hash] }
             if let pct = s.firstIndex(of: "%") { s = s[..<pct] }
-            if s.hasPrefix("["), let close = s.firstIndex(of: "]") { s = s[s.index(after: s.startIndex)..<close] }
-            else if s.filter({ $0 == ":" }).count == 1, let colon = s.firstIndex(of: ":") { s = s[..<colon] }
+            if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
+                s = s[s.index(after: s.startIndex)..<close]
+            } else if s.filter({ $0 == ":" }).count == 1, let colon = s.firstIndex(of: ":") {
+                s = s[..<colon]
+            }
             return try? IPAddress(String(s))
         }
     }

@@ -25,14 +25,18 @@ public final class SystemBus: @unchecked Sendable {
         guard r >= 0, let bus else { throw Self.error(r, "cannot allocate a D-Bus connection") }
         handle = bus
         r = sd_bus_set_address(bus, address)
-        guard r >= 0 else { sd_bus_unref(bus); throw Self.error(r, "invalid D-Bus address '\(address.escapedForMessage)'") }
+        guard r >= 0 else {
+            sd_bus_unref(bus)
+            throw Self.error(r, "invalid D-Bus address '\(address.escapedForMessage)'")
+        }
         // Without this sd-bus does not send Hello and the bus daemon drops the connection.
         sd_bus_set_bus_client(bus, 1)
         r = sd_bus_start(bus)
         guard r >= 0 else {
             sd_bus_unref(bus)
-            throw AgentError(.dbus, "cannot connect to the system bus at \(address)", errno: -r,
-                             hint: "pass --dbus-address, or mount the host's /run/dbus/system_bus_socket")
+            throw AgentError(
+                .dbus, "cannot connect to the system bus at \(address)", errno: -r,
+                hint: "pass --dbus-address, or mount the host's /run/dbus/system_bus_socket")
         }
         self.address = address
     }
@@ -40,10 +44,12 @@ public final class SystemBus: @unchecked Sendable {
     deinit { sd_bus_flush_close_unref(handle) }
 
     /// Calls a method. `build` appends the arguments; the reply is handed to `read`.
-    public func call<T>(destination: String, path: String, interface: String, member: String,
-                        timeoutMicroseconds: UInt64 = 10_000_000,
-                        build: (MessageWriter) throws -> Void = { _ in },
-                        read: (MessageReader) throws -> T) throws -> T {
+    public func call<T>(
+        destination: String, path: String, interface: String, member: String,
+        timeoutMicroseconds: UInt64 = 10_000_000,
+        build: (MessageWriter) throws -> Void = { _ in },
+        read: (MessageReader) throws -> T
+    ) throws -> T {
         var message: OpaquePointer?
         var r = sd_bus_message_new_method_call(handle, &message, destination, path, interface, member)
         guard r >= 0, let message else { throw Self.error(r, "cannot build \(interface).\(member)") }
@@ -54,9 +60,10 @@ public final class SystemBus: @unchecked Sendable {
         var reply: OpaquePointer?
         r = sd_bus_call(handle, message, timeoutMicroseconds, &error, &reply)
         guard r >= 0, let reply else {
-            throw BusCallError(name: error.name.map { String(cString: $0) } ?? "",
-                               message: error.message.map { String(cString: $0) } ?? Self.errnoText(r),
-                               member: "\(interface).\(member)")
+            throw BusCallError(
+                name: error.name.map { String(cString: $0) } ?? "",
+                message: error.message.map { String(cString: $0) } ?? Self.errnoText(r),
+                member: "\(interface).\(member)")
         }
         defer { sd_bus_message_unref(reply) }
         return try read(MessageReader(message: reply, context: member))
@@ -64,21 +71,28 @@ public final class SystemBus: @unchecked Sendable {
 
     /// Whether a service holds `name` on this bus now (false when the bus cannot say).
     public func hasOwner(_ name: String) -> Bool {
-        (try? call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
-                   member: "NameHasOwner", build: { try $0.append(string: name) }, read: { try $0.bool() })) ?? false
+        (try? call(
+            destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+            member: "NameHasOwner", build: { try $0.append(string: name) }, read: { try $0.bool() })) ?? false
     }
 
     /// Reads a property; `read` gets the reader positioned inside the variant.
-    public func property<T>(destination: String, path: String, interface: String, name: String,
-                            signature: String, read: (MessageReader) throws -> T) throws -> T {
-        try call(destination: destination, path: path, interface: "org.freedesktop.DBus.Properties", member: "Get",
-                 build: { w in try w.append(string: interface); try w.append(string: name) },
-                 read: { r in
-                     try r.enter("v", signature)
-                     let value = try read(r)
-                     try r.exit()
-                     return value
-                 })
+    public func property<T>(
+        destination: String, path: String, interface: String, name: String,
+        signature: String, read: (MessageReader) throws -> T
+    ) throws -> T {
+        try call(
+            destination: destination, path: path, interface: "org.freedesktop.DBus.Properties", member: "Get",
+            build: { w in
+                try w.append(string: interface)
+                try w.append(string: name)
+            },
+            read: { r in
+                try r.enter("v", signature)
+                let value = try read(r)
+                try r.exit()
+                return value
+            })
     }
 
     static func error(_ r: Int32, _ what: String) -> AgentError {
@@ -110,8 +124,9 @@ extension SystemBus {
     /// served, and by which connection: a new owner is a restarted service); nil when none does.
     public func nameOwner(_ name: String) throws -> String? {
         do {
-            return try call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
-                            member: "GetNameOwner", build: { try $0.append(string: name) }, read: { try $0.string() })
+            return try call(
+                destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+                member: "GetNameOwner", build: { try $0.append(string: name) }, read: { try $0.string() })
         } catch let e as BusCallError where e.name == "org.freedesktop.DBus.Error.NameHasNoOwner" {
             return nil
         }

@@ -6,7 +6,10 @@ public struct LinkDomain: Hashable, Sendable, CustomStringConvertible {
     public var name: String
     /// A routing-only domain (`~name`): selects the link for lookups, is not a search suffix.
     public var routeOnly: Bool
-    public init(name: String, routeOnly: Bool) { self.name = name; self.routeOnly = routeOnly }
+    public init(name: String, routeOnly: Bool) {
+        self.name = name
+        self.routeOnly = routeOnly
+    }
     public var description: String { (routeOnly ? "~" : "") + name }
 }
 
@@ -16,7 +19,9 @@ public struct LinkDNSSettings: Equatable, Sendable {
     public var domains: [LinkDomain]
     public var defaultRoute: Bool
     public init(servers: [IPAddress], domains: [LinkDomain], defaultRoute: Bool) {
-        self.servers = servers; self.domains = domains; self.defaultRoute = defaultRoute
+        self.servers = servers
+        self.domains = domains
+        self.defaultRoute = defaultRoute
     }
 }
 
@@ -41,18 +46,23 @@ public final class Resolve1: ResolvedClient {
 
     func linkPath(_ ifindex: Int32) throws -> String {
         try mapped {
-            try bus.call(destination: Self.service, path: Self.managerPath, interface: Self.manager, member: "GetLink",
-                         build: { try $0.append(int32: ifindex) }, read: { try $0.string(type: "o") })
+            try bus.call(
+                destination: Self.service, path: Self.managerPath, interface: Self.manager, member: "GetLink",
+                build: { try $0.append(int32: ifindex) }, read: { try $0.string(type: "o") })
         }
     }
 
     public func linkSettings(ifindex: Int32) throws -> LinkDNSSettings {
         let path = try linkPath(ifindex)
         return try mapped {
-            let servers: [IPAddress] = try bus.property(destination: Self.service, path: path, interface: Self.link,
-                                                        name: "DNS", signature: "a(iay)") { try Self.addresses($0, withIfindex: false) }
-            let domains: [LinkDomain] = try bus.property(destination: Self.service, path: path, interface: Self.link,
-                                                         name: "Domains", signature: "a(sb)") { r in
+            let servers: [IPAddress] = try bus.property(
+                destination: Self.service, path: path, interface: Self.link,
+                name: "DNS", signature: "a(iay)"
+            ) { try Self.addresses($0, withIfindex: false) }
+            let domains: [LinkDomain] = try bus.property(
+                destination: Self.service, path: path, interface: Self.link,
+                name: "Domains", signature: "a(sb)"
+            ) { r in
                 var out: [LinkDomain] = []
                 try r.enter("a", "(sb)")
                 while try r.enter("r", "sb") {
@@ -64,14 +74,19 @@ public final class Resolve1: ResolvedClient {
                 try r.exit()
                 return out
             }
-            let defaultRoute: Bool = try bus.property(destination: Self.service, path: path, interface: Self.link,
-                                                      name: "DefaultRoute", signature: "b") { try $0.bool() }
+            let defaultRoute: Bool = try bus.property(
+                destination: Self.service, path: path, interface: Self.link,
+                name: "DefaultRoute", signature: "b"
+            ) { try $0.bool() }
             return LinkDNSSettings(servers: servers, domains: domains, defaultRoute: defaultRoute)
         }
     }
 
     public func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws {
-        try managerCall("SetLinkDefaultRoute") { try $0.append(int32: ifindex); try $0.append(bool: value) }
+        try managerCall("SetLinkDefaultRoute") {
+            try $0.append(int32: ifindex)
+            try $0.append(bool: value)
+        }
     }
 
     public func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws {
@@ -79,7 +94,10 @@ public final class Resolve1: ResolvedClient {
             try w.append(int32: ifindex)
             try w.open("a", "(sb)")
             for d in domains {
-                try w.open("r", "sb"); try w.append(string: d.name); try w.append(bool: d.routeOnly); try w.close()
+                try w.open("r", "sb")
+                try w.append(string: d.name)
+                try w.append(bool: d.routeOnly)
+                try w.close()
             }
             try w.close()
         }
@@ -90,7 +108,10 @@ public final class Resolve1: ResolvedClient {
             try w.append(int32: ifindex)
             try w.open("a", "(iay)")
             for s in servers {
-                try w.open("r", "iay"); try w.append(int32: s.family.rawValue); try w.append(bytes: s.bytes); try w.close()
+                try w.open("r", "iay")
+                try w.append(int32: s.family.rawValue)
+                try w.append(bytes: s.bytes)
+                try w.close()
             }
             try w.close()
         }
@@ -104,11 +125,15 @@ public final class Resolve1: ResolvedClient {
     /// Throws `AgentError` whose message carries resolved's error (e.g. NXDOMAIN).
     public func resolveHostname(_ name: String) throws -> [IPAddress] {
         try mapped {
-            try bus.call(destination: Self.service, path: Self.managerPath, interface: Self.manager, member: "ResolveHostname",
-                         build: { w in
-                             try w.append(int32: 0); try w.append(string: name); try w.append(int32: 0); try w.append(uint64: 0)
-                         },
-                         read: { try Self.addresses($0, withIfindex: true) })
+            try bus.call(
+                destination: Self.service, path: Self.managerPath, interface: Self.manager, member: "ResolveHostname",
+                build: { w in
+                    try w.append(int32: 0)
+                    try w.append(string: name)
+                    try w.append(int32: 0)
+                    try w.append(uint64: 0)
+                },
+                read: { try Self.addresses($0, withIfindex: true) })
         }
     }
 
@@ -131,8 +156,9 @@ public final class Resolve1: ResolvedClient {
 
     private func managerCall(_ member: String, build: (MessageWriter) throws -> Void) throws {
         try mapped {
-            try bus.call(destination: Self.service, path: Self.managerPath, interface: Self.manager, member: member,
-                         build: build, read: { _ in () })
+            try bus.call(
+                destination: Self.service, path: Self.managerPath, interface: Self.manager, member: member,
+                build: build, read: { _ in () })
         }
     }
 
@@ -143,17 +169,22 @@ public final class Resolve1: ResolvedClient {
         } catch let e as BusCallError {
             switch e.name {
             case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner":
-                throw AgentError(.dbus, "systemd-resolved is not running on the bus \(bus.address)",
-                                 hint: "start systemd-resolved, or choose another DNS mode", cause: .busError(e.name))
+                throw AgentError(
+                    .dbus, "systemd-resolved is not running on the bus \(bus.address)",
+                    hint: "start systemd-resolved, or choose another DNS mode", cause: .busError(e.name))
             case "org.freedesktop.resolve1.LinkBusy":
-                throw AgentError(.dbus, "resolved refuses per-link DNS for this link: \(e.message)",
-                                 hint: "the link is managed by systemd-networkd; configure it there", cause: .busError(e.name))
-            case let name where name.hasPrefix("org.freedesktop.resolve1.DnsError.") || name == "org.freedesktop.resolve1.NoSuchRR" || name == "org.freedesktop.resolve1.NoNameServers":
+                throw AgentError(
+                    .dbus, "resolved refuses per-link DNS for this link: \(e.message)",
+                    hint: "the link is managed by systemd-networkd; configure it there", cause: .busError(e.name))
+            case let name
+            where name.hasPrefix("org.freedesktop.resolve1.DnsError.") || name == "org.freedesktop.resolve1.NoSuchRR"
+                || name == "org.freedesktop.resolve1.NoNameServers":
                 throw AgentError(.dbus, "resolved: \(e.message) [\(name.split(separator: ".").last ?? "")]", cause: .busError(e.name))
             case "org.freedesktop.resolve1.NoSuchLink":
                 throw AgentError(.dbus, "resolved does not know the link: \(e.message)", cause: .busError(e.name))
             case "org.freedesktop.DBus.Error.AccessDenied", "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired":
-                throw AgentError(.dbus, "resolved denied \(e.member): \(e.message)", hint: "run the agent as root", cause: .busError(e.name))
+                throw AgentError(
+                    .dbus, "resolved denied \(e.member): \(e.message)", hint: "run the agent as root", cause: .busError(e.name))
             default:
                 throw AgentError(.dbus, e.description, cause: e.name.isEmpty ? nil : .busError(e.name))
             }

@@ -26,21 +26,34 @@ public final class Systemd1 {
     public func unit(_ name: String) throws -> UnitState? {
         let path: String
         do {
-            path = try bus.call(destination: Self.service, path: Self.path, interface: Self.manager, member: "LoadUnit",
-                                build: { try $0.append(string: name) }, read: { try $0.string(type: "o") })
+            path = try bus.call(
+                destination: Self.service, path: Self.path, interface: Self.manager, member: "LoadUnit",
+                build: { try $0.append(string: name) }, read: { try $0.string(type: "o") })
         } catch let e as BusCallError {
-            throw AgentError(.dbus, "systemd: \(e.message)", hint: e.name.contains("ServiceUnknown") ? "systemd is not running on this bus" : nil, cause: .busError(e.name))
+            throw AgentError(
+                .dbus, "systemd: \(e.message)", hint: e.name.contains("ServiceUnknown") ? "systemd is not running on this bus" : nil,
+                cause: .busError(e.name))
         }
         let unit = "org.freedesktop.systemd1.Unit"
-        let load = try bus.property(destination: Self.service, path: path, interface: unit, name: "LoadState", signature: "s") { try $0.string() }
+        let load = try bus.property(destination: Self.service, path: path, interface: unit, name: "LoadState", signature: "s") {
+            try $0.string()
+        }
         guard load == "loaded" else { return nil }
-        let active = try bus.property(destination: Self.service, path: path, interface: unit, name: "ActiveState", signature: "s") { try $0.string() }
-        let sub = try bus.property(destination: Self.service, path: path, interface: unit, name: "SubState", signature: "s") { try $0.string() }
-        let since = try bus.property(destination: Self.service, path: path, interface: unit, name: "ActiveEnterTimestamp", signature: "t") { try $0.uint64() }
+        let active = try bus.property(destination: Self.service, path: path, interface: unit, name: "ActiveState", signature: "s") {
+            try $0.string()
+        }
+        let sub = try bus.property(destination: Self.service, path: path, interface: unit, name: "SubState", signature: "s") {
+            try $0.string()
+        }
+        let since = try bus.property(destination: Self.service, path: path, interface: unit, name: "ActiveEnterTimestamp", signature: "t") {
+            try $0.uint64()
+        }
         var pid: UInt32 = 0
         if name.hasSuffix(".service") {
-            pid = try bus.property(destination: Self.service, path: path, interface: "org.freedesktop.systemd1.Service",
-                                   name: "MainPID", signature: "u") { try $0.uint32() }
+            pid = try bus.property(
+                destination: Self.service, path: path, interface: "org.freedesktop.systemd1.Service",
+                name: "MainPID", signature: "u"
+            ) { try $0.uint32() }
         }
         return UnitState(name: name, activeState: active, subState: sub, activeEnterTimestamp: since, mainPID: pid)
     }
@@ -49,9 +62,13 @@ public final class Systemd1 {
     public func restart(_ name: String, reloadIfPossible: Bool = false, timeoutSeconds: Double = 60) throws -> UnitState {
         let before = try unit(name)
         do {
-            _ = try bus.call(destination: Self.service, path: Self.path, interface: Self.manager,
-                             member: reloadIfPossible ? "ReloadOrRestartUnit" : "RestartUnit",
-                             build: { try $0.append(string: name); try $0.append(string: "replace") }, read: { try $0.string(type: "o") })
+            _ = try bus.call(
+                destination: Self.service, path: Self.path, interface: Self.manager,
+                member: reloadIfPossible ? "ReloadOrRestartUnit" : "RestartUnit",
+                build: {
+                    try $0.append(string: name)
+                    try $0.append(string: "replace")
+                }, read: { try $0.string(type: "o") })
         } catch let e as BusCallError {
             throw AgentError(.dbus, "systemd refused to restart \(name): \(e.message)", cause: .busError(e.name))
         }
@@ -62,8 +79,9 @@ public final class Systemd1 {
             }
             usleep(50_000)
         }
-        throw AgentError(.dbus, "\(name) did not become active within \(Int(timeoutSeconds)) s after the restart",
-                         hint: "see `journalctl -u \(name)` on the node")
+        throw AgentError(
+            .dbus, "\(name) did not become active within \(Int(timeoutSeconds)) s after the restart",
+            hint: "see `journalctl -u \(name)` on the node")
     }
 
     func nowSeconds() -> Double {
@@ -84,11 +102,13 @@ public struct Network1 {
 
     public func reload() throws {
         do {
-            try bus.call(destination: Self.service, path: "/org/freedesktop/network1",
-                         interface: "org.freedesktop.network1.Manager", member: "Reload", build: { _ in }, read: { _ in () })
+            try bus.call(
+                destination: Self.service, path: "/org/freedesktop/network1",
+                interface: "org.freedesktop.network1.Manager", member: "Reload", build: { _ in }, read: { _ in () })
         } catch let e as BusCallError {
-            throw AgentError(.dbus, "systemd-networkd did not reload its .network files: \(e.message)",
-                             hint: "run `networkctl reload` on the node", cause: .busError(e.name))
+            throw AgentError(
+                .dbus, "systemd-networkd did not reload its .network files: \(e.message)",
+                hint: "run `networkctl reload` on the node", cause: .busError(e.name))
         }
     }
 }

@@ -30,16 +30,18 @@ public enum CertificateParser {
     /// keys anywhere in the input, other PEM blocks, garbage, and oversized input.
     public static func parse(_ bytes: [UInt8], source: String) throws -> [Certificate] {
         guard bytes.count <= maximumFileSize else {
-            throw AgentError(.invalidCertificate, "\(source) is \(bytes.count) bytes, more than a CA file can be (1 MiB)",
-                             hint: "give the file that holds the registry's CA certificate (ca.crt)")
+            throw AgentError(
+                .invalidCertificate, "\(source) is \(bytes.count) bytes, more than a CA file can be (1 MiB)",
+                hint: "give the file that holds the registry's CA certificate (ca.crt)")
         }
         guard !bytes.isEmpty else {
             throw AgentError(.invalidCertificate, "\(source) is empty", hint: "give the registry's CA certificate in PEM form")
         }
         let text = String(decoding: bytes, as: UTF8.self)
         if text.contains("PRIVATE KEY-----") {
-            throw AgentError(.invalidCertificate, "\(source) contains a private key",
-                             hint: "give only the CA certificate; a private key must never be spread to nodes")
+            throw AgentError(
+                .invalidCertificate, "\(source) contains a private key",
+                hint: "give only the CA certificate; a private key must never be spread to nodes")
         }
         if text.contains("-----BEGIN ") {
             return try parsePEM(text, source: source)
@@ -53,16 +55,19 @@ public enum CertificateParser {
         let certificates = try parse(bytes, source: source)
         for cert in certificates {
             if !cert.isCA {
-                throw AgentError(.invalidCertificate, "\(source): '\(cert.subject)' is not a CA certificate (no basicConstraints CA:TRUE)",
-                                 hint: "give the CA that signed the registry's certificate, not the registry's own certificate")
+                throw AgentError(
+                    .invalidCertificate, "\(source): '\(cert.subject)' is not a CA certificate (no basicConstraints CA:TRUE)",
+                    hint: "give the CA that signed the registry's certificate, not the registry's own certificate")
             }
             if cert.notAfter < now {
-                throw AgentError(.invalidCertificate, "\(source): CA '\(cert.subject)' expired on \(cert.notAfter.iso8601)",
-                                 hint: "renew the CA and re-issue the registry certificate")
+                throw AgentError(
+                    .invalidCertificate, "\(source): CA '\(cert.subject)' expired on \(cert.notAfter.iso8601)",
+                    hint: "renew the CA and re-issue the registry certificate")
             }
             if cert.notBefore > now {
-                throw AgentError(.invalidCertificate, "\(source): CA '\(cert.subject)' is not valid before \(cert.notBefore.iso8601)",
-                                 hint: "check the node's clock or the CA's validity period")
+                throw AgentError(
+                    .invalidCertificate, "\(source): CA '\(cert.subject)' is not valid before \(cert.notBefore.iso8601)",
+                    hint: "check the node's clock or the CA's validity period")
             }
         }
         return certificates
@@ -77,8 +82,9 @@ public enum CertificateParser {
             }
             let label = String(rest[begin.upperBound..<labelEnd.lowerBound])
             guard label == "CERTIFICATE" || label == "TRUSTED CERTIFICATE" else {
-                throw AgentError(.invalidCertificate, "\(source) holds a '\(label.escapedForMessage)' PEM block, not a certificate",
-                                 hint: "give a file with CERTIFICATE blocks only")
+                throw AgentError(
+                    .invalidCertificate, "\(source) holds a '\(label.escapedForMessage)' PEM block, not a certificate",
+                    hint: "give a file with CERTIFICATE blocks only")
             }
             guard let end = rest[labelEnd.upperBound...].firstRange(of: "-----END \(label)-----") else {
                 throw AgentError(.invalidCertificate, "\(source) has a PEM block without its END line")
@@ -95,13 +101,15 @@ public enum CertificateParser {
 
     private static func parseOnePEM(_ block: String, source: String, index: Int) throws -> Certificate {
         let bio = try MemoryBIO(Array(block.utf8))
-        let x509 = block.contains("TRUSTED CERTIFICATE")
+        let x509 =
+            block.contains("TRUSTED CERTIFICATE")
             ? PEM_read_bio_X509_AUX(bio.handle, nil, nil, nil)
             : PEM_read_bio_X509(bio.handle, nil, nil, nil)
         guard let x509 else {
             ERR_clear_error()
-            throw AgentError(.invalidCertificate, "\(source): certificate #\(index) is not valid PEM/X.509",
-                             hint: "check that the file was copied whole")
+            throw AgentError(
+                .invalidCertificate, "\(source): certificate #\(index) is not valid PEM/X.509",
+                hint: "check that the file was copied whole")
         }
         defer { X509_free(x509) }
         return try describe(x509)
@@ -114,8 +122,9 @@ public enum CertificateParser {
         }
         guard let x509 else {
             ERR_clear_error()
-            throw AgentError(.invalidCertificate, "\(source) is neither a PEM nor a DER certificate",
-                             hint: "give the registry's CA certificate (-----BEGIN CERTIFICATE-----)")
+            throw AgentError(
+                .invalidCertificate, "\(source) is neither a PEM nor a DER certificate",
+                hint: "give the registry's CA certificate (-----BEGIN CERTIFICATE-----)")
         }
         defer { X509_free(x509) }
         return try describe(x509)
@@ -155,9 +164,10 @@ public enum CertificateParser {
             der = Array(UnsafeBufferPointer(start: derPointer, count: Int(derLength)))
             node_agent_openssl_free(derPointer)
         }
-        return Certificate(subject: subject, issuer: issuer, subjectHash: hash, sha256Fingerprint: fingerprint,
-                           isCA: isCA, notBefore: notBefore, notAfter: notAfter,
-                           pem: String(decoding: pem, as: UTF8.self), der: der)
+        return Certificate(
+            subject: subject, issuer: issuer, subjectHash: hash, sha256Fingerprint: fingerprint,
+            isCA: isCA, notBefore: notBefore, notAfter: notAfter,
+            pem: String(decoding: pem, as: UTF8.self), der: der)
     }
 
     static func nameString(_ name: OpaquePointer?) -> String {

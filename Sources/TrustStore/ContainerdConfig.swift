@@ -26,13 +26,17 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
             if try files.exists(generated) {
                 return ContainerdRegistryConfig(
                     configPaths: [], configFile: generated,
-                    note: "\(distro) generates containerd's certs.d from /etc/rancher/\(distro)/registries.yaml and removes other folders: the agent leaves it alone; add the registry there (configs.<host:port>.tls.ca_file) and restart \(distro), or rely on the OS trust store")
+                    note:
+                        "\(distro) generates containerd's certs.d from /etc/rancher/\(distro)/registries.yaml and removes other folders: the agent leaves it alone; add the registry there (configs.<host:port>.tls.ca_file) and restart \(distro), or rely on the OS trust store"
+                )
             }
         }
         guard let text = try files.readString(configFile) else {
             return ContainerdRegistryConfig(
                 configPaths: [defaultCertsD], configFile: nil,
-                note: "no \(configFile); using \(defaultCertsD), containerd 2.x's default (containerd 1.x ignores certs.d unless config_path is set)")
+                note:
+                    "no \(configFile); using \(defaultCertsD), containerd 2.x's default (containerd 1.x ignores certs.d unless config_path is set)"
+            )
         }
         let main = ConfigFile(parsing: text)
         var configPath = main.configPath
@@ -45,7 +49,10 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         for importPath in try expandImports(main.imports, files: files) {
             guard let imported = try files.readString(importPath).map(ConfigFile.init(parsing:)) else { continue }
             if main.version >= 3 {
-                if let path = imported.configPath { configPath = path; decidedBy = importPath }
+                if let path = imported.configPath {
+                    configPath = path
+                    decidedBy = importPath
+                }
             } else if imported.mentionsCRI {
                 configPath = imported.configPath
                 decidedBy = importPath
@@ -58,15 +65,20 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// it when it is not config.toml itself.
     static func settled(_ configPath: String?, decidedBy: HostPath) -> ContainerdRegistryConfig {
         guard let found = configPath, !found.isEmpty else {
-            let how = decidedBy == configFile ? "is not set in \(configFile)"
+            let how =
+                decidedBy == configFile
+                ? "is not set in \(configFile)"
                 : "is dropped by \(decidedBy), imported by \(configFile): containerd 1.x replaces the CRI plugin's whole table with an imported one"
             return ContainerdRegistryConfig(
                 configPaths: [], configFile: configFile,
-                note: "containerd's config_path \(how): containerd ignores certs.d; set config_path = \"/etc/containerd/certs.d\" in its CRI registry table\(decidedBy == configFile ? "" : " of \(decidedBy)"), or rely on the OS trust store (needs a containerd restart)")
+                note:
+                    "containerd's config_path \(how): containerd ignores certs.d; set config_path = \"/etc/containerd/certs.d\" in its CRI registry table\(decidedBy == configFile ? "" : " of \(decidedBy)"), or rely on the OS trust store (needs a containerd restart)"
+            )
         }
         let paths = found.split(separator: ":").compactMap { try? HostPath(String($0)) }
-        return ContainerdRegistryConfig(configPaths: paths, configFile: configFile,
-                                        note: decidedBy == configFile ? nil : "config_path from \(decidedBy), imported by \(configFile)")
+        return ContainerdRegistryConfig(
+            configPaths: paths, configFile: configFile,
+            note: decidedBy == configFile ? nil : "config_path from \(decidedBy), imported by \(configFile)")
     }
 
     /// The files of `imports`: paths relative to /etc/containerd, a `*`/`?`/`[` pattern in the

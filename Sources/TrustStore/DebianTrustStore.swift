@@ -48,13 +48,16 @@ public struct DebianTrustStore {
 
         // <name>.pem links of local certificates: create the missing, drop those whose target is gone.
         HostFiles.removeStaleTemporaries(in: try files.root.resolve(Self.etcCerts))
-        for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key }) where files.symlinkTarget(try Self.etcCerts.appending(name)) != target {
+        for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key })
+        where files.symlinkTarget(try Self.etcCerts.appending(name)) != target {
             try files.replaceSymlink(try Self.etcCerts.appending(name), target: target)
             changes.append("link \(Self.etcCerts.path)/\(name) -> \(target)")
         }
         for name in try files.list(Self.etcCerts) {
             let link = try Self.etcCerts.appending(name)
-            guard let target = files.symlinkTarget(link), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else { continue }
+            guard let target = files.symlinkTarget(link), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else {
+                continue
+            }
             try files.removeEntry(link)
             changes.append("remove \(Self.etcCerts.path)/\(name)")
         }
@@ -114,7 +117,8 @@ public struct DebianTrustStore {
                 var seen: Set<String> = []
                 all = all.filter { name in
                     guard let bytes = try? files.read(try Self.etcCerts.appending(name), limit: 1 << 20),
-                          let cert = try? CertificateParser.parse(bytes, source: name).first else { return true }
+                        let cert = try? CertificateParser.parse(bytes, source: name).first
+                    else { return true }
                     return seen.insert(cert.sha256Fingerprint).inserted
                 }
             }

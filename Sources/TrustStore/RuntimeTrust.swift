@@ -41,9 +41,14 @@ public struct RegistryTrustLocations: Sendable {
         for raw in text.split(separator: "\n") {
             let line = raw.trimmingBlanks()
             guard line.hasPrefix("ca"), let eq = line.firstIndex(of: "="),
-                  line[..<eq].trimmingBlanks() == "ca" else { continue }
+                line[..<eq].trimmingBlanks() == "ca"
+            else { continue }
             for p in TOMLString.strings(inValue: line[line.index(after: eq)...]) where !p.isEmpty {
-                if p.hasPrefix("/") { if let hp = try? HostPath(p) { out.append(hp) } } else if let hp = try? dir.appending(p) { out.append(hp) }
+                if p.hasPrefix("/") {
+                    if let hp = try? HostPath(p) { out.append(hp) }
+                } else if let hp = try? dir.appending(p) {
+                    out.append(hp)
+                }
             }
         }
         return out

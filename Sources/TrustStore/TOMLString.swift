@@ -36,8 +36,14 @@ enum TOMLString {
                 var closed = false
                 while let c = rest.first {
                     rest = rest.dropFirst()
-                    if c == "\"" { closed = true; break }
-                    guard c == "\\" else { string.append(c); continue }
+                    if c == "\"" {
+                        closed = true
+                        break
+                    }
+                    guard c == "\\" else {
+                        string.append(c)
+                        continue
+                    }
                     guard let e = rest.first else { break }
                     rest = rest.dropFirst()
                     switch e {
@@ -50,7 +56,8 @@ enum TOMLString {
                     case "u", "U":
                         let count = e == "u" ? 4 : 8
                         guard rest.count >= count, let value = UInt32(String(String.UnicodeScalarView(rest.prefix(count))), radix: 16),
-                              let scalar = Unicode.Scalar(value) else { return out }
+                            let scalar = Unicode.Scalar(value)
+                        else { return out }
                         string.append(scalar)
                         rest = rest.dropFirst(count)
                     default: return out

@@ -27,9 +27,11 @@ public struct TrustFacts: Sendable, Equatable {
     /// have no entry).
     public var runtimeFiles: [HostPath: [UInt8]]
 
-    public init(layout: OSTrustLayout, toolPresent: Bool = true, anchors: [String: [UInt8]] = [:], bundle: String = "",
-                refreshPending: Bool = false, containerd: ContainerdRegistryConfig, runtimeFolders: [HostPath] = [],
-                otherRuntimeParents: Set<HostPath> = [], runtimeFiles: [HostPath: [UInt8]] = [:]) {
+    public init(
+        layout: OSTrustLayout, toolPresent: Bool = true, anchors: [String: [UInt8]] = [:], bundle: String = "",
+        refreshPending: Bool = false, containerd: ContainerdRegistryConfig, runtimeFolders: [HostPath] = [],
+        otherRuntimeParents: Set<HostPath> = [], runtimeFiles: [HostPath: [UInt8]] = [:]
+    ) {
         self.layout = layout
         self.toolPresent = toolPresent
         self.anchors = anchors
@@ -69,9 +71,10 @@ public struct TrustFacts: Sendable, Equatable {
                 }
             }
         }
-        return TrustFacts(layout: layout, toolPresent: try files.exists(layout.tool), anchors: anchors,
-                          bundle: try files.readString(layout.bundle) ?? "", refreshPending: try files.exists(TrustInstaller.refreshPending),
-                          containerd: containerd, runtimeFolders: present, otherRuntimeParents: parents, runtimeFiles: runtimeFiles)
+        return TrustFacts(
+            layout: layout, toolPresent: try files.exists(layout.tool), anchors: anchors,
+            bundle: try files.readString(layout.bundle) ?? "", refreshPending: try files.exists(TrustInstaller.refreshPending),
+            containerd: containerd, runtimeFolders: present, otherRuntimeParents: parents, runtimeFiles: runtimeFiles)
     }
 
     /// Whether `path` is absent or carries the agent's mark.

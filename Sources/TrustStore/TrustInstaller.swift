@@ -56,14 +56,17 @@ public struct TrustInstaller: Sendable {
 
     /// Gathers the host's facts, then plans from them.
     public func plan(registry: RegistryAddress, certificates: [Certificate]) throws -> TrustPlan {
-        try Self.plan(try TrustFacts.gather(files: files, registry: registry), registry: registry, certificates: certificates,
-                      refreshMode: refreshMode)
+        try Self.plan(
+            try TrustFacts.gather(files: files, registry: registry), registry: registry, certificates: certificates,
+            refreshMode: refreshMode)
     }
 
     /// What installing `certificates` for `registry` takes on a host with these facts. Reads
     /// nothing: every input is in `facts`.
-    public static func plan(_ facts: TrustFacts, registry: RegistryAddress, certificates: [Certificate],
-                            refreshMode: TrustRefreshMode) throws -> TrustPlan {
+    public static func plan(
+        _ facts: TrustFacts, registry: RegistryAddress, certificates: [Certificate],
+        refreshMode: TrustRefreshMode
+    ) throws -> TrustPlan {
         var changes: [FileChange] = []
         var notes: [String] = []
 
@@ -71,8 +74,9 @@ public struct TrustInstaller: Sendable {
         let layout = facts.layout
         if refreshMode == .tool || layout.family != .debian {
             guard facts.toolPresent else {
-                throw AgentError(.unsupportedHost, "\(layout.tool) is missing on the host",
-                                 hint: "install the host's CA certificates package (ca-certificates)")
+                throw AgentError(
+                    .unsupportedHost, "\(layout.tool) is missing on the host",
+                    hint: "install the host's CA certificates package (ca-certificates)")
             }
         }
         let prefix = layout.filePrefix(registry)
@@ -80,14 +84,17 @@ public struct TrustInstaller: Sendable {
         for (i, cert) in certificates.enumerated() {
             let name = "\(prefix)\(i + 1).crt"
             wanted.insert(name)
-            if let change = FileChange.ensure(try layout.anchors.appending(name), holds: Array(cert.pem.utf8), current: facts.anchors[name],
-                                              reason: "CA '\(cert.subject)' for the OS trust store") {
+            if let change = FileChange.ensure(
+                try layout.anchors.appending(name), holds: Array(cert.pem.utf8), current: facts.anchors[name],
+                reason: "CA '\(cert.subject)' for the OS trust store")
+            {
                 changes.append(change)
             }
         }
         var removedFromStore = false
         for name in facts.anchors.keys.sorted() where name.hasPrefix(prefix) && name.hasSuffix(".crt") && !wanted.contains(name) {
-            changes.append(FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "CA no longer wanted for \(registry)"))
+            changes.append(
+                FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "CA no longer wanted for \(registry)"))
             removedFromStore = true
         }
         let bundleHasAll = certificates.allSatisfy { facts.bundle.contains(pemBody($0.pem)) }
@@ -117,13 +124,17 @@ public struct TrustInstaller: Sendable {
                     notes.append("\(caFile) was not written by node-agent: left alone")
                     continue
                 }
-                if let c = FileChange.ensure(caFile, holds: Array(caText.utf8), current: facts.runtimeFiles[caFile],
-                                             reason: "CA for containerd pulls from \(name)") {
+                if let c = FileChange.ensure(
+                    caFile, holds: Array(caText.utf8), current: facts.runtimeFiles[caFile],
+                    reason: "CA for containerd pulls from \(name)")
+                {
                     changes.append(c)
                 }
                 let toml = hostsTOML(registry: registry, caFile: caFile)
-                if let c = FileChange.ensure(hostsToml, holds: Array(toml.utf8), current: facts.runtimeFiles[hostsToml],
-                                             reason: "containerd host config for \(name)") {
+                if let c = FileChange.ensure(
+                    hostsToml, holds: Array(toml.utf8), current: facts.runtimeFiles[hostsToml],
+                    reason: "containerd host config for \(name)")
+                {
                     changes.append(c)
                 }
             }
@@ -137,8 +148,10 @@ public struct TrustInstaller: Sendable {
                 notes.append("\(caFile) was not written by node-agent: left alone")
                 continue
             }
-            if let c = FileChange.ensure(caFile, holds: Array(caText.utf8), current: facts.runtimeFiles[caFile],
-                                         reason: "CA for \(parent == "/etc/docker" ? "Docker" : "CRI-O/Podman") pulls from \(registry.hostAndPort)") {
+            if let c = FileChange.ensure(
+                caFile, holds: Array(caText.utf8), current: facts.runtimeFiles[caFile],
+                reason: "CA for \(parent == "/etc/docker" ? "Docker" : "CRI-O/Podman") pulls from \(registry.hostAndPort)")
+            {
                 changes.append(c)
             }
         }
@@ -170,9 +183,10 @@ public struct TrustInstaller: Sendable {
         }
         let result = try runner.run(hostTool: layout.tool, Array(refresh.dropFirst()), in: files.root)
         guard result.succeeded else {
-            throw AgentError(.commandFailed,
-                             "\(refresh[0]) failed (exit \(result.status)): \(result.stderr.trimmingWhitespace().escapedForMessage)",
-                             hint: "run it by hand on the node to see why", cause: .exitStatus(result.status))
+            throw AgentError(
+                .commandFailed,
+                "\(refresh[0]) failed (exit \(result.status)): \(result.stderr.trimmingWhitespace().escapedForMessage)",
+                hint: "run it by hand on the node to see why", cause: .exitStatus(result.status))
         }
     }
 
@@ -181,14 +195,14 @@ public struct TrustInstaller: Sendable {
     static func hostsTOML(registry: RegistryAddress, caFile: HostPath) -> String {
         let server = TOMLString.basic("https://\(registry.hostAndPort)")
         return """
-        \(HostFiles.ownershipMarker)
-        server = \(server)
+            \(HostFiles.ownershipMarker)
+            server = \(server)
 
-        [host.\(server)]
-          capabilities = ["pull", "resolve"]
-          ca = \(TOMLString.basic(caFile.path))
+            [host.\(server)]
+              capabilities = ["pull", "resolve"]
+              ca = \(TOMLString.basic(caFile.path))
 
-        """
+            """
     }
 }
 

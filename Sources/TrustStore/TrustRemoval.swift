@@ -15,16 +15,23 @@ extension TrustInstaller {
         let layout = facts.layout
         let prefix = layout.filePrefix(registry)
         for name in facts.anchors.keys.sorted() where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
-            changes.append(FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "the agent's CA in the OS trust store"))
+            changes.append(
+                FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "the agent's CA in the OS trust store"))
         }
         let refresh: [String]? = changes.isEmpty && !facts.refreshPending ? nil : [layout.tool.lastComponent] + layout.freshArguments
         let wanted = registry.map { Set($0.referenceNames) }
         // Each folder's hosts.toml before its ca.crt: a stop in between never leaves a hosts.toml
         // that names a CA file no longer there.
-        for path in facts.runtimeFiles.keys.sorted(by: { ($0.parent, $0.lastComponent == "hosts.toml" ? 0 : 1) < ($1.parent, $1.lastComponent == "hosts.toml" ? 0 : 1) }) {
+        for path in facts.runtimeFiles.keys.sorted(by: {
+            ($0.parent, $0.lastComponent == "hosts.toml" ? 0 : 1) < ($1.parent, $1.lastComponent == "hosts.toml" ? 0 : 1)
+        }) {
             let name = path.parent.lastComponent
-            guard wanted?.contains(name) ?? true, HostFiles.isOwned(String(decoding: facts.runtimeFiles[path]!, as: UTF8.self)) else { continue }
-            changes.append(FileChange(kind: .remove, path: path, reason: "the agent's \(path.lastComponent == "ca.crt" ? "CA" : "host config") for \(name)"))
+            guard wanted?.contains(name) ?? true, HostFiles.isOwned(String(decoding: facts.runtimeFiles[path]!, as: UTF8.self)) else {
+                continue
+            }
+            changes.append(
+                FileChange(
+                    kind: .remove, path: path, reason: "the agent's \(path.lastComponent == "ca.crt" ? "CA" : "host config") for \(name)"))
         }
         return TrustPlan(certificates: [], layout: layout, fileChanges: changes, refresh: refresh, notes: [])
     }
@@ -53,7 +60,8 @@ extension TrustInstaller {
         } else {
             var plain = files
             plain.ledger = nil
-            try plain.writeAtomically(ledger, (remaining + dirs.filter(ledgerChain.contains)).sorted().map(\.path).joined(separator: "\n") + "\n")
+            try plain.writeAtomically(
+                ledger, (remaining + dirs.filter(ledgerChain.contains)).sorted().map(\.path).joined(separator: "\n") + "\n")
         }
         return removed
     }

@@ -6,7 +6,10 @@ import Glibc
 
 /// An IPv4 or IPv6 address, parsed with `inet_pton`.
 public struct IPAddress: Hashable, Sendable, CustomStringConvertible, Codable {
-    public enum Family: Int32, Sendable, Codable { case v4 = 2, v6 = 10 }  // AF_INET, AF_INET6
+    public enum Family: Int32, Sendable, Codable {
+        case v4 = 2
+        case v6 = 10
+    }  // AF_INET, AF_INET6
     public let family: Family
     public let bytes: [UInt8]
 
@@ -20,8 +23,9 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible, Codable {
             family = .v6
             bytes = withUnsafeBytes(of: &v6) { Array($0) }
         } else {
-            throw AgentError(.invalidInput, "'\(text.escapedForMessage)' is not an IP address",
-                             hint: "give an IPv4 address such as 10.96.0.10 or an IPv6 address")
+            throw AgentError(
+                .invalidInput, "'\(text.escapedForMessage)' is not an IP address",
+                hint: "give an IPv4 address such as 10.96.0.10 or an IPv6 address")
         }
     }
 
@@ -83,16 +87,18 @@ public struct DomainName: Hashable, Sendable, CustomStringConvertible, Codable {
             throw AgentError(.invalidInput, "the \(what) is empty")
         }
         if value.hasPrefix("~") {
-            throw AgentError(.invalidInput, "\(what) '\(shown)' starts with '~'",
-                             hint: "give the plain domain, e.g. svc.cluster.local; the agent makes it a routing domain itself")
+            throw AgentError(
+                .invalidInput, "\(what) '\(shown)' starts with '~'",
+                hint: "give the plain domain, e.g. svc.cluster.local; the agent makes it a routing domain itself")
         }
         guard value.utf8.count <= 253 else {
             throw AgentError(.invalidInput, "\(what) '\(shown)' is longer than 253 characters")
         }
         for label in value.split(separator: ".", omittingEmptySubsequences: false) {
             guard !label.isEmpty else {
-                throw AgentError(.invalidInput, "\(what) '\(shown)' has an empty label",
-                                 hint: "remove the doubled or leading dot")
+                throw AgentError(
+                    .invalidInput, "\(what) '\(shown)' has an empty label",
+                    hint: "remove the doubled or leading dot")
             }
             guard label.utf8.count <= 63 else {
                 throw AgentError(.invalidInput, "\(what) '\(shown)' has a label longer than 63 characters")
@@ -100,9 +106,10 @@ public struct DomainName: Hashable, Sendable, CustomStringConvertible, Codable {
             for ch in label.unicodeScalars {
                 let ok = (ch >= "a" && ch <= "z") || (ch >= "0" && ch <= "9") || ch == "-" || ch == "_"
                 guard ok else {
-                    throw AgentError(.invalidInput,
-                                     "\(what) '\(shown)' contains \(describe(ch)), which a DNS name cannot hold",
-                                     hint: "use letters, digits, '-' and '.' only")
+                    throw AgentError(
+                        .invalidInput,
+                        "\(what) '\(shown)' contains \(describe(ch)), which a DNS name cannot hold",
+                        hint: "use letters, digits, '-' and '.' only")
                 }
             }
             guard !label.hasPrefix("-"), !label.hasSuffix("-") else {
@@ -145,8 +152,9 @@ public struct RegistryAddress: Hashable, Sendable, CustomStringConvertible {
         let shown = text.escapedForMessage
         guard !text.isEmpty else { throw AgentError(.invalidInput, "the registry is empty") }
         if text.contains("://") || text.contains("/") {
-            throw AgentError(.invalidInput, "registry '\(shown)' must be HOST[:PORT], without scheme or path",
-                             hint: "e.g. registry-service.openfaas.svc.cluster.local:443")
+            throw AgentError(
+                .invalidInput, "registry '\(shown)' must be HOST[:PORT], without scheme or path",
+                hint: "e.g. registry-service.openfaas.svc.cluster.local:443")
         }
         var hostPart = text
         var portPart: String?
@@ -164,17 +172,20 @@ public struct RegistryAddress: Hashable, Sendable, CustomStringConvertible {
             }
         } else if let colon = text.lastIndex(of: ":") {
             guard text.firstIndex(of: ":") == colon else {
-                throw AgentError(.invalidInput, "registry '\(shown)' has several ':'",
-                                 hint: "write an IPv6 address in brackets: [fd00::1]:443")
+                throw AgentError(
+                    .invalidInput, "registry '\(shown)' has several ':'",
+                    hint: "write an IPv6 address in brackets: [fd00::1]:443")
             }
             hostPart = String(text[..<colon])
             portPart = String(text[text.index(after: colon)...])
         }
         if let portPart {
             guard let value = Int(portPart), portPart.allSatisfy(\.isASCII), portPart.allSatisfy(\.isNumber),
-                  (1...65535).contains(value) else {
-                throw AgentError(.invalidInput, "registry port '\(portPart.escapedForMessage)' is not a port number",
-                                 hint: "use a number from 1 to 65535")
+                (1...65535).contains(value)
+            else {
+                throw AgentError(
+                    .invalidInput, "registry port '\(portPart.escapedForMessage)' is not a port number",
+                    hint: "use a number from 1 to 65535")
             }
             port = UInt16(value)
             portWasGiven = true

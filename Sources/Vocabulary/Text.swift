@@ -62,8 +62,10 @@ extension StringProtocol {
         var out = ""
         for byte in utf8 {
             let scalar = Unicode.Scalar(byte)
-            let keep = (byte < 0x80) && (("a"..."z").contains(scalar)
-                || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || "-._~!$'()*,;:@/?".unicodeScalars.contains(scalar))
+            let keep =
+                (byte < 0x80)
+                && (("a"..."z").contains(scalar)
+                    || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || "-._~!$'()*,;:@/?".unicodeScalars.contains(scalar))
             out += keep ? String(scalar) : "%" + byte.upperHex(width: 2)
         }
         return out
@@ -75,7 +77,10 @@ public final class PlainLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     public init() { pthread_mutex_init(mutex, nil) }
-    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
 
     public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)

@@ -10,9 +10,10 @@ import XCTest
 /// The DNS plan from facts alone: each test states a node as a `DNSFacts` value (no bus, no `ip`,
 /// no DNS server) and checks the mode chosen and every change.
 final class DNSPlanTests: XCTestCase {
-    let desired = DNSDesired(mode: .auto, clusterDNS: try! IPAddress("10.43.0.10"), domain: try! DomainName("svc.cluster.local"),
-                             registryHost: try! DomainName("registry-service.openfaas.svc.cluster.local"),
-                             aliases: [try! DomainName("registry-service.openfaas")])
+    let desired = DNSDesired(
+        mode: .auto, clusterDNS: try! IPAddress("10.43.0.10"), domain: try! DomainName("svc.cluster.local"),
+        registryHost: try! DomainName("registry-service.openfaas.svc.cluster.local"),
+        aliases: [try! DomainName("registry-service.openfaas")])
     /// resolved on the bus and the host's programs asking its stub: the common systemd node.
     let resolvedNode = DNSHostFacts(resolvConfMode: .stub, nameservers: ["127.0.0.53"], systemdVersion: 252, resolvedOnBus: true)
     let ours = AgentLink.Observed(state: .ours(ifindex: 7, up: true, hasAddress: true))
@@ -30,39 +31,51 @@ final class DNSPlanTests: XCTestCase {
         XCTAssertEqual(plan.fileChanges, [])
         XCTAssertFalse(plan.reloadNetworkd)
         XCTAssertNil(plan.resolvedAction)
-        XCTAssertEqual(plan.routePlan?.linkSteps, [["link", "add", "nodeagent0-new", "type", "dummy"],
-                                                   ["link", "set", "dev", "nodeagent0-new", "alias", AgentLink.alias],
-                                                   ["link", "set", "dev", "nodeagent0-new", "name", "nodeagent0"],
-                                                   ["link", "set", "dev", "nodeagent0", "up"],
-                                                   ["addr", "add", AgentLink.address, "dev", "nodeagent0"]])
-        XCTAssertEqual(plan.routePlan?.desired, LinkDNSSettings(servers: [desired.clusterDNS],
-                                                                domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)],
-                                                                defaultRoute: false))
+        XCTAssertEqual(
+            plan.routePlan?.linkSteps,
+            [
+                ["link", "add", "nodeagent0-new", "type", "dummy"],
+                ["link", "set", "dev", "nodeagent0-new", "alias", AgentLink.alias],
+                ["link", "set", "dev", "nodeagent0-new", "name", "nodeagent0"],
+                ["link", "set", "dev", "nodeagent0", "up"],
+                ["addr", "add", AgentLink.address, "dev", "nodeagent0"],
+            ])
+        XCTAssertEqual(
+            plan.routePlan?.desired,
+            LinkDNSSettings(
+                servers: [desired.clusterDNS],
+                domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)],
+                defaultRoute: false))
         XCTAssertEqual(plan.summary.last, "set resolved link nodeagent0: DNS=10.43.0.10 Domains=~svc.cluster.local DefaultRoute=no")
     }
 
     func testALinkAlreadyRoutedNeedsNothing() throws {
-        let settled = LinkDNSSettings(servers: [desired.clusterDNS], domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)], defaultRoute: false)
+        let settled = LinkDNSSettings(
+            servers: [desired.clusterDNS], domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)], defaultRoute: false)
         let plan = try DNSPlan.make(DNSFacts(host: resolvedNode, link: ours, linkSettings: settled), desired)
         XCTAssertEqual(plan.summary, [])
         var drifted = settled
         drifted.defaultRoute = true
-        XCTAssertEqual(try DNSPlan.make(DNSFacts(host: resolvedNode, link: ours, linkSettings: drifted), desired).summary,
-                       ["set resolved link nodeagent0: DNS=10.43.0.10 Domains=~svc.cluster.local DefaultRoute=no"])
+        XCTAssertEqual(
+            try DNSPlan.make(DNSFacts(host: resolvedNode, link: ours, linkSettings: drifted), desired).summary,
+            ["set resolved link nodeagent0: DNS=10.43.0.10 Domains=~svc.cluster.local DefaultRoute=no"])
     }
 
     func testALinkLeftHalfMadeIsRemovedFirstAndADownLinkIsBroughtUp() throws {
         let interim = AgentLink.Observed(state: .absent, interimPresent: true)
-        XCTAssertEqual(try DNSPlan.make(DNSFacts(host: resolvedNode, link: interim), desired).routePlan?.linkSteps.first,
-                       ["link", "del", "dev", "nodeagent0-new"])
+        XCTAssertEqual(
+            try DNSPlan.make(DNSFacts(host: resolvedNode, link: interim), desired).routePlan?.linkSteps.first,
+            ["link", "del", "dev", "nodeagent0-new"])
         let down = AgentLink.Observed(state: .ours(ifindex: 7, up: false, hasAddress: false))
-        XCTAssertEqual(try DNSPlan.make(DNSFacts(host: resolvedNode, link: down), desired).routePlan?.linkSteps,
-                       [["link", "set", "dev", "nodeagent0", "up"], ["addr", "add", AgentLink.address, "dev", "nodeagent0"]])
+        XCTAssertEqual(
+            try DNSPlan.make(DNSFacts(host: resolvedNode, link: down), desired).routePlan?.linkSteps,
+            [["link", "set", "dev", "nodeagent0", "up"], ["addr", "add", AgentLink.address, "dev", "nodeagent0"]])
     }
 
     func testAForeignLinkOfTheAgentsNameIsNeverTouched() {
-        assertAgentError(try DNSPlan.make(DNSFacts(host: resolvedNode, link: AgentLink.Observed(state: .foreign)), desired),
-                         .unsupportedHost, "a link named nodeagent0 exists and is not node-agent's", "rename or remove that link")
+        assertAgentError(
+            try DNSPlan.make(DNSFacts(host: resolvedNode, link: AgentLink.Observed(state: .foreign)), desired),
+            .unsupportedHost, "a link named nodeagent0 exists and is not node-agent's", "rename or remove that link")
     }
 
     func testNetworkdIsToldToLeaveTheLinkAloneBeforeTheLinkIsMade() throws {
@@ -80,16 +93,18 @@ final class DNSPlanTests: XCTestCase {
 
     func testTheLinkModeNeedsResolved() {
         let noResolved = DNSHostFacts(resolvConfMode: .foreign, nameservers: ["10.0.0.2"], resolvedOnBus: false)
-        assertAgentError(try DNSPlan.make(DNSFacts(host: noResolved), want(.link)), .unsupportedHost,
-                         "systemd-resolved is not on the system bus", "--dns-mode hosts")
+        assertAgentError(
+            try DNSPlan.make(DNSFacts(host: noResolved), want(.link)), .unsupportedHost,
+            "systemd-resolved is not on the system bus", "--dns-mode hosts")
     }
 
     func testDropinNeedsConsentAndRestartsOrReloadsByVersion() throws {
         assertAgentError(try DNSPlan.make(DNSFacts(host: resolvedNode), want(.dropin)), .invalidInput, "global DNS=", "--accept-global-dns")
         let old = try DNSPlan.make(DNSFacts(host: resolvedNode), want(.dropin, accept: true))
         XCTAssertEqual(old.fileChanges.map(\.path), [ResolvedFiles.dropIn])
-        XCTAssertEqual(String(decoding: old.fileChanges[0].contents, as: UTF8.self),
-                       ResolvedFiles.renderDropIn(clusterDNS: desired.clusterDNS, domain: desired.domain))
+        XCTAssertEqual(
+            String(decoding: old.fileChanges[0].contents, as: UTF8.self),
+            ResolvedFiles.renderDropIn(clusterDNS: desired.clusterDNS, domain: desired.domain))
         XCTAssertEqual(old.resolvedAction, "RestartUnit")
         var new = resolvedNode
         new.systemdVersion = 257
@@ -97,7 +112,8 @@ final class DNSPlanTests: XCTestCase {
     }
 
     func testDelegateNeedsSystemd258() throws {
-        assertAgentError(try DNSPlan.make(DNSFacts(host: resolvedNode), want(.delegate)), .unsupportedHost, "systemd 252 has no dns-delegate.d")
+        assertAgentError(
+            try DNSPlan.make(DNSFacts(host: resolvedNode), want(.delegate)), .unsupportedHost, "systemd 252 has no dns-delegate.d")
         var sid = resolvedNode
         sid.systemdVersion = 262
         let plan = try DNSPlan.make(DNSFacts(host: sid), want(.delegate))
@@ -107,14 +123,16 @@ final class DNSPlanTests: XCTestCase {
 
     func testHostsModeWritesTheClusterDNSAnswerForTheNameAndItsAliases() throws {
         let address = try IPAddress("10.43.12.7")
-        let facts = DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: "127.0.0.1 localhost\n"], clusterAnswer: .addresses([address]))
+        let facts = DNSFacts(
+            host: resolvedNode, files: [ResolvedFiles.hosts: "127.0.0.1 localhost\n"], clusterAnswer: .addresses([address]))
         let plan = try DNSPlan.make(facts, want(.hosts))
         XCTAssertEqual(plan.fileChanges.count, 1)
         XCTAssertEqual(plan.fileChanges[0].kind, .replace)
         let text = String(decoding: plan.fileChanges[0].contents, as: UTF8.self)
         XCTAssertTrue(text.hasPrefix("127.0.0.1 localhost\n"), text)
-        XCTAssertEqual(ResolvedFiles.hostsEntries(text).map { "\($0.0) \($0.1)" },
-                       ["10.43.12.7 registry-service.openfaas.svc.cluster.local", "10.43.12.7 registry-service.openfaas"])
+        XCTAssertEqual(
+            ResolvedFiles.hostsEntries(text).map { "\($0.0) \($0.1)" },
+            ["10.43.12.7 registry-service.openfaas.svc.cluster.local", "10.43.12.7 registry-service.openfaas"])
     }
 
     func testHostsModeKeepsEarlierLinesWhenTheClusterDNSCannotAnswer() throws {
@@ -124,13 +142,19 @@ final class DNSPlanTests: XCTestCase {
         let plan = try DNSPlan.make(facts, want(.hosts))
         XCTAssertEqual(plan.fileChanges, [])
         notes = plan.notes
-        XCTAssertEqual(notes.last, "the cluster DNS answered no answer (timeout) for registry-service.openfaas.svc.cluster.local: the earlier /etc/hosts lines stay")
+        XCTAssertEqual(
+            notes.last,
+            "the cluster DNS answered no answer (timeout) for registry-service.openfaas.svc.cluster.local: the earlier /etc/hosts lines stay"
+        )
     }
 
     func testADryRunAsksNoDNSServerAndSaysWhatARunWrites() throws {
         let plan = try DNSPlan.make(DNSFacts(host: resolvedNode, clusterAnswer: nil), want(.hosts))
         XCTAssertEqual(plan.fileChanges, [])
-        XCTAssertEqual(plan.notes.last, "the cluster DNS is not asked in a dry run: a run writes /etc/hosts lines for registry-service.openfaas.svc.cluster.local, registry-service.openfaas from its answer")
+        XCTAssertEqual(
+            plan.notes.last,
+            "the cluster DNS is not asked in a dry run: a run writes /etc/hosts lines for registry-service.openfaas.svc.cluster.local, registry-service.openfaas from its answer"
+        )
     }
 
     func testAutoChoosesHostsWhereNSSwitchAsksNoDNS() throws {
@@ -144,15 +168,20 @@ final class DNSPlanTests: XCTestCase {
     func testWhatOtherModesOfTheAgentsLeftGoes() throws {
         let dropIn = ResolvedFiles.renderDropIn(clusterDNS: desired.clusterDNS, domain: desired.domain)
         let hosts = ResolvedFiles.renderHosts("127.0.0.1 localhost\n", entries: [(try IPAddress("10.43.12.7"), desired.registryHost)])
-        let facts = DNSFacts(host: resolvedNode, files: [ResolvedFiles.dropIn: dropIn, ResolvedFiles.hosts: hosts,
-                                                         ResolvedFiles.delegate: "# a file of someone else's\n"])
+        let facts = DNSFacts(
+            host: resolvedNode,
+            files: [
+                ResolvedFiles.dropIn: dropIn, ResolvedFiles.hosts: hosts,
+                ResolvedFiles.delegate: "# a file of someone else's\n",
+            ])
         let plan = try DNSPlan.make(facts, want(.link))
         XCTAssertEqual(plan.fileChanges.map(\.path), [ResolvedFiles.dropIn, ResolvedFiles.hosts])
         XCTAssertEqual(plan.fileChanges.map(\.kind), [.remove, .replace])
         XCTAssertEqual(String(decoding: plan.fileChanges[1].contents, as: UTF8.self), "127.0.0.1 localhost\n")
         XCTAssertEqual(plan.resolvedAction, "RestartUnit")
 
-        let toHosts = try DNSPlan.make(DNSFacts(host: resolvedNode, link: ours, clusterAnswer: .addresses([try IPAddress("10.43.12.7")])), want(.hosts))
+        let toHosts = try DNSPlan.make(
+            DNSFacts(host: resolvedNode, link: ours, clusterAnswer: .addresses([try IPAddress("10.43.12.7")])), want(.hosts))
         XCTAssertTrue(toHosts.removeLink)
         XCTAssertNil(toHosts.routePlan)
     }

@@ -53,9 +53,13 @@ final class CRIClientCallTests: XCTestCase {
             }
         }
         server.start()
-        defer { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        defer {
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
         try assertNoThreadLeft {
-            XCTAssertThrowsError(try CRIClient.pullImage(socketPath: path, image: "x/y:1", username: nil, password: nil, timeoutSeconds: 5)) { error in
+            XCTAssertThrowsError(try CRIClient.pullImage(socketPath: path, image: "x/y:1", username: nil, password: nil, timeoutSeconds: 5))
+            { error in
                 XCTAssertTrue("\(error)".contains(path), "\(error)")
             }
         }
@@ -97,5 +101,7 @@ func threadIDs() throws -> [String] {
 }
 
 func threadName(_ id: String) -> String {
-    id + ":" + ((try? String(contentsOfFile: "/proc/self/task/\(id)/comm", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
+    id + ":"
+        + ((try? String(contentsOfFile: "/proc/self/task/\(id)/comm", encoding: .utf8)) ?? "?").trimmingCharacters(
+            in: .whitespacesAndNewlines)
 }

@@ -1,5 +1,6 @@
-@testable import CRIClient
 import XCTest
+
+@testable import CRIClient
 
 /// The hand-written protobuf against the real thing: each expected byte string is what
 /// google.protobuf 7.36 (`SerializeToString`, the messages compiled from runtime.v1's api.proto by
@@ -18,13 +19,18 @@ final class CRIMessageTests: XCTestCase {
 
     func testPullImageRequestWithoutCredentialsHasNoAuth() {
         let r = PullImageRequest(image: "registry-service.openfaas.svc.cluster.local:443/test/tiny:1", username: nil, password: nil)
-        XCTAssertEqual(r.encoded(), hex("0a3d0a3b72656769737472792d736572766963652e6f70656e666161732e7376632e636c75737465722e6c6f63616c3a3434332f746573742f74696e793a31"))
+        XCTAssertEqual(
+            r.encoded(),
+            hex(
+                "0a3d0a3b72656769737472792d736572766963652e6f70656e666161732e7376632e636c75737465722e6c6f63616c3a3434332f746573742f74696e793a31"
+            ))
         XCTAssertEqual(PullImageRequest(image: "i", username: "", password: "").encoded(), hex("0a030a0169"))
     }
 
     func testPullImageRequestCarriesUsernameAndPasswordOnly() {
         let r = PullImageRequest(image: "r:443/test/tiny:1", username: "builder", password: "sandbox-password")
-        XCTAssertEqual(r.encoded(), hex("0a130a11723a3434332f746573742f74696e793a31121b0a076275696c646572121073616e64626f782d70617373776f7264"))
+        XCTAssertEqual(
+            r.encoded(), hex("0a130a11723a3434332f746573742f74696e793a31121b0a076275696c646572121073616e64626f782d70617373776f7264"))
         XCTAssertEqual(PullImageRequest(image: "i", username: "u", password: nil).encoded(), hex("0a030a016912030a0175"))
     }
 
@@ -50,9 +56,11 @@ final class CRIMessageTests: XCTestCase {
     /// fixed64 (6), fixed32 (7), a nested message (15), a two-byte tag (field 100); and a field
     /// sent twice keeps its last value, as protobuf's own parser does.
     func testSkipsUnknownFieldsAndKeepsTheLastValue() throws {
-        let bytes = hex("28ac02" + "310102030405060708" + "3d01020304" + "0a0466697273" + "7a020801" + "0a0a7368613235363a616263" + "a00601")
+        let bytes = hex(
+            "28ac02" + "310102030405060708" + "3d01020304" + "0a0466697273" + "7a020801" + "0a0a7368613235363a616263" + "a00601")
         XCTAssertEqual(try PullImageResponse(decoding: bytes).imageRef, "sha256:abc")
-        let v = try VersionResponse(decoding: hex("0a05302e312e30" + "4801" + "5203" + "0a0178" + "120a636f6e7461696e6572641a0a312e362e32307e64733122027631"))
+        let v = try VersionResponse(
+            decoding: hex("0a05302e312e30" + "4801" + "5203" + "0a0178" + "120a636f6e7461696e6572641a0a312e362e32307e64733122027631"))
         XCTAssertEqual([v.runtimeName, v.runtimeVersion, v.runtimeAPIVersion], ["containerd", "1.6.20~ds1", "v1"])
     }
 

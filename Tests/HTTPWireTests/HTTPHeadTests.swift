@@ -1,5 +1,5 @@
-import HostSystem
 import HTTPWire
+import HostSystem
 import Vocabulary
 import XCTest
 
@@ -17,8 +17,14 @@ final class HTTPHeadTests: XCTestCase {
             ("X-Empty:\r\n\r\n", ["x-empty": ""]),
         ]
         for (fields, expected) in taken {
-            guard case .request = request(fields) else { XCTFail("request refused: \(fields.debugDescription)"); continue }
-            guard case .head(let head) = response(fields) else { XCTFail("response refused: \(fields.debugDescription)"); continue }
+            guard case .request = request(fields) else {
+                XCTFail("request refused: \(fields.debugDescription)")
+                continue
+            }
+            guard case .head(let head) = response(fields) else {
+                XCTFail("response refused: \(fields.debugDescription)")
+                continue
+            }
             XCTAssertEqual(Dictionary(head.headers, uniquingKeysWith: { a, _ in a }), expected, fields.debugDescription)
         }
         let refused: [(String, String)] = [
@@ -33,14 +39,22 @@ final class HTTPHeadTests: XCTestCase {
         ]
         for (fields, reason) in refused {
             XCTAssertEqual(request(fields), .invalid(status: 400, reason: reason), fields.debugDescription)
-            guard case .invalid(let why) = response(fields) else { XCTFail("response taken: \(fields.debugDescription)"); continue }
+            guard case .invalid(let why) = response(fields) else {
+                XCTFail("response taken: \(fields.debugDescription)")
+                continue
+            }
             XCTAssertEqual(why, "the server's response head is malformed: \(reason)", fields.debugDescription)
         }
     }
 
     func testTheHeadsLengthIsWhereTheBodyStarts() {
-        for text in ["HTTP/1.1 401 Unauthorized\r\nA: b\r\n\r\nbody", "HTTP/1.1 401 Unauthorized\nA: b\n\nbody", "HTTP/1.0 401 x\r\nA: b\n\r\nbody"] {
-            guard case .head(let head) = HTTPResponseHead.parse(Array(text.utf8)) else { XCTFail(text.debugDescription); continue }
+        for text in [
+            "HTTP/1.1 401 Unauthorized\r\nA: b\r\n\r\nbody", "HTTP/1.1 401 Unauthorized\nA: b\n\nbody", "HTTP/1.0 401 x\r\nA: b\n\r\nbody",
+        ] {
+            guard case .head(let head) = HTTPResponseHead.parse(Array(text.utf8)) else {
+                XCTFail(text.debugDescription)
+                continue
+            }
             XCTAssertEqual(head.status, 401)
             XCTAssertEqual(head.header("a"), "b")
             XCTAssertEqual(Array(text.utf8)[head.length...], Array("body".utf8)[...], text.debugDescription)
@@ -54,7 +68,10 @@ final class HTTPHeadTests: XCTestCase {
         XCTAssertEqual(why, "the server did not answer HTTP")
         // Whatever is not an HTTP/1.x status line is "not HTTP", even when its "fields" are malformed too.
         for text in ["SSH-2.0-OpenSSH_9.2\r\n\r\n", "\u{16}\u{3}\u{1}binary\nno colon\n\n", "HTTP/2 200\r\n\r\n", "HTTP/1.1 OK\r\n\r\n"] {
-            guard case .invalid(let why) = HTTPResponseHead.parse(Array(text.utf8)) else { XCTFail(text.debugDescription); continue }
+            guard case .invalid(let why) = HTTPResponseHead.parse(Array(text.utf8)) else {
+                XCTFail(text.debugDescription)
+                continue
+            }
             XCTAssertEqual(why, "the server did not answer HTTP", text.debugDescription)
         }
         guard case .incomplete = HTTPResponseHead.parse(Array("HTTP/1.1 200 OK\r\nA: b\r\n".utf8)) else { return XCTFail() }
@@ -69,6 +86,8 @@ final class HTTPHeadTests: XCTestCase {
         XCTAssertEqual(head.startLine, Array("GET / HTTP/1.1".utf8))
         guard case .tooLarge = HTTPHead.parse(bytes[...], maxBytes: bytes.count - 1, skippingEmptyLines: true) else { return XCTFail() }
         guard case .tooLarge = HTTPHead.parse(bytes.dropLast(2), maxBytes: 10, skippingEmptyLines: true) else { return XCTFail() }
-        guard case .incomplete = HTTPHead.parse(bytes.dropLast(2), maxBytes: bytes.count, skippingEmptyLines: true) else { return XCTFail() }
+        guard case .incomplete = HTTPHead.parse(bytes.dropLast(2), maxBytes: bytes.count, skippingEmptyLines: true) else {
+            return XCTFail()
+        }
     }
 }

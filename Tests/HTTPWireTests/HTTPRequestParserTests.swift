@@ -51,7 +51,10 @@ final class HTTPRequestParserTests: XCTestCase {
             ("\r\n\r\n", 400),
         ]
         for (text, status) in invalid {
-            guard case .invalid(let s, _) = parse(text) else { XCTFail("accepted: \(text.debugDescription)"); continue }
+            guard case .invalid(let s, _) = parse(text) else {
+                XCTFail("accepted: \(text.debugDescription)")
+                continue
+            }
             XCTAssertEqual(s, status, text.debugDescription)
         }
         // A head that never ends is refused once it passes the bound, not buffered for ever.

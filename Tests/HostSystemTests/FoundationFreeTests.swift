@@ -9,8 +9,10 @@ import XCTest
 /// checked against the Foundation APIs they replace on many generated inputs: Foundation is the
 /// oracle here, in the tests, where its memory does not matter.
 @Suite struct FoundationFreeTests {
-    static let pieces = ["", " ", "\t", "\n", "\r\n", "a", "é", "&", "=", "+", "/", ":", "?", "%", "~", "[", "]", "\"", "'",
-                         "\u{00A0}", "\u{2003}", "x y", "-._", "😀", "#", "@", "node-agent-tmp-", "."]
+    static let pieces = [
+        "", " ", "\t", "\n", "\r\n", "a", "é", "&", "=", "+", "/", ":", "?", "%", "~", "[", "]", "\"", "'",
+        "\u{00A0}", "\u{2003}", "x y", "-._", "😀", "#", "@", "node-agent-tmp-", ".",
+    ]
 
     static func text(_ generator: inout SplitMix) -> String {
         (0..<Int(generator.next() % 8)).map { _ in pieces[Int(generator.next() % UInt64(pieces.count))] }.joined()
@@ -22,19 +24,22 @@ import XCTest
         let s = Self.text(&g)
         #expect(s.trimmingBlanks() == s.trimmingCharacters(in: .whitespaces), "\(s.debugDescription)")
         #expect(s.trimmingWhitespace() == s.trimmingCharacters(in: .whitespacesAndNewlines), "\(s.debugDescription)")
-        #expect(s.trimming(charactersIn: "[] \"'") == s.trimmingCharacters(in: CharacterSet(charactersIn: "[] \"'")), "\(s.debugDescription)")
+        #expect(
+            s.trimming(charactersIn: "[] \"'") == s.trimmingCharacters(in: CharacterSet(charactersIn: "[] \"'")), "\(s.debugDescription)")
     }
 
     @Test(arguments: 0..<300)
     func searchAndEncodingMatchFoundation(seed: Int) {
         var g = SplitMix(seed: UInt64(seed))
-        let s = Self.text(&g), needle = Self.text(&g)
+        let s = Self.text(&g)
+        let needle = Self.text(&g)
         let ours = s.lastRange(of: needle).map { s.distance(from: s.startIndex, to: $0.lowerBound) }
         let theirs = s.range(of: needle, options: .backwards).map { s.distance(from: s.startIndex, to: $0.lowerBound) }
         #expect(ours == theirs, "\(s.debugDescription) \(needle.debugDescription)")
         let allowed = CharacterSet.urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))
         #expect(s.percentEncodedQueryValue == s.addingPercentEncoding(withAllowedCharacters: allowed), "\(s.debugDescription)")
-        #expect(s.replacing(needle.isEmpty ? "a" : needle, with: "Z") == s.replacingOccurrences(of: needle.isEmpty ? "a" : needle, with: "Z"))
+        #expect(
+            s.replacing(needle.isEmpty ? "a" : needle, with: "Z") == s.replacingOccurrences(of: needle.isEmpty ? "a" : needle, with: "Z"))
     }
 
     @Test(arguments: 0..<500)
@@ -96,13 +101,17 @@ import XCTest
 /// much as one of the agent's own, however it is written.
 final class FoundationFreeBinaryTests: XCTestCase {
     /// The libraries of Foundation proper (FoundationEssentials is the one the agent may link).
-    static let foundationLibraries = ["libFoundation.so", "libFoundationNetworking.so", "libFoundationXML.so",
-                                      "libFoundationInternationalization.so", "lib_FoundationICU.so", "libCoreFoundation.so"]
+    static let foundationLibraries = [
+        "libFoundation.so", "libFoundationNetworking.so", "libFoundationXML.so",
+        "libFoundationInternationalization.so", "lib_FoundationICU.so", "libCoreFoundation.so",
+    ]
 
     /// Symbols that only Foundation proper or CoreFoundation define: Swift symbols of those modules
     /// (mangled `$s<length><module>`), and CoreFoundation's start-up (ICU comes only with them).
-    static let foundationSymbolPrefixes = ["$s10Foundation", "$s20FoundationNetworking", "$s13FoundationXML",
-                                           "$s30FoundationInternationalization", "__CFInitialize", "CFRunLoopGetCurrent"]
+    static let foundationSymbolPrefixes = [
+        "$s10Foundation", "$s20FoundationNetworking", "$s13FoundationXML",
+        "$s30FoundationInternationalization", "__CFInitialize", "CFRunLoopGetCurrent",
+    ]
 
     static let products = ["node-agent", "node-agent-cri"]
 
@@ -110,7 +119,8 @@ final class FoundationFreeBinaryTests: XCTestCase {
     /// NODE_AGENT_BINARY's folder.
     static func built(_ product: String) throws -> String {
         let environment = ProcessInfo.processInfo.environment
-        let folder = environment["NODE_AGENT_BINARY"].map { URL(fileURLWithPath: $0).deletingLastPathComponent() }
+        let folder =
+            environment["NODE_AGENT_BINARY"].map { URL(fileURLWithPath: $0).deletingLastPathComponent() }
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let path = folder.appendingPathComponent(product).path
         guard FileManager.default.isExecutableFile(atPath: path) else {
@@ -133,7 +143,8 @@ final class FoundationFreeBinaryTests: XCTestCase {
     func testTheBuiltBinariesNeedNoFoundationLibrary() throws {
         for product in Self.products {
             let needed = try Self.neededLibraries(try Self.built(product))
-            XCTAssertTrue(needed.contains("libswiftCore.so") || needed.contains("libc.so.6"), "\(product): no NEEDED entries read: \(needed)")
+            XCTAssertTrue(
+                needed.contains("libswiftCore.so") || needed.contains("libc.so.6"), "\(product): no NEEDED entries read: \(needed)")
             // An object compiled while some file of its module imported Foundation keeps asking for
             // it until it is compiled again: after removing such an import, build the module anew.
             XCTAssertEqual(needed.filter(Self.foundationLibraries.contains), [], "\(product) links Foundation: \(needed)")
@@ -152,7 +163,9 @@ final class FoundationFreeBinaryTests: XCTestCase {
             let r = try sh("/usr/bin/env", ["nm", "--defined-only", binary])
             XCTAssertEqual(r.status, 0, "nm \(binary): \(r.stderr)")
             let symbols = r.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").last }
-            XCTAssertTrue(symbols.contains { $0.hasPrefix("$s20FoundationEssentials") }, "\(product): FoundationEssentials's symbols not found, the check reads nothing")
+            XCTAssertTrue(
+                symbols.contains { $0.hasPrefix("$s20FoundationEssentials") },
+                "\(product): FoundationEssentials's symbols not found, the check reads nothing")
             let foundation = symbols.filter { symbol in Self.foundationSymbolPrefixes.contains { symbol.hasPrefix($0) } }
             XCTAssertEqual(foundation.count, 0, "\(product) contains Foundation: \(foundation.prefix(5).joined(separator: ", "))")
         }

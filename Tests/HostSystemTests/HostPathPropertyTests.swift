@@ -24,7 +24,8 @@ import Vocabulary
 
     /// Whether the machine path `path` really points at the root folder or below it.
     static func isUnder(_ root: HostRoot, _ path: String) -> Bool {
-        let real = lexicallyNormalized(path), top = lexicallyNormalized(root.directory)
+        let real = lexicallyNormalized(path)
+        let top = lexicallyNormalized(root.directory)
         return real == top || real.hasPrefix(top + "/")
     }
 

@@ -27,15 +27,17 @@ final class HostRootTests: XCTestCase {
     }
 
     func testMissingHostRootIsRefused() {
-        assertAgentError(try HostRoot(dir + "/nope"), .invalidInput, "host root '\(dir)/nope' is not a directory",
-                         "pass --host-root with the folder where the node's / is mounted")
+        assertAgentError(
+            try HostRoot(dir + "/nope"), .invalidInput, "host root '\(dir)/nope' is not a directory",
+            "pass --host-root with the folder where the node's / is mounted")
     }
 
     func testAbsoluteSymlinkIsResolvedInsideTheRoot() throws {
         try FileManager.default.createDirectory(atPath: dir + "/run/systemd/resolve", withIntermediateDirectories: true)
         try "nameserver 127.0.0.53\n".write(toFile: dir + "/run/systemd/resolve/stub-resolv.conf", atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: dir + "/etc", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: dir + "/etc/resolv.conf", withDestinationPath: "/run/systemd/resolve/stub-resolv.conf")
+        try FileManager.default.createSymbolicLink(
+            atPath: dir + "/etc/resolv.conf", withDestinationPath: "/run/systemd/resolve/stub-resolv.conf")
         XCTAssertEqual(try files.root.resolve(try HostPath("/etc/resolv.conf")), dir + "/run/systemd/resolve/stub-resolv.conf")
         XCTAssertEqual(try files.readString(try HostPath("/etc/resolv.conf")), "nameserver 127.0.0.53\n")
     }

@@ -54,7 +54,10 @@ final class LocalFileTests: XCTestCase {
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
         // A reader that opened it would wait for a writer for ever: one comes after 3 s, so that
         // such a reader fails this test on its time instead of hanging it.
-        DispatchQueue.global().asyncAfter(deadline: .now() + 3) { let fd = open(fifo, O_WRONLY | O_NONBLOCK); if fd >= 0 { close(fd) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 3) {
+            let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 { close(fd) }
+        }
         let start = Date()
         XCTAssertThrowsError(try HostFiles.readLocalFile(fifo, what: "config file", limit: 1 << 20)) {
             XCTAssertEqual(($0 as? AgentError)?.code, .invalidInput)

@@ -10,13 +10,16 @@ final class ProcessRunnerTests: XCTestCase {
     func testAHungToolIsKilledWithItsChildrenAndNamed() throws {
         let dir = try makeTemporaryDirectory("runner")
         let start = Date()
-        XCTAssertThrowsError(try ProcessRunner(timeoutSeconds: 1).run("/bin/sh", ["-c", "sleep 100 & echo $! > \(dir)/child; echo working >&2; wait"])) { error in
+        XCTAssertThrowsError(
+            try ProcessRunner(timeoutSeconds: 1).run("/bin/sh", ["-c", "sleep 100 & echo $! > \(dir)/child; echo working >&2; wait"])
+        ) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("sh did not finish within 1 s"), text)
             XCTAssertTrue(text.contains("working"), "what it said is in the error: \(text)")
         }
         XCTAssertLessThan(Date().timeIntervalSince(start), 10)
-        let child = try XCTUnwrap(Int32(try String(contentsOfFile: dir + "/child", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let child = try XCTUnwrap(
+            Int32(try String(contentsOfFile: dir + "/child", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         // Killed: gone, or a zombie until this machine's init reaps it.
         let deadline = Date().addingTimeInterval(5)
         while Self.alive(child) && Date() < deadline { usleep(20_000) }
@@ -34,17 +37,20 @@ final class ProcessRunnerTests: XCTestCase {
         let previous = signal(SIGPIPE, SIG_DFL)
         defer { signal(SIGPIPE, previous) }
         for _ in 0..<20 {
-            let ignored = try ProcessRunner().run("/bin/sh", ["-c", "exec 0<&-; exit 3"], input: [UInt8](repeating: 65, count: ProcessRunner.inputLimit))
+            let ignored = try ProcessRunner().run(
+                "/bin/sh", ["-c", "exec 0<&-; exit 3"], input: [UInt8](repeating: 65, count: ProcessRunner.inputLimit))
             XCTAssertEqual(ignored.status, 3)
         }
-        XCTAssertEqual(try ProcessRunner().run("/bin/sh", ["-c", "wc -c"], input: nil).stdout.trimmingCharacters(in: .whitespacesAndNewlines), "0")
+        XCTAssertEqual(
+            try ProcessRunner().run("/bin/sh", ["-c", "wc -c"], input: nil).stdout.trimmingCharacters(in: .whitespacesAndNewlines), "0")
         XCTAssertThrowsError(try ProcessRunner().run("/bin/cat", [], input: [UInt8](repeating: 65, count: ProcessRunner.inputLimit + 1)))
     }
 
     /// `run` blocks SIGTERM and SIGINT (it takes them between reconciles); a tool must not inherit
     /// that, nor an ignored signal, or it would outlive a stop.
     func testAToolStartsWithNoSignalBlockedOrIgnored() throws {
-        var held = sigset_t(), before = sigset_t()
+        var held = sigset_t()
+        var before = sigset_t()
         sigemptyset(&held)
         sigaddset(&held, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &held, &before)
@@ -86,7 +92,8 @@ final class ProcessRunnerTests: XCTestCase {
 
     private static func alive(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
+            let close = stat.lastIndex(of: ")")
+        else { return false }
         return stat[stat.index(close, offsetBy: 2)] != "Z"
     }
 }

@@ -21,8 +21,10 @@ final class APIDouble {
 
     /// Starts the double for node `nodeName` with the RBAC of `manifest`; each token file
     /// stands for its identity.
-    init(_ node: SandboxNode, manifest: String = APIDouble.manifest, tokens: [String: String], port: Int = 6443,
-         nodeName: String = "node-1") throws {
+    init(
+        _ node: SandboxNode, manifest: String = APIDouble.manifest, tokens: [String: String], port: Int = 6443,
+        nodeName: String = "node-1"
+    ) throws {
         self.node = node
         url = "https://127.0.0.20:\(port)"
         let base = node.folder + "/api-\(port)"
@@ -33,11 +35,14 @@ final class APIDouble {
         _ = FileManager.default.createFile(atPath: errors, contents: nil)
         try? FileManager.default.removeItem(atPath: state)
         let pki = node.folder + "/pki"
-        process = try node.background(["python3", packageRoot.appendingPathComponent("scripts/api-double").path,
-                                       "--listen", "127.0.0.20:\(port)", "--cert", pki + "/registry.crt", "--key", pki + "/registry.key",
-                                       "--manifest", manifest, "--node", nodeName, "--log", log, "--state", state]
-                                      + tokens.sorted { $0.key < $1.key }.flatMap { ["--token", "\($0.key)=\($0.value)"] },
-                                      output: errors)
+        process = try node.background(
+            [
+                "python3", packageRoot.appendingPathComponent("scripts/api-double").path,
+                "--listen", "127.0.0.20:\(port)", "--cert", pki + "/registry.crt", "--key", pki + "/registry.key",
+                "--manifest", manifest, "--node", nodeName, "--log", log, "--state", state,
+            ]
+                + tokens.sorted { $0.key < $1.key }.flatMap { ["--token", "\($0.key)=\($0.value)"] },
+            output: errors)
         let deadline = Date().addingTimeInterval(15)
         while !FileManager.default.fileExists(atPath: state) {
             guard process.isRunning, Date() < deadline else {
@@ -80,7 +85,9 @@ final class APIDouble {
     }
 
     /// curl from inside the node: the raw status line's code and body of one request.
-    func curl(_ method: String, _ path: String, token: String?, contentType: String? = nil, body: String? = nil) throws -> (code: String, body: String) {
+    func curl(_ method: String, _ path: String, token: String?, contentType: String? = nil, body: String? = nil) throws -> (
+        code: String, body: String
+    ) {
         var arguments = ["curl", "-s", "-m", "10", "--cacert", node.caFile, "-X", method, "-w", "\n%{http_code}"]
         if let token { arguments += ["-H", "Authorization: Bearer " + token] }
         if let contentType { arguments += ["-H", "Content-Type: " + contentType] }

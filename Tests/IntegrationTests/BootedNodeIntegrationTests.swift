@@ -42,13 +42,16 @@ final class BootedNodeIntegrationTests: XCTestCase {
     /// that the cluster DNS is now in the resolv.conf kubelet hands to CoreDNS.
     func testDropInRestartsResolvedThroughSystemdAndTheHazardIsReported() throws {
         let root = vars["BOOTED_ROOT"]!
-        let base = ["bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
-                    "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10", "--timeout", "0.3"]
+        let base = [
+            "bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
+            "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10", "--timeout", "0.3",
+        ]
         let dropin = try agent(base + ["--dns-mode", "dropin", "--accept-global-dns"])
         XCTAssertTrue(dropin.report.changes.contains("RestartUnit systemd-resolved.service: make resolved read its files"), dropin.output)
         XCTAssertTrue(try exec(["cat", root + "/etc/systemd/resolved.conf.d/node-agent.conf"]).stdout.contains("DNS=127.0.0.10"))
         let uplink = root + "/run/systemd/resolve/resolv.conf"
-        XCTAssertTrue(try exec(["grep", "-x", "nameserver 127.0.0.10", uplink]).status == 0, "the global DNS= is not in resolved's resolv.conf")
+        XCTAssertTrue(
+            try exec(["grep", "-x", "nameserver 127.0.0.10", uplink]).status == 0, "the global DNS= is not in resolved's resolv.conf")
         let hazard = try XCTUnwrap(dropin.report.check("coredns-loop-hazard"))
         XCTAssertEqual(hazard.outcome, "fail", hazard.reason)
         XCTAssertTrue(hazard.reason.contains("CoreDNS would forward to itself"))
@@ -56,7 +59,8 @@ final class BootedNodeIntegrationTests: XCTestCase {
         // Back to the link: the drop-in goes, resolved restarts again, the global entry is gone.
         let link = try agent(base + ["--dns-mode", "link"])
         XCTAssertTrue(link.report.changes.contains { $0.hasPrefix("remove /etc/systemd/resolved.conf.d/node-agent.conf") }, link.output)
-        XCTAssertNotEqual(try exec(["grep", "-x", "nameserver 127.0.0.10", uplink]).status, 0, "the cluster DNS is still in resolved's resolv.conf")
+        XCTAssertNotEqual(
+            try exec(["grep", "-x", "nameserver 127.0.0.10", uplink]).status, 0, "the cluster DNS is still in resolved's resolv.conf")
         XCTAssertEqual(link.report.check("coredns-loop-hazard")?.outcome, "pass")
         let linkDNS = try exec(["chroot", root, "resolvectl", "dns", "nodeagent0"])
         XCTAssertTrue(linkDNS.stdout.contains("127.0.0.10"), linkDNS.stdout + linkDNS.stderr)
@@ -68,15 +72,18 @@ final class BootedNodeIntegrationTests: XCTestCase {
 
     func testRestartRuntimeRestartsAStaleRuntimeOnceThroughSystemd() throws {
         let root = vars["BOOTED_ROOT"]!
-        let args = ["bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
-                    "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10",
-                    "--timeout", "0.3", "--restart-runtime"]
+        let args = [
+            "bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
+            "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10",
+            "--timeout", "0.3", "--restart-runtime",
+        ]
         // containerd.service started at boot, before the CA: restarted, through systemd.
         let first = try agent(args)
         XCTAssertEqual(first.status, 1, "no cluster DNS here, so not ready: \(first.output)")
         let restarts = first.report.changes.filter { $0.hasPrefix("restart containerd.service") }
         XCTAssertEqual(restarts.count, 1, first.report.changes.joined(separator: "\n"))
-        XCTAssertEqual(first.report.check("runtime-restart-pending")?.outcome, "pass", first.report.check("runtime-restart-pending")?.reason ?? "")
+        XCTAssertEqual(
+            first.report.check("runtime-restart-pending")?.outcome, "pass", first.report.check("runtime-restart-pending")?.reason ?? "")
         // Once: a restarted runtime is newer than the CA.
         let second = try agent(args)
         XCTAssertFalse(second.report.changes.contains { $0.hasPrefix("restart") }, second.report.changes.joined(separator: "\n"))
@@ -89,8 +96,10 @@ final class BootedNodeIntegrationTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_BOOTED"] = folder
         XCTAssertEqual(try sh(script, ["exec", "touch", ca], environment: env).status, 0)
-        let probe = try agent(["probe", "--host-root", root, "--registry", "registry-service.openfaas.svc.cluster.local",
-                               "--cluster-dns", "127.0.0.10", "--timeout", "0.3"])
+        let probe = try agent([
+            "probe", "--host-root", root, "--registry", "registry-service.openfaas.svc.cluster.local",
+            "--cluster-dns", "127.0.0.10", "--timeout", "0.3",
+        ])
         let pending = try XCTUnwrap(probe.report.check("runtime-restart-pending"))
         XCTAssertEqual(pending.outcome, "warn", pending.reason)
         XCTAssertTrue(pending.reason.contains("containerd.service"), pending.reason)
@@ -105,8 +114,11 @@ final class BootedNodeIntegrationTests: XCTestCase {
         let catchAll = root + "/etc/systemd/network/50-catch-all.network"
         XCTAssertEqual(try exec(["sh", "-c", "printf '[Match]\\nName=*\\n[Network]\\nDHCP=no\\n' > \(catchAll)"]).status, 0)
         let bus = ["busctl", "--address=unix:path=\(root)/run/dbus/system_bus_socket"]
-        let start = try exec(bus + ["call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
-                                    "StartUnit", "ss", "systemd-networkd.service", "replace"])
+        let start = try exec(
+            bus + [
+                "call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+                "StartUnit", "ss", "systemd-networkd.service", "replace",
+            ])
         XCTAssertEqual(start.status, 0, start.stderr)
         var up = false
         for _ in 0..<50 where !up {
@@ -115,9 +127,11 @@ final class BootedNodeIntegrationTests: XCTestCase {
         }
         XCTAssertTrue(up, "systemd-networkd did not come up")
 
-        let run = try agent(["bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
-                             "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10",
-                             "--timeout", "0.3", "--dns-mode", "link"])
+        let run = try agent([
+            "bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
+            "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10",
+            "--timeout", "0.3", "--dns-mode", "link",
+        ])
         XCTAssertTrue(run.report.changes.contains { $0.hasPrefix("create /etc/systemd/network/00-node-agent.network") }, run.output)
         XCTAssertTrue(run.report.changes.contains("reload systemd-networkd: make it re-read its .network files"), run.output)
         let linkDNS = try exec(["chroot", root, "resolvectl", "dns", "nodeagent0"])

@@ -21,14 +21,20 @@ final class BootstrapIntegrationTests: XCTestCase {
         XCTAssertEqual(first.status, 0, first.stdout + first.stderr)
         let report = try JSONReport.decode(first.stdout)
         XCTAssertTrue(report.ready)
-        XCTAssertEqual(report.checks.map(\.name), ["dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls-os-trust", "tls-runtime-trust",
-                                                   "registry-api", "certs-d", "runtime-restart-pending", "coredns-loop-hazard", "runtime-pull"])
+        XCTAssertEqual(
+            report.checks.map(\.name),
+            [
+                "dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls-os-trust", "tls-runtime-trust",
+                "registry-api", "certs-d", "runtime-restart-pending", "coredns-loop-hazard", "runtime-pull",
+            ])
         for check in report.checks where !["runtime-restart-pending", "runtime-proxy"].contains(check.name) {
             XCTAssertEqual(check.outcome, "pass", "\(check.name): \(check.reason)")
         }
         XCTAssertEqual(report.check("dns-host")?.details["source"], "127.0.0.53")
         XCTAssertFalse(report.changes.isEmpty)
-        let facts = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])["certificates"] as? [[String: Any]]
+        let facts =
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])["certificates"]
+            as? [[String: Any]]
         XCTAssertEqual(facts?.count, 1)
         XCTAssertEqual(facts?.first?["ca"] as? Bool, true)
         XCTAssertEqual((facts?.first?["sha256"] as? String)?.count, 95)
@@ -38,21 +44,27 @@ final class BootstrapIntegrationTests: XCTestCase {
         let verify = try sh("/usr/bin/openssl", ["verify", "-CAfile", bundle, node.folder + "/pki/registry.crt"])
         XCTAssertEqual(verify.status, 0, verify.stderr)
         // ... with the node-correct links: <hash>.0 -> our .pem -> /usr/local/share/... (inside the root).
-        let hash = try sh("/usr/bin/openssl", ["x509", "-in", node.caFile, "-noout", "-hash"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let hash = try sh("/usr/bin/openssl", ["x509", "-in", node.caFile, "-noout", "-hash"]).stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         let pem = try FileManager.default.destinationOfSymbolicLink(atPath: node.hostRoot + "/etc/ssl/certs/\(hash).0")
         XCTAssertEqual(pem, "registry-service.openfaas.svc.cluster.local_443-1.pem")
-        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: node.hostRoot + "/etc/ssl/certs/" + pem),
-                       "/usr/local/share/ca-certificates/node-agent/registry-service.openfaas.svc.cluster.local_443-1.crt")
+        XCTAssertEqual(
+            try FileManager.default.destinationOfSymbolicLink(atPath: node.hostRoot + "/etc/ssl/certs/" + pem),
+            "/usr/local/share/ca-certificates/node-agent/registry-service.openfaas.svc.cluster.local_443-1.crt")
 
         // curl resolves the name through the node's resolver (the resolved stub) and pulls /v2/.
-        let curl = try node.exec(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}", "--cacert", bundle,
-                                  "-u", "\(node.vars["REGISTRY_USER"]!):\(node.vars["REGISTRY_PASSWORD"]!)",
-                                  "https://registry-service.openfaas.svc.cluster.local/v2/"])
+        let curl = try node.exec([
+            "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}", "--cacert", bundle,
+            "-u", "\(node.vars["REGISTRY_USER"]!):\(node.vars["REGISTRY_PASSWORD"]!)",
+            "https://registry-service.openfaas.svc.cluster.local/v2/",
+        ])
         XCTAssertEqual(curl.stdout, "200 127.0.0.20", curl.stderr)
         // containerd's certs.d CA verifies the registry too.
         let certsD = node.hostRoot + "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443"
         XCTAssertEqual(try sh("/usr/bin/openssl", ["verify", "-CAfile", certsD + "/ca.crt", node.folder + "/pki/registry.crt"]).status, 0)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: node.hostRoot + "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml"))
+        XCTAssertTrue(
+            FileManager.default.fileExists(
+                atPath: node.hostRoot + "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml"))
 
         // resolved answers the registry; other names never reach the cluster DNS.
         let query = try node.exec(node.resolvectl + ["query", "registry-service.openfaas.svc.cluster.local"])
@@ -93,21 +105,22 @@ final class BootstrapIntegrationTests: XCTestCase {
     /// registry's address, a dry run does not. A DNS listener in the node counts the questions.
     func testAHostsModeDryRunAsksNoDNSServer() throws {
         let listener = """
-        import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.77", 53))
-        s.settimeout(3)
-        n = 0
-        try:
-            while True:
-                s.recvfrom(512)
-                n += 1
-        except socket.timeout:
-            pass
-        print(n)
-        """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.77", 53))
+            s.settimeout(3)
+            n = 0
+            try:
+                while True:
+                    s.recvfrom(512)
+                    n += 1
+            except socket.timeout:
+                pass
+            print(n)
+            """
         func questions(_ extra: [String]) throws -> (count: String, agent: String) {
-            let script = "python3 -c \"$0\" > /tmp/questions & sleep 0.5; \"$@\"; echo \"exit $?\"; wait; echo \"questions $(cat /tmp/questions)\""
+            let script =
+                "python3 -c \"$0\" > /tmp/questions & sleep 0.5; \"$@\"; echo \"exit $?\"; wait; echo \"questions $(cat /tmp/questions)\""
             let args = node.bootstrapArguments(clusterDNS: "127.0.0.77", extra: ["--dns-mode", "hosts", "--timeout", "0.5"] + extra)
             let run = try node.exec(["bash", "-c", script, listener, SandboxNode.binary] + args)
             let count = run.stdout.split(separator: "\n").last { $0.hasPrefix("questions ") }.map { String($0.dropFirst(10)) } ?? ""
@@ -131,7 +144,9 @@ final class BootstrapIntegrationTests: XCTestCase {
         let report = try JSONReport.decode(run.stdout)
         XCTAssertFalse(report.ready)
         XCTAssertEqual(report.check("dns-cluster")?.outcome, "fail")
-        XCTAssertTrue(report.check("dns-cluster")?.reason.contains("did not answer (nothing listens for DNS there") == true, report.check("dns-cluster")?.reason ?? "")
+        XCTAssertTrue(
+            report.check("dns-cluster")?.reason.contains("did not answer (nothing listens for DNS there") == true,
+            report.check("dns-cluster")?.reason ?? "")
         XCTAssertEqual(report.check("dns-host")?.outcome, "fail")
     }
 
@@ -168,10 +183,18 @@ final class BadInputIntegrationTests: XCTestCase {
             (node.bootstrapArguments(ca: try CertFixtures.path("with-key.pem")), "contains a private key"),
             (node.bootstrapArguments(clusterDNS: "10.96.0.10; rm -rf /"), "is not an IP address"),
             (node.bootstrapArguments(clusterDNS: "kube-dns"), "is not an IP address"),
-            (["bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile, "--registry", "registry service.svc.cluster.local",
-              "--cluster-dns", node.clusterDNS], "a space"),
-            (["bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile, "--registry", "registry.svc.cluster.local\nDNS=1.1.1.1",
-              "--cluster-dns", node.clusterDNS], "a newline"),
+            (
+                [
+                    "bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile, "--registry", "registry service.svc.cluster.local",
+                    "--cluster-dns", node.clusterDNS,
+                ], "a space"
+            ),
+            (
+                [
+                    "bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile, "--registry", "registry.svc.cluster.local\nDNS=1.1.1.1",
+                    "--cluster-dns", node.clusterDNS,
+                ], "a newline"
+            ),
             (node.bootstrapArguments(extra: ["--domain", "~svc.cluster.local"]), "starts with '~'"),
             (node.bootstrapArguments(extra: ["--domain", "svc..local"]), "empty label"),
         ]
@@ -194,7 +217,8 @@ final class BadInputIntegrationTests: XCTestCase {
         let outside = try makeTemporaryDirectory("outside")
         defer { try? FileManager.default.removeItem(atPath: outside) }
         try FileManager.default.createDirectory(atPath: node.hostRoot + "/etc/containerd", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: node.hostRoot + "/etc/containerd/certs.d", withDestinationPath: "../../../../../../../../.." + outside)
+        try FileManager.default.createSymbolicLink(
+            atPath: node.hostRoot + "/etc/containerd/certs.d", withDestinationPath: "../../../../../../../../.." + outside)
         let before = node.snapshot()
         let run = try node.agent(node.bootstrapArguments())
         XCTAssertEqual(run.status, 3, run.stdout + run.stderr)

@@ -23,9 +23,10 @@ final class CRIClientIntegrationTests: XCTestCase {
     }
 
     func pull(_ image: String, credentials: Bool = true) throws -> CRIPullResult {
-        try CRIClient.pullImage(socketPath: socket, image: image,
-                                username: credentials ? node.vars["REGISTRY_USER"] : nil,
-                                password: credentials ? node.vars["REGISTRY_PASSWORD"] : nil, timeoutSeconds: 30)
+        try CRIClient.pullImage(
+            socketPath: socket, image: image,
+            username: credentials ? node.vars["REGISTRY_USER"] : nil,
+            password: credentials ? node.vars["REGISTRY_PASSWORD"] : nil, timeoutSeconds: 30)
     }
 
     /// The reference client's error text for the same pull (scripts/cri, with the pull secret).

@@ -20,8 +20,9 @@ final class DNSModesIntegrationTests: XCTestCase {
     func testAutoPicksTheLinkOnAStubHostAndTheSettingsSurviveAResolvedRestart() throws {
         let first = try bootstrap([])
         XCTAssertEqual(first.status, 0, first.output)
-        XCTAssertTrue(first.report.notes.contains { $0.hasPrefix("DNS mode link: systemd-resolved runs and the host's programs ask its stub") },
-                      first.report.notes.joined(separator: "\n"))
+        XCTAssertTrue(
+            first.report.notes.contains { $0.hasPrefix("DNS mode link: systemd-resolved runs and the host's programs ask its stub") },
+            first.report.notes.joined(separator: "\n"))
         // resolved keeps per-link settings across its own restart (in /run/systemd/resolve/netif/).
         XCTAssertEqual(try node.control(["stop", "resolved"]), 0)
         XCTAssertNotEqual(try node.exec(node.resolvectl + ["status"]).status, 0, "resolved still answers")
@@ -55,8 +56,9 @@ final class DNSModesIntegrationTests: XCTestCase {
         XCTAssertNotEqual(try node.exec(["ip", "link", "show", "nodeagent0"]).status, 0, "hosts mode made a link")
 
         // The cluster DNS stops answering: the lines stay, the host still resolves the registry.
-        let outage = try bootstrap(["--dns-mode", "hosts", "--alias", "registry-service.openfaas.svc", "--timeout", "0.3"],
-                                   clusterDNS: node.vars["SILENT_DNS"]!)
+        let outage = try bootstrap(
+            ["--dns-mode", "hosts", "--alias", "registry-service.openfaas.svc", "--timeout", "0.3"],
+            clusterDNS: node.vars["SILENT_DNS"]!)
         XCTAssertEqual(try String(contentsOfFile: hostsFile, encoding: .utf8), hosts)
         XCTAssertTrue(outage.report.notes.contains { $0.contains("the earlier /etc/hosts lines stay") }, outage.output)
         XCTAssertEqual(outage.report.check("dns-host")?.outcome, "pass")
@@ -76,8 +78,11 @@ final class DNSModesIntegrationTests: XCTestCase {
         try FileManager.default.removeItem(atPath: resolvConf)
         try FileManager.default.createSymbolicLink(atPath: resolvConf, withDestinationPath: "../run/systemd/resolve/resolv.conf")
         let run = try bootstrap([])
-        XCTAssertTrue(run.report.notes.contains { $0.hasPrefix("DNS mode hosts: the host's programs do not ask resolved's stub (/etc/resolv.conf is uplink)") },
-                      run.report.notes.joined(separator: "\n"))
+        XCTAssertTrue(
+            run.report.notes.contains {
+                $0.hasPrefix("DNS mode hosts: the host's programs do not ask resolved's stub (/etc/resolv.conf is uplink)")
+            },
+            run.report.notes.joined(separator: "\n"))
         XCTAssertEqual(run.status, 0, run.output)
     }
 
@@ -100,7 +105,9 @@ final class DNSModesIntegrationTests: XCTestCase {
     /// lists them until the domain arrives; DefaultRoute=no and the domain first never do.
     func testResolvedListsALinksServerOnlyWhileItIsADefaultRoute() throws {
         XCTAssertEqual(try node.exec(["ip", "link", "add", "fact0", "type", "veth", "peer", "name", "fact0p"]).status, 0)
-        for args in [["link", "set", "fact0p", "up"], ["link", "set", "fact0", "up"], ["addr", "add", "198.51.100.7/32", "dev", "fact0"]] {
+        for args in [
+            ["link", "set", "fact0p", "up"], ["link", "set", "fact0", "up"], ["addr", "add", "198.51.100.7/32", "dev", "fact0"],
+        ] {
             XCTAssertEqual(try node.exec(["ip"] + args).status, 0, "\(args)")
         }
         func listed() throws -> Bool {
@@ -139,12 +146,15 @@ final class DNSModesIntegrationTests: XCTestCase {
     /// global server with a loopback address is reported with lo's index (1), others with 0; the
     /// node has no link servers on lo, so both are global here.
     func resolvedGlobalDNS() throws -> [String] {
-        let out = try node.exec(["busctl", "--json=short", "get-property", "org.freedesktop.resolve1", "/org/freedesktop/resolve1",
-                                 "org.freedesktop.resolve1.Manager", "DNS"])
+        let out = try node.exec([
+            "busctl", "--json=short", "get-property", "org.freedesktop.resolve1", "/org/freedesktop/resolve1",
+            "org.freedesktop.resolve1.Manager", "DNS",
+        ])
         XCTAssertEqual(out.status, 0, out.stderr)
         struct Property: Decodable { var data: [[Value]] }
         enum Value: Decodable {
-            case int(Int), bytes([UInt8])
+            case int(Int)
+            case bytes([UInt8])
             init(from d: Decoder) throws {
                 let c = try d.singleValueContainer()
                 if let i = try? c.decode(Int.self) { self = .int(i) } else { self = .bytes(try c.decode([UInt8].self)) }
@@ -152,7 +162,9 @@ final class DNSModesIntegrationTests: XCTestCase {
         }
         let property = try JSONDecoder().decode(Property.self, from: Data(out.stdout.utf8))
         return property.data.compactMap { entry in
-            guard case .int(let ifindex) = entry[0], ifindex <= 1, case .int(2) = entry[1], case .bytes(let b) = entry[2] else { return nil }
+            guard case .int(let ifindex) = entry[0], ifindex <= 1, case .int(2) = entry[1], case .bytes(let b) = entry[2] else {
+                return nil
+            }
             return b.map(String.init).joined(separator: ".")
         }
     }
@@ -172,8 +184,11 @@ final class DNSModesIntegrationTests: XCTestCase {
         XCTAssertEqual(live, ["127.0.0.11", "127.0.0.10", "127.0.0.31", "127.0.0.32"])
         let run = try bootstrap([])
         let note = run.report.notes.first { $0.hasPrefix("resolved's global DNS= is ") }
-        XCTAssertEqual(note?.hasPrefix("resolved's global DNS= is \(live.joined(separator: " ")) (from /etc/systemd/resolved.conf, \(manual), /run/systemd/resolved.conf.d/60-more.conf): it holds the cluster DNS 127.0.0.10"), true,
-                       run.report.notes.joined(separator: "\n"))
+        XCTAssertEqual(
+            note?.hasPrefix(
+                "resolved's global DNS= is \(live.joined(separator: " ")) (from /etc/systemd/resolved.conf, \(manual), /run/systemd/resolved.conf.d/60-more.conf): it holds the cluster DNS 127.0.0.10"
+            ), true,
+            run.report.notes.joined(separator: "\n"))
         XCTAssertTrue(try String(contentsOfFile: node.hostRoot + manual, encoding: .utf8).hasPrefix("# the seed's manual recipe"))
         XCTAssertEqual(try node.agent(["uninstall", "--host-root", node.hostRoot]).status, 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: node.hostRoot + manual), "uninstall removed a file not the agent's")
@@ -183,7 +198,8 @@ final class DNSModesIntegrationTests: XCTestCase {
         XCTAssertEqual(try resolvedGlobalDNS(), ["127.0.0.11"])
         let clean = try bootstrap([])
         XCTAssertEqual(clean.status, 0, clean.output)
-        XCTAssertFalse(clean.report.notes.contains { $0.hasPrefix("resolved's global DNS= is ") }, clean.report.notes.joined(separator: "\n"))
+        XCTAssertFalse(
+            clean.report.notes.contains { $0.hasPrefix("resolved's global DNS= is ") }, clean.report.notes.joined(separator: "\n"))
     }
 
     /// With DNSStubListener=no nothing answers at 127.0.0.53, so a stub resolv.conf reaches no
@@ -193,9 +209,13 @@ final class DNSModesIntegrationTests: XCTestCase {
         XCTAssertNotEqual(try node.exec(["dig", "+time=1", "+tries=1", "@127.0.0.53", "example.org"]).status, 0, "the stub still answers")
         let run = try bootstrap([])
         XCTAssertEqual(run.status, 0, run.output)
-        XCTAssertTrue(run.report.notes.contains { $0.hasPrefix("resolved's stub listener is off (DNSStubListener= in /etc/systemd/resolved.conf.d/40-nostub.conf)") },
-                      run.report.notes.joined(separator: "\n"))
-        XCTAssertTrue(run.report.notes.contains { $0.hasPrefix("DNS mode hosts: the host's programs do not ask resolved's stub") }, run.output)
+        XCTAssertTrue(
+            run.report.notes.contains {
+                $0.hasPrefix("resolved's stub listener is off (DNSStubListener= in /etc/systemd/resolved.conf.d/40-nostub.conf)")
+            },
+            run.report.notes.joined(separator: "\n"))
+        XCTAssertTrue(
+            run.report.notes.contains { $0.hasPrefix("DNS mode hosts: the host's programs do not ask resolved's stub") }, run.output)
         XCTAssertEqual(run.report.check("dns-host")?.details["source"], "/etc/hosts")
     }
 }

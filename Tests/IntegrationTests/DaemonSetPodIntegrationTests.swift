@@ -34,7 +34,8 @@ final class DaemonSetPodIntegrationTests: XCTestCase {
         let token = node.folder + "/sa-token"
         try "pod-token-\(UUID().uuidString.prefix(8))".write(toFile: token, atomically: true, encoding: .utf8)
         api = try APIDouble(node, tokens: [token: APIDouble.serviceAccount])
-        let pod = try KubeletPod.start(on: node, image: try KubeletPod.importImage(into: node), api: api!, token: token, without: capabilities)
+        let pod = try KubeletPod.start(
+            on: node, image: try KubeletPod.importImage(into: node), api: api!, token: token, without: capabilities)
         pods.append(pod)
         return pod
     }
@@ -77,7 +78,9 @@ final class DaemonSetPodIntegrationTests: XCTestCase {
         let swapped = Date()
         try pod.updateSecret("registry-ca", ["ca.crt": newCA])
         try eventually(20, "the node pulls with the rotated CA") { try node.pull(node.testImage).ok }
-        print("CA rotation through the Secret volume: the node pulled \(String(format: "%.1f", Date().timeIntervalSince(swapped))) s after the ..data swap")
+        print(
+            "CA rotation through the Secret volume: the node pulled \(String(format: "%.1f", Date().timeIntervalSince(swapped))) s after the ..data swap"
+        )
 
         let stopped = try pod.stop()
         XCTAssertEqual(stopped["exit_code"] as? Int, 0, "\(stopped)\n\(pod.log())")
@@ -124,7 +127,9 @@ final class DaemonSetPodIntegrationTests: XCTestCase {
             let pulled = try node.pull(node.testImage)
             XCTAssertNotEqual(ready, "200", "without \(capability) the agent still made the node ready: drop it from the manifest")
             XCTAssertFalse(pulled.ok, "without \(capability) the node pulls: \(capability) is not needed")
-            print("without \(capability): /readyz \(ready); \(pod.log().split(separator: "\n").filter { $0.contains("error") || $0.contains("fail") }.prefix(3).joined(separator: " | "))")
+            print(
+                "without \(capability): /readyz \(ready); \(pod.log().split(separator: "\n").filter { $0.contains("error") || $0.contains("fail") }.prefix(3).joined(separator: " | "))"
+            )
             _ = try pod.stop()
             pods.removeAll()
             api?.stop()
@@ -149,30 +154,40 @@ struct KubeletPod {
         let output = try node.controlOutput(["import", archive])
         // ctr: "unpacking REF (sha256:…)...done"
         guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("unpacking ") }),
-              let ref = line.split(separator: " ").dropFirst().first else {
+            let ref = line.split(separator: " ").dropFirst().first
+        else {
             throw AgentError(.io, "no image reference in ctr's import output: \(output)")
         }
         return String(ref)
     }
 
     static func addedCapabilities() throws -> [String] {
-        let r = try sh("/usr/bin/env", ["python3", "-c", """
-            import sys, yaml
-            ds = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "DaemonSet"][0]
-            print(" ".join(ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"].get("add", [])))
-            """, manifest])
+        let r = try sh(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                """
+                import sys, yaml
+                ds = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "DaemonSet"][0]
+                print(" ".join(ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"].get("add", [])))
+                """, manifest,
+            ])
         guard r.status == 0 else { throw AgentError(.io, "reading the manifest's capabilities: \(r.stderr)") }
         return r.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
     }
 
-    static func start(on node: SandboxNode, image: String, api: APIDouble, token: String, without capabilities: [String] = []) throws -> KubeletPod {
+    static func start(on node: SandboxNode, image: String, api: APIDouble, token: String, without capabilities: [String] = []) throws
+        -> KubeletPod
+    {
         let directory = node.folder + "/pod-\(UUID().uuidString.prefix(6))"
-        var arguments = [script, "start", "--manifest", manifest, "--pod-dir", directory, "--image", image,
-                         "--node-name", "node-1", "--node-root", node.hostRoot, "--secret", "registry-ca/ca.crt=\(node.caFile)",
-                         "--kube-api", String(api.url.dropFirst("https://".count)), "--kube-ca", node.caFile, "--token", token,
-                         // One edit of the ConfigMap, as a user's: reconcile every 3 s (default 60) so
-                         // that an outage shows within the test's patience.
-                         "--config", "node-agent/NODE_AGENT_INTERVAL=3"]
+        var arguments = [
+            script, "start", "--manifest", manifest, "--pod-dir", directory, "--image", image,
+            "--node-name", "node-1", "--node-root", node.hostRoot, "--secret", "registry-ca/ca.crt=\(node.caFile)",
+            "--kube-api", String(api.url.dropFirst("https://".count)), "--kube-ca", node.caFile, "--token", token,
+            // One edit of the ConfigMap, as a user's: reconcile every 3 s (default 60) so
+            // that an outage shows within the test's patience.
+            "--config", "node-agent/NODE_AGENT_INTERVAL=3",
+        ]
         for c in capabilities { arguments += ["--without-capability", c] }
         let r = try node.exec(arguments)
         guard r.status == 0 else { throw AgentError(.io, "kubelet-pod start: \(r.stderr)") }
@@ -202,8 +217,9 @@ struct KubeletPod {
         let proc = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }
         for pid in proc {
             guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")),
-                  String(decoding: cmdline, as: UTF8.self) == "/usr/local/bin/node-agent\0run\0",
-                  let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { continue }
+                String(decoding: cmdline, as: UTF8.self) == "/usr/local/bin/node-agent\0run\0",
+                let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            else { continue }
             var fields: [String: String] = [:]
             for line in text.split(separator: "\n") {
                 let parts = line.split(separator: ":", maxSplits: 1)
@@ -216,7 +232,8 @@ struct KubeletPod {
 
     /// The container's output (CRI log format).
     func log() -> String {
-        let state = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/pod.json")))) as? [String: Any]
+        let state =
+            (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/pod.json")))) as? [String: Any]
         return (state?["log"] as? String).flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? ""
     }
 }

@@ -50,20 +50,28 @@ final class FaultInjectionIntegrationTests: XCTestCase {
         let ledger = "var/lib/node-agent/created-directories"
         let pending = "var/lib/node-agent/trust-refresh-pending"
         for path in Set(tree.entries.keys).union(a.entries.keys).union(b.entries.keys).sorted() {
-            if path.contains(".node-agent-tmp-") { temporaries.append(path); continue }
+            if path.contains(".node-agent-tmp-") {
+                temporaries.append(path)
+                continue
+            }
             // The ledger and the refresh-pending mark are written as the run goes (checked below).
             if path == ledger || path == pending { continue }
             let value = tree.entries[path]
             if value != a.entries[path] && value != b.entries[path] { violations.append("\(path): neither before nor after") }
         }
         // Every folder the agent made that exists is in its ledger (the ledger's own folder aside).
-        let recorded = Set((tree.entries[ledger].flatMap { Data(base64Encoded: String($0.dropFirst(5))) }
-            .map { String(decoding: $0, as: UTF8.self) } ?? "").split(separator: "\n").map { String($0.dropFirst()) })
-        for (path, value) in tree.entries where value == "dir" && a.entries[path] == nil && b.entries[path] != nil
-            && !path.hasPrefix("var/lib/node-agent") && !recorded.contains(path) && !recorded.isEmpty {
+        let recorded = Set(
+            (tree.entries[ledger].flatMap { Data(base64Encoded: String($0.dropFirst(5))) }
+                .map { String(decoding: $0, as: UTF8.self) } ?? "").split(separator: "\n").map { String($0.dropFirst()) })
+        for (path, value) in tree.entries
+        where value == "dir" && a.entries[path] == nil && b.entries[path] != nil
+            && !path.hasPrefix("var/lib/node-agent") && !recorded.contains(path) && !recorded.isEmpty
+        {
             violations.append("\(path): a folder of the agent's missing from its ledger")
         }
-        if tree.entries.keys.contains(where: { $0.hasPrefix("var/lib/node-agent/") && $0 != ledger && $0 != pending && !$0.contains(".node-agent-tmp-") }) {
+        if tree.entries.keys.contains(where: {
+            $0.hasPrefix("var/lib/node-agent/") && $0 != ledger && $0 != pending && !$0.contains(".node-agent-tmp-")
+        }) {
             violations.append("unexpected files in var/lib/node-agent")
         }
         return (violations, temporaries)
@@ -78,7 +86,8 @@ final class FaultInjectionIntegrationTests: XCTestCase {
     func testSIGKILLAtRandomMomentsLeavesEveryFileWholeAndTheNextRunConverges() throws {
         let rounds = Int(ProcessInfo.processInfo.environment["NODE_AGENT_FAULT_ROUNDS"] ?? "") ?? 150
         let before = node.snapshot()
-        var bootstrapTime = 0.0, uninstallTime = 0.0
+        var bootstrapTime = 0.0
+        var uninstallTime = 0.0
         bootstrapTime = try elapsed {
             let run = try node.agent(bootstrapArgs)
             XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
@@ -87,11 +96,14 @@ final class FaultInjectionIntegrationTests: XCTestCase {
         XCTAssertNotEqual(after, before)
         // The after state parses: every certificate file and bundle, every hosts.toml.
         for (path, value) in after.entries where value != before.entries[path] && value.hasPrefix("file ") && !path.hasPrefix("var/") {
-            let full = path.hasPrefix("usr/local/share/ca-certificates/") ? node.folder + "/local-ca/" + path.dropFirst(32) : node.hostRoot + "/" + path
+            let full =
+                path.hasPrefix("usr/local/share/ca-certificates/")
+                ? node.folder + "/local-ca/" + path.dropFirst(32) : node.hostRoot + "/" + path
             if path.hasSuffix(".crt") || path.hasSuffix(".pem") {
                 XCTAssertEqual(try sh("/usr/bin/openssl", ["storeutl", "-noout", "-certs", full]).status, 0, path)
             } else if path.hasSuffix(".toml") {
-                XCTAssertEqual(try sh("/usr/bin/python3", ["-c", "import sys,tomllib; tomllib.load(open(sys.argv[1],'rb'))", full]).status, 0, path)
+                XCTAssertEqual(
+                    try sh("/usr/bin/python3", ["-c", "import sys,tomllib; tomllib.load(open(sys.argv[1],'rb'))", full]).status, 0, path)
             }
         }
         uninstallTime = try elapsed { XCTAssertEqual(try node.agent(uninstallArgs).status, 0) }
@@ -121,7 +133,8 @@ final class FaultInjectionIntegrationTests: XCTestCase {
             if testRun?.failureCount ?? 0 > 0 { break }
         }
         let (b, u) = (tallies[0], tallies[1])
-        print("""
+        print(
+            """
             fault injection: \(rounds) rounds; bootstrap (whole run \(Int(bootstrapTime * 1000)) ms) killed \(b.killed) times, \
             \(b.between) left between before and after, \(b.temporaries) temporary files seen; uninstall (\(Int(uninstallTime * 1000)) ms) \
             killed \(u.killed) times, \(u.between) between, \(u.temporaries) temporary files seen; \
@@ -133,7 +146,9 @@ final class FaultInjectionIntegrationTests: XCTestCase {
 
     /// Files under `dir` as the node sees them (its own mounts included): path -> sha256 or link target.
     func nodeFiles(_ dir: String) throws -> [String: String] {
-        let out = try node.exec(["sh", "-c", "cd \"$1\" && find . -type f -exec sha256sum {} + ; find . -type l -printf '%l %p\\n'", "sh", dir]).stdout
+        let out = try node.exec([
+            "sh", "-c", "cd \"$1\" && find . -type f -exec sha256sum {} + ; find . -type l -printf '%l %p\\n'", "sh", dir,
+        ]).stdout
         var files: [String: String] = [:]
         for line in out.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1)
@@ -160,7 +175,9 @@ final class FaultInjectionIntegrationTests: XCTestCase {
         let next = try node.agent(bootstrapArgs + ["--output", "json"])
         XCTAssertEqual(next.status, 0, next.stdout + next.stderr)
         let report = try JSONReport.decode(next.stdout)
-        XCTAssertTrue(report.notes.contains { $0.hasPrefix("an earlier run was stopped before the trust bundle was rebuilt") }, report.notes.joined(separator: "\n"))
+        XCTAssertTrue(
+            report.notes.contains { $0.hasPrefix("an earlier run was stopped before the trust bundle was rebuilt") },
+            report.notes.joined(separator: "\n"))
         XCTAssertNotEqual(try nodeFiles(certs)["./ca-certificates.crt"], bundleBefore)
         XCTAssertFalse(FileManager.default.fileExists(atPath: node.hostRoot + "/var/lib/node-agent/trust-refresh-pending"))
         XCTAssertEqual(try JSONReport.decode(try node.agent(bootstrapArgs + ["--output", "json"]).stdout).changes, [], "not converged")
@@ -170,7 +187,10 @@ final class FaultInjectionIntegrationTests: XCTestCase {
     /// there, and once there is room the next run writes what was missing.
     func testAFullDiskGivesAClearErrorLeavesNoPartialFileAndTheNextRunConverges() throws {
         let containerd = node.hostRoot + "/etc/containerd"
-        let fill = try node.exec(["sh", "-c", "mount -t tmpfs -o size=64k tmpfs \"$1\" && (dd if=/dev/zero of=\"$1/filler\" bs=4k 2>/dev/null; true)", "sh", containerd])
+        let fill = try node.exec([
+            "sh", "-c", "mount -t tmpfs -o size=64k tmpfs \"$1\" && (dd if=/dev/zero of=\"$1/filler\" bs=4k 2>/dev/null; true)", "sh",
+            containerd,
+        ])
         XCTAssertEqual(fill.status, 0, fill.stderr)
         let run = try node.agent(bootstrapArgs)
         XCTAssertEqual(run.status, 3, run.stdout + run.stderr)

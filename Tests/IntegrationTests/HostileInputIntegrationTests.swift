@@ -31,22 +31,34 @@ final class HostileInputIntegrationTests: XCTestCase {
     }
 
     func testMisbehavingPeersGiveTheirOwnReasonWithinTheTimeout() throws {
-        struct Row { var mode: String; var check: String; var outcome: String; var reason: String }
+        struct Row {
+            var mode: String
+            var check: String
+            var outcome: String
+            var reason: String
+        }
         let rows = [
             Row(mode: "dns-garbage", check: "dns-cluster", outcome: "fail", reason: "did not answer (no answer (timeout))"),
             Row(mode: "dns-wrong-id", check: "dns-cluster", outcome: "fail", reason: "did not answer (no answer (timeout))"),
             Row(mode: "dns-huge", check: "dns-cluster", outcome: "fail", reason: "answered no address records"),
-            Row(mode: "dns-loop", check: "dns-cluster", outcome: "pass", reason: "resolves registry-service.openfaas.svc.cluster.local to 127.0.0.20"),
+            Row(
+                mode: "dns-loop", check: "dns-cluster", outcome: "pass",
+                reason: "resolves registry-service.openfaas.svc.cluster.local to 127.0.0.20"),
             Row(mode: "tls-stall", check: "tls-os-trust", outcome: "fail", reason: "no TLS handshake came within the timeout"),
             Row(mode: "tls-garbage", check: "tls-os-trust", outcome: "fail", reason: "TLS handshake failed"),
         ]
         for row in rows {
             let dns = row.mode.hasPrefix("dns-")
             let peer = try hostile(row.mode, dns ? "127.0.0.30" : "127.0.0.31")
-            defer { peer.terminate(); peer.waitUntilExit() }
+            defer {
+                peer.terminate()
+                peer.waitUntilExit()
+            }
             let started = Date()
-            let run = try node.agent(["probe", "--host-root", node.hostRoot, "--timeout", "1", "--output", "json",
-                                      "--registry", dns ? node.registry : "127.0.0.31:443", "--cluster-dns", dns ? "127.0.0.30" : node.clusterDNS])
+            let run = try node.agent([
+                "probe", "--host-root", node.hostRoot, "--timeout", "1", "--output", "json",
+                "--registry", dns ? node.registry : "127.0.0.31:443", "--cluster-dns", dns ? "127.0.0.30" : node.clusterDNS,
+            ])
             let elapsed = Date().timeIntervalSince(started)
             XCTAssertEqual(run.status, 1, "\(row.mode): \(run.stderr)")
             let check = try JSONReport.decode(run.stdout).check(row.check)

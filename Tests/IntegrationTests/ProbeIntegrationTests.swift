@@ -45,7 +45,10 @@ final class ProbeIntegrationTests: XCTestCase {
         let r = try probe(node.registry)
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.report.ready)
-        for name in ["dns-cluster", "dns-host", "dns-resolved", "tcp", "tls-os-trust", "tls-runtime-trust", "registry-api", "certs-d", "coredns-loop-hazard"] {
+        for name in [
+            "dns-cluster", "dns-host", "dns-resolved", "tcp", "tls-os-trust", "tls-runtime-trust", "registry-api", "certs-d",
+            "coredns-loop-hazard",
+        ] {
             XCTAssertEqual(r.report.check(name)?.outcome, "pass", "\(name): \(r.report.check(name)?.reason ?? "missing")")
         }
         // The cluster DNS came from kubelet's config: no --cluster-dns was given.
@@ -109,14 +112,16 @@ final class ProbeIntegrationTests: XCTestCase {
         XCTAssertEqual(silent.report.check("runtime-pull")?.outcome, "pass")
         XCTAssertEqual(silent.status, 0)
         XCTAssertEqual(silent.report.check("dns-cluster")?.outcome, "warn")
-        XCTAssertEqual(try probe(node.registry, ["--cluster-dns", node.vars["SILENT_DNS"]!, "--timeout", "0.5", "--runtime-pull", "off"]).status, 1,
-                       "without the runtime's word, the silent cluster DNS fails the node")
+        XCTAssertEqual(
+            try probe(node.registry, ["--cluster-dns", node.vars["SILENT_DNS"]!, "--timeout", "0.5", "--runtime-pull", "off"]).status, 1,
+            "without the runtime's word, the silent cluster DNS fails the node")
     }
 
     func testCredentialsAreCheckedWithBasicAndBearerAuthAndNeverPrinted() throws {
         let dir = try makeTemporaryDirectory("auth")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let user = node.vars["REGISTRY_USER"]!, password = node.vars["REGISTRY_PASSWORD"]!
+        let user = node.vars["REGISTRY_USER"]!
+        let password = node.vars["REGISTRY_PASSWORD"]!
         func config(_ pass: String) throws -> String {
             let path = dir + "/\(pass).json"
             let auth = Data("\(user):\(pass)".utf8).base64EncodedString()
@@ -124,7 +129,8 @@ final class ProbeIntegrationTests: XCTestCase {
                 .write(toFile: path, atomically: true, encoding: .utf8)
             return path
         }
-        let good = try config(password), bad = try config("wrong-password")
+        let good = try config(password)
+        let bad = try config("wrong-password")
         for (registry, scheme) in [("registry-service.\(domain)", "basic"), ("token-registry.\(domain)", "bearer")] {
             let ok = try probe(registry, ["--registry-auth", good])
             let api = try XCTUnwrap(ok.report.check("registry-api"))
@@ -135,14 +141,16 @@ final class ProbeIntegrationTests: XCTestCase {
             XCTAssertFalse(ok.output.contains(Data("\(user):\(password)".utf8).base64EncodedString()), "the auth string was printed")
 
             // 60 addresses do not fit a 512-byte UDP answer: all of them arrive over TCP.
-        let many = try probe("many.\(domain)", ["--timeout", "0.5"])
-        XCTAssertEqual(many.report.check("dns-cluster")?.details["addresses"]?.split(separator: ",").count, 60)
+            let many = try probe("many.\(domain)", ["--timeout", "0.5"])
+            XCTAssertEqual(many.report.check("dns-cluster")?.details["addresses"]?.split(separator: ",").count, 60)
 
-        let refused = try probe(registry, ["--registry-auth", bad])
+            let refused = try probe(registry, ["--registry-auth", bad])
             XCTAssertEqual(refused.status, 1)
             XCTAssertEqual(refused.report.check("registry-api")?.outcome, "fail")
-            XCTAssertTrue(refused.report.check("registry-api")?.reason.contains(scheme == "basic" ? "refused the credentials" : "answered 401") == true,
-                          refused.report.check("registry-api")?.reason ?? "")
+            XCTAssertTrue(
+                refused.report.check("registry-api")?.reason.contains(scheme == "basic" ? "refused the credentials" : "answered 401")
+                    == true,
+                refused.report.check("registry-api")?.reason ?? "")
         }
         // Without credentials, a 401 with a challenge still proves the API is alive.
         let anonymous = try probe("token-registry.\(domain)")

@@ -31,8 +31,10 @@ final class ReleaseBuildIntegrationTests: XCTestCase {
         XCTAssertEqual(report.check("tls-os-trust")?.details["verify_code"], "0")
         // And it refuses what it must: OpenSSL's verify codes for an expired and a foreign chain.
         for (name, code) in [("expired-registry", "10"), ("foreign-registry", "20")] {
-            let probe = try node.exec([binary, "probe", "--host-root", node.hostRoot, "--registry", "\(name).openfaas.svc.cluster.local",
-                                       "--output", "json", "--timeout", "1"])
+            let probe = try node.exec([
+                binary, "probe", "--host-root", node.hostRoot, "--registry", "\(name).openfaas.svc.cluster.local",
+                "--output", "json", "--timeout", "1",
+            ])
             XCTAssertEqual(probe.status, 1, probe.stdout + probe.stderr)
             XCTAssertEqual(try JSONReport.decode(probe.stdout).check("tls-os-trust")?.details["verify_code"], code, name)
         }

@@ -17,8 +17,10 @@ final class RunIntegrationTests: XCTestCase {
     }
 
     /// SIGTERM to the agent: it stops within `seconds`, with status 0 and its graceful-shutdown line.
-    func assertStopsOnSIGTERM(_ process: Process, within seconds: Double, _ logText: () -> String, _ message: String = "",
-                              line: UInt = #line) {
+    func assertStopsOnSIGTERM(
+        _ process: Process, within seconds: Double, _ logText: () -> String, _ message: String = "",
+        line: UInt = #line
+    ) {
         let stopAsked = Date()
         process.terminate()
         process.waitUntilExit()
@@ -44,39 +46,52 @@ final class RunIntegrationTests: XCTestCase {
         let notifyLog = node.folder + "/notify.log"
         let listener = Process()
         listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        listener.arguments = ["python3", "-c", """
+        listener.arguments = [
+            "python3", "-c",
+            """
             import socket, sys
             s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
             with open(sys.argv[2], "a") as log:
                 while True:
                     log.write(s.recv(4096).decode() + "\\n---\\n"); log.flush()
-            """, notifySocket, notifyLog]
+            """, notifySocket, notifyLog,
+        ]
         try listener.run()
         defer { listener.terminate() }
         try eventually(5, "the notify socket") { FileManager.default.fileExists(atPath: notifySocket) }
 
         let (process, log) = try startRun(["--ca", secret + "/ca.crt"], environment: ["NOTIFY_SOCKET": notifySocket])
-        defer { if process.isRunning { process.interrupt(); process.terminate() } }
+        defer {
+            if process.isRunning {
+                process.interrupt()
+                process.terminate()
+            }
+        }
         func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         func linkExists() throws -> Bool { try node.exec(["ip", "link", "show", "nodeagent0"]).status == 0 }
 
         try eventually(10, "first reconcile ready") { logText().contains("ready=true reason=start") }
         XCTAssertEqual(try node.agent(["probe", "--host-root", node.hostRoot, "--registry", node.registry]).status, 0)
         try eventually(5, "sd_notify READY") {
-            ((try? String(contentsOfFile: notifyLog, encoding: .utf8)) ?? "").contains("READY=1\nSTATUS=ready to pull from registry-service.openfaas.svc.cluster.local:443")
+            ((try? String(contentsOfFile: notifyLog, encoding: .utf8)) ?? "").contains(
+                "READY=1\nSTATUS=ready to pull from registry-service.openfaas.svc.cluster.local:443")
         }
 
         // Every thread of the agent holds SIGTERM and SIGINT blocked (the loop takes them between
         // reconciles; a thread without the block would die of them), but for the loop's own while
         // it waits in rt_sigtimedwait (syscall 128), which unblocks them for the wait; SIGPIPE is ignored.
-        let threads = try node.exec(["sh", "-c", """
+        let threads = try node.exec([
+            "sh", "-c",
+            """
             for t in /proc/$(pgrep -f '[n]ode-agent run' | tail -1)/task/*; do
               echo "$(grep ^SigBlk $t/status | cut -f2) $(grep ^SigIgn $t/status | cut -f2) $(cut -d' ' -f1 $t/syscall)"
             done
-            """])
+            """,
+        ])
         let masks = threads.stdout.split(separator: "\n").map { $0.split(separator: " ") }
         XCTAssertGreaterThanOrEqual(masks.count, 2, "two threads (loop, endpoint): \(threads.stdout)\(threads.stderr)")
-        let held: UInt64 = 1 << (SIGTERM - 1) | 1 << (SIGINT - 1), ignored: UInt64 = 1 << (SIGPIPE - 1)
+        let held: UInt64 = 1 << (SIGTERM - 1) | 1 << (SIGINT - 1)
+        let ignored: UInt64 = 1 << (SIGPIPE - 1)
         for m in masks {
             XCTAssertEqual(m.count, 3, threads.stdout)
             guard m.count == 3, let blocked = UInt64(m[0], radix: 16), let ignoring = UInt64(m[1], radix: 16) else { continue }
@@ -101,12 +116,15 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertEqual(try get("/readyz", ["-X", "DELETE"]).code, "405")
         XCTAssertEqual(try get("/readyz", ["-H", "X-Big: " + String(repeating: "a", count: 100_000)]).code, "400")
         // A client that connects and says nothing is cut off after the idle timeout.
-        let silent = try node.exec(["python3", "-c", """
+        let silent = try node.exec([
+            "python3", "-c",
+            """
             import socket, time
             s = socket.create_connection(("127.0.0.1", 9808)); t = time.time()
             s.settimeout(20); data = s.recv(1)
             print("closed after %.1f s" % (time.time() - t) if data == b"" else "got data")
-            """])
+            """,
+        ])
         XCTAssertTrue(silent.stdout.hasPrefix("closed after"), silent.stdout + silent.stderr)
 
         // Drift: someone deletes the link; the next interval brings it back.
@@ -115,7 +133,9 @@ final class RunIntegrationTests: XCTestCase {
 
         // Rotation: the kubelet swaps ..data to a new version holding two CAs.
         try FileManager.default.createDirectory(atPath: secret + "/..v2", withIntermediateDirectories: true)
-        let two = try String(contentsOfFile: node.caFile, encoding: .utf8) + String(contentsOfFile: try CertFixtures.path("other-ca.crt"), encoding: .utf8)
+        let two =
+            try String(contentsOfFile: node.caFile, encoding: .utf8)
+            + String(contentsOfFile: try CertFixtures.path("other-ca.crt"), encoding: .utf8)
         try two.write(toFile: secret + "/..v2/ca.crt", atomically: true, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: secret + "/..data_tmp", withDestinationPath: "..v2")
         XCTAssertEqual(rename(secret + "/..data_tmp", secret + "/..data"), 0)
@@ -142,9 +162,16 @@ final class RunIntegrationTests: XCTestCase {
     func testASilentAPIServerHoldsBackNeitherTheOutcomeNorTheStop() throws {
         let tokenFile = node.folder + "/token"
         try "test-token".write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        let (process, log) = try startRun(["--ca", node.caFile, "--node-name", "node-1", "--kube-api", "https://127.0.0.25:443",
-                                           "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile])
-        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        let (process, log) = try startRun([
+            "--ca", node.caFile, "--node-name", "node-1", "--kube-api", "https://127.0.0.25:443",
+            "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile,
+        ])
+        defer {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+        }
         func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         try eventually(8, "the first reconcile, logged before the API answers") { logText().contains("ready=true reason=start") }
         XCTAssertEqual(try get("/readyz").code, "200")
@@ -158,10 +185,13 @@ final class RunIntegrationTests: XCTestCase {
     /// token in `tokenFile`; its output in a log file of the node's folder.
     func startReporting(_ api: APIDouble, tokenFile: String, heartbeat: Int, log: String) throws -> Process {
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        return try node.background([SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry, "--ca", node.caFile,
-                                    "--interval", "1", "--watch-interval", "0.2", "--timeout", "1", "--listen", "off", "--node-name", "node-1",
-                                    "--kube-api", api.url, "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile,
-                                    "--startup-taint", "node-agent/registry-not-ready", "--condition-heartbeat", "\(heartbeat)"], output: log)
+        return try node.background(
+            [
+                SandboxNode.binary, "run", "--host-root", node.hostRoot, "--registry", node.registry, "--ca", node.caFile,
+                "--interval", "1", "--watch-interval", "0.2", "--timeout", "1", "--listen", "off", "--node-name", "node-1",
+                "--kube-api", api.url, "--kube-token-file", tokenFile, "--kube-ca-file", node.caFile,
+                "--startup-taint", "node-agent/registry-not-ready", "--condition-heartbeat", "\(heartbeat)",
+            ], output: log)
     }
 
     /// A token file of the test's own, as kubelet projects a service account token.
@@ -194,7 +224,12 @@ final class RunIntegrationTests: XCTestCase {
 
         // A heartbeat every 3 s; reconciles every second.
         var agent = try startReporting(api, tokenFile: tokenPath, heartbeat: 3, log: log)
-        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+        defer {
+            if agent.isRunning {
+                agent.terminate()
+                agent.waitUntilExit()
+            }
+        }
         try eventually(20, "the condition published and the startup taint removed") {
             try api.condition("RegistryPullReady") != nil && taintKeys() == ["example.com/other"]
         }
@@ -205,7 +240,8 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertEqual(try api.condition("Ready"), kubeletReady, "kubelet's condition untouched")
         XCTAssertEqual(try api.conditions().count, 2, "\((try? api.conditions()) ?? [])")
         XCTAssertEqual(try api.taints().count, 1)
-        XCTAssertEqual(try api.taints().first.map { NSDictionary(dictionary: $0) }, NSDictionary(dictionary: otherTaint), "the other taint as it was")
+        XCTAssertEqual(
+            try api.taints().first.map { NSDictionary(dictionary: $0) }, NSDictionary(dictionary: otherTaint), "the other taint as it was")
 
         // A heartbeat: lastHeartbeatTime moves on, lastTransitionTime stays.
         try eventually(10, "a heartbeat") { try api.condition("RegistryPullReady")?["lastHeartbeatTime"] != first["lastHeartbeatTime"] }
@@ -214,7 +250,8 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertEqual(beat["lastTransitionTime"], first["lastTransitionTime"], "the status held")
         // Patches while nothing changes come at the heartbeat only, not every reconcile.
         let times = statusPatches().filter {
-            ((($0["body"] as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]])?.first?["status"] as? String == "True"
+            ((($0["body"] as? [String: Any])?["status"] as? [String: Any])?["conditions"] as? [[String: Any]])?.first?["status"] as? String
+                == "True"
         }.compactMap { $0["t"] as? Double }
         XCTAssertGreaterThanOrEqual(times.count, 2)
         for (a, b) in zip(times, times.dropFirst()) { XCTAssertGreaterThan(b - a, 2.5, "a condition patch between heartbeats: \(times)") }
@@ -252,7 +289,10 @@ final class RunIntegrationTests: XCTestCase {
             return since[patched...].contains { $0["method"] as? String == "GET" }
         }
         Thread.sleep(forTimeInterval: 2)
-        XCTAssertFalse(api.requests.dropFirst(requestsBefore).contains { $0["path"] as? String == "/api/v1/nodes/node-1" && $0["method"] as? String == "PATCH" })
+        XCTAssertFalse(
+            api.requests.dropFirst(requestsBefore).contains {
+                $0["path"] as? String == "/api/v1/nodes/node-1" && $0["method"] as? String == "PATCH"
+            })
         agent.terminate()
         agent.waitUntilExit()
 
@@ -272,8 +312,10 @@ final class RunIntegrationTests: XCTestCase {
 
         // Uninstall takes the condition away (a strategic merge patch deleting it by type): the
         // node is left with kubelet's condition only.
-        let uninstall = try node.agent(["uninstall", "--host-root", node.hostRoot, "--node-name", "node-1", "--kube-api", api.url,
-                                        "--kube-token-file", tokenPath, "--kube-ca-file", node.caFile])
+        let uninstall = try node.agent([
+            "uninstall", "--host-root", node.hostRoot, "--node-name", "node-1", "--kube-api", api.url,
+            "--kube-token-file", tokenPath, "--kube-ca-file", node.caFile,
+        ])
         XCTAssertEqual(uninstall.status, 0, uninstall.stderr)
         XCTAssertEqual(api.requests.last?["code"] as? Int, 200)
         XCTAssertNil(try api.condition("RegistryPullReady"))
@@ -299,7 +341,10 @@ final class RunIntegrationTests: XCTestCase {
         let initial = NSDictionary(dictionary: try api.nodeObject())
         let refused = try api.curl("GET", "/api/v1/nodes/node-1", token: unknownToken)
         XCTAssertEqual(refused.code, "401")
-        XCTAssertEqual(refused.body, #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#)
+        XCTAssertEqual(
+            refused.body,
+            #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#
+        )
         var agent = try startReporting(api, tokenFile: unknown, heartbeat: 600, log: log)
         let unauthorized = "kubernetes: the API answered 401 to the RegistryPullReady condition of node node-1: Unauthorized"
         try eventually(20, "the agent logs the 401") { logText().contains(unauthorized) }
@@ -317,7 +362,9 @@ final class RunIntegrationTests: XCTestCase {
 
         // daemonset.yaml less its nodes/status rule, made from the real manifest.
         let manifest = node.folder + "/no-status-rule.yaml"
-        let cut = try node.exec(["python3", "-c", """
+        let cut = try node.exec([
+            "python3", "-c",
+            """
             import sys, yaml
             docs = list(yaml.safe_load_all(open(sys.argv[1])))
             cut = 0
@@ -328,42 +375,59 @@ final class RunIntegrationTests: XCTestCase {
                     d["rules"] = kept
             yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
             print(cut)
-            """, APIDouble.manifest, manifest])
+            """, APIDouble.manifest, manifest,
+        ])
         XCTAssertEqual(cut.stdout, "1\n", cut.stderr)
         let limited = try APIDouble(node, manifest: manifest, tokens: [known: APIDouble.serviceAccount], port: 6444)
         defer { limited.stop() }
         let limitedInitial = NSDictionary(dictionary: try limited.nodeObject())
-        let forbidden = #"nodes \"node-1\" is forbidden: User \"system:serviceaccount:node-agent:node-agent\" cannot patch resource \"nodes/status\" in API group \"\" at the cluster scope"#
-        let patch = try limited.curl("PATCH", "/api/v1/nodes/node-1/status", token: knownToken, contentType: "application/strategic-merge-patch+json",
-                                     body: #"{"status":{"conditions":[{"type":"RegistryPullReady","status":"True"}]}}"#)
+        let forbidden =
+            #"nodes \"node-1\" is forbidden: User \"system:serviceaccount:node-agent:node-agent\" cannot patch resource \"nodes/status\" in API group \"\" at the cluster scope"#
+        let patch = try limited.curl(
+            "PATCH", "/api/v1/nodes/node-1/status", token: knownToken, contentType: "application/strategic-merge-patch+json",
+            body: #"{"status":{"conditions":[{"type":"RegistryPullReady","status":"True"}]}}"#)
         XCTAssertEqual(patch.code, "403")
-        XCTAssertEqual(patch.body, #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":""# + forbidden
-                       + #"","reason":"Forbidden","details":{"name":"node-1","kind":"nodes"},"code":403}"#)
+        XCTAssertEqual(
+            patch.body,
+            #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":""# + forbidden
+                + #"","reason":"Forbidden","details":{"name":"node-1","kind":"nodes"},"code":403}"#)
         agent = try startReporting(limited, tokenFile: known, heartbeat: 600, log: log)
-        defer { if agent.isRunning { agent.terminate(); agent.waitUntilExit() } }
+        defer {
+            if agent.isRunning {
+                agent.terminate()
+                agent.waitUntilExit()
+            }
+        }
         let message = forbidden.replacingOccurrences(of: #"\""#, with: "\"")
-        let expected = "kubernetes: the API answered 403 to the RegistryPullReady condition of node node-1: Forbidden: " + message
+        let expected =
+            "kubernetes: the API answered 403 to the RegistryPullReady condition of node node-1: Forbidden: " + message
             + " (the service account needs patch on nodes/status)"
         try eventually(20, "the agent logs the API's refusal") { logText().contains(expected) }
         XCTAssertTrue(logText().contains(expected), "\(expected)\nnot in\n\(logText())")
         agent.terminate()
         agent.waitUntilExit()
-        let decisions = Set(limited.requests.compactMap { r -> String? in
-            guard let method = r["method"] as? String, let path = r["path"] as? String else { return nil }
-            return "\(method) \(path) \(r["decision"] as? String ?? "-") \(r["code"] as? Int ?? 0)"
-        })
+        let decisions = Set(
+            limited.requests.compactMap { r -> String? in
+                guard let method = r["method"] as? String, let path = r["path"] as? String else { return nil }
+                return "\(method) \(path) \(r["decision"] as? String ?? "-") \(r["code"] as? Int ?? 0)"
+            })
         XCTAssertTrue(decisions.contains("PATCH /api/v1/nodes/node-1/status deny 403"), "\(decisions)")
-        XCTAssertTrue(decisions.isSubset(of: ["GET /api/v1/nodes/node-1 allow 200", "PATCH /api/v1/nodes/node-1/status deny 403"]), "\(decisions)")
+        XCTAssertTrue(
+            decisions.isSubset(of: ["GET /api/v1/nodes/node-1 allow 200", "PATCH /api/v1/nodes/node-1/status deny 403"]), "\(decisions)")
         // The agent removes the startup taint only once it could say why (the condition).
         XCTAssertEqual(NSDictionary(dictionary: try limited.nodeObject()), limitedInitial, "nothing changed")
         XCTAssertNil(try limited.condition("RegistryPullReady"))
         XCTAssertEqual(try limited.taints().count, 2)
 
         // A stale resourceVersion: 409 Conflict; a Content-Type that is no patch type: 415.
-        let stale = try limited.curl("PATCH", "/api/v1/nodes/node-1", token: knownToken, contentType: "application/merge-patch+json",
-                                     body: #"{"metadata":{"resourceVersion":"1"},"spec":{"taints":[]}}"#)
+        let stale = try limited.curl(
+            "PATCH", "/api/v1/nodes/node-1", token: knownToken, contentType: "application/merge-patch+json",
+            body: #"{"metadata":{"resourceVersion":"1"},"spec":{"taints":[]}}"#)
         XCTAssertEqual(stale.code, "409")
-        XCTAssertEqual(stale.body, #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Operation cannot be fulfilled on nodes \"node-1\": the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","details":{"name":"node-1","kind":"nodes"},"code":409}"#)
+        XCTAssertEqual(
+            stale.body,
+            #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Operation cannot be fulfilled on nodes \"node-1\": the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","details":{"name":"node-1","kind":"nodes"},"code":409}"#
+        )
         let json = try limited.curl("PATCH", "/api/v1/nodes/node-1", token: knownToken, contentType: "application/json", body: "{}")
         XCTAssertEqual(json.code, "415")
         XCTAssertTrue(json.body.contains(#""reason":"UnsupportedMediaType""#), json.body)
@@ -374,7 +438,12 @@ final class RunIntegrationTests: XCTestCase {
     /// readiness goes false with that outage's reason, then true again, the agent never restarting.
     func testReadinessFollowsOutagesOfKubeDNSTheRegistryAndResolvedWithoutARestart() throws {
         let (process, log) = try startRun(["--ca", node.caFile, "--timeout", "1"])
-        defer { if process.isRunning { process.interrupt(); process.terminate() } }
+        defer {
+            if process.isRunning {
+                process.interrupt()
+                process.terminate()
+            }
+        }
         func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         func failing() throws -> [String: String] {
             let body = try get("/status").body
@@ -403,10 +472,13 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertEqual(try node.control(["stop", "resolved"]), 0)
         try eventually(15, "hosts lines while resolved is down") { agentLines() }
         try eventually(10, "ready through /etc/hosts") {
-            try get("/readyz").code == "200" && (try? JSONReport.decode(try get("/status").body))?.check("dns-host")?.details["source"] == "/etc/hosts"
+            try get("/readyz").code == "200"
+                && (try? JSONReport.decode(try get("/status").body))?.check("dns-host")?.details["source"] == "/etc/hosts"
         }
         XCTAssertEqual(try node.control(["start", "resolved"]), 0)
-        try eventually(15, "back to the link, hosts lines gone") { try !agentLines() && node.exec(["ip", "link", "show", "nodeagent0"]).status == 0 }
+        try eventually(15, "back to the link, hosts lines gone") {
+            try !agentLines() && node.exec(["ip", "link", "show", "nodeagent0"]).status == 0
+        }
         try eventually(10, "ready through resolved again") { try get("/readyz").code == "200" }
         XCTAssertTrue(process.isRunning, "the agent stopped: \(logText())")
         XCTAssertEqual(logText().components(separatedBy: "[NodeAgent] starting").count - 1, 1, "the agent restarted")

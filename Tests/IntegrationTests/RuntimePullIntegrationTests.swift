@@ -19,15 +19,18 @@ final class RuntimePullIntegrationTests: XCTestCase {
     /// The agent's verdict (`probe`, read-only) and the runtime's pull of every reference, for the
     /// node as it is now: they agree, and are `expected`. Returns the runtime's errors.
     @discardableResult
-    func assertVerdictAgreesWithThePull(_ expected: Bool, _ what: String, probe extra: [String] = [],
-                                        line: UInt = #line) throws -> [String] {
+    func assertVerdictAgreesWithThePull(
+        _ expected: Bool, _ what: String, probe extra: [String] = [],
+        line: UInt = #line
+    ) throws -> [String] {
         let report = try node.probe(extra)
         var errors: [String] = []
         for reference in references {
             let pull = try node.pull(reference)
-            XCTAssertEqual(pull.ok, report.ready,
-                           "\(what): the runtime \(pull.ok ? "pulled" : "could not pull") \(reference) (\(pull.error)) but the agent said ready=\(report.ready): \(failures(report))",
-                           line: line)
+            XCTAssertEqual(
+                pull.ok, report.ready,
+                "\(what): the runtime \(pull.ok ? "pulled" : "could not pull") \(reference) (\(pull.error)) but the agent said ready=\(report.ready): \(failures(report))",
+                line: line)
             XCTAssertEqual(pull.ok, expected, "\(what): pull of \(reference): \(pull.error)", line: line)
             if !pull.ok { errors.append(pull.error) }
         }
@@ -148,11 +151,15 @@ final class RuntimePullIntegrationTests: XCTestCase {
         let nsswitch = node.hostRoot + "/etc/nsswitch.conf"
         let original = try String(contentsOfFile: nsswitch, encoding: .utf8)
         func hostsLine(_ line: String) throws {
-            let text = original.split(separator: "\n").map { $0.hasPrefix("hosts:") ? "hosts: \(line)" : String($0) }.joined(separator: "\n") + "\n"
+            let text =
+                original.split(separator: "\n").map { $0.hasPrefix("hosts:") ? "hosts: \(line)" : String($0) }.joined(separator: "\n")
+                + "\n"
             try text.write(toFile: nsswitch, atomically: true, encoding: .utf8)
         }
-        for (line, pulls) in [("files", false), ("files [NOTFOUND=return] dns", false), ("dns [!UNAVAIL=return] files", true),
-                              ("files mdns4_minimal [NOTFOUND=return] dns", true), ("dns", true), ("files dns", true)] {
+        for (line, pulls) in [
+            ("files", false), ("files [NOTFOUND=return] dns", false), ("dns [!UNAVAIL=return] files", true),
+            ("files mdns4_minimal [NOTFOUND=return] dns", true), ("dns", true), ("files dns", true),
+        ] {
             try hostsLine(line)
             let errors = try assertVerdictAgreesWithThePull(pulls, "hosts: \(line)")
             for e in errors { XCTAssertTrue(e.contains("no such host"), e) }
@@ -185,7 +192,8 @@ final class RuntimePullIntegrationTests: XCTestCase {
             try assertVerdictAgreesWithThePull(true, "proxy with \(noProxy)")
             XCTAssertEqual(try node.probe().check("runtime-proxy")?.outcome, "skip")
         }
-        try "HTTPS_PROXY=http://127.0.0.99:3128\nNO_PROXY=registry-service.openfaas.svc.cluster.local:5000\n".write(toFile: env, atomically: true, encoding: .utf8)
+        try "HTTPS_PROXY=http://127.0.0.99:3128\nNO_PROXY=registry-service.openfaas.svc.cluster.local:5000\n".write(
+            toFile: env, atomically: true, encoding: .utf8)
         XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
         try assertVerdictAgreesWithThePull(false, "NO_PROXY for another port")
     }
@@ -210,7 +218,9 @@ final class RuntimePullIntegrationTests: XCTestCase {
             let log = node.folder + "/logs/tinyproxy.log"
             FileManager.default.createFile(atPath: log, contents: nil)
             let p = try node.background(["tinyproxy", "-d", "-c", conf], output: log)
-            try eventually(10, "tinyproxy listens") { try node.exec(["curl", "-s", "-o", "/dev/null", "http://127.0.0.98:3128/"]).status == 0 }
+            try eventually(10, "tinyproxy listens") {
+                try node.exec(["curl", "-s", "-o", "/dev/null", "http://127.0.0.98:3128/"]).status == 0
+            }
             return p
         }
         try "HTTPS_PROXY=http://127.0.0.98:3128\n".write(toFile: node.folder + "/conf/containerd.env", atomically: true, encoding: .utf8)
@@ -225,7 +235,10 @@ final class RuntimePullIntegrationTests: XCTestCase {
         open.waitUntilExit()
 
         let closed = try proxy(connectPort: 8443)
-        defer { closed.terminate(); closed.waitUntilExit() }
+        defer {
+            closed.terminate()
+            closed.waitUntilExit()
+        }
         let errors = try assertVerdictAgreesWithThePull(false, "through a proxy that refuses CONNECT to 443")
         XCTAssertFalse(errors.isEmpty)
         let refused = try XCTUnwrap(try node.probe().check("runtime-proxy"))
@@ -259,7 +272,8 @@ final class RuntimePullIntegrationTests: XCTestCase {
         XCTAssertTrue(pulled.details["image_ref"]?.hasPrefix("sha256:") == true, "\(pulled.details)")
         let refused = try node.probe(["--pull-image", node.testImage])
         XCTAssertEqual(refused.check("runtime-pull")?.outcome, "fail")
-        XCTAssertTrue(refused.check("runtime-pull")?.reason.contains("401 Unauthorized") == true, refused.check("runtime-pull")?.reason ?? "")
+        XCTAssertTrue(
+            refused.check("runtime-pull")?.reason.contains("401 Unauthorized") == true, refused.check("runtime-pull")?.reason ?? "")
         XCTAssertFalse(refused.ready)
         XCTAssertEqual(try node.probe(["--runtime-pull", "off"]).check("runtime-pull")?.outcome, nil)
     }
@@ -271,18 +285,23 @@ final class RuntimePullIntegrationTests: XCTestCase {
         let lonely = node.folder + "/lonely"
         try FileManager.default.createDirectory(atPath: lonely, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: SandboxNode.binary, toPath: lonely + "/node-agent")
-        let r = try node.exec([lonely + "/node-agent", "probe", "--host-root", node.hostRoot, "--registry", node.registry,
-                               "--cluster-dns", node.clusterDNS, "--output", "json", "--timeout", "2"])
+        let r = try node.exec([
+            lonely + "/node-agent", "probe", "--host-root", node.hostRoot, "--registry", node.registry,
+            "--cluster-dns", node.clusterDNS, "--output", "json", "--timeout", "2",
+        ])
         let report = try JSONReport.decode(r.stdout)
         let pull = try XCTUnwrap(report.check("runtime-pull"))
         XCTAssertEqual(pull.outcome, "skip", pull.reason)
         XCTAssertTrue(pull.reason.contains(lonely + "/node-agent-cri"), pull.reason)
         XCTAssertTrue(report.ready, r.stdout)
         // Beside it again, the same agent asks the runtime.
-        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: SandboxNode.binary).deletingLastPathComponent().path + "/node-agent-cri",
-                                         toPath: lonely + "/node-agent-cri")
-        let again = try node.exec([lonely + "/node-agent", "probe", "--host-root", node.hostRoot, "--registry", node.registry,
-                                   "--cluster-dns", node.clusterDNS, "--output", "json", "--timeout", "2"])
+        try FileManager.default.copyItem(
+            atPath: URL(fileURLWithPath: SandboxNode.binary).deletingLastPathComponent().path + "/node-agent-cri",
+            toPath: lonely + "/node-agent-cri")
+        let again = try node.exec([
+            lonely + "/node-agent", "probe", "--host-root", node.hostRoot, "--registry", node.registry,
+            "--cluster-dns", node.clusterDNS, "--output", "json", "--timeout", "2",
+        ])
         XCTAssertEqual(try JSONReport.decode(again.stdout).check("runtime-pull")?.outcome, "pass", again.stdout)
     }
 
@@ -297,7 +316,8 @@ final class RuntimePullIntegrationTests: XCTestCase {
         XCTAssertEqual(try node.control(["restart", "containerd"]), 0)
         try bootstrap(["--runtime-pull", "off"], expectReady: false)
         let model = try node.probe(["--runtime-pull", "off"])
-        XCTAssertEqual(model.check("runtime-restart-pending")?.outcome, "fail", "the model alone cannot know the runtime has not loaded its roots yet")
+        XCTAssertEqual(
+            model.check("runtime-restart-pending")?.outcome, "fail", "the model alone cannot know the runtime has not loaded its roots yet")
         try assertVerdictAgreesWithThePull(true, "runtime started before the CA, roots not loaded yet")
         let pending = try node.probe().check("runtime-restart-pending")
         XCTAssertEqual(pending?.outcome, "warn")
@@ -307,7 +327,12 @@ final class RuntimePullIntegrationTests: XCTestCase {
     /// `run` keeps the node ready while containerd restarts under it, and the node pulls after.
     func testTheRuntimeRestartedWhileRunIsUp() throws {
         let (process, log) = try node.startRun(["--ca", node.caFile, "--timeout", "1"])
-        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        defer {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+        }
         try eventually(15, "ready at start") { try node.endpoint("/readyz").code == "200" }
         XCTAssertEqual(try node.pull(node.testImage).ok, true)
         let before = try node.containerdPID()

@@ -12,7 +12,6 @@ final class SandboxNode {
     let vars: [String: String]
     let script = packageRoot.appendingPathComponent("scripts/sandbox-node").path
 
-
     var hostRoot: String { vars["HOST_ROOT"]! }
     var caFile: String { vars["CA_FILE"]! }
     var registry: String { vars["REGISTRY"]! }
@@ -64,8 +63,10 @@ final class SandboxNode {
     }
 
     func bootstrapArguments(ca: String? = nil, clusterDNS: String? = nil, extra: [String] = []) -> [String] {
-        ["bootstrap", "--host-root", hostRoot, "--ca", ca ?? caFile, "--registry", registry,
-         "--cluster-dns", clusterDNS ?? self.clusterDNS] + extra
+        [
+            "bootstrap", "--host-root", hostRoot, "--ca", ca ?? caFile, "--registry", registry,
+            "--cluster-dns", clusterDNS ?? self.clusterDNS,
+        ] + extra
     }
 
     /// Everything of the host root the agent may change, as files: its etc/ and var/, and the
@@ -90,8 +91,11 @@ final class SandboxNode {
 
     /// `node-agent probe` for this node: the agent's verdict, changing nothing.
     func probe(_ extra: [String] = []) throws -> JSONReport {
-        let r = try agent(["probe", "--host-root", hostRoot, "--registry", registry, "--cluster-dns", clusterDNS,
-                           "--output", "json", "--timeout", "2"] + extra)
+        let r = try agent(
+            [
+                "probe", "--host-root", hostRoot, "--registry", registry, "--cluster-dns", clusterDNS,
+                "--output", "json", "--timeout", "2",
+            ] + extra)
         guard r.status == 0 || r.status == 1 else { throw AgentError(.io, "probe exited \(r.status): \(r.stderr)") }
         return try JSONReport.decode(r.stdout)
     }
@@ -104,8 +108,11 @@ final class SandboxNode {
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: script)
-        process.arguments = ["exec", Self.binary, "run", "--host-root", hostRoot, "--registry", registry,
-                             "--interval", "2", "--watch-interval", "0.3", "--listen", "127.0.0.1:9808"] + extra
+        process.arguments =
+            [
+                "exec", Self.binary, "run", "--host-root", hostRoot, "--registry", registry,
+                "--interval", "2", "--watch-interval", "0.3", "--listen", "127.0.0.1:9808",
+            ] + extra
         process.environment = scriptEnvironment.merging(environment) { $1 }
         process.standardOutput = output
         process.standardError = output

@@ -24,7 +24,9 @@ final class TrustStoreIntegrationTests: XCTestCase {
         XCTAssertEqual(try node.exec(["chroot", node.hostRoot, "update-ca-certificates", "--fresh"]).status, 0)
         let baseline = certsTree()
         let two = node.folder + "/two.crt"
-        try (try String(contentsOfFile: node.caFile, encoding: .utf8) + String(contentsOfFile: try CertFixtures.path("other-ca.crt"), encoding: .utf8))
+        try
+            (try String(contentsOfFile: node.caFile, encoding: .utf8)
+            + String(contentsOfFile: try CertFixtures.path("other-ca.crt"), encoding: .utf8))
             .write(toFile: two, atomically: true, encoding: .utf8)
 
         func step(_ mode: String, _ args: [String]) throws -> FileTree {
@@ -67,7 +69,8 @@ final class TrustStoreIntegrationTests: XCTestCase {
 
     func testAHostWithoutTheTrustToolIsRefusedBeforeAnyChange() throws {
         // A RHEL-looking root without its tool (update-ca-trust): refused, nothing written.
-        try "ID=rocky\nID_LIKE=\"rhel centos fedora\"\nPRETTY_NAME=\"Rocky Linux 9.4\"\n".write(toFile: node.hostRoot + "/etc/os-release", atomically: true, encoding: .utf8)
+        try "ID=rocky\nID_LIKE=\"rhel centos fedora\"\nPRETTY_NAME=\"Rocky Linux 9.4\"\n".write(
+            toFile: node.hostRoot + "/etc/os-release", atomically: true, encoding: .utf8)
         let before = node.snapshot()
         let run = try node.agent(node.bootstrapArguments())
         XCTAssertEqual(run.status, 3, run.stdout + run.stderr)
@@ -92,11 +95,14 @@ final class RHELTrustStoreIntegrationTests: XCTestCase {
         let leaf = try CertFixtures.path("leaf.crt")
         XCTAssertNotEqual(try sh("/usr/bin/openssl", ["verify", "-CAfile", bundle, leaf]).status, 0)
 
-        let run = try inRoot([SandboxNode.binary, "bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
-                              "--registry", "127.0.0.99:5000", "--cluster-dns", "127.0.0.10", "--timeout", "0.2", "--output", "json"])
+        let run = try inRoot([
+            SandboxNode.binary, "bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
+            "--registry", "127.0.0.99:5000", "--cluster-dns", "127.0.0.10", "--timeout", "0.2", "--output", "json",
+        ])
         let report = try JSONReport.decode(run.stdout)
-        XCTAssertTrue(report.changes.contains { $0.hasPrefix("create /etc/pki/ca-trust/source/anchors/node-agent-127.0.0.99_5000-1.crt") },
-                      report.changes.joined(separator: "\n"))
+        XCTAssertTrue(
+            report.changes.contains { $0.hasPrefix("create /etc/pki/ca-trust/source/anchors/node-agent-127.0.0.99_5000-1.crt") },
+            report.changes.joined(separator: "\n"))
         XCTAssertTrue(report.changes.contains("run update-ca-trust extract: rebuild the OS trust bundle"))
         // The bundle p11-kit extracted trusts the CA: the registry's certificate verifies with it.
         XCTAssertEqual(try sh("/usr/bin/openssl", ["verify", "-CAfile", bundle, leaf]).status, 0)

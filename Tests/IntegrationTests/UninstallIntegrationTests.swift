@@ -50,13 +50,16 @@ final class UninstallIntegrationTests: XCTestCase {
 
     func testUninstallOfOneRegistryKeepsTheOthersAndTheRoute() throws {
         XCTAssertEqual(try node.agent(node.bootstrapArguments()).status, 0)
-        let second = ["bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile,
-                      "--registry", "open-registry.openfaas.svc.cluster.local:443"]
+        let second = [
+            "bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile,
+            "--registry", "open-registry.openfaas.svc.cluster.local:443",
+        ]
         XCTAssertEqual(try node.agent(second).status, 0)
         let run = try node.agent(["uninstall", "--host-root", node.hostRoot, "--registry", "open-registry.openfaas.svc.cluster.local:443"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stdout.contains("the DNS route stays"), run.stdout)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: node.hostRoot + "/etc/containerd/certs.d/open-registry.openfaas.svc.cluster.local:443"))
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: node.hostRoot + "/etc/containerd/certs.d/open-registry.openfaas.svc.cluster.local:443"))
         let probe = try node.agent(["probe", "--host-root", node.hostRoot, "--registry", node.registry])
         XCTAssertEqual(probe.status, 0, probe.stdout)
     }

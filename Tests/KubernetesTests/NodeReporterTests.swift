@@ -1,9 +1,10 @@
 import Foundation
 import HostSystem
-@testable import Kubernetes
 import TestSupport
 import Vocabulary
 import XCTest
+
+@testable import Kubernetes
 
 /// A fake of the Kubernetes API for the reporter: it records every request and answers GET of
 /// the node with `node` (which it never changes itself), anything else with 200, unless
@@ -61,14 +62,17 @@ final class NodeReporterTests: XCTestCase {
     func testPatchesOnChangeAndHeartbeatKeepingTheTransitionTimeWhileTheStatusHolds() throws {
         let r = reporter()
         // First report: the node is read for a condition of a previous agent (none), then patched.
-        XCTAssertEqual(try r.report(ready: false, reason: "RegistryNotPullable", message: "tcp: refused", now: t0),
-                       ["condition RegistryPullReady=False (RegistryNotPullable) on node node-1"])
+        XCTAssertEqual(
+            try r.report(ready: false, reason: "RegistryNotPullable", message: "tcp: refused", now: t0),
+            ["condition RegistryPullReady=False (RegistryNotPullable) on node node-1"])
         var sent = api.take()
         XCTAssertEqual(sent.map { "\($0.method) \($0.path)" }, ["GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1/status"])
-        XCTAssertEqual(try condition(sent[1]), [
-            "type": "RegistryPullReady", "status": "False", "reason": "RegistryNotPullable", "message": "tcp: refused",
-            "lastHeartbeatTime": "2027-01-15T08:00:00Z", "lastTransitionTime": "2027-01-15T08:00:00Z",
-        ])
+        XCTAssertEqual(
+            try condition(sent[1]),
+            [
+                "type": "RegistryPullReady", "status": "False", "reason": "RegistryNotPullable", "message": "tcp: refused",
+                "lastHeartbeatTime": "2027-01-15T08:00:00Z", "lastTransitionTime": "2027-01-15T08:00:00Z",
+            ])
 
         // Nothing changed and the heartbeat is not due: no request at all.
         XCTAssertEqual(try r.report(ready: false, reason: "RegistryNotPullable", message: "tcp: refused", now: at(299)), [])
@@ -88,8 +92,9 @@ final class NodeReporterTests: XCTestCase {
         XCTAssertEqual(try condition(sent[0])["lastTransitionTime"], "2027-01-15T08:00:00Z")
 
         // The status flips: a new transition time.
-        XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(320)),
-                       ["condition RegistryPullReady=True (RegistryPullable) on node node-1"])
+        XCTAssertEqual(
+            try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(320)),
+            ["condition RegistryPullReady=True (RegistryPullable) on node node-1"])
         sent = api.take()
         XCTAssertEqual(sent.count, 1, "no taint to remove, no GET")
         XCTAssertEqual(try condition(sent[0])["status"], "True")
@@ -100,10 +105,15 @@ final class NodeReporterTests: XCTestCase {
     /// A restarted agent keeps the transition time the node holds when the status is the same,
     /// and starts anew when it is not.
     func testARestartedAgentKeepsThePublishedTransitionTime() throws {
-        api.node = ["metadata": ["resourceVersion": "7"], "status": ["conditions": [
-            ["type": "Ready", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"],
-            ["type": "RegistryPullReady", "status": "True", "lastTransitionTime": "2026-12-24T18:00:00Z"],
-        ]]]
+        api.node = [
+            "metadata": ["resourceVersion": "7"],
+            "status": [
+                "conditions": [
+                    ["type": "Ready", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"],
+                    ["type": "RegistryPullReady", "status": "True", "lastTransitionTime": "2026-12-24T18:00:00Z"],
+                ]
+            ],
+        ]
         _ = try reporter().report(ready: true, reason: "RegistryPullable", message: "ready", now: t0)
         XCTAssertEqual(try condition(api.take()[1])["lastTransitionTime"], "2026-12-24T18:00:00Z")
 
@@ -120,22 +130,32 @@ final class NodeReporterTests: XCTestCase {
     /// taints kept; once gone it is not looked for again.
     func testTheStartupTaintIsRemovedOnceReady() throws {
         let taint = "node-agent/registry-not-ready"
-        api.node = ["metadata": ["resourceVersion": "41"], "spec": ["taints": [
-            ["key": .string(taint), "effect": "NoSchedule"], ["key": "example.com/other", "effect": "NoExecute"],
-        ]]]
+        api.node = [
+            "metadata": ["resourceVersion": "41"],
+            "spec": [
+                "taints": [
+                    ["key": .string(taint), "effect": "NoSchedule"], ["key": "example.com/other", "effect": "NoExecute"],
+                ]
+            ],
+        ]
         let r = reporter(taint: taint)
         XCTAssertEqual(try r.report(ready: false, reason: "RegistryNotPullable", message: "tcp: refused", now: t0).count, 1)
         XCTAssertEqual(api.take().map(\.method), ["GET", "PATCH"], "not ready: the taint stays")
 
-        XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(10)), [
-            "condition RegistryPullReady=True (RegistryPullable) on node node-1",
-            "removed startup taint \(taint) from node node-1",
-        ])
+        XCTAssertEqual(
+            try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(10)),
+            [
+                "condition RegistryPullReady=True (RegistryPullable) on node node-1",
+                "removed startup taint \(taint) from node node-1",
+            ])
         let sent = api.take()
-        XCTAssertEqual(sent.map { "\($0.method) \($0.path)" },
-                       ["PATCH /api/v1/nodes/node-1/status", "GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1"])
+        XCTAssertEqual(
+            sent.map { "\($0.method) \($0.path)" },
+            ["PATCH /api/v1/nodes/node-1/status", "GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1"])
         XCTAssertEqual(sent[2].contentType, "application/merge-patch+json")
-        XCTAssertEqual(sent[2].body, ["metadata": ["resourceVersion": "41"], "spec": ["taints": [["key": "example.com/other", "effect": "NoExecute"]]]])
+        XCTAssertEqual(
+            sent[2].body,
+            ["metadata": ["resourceVersion": "41"], "spec": ["taints": [["key": "example.com/other", "effect": "NoExecute"]]]])
 
         // Ready again at the heartbeat: the condition only.
         XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(310)).count, 1)
@@ -145,8 +165,9 @@ final class NodeReporterTests: XCTestCase {
     func testANodeWithoutTheTaintIsNotPatched() throws {
         let r = reporter(taint: "node-agent/registry-not-ready")
         XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: t0).count, 1)
-        XCTAssertEqual(api.take().map { "\($0.method) \($0.path)" },
-                       ["GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1/status", "GET /api/v1/nodes/node-1"])
+        XCTAssertEqual(
+            api.take().map { "\($0.method) \($0.path)" },
+            ["GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1/status", "GET /api/v1/nodes/node-1"])
         XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(300)).count, 1)
         XCTAssertEqual(api.take().map(\.method), ["PATCH"], "the taint is known to be gone")
     }
@@ -155,11 +176,17 @@ final class NodeReporterTests: XCTestCase {
     /// condition counts as not sent, so the next reconcile sends it again.
     func testARefusedPatchIsReportedAndRetried() throws {
         let r = reporter()
-        api.answers["PATCH /api/v1/nodes/node-1/status"] = (403, ["kind": "Status", "reason": "Forbidden",
-                                                                  "message": #"nodes "node-1" is forbidden: cannot patch resource "nodes/status""#])
-        assertAgentError(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: t0), .io,
-                         #"the API answered 403 to the RegistryPullReady condition of node node-1: Forbidden: nodes "node-1" is forbidden"#,
-                         "needs patch on nodes/status")
+        api.answers["PATCH /api/v1/nodes/node-1/status"] = (
+            403,
+            [
+                "kind": "Status", "reason": "Forbidden",
+                "message": #"nodes "node-1" is forbidden: cannot patch resource "nodes/status""#,
+            ]
+        )
+        assertAgentError(
+            try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: t0), .io,
+            #"the API answered 403 to the RegistryPullReady condition of node node-1: Forbidden: nodes "node-1" is forbidden"#,
+            "needs patch on nodes/status")
         api.answers = [:]
         _ = api.take()
         XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(1)).count, 1)

@@ -2,10 +2,11 @@ import AgentCore
 import Foundation
 import HostSystem
 import Logging
-@testable import NodeAgent
 import TestSupport
 import Vocabulary
 import XCTest
+
+@testable import NodeAgent
 
 /// The health endpoint's server over real sockets: keep-alive, pipelining, HEAD, the bound on
 /// connections and a prompt stop. (RunIntegrationTests covers it inside `run` with curl.)
@@ -56,7 +57,8 @@ final class HealthServerTests: XCTestCase {
         guard let head = text.range(of: "\r\n\r\n", options: .backwards) else { return false }
         if head.upperBound == text.endIndex { return true }
         guard let field = text[..<head.lowerBound].range(of: "Content-Length: ", options: .backwards),
-              let length = Int(text[field.upperBound...].prefix(while: \.isNumber)) else { return false }
+            let length = Int(text[field.upperBound...].prefix(while: \.isNumber))
+        else { return false }
         return text[head.upperBound...].utf8.count >= length
     }
 
@@ -133,8 +135,9 @@ final class HealthServerTests: XCTestCase {
     }
 
     func testATakenPortIsNamedAndIPv6Serves() throws {
-        assertAgentError(try HealthServer(host: "127.0.0.1", port: Int(port), cache: StatusCache(), logger: Logger(label: "test")), .io,
-                         "cannot listen on 127.0.0.1:\(port): Address already in use", "pick a free --listen address, or off")
+        assertAgentError(
+            try HealthServer(host: "127.0.0.1", port: Int(port), cache: StatusCache(), logger: Logger(label: "test")), .io,
+            "cannot listen on 127.0.0.1:\(port): Address already in use", "pick a free --listen address, or off")
         let v6 = try HealthServer(host: "::1", port: 0, cache: StatusCache(), logger: Logger(label: "test"))
         XCTAssertNotEqual(v6.port, 0)
         v6.start()

@@ -1,22 +1,29 @@
 import AgentCore
 import Foundation
 import HostSystem
-@testable import NodeAgent
 import Probes
 import TestSupport
 import Vocabulary
 import XCTest
 
+@testable import NodeAgent
+
 final class NodeOptionsTests: XCTestCase {
     func options(_ extra: [String] = []) throws -> NodeOptions {
-        try NodeOptions.parse(["--host-root", NSTemporaryDirectory(), "--registry", "registry-service.openfaas.svc.cluster.local:443",
-                               "--cluster-dns", "10.96.0.10"] + extra)
+        try NodeOptions.parse(
+            [
+                "--host-root", NSTemporaryDirectory(), "--registry", "registry-service.openfaas.svc.cluster.local:443",
+                "--cluster-dns", "10.96.0.10",
+            ] + extra)
     }
 
-    func config(registry: String = "registry-service.openfaas.svc.cluster.local:443", dns: String = "10.96.0.10",
-                domain: String = "svc.cluster.local", ca: String = "ca.crt", timeout: Double = 5) throws -> NodeConfig {
-        try NodeConfig(try options(["--registry", registry, "--cluster-dns", dns, "--domain", domain, "--timeout", String(timeout)]),
-                       caFile: try CertFixtures.path(ca), dryRun: false)
+    func config(
+        registry: String = "registry-service.openfaas.svc.cluster.local:443", dns: String = "10.96.0.10",
+        domain: String = "svc.cluster.local", ca: String = "ca.crt", timeout: Double = 5
+    ) throws -> NodeConfig {
+        try NodeConfig(
+            try options(["--registry", registry, "--cluster-dns", dns, "--domain", domain, "--timeout", String(timeout)]),
+            caFile: try CertFixtures.path(ca), dryRun: false)
     }
 
     func testValidConfigDefaultsTheBusToTheHostRoot() throws {
@@ -32,14 +39,16 @@ final class NodeOptionsTests: XCTestCase {
 
     func testEachBadInputNamesTheProblem() throws {
         assertAgentError(try config(dns: "10.96.0.x"), .invalidInput, "'10.96.0.x' is not an IP address")
-        assertAgentError(try config(domain: "svc.cluster.local\n[Resolve]"), .invalidInput, "domain 'svc.cluster.local\\n[Resolve]' contains a newline",
-                         "use letters, digits, '-' and '.' only")
+        assertAgentError(
+            try config(domain: "svc.cluster.local\n[Resolve]"), .invalidInput, "domain 'svc.cluster.local\\n[Resolve]' contains a newline",
+            "use letters, digits, '-' and '.' only")
         // The range is the fix: what the option accepts.
         assertAgentError(try config(timeout: 0), .invalidInput, "--timeout 0.0 is out of range (0.001-120.0)")
         assertAgentError(try config(timeout: 121), .invalidInput, "--timeout 121.0 is out of range (0.001-120.0)")
         // A missing CA file is reported under the certificate's code (what == "CA file").
-        assertAgentError(try NodeConfig(try options(), caFile: "/nonexistent/ca.crt", dryRun: false), .invalidCertificate,
-                         "CA file /nonexistent/ca.crt does not exist")
+        assertAgentError(
+            try NodeConfig(try options(), caFile: "/nonexistent/ca.crt", dryRun: false), .invalidCertificate,
+            "CA file /nonexistent/ca.crt does not exist")
     }
 
     func testClusterDNSDefaultsToKubeletsConfigAndIsRequiredOtherwise() throws {
@@ -50,7 +59,8 @@ final class NodeOptionsTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("the cluster DNS is not known"))
         }
         try FileManager.default.createDirectory(atPath: dir + "/var/lib/kubelet", withIntermediateDirectories: true)
-        try "clusterDNS:\n  - 10.43.0.10\nresolvConf: /etc/k8s-resolv.conf\n".write(toFile: dir + "/var/lib/kubelet/config.yaml", atomically: true, encoding: .utf8)
+        try "clusterDNS:\n  - 10.43.0.10\nresolvConf: /etc/k8s-resolv.conf\n".write(
+            toFile: dir + "/var/lib/kubelet/config.yaml", atomically: true, encoding: .utf8)
         let c = try NodeConfig(try NodeOptions.parse(base), caFile: nil, dryRun: false)
         XCTAssertEqual(c.clusterDNS.description, "10.43.0.10")
         XCTAssertEqual(c.kubeletResolvConf, "/etc/k8s-resolv.conf")
@@ -70,19 +80,28 @@ final class NodeOptionsTests: XCTestCase {
     }
 
     func testEnvironmentFillsOptionsTheCommandLineLacks() {
-        let merged = EnvironmentOptions.merge(arguments: ["bootstrap", "--registry", "cli.svc.cluster.local"],
-                                              environment: ["NODE_AGENT_REGISTRY": "env.svc.cluster.local", "NODE_AGENT_CLUSTER_DNS": "10.96.0.10",
-                                                            "NODE_AGENT_DRY_RUN": "true"])
+        let merged = EnvironmentOptions.merge(
+            arguments: ["bootstrap", "--registry", "cli.svc.cluster.local"],
+            environment: [
+                "NODE_AGENT_REGISTRY": "env.svc.cluster.local", "NODE_AGENT_CLUSTER_DNS": "10.96.0.10",
+                "NODE_AGENT_DRY_RUN": "true",
+            ])
         XCTAssertEqual(merged, ["bootstrap", "--registry", "cli.svc.cluster.local", "--cluster-dns", "10.96.0.10", "--dry-run"])
     }
 
     func testRunReadsItsOptionsFromTheEnvironmentAsTheDaemonSetSetsThem() throws {
-        let merged = EnvironmentOptions.merge(arguments: ["run"], environment: [
-            "NODE_AGENT_REGISTRY": "registry-service.openfaas.svc.cluster.local:443", "NODE_AGENT_HOST_ROOT": "/host",
-            "NODE_AGENT_CA": "/etc/node-agent/ca/ca.crt", "NODE_AGENT_LISTEN": "0.0.0.0:9808", "NODE_AGENT_RESTART_RUNTIME": "yes",
-        ])
-        XCTAssertEqual(Set(merged), Set(["run", "--host-root", "/host", "--registry", "registry-service.openfaas.svc.cluster.local:443",
-                                         "--ca", "/etc/node-agent/ca/ca.crt", "--listen", "0.0.0.0:9808", "--restart-runtime"]))
+        let merged = EnvironmentOptions.merge(
+            arguments: ["run"],
+            environment: [
+                "NODE_AGENT_REGISTRY": "registry-service.openfaas.svc.cluster.local:443", "NODE_AGENT_HOST_ROOT": "/host",
+                "NODE_AGENT_CA": "/etc/node-agent/ca/ca.crt", "NODE_AGENT_LISTEN": "0.0.0.0:9808", "NODE_AGENT_RESTART_RUNTIME": "yes",
+            ])
+        XCTAssertEqual(
+            Set(merged),
+            Set([
+                "run", "--host-root", "/host", "--registry", "registry-service.openfaas.svc.cluster.local:443",
+                "--ca", "/etc/node-agent/ca/ca.crt", "--listen", "0.0.0.0:9808", "--restart-runtime",
+            ]))
         let parsed = try RunCommand.parse(Array(merged.dropFirst()))
         XCTAssertEqual(parsed.listen, "0.0.0.0:9808")
         XCTAssertTrue(parsed.change.restartRuntime)
@@ -92,9 +111,11 @@ final class NodeOptionsTests: XCTestCase {
         let dir = try makeTemporaryDirectory("config")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = dir + "/node-agent.env"
-        try "# node-agent\nNODE_AGENT_REGISTRY=\"file.svc.cluster.local\"\nexport NODE_AGENT_CLUSTER_DNS=10.96.0.10\nNODE_AGENT_TIMEOUT='3'\n"
+        try
+            "# node-agent\nNODE_AGENT_REGISTRY=\"file.svc.cluster.local\"\nexport NODE_AGENT_CLUSTER_DNS=10.96.0.10\nNODE_AGENT_TIMEOUT='3'\n"
             .write(toFile: file, atomically: true, encoding: .utf8)
-        let args = try EnvironmentOptions.arguments(["probe", "--config", file, "--timeout", "7"], environment: ["NODE_AGENT_CLUSTER_DNS": "10.43.0.10"])
+        let args = try EnvironmentOptions.arguments(
+            ["probe", "--config", file, "--timeout", "7"], environment: ["NODE_AGENT_CLUSTER_DNS": "10.43.0.10"])
         XCTAssertEqual(Set(args), Set(["probe", "--timeout", "7", "--registry", "file.svc.cluster.local", "--cluster-dns", "10.43.0.10"]))
         try "REGISTRY=x\n".write(toFile: file, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try EnvironmentOptions.arguments(["probe"], environment: ["NODE_AGENT_CONFIG": file])) {
@@ -110,7 +131,10 @@ final class NodeOptionsTests: XCTestCase {
         let fifo = dir + "/node-agent.env"
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
         // A writer after 3 s ends the wait of a reader that opened it: the test then fails on its time.
-        DispatchQueue.global().asyncAfter(deadline: .now() + 3) { let fd = open(fifo, O_WRONLY | O_NONBLOCK); if fd >= 0 { close(fd) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 3) {
+            let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 { close(fd) }
+        }
         let start = Date()
         XCTAssertThrowsError(try EnvironmentOptions.arguments(["probe", "--config", fifo], environment: [:])) {
             XCTAssertEqual(($0 as? AgentError)?.code, .invalidInput)
@@ -134,11 +158,14 @@ final class NodeOptionsTests: XCTestCase {
     /// Every flag of every command is in docs/CONFIGURATION.md and can come from the environment.
     func testEveryFlagIsDocumentedAndReadFromTheEnvironment() throws {
         let doc = try String(contentsOf: packageRoot.appendingPathComponent("docs/CONFIGURATION.md"), encoding: .utf8)
-        let commands: [(String, String)] = [("bootstrap", BootstrapCommand.helpMessage()), ("probe", ProbeCommand.helpMessage()),
-                                            ("uninstall", UninstallCommand.helpMessage()), ("run", RunCommand.helpMessage())]
+        let commands: [(String, String)] = [
+            ("bootstrap", BootstrapCommand.helpMessage()), ("probe", ProbeCommand.helpMessage()),
+            ("uninstall", UninstallCommand.helpMessage()), ("run", RunCommand.helpMessage()),
+        ]
         for (name, help) in commands {
-            let flags = Set(help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," })
-                .filter { $0.hasPrefix("--") && $0 != "--help" }.map { String($0.prefix { $0 != "=" && $0 != "<" }) })
+            let flags = Set(
+                help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," })
+                    .filter { $0.hasPrefix("--") && $0 != "--help" }.map { String($0.prefix { $0 != "=" && $0 != "<" }) })
             XCTAssertFalse(flags.isEmpty, name)
             for flag in flags {
                 XCTAssertTrue(doc.contains("| `\(flag)` |"), "\(flag) of \(name) is not in docs/CONFIGURATION.md")

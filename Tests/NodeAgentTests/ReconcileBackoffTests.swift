@@ -1,6 +1,7 @@
 import AgentCore
-@testable import NodeAgent
 import XCTest
+
+@testable import NodeAgent
 
 /// When `run` reconciles next (before its 10% jitter): the interval while the node is ready;
 /// while it is not, sooner, backing off from twice the watch interval up to the interval.

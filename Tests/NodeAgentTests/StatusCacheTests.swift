@@ -1,74 +1,84 @@
 import AgentCore
 import Foundation
 import HostSystem
-@testable import NodeAgent
-@testable import Probes
 import Vocabulary
 import XCTest
+
+@testable import NodeAgent
+@testable import Probes
 
 /// What the health endpoint serves after a reconcile: /metrics line by line, /readyz's reason and
 /// /status, for a report and for a reconcile that failed.
 final class StatusCacheTests: XCTestCase {
     let checks = [
-        CheckResult(name: "dns-cluster", outcome: .pass, reason: "resolved", durationSeconds: 0.012, phases: [.init(name: "resolve", seconds: 0.01)]),
-        CheckResult(name: "dns-host", outcome: .warn, reason: "resolved late", durationSeconds: 0.5,
-                    phases: [.init(name: "resolve", seconds: 0.25), .init(name: "other", seconds: 0.1)]),
-        CheckResult(name: "tls-os-trust", outcome: .fail, reason: "unable to get local issuer certificate", durationSeconds: 1.5,
-                    details: ["earliest_cert_expiry": "1767225600", "verified_chain_expiry": "1798761600"]),
+        CheckResult(
+            name: "dns-cluster", outcome: .pass, reason: "resolved", durationSeconds: 0.012, phases: [.init(name: "resolve", seconds: 0.01)]
+        ),
+        CheckResult(
+            name: "dns-host", outcome: .warn, reason: "resolved late", durationSeconds: 0.5,
+            phases: [.init(name: "resolve", seconds: 0.25), .init(name: "other", seconds: 0.1)]),
+        CheckResult(
+            name: "tls-os-trust", outcome: .fail, reason: "unable to get local issuer certificate", durationSeconds: 1.5,
+            details: ["earliest_cert_expiry": "1767225600", "verified_chain_expiry": "1798761600"]),
         CheckResult(name: "tls-runtime-trust", outcome: .pass, reason: "verified", durationSeconds: 0.25),
         CheckResult(name: "runtime-proxy", outcome: .skip, reason: "no proxy"),
     ]
 
     func report(ready: Bool) -> Report {
-        Report(ready: ready, dryRun: false, registry: "registry.svc.cluster.local:443", changes: [], notes: [],
-               checks: ready ? checks.filter { $0.outcome != .fail } : checks)
+        Report(
+            ready: ready, dryRun: false, registry: "registry.svc.cluster.local:443", changes: [], notes: [],
+            checks: ready ? checks.filter { $0.outcome != .fail } : checks)
     }
 
     func testMetricsForPassingWarningFailingAndSkippedChecks() {
         let text = StatusCache.metrics(report: report(ready: false), ready: false, reconciles: 3, failures: 1)
-        XCTAssertEqual(text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init), [
-            "# HELP node_agent_ready 1 when the node can pull from the registry.",
-            "# TYPE node_agent_ready gauge",
-            "node_agent_ready 0",
-            "# HELP node_agent_reconciles_total Reconciles run since start.",
-            "# TYPE node_agent_reconciles_total counter",
-            "node_agent_reconciles_total 3",
-            "# HELP node_agent_reconcile_errors_total Reconciles that failed since start.",
-            "# TYPE node_agent_reconcile_errors_total counter",
-            "node_agent_reconcile_errors_total 1",
-            "# HELP probe_success 1 when the check passed (a warning counts), per check.",
-            "# TYPE probe_success gauge",
-            #"probe_success{check="dns-cluster"} 1"#,
-            #"probe_success{check="dns-host"} 1"#,
-            #"probe_success{check="tls-os-trust"} 0"#,
-            #"probe_success{check="tls-runtime-trust"} 1"#,
-            "# HELP probe_duration_seconds Seconds the check took.",
-            "# TYPE probe_duration_seconds gauge",
-            #"probe_duration_seconds{check="dns-cluster"} 0.012"#,
-            #"probe_duration_seconds{check="dns-host"} 0.5"#,
-            #"probe_duration_seconds{check="tls-os-trust"} 1.5"#,
-            #"probe_duration_seconds{check="tls-runtime-trust"} 0.25"#,
-            #"probe_duration_seconds{check="runtime-proxy"} 0"#,
-            "# HELP probe_dns_lookup_time_seconds Seconds the DNS lookup took.",
-            "# TYPE probe_dns_lookup_time_seconds gauge",
-            #"probe_dns_lookup_time_seconds{check="dns-cluster"} 0.01"#,
-            #"probe_dns_lookup_time_seconds{check="dns-host"} 0.25"#,
-            "# HELP probe_ssl_earliest_cert_expiry Earliest expiry (Unix time) of the certificates the registry sent.",
-            "# TYPE probe_ssl_earliest_cert_expiry gauge",
-            #"probe_ssl_earliest_cert_expiry{check="tls-os-trust"} 1767225600"#,
-            "# HELP probe_ssl_last_chain_expiry_timestamp_seconds Expiry (Unix time) of the verified chain.",
-            "# TYPE probe_ssl_last_chain_expiry_timestamp_seconds gauge",
-            #"probe_ssl_last_chain_expiry_timestamp_seconds{check="tls-os-trust"} 1798761600"#,
-            "",
-        ])
+        XCTAssertEqual(
+            text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
+            [
+                "# HELP node_agent_ready 1 when the node can pull from the registry.",
+                "# TYPE node_agent_ready gauge",
+                "node_agent_ready 0",
+                "# HELP node_agent_reconciles_total Reconciles run since start.",
+                "# TYPE node_agent_reconciles_total counter",
+                "node_agent_reconciles_total 3",
+                "# HELP node_agent_reconcile_errors_total Reconciles that failed since start.",
+                "# TYPE node_agent_reconcile_errors_total counter",
+                "node_agent_reconcile_errors_total 1",
+                "# HELP probe_success 1 when the check passed (a warning counts), per check.",
+                "# TYPE probe_success gauge",
+                #"probe_success{check="dns-cluster"} 1"#,
+                #"probe_success{check="dns-host"} 1"#,
+                #"probe_success{check="tls-os-trust"} 0"#,
+                #"probe_success{check="tls-runtime-trust"} 1"#,
+                "# HELP probe_duration_seconds Seconds the check took.",
+                "# TYPE probe_duration_seconds gauge",
+                #"probe_duration_seconds{check="dns-cluster"} 0.012"#,
+                #"probe_duration_seconds{check="dns-host"} 0.5"#,
+                #"probe_duration_seconds{check="tls-os-trust"} 1.5"#,
+                #"probe_duration_seconds{check="tls-runtime-trust"} 0.25"#,
+                #"probe_duration_seconds{check="runtime-proxy"} 0"#,
+                "# HELP probe_dns_lookup_time_seconds Seconds the DNS lookup took.",
+                "# TYPE probe_dns_lookup_time_seconds gauge",
+                #"probe_dns_lookup_time_seconds{check="dns-cluster"} 0.01"#,
+                #"probe_dns_lookup_time_seconds{check="dns-host"} 0.25"#,
+                "# HELP probe_ssl_earliest_cert_expiry Earliest expiry (Unix time) of the certificates the registry sent.",
+                "# TYPE probe_ssl_earliest_cert_expiry gauge",
+                #"probe_ssl_earliest_cert_expiry{check="tls-os-trust"} 1767225600"#,
+                "# HELP probe_ssl_last_chain_expiry_timestamp_seconds Expiry (Unix time) of the verified chain.",
+                "# TYPE probe_ssl_last_chain_expiry_timestamp_seconds gauge",
+                #"probe_ssl_last_chain_expiry_timestamp_seconds{check="tls-os-trust"} 1798761600"#,
+                "",
+            ])
     }
 
     func testLabelValuesAreEscapedAsPrometheusReadsThem() {
         XCTAssertEqual(StatusCache.escape(#"alias:a"b\c"# + "\nd"), #"alias:a\"b\\c\nd"#)
-        let odd = Report(ready: true, dryRun: false, registry: "r", changes: [], notes: [],
-                         checks: [CheckResult(name: "alias:\"x\"", outcome: .pass, reason: "")])
-        XCTAssertTrue(StatusCache.metrics(report: odd, ready: true, reconciles: 1, failures: 0)
-            .contains(#"probe_success{check="alias:\"x\""} 1"# + "\n"))
+        let odd = Report(
+            ready: true, dryRun: false, registry: "r", changes: [], notes: [],
+            checks: [CheckResult(name: "alias:\"x\"", outcome: .pass, reason: "")])
+        XCTAssertTrue(
+            StatusCache.metrics(report: odd, ready: true, reconciles: 1, failures: 0)
+                .contains(#"probe_success{check="alias:\"x\""} 1"# + "\n"))
     }
 
     /// The snapshot after each kind of reconcile: not ready, failed (no report), ready.
@@ -99,7 +109,10 @@ final class StatusCacheTests: XCTestCase {
         XCTAssertEqual(cache.current.readyReason, "ready to pull from registry.svc.cluster.local:443")
         XCTAssertTrue(String(decoding: cache.current.status, as: UTF8.self).contains(#""ready" : true"#))
         metrics = String(decoding: cache.current.metrics, as: UTF8.self)
-        XCTAssertTrue(metrics.hasPrefix("# HELP node_agent_ready 1 when the node can pull from the registry.\n# TYPE node_agent_ready gauge\nnode_agent_ready 1\n"), metrics)
+        XCTAssertTrue(
+            metrics.hasPrefix(
+                "# HELP node_agent_ready 1 when the node can pull from the registry.\n# TYPE node_agent_ready gauge\nnode_agent_ready 1\n"),
+            metrics)
         XCTAssertTrue(metrics.contains("\nnode_agent_reconciles_total 3\n"), metrics)
         XCTAssertTrue(metrics.contains("\nnode_agent_reconcile_errors_total 1\n"), metrics)
     }

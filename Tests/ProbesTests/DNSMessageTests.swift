@@ -1,10 +1,11 @@
-import HTTPWire
 import Foundation
+import HTTPWire
 import HostSystem
-@testable import Probes
 import TestSupport
 import Vocabulary
 import XCTest
+
+@testable import Probes
 
 final class DNSMessageTests: XCTestCase {
     func testQueryEncoding() throws {
@@ -66,19 +67,26 @@ final class DNSMessageTests: XCTestCase {
     }
 
     func testResolvConfSearchListAndNdotsAsGoUsesThem() throws {
-        let conf = ResolvConf(parsing: "domain old.example\nsearch svc.cluster.local cluster.local.\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\noptions ndots:2 timeout:1\n")
+        let conf = ResolvConf(
+            parsing:
+                "domain old.example\nsearch svc.cluster.local cluster.local.\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\noptions ndots:2 timeout:1\n"
+        )
         XCTAssertEqual(conf.search, ["svc.cluster.local", "cluster.local"])
         XCTAssertEqual(conf.ndots, 2)
         XCTAssertEqual(conf.nameservers.map(\.description), ["127.0.0.53", "fe80::1"])
         // Fewer dots than ndots: the search list first.
-        XCTAssertEqual(conf.candidates(for: try DomainName("registry.openfaas")).map(\.name),
-                       ["registry.openfaas.svc.cluster.local", "registry.openfaas.cluster.local", "registry.openfaas"])
+        XCTAssertEqual(
+            conf.candidates(for: try DomainName("registry.openfaas")).map(\.name),
+            ["registry.openfaas.svc.cluster.local", "registry.openfaas.cluster.local", "registry.openfaas"])
         // Enough dots: as given first.
         XCTAssertEqual(conf.candidates(for: try DomainName("registry.openfaas.svc")).first?.name, "registry.openfaas.svc")
     }
 
     func testHTTPResponseHead() {
-        let head = HTTPResponseHead(parsing: Array("HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Basic realm=\"x\"\r\nDocker-Distribution-Api-Version: registry/2.0\r\n\r\nbody".utf8))
+        let head = HTTPResponseHead(
+            parsing: Array(
+                "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Basic realm=\"x\"\r\nDocker-Distribution-Api-Version: registry/2.0\r\n\r\nbody"
+                    .utf8))
         XCTAssertEqual(head?.status, 401)
         XCTAssertEqual(head?.header("www-authenticate"), "Basic realm=\"x\"")
         XCTAssertEqual(head?.header("docker-distribution-api-version"), "registry/2.0")

@@ -1,8 +1,9 @@
 import HostSystem
-@testable import Probes
 import TestSupport
 import Vocabulary
 import XCTest
+
+@testable import Probes
 
 final class GoBuildInfoTests: XCTestCase {
     /// A `.go.buildinfo` section as Go 1.18+ writes it: header, then two length-prefixed strings.
@@ -10,7 +11,10 @@ final class GoBuildInfoTests: XCTestCase {
         var b = GoBuildInfo.magic + [8, 2] + [UInt8](repeating: 0, count: 16)
         for s in [version, modinfo] {
             var n = s.utf8.count
-            while n >= 0x80 { b.append(UInt8(n & 0x7f) | 0x80); n >>= 7 }
+            while n >= 0x80 {
+                b.append(UInt8(n & 0x7f) | 0x80)
+                n >>= 7
+            }
             b.append(UInt8(n))
             b += Array(s.utf8)
         }
@@ -18,9 +22,13 @@ final class GoBuildInfoTests: XCTestCase {
     }
 
     func testTheSectionGivesTheVersionAndTheBuildSettings() throws {
-        let info = try XCTUnwrap(GoBuildInfo.parse(section: section(
-            version: "go1.19.8",
-            modinfo: String(repeating: "x", count: 16) + "path\tgithub.com/containerd/containerd/cmd/containerd\nbuild\t-compiler=gc\nbuild\tCGO_ENABLED=1\nbuild\t-tags=netgo,osusergo\n")))
+        let info = try XCTUnwrap(
+            GoBuildInfo.parse(
+                section: section(
+                    version: "go1.19.8",
+                    modinfo: String(repeating: "x", count: 16)
+                        + "path\tgithub.com/containerd/containerd/cmd/containerd\nbuild\t-compiler=gc\nbuild\tCGO_ENABLED=1\nbuild\t-tags=netgo,osusergo\n"
+                )))
         XCTAssertEqual(info.goVersion, "go1.19.8")
         XCTAssertEqual(info.release?.minor, 19)
         XCTAssertEqual(info.settings["CGO_ENABLED"], "1")
@@ -39,7 +47,8 @@ final class GoBuildInfoTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("no containerd installed") }
         let files = HostFiles(root: try HostRoot("/"))
         let info = try XCTUnwrap(try GoBuildInfo.read { try files.readRegion(try HostPath(path), offset: $0, count: $1) })
-        let strings = try sh("/usr/bin/env", ["sh", "-c", "strings \(path) | grep -m1 -E '^go1\\.[0-9]+'"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let strings = try sh("/usr/bin/env", ["sh", "-c", "strings \(path) | grep -m1 -E '^go1\\.[0-9]+'"]).stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         XCTAssertEqual(info.goVersion, strings)
         XCTAssertEqual(info.settings["CGO_ENABLED"], "1")
         XCTAssertTrue(info.canUseCgo)

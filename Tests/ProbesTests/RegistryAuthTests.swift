@@ -1,16 +1,18 @@
 import Foundation
 import HostSystem
-@testable import Probes
 import TestSupport
 import TrustStore
 import Vocabulary
 import XCTest
 
+@testable import Probes
+
 final class RegistryAuthTests: XCTestCase {
     let registry = try! RegistryAddress("registry-service.openfaas.svc.cluster.local:443")
 
     func testChallengesAreParsedAsRFC7235Says() {
-        let bearer = AuthChallenge(#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#)
+        let bearer = AuthChallenge(
+            #"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#)
         XCTAssertEqual(bearer?.scheme, "bearer")
         XCTAssertEqual(bearer?.parameters["realm"], "https://auth.example/token")
         XCTAssertEqual(bearer?.parameters["scope"], "repository:a/b:pull,push")
@@ -27,11 +29,13 @@ final class RegistryAuthTests: XCTestCase {
         let c = try XCTUnwrap(creds(#"{"auths":{"https://registry-service.openfaas.svc.cluster.local/v2/":{"auth":"\#(auth)"}}}"#))
         XCTAssertEqual(c.username, "builder")
         XCTAssertEqual(c.password, "s3cret:with:colons")
-        XCTAssertEqual(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local:443":{"username":"u","password":"p"}}}"#)?.password, "p")
+        XCTAssertEqual(
+            try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local:443":{"username":"u","password":"p"}}}"#)?.password, "p")
         XCTAssertNil(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local:5000":{"username":"u","password":"p"}}}"#))
         XCTAssertNil(try creds(#"{"credsStore":"desktop"}"#))
-        assertAgentError(try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local":{}}}"#), .invalidInput,
-                         "config.json: the entry for registry-service.openfaas.svc.cluster.local has neither `auth` nor `username`/`password`")
+        assertAgentError(
+            try creds(#"{"auths":{"registry-service.openfaas.svc.cluster.local":{}}}"#), .invalidInput,
+            "config.json: the entry for registry-service.openfaas.svc.cluster.local has neither `auth` nor `username`/`password`")
         assertAgentError(try creds("[1]"), .invalidInput, "config.json is not a Docker config.json (JSON object expected)")
         assertAgentError(try creds("not json"), .invalidInput, "config.json is not a Docker config.json (JSON object expected)")
         XCTAssertEqual(c.basicAuthorization, "Basic " + auth)
@@ -56,7 +60,9 @@ final class RegistryAuthTests: XCTestCase {
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_addr.s_addr = inet_addr("127.0.0.1")
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &sa) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 } }
+        _ = withUnsafeMutablePointer(to: &sa) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
         let port = UInt16(bigEndian: sa.sin_port)
         close(fd)
         let r = TCPProbe.run(addresses: [try IPAddress("127.0.0.1")], port: port, timeoutMilliseconds: 500)
@@ -73,9 +79,11 @@ final class RegistryAuthTests: XCTestCase {
         let files = HostFiles(root: try HostRoot(dir))
         try files.writeAtomically(try HostPath("/run/systemd/resolve/resolv.conf"), "nameserver 192.0.2.1\nnameserver 10.96.0.10\n")
         let dns = try IPAddress("10.96.0.10")
-        XCTAssertEqual(HazardProbes.coreDNSLoop(files: files, resolvConf: "/run/systemd/resolve/resolv.conf", clusterDNS: dns).outcome, .fail)
+        XCTAssertEqual(
+            HazardProbes.coreDNSLoop(files: files, resolvConf: "/run/systemd/resolve/resolv.conf", clusterDNS: dns).outcome, .fail)
         XCTAssertEqual(HazardProbes.coreDNSLoop(files: files, resolvConf: "/etc/missing.conf", clusterDNS: dns).outcome, .skip)
         try files.writeAtomically(try HostPath("/run/systemd/resolve/resolv.conf"), "nameserver 192.0.2.1\n")
-        XCTAssertEqual(HazardProbes.coreDNSLoop(files: files, resolvConf: "/run/systemd/resolve/resolv.conf", clusterDNS: dns).outcome, .pass)
+        XCTAssertEqual(
+            HazardProbes.coreDNSLoop(files: files, resolvConf: "/run/systemd/resolve/resolv.conf", clusterDNS: dns).outcome, .pass)
     }
 }

@@ -1,7 +1,8 @@
 import HostSystem
-@testable import Probes
 import Vocabulary
 import XCTest
+
+@testable import Probes
 
 /// How the runtime's own pull is read: where it stopped (from containerd's error texts, as the
 /// sandbox's containerd gave them) and how it settles the other checks.
@@ -11,14 +12,26 @@ final class RuntimePullProbeTests: XCTestCase {
     func testTheStageOfContainerdsErrors() {
         let head = "failed to pull and unpack image \"r:443/x:1\": failed to resolve reference \"r:443/x:1\": "
         let cases: [(String, RuntimePullProbe.Stage)] = [
-            ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": dial tcp: lookup r: Temporary failure in name resolution", .resolve),
+            (
+                "failed to do request: Head \"https://r:443/v2/x/manifests/1\": dial tcp: lookup r: Temporary failure in name resolution",
+                .resolve
+            ),
             ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": dial tcp: lookup r: no such host", .resolve),
             ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": x509: certificate signed by unknown authority", .tls),
-            ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": proxyconnect tcp: dial tcp 127.0.0.99:3128: connect: connection refused", .proxy),
-            ("failed to do request: Head \"https://r:443/v2/x/manifests/1\": dial tcp 127.0.0.20:443: connect: connection refused", .connect),
+            (
+                "failed to do request: Head \"https://r:443/v2/x/manifests/1\": proxyconnect tcp: dial tcp 127.0.0.99:3128: connect: connection refused",
+                .proxy
+            ),
+            (
+                "failed to do request: Head \"https://r:443/v2/x/manifests/1\": dial tcp 127.0.0.20:443: connect: connection refused",
+                .connect
+            ),
             ("pulling from host r:443 failed with status code [manifests absent]: 401 Unauthorized", .registry),
             ("r:443/node-agent/pull-probe:absent: not found", .registry),
-            ("failed to do request: Head \"http://127.0.0.31:443/v2/x/manifests/1\": net/http: HTTP/1.x transport connection broken: malformed HTTP status code \"\\x8f\"", .connect),
+            (
+                "failed to do request: Head \"http://127.0.0.31:443/v2/x/manifests/1\": net/http: HTTP/1.x transport connection broken: malformed HTTP status code \"\\x8f\"",
+                .connect
+            ),
             ("pulling from host r:443 failed with status code [manifests absent]: 403 Forbidden", .registry),
             ("something else entirely", .unknown),
         ]
@@ -38,17 +51,24 @@ final class RuntimePullProbeTests: XCTestCase {
         XCTAssertEqual(failed.outcome, .fail)
         XCTAssertEqual(failed.details["stage"], "tls")
         XCTAssertTrue(failed.reason.contains("x509: certificate signed by unknown authority"))
-        XCTAssertEqual(RuntimePullProbe.run(image: "r:443/app:1", registry: registry, runtime: "containerd", pull: answer(true, "")).outcome, .pass)
+        XCTAssertEqual(
+            RuntimePullProbe.run(image: "r:443/app:1", registry: registry, runtime: "containerd", pull: answer(true, "")).outcome, .pass)
         let unreachable = RuntimePullProbe.run(image: nil, registry: registry, runtime: "containerd") { _ in
             throw AgentError(.io, "no socket")
         }
         XCTAssertEqual(unreachable.outcome, .skip)
-        XCTAssertEqual(RuntimePullProbe.probeReference(registry), "registry-service.openfaas.svc.cluster.local:443/node-agent/pull-probe:absent")
+        XCTAssertEqual(
+            RuntimePullProbe.probeReference(registry), "registry-service.openfaas.svc.cluster.local:443/node-agent/pull-probe:absent")
     }
 
     func testAPassingPullTurnsPathFailuresIntoWarningsButNotHazards() {
-        func check(_ name: String, _ outcome: CheckResult.Outcome) -> CheckResult { CheckResult(name: name, outcome: outcome, reason: name) }
-        var checks = [check("runtime-restart-pending", .fail), check("dns-host", .fail), check("coredns-loop-hazard", .fail), check("runtime-pull", .pass)]
+        func check(_ name: String, _ outcome: CheckResult.Outcome) -> CheckResult {
+            CheckResult(name: name, outcome: outcome, reason: name)
+        }
+        var checks = [
+            check("runtime-restart-pending", .fail), check("dns-host", .fail), check("coredns-loop-hazard", .fail),
+            check("runtime-pull", .pass),
+        ]
         RuntimePullProbe.settle(&checks)
         XCTAssertEqual(checks.map(\.outcome), [.warn, .warn, .fail, .pass])
         var failing = [check("dns-host", .fail), check("runtime-pull", .fail)]
@@ -59,15 +79,21 @@ final class RuntimePullProbeTests: XCTestCase {
     /// node-agent-cri's answers as the agent reads them: the runtime's JSON answer, a refusal
     /// included, is a result; its failure to ask, or anything else on standard output, throws.
     func testTheHelpersAnswersAsTheAgentReadsThem() throws {
-        let ok = try RuntimePullProbe.answer(status: 0, stdout: #"{"code":0,"image_ref":"sha256:ab","message":"","ok":true}"# + "\n", stderr: "", helper: "h")
+        let ok = try RuntimePullProbe.answer(
+            status: 0, stdout: #"{"code":0,"image_ref":"sha256:ab","message":"","ok":true}"# + "\n", stderr: "", helper: "h")
         XCTAssertEqual([ok.ok ? 1 : 0, ok.code], [1, 0])
         XCTAssertEqual(ok.imageRef, "sha256:ab")
-        let refused = try RuntimePullProbe.answer(status: 0, stdout: #"{"code":2,"image_ref":null,"message":"x509: no","ok":false}"#, stderr: "", helper: "h")
+        let refused = try RuntimePullProbe.answer(
+            status: 0, stdout: #"{"code":2,"image_ref":null,"message":"x509: no","ok":false}"#, stderr: "", helper: "h")
         XCTAssertFalse(refused.ok)
         XCTAssertEqual(refused.code, 2)
         XCTAssertEqual(refused.message, "x509: no")
         XCTAssertNil(refused.imageRef)
-        XCTAssertThrowsError(try RuntimePullProbe.answer(status: 1, stdout: "", stderr: "node-agent-cri: cannot connect to the container runtime's socket /s: No such file or directory\n", helper: "h")) {
+        XCTAssertThrowsError(
+            try RuntimePullProbe.answer(
+                status: 1, stdout: "",
+                stderr: "node-agent-cri: cannot connect to the container runtime's socket /s: No such file or directory\n", helper: "h")
+        ) {
             XCTAssertEqual(($0 as? AgentError)?.message, "cannot connect to the container runtime's socket /s: No such file or directory")
         }
         XCTAssertThrowsError(try RuntimePullProbe.answer(status: 0, stdout: "{\"ok\":true}", stderr: "", helper: "h")) {

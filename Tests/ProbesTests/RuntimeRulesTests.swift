@@ -1,7 +1,8 @@
 import HostSystem
-@testable import Probes
 import Vocabulary
 import XCTest
+
+@testable import Probes
 
 /// Go's choice between its own resolver and the C library's (net/conf.go, 1.19 to 1.24), and
 /// Go's proxy rule (ProxyFromEnvironment), as the agent predicts them for the node's containerd.
@@ -15,9 +16,12 @@ final class RuntimeRulesTests: XCTestCase {
     let stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n"
     let plain = "nameserver 10.0.0.2\nsearch svc.cluster.local\noptions ndots:5\n"
 
-    func decide(_ name: String = "registry.ns.svc.cluster.local", build b: GoBuildInfo?, env: [String: String] = [:],
-                nsswitch: String? = "hosts: files dns\n", resolv: String? = nil) -> GoHostLookup {
-        GoHostLookup.decide(name: name, .init(build: b, environment: env, nsswitch: nsswitch, resolvConf: resolv ?? plain, hostname: "node-1"))
+    func decide(
+        _ name: String = "registry.ns.svc.cluster.local", build b: GoBuildInfo?, env: [String: String] = [:],
+        nsswitch: String? = "hosts: files dns\n", resolv: String? = nil
+    ) -> GoHostLookup {
+        GoHostLookup.decide(
+            name: name, .init(build: b, environment: env, nsswitch: nsswitch, resolvConf: resolv ?? plain, hostname: "node-1"))
     }
 
     func isCgo(_ d: GoHostLookup) -> Bool { if case .cgo = d { return true } else { return false } }
@@ -61,7 +65,9 @@ final class RuntimeRulesTests: XCTestCase {
     }
 
     func testNsswitchHostsLines() throws {
-        let line = try XCTUnwrap(NSSwitchHosts(parsing: "# comment\npasswd: files\nhosts:  files mdns4_minimal [NOTFOUND=return] dns [!UNAVAIL=return]myhostname # end\n"))
+        let line = try XCTUnwrap(
+            NSSwitchHosts(
+                parsing: "# comment\npasswd: files\nhosts:  files mdns4_minimal [NOTFOUND=return] dns [!UNAVAIL=return]myhostname # end\n"))
         XCTAssertEqual(line.sources.map(\.name), ["files", "mdns4_minimal", "dns", "myhostname"])
         XCTAssertEqual(line.sources[1].criteria, [.init(negated: false, status: "notfound", action: "return")])
         XCTAssertEqual(line.sources[2].criteria, [.init(negated: true, status: "unavail", action: "return")])

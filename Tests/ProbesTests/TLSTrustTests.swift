@@ -1,7 +1,8 @@
 import Foundation
-@testable import Probes
 import TestSupport
 import XCTest
+
+@testable import Probes
 
 /// The loaded trust is reused while its file is unchanged, and loaded again once it changes.
 final class TLSTrustTests: XCTestCase {
@@ -12,7 +13,8 @@ final class TLSTrustTests: XCTestCase {
         let first = try TLSTrust.cached(bundle)
         XCTAssertTrue(first === (try TLSTrust.cached(bundle)), "an unchanged file was loaded again")
         // Replaced the way bundles are (a new file renamed over the old one).
-        let two = try String(contentsOfFile: try CertFixtures.path("ca.crt"), encoding: .utf8)
+        let two =
+            try String(contentsOfFile: try CertFixtures.path("ca.crt"), encoding: .utf8)
             + String(contentsOfFile: try CertFixtures.path("other-ca.crt"), encoding: .utf8)
         try two.write(toFile: bundle, atomically: true, encoding: .utf8)
         XCTAssertFalse(first === (try TLSTrust.cached(bundle)), "a changed file was not loaded again")

@@ -1,17 +1,21 @@
 import COpenSSL
 import Foundation
 import HostSystem
-@testable import Probes
 import TestSupport
 import Vocabulary
 import XCTest
+
+@testable import Probes
 
 /// The bundle index reads each certificate's names as OpenSSL does, and a handshake verified with
 /// the roots it picks gets the same code and chain as one verified with the whole file loaded.
 final class TrustIndexTests: XCTestCase {
     func testNamesAreTheOnesOpenSSLDecodes() throws {
         var bundle = try String(contentsOfFile: try CertFixtures.path("two-cas.pem"), encoding: .utf8)
-        for name in ["chain-root.crt", "chain-root-printable.crt", "chain-cross-root.crt", "chain-intermediate.crt", "chain-leaf.crt", "expired-ca.crt"] {
+        for name in [
+            "chain-root.crt", "chain-root-printable.crt", "chain-cross-root.crt", "chain-intermediate.crt", "chain-leaf.crt",
+            "expired-ca.crt",
+        ] {
             bundle += try String(contentsOfFile: try CertFixtures.path(name), encoding: .utf8)
         }
         // A real node's bundle, when this machine has one (Debian's, ~140 roots of every shape).
@@ -19,10 +23,11 @@ final class TrustIndexTests: XCTestCase {
         let index = try XCTUnwrap(TrustIndex(pem: Array(bundle.utf8)))
         XCTAssertEqual(index.entries.count, bundle.components(separatedBy: "-----BEGIN CERTIFICATE-----").count - 1)
         for entry in index.entries {
-            let x = try XCTUnwrap(entry.der.withUnsafeBufferPointer { b -> OpaquePointer? in
-                var p: UnsafePointer<UInt8>? = b.baseAddress
-                return d2i_X509(nil, &p, b.count)
-            })
+            let x = try XCTUnwrap(
+                entry.der.withUnsafeBufferPointer { b -> OpaquePointer? in
+                    var p: UnsafePointer<UInt8>? = b.baseAddress
+                    return d2i_X509(nil, &p, b.count)
+                })
             defer { X509_free(x) }
             XCTAssertEqual(Array(entry.subject), TLSTrust.der(X509_get_subject_name(x)))
             XCTAssertEqual(Array(entry.issuer), TLSTrust.der(X509_get_issuer_name(x)))
@@ -44,11 +49,14 @@ final class TrustIndexTests: XCTestCase {
     }
 
     func testRootsAreFollowedThroughCrossSigning() throws {
-        let bundle = try ["ca.crt", "other-ca.crt", "chain-cross-root.crt"].map { try String(contentsOfFile: try CertFixtures.path($0), encoding: .utf8) }.joined()
+        let bundle = try ["ca.crt", "other-ca.crt", "chain-cross-root.crt"].map {
+            try String(contentsOfFile: try CertFixtures.path($0), encoding: .utf8)
+        }.joined()
         let index = try XCTUnwrap(TrustIndex(pem: Array(bundle.utf8)))
         let cross = index.entries[2]
         let picked = index.certificates(named: [Array(cross.subject)])
-        XCTAssertEqual(picked.map { p in index.entries.firstIndex { $0.der == p.der } }, [1, 2], "Other CA and the cross-signed root, in file order")
+        XCTAssertEqual(
+            picked.map { p in index.entries.firstIndex { $0.der == p.der } }, [1, 2], "Other CA and the cross-signed root, in file order")
         XCTAssertTrue(index.certificates(named: [[0x30, 0x00]]).isEmpty)
     }
 
@@ -59,15 +67,19 @@ final class TrustIndexTests: XCTestCase {
         let port = UInt16.random(in: 20000...29999)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        server.arguments = ["s_server", "-quiet", "-accept", "127.0.0.1:\(port)", "-cert", try CertFixtures.path("chain-leaf.crt"),
-                            "-key", try CertFixtures.path("chain-leaf.key"), "-cert_chain", try CertFixtures.path("chain-intermediate.crt")]
+        server.arguments = [
+            "s_server", "-quiet", "-accept", "127.0.0.1:\(port)", "-cert", try CertFixtures.path("chain-leaf.crt"),
+            "-key", try CertFixtures.path("chain-leaf.key"), "-cert_chain", try CertFixtures.path("chain-intermediate.crt"),
+        ]
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         try server.run()
         defer { server.terminate() }
 
         let system = (try? String(contentsOfFile: "/etc/ssl/certs/ca-certificates.crt", encoding: .utf8)) ?? ""
-        func pem(_ names: String...) throws -> String { try names.map { try String(contentsOfFile: try CertFixtures.path($0), encoding: .utf8) }.joined() }
+        func pem(_ names: String...) throws -> String {
+            try names.map { try String(contentsOfFile: try CertFixtures.path($0), encoding: .utf8) }.joined()
+        }
         let cases: [(String, String, String, Int?)] = [
             ("root among many", system + (try pem("ca.crt", "chain-root.crt")), "localhost", 0),
             ("no root", system + (try pem("ca.crt", "other-ca.crt")), "localhost", 20),
@@ -96,11 +108,13 @@ final class TrustIndexTests: XCTestCase {
         let deadline = Date().addingTimeInterval(5)
         while true {
             do {
-                let socket = try Socket.connect(to: try IPAddress("127.0.0.1"), port: port, type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: 2000)
-                let connection = try TLSConnection(socket: socket, trust: trust, serverName: serverName, serverIsIP: serverName == "127.0.0.1")
+                let socket = try Socket.connect(
+                    to: try IPAddress("127.0.0.1"), port: port, type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: 2000)
+                let connection = try TLSConnection(
+                    socket: socket, trust: trust, serverName: serverName, serverIsIP: serverName == "127.0.0.1")
                 try connection.handshake()
                 return (connection.verifyCode, connection.verifiedChain.map(\.subject))
-            } catch where Date() < deadline {
+            } catch  where Date() < deadline {
                 usleep(50_000)  // the server is still starting
             }
         }

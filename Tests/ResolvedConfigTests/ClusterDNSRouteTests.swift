@@ -1,9 +1,10 @@
 import HostSystem
-@testable import ResolvedConfig
 import SystemBus
 import TestSupport
 import Vocabulary
 import XCTest
+
+@testable import ResolvedConfig
 
 /// Records resolve1 calls in order; the real resolved is exercised by the integration tests.
 final class FakeResolved: ResolvedClient {
@@ -11,9 +12,18 @@ final class FakeResolved: ResolvedClient {
     var settings = LinkDNSSettings(servers: [], domains: [], defaultRoute: true)
 
     func linkSettings(ifindex: Int32) throws -> LinkDNSSettings { settings }
-    func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws { calls.append("DefaultRoute=\(value)"); settings.defaultRoute = value }
-    func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws { calls.append("Domains=\(domains)"); settings.domains = domains }
-    func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws { calls.append("DNS=\(servers)"); settings.servers = servers }
+    func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws {
+        calls.append("DefaultRoute=\(value)")
+        settings.defaultRoute = value
+    }
+    func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws {
+        calls.append("Domains=\(domains)")
+        settings.domains = domains
+    }
+    func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws {
+        calls.append("DNS=\(servers)")
+        settings.servers = servers
+    }
     func revertLink(ifindex: Int32) throws { calls.append("Revert") }
 }
 
@@ -23,24 +33,35 @@ final class ClusterDNSRouteTests: XCTestCase {
 
     func testCreatesTheLinkUnderAnInterimNameUntilItIsMarkedAndFallsBackToVeth() throws {
         let runner = RecordingRunner()
-        runner.rules = [(["-j", "link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
-                        (["link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
-                        (["link", "add", "nodeagent0-new", "type", "dummy"], CommandResult(status: 2, stderr: "Unknown device type"))]
+        runner.rules = [
+            (["-j", "link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
+            (["link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
+            (["link", "add", "nodeagent0-new", "type", "dummy"], CommandResult(status: 2, stderr: "Unknown device type")),
+        ]
         let link = try AgentLink(runner: runner)
         let steps = try link.plan()
-        XCTAssertEqual(steps, [["link", "add", "nodeagent0-new", "type", "dummy"],
-                               ["link", "set", "dev", "nodeagent0-new", "alias", "managed by node-agent"],
-                               ["link", "set", "dev", "nodeagent0-new", "name", "nodeagent0"],
-                               ["link", "set", "dev", "nodeagent0", "up"],
-                               ["addr", "add", "169.254.53.53/32", "dev", "nodeagent0"]])
+        XCTAssertEqual(
+            steps,
+            [
+                ["link", "add", "nodeagent0-new", "type", "dummy"],
+                ["link", "set", "dev", "nodeagent0-new", "alias", "managed by node-agent"],
+                ["link", "set", "dev", "nodeagent0-new", "name", "nodeagent0"],
+                ["link", "set", "dev", "nodeagent0", "up"],
+                ["addr", "add", "169.254.53.53/32", "dev", "nodeagent0"],
+            ])
         try link.apply(steps)
-        XCTAssertTrue(runner.commands.contains { $0.dropFirst().elementsEqual(["link", "add", "nodeagent0-new", "type", "veth", "peer", "name", "nodeagent0p"]) })
+        XCTAssertTrue(
+            runner.commands.contains {
+                $0.dropFirst().elementsEqual(["link", "add", "nodeagent0-new", "type", "veth", "peer", "name", "nodeagent0p"])
+            })
     }
 
     func testALinkLeftUnderTheInterimNameByAKillIsRemovedFirst() throws {
         let runner = RecordingRunner()
-        runner.rules = [(["-j", "link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
-                        (["link", "show", "dev", "nodeagent0-new"], CommandResult(status: 0))]
+        runner.rules = [
+            (["-j", "link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
+            (["link", "show", "dev", "nodeagent0-new"], CommandResult(status: 0)),
+        ]
         let link = try AgentLink(runner: runner)
         XCTAssertEqual(try link.plan().first, ["link", "del", "dev", "nodeagent0-new"])
         XCTAssertEqual(try link.planRemoval(), [["link", "del", "dev", "nodeagent0-new"]])
@@ -48,14 +69,18 @@ final class ClusterDNSRouteTests: XCTestCase {
 
     func testForeignLinkIsRefused() throws {
         let runner = RecordingRunner()
-        runner.rules = [(["-j", "link", "show"], CommandResult(status: 0, stdout: #"[{"ifindex":3,"ifname":"nodeagent0","flags":["UP"]}]"#))]
+        runner.rules = [
+            (["-j", "link", "show"], CommandResult(status: 0, stdout: #"[{"ifindex":3,"ifname":"nodeagent0","flags":["UP"]}]"#))
+        ]
         XCTAssertThrowsError(try AgentLink(runner: runner).plan()) { XCTAssertEqual(($0 as? AgentError)?.code, .unsupportedHost) }
     }
 
     func testSettingsAreAppliedInTheOrderThatKeepsResolvConfClean() throws {
         let runner = RecordingRunner()
-        runner.rules = [(["-j", "link", "show"], CommandResult(status: 0, stdout: ours)),
-                        (["-j", "addr", "show"], CommandResult(status: 0, stdout: addr))]
+        runner.rules = [
+            (["-j", "link", "show"], CommandResult(status: 0, stdout: ours)),
+            (["-j", "addr", "show"], CommandResult(status: 0, stdout: addr)),
+        ]
         let resolved = FakeResolved()
         let route = ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved)
         let plan = try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
@@ -73,8 +98,10 @@ final class ClusterDNSRouteTests: XCTestCase {
 
     func testSameServersWithWrongDefaultRouteAreCorrectedInPlace() throws {
         let runner = RecordingRunner()
-        runner.rules = [(["-j", "link", "show"], CommandResult(status: 0, stdout: ours)),
-                        (["-j", "addr", "show"], CommandResult(status: 0, stdout: addr))]
+        runner.rules = [
+            (["-j", "link", "show"], CommandResult(status: 0, stdout: ours)),
+            (["-j", "addr", "show"], CommandResult(status: 0, stdout: addr)),
+        ]
         let resolved = FakeResolved()
         resolved.settings = LinkDNSSettings(servers: [try IPAddress("10.96.0.10")], domains: [], defaultRoute: true)
         let route = ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved)
@@ -83,7 +110,9 @@ final class ClusterDNSRouteTests: XCTestCase {
     }
 
     func testResolvConfNameserversAndBusAddressEscaping() {
-        XCTAssertEqual(ResolvConf(parsing: "# x\nnameserver 127.0.0.11\nnameserver\t10.96.0.10\nsearch .\n").nameservers.map(\.description), ["127.0.0.11", "10.96.0.10"])
+        XCTAssertEqual(
+            ResolvConf(parsing: "# x\nnameserver 127.0.0.11\nnameserver\t10.96.0.10\nsearch .\n").nameservers.map(\.description),
+            ["127.0.0.11", "10.96.0.10"])
         XCTAssertEqual(SystemBus.address(hostRoot: "/"), "unix:path=/run/dbus/system_bus_socket")
         XCTAssertEqual(SystemBus.address(hostRoot: "/tmp/a b,c"), "unix:path=/tmp/a%20b%2Cc/run/dbus/system_bus_socket")
     }
@@ -98,17 +127,18 @@ final class ClusterDNSRouteTests: XCTestCase {
 
 final class KubeletConfigTests: XCTestCase {
     func testBlockAndFlowStyles() {
-        let block = KubeletDNSConfig.parse("""
-        apiVersion: kubelet.config.k8s.io/v1beta1
-        kind: KubeletConfiguration
-        clusterDNS:
-        - 10.96.0.10   # kube-dns
-        - "fd00::a"
-        clusterDomain: cluster.local
-        resolvConf: /run/systemd/resolve/resolv.conf
-        authentication:
-          resolvConf: nested-is-ignored
-        """)
+        let block = KubeletDNSConfig.parse(
+            """
+            apiVersion: kubelet.config.k8s.io/v1beta1
+            kind: KubeletConfiguration
+            clusterDNS:
+            - 10.96.0.10   # kube-dns
+            - "fd00::a"
+            clusterDomain: cluster.local
+            resolvConf: /run/systemd/resolve/resolv.conf
+            authentication:
+              resolvConf: nested-is-ignored
+            """)
         XCTAssertEqual(block.clusterDNS.map(\.description), ["10.96.0.10", "fd00::a"])
         XCTAssertEqual(block.clusterDomain, "cluster.local")
         XCTAssertEqual(block.resolvConf, "/run/systemd/resolve/resolv.conf")
@@ -118,7 +148,9 @@ final class KubeletConfigTests: XCTestCase {
     }
 
     func testFlagsOfKubeadmAndDistributionFiles() {
-        let kubeadm = KubeletDNSConfig.parseFlags(#"KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --resolv-conf=/run/systemd/resolve/resolv.conf""#)
+        let kubeadm = KubeletDNSConfig.parseFlags(
+            #"KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --resolv-conf=/run/systemd/resolve/resolv.conf""#
+        )
         XCTAssertEqual(kubeadm["resolv-conf"], "/run/systemd/resolve/resolv.conf")
         XCTAssertEqual(kubeadm["container-runtime-endpoint"], "unix:///run/containerd/containerd.sock")
         let extra = KubeletDNSConfig.parseFlags("KUBELET_EXTRA_ARGS=--cluster-dns 10.43.0.10,fd00::a --node-ip=10.0.0.5\n")

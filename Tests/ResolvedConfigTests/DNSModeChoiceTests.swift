@@ -1,20 +1,24 @@
 import HostSystem
-@testable import ResolvedConfig
 import Vocabulary
 import XCTest
+
+@testable import ResolvedConfig
 
 /// `--dns-mode auto`'s choice from the host's facts, and the /etc/hosts lines of the hosts mode.
 /// DNSModesIntegrationTests show each mode working on a real resolved.
 final class DNSModeChoiceTests: XCTestCase {
-    func facts(_ mode: ResolvConfMode, nameservers: [String] = ["127.0.0.53"], resolved: Bool = true,
-               resolvedConf: String? = nil, nsswitch: String? = nil) -> DNSHostFacts {
+    func facts(
+        _ mode: ResolvConfMode, nameservers: [String] = ["127.0.0.53"], resolved: Bool = true,
+        resolvedConf: String? = nil, nsswitch: String? = nil
+    ) -> DNSHostFacts {
         var conf: ResolvedConfiguration?
         if let resolvedConf {
             conf = ResolvedConfiguration()
             conf?.apply(SystemdConf(parsing: resolvedConf), from: "/etc/systemd/resolved.conf")
         }
-        var facts = DNSHostFacts(resolvConfMode: mode, nameservers: nameservers, systemdVersion: 252, resolvedOnBus: resolved,
-                                 resolvedConf: conf, notes: [])
+        var facts = DNSHostFacts(
+            resolvConfMode: mode, nameservers: nameservers, systemdVersion: 252, resolvedOnBus: resolved,
+            resolvedConf: conf, notes: [])
         facts.nsswitchHosts = nsswitch.flatMap { NSSwitchHosts(parsing: "hosts: " + $0 + "\n") }
         return facts
     }
@@ -23,8 +27,9 @@ final class DNSModeChoiceTests: XCTestCase {
 
     func testTheLinkWhenResolvedRunsAndTheHostAsksItsStub() {
         XCTAssertEqual(DNSMode.choose(facts(.stub)).0, .link)
-        XCTAssertEqual(DNSMode.choose(facts(.stub)).1,
-                       "systemd-resolved runs and the host's programs ask its stub: a link of the agent's routes ~domain without files or restarts")
+        XCTAssertEqual(
+            DNSMode.choose(facts(.stub)).1,
+            "systemd-resolved runs and the host's programs ask its stub: a link of the agent's routes ~domain without files or restarts")
         XCTAssertEqual(choose(facts(.static)), .link)
         XCTAssertEqual(choose(facts(.foreign, nameservers: ["127.0.0.53", "10.0.0.2"])), .link, "a copied stub file asks the stub")
         XCTAssertEqual(choose(facts(.stub, resolvedConf: "[Resolve]\nDNSStubListener=yes\n")), .link)
@@ -43,18 +48,24 @@ final class DNSModeChoiceTests: XCTestCase {
         for mode in [ResolvConfMode.uplink, .foreign, .missing] {
             let (chosen, why) = DNSMode.choose(facts(mode, nameservers: ["10.0.0.2"]))
             XCTAssertEqual(chosen, .hosts, "\(mode)")
-            XCTAssertEqual(why, "the host's programs do not ask resolved's stub (/etc/resolv.conf is \(mode.rawValue)): routing domains would not reach them, /etc/hosts does")
+            XCTAssertEqual(
+                why,
+                "the host's programs do not ask resolved's stub (/etc/resolv.conf is \(mode.rawValue)): routing domains would not reach them, /etc/hosts does"
+            )
         }
         // The stub file, but nothing listens on 127.0.0.53.
-        XCTAssertEqual(DNSMode.choose(facts(.stub, resolvedConf: "[Resolve]\nDNSStubListener=no\n")).1,
-                       "the host's programs do not ask resolved's stub (/etc/resolv.conf is stub): routing domains would not reach them, /etc/hosts does")
+        XCTAssertEqual(
+            DNSMode.choose(facts(.stub, resolvedConf: "[Resolve]\nDNSStubListener=no\n")).1,
+            "the host's programs do not ask resolved's stub (/etc/resolv.conf is stub): routing domains would not reach them, /etc/hosts does"
+        )
     }
 
     /// A hosts line without `dns` or `resolve` wins over everything: only /etc/hosts is read.
     func testHostsWhenNSSwitchAsksNoDNSSource() {
         let (mode, why) = DNSMode.choose(facts(.stub, nsswitch: "files myhostname"))
         XCTAssertEqual(mode, .hosts)
-        XCTAssertEqual(why, "nsswitch.conf's hosts line (files myhostname) asks no DNS source: /etc/hosts lines are what the host's lookups read")
+        XCTAssertEqual(
+            why, "nsswitch.conf's hosts line (files myhostname) asks no DNS source: /etc/hosts lines are what the host's lookups read")
         XCTAssertEqual(choose(facts(.stub, nsswitch: "files mdns4_minimal [NOTFOUND=return]")), .hosts)
     }
 
@@ -76,7 +87,9 @@ final class HostsFileTests: XCTestCase {
     func testTheAgentsLinesAreAppendedAndEveryOtherLineKeptInPlace() throws {
         let current = "127.0.0.1\tlocalhost\n# the admin's\n\n10.0.0.9 db.internal\n::1 localhost ip6-localhost\n"
         let text = ResolvedFiles.renderHosts(current, entries: [(try IPAddress("10.96.5.1"), registry), (try IPAddress("fd00::5"), alias)])
-        XCTAssertEqual(text, """
+        XCTAssertEqual(
+            text,
+            """
             127.0.0.1\tlocalhost
             # the admin's
 
@@ -86,8 +99,9 @@ final class HostsFileTests: XCTestCase {
             fd00::5 registry.local # node-agent
 
             """)
-        XCTAssertEqual(ResolvedFiles.hostsEntries(text).map { "\($0.0) \($0.1)" },
-                       ["10.96.5.1 registry-service.openfaas.svc.cluster.local", "fd00::5 registry.local"])
+        XCTAssertEqual(
+            ResolvedFiles.hostsEntries(text).map { "\($0.0) \($0.1)" },
+            ["10.96.5.1 registry-service.openfaas.svc.cluster.local", "fd00::5 registry.local"])
     }
 
     /// A new address replaces the agent's old lines wherever they were; no entries removes them,
@@ -95,10 +109,12 @@ final class HostsFileTests: XCTestCase {
     func testRenderingAgainReplacesAndRemovesOnlyTheAgentsLines() throws {
         let before = "127.0.0.1 localhost\n10.0.0.9 db.internal"
         let first = ResolvedFiles.renderHosts(before, entries: [(try IPAddress("10.96.5.1"), registry)])
-        XCTAssertEqual(first, "127.0.0.1 localhost\n10.0.0.9 db.internal\n10.96.5.1 registry-service.openfaas.svc.cluster.local # node-agent\n")
+        XCTAssertEqual(
+            first, "127.0.0.1 localhost\n10.0.0.9 db.internal\n10.96.5.1 registry-service.openfaas.svc.cluster.local # node-agent\n")
         let edited = "10.96.5.1 registry-service.openfaas.svc.cluster.local # node-agent\n" + "127.0.0.1 localhost\n"
-        XCTAssertEqual(ResolvedFiles.renderHosts(edited, entries: [(try IPAddress("10.96.5.2"), registry)]),
-                       "127.0.0.1 localhost\n10.96.5.2 registry-service.openfaas.svc.cluster.local # node-agent\n")
+        XCTAssertEqual(
+            ResolvedFiles.renderHosts(edited, entries: [(try IPAddress("10.96.5.2"), registry)]),
+            "127.0.0.1 localhost\n10.96.5.2 registry-service.openfaas.svc.cluster.local # node-agent\n")
         XCTAssertEqual(ResolvedFiles.renderHosts(first, entries: []), "127.0.0.1 localhost\n10.0.0.9 db.internal\n")
         XCTAssertEqual(ResolvedFiles.renderHosts(first, entries: [(try IPAddress("10.96.5.1"), registry)]), first, "idempotent")
         // A line that only mentions the marker elsewhere is the admin's.

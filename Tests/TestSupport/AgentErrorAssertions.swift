@@ -4,8 +4,10 @@ import XCTest
 
 /// Asserts that `expression` throws an `AgentError` with `code` whose text (message and hint)
 /// contains every one of `phrases`: what is wrong, and what to do about it. Not just "it threw".
-public func assertAgentError<T>(_ expression: @autoclosure () throws -> T, _ code: AgentError.Code, _ phrases: String...,
-                                file: StaticString = #filePath, line: UInt = #line) {
+public func assertAgentError<T>(
+    _ expression: @autoclosure () throws -> T, _ code: AgentError.Code, _ phrases: String...,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertThrowsError(try expression(), file: file, line: line) { error in
         guard let error = error as? AgentError else {
             return XCTFail("threw \(type(of: error)), not an AgentError: \(error)", file: file, line: line)
@@ -19,8 +21,10 @@ public func assertAgentError<T>(_ expression: @autoclosure () throws -> T, _ cod
 
 /// Asserts that `expression` throws an `AgentError` with `code` and exactly `cause` (an errno, a
 /// bus error name, an exit status): the value, not the words.
-public func assertAgentError<T>(_ expression: @autoclosure () throws -> T, _ code: AgentError.Code, cause: AgentError.Cause,
-                                file: StaticString = #filePath, line: UInt = #line) {
+public func assertAgentError<T>(
+    _ expression: @autoclosure () throws -> T, _ code: AgentError.Code, cause: AgentError.Cause,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertThrowsError(try expression(), file: file, line: line) { error in
         guard let error = error as? AgentError else {
             return XCTFail("threw \(type(of: error)), not an AgentError: \(error)", file: file, line: line)

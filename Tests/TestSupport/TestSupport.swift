@@ -21,7 +21,9 @@ public func makeTemporaryDirectory(_ label: String = "test") throws -> String {
 
 /// Runs a program and returns its status and output (the test's own environment unless given).
 @discardableResult
-public func sh(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+public func sh(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (
+    status: Int32, stdout: String, stderr: String
+) {
     let r = try ProcessRunner(environment: environment ?? ProcessInfo.processInfo.environment).run(executable, arguments)
     return (r.status, r.stdout, r.stderr)
 }
@@ -94,7 +96,8 @@ public struct FileTree: Equatable, CustomStringConvertible {
     public func difference(from other: FileTree) -> [String] {
         let keys = Set(entries.keys).union(other.entries.keys).sorted()
         return keys.compactMap { k in
-            entries[k] == other.entries[k] ? nil : "\(k): \((other.entries[k] ?? "absent").prefix(60)) => \((entries[k] ?? "absent").prefix(60))"
+            entries[k] == other.entries[k]
+                ? nil : "\(k): \((other.entries[k] ?? "absent").prefix(60)) => \((entries[k] ?? "absent").prefix(60))"
         }
     }
 

@@ -1,9 +1,10 @@
 import Foundation
 import HostSystem
 import TestSupport
-@testable import TrustStore
 import Vocabulary
 import XCTest
+
+@testable import TrustStore
 
 final class CertificateTests: XCTestCase {
     func testParsesCAAndMatchesOpenSSLSubjectHashAndFingerprint() throws {
@@ -50,29 +51,32 @@ final class CertificateTests: XCTestCase {
 
 final class ContainerdConfigTests: XCTestCase {
     func testConfigPathOfContainerd2AndVersion2Layouts() {
-        let v3 = ContainerdRegistryConfig.parse("""
-        version = 3
-        [plugins."io.containerd.cri.v1.images".registry]
-          config_path = "/etc/containerd/certs.d:/etc/docker/certs.d"
-        """)
+        let v3 = ContainerdRegistryConfig.parse(
+            """
+            version = 3
+            [plugins."io.containerd.cri.v1.images".registry]
+              config_path = "/etc/containerd/certs.d:/etc/docker/certs.d"
+            """)
         XCTAssertEqual(v3.configPaths.map(\.path), ["/etc/containerd/certs.d", "/etc/docker/certs.d"])
-        let v2 = ContainerdRegistryConfig.parse("""
-        version = 2
-        [plugins."io.containerd.grpc.v1.cri".registry]
-          config_path = '/etc/containerd/certs.d' # comment
-        """)
+        let v2 = ContainerdRegistryConfig.parse(
+            """
+            version = 2
+            [plugins."io.containerd.grpc.v1.cri".registry]
+              config_path = '/etc/containerd/certs.d' # comment
+            """)
         XCTAssertEqual(v2.configPaths.map(\.path), ["/etc/containerd/certs.d"])
         XCTAssertNil(v2.note)
     }
 
     func testMissingConfigPathIsSaidPlainly() {
-        let c = ContainerdRegistryConfig.parse("""
-        version = 2
-        [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
-          endpoint = ["https://mirror"]
-        [plugins."other".registry]
-          config_path = "/elsewhere"
-        """)
+        let c = ContainerdRegistryConfig.parse(
+            """
+            version = 2
+            [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
+              endpoint = ["https://mirror"]
+            [plugins."other".registry]
+              config_path = "/elsewhere"
+            """)
         XCTAssertEqual(c.configPaths, [])
         XCTAssertTrue(c.note?.contains("ignores certs.d") == true)
     }
@@ -96,27 +100,35 @@ final class ContainerdImportsTests: XCTestCase {
         """
 
     func testAnImportOfTheCRITableReplacesItWholeInVersion2() throws {
-        let c = try read(["/etc/containerd/config.toml": main,
-                          "/etc/containerd/conf.d/10-cri.toml": "[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_selinux = false\n"])
+        let c = try read([
+            "/etc/containerd/config.toml": main,
+            "/etc/containerd/conf.d/10-cri.toml": "[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_selinux = false\n",
+        ])
         XCTAssertEqual(c.configPaths, [])
         XCTAssertTrue(c.note?.contains("dropped by /etc/containerd/conf.d/10-cri.toml") == true, c.note ?? "")
         // A dotted key of the plugin counts as its table too.
-        let dotted = try read(["/etc/containerd/config.toml": main,
-                               "/etc/containerd/extra.toml": "plugins.\"io.containerd.grpc.v1.cri\".enable_selinux = false\n"])
+        let dotted = try read([
+            "/etc/containerd/config.toml": main,
+            "/etc/containerd/extra.toml": "plugins.\"io.containerd.grpc.v1.cri\".enable_selinux = false\n",
+        ])
         XCTAssertEqual(dotted.configPaths, [])
     }
 
     func testImportsThatLeaveTheCRITableOrSetConfigPathThemselves() throws {
-        let other = try read(["/etc/containerd/config.toml": main,
-                              "/etc/containerd/conf.d/10-runc.toml": "[plugins.\"io.containerd.runtime.v1.linux\"]\n  shim_debug = true\n"])
+        let other = try read([
+            "/etc/containerd/config.toml": main,
+            "/etc/containerd/conf.d/10-runc.toml": "[plugins.\"io.containerd.runtime.v1.linux\"]\n  shim_debug = true\n",
+        ])
         XCTAssertEqual(other.configPaths.map(\.path), ["/etc/containerd/certs.d"])
         XCTAssertNil(other.note)
         // Later imports win: conf.d in name order, then extra.toml (relative to /etc/containerd).
-        let later = try read(["/etc/containerd/config.toml": main,
-                              "/etc/containerd/conf.d/20-b.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/b\"\n",
-                              "/etc/containerd/conf.d/10-a.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/a\"\n",
-                              "/etc/containerd/conf.d/.hidden.toml": "[plugins.\"io.containerd.grpc.v1.cri\"]\n",
-                              "/etc/containerd/extra.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/extra:/more\"\n"])
+        let later = try read([
+            "/etc/containerd/config.toml": main,
+            "/etc/containerd/conf.d/20-b.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/b\"\n",
+            "/etc/containerd/conf.d/10-a.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/a\"\n",
+            "/etc/containerd/conf.d/.hidden.toml": "[plugins.\"io.containerd.grpc.v1.cri\"]\n",
+            "/etc/containerd/extra.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/extra:/more\"\n",
+        ])
         XCTAssertEqual(later.configPaths.map(\.path), ["/extra", "/more"])
         XCTAssertEqual(later.note, "config_path from /etc/containerd/extra.toml, imported by /etc/containerd/config.toml")
         // A missing import is skipped, as containerd skips a pattern that matches nothing.
@@ -126,8 +138,10 @@ final class ContainerdImportsTests: XCTestCase {
     func testVersion3MergesKeys() throws {
         let v3 = main.replacingOccurrences(of: "version = 2", with: "version = 3")
             .replacingOccurrences(of: "io.containerd.grpc.v1.cri", with: "io.containerd.cri.v1.images")
-        let c = try read(["/etc/containerd/config.toml": v3,
-                          "/etc/containerd/conf.d/10-cri.toml": "[plugins.\"io.containerd.cri.v1.images\"]\n  snapshotter = \"native\"\n"])
+        let c = try read([
+            "/etc/containerd/config.toml": v3,
+            "/etc/containerd/conf.d/10-cri.toml": "[plugins.\"io.containerd.cri.v1.images\"]\n  snapshotter = \"native\"\n",
+        ])
         XCTAssertEqual(c.configPaths.map(\.path), ["/etc/containerd/certs.d"])
     }
 }
@@ -138,7 +152,9 @@ final class K3sTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let files = HostFiles(root: try HostRoot(dir))
         try files.writeAtomically(try HostPath("/var/lib/rancher/k3s/agent/etc/containerd/config.toml"), "version = 2\n")
-        try files.writeAtomically(try HostPath("/etc/containerd/config.toml"), "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
+        try files.writeAtomically(
+            try HostPath("/etc/containerd/config.toml"),
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
         let c = try ContainerdRegistryConfig.read(from: files)
         XCTAssertEqual(c.configPaths, [])
         XCTAssertTrue(c.note?.contains("/etc/rancher/k3s/registries.yaml") == true)
@@ -148,14 +164,15 @@ final class K3sTests: XCTestCase {
 final class RuntimeTrustTests: XCTestCase {
     func testHostsTOMLCAPathsAbsoluteRelativeAndLists() throws {
         let dir = try HostPath("/etc/containerd/certs.d/r:443")
-        let paths = RegistryTrustLocations.caPaths(inHostsTOML: """
-        server = "https://r:443"
-        [host."https://r:443"]
-          ca = "/etc/pki/r.pem"
-        [host."https://mirror:443"]
-          ca = ["ca.crt", "/x/y.crt"]
-          capabilities = ["pull"]
-        """, dir: dir)
+        let paths = RegistryTrustLocations.caPaths(
+            inHostsTOML: """
+                server = "https://r:443"
+                [host."https://r:443"]
+                  ca = "/etc/pki/r.pem"
+                [host."https://mirror:443"]
+                  ca = ["ca.crt", "/x/y.crt"]
+                  capabilities = ["pull"]
+                """, dir: dir)
         XCTAssertEqual(paths.map(\.path), ["/etc/pki/r.pem", "/etc/containerd/certs.d/r:443/ca.crt", "/x/y.crt"])
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
 import HostSystem
 import TestSupport
-@testable import TrustStore
 import Vocabulary
 import XCTest
+
+@testable import TrustStore
 
 /// Every distribution family's layout, from a real os-release file of that distribution.
 final class OSTrustLayoutTests: XCTestCase {
@@ -27,17 +28,21 @@ final class OSTrustLayoutTests: XCTestCase {
     }
 
     func testImmutableAndUnknownSystemsAreRefusedWithAnExplanation() throws {
-        for (fixture, phrase) in [("bottlerocket", "settings.pki"), ("talos", "TrustedRootsConfig"), ("cos", "read-only"), ("flatcar", "Ignition")] {
+        for (fixture, phrase) in [
+            ("bottlerocket", "settings.pki"), ("talos", "TrustedRootsConfig"), ("cos", "read-only"), ("flatcar", "Ignition"),
+        ] {
             XCTAssertThrowsError(try OSTrustLayout.detect(try osRelease(fixture)), fixture) {
                 XCTAssertEqual(($0 as? AgentError)?.code, .unsupportedHost)
                 XCTAssertTrue("\($0)".contains(phrase), "\(fixture): \($0)")
                 XCTAssertTrue("\($0)".contains("nothing was changed"))
             }
         }
-        assertAgentError(try OSTrustLayout.detect(try osRelease("gentoo")), .unsupportedHost, "(ID=gentoo) is not known to the agent",
-                         "supported: Debian/Ubuntu, RHEL/Fedora/CentOS/Rocky/Alma/Amazon Linux, SUSE, Alpine")
-        assertAgentError(try OSTrustLayout.detect(nil), .unsupportedHost, "the host has no os-release file",
-                         "check --host-root: it must be the node's / (with etc/os-release)")
+        assertAgentError(
+            try OSTrustLayout.detect(try osRelease("gentoo")), .unsupportedHost, "(ID=gentoo) is not known to the agent",
+            "supported: Debian/Ubuntu, RHEL/Fedora/CentOS/Rocky/Alma/Amazon Linux, SUSE, Alpine")
+        assertAgentError(
+            try OSTrustLayout.detect(nil), .unsupportedHost, "the host has no os-release file",
+            "check --host-root: it must be the node's / (with etc/os-release)")
     }
 
     func testFileNamesInASharedFolderCarryThePrefix() throws {
@@ -52,7 +57,9 @@ final class OSTrustLayoutTests: XCTestCase {
         let dir = try makeTemporaryDirectory("rhel")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let files = HostFiles(root: try HostRoot(dir))
-        try files.writeAtomically(try HostPath("/etc/os-release"), try String(contentsOf: packageRoot.appendingPathComponent("Tests/Fixtures/os-release/rocky-9"), encoding: .utf8))
+        try files.writeAtomically(
+            try HostPath("/etc/os-release"),
+            try String(contentsOf: packageRoot.appendingPathComponent("Tests/Fixtures/os-release/rocky-9"), encoding: .utf8))
         try files.writeAtomically(try HostPath("/usr/bin/update-ca-trust"), "#!/bin/sh\n", mode: 0o755)
         try files.writeAtomically(try HostPath("/etc/pki/ca-trust/source/anchors/admin.crt"), "admin's")
         try files.makeDirectories(try HostPath("/etc/containers"))
@@ -61,7 +68,8 @@ final class OSTrustLayoutTests: XCTestCase {
         let installer = TrustInstaller(files: files, runner: runner)
         let registry = try RegistryAddress("registry.svc.cluster.local")
         let plan = try installer.plan(registry: registry, certificates: certs)
-        XCTAssertEqual(plan.fileChanges.first?.path.path, "/etc/pki/ca-trust/source/anchors/node-agent-registry.svc.cluster.local_443-1.crt")
+        XCTAssertEqual(
+            plan.fileChanges.first?.path.path, "/etc/pki/ca-trust/source/anchors/node-agent-registry.svc.cluster.local_443-1.crt")
         XCTAssertTrue(plan.fileChanges.contains { $0.path.path == "/etc/containers/certs.d/registry.svc.cluster.local:443/ca.crt" })
         XCTAssertFalse(plan.fileChanges.contains { $0.path.path.hasPrefix("/etc/docker") }, "no Docker on this host")
         XCTAssertEqual(plan.refresh, ["update-ca-trust", "extract"])
@@ -69,7 +77,8 @@ final class OSTrustLayoutTests: XCTestCase {
         XCTAssertEqual(runner.commands, [["/usr/sbin/chroot", dir, "/usr/bin/update-ca-trust", "extract"]])
 
         let removal = try installer.planRemoval(registry: nil)
-        XCTAssertEqual(Set(removal.fileChanges.map(\.path.lastComponent)), ["node-agent-registry.svc.cluster.local_443-1.crt", "hosts.toml", "ca.crt"])
+        XCTAssertEqual(
+            Set(removal.fileChanges.map(\.path.lastComponent)), ["node-agent-registry.svc.cluster.local_443-1.crt", "hosts.toml", "ca.crt"])
         XCTAssertFalse(removal.fileChanges.contains { $0.path.lastComponent == "admin.crt" })
     }
 }

@@ -1,15 +1,19 @@
 import Foundation
 import HostSystem
 import TestSupport
-@testable import TrustStore
 import Vocabulary
 import XCTest
+
+@testable import TrustStore
 
 /// "host:port, and host alone for port 443": the one rule for the registry's certs.d folders.
 final class RegistryReferenceNamesTests: XCTestCase {
     func testTheRule() throws {
         let cases: [(String, [String])] = [
-            ("registry-service.openfaas.svc.cluster.local:443", ["registry-service.openfaas.svc.cluster.local:443", "registry-service.openfaas.svc.cluster.local"]),
+            (
+                "registry-service.openfaas.svc.cluster.local:443",
+                ["registry-service.openfaas.svc.cluster.local:443", "registry-service.openfaas.svc.cluster.local"]
+            ),
             ("registry.svc.cluster.local", ["registry.svc.cluster.local:443", "registry.svc.cluster.local"]),
             ("registry.svc.cluster.local:5000", ["registry.svc.cluster.local:5000"]),
             ("10.0.0.5:443", ["10.0.0.5:443", "10.0.0.5"]),
@@ -29,8 +33,9 @@ final class RegistryReferenceNamesTests: XCTestCase {
         let files = HostFiles(root: try HostRoot(dir))
         try files.writeAtomically(try HostPath("/etc/os-release"), "ID=debian\n")
         try files.writeAtomically(try HostPath("/usr/sbin/update-ca-certificates"), "#!/bin/sh\n", mode: 0o755)
-        try files.writeAtomically(try HostPath("/etc/containerd/config.toml"),
-                                  "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
+        try files.writeAtomically(
+            try HostPath("/etc/containerd/config.toml"),
+            "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
         let certs = try CertificateParser.parseCAFile(try CertFixtures.bytes("ca.crt"), source: "ca")
         let installer = TrustInstaller(files: files, runner: RecordingRunner())
         for (text, folders) in [("[::1]:443", ["[::1]:443", "[::1]"]), ("[::1]:5000", ["[::1]:5000"])] {
@@ -39,11 +44,13 @@ final class RegistryReferenceNamesTests: XCTestCase {
             let certsD = plan.fileChanges.map(\.path).filter { $0.path.hasPrefix("/etc/containerd/certs.d/") }
             XCTAssertEqual(certsD.map(\.parent.lastComponent), folders.flatMap { [$0, $0] }, text)
             try installer.apply(plan)
-            XCTAssertEqual(try RegistryTrustLocations.discover(files: files, registry: registry).runtimeCAFiles.map(\.path),
-                           ["/etc/containerd/certs.d/\(folders[0])/ca.crt"], text)
+            XCTAssertEqual(
+                try RegistryTrustLocations.discover(files: files, registry: registry).runtimeCAFiles.map(\.path),
+                ["/etc/containerd/certs.d/\(folders[0])/ca.crt"], text)
             let removal = try installer.planRemoval(registry: registry)
-            XCTAssertEqual(Set(removal.fileChanges.map(\.path).filter { $0.path.hasPrefix("/etc/containerd/") }.map(\.parent.lastComponent)),
-                           Set(folders), text)
+            XCTAssertEqual(
+                Set(removal.fileChanges.map(\.path).filter { $0.path.hasPrefix("/etc/containerd/") }.map(\.parent.lastComponent)),
+                Set(folders), text)
             try installer.apply(removal)
         }
     }

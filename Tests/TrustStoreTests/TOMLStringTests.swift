@@ -1,9 +1,10 @@
 import Foundation
 import HostSystem
 import TestSupport
-@testable import TrustStore
 import Vocabulary
 import XCTest
+
+@testable import TrustStore
 
 /// Strings written into hosts.toml are TOML basic strings, escaped, and read back unchanged.
 final class TOMLStringTests: XCTestCase {
@@ -26,24 +27,26 @@ final class TOMLStringTests: XCTestCase {
         let registry = try RegistryAddress("registry-service.openfaas.svc.cluster.local:443")
         let caFile = try HostPath(#"/etc/containerd/certs "x"\y/registry-service.openfaas.svc.cluster.local:443/ca.crt"#)
         let toml = TrustInstaller.hostsTOML(registry: registry, caFile: caFile)
-        XCTAssertEqual(toml, HostFiles.ownershipMarker + "\n" + #"""
-        server = "https://registry-service.openfaas.svc.cluster.local:443"
+        XCTAssertEqual(
+            toml,
+            HostFiles.ownershipMarker + "\n" + #"""
+                server = "https://registry-service.openfaas.svc.cluster.local:443"
 
-        [host."https://registry-service.openfaas.svc.cluster.local:443"]
-          capabilities = ["pull", "resolve"]
-          ca = "/etc/containerd/certs \"x\"\\y/registry-service.openfaas.svc.cluster.local:443/ca.crt"
+                [host."https://registry-service.openfaas.svc.cluster.local:443"]
+                  capabilities = ["pull", "resolve"]
+                  ca = "/etc/containerd/certs \"x\"\\y/registry-service.openfaas.svc.cluster.local:443/ca.crt"
 
-        """#)
+                """#)
 
         let dir = try makeTemporaryDirectory("toml")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try toml.write(toFile: dir + "/hosts.toml", atomically: true, encoding: .utf8)
         let script = """
-        import json, sys, tomllib
-        with open(sys.argv[1], "rb") as f:
-            doc = tomllib.load(f)
-        print(json.dumps({"server": doc["server"], "hosts": list(doc["host"]), "ca": doc["host"][doc["server"]]["ca"]}))
-        """
+            import json, sys, tomllib
+            with open(sys.argv[1], "rb") as f:
+                doc = tomllib.load(f)
+            print(json.dumps({"server": doc["server"], "hosts": list(doc["host"]), "ca": doc["host"][doc["server"]]["ca"]}))
+            """
         let r = try sh("/usr/bin/env", ["python3", "-c", script, dir + "/hosts.toml"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let parsed = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])

@@ -16,8 +16,9 @@ final class TrustInstallerTests: XCTestCase {
         files = HostFiles(root: try HostRoot(dir))
         try files.writeAtomically(try HostPath("/etc/os-release"), "ID=debian\nPRETTY_NAME=\"Debian 12\"\n")
         try files.writeAtomically(try HostPath("/usr/sbin/update-ca-certificates"), "#!/bin/sh\n", mode: 0o755)
-        try files.writeAtomically(try HostPath("/etc/containerd/config.toml"),
-                                  "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
+        try files.writeAtomically(
+            try HostPath("/etc/containerd/config.toml"),
+            "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
@@ -28,18 +29,21 @@ final class TrustInstallerTests: XCTestCase {
         let installer = TrustInstaller(files: files, runner: runner)
         let plan = try installer.plan(registry: registry, certificates: certs)
         let paths = plan.fileChanges.map(\.path.path)
-        XCTAssertEqual(paths, [
-            "/usr/local/share/ca-certificates/node-agent/registry-service.openfaas.svc.cluster.local_443-1.crt",
-            "/usr/local/share/ca-certificates/node-agent/registry-service.openfaas.svc.cluster.local_443-2.crt",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/ca.crt",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml",
-        ])
+        XCTAssertEqual(
+            paths,
+            [
+                "/usr/local/share/ca-certificates/node-agent/registry-service.openfaas.svc.cluster.local_443-1.crt",
+                "/usr/local/share/ca-certificates/node-agent/registry-service.openfaas.svc.cluster.local_443-2.crt",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/ca.crt",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml",
+            ])
         XCTAssertEqual(plan.refresh, ["update-ca-certificates"])
         try installer.apply(plan)
         XCTAssertEqual(runner.commands, [["/usr/sbin/chroot", dir, "/usr/sbin/update-ca-certificates"]])
-        let toml = try XCTUnwrap(files.readString(try HostPath("/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml")))
+        let toml = try XCTUnwrap(
+            files.readString(try HostPath("/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml")))
         XCTAssertTrue(toml.hasPrefix(HostFiles.ownershipMarker + "\n"))
         XCTAssertTrue(toml.contains("ca = \"/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt\""))
 
@@ -60,8 +64,9 @@ final class TrustInstallerTests: XCTestCase {
         try files.writeAtomically(foreign, "someone else's")
         let one = try CertificateParser.parseCAFile(try CertFixtures.bytes("other-ca.crt"), source: "other")
         let plan = try installer.plan(registry: registry, certificates: one)
-        XCTAssertEqual(plan.fileChanges.filter { $0.kind == .remove }.map(\.path.lastComponent),
-                       ["registry-service.openfaas.svc.cluster.local_443-2.crt"])
+        XCTAssertEqual(
+            plan.fileChanges.filter { $0.kind == .remove }.map(\.path.lastComponent),
+            ["registry-service.openfaas.svc.cluster.local_443-2.crt"])
         XCTAssertEqual(plan.refresh, ["update-ca-certificates", "--fresh"])
         try installer.apply(plan)
         XCTAssertEqual(try files.readString(foreign), "someone else's")

@@ -8,7 +8,8 @@ import XCTest
 /// `TrustFacts` value and checks the exact changes planned.
 final class TrustPlanTests: XCTestCase {
     let registry = try! RegistryAddress("registry-service.openfaas.svc.cluster.local:443")
-    let certsD = ContainerdRegistryConfig.parse("version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
+    let certsD = ContainerdRegistryConfig.parse(
+        "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n")
     var certs: [Certificate] = []
 
     override func setUpWithError() throws {
@@ -19,8 +20,10 @@ final class TrustPlanTests: XCTestCase {
 
     /// A host where every file the plan would write is already as wanted.
     func settledFacts() throws -> TrustFacts {
-        let plan = try TrustInstaller.plan(TrustFacts(layout: .debian, containerd: certsD), registry: registry, certificates: certs, refreshMode: .tool)
-        var facts = TrustFacts(layout: .debian, bundle: certs.map(\.pem).joined(), containerd: certsD, runtimeFolders: [path("/etc/containerd/certs.d")])
+        let plan = try TrustInstaller.plan(
+            TrustFacts(layout: .debian, containerd: certsD), registry: registry, certificates: certs, refreshMode: .tool)
+        var facts = TrustFacts(
+            layout: .debian, bundle: certs.map(\.pem).joined(), containerd: certsD, runtimeFolders: [path("/etc/containerd/certs.d")])
         for change in plan.fileChanges where change.path.parent == OSTrustLayout.debian.anchors {
             facts.anchors[change.path.lastComponent] = change.contents
         }
@@ -31,16 +34,19 @@ final class TrustPlanTests: XCTestCase {
     }
 
     func testAnEmptyHostGetsTheCAsInTheStoreAndBothCertsDFoldersOfPort443() throws {
-        let plan = try TrustInstaller.plan(TrustFacts(layout: .debian, containerd: certsD), registry: registry, certificates: certs, refreshMode: .tool)
+        let plan = try TrustInstaller.plan(
+            TrustFacts(layout: .debian, containerd: certsD), registry: registry, certificates: certs, refreshMode: .tool)
         let prefix = OSTrustLayout.debian.filePrefix(registry)
-        XCTAssertEqual(plan.fileChanges.map(\.path.path), [
-            "/usr/local/share/ca-certificates/node-agent/\(prefix)1.crt",
-            "/usr/local/share/ca-certificates/node-agent/\(prefix)2.crt",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/ca.crt",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml",
-        ])
+        XCTAssertEqual(
+            plan.fileChanges.map(\.path.path),
+            [
+                "/usr/local/share/ca-certificates/node-agent/\(prefix)1.crt",
+                "/usr/local/share/ca-certificates/node-agent/\(prefix)2.crt",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/ca.crt",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml",
+            ])
         XCTAssertEqual(Set(plan.fileChanges.map(\.kind)), [.create])
         XCTAssertEqual(plan.refresh, ["update-ca-certificates"])
         XCTAssertEqual(plan.fileChanges[0].contents, Array(certs[0].pem.utf8))
@@ -94,25 +100,30 @@ final class TrustPlanTests: XCTestCase {
     func testTheToolIsNeededUnlessDebianIsRebuiltNatively() throws {
         var facts = TrustFacts(layout: .debian, containerd: certsD)
         facts.toolPresent = false
-        assertAgentError(try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .tool), .unsupportedHost,
-                         "/usr/sbin/update-ca-certificates is missing", "ca-certificates")
+        assertAgentError(
+            try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .tool), .unsupportedHost,
+            "/usr/sbin/update-ca-certificates is missing", "ca-certificates")
         XCTAssertEqual(try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .native).fileChanges.count, 6)
         facts.layout = .rhel
-        assertAgentError(try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .native), .unsupportedHost,
-                         "/usr/bin/update-ca-trust is missing")
+        assertAgentError(
+            try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .native), .unsupportedHost,
+            "/usr/bin/update-ca-trust is missing")
     }
 
     func testDockerAndCRIOGetTheCAOnlyWhereTheyAreConfigured() throws {
         var facts = TrustFacts(layout: .debian, containerd: certsD)
         facts.otherRuntimeParents = [path("/etc/containers")]
         let plan = try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .tool)
-        XCTAssertEqual(plan.fileChanges.filter { !$0.path.path.hasPrefix("/etc/containerd") && !$0.path.path.hasPrefix("/usr/local") }.map(\.path.path),
-                       ["/etc/containers/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt"])
+        XCTAssertEqual(
+            plan.fileChanges.filter { !$0.path.path.hasPrefix("/etc/containerd") && !$0.path.path.hasPrefix("/usr/local") }.map(
+                \.path.path),
+            ["/etc/containers/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt"])
     }
 
     func testCertsDDisabledWritesNoRuntimeFileAndSaysWhy() throws {
         let disabled = ContainerdRegistryConfig.parse("version = 2\n")
-        let plan = try TrustInstaller.plan(TrustFacts(layout: .debian, containerd: disabled), registry: registry, certificates: certs, refreshMode: .tool)
+        let plan = try TrustInstaller.plan(
+            TrustFacts(layout: .debian, containerd: disabled), registry: registry, certificates: certs, refreshMode: .tool)
         XCTAssertEqual(plan.fileChanges.map(\.path.parent), [OSTrustLayout.debian.anchors, OSTrustLayout.debian.anchors])
         XCTAssertEqual(plan.notes, [disabled.note].compactMap { $0 })
         XCTAssertNotNil(disabled.note)
@@ -124,12 +135,14 @@ final class TrustPlanTests: XCTestCase {
         facts.runtimeFiles[foreign] = Array("server = \"https://other.example\"\n".utf8)
         let removal = try TrustInstaller.planRemoval(facts, registry: nil)
         let runtime = removal.fileChanges.filter { $0.path.path.hasPrefix("/etc/containerd") }.map(\.path.path)
-        XCTAssertEqual(runtime, [
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/ca.crt",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml",
-            "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt",
-        ])
+        XCTAssertEqual(
+            runtime,
+            [
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/hosts.toml",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local/ca.crt",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml",
+                "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt",
+            ])
         XCTAssertEqual(removal.fileChanges.filter { $0.path.parent == OSTrustLayout.debian.anchors }.count, 2)
         XCTAssertEqual(Set(removal.fileChanges.map(\.kind)), [.remove])
         XCTAssertEqual(removal.refresh, ["update-ca-certificates", "--fresh"])

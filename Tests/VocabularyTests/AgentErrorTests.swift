@@ -14,8 +14,9 @@ final class AgentErrorTests: XCTestCase {
         XCTAssertEqual(AgentError(.io, "one wording", errno: ENOENT), AgentError(.io, "another", cause: .errno(ENOENT)))
         XCTAssertNotEqual(AgentError(.io, "same", errno: ENOENT), AgentError(.io, "same", errno: EACCES))
         XCTAssertNotEqual(AgentError(.io, "same"), AgentError(.dbus, "same"))
-        XCTAssertNotEqual(AgentError(.dbus, "x", cause: .busError("org.freedesktop.DBus.Error.AccessDenied")),
-                          AgentError(.dbus, "x", cause: .busError("org.freedesktop.DBus.Error.ServiceUnknown")))
+        XCTAssertNotEqual(
+            AgentError(.dbus, "x", cause: .busError("org.freedesktop.DBus.Error.AccessDenied")),
+            AgentError(.dbus, "x", cause: .busError("org.freedesktop.DBus.Error.ServiceUnknown")))
     }
 
     func testCausesReadAsTheSystemSaysThem() {

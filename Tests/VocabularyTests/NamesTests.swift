@@ -45,7 +45,10 @@ final class NamesTests: XCTestCase {
         XCTAssertEqual(try RegistryAddress("10.0.0.5:5000").hostForURL, "10.0.0.5")
         XCTAssertEqual(try RegistryAddress("[fd00::5]:5000").hostAndPort, "[fd00::5]:5000")
         let bad: [(String, [String])] = [
-            ("https://registry.local", ["registry 'https://registry.local' must be HOST[:PORT], without scheme or path", "e.g. registry-service"]),
+            (
+                "https://registry.local",
+                ["registry 'https://registry.local' must be HOST[:PORT], without scheme or path", "e.g. registry-service"]
+            ),
             ("registry.local/img", ["registry 'registry.local/img' must be HOST[:PORT], without scheme or path"]),
             ("registry.local:0", ["registry port '0' is not a port number", "use a number from 1 to 65535"]),
             ("registry.local:70000", ["registry port '70000' is not a port number", "use a number from 1 to 65535"]),

@@ -11,7 +11,8 @@ struct BootstrapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bootstrap",
         abstract: "Install the registry CA, route the cluster domain to the cluster DNS, probe; exit 0 only when ready to pull.",
-        discussion: "Exit status: 0 ready (or, with --dry-run, planned), 1 not ready, 2 bad input (nothing changed), 3 the host could not be changed."
+        discussion:
+            "Exit status: 0 ready (or, with --dry-run, planned), 1 not ready, 2 bad input (nothing changed), 3 the host could not be changed."
     )
 
     @OptionGroup var node: NodeOptions

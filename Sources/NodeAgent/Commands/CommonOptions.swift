@@ -30,7 +30,10 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "D-Bus address of the host's system bus (default: the host root's run/dbus/system_bus_socket).")
     var dbusAddress: String?
 
-    @Option(help: "Another name the registry is used under, e.g. a short form resolved through the host's search list (repeatable; comma-separated in NODE_AGENT_ALIAS).")
+    @Option(
+        help:
+            "Another name the registry is used under, e.g. a short form resolved through the host's search list (repeatable; comma-separated in NODE_AGENT_ALIAS)."
+    )
     var alias: [String] = []
 
     @Option(help: "Docker config.json with credentials for the registry (e.g. the pull secret's), to check that auth works.")
@@ -48,10 +51,16 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "Warn when the registry's certificate chain expires within this many days.")
     var expiryWarningDays: Double = 14
 
-    @Option(help: "An image the runtime is asked to pull over its CRI socket, as kubelet asks it (default: a reference that cannot exist, whose 'not found' from the registry proves the path).")
+    @Option(
+        help:
+            "An image the runtime is asked to pull over its CRI socket, as kubelet asks it (default: a reference that cannot exist, whose 'not found' from the registry proves the path)."
+    )
     var pullImage: String?
 
-    @Option(help: "The runtime's CRI socket, as on the node (default: kubelet's containerRuntimeEndpoint, else unix:///run/containerd/containerd.sock).")
+    @Option(
+        help:
+            "The runtime's CRI socket, as on the node (default: kubelet's containerRuntimeEndpoint, else unix:///run/containerd/containerd.sock)."
+    )
     var runtimeEndpoint: String?
 
     @Option(help: "Ask the runtime to pull (runtime-pull): auto (when its CRI socket exists) or off.")
@@ -75,20 +84,28 @@ struct NodeOptions: ParsableArguments {
         return s
     }
 
-    static let environmentNames = ["host-root", "registry", "cluster-dns", "domain", "dbus-address", "registry-auth",
-                                   "output", "timeout", "deadline", "expiry-warning-days", "alias", "pull-image",
-                                   "runtime-endpoint", "runtime-pull"]
+    static let environmentNames = [
+        "host-root", "registry", "cluster-dns", "domain", "dbus-address", "registry-auth",
+        "output", "timeout", "deadline", "expiry-warning-days", "alias", "pull-image",
+        "runtime-endpoint", "runtime-pull",
+    ]
 }
 
 /// How `bootstrap` and `run` change the node.
 struct ChangeOptions: ParsableArguments {
-    @Option(help: "How the OS trust bundle is rebuilt: tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks).")
+    @Option(
+        help:
+            "How the OS trust bundle is rebuilt: tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks)."
+    )
     var trustRefresh: TrustRefreshMode = .tool
 
     @Option(help: "How the cluster domain reaches the cluster DNS: auto, link, dropin, delegate or hosts.")
     var dnsMode: DNSMode = .auto
 
-    @Flag(help: "Restart the container runtime (containerd, crio, docker units, through systemd's D-Bus API) when it started before the CA reached the OS store; once: a restarted runtime is no longer behind.")
+    @Flag(
+        help:
+            "Restart the container runtime (containerd, crio, docker units, through systemd's D-Bus API) when it started before the CA reached the OS store; once: a restarted runtime is no longer behind."
+    )
     var restartRuntime = false
 
     @Flag(help: "Allow --dns-mode dropin, whose global DNS= gets every host lookup and leaks into resolved's resolv.conf.")
@@ -100,7 +117,8 @@ struct ChangeOptions: ParsableArguments {
     /// The host tools' runner, after checking --tool-timeout.
     static func runner(toolTimeout: Double) throws -> ProcessRunner {
         guard (1...3600).contains(toolTimeout) else {
-            throw AgentError(.invalidInput, "--tool-timeout must be 1-3600 s", hint: "update-ca-certificates with 10,000 CAs took 72 s here")
+            throw AgentError(
+                .invalidInput, "--tool-timeout must be 1-3600 s", hint: "update-ca-certificates with 10,000 CAs took 72 s here")
         }
         return ProcessRunner(timeoutSeconds: toolTimeout)
     }
@@ -126,13 +144,20 @@ enum EnvironmentOptions {
     static let options: [String: [String]] = [
         "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh", "dns-mode", "tool-timeout"],
         "probe": NodeOptions.environmentNames,
-        "uninstall": ["host-root", "registry", "dbus-address", "output", "trust-refresh", "node-name", "kube-api", "kube-token-file",
-                      "kube-ca-file", "node-condition", "tool-timeout"],
-        "run": NodeOptions.environmentNames + ["ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen",
-                                               "node-name", "kube-api", "kube-token-file", "kube-ca-file", "node-condition",
-                                               "startup-taint", "condition-heartbeat", "tool-timeout"],
+        "uninstall": [
+            "host-root", "registry", "dbus-address", "output", "trust-refresh", "node-name", "kube-api", "kube-token-file",
+            "kube-ca-file", "node-condition", "tool-timeout",
+        ],
+        "run": NodeOptions.environmentNames + [
+            "ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen",
+            "node-name", "kube-api", "kube-token-file", "kube-ca-file", "node-condition",
+            "startup-taint", "condition-heartbeat", "tool-timeout",
+        ],
     ]
-    static let flags: [String: [String]] = ["bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"], "run": ["restart-runtime", "accept-global-dns"]]
+    static let flags: [String: [String]] = [
+        "bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"],
+        "run": ["restart-runtime", "accept-global-dns"],
+    ]
 
     /// The command line with what it lacks filled from the environment, then from the config file
     /// (`--config FILE` or NODE_AGENT_CONFIG): `NODE_AGENT_<OPTION>=value` lines, the format of a
@@ -169,11 +194,15 @@ enum EnvironmentOptions {
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
             guard let eq = line.firstIndex(of: "="), line[..<eq].hasPrefix("NODE_AGENT_"),
-                  line[..<eq].allSatisfy({ $0.isUppercase || $0.isNumber || $0 == "_" }) else {
-                throw AgentError(.invalidInput, "\(path):\(number + 1): expected NODE_AGENT_<OPTION>=value", hint: "see docs/CONFIGURATION.md")
+                line[..<eq].allSatisfy({ $0.isUppercase || $0.isNumber || $0 == "_" })
+            else {
+                throw AgentError(
+                    .invalidInput, "\(path):\(number + 1): expected NODE_AGENT_<OPTION>=value", hint: "see docs/CONFIGURATION.md")
             }
             var value = String(line[line.index(after: eq)...])
-            if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q { value = String(value.dropFirst().dropLast()) }
+            if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q {
+                value = String(value.dropFirst().dropLast())
+            }
             out[String(line[..<eq])] = value
         }
         return out

@@ -26,7 +26,9 @@ struct KubeOptions: ParsableArguments {
     /// A node condition type as the API takes it: a letter, then letters and digits (at most 63).
     static func isConditionType(_ text: String) -> Bool {
         let scalars = Array(text.unicodeScalars)
-        guard let first = scalars.first, (1...63).contains(scalars.count), first.isASCII, first.properties.isAlphabetic else { return false }
+        guard let first = scalars.first, (1...63).contains(scalars.count), first.isASCII, first.properties.isAlphabetic else {
+            return false
+        }
         return scalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }
     }
 
@@ -36,10 +38,12 @@ struct KubeOptions: ParsableArguments {
         guard let name = nodeName ?? environment["NODE_NAME"] else { return nil }
         _ = try DomainName(name, what: "node name")
         guard Self.isConditionType(nodeCondition) else {
-            throw AgentError(.invalidInput, "--node-condition '\(nodeCondition.escapedForMessage)' is not a condition type (CamelCase letters)")
+            throw AgentError(
+                .invalidInput, "--node-condition '\(nodeCondition.escapedForMessage)' is not a condition type (CamelCase letters)")
         }
         guard let api = try KubeAPI.resolve(url: kubeApi, tokenFile: kubeTokenFile, caFile: kubeCaFile, environment: environment) else {
-            throw AgentError(.invalidInput, "a node name is set but the Kubernetes API is not known", hint: "run in a pod, or pass --kube-api")
+            throw AgentError(
+                .invalidInput, "a node name is set but the Kubernetes API is not known", hint: "run in a pod, or pass --kube-api")
         }
         return NodeReporter(api: api, node: name, conditionType: nodeCondition, startupTaint: startupTaint, heartbeat: heartbeat)
     }

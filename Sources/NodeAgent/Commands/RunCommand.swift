@@ -23,7 +23,8 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Keep the node able to pull: reconcile at start, on CA and resolved changes, and every interval; SIGTERM stops it.",
-        discussion: "Mount the CA Secret as a whole volume and point --ca at the file in it: Kubernetes swaps the volume's ..data link on update, which the agent notices (a subPath mount never updates)."
+        discussion:
+            "Mount the CA Secret as a whole volume and point --ca at the file in it: Kubernetes swaps the volume's ..data link on update, which the agent notices (a subPath mount never updates)."
     )
 
     @OptionGroup var node: NodeOptions
@@ -66,14 +67,17 @@ struct RunCommand: ParsableCommand {
         }
         let logger = Logger(label: "node-agent")
         let reporter = try kube.reporter(startupTaint: startupTaint, heartbeat: conditionHeartbeat)
-        let options = RunOptions(node: node, ca: ca, interval: interval, watchInterval: watchInterval, change: change,
-                                 reporter: reporter)
+        let options = RunOptions(
+            node: node, ca: ca, interval: interval, watchInterval: watchInterval, change: change,
+            reporter: reporter)
         let cache = StatusCache()
         let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
         var server: HealthServer?
         if listen != "off" {
-            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-                throw AgentError(.invalidInput, "--listen '\(listen.escapedForMessage)' is not HOST:PORT", hint: "e.g. 0.0.0.0:9808, or off")
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port)
+            else {
+                throw AgentError(
+                    .invalidInput, "--listen '\(listen.escapedForMessage)' is not HOST:PORT", hint: "e.g. 0.0.0.0:9808, or off")
             }
             let host = String(listen[..<colon]).trimming(charactersIn: "[]")
             server = try HealthServer(host: host, port: port, cache: cache, logger: logger)

@@ -13,7 +13,8 @@ struct UninstallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uninstall",
         abstract: "Remove what the agent put on the node: its CA files, certs.d folders, DNS link and settings; rebuild the OS bundle.",
-        discussion: "Only what carries the agent's marks is removed; files of others are never touched. Exit status: 0 done, 2 bad input, 3 the host could not be changed."
+        discussion:
+            "Only what carries the agent's marks is removed; files of others are never touched. Exit status: 0 done, 2 bad input, 3 the host could not be changed."
     )
 
     @Option(help: "Folder where the node's / is seen (/host in a pod).")
@@ -40,8 +41,9 @@ struct UninstallCommand: ParsableCommand {
     var dryRun = false
 
     func run() throws {
-        let uninstall = Uninstall(root: try HostRoot(hostRoot), registry: try registry.map { try RegistryAddress($0) }, dbusAddress: dbusAddress,
-                                  refreshMode: trustRefresh, runner: try ChangeOptions.runner(toolTimeout: toolTimeout), dryRun: dryRun)
+        let uninstall = Uninstall(
+            root: try HostRoot(hostRoot), registry: try registry.map { try RegistryAddress($0) }, dbusAddress: dbusAddress,
+            refreshMode: trustRefresh, runner: try ChangeOptions.runner(toolTimeout: toolTimeout), dryRun: dryRun)
         var report = try uninstall.run()
         if uninstall.registry == nil, let reporter = try kube.reporter(startupTaint: nil, heartbeat: 0) {
             report.changes.append("remove the \(reporter.conditionType) condition of node \(reporter.node)")

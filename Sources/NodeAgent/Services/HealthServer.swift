@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Glibc
-import HostSystem
 import HTTPWire
+import HostSystem
 import Logging
 import Probes
 import Vocabulary
@@ -34,7 +34,8 @@ final class HealthServer: @unchecked Sendable {
         self.logger = logger
         let address = try IPAddress(host)
         let shown = address.family == .v6 ? "[\(host)]:\(port)" : "\(host):\(port)"
-        let fd = socket(Int32(address.family.rawValue), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = socket(
+            Int32(address.family.rawValue), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw AgentError(.io, "health endpoint: socket", errno: errno) }
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
@@ -46,7 +47,10 @@ final class HealthServer: @unchecked Sendable {
         }
         var bound6 = sockaddr_in6()  // large enough for either family; the port is at the same offset
         var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        guard withUnsafeMutablePointer(to: &bound6, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }) == 0 else {
+        guard
+            withUnsafeMutablePointer(to: &bound6, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } })
+                == 0
+        else {
             let error = String(cString: strerror(errno))
             close(fd)
             throw AgentError(.io, "health endpoint: getsockname: \(error)")
@@ -72,11 +76,13 @@ final class HealthServer: @unchecked Sendable {
     func start() {
         let box = Unmanaged.passRetained(self)
         var t = pthread_t()
-        pthread_create(&t, nil, { arg in
-            let server = Unmanaged<HealthServer>.fromOpaque(arg!).takeRetainedValue()
-            server.serve()
-            return nil
-        }, box.toOpaque())
+        pthread_create(
+            &t, nil,
+            { arg in
+                let server = Unmanaged<HealthServer>.fromOpaque(arg!).takeRetainedValue()
+                server.serve()
+                return nil
+            }, box.toOpaque())
         thread = t
     }
 
@@ -106,8 +112,10 @@ final class HealthServer: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         defer { for c in connections { close(c.fd) } }
         while true {
-            var fds = [pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: connections.count < Self.maxConnections ? listener : -1, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0),
+                pollfd(fd: connections.count < Self.maxConnections ? listener : -1, events: Int16(POLLIN), revents: 0),
+            ]
             for c in connections {
                 fds.append(pollfd(fd: c.fd, events: Int16(c.drainUntil == nil && !c.output.isEmpty ? POLLOUT : POLLIN), revents: 0))
             }
@@ -214,15 +222,20 @@ final class HealthServer: @unchecked Sendable {
         case "/metrics":
             respond(&c, 200, "text/plain; version=0.0.4", Array(s.metrics), keepAlive: r.keepAlive, headOnly: headOnly)
         default:
-            respond(&c, 404, "text/plain", Array("not found: /healthz, /readyz, /status, /metrics\n".utf8), keepAlive: r.keepAlive, headOnly: headOnly)
+            respond(
+                &c, 404, "text/plain", Array("not found: /healthz, /readyz, /status, /metrics\n".utf8), keepAlive: r.keepAlive,
+                headOnly: headOnly)
         }
     }
 
-    static let reasons = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
-                          503: "Service Unavailable"]
+    static let reasons = [
+        200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
+        503: "Service Unavailable",
+    ]
 
     private func respond(_ c: inout Connection, _ status: Int, _ type: String, _ body: [UInt8], keepAlive: Bool, headOnly: Bool) {
-        var head = "HTTP/1.1 \(status) \(Self.reasons[status] ?? "Error")\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nCache-Control: no-store\r\n"
+        var head =
+            "HTTP/1.1 \(status) \(Self.reasons[status] ?? "Error")\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nCache-Control: no-store\r\n"
         if !keepAlive { head += "Connection: close\r\n" }
         c.output += Array((head + "\r\n").utf8)
         if !headOnly { c.output += body }

@@ -65,17 +65,22 @@ struct ReconcileService {
         case .success(let report):
             cache.update(report: report, error: nil)
             let failed = report.checks.filter { $0.outcome == .fail }.map(\.name)
-            logger.info("reconciled", metadata: [
-                "reason": "\(why)", "ready": "\(report.ready)", "changes": "\(report.changes.count)",
-                "failed": "\(failed.joined(separator: ","))",
-            ])
+            logger.info(
+                "reconciled",
+                metadata: [
+                    "reason": "\(why)", "ready": "\(report.ready)", "changes": "\(report.changes.count)",
+                    "failed": "\(failed.joined(separator: ","))",
+                ])
             for change in report.changes { logger.info("changed: \(change)") }
-            notify(report.ready ? "READY=1\nSTATUS=ready to pull from \(report.registry)"
-                                : "READY=1\nSTATUS=not ready: \(failed.joined(separator: ", "))")
+            notify(
+                report.ready
+                    ? "READY=1\nSTATUS=ready to pull from \(report.registry)"
+                    : "READY=1\nSTATUS=not ready: \(failed.joined(separator: ", "))")
             // Last: an API server that is slow to answer (10 s per request at most) delays
             // neither the log nor systemd's status.
-            publish(ready: report.ready, reason: report.ready ? "RegistryPullable" : "RegistryNotPullable",
-                    message: report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; "))
+            publish(
+                ready: report.ready, reason: report.ready ? "RegistryPullable" : "RegistryNotPullable",
+                message: report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; "))
             return report.ready
         case .failure(let error):
             cache.update(report: nil, error: "\(error)")
@@ -101,7 +106,9 @@ struct ReconcileService {
     func resolvedOwner() -> String? {
         for attempt in 0..<2 {
             if watchBus.bus == nil {
-                let address = options.node.dbusAddress ?? (try? HostRoot(options.node.hostRoot)).map { SystemBus.address(hostRoot: $0.directory) } ?? ""
+                let address =
+                    options.node.dbusAddress ?? (try? HostRoot(options.node.hostRoot)).map { SystemBus.address(hostRoot: $0.directory) }
+                    ?? ""
                 watchBus.bus = try? SystemBus(address: address)
             }
             guard let bus = watchBus.bus else { return nil }
@@ -130,4 +137,3 @@ struct ReconcileService {
         _ = sd_notify(0, state)
     }
 }
-

@@ -1,5 +1,4 @@
 import Foundation
-import HTTPWire
 import HostSystem
 import TestSupport
 import Vocabulary
@@ -80,17 +79,6 @@ final class DNSMessageTests: XCTestCase {
             ["registry.openfaas.svc.cluster.local", "registry.openfaas.cluster.local", "registry.openfaas"])
         // Enough dots: as given first.
         XCTAssertEqual(conf.candidates(for: try DomainName("registry.openfaas.svc")).first?.name, "registry.openfaas.svc")
-    }
-
-    func testHTTPResponseHead() {
-        let head = HTTPResponseHead(
-            parsing: Array(
-                "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Basic realm=\"x\"\r\nDocker-Distribution-Api-Version: registry/2.0\r\n\r\nbody"
-                    .utf8))
-        XCTAssertEqual(head?.status, 401)
-        XCTAssertEqual(head?.header("www-authenticate"), "Basic realm=\"x\"")
-        XCTAssertEqual(head?.header("docker-distribution-api-version"), "registry/2.0")
-        XCTAssertNil(HTTPResponseHead(parsing: Array("SSH-2.0-OpenSSH\r\n\r\n".utf8)))
     }
 }
 

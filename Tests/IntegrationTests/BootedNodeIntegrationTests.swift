@@ -12,7 +12,10 @@ final class BootedNodeIntegrationTests: XCTestCase {
 
     override func setUpWithError() throws {
         folder = NSTemporaryDirectory() + "node-agent-booted-\(UUID().uuidString.prefix(8))"
-        vars = try startNode(script: script, folderVariable: "NODE_AGENT_BOOTED", folder: folder)
+        // A stand-in containerd.service: these tests are about systemd's side (units, restarts,
+        // resolved); ReleaseNodeIntegrationTests pull with each release's real containerd.
+        vars = try startNode(
+            script: script, folderVariable: "NODE_AGENT_BOOTED", folder: folder, extra: ["NODE_AGENT_BOOTED_RUNTIME": "standin"])
     }
 
     override func tearDown() {
@@ -77,6 +80,9 @@ final class BootedNodeIntegrationTests: XCTestCase {
             "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10",
             "--timeout", "0.3", "--restart-runtime",
         ]
+        // The node's containerd config (Debian's, as shipped) with certs.d enabled.
+        let table = "  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = \"/etc/containerd/certs.d\"\n"
+        XCTAssertEqual(try exec(["sh", "-c", "printf '%s' \"$1\" >> \"$0/etc/containerd/config.toml\"", root, table]).status, 0)
         // containerd.service started at boot, before the CA: restarted, through systemd.
         let first = try agent(args)
         XCTAssertEqual(first.status, 1, "no cluster DNS here, so not ready: \(first.output)")

@@ -168,9 +168,9 @@ func requireRoot() throws {
 /// Runs `SCRIPT up` with the node's folder in `folderVariable` and returns the variables it
 /// prints (`NAME=value`, quotes dropped). A node whose start failed is stopped again, so that
 /// nothing outlives it.
-func startNode(script: String, folderVariable: String, folder: String) throws -> [String: String] {
+func startNode(script: String, folderVariable: String, folder: String, extra: [String: String] = [:]) throws -> [String: String] {
     try requireRoot()
-    var env = ProcessInfo.processInfo.environment
+    var env = ProcessInfo.processInfo.environment.merging(extra) { $1 }
     env[folderVariable] = folder
     let up = try sh(script, ["up"], environment: env)
     guard up.status == 0 else {

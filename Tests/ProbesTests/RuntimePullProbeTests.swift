@@ -33,6 +33,11 @@ final class RuntimePullProbeTests: XCTestCase {
                 .connect
             ),
             ("pulling from host r:443 failed with status code [manifests absent]: 403 Forbidden", .registry),
+            // containerd 1.7.24 (Debian 13), a 401 with no credentials to send.
+            (
+                "pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials",
+                .registry
+            ),
             ("something else entirely", .unknown),
         ]
         for (tail, stage) in cases { XCTAssertEqual(RuntimePullProbe.stage(of: head + tail), stage, tail) }

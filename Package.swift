@@ -98,6 +98,6 @@ let package = Package(
             ]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport", "CRIClient"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "TestSupport", "CRIClient"]),
     ]
 )

@@ -18,7 +18,12 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// Reads containerd's config from the host. CRI's registry table is
     /// `plugins."io.containerd.grpc.v1.cri".registry` in 1.x/2.0 (config version 2) and
     /// `plugins."io.containerd.cri.v1.images".registry` in 2.x (version 3).
-    public static func read(from files: HostFiles) throws -> ContainerdRegistryConfig {
+    ///
+    /// `major`: containerd's major version (nil: found from its binary's Go build information
+    /// where the node keeps it). It decides how `imports` combine: 1.x replaces a plugin's table,
+    /// 2.x merges keys, whatever the files' `version` (measured with each release's own
+    /// `containerd config dump`: ContainerdConfigIntegrationTests).
+    public static func read(from files: HostFiles, major: Int? = nil) throws -> ContainerdRegistryConfig {
         // k3s and RKE2 run their own containerd, generate its certs.d from registries.yaml and
         // delete the folders that lack their header: writing there would be undone.
         for distro in ["k3s", "rke2"] {
@@ -32,23 +37,26 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
             }
         }
         guard let text = try files.readString(configFile) else {
+            // Measured on 1.6.20, 1.7.24 and 2.1.9: with no file, config_path is empty and a
+            // pull does not read /etc/containerd/certs.d (2.1.9 included).
             return ContainerdRegistryConfig(
-                configPaths: [defaultCertsD], configFile: nil,
+                configPaths: [], configFile: nil,
                 note:
-                    "no \(configFile); using \(defaultCertsD), containerd 2.x's default (containerd 1.x ignores certs.d unless config_path is set)"
+                    "no \(configFile): containerd's config_path is empty, so it ignores certs.d; create the file with config_path = \"\(defaultCertsD)\" in its CRI registry table, or rely on the OS trust store (needs a containerd restart)"
             )
         }
         let main = ConfigFile(parsing: text)
         var configPath = main.configPath
         var decidedBy = configFile
-        // Its `imports`, in order, each over what came before. containerd 1.x (config version 2
-        // and older) replaces a plugin's whole table with an imported file's when that file has
-        // one, so an import that configures the CRI plugin without config_path drops certs.d
-        // (measured: `containerd config dump` of 1.6.20 shows config_path = ""); version 3
-        // (containerd 2.x) merges keys.
+        // Its `imports`, in order, each over what came before. containerd 1.x replaces a
+        // plugin's whole table with an imported file's when that file has one, so an import that
+        // configures the CRI plugin without config_path drops certs.d (measured: `containerd
+        // config dump` of 1.6.20 and 1.7.24 shows config_path = ""); 2.x merges keys (2.1.9
+        // keeps the main file's config_path, version 2 files included).
+        let merges = (major ?? binaryMajor(files) ?? (main.version >= 3 ? 2 : 1)) >= 2
         for importPath in try expandImports(main.imports, files: files) {
             guard let imported = try files.readString(importPath).map(ConfigFile.init(parsing:)) else { continue }
-            if main.version >= 3 {
+            if merges {
                 if let path = imported.configPath {
                     configPath = path
                     decidedBy = importPath
@@ -59,6 +67,29 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
             }
         }
         return settled(configPath, decidedBy: decidedBy)
+    }
+
+    /// The major version of the node's containerd binary, from its Go build information: the
+    /// main module or package path (`github.com/containerd/containerd/v2/...` is 2); nil when no
+    /// binary is found or it says nothing.
+    public static func binaryMajor(_ files: HostFiles) -> Int? {
+        for candidate in ["/usr/bin/containerd", "/usr/local/bin/containerd"] {
+            guard let path = try? HostPath(candidate), (try? files.exists(path)) == true,
+                let info = (try? GoBuildInfo.read({ try files.readRegion(path, offset: $0, count: $1) })) ?? nil,
+                let major = majorVersion(goPath: info.mainModule ?? info.mainPath)
+            else { continue }
+            return major
+        }
+        return nil
+    }
+
+    /// `github.com/containerd/containerd/v2/cmd/containerd` -> 2, `.../containerd/cmd/containerd` -> 1.
+    static func majorVersion(goPath: String?) -> Int? {
+        let prefix = "github.com/containerd/containerd"
+        guard let goPath, goPath.hasPrefix(prefix) else { return nil }
+        let next = goPath.dropFirst(prefix.count).split(separator: "/").first ?? ""
+        if next.hasPrefix("v"), let n = Int(next.dropFirst()), n >= 2 { return n }
+        return 1
     }
 
     /// What `config_path` (nil or empty: unset) gives, with a note naming the file that decided
@@ -122,12 +153,13 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                 if let hash = line.firstIndex(of: "#"), !line[..<hash].contains("\"") { line = String(line[..<hash]) }
                 line = line.trimmingBlanks()
                 if line.hasPrefix("[") {
-                    table = line.trimming(charactersIn: "[] ")
+                    // containerd 2.x writes plugin names in single quotes ('io.containerd.cri.v1.images').
+                    table = line.trimming(charactersIn: "[] ").replacing("'", with: "\"")
                     if Self.criPlugins.contains(where: { table == $0 || table.hasPrefix($0 + ".") }) { mentionsCRI = true }
                     continue
                 }
                 guard let eq = line.firstIndex(of: "=") else { continue }
-                let key = line[..<eq].trimmingBlanks()
+                let key = line[..<eq].trimmingBlanks().replacing("'", with: "\"")
                 let value = line[line.index(after: eq)...].trimmingBlanks()
                 let fullKey = table.isEmpty ? key : table + "." + key
                 if Self.criPlugins.contains(where: { fullKey.hasPrefix($0 + ".") }) { mentionsCRI = true }

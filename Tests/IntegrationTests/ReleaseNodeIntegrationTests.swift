@@ -48,6 +48,8 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         XCTAssertEqual(run.status, 0, "\(suite): \(run.output)")
         let report = try JSONReport.decode(run.stdout)
         XCTAssertEqual(report.check("runtime-pull")?.outcome, "pass", run.output)
+        // resolved runs and the node's programs ask its stub: auto takes the link.
+        XCTAssertTrue(report.notes.contains { $0.hasPrefix("DNS mode link: ") }, "\(suite): \(report.notes)")
         XCTAssertEqual(try node.containerdPID(), pidBefore, "\(suite): containerd was restarted")
         let after = try node.pull(image, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
         XCTAssertTrue(after.ok, "\(suite): the agent said ready and the pull failed: \(after.error)")

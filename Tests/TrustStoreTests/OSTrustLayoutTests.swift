@@ -77,8 +77,13 @@ final class OSTrustLayoutTests: XCTestCase {
         XCTAssertEqual(runner.commands, [["/usr/sbin/chroot", dir, "/usr/bin/update-ca-trust", "extract"]])
 
         let removal = try installer.planRemoval(registry: nil)
+        // No containerd config here: containerd ignores certs.d, so only CRI-O's folder got a CA.
         XCTAssertEqual(
-            Set(removal.fileChanges.map(\.path.lastComponent)), ["node-agent-registry.svc.cluster.local_443-1.crt", "hosts.toml", "ca.crt"])
+            removal.fileChanges.map(\.path.path),
+            [
+                "/etc/pki/ca-trust/source/anchors/node-agent-registry.svc.cluster.local_443-1.crt",
+                "/etc/containers/certs.d/registry.svc.cluster.local:443/ca.crt",
+            ])
         XCTAssertFalse(removal.fileChanges.contains { $0.path.lastComponent == "admin.crt" })
     }
 }

@@ -1,9 +1,8 @@
-import HostSystem
 import TestSupport
 import Vocabulary
 import XCTest
 
-@testable import Probes
+@testable import HostSystem
 
 final class GoBuildInfoTests: XCTestCase {
     /// A `.go.buildinfo` section as Go 1.18+ writes it: header, then two length-prefixed strings.
@@ -19,6 +18,21 @@ final class GoBuildInfoTests: XCTestCase {
             b += Array(s.utf8)
         }
         return b
+    }
+
+    func testTheMainModuleNamesTheMajorVersion() throws {
+        let v2 = try XCTUnwrap(
+            GoBuildInfo.parse(
+                section: section(
+                    version: "go1.24.4",
+                    modinfo: String(repeating: "x", count: 16)
+                        + "path\tgithub.com/containerd/containerd/v2/cmd/containerd\nmod\tgithub.com/containerd/containerd/v2\t(devel)\t\nbuild\tCGO_ENABLED=1\n"
+                )))
+        XCTAssertEqual(v2.mainModule, "github.com/containerd/containerd/v2")
+        XCTAssertEqual(v2.mainPath, "github.com/containerd/containerd/v2/cmd/containerd")
+        let none = try XCTUnwrap(GoBuildInfo.parse(section: section(version: "go1.19.8", modinfo: "build\tCGO_ENABLED=0\n")))
+        XCTAssertNil(none.mainModule)
+        XCTAssertNil(none.mainPath)
     }
 
     func testTheSectionGivesTheVersionAndTheBuildSettings() throws {

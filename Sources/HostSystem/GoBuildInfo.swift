@@ -7,6 +7,21 @@ public struct GoBuildInfo: Equatable, Sendable {
     public var goVersion: String
     /// The `build` settings (`CGO_ENABLED` -> `1`, `-tags` -> `netgo,osusergo`, `DefaultGODEBUG` -> ...).
     public var settings: [String: String]
+    /// The main module's path (`mod` line), e.g. `github.com/containerd/containerd/v2`: a Go
+    /// module's major version 2 and later is in its path, whatever the version string says
+    /// (Debian's builds say `+unknown`).
+    public var mainModule: String? = nil
+    /// The main package's import path (`path` line), e.g.
+    /// `github.com/containerd/containerd/v2/cmd/containerd`: there even in builds outside module
+    /// mode, which have no `mod` line (Debian's).
+    public var mainPath: String? = nil
+
+    public init(goVersion: String, settings: [String: String], mainModule: String? = nil, mainPath: String? = nil) {
+        self.goVersion = goVersion
+        self.settings = settings
+        self.mainModule = mainModule
+        self.mainPath = mainPath
+    }
 
     /// (major, minor) of `goVersion`, e.g. (1, 19); nil for a development build.
     public var release: (major: Int, minor: Int)? {
@@ -74,12 +89,21 @@ public struct GoBuildInfo: Equatable, Sendable {
         }
         guard let version = string(), let modinfo = string() else { return nil }
         var settings: [String: String] = [:]
+        let lines = modinfo.split(separator: "\n")
+        let mainModule = lines.first { $0.hasPrefix("mod\t") }.flatMap { $0.split(separator: "\t").dropFirst().first.map(String.init) }
+        // The first line starts after the 16 bytes that mark the module information's start.
+        let mainPath = lines.lazy.compactMap { line -> String? in
+            guard let r = line.firstRange(of: "path\t"),
+                r.lowerBound == line.startIndex || line.distance(from: line.startIndex, to: r.lowerBound) == 16
+            else { return nil }
+            return String(line[r.upperBound...])
+        }.first
         for line in modinfo.split(separator: "\n") where line.hasPrefix("build\t") {
             let kv = line.dropFirst(6)
             guard let eq = kv.firstIndex(of: "=") else { continue }
             settings[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
         }
-        return GoBuildInfo(goVersion: version, settings: settings)
+        return GoBuildInfo(goVersion: version, settings: settings, mainModule: mainModule, mainPath: mainPath)
     }
 
     static func le(_ b: [UInt8], _ at: Int, _ n: Int) -> UInt64 {

@@ -172,6 +172,16 @@ public enum DNSMode: String, Sendable, CaseIterable {
                 "nsswitch.conf's hosts line (\(facts.nsswitchHosts?.description ?? "")) asks no DNS source: /etc/hosts lines are what the host's lookups read"
             )
         }
+        // systemd 258+: a dns-delegate.d file is resolved's own configuration, in /etc. It is
+        // there from the next boot on with nothing of the agent's running yet, where the
+        // agent's link and its settings (kept in /run through resolved's restarts) last until
+        // the node reboots. Measured on 262: ReleaseNodeIntegrationTests.
+        if facts.resolvedOnBus && facts.clientsUseStub, let version = facts.systemdVersion, version >= 258 {
+            return (
+                .delegate,
+                "systemd \(version) has dns-delegate.d and the host's programs ask resolved's stub: a delegate file routes ~domain, in /etc: resolved has it from boot, before anything of the agent's runs"
+            )
+        }
         if facts.resolvedOnBus && facts.clientsUseStub {
             return (
                 .link,

@@ -58,11 +58,14 @@ public final class Systemd1 {
         return UnitState(name: name, activeState: active, subState: sub, activeEnterTimestamp: since, mainPID: pid)
     }
 
-    /// Restarts the unit (`RestartUnit`, mode "replace") and waits until it is active again.
+    /// Restarts the unit (`RestartUnit`, mode "replace"; `ReloadOrRestartUnit` when
+    /// `reloadIfPossible`) and waits for systemd's job to finish with the unit active. A reload
+    /// keeps the unit's active-since time and main process, so the job, not the unit, says when
+    /// it is done (measured on systemd 262: waiting for a new start time never ends).
     public func restart(_ name: String, reloadIfPossible: Bool = false, timeoutSeconds: Double = 60) throws -> UnitState {
-        let before = try unit(name)
+        let job: String
         do {
-            _ = try bus.call(
+            job = try bus.call(
                 destination: Self.service, path: Self.path, interface: Self.manager,
                 member: reloadIfPossible ? "ReloadOrRestartUnit" : "RestartUnit",
                 build: {
@@ -74,10 +77,14 @@ public final class Systemd1 {
         }
         let deadline = nowSeconds() + timeoutSeconds
         while nowSeconds() < deadline {
-            if let state = try unit(name), state.activeState == "active", state.activeEnterTimestamp != before?.activeEnterTimestamp {
+            // A finished job's object is gone from the bus.
+            let pending = try? bus.property(
+                destination: Self.service, path: job, interface: "org.freedesktop.systemd1.Job", name: "State", signature: "s"
+            ) { try $0.string() }
+            if pending == nil, let state = try unit(name), state.activeState == "active" {
                 return state
             }
-            usleep(50_000)
+            usleep(20_000)
         }
         throw AgentError(
             .dbus, "\(name) did not become active within \(Int(timeoutSeconds)) s after the restart",

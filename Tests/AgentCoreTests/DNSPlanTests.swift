@@ -121,6 +121,23 @@ final class DNSPlanTests: XCTestCase {
         XCTAssertEqual(plan.resolvedAction, "ReloadOrRestartUnit")
     }
 
+    func testAutoOnSystemd262WritesTheDelegateAndTakesTheLinkAway() throws {
+        var sid = resolvedNode
+        sid.systemdVersion = 262
+        let plan = try DNSPlan.make(DNSFacts(host: sid, link: ours), desired)
+        XCTAssertEqual(plan.mode, .delegate)
+        XCTAssertEqual(plan.fileChanges.map(\.path), [ResolvedFiles.delegate])
+        XCTAssertEqual(
+            String(decoding: plan.fileChanges[0].contents, as: UTF8.self),
+            ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain))
+        XCTAssertEqual(plan.resolvedAction, "ReloadOrRestartUnit")
+        XCTAssertTrue(plan.removeLink, "the link of an earlier mode goes")
+        let settled = DNSFacts(
+            host: sid, files: [ResolvedFiles.delegate: ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain)]
+        )
+        XCTAssertEqual(try DNSPlan.make(settled, desired).summary, [])
+    }
+
     func testHostsModeWritesTheClusterDNSAnswerForTheNameAndItsAliases() throws {
         let address = try IPAddress("10.43.12.7")
         let facts = DNSFacts(

@@ -9,7 +9,7 @@ import XCTest
 final class DNSModeChoiceTests: XCTestCase {
     func facts(
         _ mode: ResolvConfMode, nameservers: [String] = ["127.0.0.53"], resolved: Bool = true,
-        resolvedConf: String? = nil, nsswitch: String? = nil
+        resolvedConf: String? = nil, nsswitch: String? = nil, systemd: Int = 252
     ) -> DNSHostFacts {
         var conf: ResolvedConfiguration?
         if let resolvedConf {
@@ -17,7 +17,7 @@ final class DNSModeChoiceTests: XCTestCase {
             conf?.apply(SystemdConf(parsing: resolvedConf), from: "/etc/systemd/resolved.conf")
         }
         var facts = DNSHostFacts(
-            resolvConfMode: mode, nameservers: nameservers, systemdVersion: 252, resolvedOnBus: resolved,
+            resolvConfMode: mode, nameservers: nameservers, systemdVersion: systemd, resolvedOnBus: resolved,
             resolvedConf: conf, notes: [])
         facts.nsswitchHosts = nsswitch.flatMap { NSSwitchHosts(parsing: "hosts: " + $0 + "\n") }
         return facts
@@ -69,11 +69,26 @@ final class DNSModeChoiceTests: XCTestCase {
         XCTAssertEqual(choose(facts(.stub, nsswitch: "files mdns4_minimal [NOTFOUND=return]")), .hosts)
     }
 
-    func testAutoNeverPicksTheDropInOrTheDelegate() {
+    func testTheDelegateFromSystemd258WhereTheLinkWouldBeChosen() {
+        let (mode, why) = DNSMode.choose(facts(.stub, systemd: 262))
+        XCTAssertEqual(mode, .delegate)
+        XCTAssertEqual(
+            why,
+            "systemd 262 has dns-delegate.d and the host's programs ask resolved's stub: a delegate file routes ~domain, in /etc: resolved has it from boot, before anything of the agent's runs"
+        )
+        XCTAssertEqual(choose(facts(.stub, systemd: 258)), .delegate)
+        XCTAssertEqual(choose(facts(.stub, systemd: 257)), .link)
+        XCTAssertEqual(choose(facts(.stub, resolved: false, systemd: 262)), .hosts)
+        XCTAssertEqual(choose(facts(.uplink, nameservers: ["10.0.0.2"], systemd: 262)), .hosts)
+        XCTAssertEqual(choose(facts(.stub, nsswitch: "files", systemd: 262)), .hosts)
+    }
+
+    func testAutoNeverPicksTheDropInNorTheDelegateBefore258() {
         for mode in [ResolvConfMode.stub, .uplink, .static, .foreign, .missing] {
             for resolved in [true, false] {
                 for nsswitch in [nil, "files dns", "files"] {
                     XCTAssertTrue([.link, .hosts].contains(choose(facts(mode, resolved: resolved, nsswitch: nsswitch))))
+                    XCTAssertNotEqual(choose(facts(mode, resolved: resolved, nsswitch: nsswitch, systemd: 262)), .dropin)
                 }
             }
         }

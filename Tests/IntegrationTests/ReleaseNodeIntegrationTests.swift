@@ -98,17 +98,7 @@ final class ReleaseNode {
         env["NODE_AGENT_BOOTED_NETNS"] = netns
         env["NODE_AGENT_BOOTED"] = folder
         environment = env
-        let up = try sh(script, ["up"], environment: env)
-        guard up.status == 0 else {
-            _ = try? sh(script, ["down"], environment: env)
-            throw AgentError(.io, "booted-node up (\(suite)) failed: \(up.stderr)")
-        }
-        var vars: [String: String] = [:]
-        for line in up.stdout.split(separator: "\n") {
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            vars[String(line[..<eq])] = String(line[line.index(after: eq)...])
-        }
-        self.vars = vars
+        vars = try startNode(script: script, folderVariable: "NODE_AGENT_BOOTED", folder: folder, extra: env)
     }
 
     func down() { _ = try? sh(script, ["down"], environment: environment) }

@@ -187,16 +187,19 @@ final class FaultInjectionIntegrationTests: XCTestCase {
     /// there, and once there is room the next run writes what was missing.
     func testAFullDiskGivesAClearErrorLeavesNoPartialFileAndTheNextRunConverges() throws {
         let containerd = node.hostRoot + "/etc/containerd"
+        // The node's config.toml (certs.d enabled) is copied into the small file system first:
+        // without it containerd ignores certs.d and the agent writes nothing there.
         let fill = try node.exec([
-            "sh", "-c", "mount -t tmpfs -o size=64k tmpfs \"$1\" && (dd if=/dev/zero of=\"$1/filler\" bs=4k 2>/dev/null; true)", "sh",
-            containerd,
+            "sh", "-c",
+            "c=$(cat \"$1/config.toml\") && mount -t tmpfs -o size=64k tmpfs \"$1\" && printf '%s\\n' \"$c\" > \"$1/config.toml\" && (dd if=/dev/zero of=\"$1/filler\" bs=4k 2>/dev/null; true)",
+            "sh", containerd,
         ])
         XCTAssertEqual(fill.status, 0, fill.stderr)
         let run = try node.agent(bootstrapArgs)
         XCTAssertEqual(run.status, 3, run.stdout + run.stderr)
         XCTAssertTrue(run.stderr.contains("No space left on device"), run.stderr)
         XCTAssertTrue(run.stderr.contains("free space on the node's disk"), run.stderr)
-        XCTAssertEqual(Array(try nodeFiles(containerd).keys), ["./filler"], "a partial or temporary file was left")
+        XCTAssertEqual(try nodeFiles(containerd).keys.sorted(), ["./config.toml", "./filler"], "a partial or temporary file was left")
         XCTAssertEqual(try node.exec(["rm", containerd + "/filler"]).status, 0)
 
         let next = try node.agent(bootstrapArgs)

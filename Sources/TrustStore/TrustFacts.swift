@@ -18,9 +18,6 @@ public struct TrustFacts: Sendable, Equatable {
     /// A run was stopped between changing the store and rebuilding the bundle.
     public var refreshPending: Bool
     public var containerd: ContainerdRegistryConfig
-    /// The runtimes' certs.d folders that exist: containerd's `config_path`s, Docker's and
-    /// CRI-O's when their configuration folder exists.
-    public var runtimeFolders: [HostPath]
     /// The parents of Docker's and CRI-O's certs.d that exist (`/etc/docker`, `/etc/containers`).
     public var otherRuntimeParents: Set<HostPath>
     /// `<certs.d>/<name>/hosts.toml` and `ca.crt` as they are, for the names read (absent files
@@ -29,7 +26,7 @@ public struct TrustFacts: Sendable, Equatable {
 
     public init(
         layout: OSTrustLayout, toolPresent: Bool = true, anchors: [String: [UInt8]] = [:], bundle: String = "",
-        refreshPending: Bool = false, containerd: ContainerdRegistryConfig, runtimeFolders: [HostPath] = [],
+        refreshPending: Bool = false, containerd: ContainerdRegistryConfig,
         otherRuntimeParents: Set<HostPath> = [], runtimeFiles: [HostPath: [UInt8]] = [:]
     ) {
         self.layout = layout
@@ -38,7 +35,6 @@ public struct TrustFacts: Sendable, Equatable {
         self.bundle = bundle
         self.refreshPending = refreshPending
         self.containerd = containerd
-        self.runtimeFolders = runtimeFolders
         self.otherRuntimeParents = otherRuntimeParents
         self.runtimeFiles = runtimeFiles
     }
@@ -58,13 +54,10 @@ public struct TrustFacts: Sendable, Equatable {
             parents.insert(try HostPath(parent))
         }
         let folders = containerd.configPaths + (try TrustInstaller.otherRuntimeCertsDirs.map { try HostPath($0.0).appending($0.1) })
-        let names = registry.map { Set($0.referenceNames + [$0.hostAndPort]) }
+        let names = registry.map { Set($0.referenceNames) }
         var runtimeFiles: [HostPath: [UInt8]] = [:]
-        var present: [HostPath] = []
-        for certsD in folders where !present.contains(certsD) {
-            let entries = try files.list(certsD)
-            if try files.exists(certsD) { present.append(certsD) }
-            for name in entries where names?.contains(name) ?? true {
+        for certsD in Set(folders) {
+            for name in try files.list(certsD) where names?.contains(name) ?? true {
                 for file in ["hosts.toml", "ca.crt"] {
                     let path = try certsD.appending(name).appending(file)
                     if let bytes = try files.read(path) { runtimeFiles[path] = bytes }
@@ -74,7 +67,7 @@ public struct TrustFacts: Sendable, Equatable {
         return TrustFacts(
             layout: layout, toolPresent: try files.exists(layout.tool), anchors: anchors,
             bundle: try files.readString(layout.bundle) ?? "", refreshPending: try files.exists(TrustInstaller.refreshPending),
-            containerd: containerd, runtimeFolders: present, otherRuntimeParents: parents, runtimeFiles: runtimeFiles)
+            containerd: containerd, otherRuntimeParents: parents, runtimeFiles: runtimeFiles)
     }
 
     /// Whether `path` is absent or carries the agent's mark.

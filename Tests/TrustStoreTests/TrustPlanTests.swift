@@ -23,7 +23,7 @@ final class TrustPlanTests: XCTestCase {
         let plan = try TrustInstaller.plan(
             TrustFacts(layout: .debian, containerd: certsD), registry: registry, certificates: certs, refreshMode: .tool)
         var facts = TrustFacts(
-            layout: .debian, bundle: certs.map(\.pem).joined(), containerd: certsD, runtimeFolders: [path("/etc/containerd/certs.d")])
+            layout: .debian, bundle: certs.map(\.pem).joined(), containerd: certsD)
         for change in plan.fileChanges where change.path.parent == OSTrustLayout.debian.anchors {
             facts.anchors[change.path.lastComponent] = change.contents
         }

@@ -15,10 +15,14 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     func testBookwormSystemd252Containerd16() throws { try endToEnd("bookworm") }
     func testTrixieSystemd257Containerd17() throws { try endToEnd("trixie") }
     func testSidSystemd262Containerd21() throws { try endToEnd("sid") }
+    func testBookwormBootUnit() throws { try bootUnit("bookworm") }
+    func testTrixieBootUnit() throws { try bootUnit("trixie") }
+    func testSidBootUnit() throws { try bootUnit("sid") }
 
-    func endToEnd(_ suite: String) throws {
+    /// A sandbox node (kube-dns, the registry) with an uplink, and a node of `suite` booted into
+    /// its network namespace.
+    func boot(_ suite: String) throws -> (sandbox: SandboxNode, node: ReleaseNode) {
         let sandbox = try SandboxNode()
-        defer { sandbox.down() }
         // The booted node's own resolved takes 127.0.0.53 in the shared namespace.
         XCTAssertEqual(try sandbox.control(["stop", "resolved"]), 0)
         // An uplink, as every node has: resolved counts the network as down without a link
@@ -28,8 +32,20 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
             "ip link add eth0 type veth peer name eth0p && ip link set eth0p up && ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up && ip route add default via 10.0.2.2 dev eth0",
         ])
         XCTAssertEqual(uplink.status, 0, uplink.stderr)
-        let node = try ReleaseNode(suite: suite, netns: "/proc/\(sandbox.vars["SANDBOX_PID"]!)/ns/net")
-        defer { node.down() }
+        do {
+            return (sandbox, try ReleaseNode(suite: suite, netns: "/proc/\(sandbox.vars["SANDBOX_PID"]!)/ns/net"))
+        } catch {
+            sandbox.down()
+            throw error
+        }
+    }
+
+    func endToEnd(_ suite: String) throws {
+        let (sandbox, node) = try boot(suite)
+        defer {
+            node.down()
+            sandbox.down()
+        }
         let started = Date()
 
         // containerd as Debian ships it, with certs.d enabled (config_path) as a node that
@@ -60,6 +76,20 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         let mode = suite == "sid" ? "delegate" : "link"
         XCTAssertTrue(report.notes.contains { $0.hasPrefix("DNS mode \(mode): ") }, "\(suite): \(report.notes)")
         XCTAssertEqual(try node.containerdPID(), pidBefore, "\(suite): containerd was restarted")
+        // resolved's facts the agent relies on, as this version behaves: the host's resolv.conf
+        // is the stub; the uplink file kubelet hands to CoreDNS (resolvConf in its config) never
+        // names the cluster DNS (CoreDNS would forward to itself); the link routes only the
+        // domain (DefaultRoute off), so the host's other lookups stay with the uplink's servers.
+        let stub = try node.inside("cat /etc/resolv.conf").stdout
+        XCTAssertTrue(stub.contains("nameserver 127.0.0.53"), "\(suite): \(stub)")
+        let uplinkFile = try node.inside("cat /run/systemd/resolve/resolv.conf").stdout
+        XCTAssertFalse(uplinkFile.contains("127.0.0.10"), "\(suite): the cluster DNS leaked into kubelet's resolv.conf: \(uplinkFile)")
+        if mode == "link" {
+            let route = try node.inside("resolvectl default-route nodeagent0").stdout
+            XCTAssertTrue(route.hasSuffix("(nodeagent0): no\n"), "\(suite): \(route)")
+            let domain = try node.inside("resolvectl domain nodeagent0").stdout
+            XCTAssertTrue(domain.hasSuffix("(nodeagent0): ~svc.cluster.local\n"), "\(suite): \(domain)")
+        }
         let after = try node.pull(image, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
         XCTAssertTrue(after.ok, "\(suite): the agent said ready and the pull failed: \(after.error)")
 
@@ -74,10 +104,129 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.output)
         XCTAssertEqual(try JSONReport.decode(again.stdout).changes, [], "\(suite): a second run changed the node")
 
+        // `run`, as the DaemonSet runs it, for a few reconciles with containerd and then resolved
+        // restarted under it through systemd: it stays ready, and the pull agrees each time.
+        let agentRun = try node.startRun(["--registry", sandbox.registry, "--ca", sandbox.caFile])
+        defer { agentRun.stop() }
+        try eventually(30, "\(suite): run's first reconcile") { agentRun.reconciles.count >= 1 }
+        XCTAssertEqual(try node.endpoint("/readyz").code, "200", agentRun.text)
+        XCTAssertEqual(try node.systemctl(["restart", "containerd.service"]).status, 0)
+        XCTAssertNotEqual(try node.containerdPID(), pidBefore, "\(suite): containerd did not restart")
+        try node.waitForCRI()
+        var seen = agentRun.reconciles.count
+        try eventually(30, "\(suite): two reconciles after containerd restarted") { agentRun.reconciles.count >= seen + 2 }
+        XCTAssertTrue(agentRun.reconciles.last?.contains("ready=true") == true, agentRun.text)
+        XCTAssertEqual(try node.endpoint("/readyz").code, "200", agentRun.text)
+        let afterRuntimeRestart = try node.pull(image, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
+        XCTAssertTrue(afterRuntimeRestart.ok, "\(suite): run said ready and the pull failed: \(afterRuntimeRestart.error)")
+        seen = agentRun.reconciles.count
+        XCTAssertEqual(try node.systemctl(["restart", "systemd-resolved.service"]).status, 0)
+        // resolved's new bus owner is noticed at once, not at the next interval.
+        try eventually(30, "\(suite): a reconcile for resolved's restart") {
+            agentRun.reconciles.dropFirst(seen).contains { $0.contains("reason=systemd-resolved restarted") }
+        }
+        try eventually(30, "\(suite): ready after resolved restarted") { agentRun.reconciles.last?.contains("ready=true") == true }
+        // resolved's fact the agent relies on, on each version: a restarted resolved keeps the
+        // link's settings (saved in /run) or reads the delegate file again, so nothing is redone.
+        XCTAssertTrue(
+            agentRun.reconciles.dropFirst(seen).first { $0.contains("reason=systemd-resolved restarted") }?.contains("changes=0") == true,
+            "\(suite): resolved lost the agent's settings on restart: \(agentRun.text)")
+        XCTAssertEqual(try node.endpoint("/readyz").code, "200", agentRun.text)
+        let afterResolvedRestart = try node.pull(image, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
+        XCTAssertTrue(afterResolvedRestart.ok, "\(suite): run said ready and the pull failed: \(afterResolvedRestart.error)")
+        XCTAssertTrue(agentRun.stop(), "\(suite): run did not stop on SIGTERM: \(agentRun.text)")
+        XCTAssertFalse(agentRun.text.contains("reconcile failed"), agentRun.text)
+
         let uninstall = try node.agent(["uninstall", "--host-root", node.root])
         XCTAssertEqual(uninstall.status, 0, uninstall.output)
         XCTAssertEqual(try node.files(), files, "\(suite): uninstall did not restore the node")
+        let afterUninstall = try node.pull(image, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
+        XCTAssertFalse(afterUninstall.ok, "\(suite): still pulls after uninstall")
+
+        // nsswitch as some nodes ship it: libnss-resolve adds `resolve [!UNAVAIL=return]` to
+        // hosts:, and Go leaves such a line to the C library, so containerd asks resolved through
+        // its NSS module. The agent follows that path (the node's own getent) and agrees with the pull.
+        let nss = try node.inside("dpkg -i /var/cache/apt/archives/libnss-resolve_*.deb")
+        XCTAssertEqual(nss.status, 0, "\(suite): \(nss.stdout) \(nss.stderr)")
+        let hostsLine = try node.inside("grep '^hosts:' /etc/nsswitch.conf").stdout
+        XCTAssertTrue(hostsLine.contains("resolve [!UNAVAIL=return]"), "\(suite): \(hostsLine)")
+        let withNSS = try node.files()
+        let nssRun = try node.agent(bootstrap)
+        XCTAssertEqual(nssRun.status, 0, "\(suite): \(nssRun.output)")
+        let nssReport = try JSONReport.decode(nssRun.stdout)
+        XCTAssertEqual(nssReport.check("runtime-pull")?.outcome, "pass", nssRun.output)
+        let lookup = try XCTUnwrap(nssReport.check("dns-host"), nssRun.output)
+        XCTAssertEqual(lookup.details["resolver"], "glibc", "\(suite): \(lookup)")
+        XCTAssertTrue(lookup.details["nsswitch_hosts"]?.contains("resolve") == true, "\(suite): \(lookup)")
+        XCTAssertEqual(lookup.outcome, "pass", "\(suite): \(lookup)")
+        let nssPull = try node.pull(image, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
+        XCTAssertTrue(nssPull.ok, "\(suite): with nss-resolve the agent said ready and the pull failed: \(nssPull.error)")
+        let nssUninstall = try node.agent(["uninstall", "--host-root", node.root])
+        XCTAssertEqual(nssUninstall.status, 0, nssUninstall.output)
+        XCTAssertEqual(try node.files(), withNSS, "\(suite): uninstall did not restore the node with nss-resolve")
         print("release node \(suite) (\(node.versions)): end to end in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+    }
+
+    /// The one-shot unit, as cloud-init sets a node up: the binaries in /usr/local/bin, the CA and
+    /// /etc/default/node-agent written, deploy/node-agent-bootstrap.service enabled. At boot it runs
+    /// before containerd and kubelet (as its Before= says), and the node comes up able to pull:
+    /// a CRI pull right after boot succeeds, and the unit's status and journal say ready. A
+    /// reboot (a clean shutdown, a new boot: /run, containerd's state, every link the node made
+    /// and resolved's runtime settings gone) keeps it so.
+    func bootUnit(_ suite: String) throws {
+        guard let binary = ProcessInfo.processInfo.environment["NODE_AGENT_RELEASE_BINARY"] else {
+            throw XCTSkip("NODE_AGENT_RELEASE_BINARY is unset (scripts/test builds it with scripts/build-release)")
+        }
+        let (sandbox, node) = try boot(suite)
+        defer {
+            node.down()
+            sandbox.down()
+        }
+        let started = Date()
+        try node.enableCertsD()
+        let folder = URL(fileURLWithPath: binary).deletingLastPathComponent().path
+        let unit = packageRoot.appendingPathComponent("deploy/node-agent-bootstrap.service").path
+        let install = try node.exec([
+            "sh", "-euc",
+            """
+            install -m 755 "$1/node-agent" "$1/node-agent-cri" "$0/usr/local/bin/"
+            install -D -m 644 "$2" "$0/etc/node-agent/ca.crt"
+            printf 'NODE_AGENT_REGISTRY=%s\nNODE_AGENT_CA=/etc/node-agent/ca.crt\n' "$3" > "$0/etc/default/node-agent"
+            install -m 644 "$4" "$0/etc/systemd/system/node-agent-bootstrap.service"
+            """, node.root, folder, sandbox.caFile, sandbox.registry, unit,
+        ])
+        XCTAssertEqual(install.status, 0, install.stderr)
+        let enable = try node.systemctl(["enable", "node-agent-bootstrap.service"])
+        XCTAssertEqual(enable.status, 0, enable.stderr)
+
+        for boot in 1...2 {
+            if boot == 2 {
+                // A reboot loses the links the node made; the sandbox's namespace outlives it.
+                _ = try node.exec(["ip", "link", "delete", "nodeagent0"])
+            }
+            try node.reboot()
+            try node.waitForCRI()
+            let state = try ["ActiveState", "Result"].map {
+                try node.systemctl(["show", "-p", $0, "--value", "node-agent-bootstrap.service"]).stdout.trimmingCharacters(
+                    in: .whitespacesAndNewlines)
+            }
+            // This boot's run of the unit, by its invocation (in nspawn, journalctl -b in a chroot
+            // sees the kernel's boot ID, not the node's).
+            let journal = try node.inside(
+                "journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value node-agent-bootstrap.service)"
+            ).stdout
+            XCTAssertEqual(state, ["active", "success"], "\(suite) boot \(boot): \(journal)")
+            let image = sandbox.testImage
+            let pull = try node.pull(image, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
+            XCTAssertTrue(pull.ok, "\(suite) boot \(boot): no pull right after boot: \(pull.error)")
+            // Ordered as the unit says: containerd started after the bootstrap ended.
+            let ended = try node.monotonic("ExecMainExitTimestampMonotonic", "node-agent-bootstrap.service")
+            let runtime = try node.monotonic("ExecMainStartTimestampMonotonic", "containerd.service")
+            XCTAssertGreaterThan(ended, 0, "\(suite) boot \(boot): the unit did not run")
+            XCTAssertGreaterThan(runtime, ended, "\(suite) boot \(boot): containerd started before the bootstrap ended")
+            XCTAssertTrue(journal.contains("READY: this node can pull from \(sandbox.registry)."), "\(suite) boot \(boot): \(journal)")
+        }
+        print("release node \(suite): boot unit, boot and reboot, in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
     }
 }
 
@@ -102,6 +251,49 @@ final class ReleaseNode {
     }
 
     func down() { _ = try? sh(script, ["down"], environment: environment) }
+
+    /// A clean shutdown and a new boot of the same node (scripts/booted-node reboot).
+    func reboot() throws {
+        let r = try sh(script, ["reboot"], environment: environment)
+        guard r.status == 0 else { throw AgentError(.io, "\(suite): reboot failed: \(r.stderr)") }
+    }
+
+    /// A systemd monotonic timestamp property of a unit, in microseconds.
+    func monotonic(_ property: String, _ unit: String) throws -> UInt64 {
+        UInt64(try systemctl(["show", "-p", property, "--value", unit]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// The agent's health endpoint in the node's network namespace.
+    func endpoint(_ path: String) throws -> (code: String, body: String) {
+        let r = try exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}", "http://127.0.0.1:9808" + path])
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+    }
+
+    /// `node-agent run` on the node, in the background, in the node's PID namespace (as the
+    /// DaemonSet's pod with hostPID): full reconciles every second, the endpoint on 127.0.0.1:9808.
+    func startRun(_ args: [String]) throws -> BackgroundRun {
+        let run = BackgroundRun(node: self, log: folder + "/run.log")
+        let r = try exec(
+            [
+                "sh", "-c", "\"$@\" >\"$0\" 2>&1 & echo $!", run.log, SandboxNode.binary, "run", "--host-root", root, "--interval", "1",
+                "--watch-interval", "0.2", "--listen", "127.0.0.1:9808",
+            ] + args)
+        guard r.status == 0, let pid = Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw AgentError(.io, "\(suite): run did not start: \(r.stderr)")
+        }
+        run.pid = pid
+        return run
+    }
+
+    /// containerd's CRI socket, once it is there.
+    func waitForCRI() throws {
+        for _ in 0..<150 {
+            if try exec(["test", "-S", root + "/run/containerd/containerd.sock"]).status == 0 { return }
+            usleep(100_000)
+        }
+        XCTFail("\(suite): containerd's socket did not appear: \(try systemctl(["status", "containerd.service"]).stdout)")
+    }
 
     /// Runs a command in the node's mount view and network namespace.
     @discardableResult
@@ -150,11 +342,7 @@ final class ReleaseNode {
         XCTAssertEqual(write.status, 0, "\(suite): no shipped /etc/containerd/config.toml: \(write.stderr)")
         let restart = try systemctl(["restart", "containerd.service"])
         XCTAssertEqual(restart.status, 0, restart.stderr)
-        for _ in 0..<100 {
-            if try exec(["test", "-S", root + "/run/containerd/containerd.sock"]).status == 0 { return }
-            usleep(100_000)
-        }
-        XCTFail("\(suite): containerd's socket did not appear: \(try systemctl(["status", "containerd.service"]).stdout)")
+        try waitForCRI()
     }
 
     /// The real pull through the node's CRI socket, as kubelet asks for it.
@@ -178,5 +366,37 @@ final class ReleaseNode {
             """, root,
         ])
         return r.stdout
+    }
+}
+
+/// `node-agent run` started on a release node; its output in `log`.
+final class BackgroundRun {
+    let node: ReleaseNode
+    let log: String
+    var pid = 0
+    var stopped = false
+
+    init(node: ReleaseNode, log: String) {
+        self.node = node
+        self.log = log
+    }
+
+    var text: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    /// The "reconciled" lines so far, oldest first.
+    var reconciles: [String] { text.split(separator: "\n").filter { $0.contains("reconciled") }.map(String.init) }
+
+    /// SIGTERM, then up to 15 s for the graceful stop; whether it stopped.
+    @discardableResult
+    func stop() -> Bool {
+        if stopped { return true }
+        stopped = true
+        _ = try? node.exec(["kill", "-TERM", "\(pid)"])
+        for _ in 0..<150 {
+            if (try? node.exec(["kill", "-0", "\(pid)"]).status) != 0 { return text.contains("graceful shutdown") }
+            usleep(100_000)
+        }
+        _ = try? node.exec(["kill", "-KILL", "\(pid)"])
+        return false
     }
 }

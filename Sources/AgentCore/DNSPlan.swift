@@ -13,6 +13,13 @@ public struct DNSPlan: Sendable {
     public var fileChanges: [FileChange] = []
     /// systemd's method on systemd-resolved.service after the files change.
     public var resolvedAction: String?
+
+    /// How resolved is made to read its files again, added or removed: from systemd 256 its unit
+    /// reloads (Type=notify-reload; its PID, cache of links and connections stay, measured on
+    /// 257 and 262), before that only a restart does.
+    public static func readFilesAction(systemdVersion: Int?) -> String {
+        (systemdVersion ?? 0) >= 256 ? "ReloadOrRestartUnit" : "RestartUnit"
+    }
     /// networkd re-reads its .network files (before the link gets its settings).
     public var reloadNetworkd = false
     public var notes: [String] = []
@@ -83,7 +90,7 @@ public struct DNSPlan: Sendable {
             let text = ResolvedFiles.renderDropIn(clusterDNS: desired.clusterDNS, domain: desired.domain)
             if let c = ensure(ResolvedFiles.dropIn, text, "resolved drop-in: DNS=\(desired.clusterDNS) Domains=~\(desired.domain)") {
                 plan.fileChanges.append(c)
-                plan.resolvedAction = (facts.host.systemdVersion ?? 0) >= 256 ? "ReloadOrRestartUnit" : "RestartUnit"
+                plan.resolvedAction = Self.readFilesAction(systemdVersion: facts.host.systemdVersion)
             }
             plan.notes.append(
                 "dropin mode: every host lookup may go to the cluster DNS, and it is listed in /run/systemd/resolve/resolv.conf (accepted with --accept-global-dns)"
@@ -110,7 +117,7 @@ public struct DNSPlan: Sendable {
             if ResolvedFiles.isOurs(facts.files[path]) {
                 plan.fileChanges.append(
                     FileChange(kind: .remove, path: path, reason: "the agent's \(other.rawValue) file (another DNS mode is in use)"))
-                plan.resolvedAction = plan.resolvedAction ?? "RestartUnit"
+                plan.resolvedAction = plan.resolvedAction ?? Self.readFilesAction(systemdVersion: facts.host.systemdVersion)
             }
         }
         if mode != .link, ResolvedFiles.isOurs(facts.files[ResolvedFiles.networkdUnmanaged]) {

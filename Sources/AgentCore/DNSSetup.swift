@@ -66,8 +66,9 @@ public struct DNSSetup {
             if !dryRun { try files.writeAtomically(ResolvedFiles.hosts, ResolvedFiles.renderHosts(text, entries: [])) }
         }
         if restart {
-            done.append("RestartUnit systemd-resolved.service")
-            if !dryRun { try Self.actOnResolved("RestartUnit", bus: bus) }
+            let action = DNSPlan.readFilesAction(systemdVersion: DNSHostFacts.discover(files: files, bus: bus).systemdVersion)
+            done.append("\(action) systemd-resolved.service")
+            if !dryRun { try Self.actOnResolved(action, bus: bus) }
         }
         return done
     }

@@ -196,6 +196,10 @@ final class DNSPlanTests: XCTestCase {
         XCTAssertEqual(plan.fileChanges.map(\.kind), [.remove, .replace])
         XCTAssertEqual(String(decoding: plan.fileChanges[1].contents, as: UTF8.self), "127.0.0.1 localhost\n")
         XCTAssertEqual(plan.resolvedAction, "RestartUnit")
+        // From 256 the removal reloads resolved too, as the addition does.
+        var new = resolvedNode
+        new.systemdVersion = 262
+        XCTAssertEqual(try DNSPlan.make(DNSFacts(host: new, files: facts.files), want(.link)).resolvedAction, "ReloadOrRestartUnit")
 
         let toHosts = try DNSPlan.make(
             DNSFacts(host: resolvedNode, link: ours, clusterAnswer: .addresses([try IPAddress("10.43.12.7")])), want(.hosts))

@@ -14,8 +14,10 @@ final class BootedNodeIntegrationTests: XCTestCase {
         folder = NSTemporaryDirectory() + "node-agent-booted-\(UUID().uuidString.prefix(8))"
         // A stand-in containerd.service: these tests are about systemd's side (units, restarts,
         // resolved); ReleaseNodeIntegrationTests pull with each release's real containerd.
+        // Bookworm's systemd 252, unless the test names 262 (sid's).
         vars = try startNode(
-            script: script, folderVariable: "NODE_AGENT_BOOTED", folder: folder, extra: ["NODE_AGENT_BOOTED_RUNTIME": "standin"])
+            script: script, folderVariable: "NODE_AGENT_BOOTED", folder: folder,
+            extra: ["NODE_AGENT_BOOTED_RUNTIME": "standin", "NODE_AGENT_SUITE": name.contains("Systemd262") ? "sid" : "bookworm"])
     }
 
     override func tearDown() {
@@ -44,13 +46,28 @@ final class BootedNodeIntegrationTests: XCTestCase {
     /// The drop-in mode, with consent: systemd restarts resolved to read it, and the report warns
     /// that the cluster DNS is now in the resolv.conf kubelet hands to CoreDNS.
     func testDropInRestartsResolvedThroughSystemdAndTheHazardIsReported() throws {
+        try dropIn(action: "RestartUnit")
+    }
+
+    /// From systemd 256 resolved rereads its files on reload: the same, with no restart of it
+    /// (its PID stays), on sid's 262.
+    func testDropInReloadsResolvedOnSystemd262() throws {
+        let root = vars["BOOTED_ROOT"]!
+        let pid = try exec(["chroot", root, "systemctl", "show", "-p", "MainPID", "--value", "systemd-resolved.service"]).stdout
+        try dropIn(action: "ReloadOrRestartUnit")
+        XCTAssertEqual(
+            try exec(["chroot", root, "systemctl", "show", "-p", "MainPID", "--value", "systemd-resolved.service"]).stdout, pid,
+            "resolved was restarted, not reloaded")
+    }
+
+    func dropIn(action: String) throws {
         let root = vars["BOOTED_ROOT"]!
         let base = [
             "bootstrap", "--host-root", root, "--ca", try CertFixtures.path("ca.crt"),
             "--registry", "registry-service.openfaas.svc.cluster.local", "--cluster-dns", "127.0.0.10", "--timeout", "0.3",
         ]
         let dropin = try agent(base + ["--dns-mode", "dropin", "--accept-global-dns"])
-        XCTAssertTrue(dropin.report.changes.contains("RestartUnit systemd-resolved.service: make resolved read its files"), dropin.output)
+        XCTAssertTrue(dropin.report.changes.contains("\(action) systemd-resolved.service: make resolved read its files"), dropin.output)
         XCTAssertTrue(try exec(["cat", root + "/etc/systemd/resolved.conf.d/node-agent.conf"]).stdout.contains("DNS=127.0.0.10"))
         let uplink = root + "/run/systemd/resolve/resolv.conf"
         XCTAssertTrue(

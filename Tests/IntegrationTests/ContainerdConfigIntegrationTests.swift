@@ -10,7 +10,7 @@ import XCTest
 /// configuration a node may have, the agent's effective `config_path` equals what that
 /// containerd's own `containerd config dump` prints: Debian's shipped file, the file
 /// `containerd config default` writes (TOML as containerd writes it, single quotes in 2.x),
-/// config_path set in either, the 2.x plugin names (version 3), `imports` drop-ins that override
+/// config_path set in either (one folder, or a colon-separated list), the 2.x plugin names (version 3), `imports` drop-ins that override
 /// the main file or drop certs.d, and no file at all.
 final class ContainerdConfigIntegrationTests: XCTestCase {
     func testBookwormContainerd16() throws { try agreement("bookworm") }
@@ -45,6 +45,10 @@ final class ContainerdConfigIntegrationTests: XCTestCase {
             ("Debian's file with config_path", ["config.toml": shipped + v2Table]),
             ("config default", ["config.toml": defaults]),
             ("config default with config_path", ["config.toml": defaultsSet]),
+            (
+                "a colon-separated config_path list",
+                ["config.toml": shipped + v2Table.replacingOccurrences(of: set, with: set + ":/etc/docker/certs.d")]
+            ),
             (
                 "an import sets config_path",
                 ["config.toml": "imports = [\"/etc/containerd/conf.d/*.toml\"]\n" + shipped, "conf.d/10-certs.toml": dropIn]

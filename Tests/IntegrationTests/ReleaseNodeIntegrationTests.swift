@@ -49,8 +49,10 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         let started = Date()
 
         // containerd as Debian ships it, with certs.d enabled (config_path) as a node that
-        // uses per-registry configuration has it; containerd reads its config at start.
-        try node.enableCertsD()
+        // uses per-registry configuration has it; containerd reads its config at start. Here a
+        // colon-separated list, which every release's containerd searches in order (the boot
+        // unit's nodes have the single folder): the agent writes into the first.
+        try node.enableCertsD("/etc/containerd/certs.d:/etc/docker/certs.d")
         let pidBefore = try node.containerdPID()
         XCTAssertNotNil(Int(pidBefore).flatMap { $0 > 0 ? $0 : nil }, "\(suite): containerd.service has no main PID: '\(pidBefore)'")
         let image = sandbox.testImage
@@ -76,6 +78,9 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         let mode = suite == "sid" ? "delegate" : "link"
         XCTAssertTrue(report.notes.contains { $0.hasPrefix("DNS mode \(mode): ") }, "\(suite): \(report.notes)")
         XCTAssertEqual(try node.containerdPID(), pidBefore, "\(suite): containerd was restarted")
+        let hostFolder = sandbox.registry.replacingOccurrences(of: ":443", with: "") + ":443"
+        XCTAssertEqual(try node.inside("ls /etc/containerd/certs.d/\(hostFolder)").stdout, "ca.crt\nhosts.toml\n", suite)
+        XCTAssertNotEqual(try node.inside("test -e /etc/docker/certs.d").status, 0, "\(suite): wrote into the list's second folder")
         // resolved's facts the agent relies on, as this version behaves: the host's resolv.conf
         // is the stub; the uplink file kubelet hands to CoreDNS (resolvConf in its config) never
         // names the cluster DNS (CoreDNS would forward to itself); the link routes only the
@@ -330,10 +335,10 @@ final class ReleaseNode {
     /// Adds the registry's `config_path` to containerd's config as Debian ships it (a version 2
     /// file on every release; containerd 2.x migrates it at start), then restarts containerd and
     /// waits for its CRI socket.
-    func enableCertsD() throws {
+    func enableCertsD(_ configPath: String = "/etc/containerd/certs.d") throws {
         let table = """
               [plugins."io.containerd.grpc.v1.cri".registry]
-                config_path = "/etc/containerd/certs.d"
+                config_path = "\(configPath)"
             """
         let write = try exec([
             "sh", "-c", "test -f \"$0/etc/containerd/config.toml\" && printf '%s\\n' \"$1\" >> \"$0/etc/containerd/config.toml\"", root,

@@ -14,10 +14,13 @@ final class BootedNodeIntegrationTests: XCTestCase {
         folder = NSTemporaryDirectory() + "node-agent-booted-\(UUID().uuidString.prefix(8))"
         // A stand-in containerd.service: these tests are about systemd's side (units, restarts,
         // resolved); ReleaseNodeIntegrationTests pull with each release's real containerd.
-        // Bookworm's systemd 252, unless the test names 262 (sid's).
+        // Bookworm's systemd 252, unless the test names 257 (trixie's) or 262 (sid's).
         vars = try startNode(
             script: script, folderVariable: "NODE_AGENT_BOOTED", folder: folder,
-            extra: ["NODE_AGENT_BOOTED_RUNTIME": "standin", "NODE_AGENT_SUITE": name.contains("Systemd262") ? "sid" : "bookworm"])
+            extra: [
+                "NODE_AGENT_BOOTED_RUNTIME": "standin",
+                "NODE_AGENT_SUITE": name.contains("Systemd262") ? "sid" : name.contains("Systemd257") ? "trixie" : "bookworm",
+            ])
     }
 
     override func tearDown() {
@@ -50,8 +53,11 @@ final class BootedNodeIntegrationTests: XCTestCase {
     }
 
     /// From systemd 256 resolved rereads its files on reload: the same, with no restart of it
-    /// (its PID stays), on sid's 262.
-    func testDropInReloadsResolvedOnSystemd262() throws {
+    /// (its PID stays), on trixie's 257 and sid's 262.
+    func testDropInReloadsResolvedOnSystemd262() throws { try dropInReloads() }
+    func testDropInReloadsResolvedOnSystemd257() throws { try dropInReloads() }
+
+    func dropInReloads() throws {
         let root = vars["BOOTED_ROOT"]!
         let pid = try exec(["chroot", root, "systemctl", "show", "-p", "MainPID", "--value", "systemd-resolved.service"]).stdout
         try dropIn(action: "ReloadOrRestartUnit")

@@ -51,7 +51,16 @@ public struct NodeConfig: Sendable {
         let files = HostFiles(root: hostRoot)
         var kubelet: KubeletDNSConfig?
         var kubeletProblem: String?
-        do { kubelet = try KubeletDNSConfig.read(from: files) } catch { kubeletProblem = "\(error)" }
+        var k3sSocket: String?
+        do {
+            kubelet = try KubeletDNSConfig.read(from: files)
+            // k3s and RKE2 give their kubelet a config file of their own (clusterDNS and
+            // clusterDomain as their server set them: agents have them from it).
+            if kubelet == nil, let k3s = try K3sNode.detect(files: files) {
+                kubelet = try KubeletDNSConfig.read(from: files, path: k3s.kubeletDefaults)
+                k3sSocket = K3sNode.socket
+            }
+        } catch { kubeletProblem = "\(error)" }
         guard let dns = explicitDNS ?? kubelet?.clusterDNS.first else {
             throw AgentError(
                 .invalidInput,
@@ -97,7 +106,7 @@ public struct NodeConfig: Sendable {
             pullImage = image
         }
         if o.runtimePull {
-            let endpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? "unix:///run/containerd/containerd.sock"
+            let endpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? k3sSocket ?? "unix:///run/containerd/containerd.sock"
             let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst(7)) : endpoint
             guard path.hasPrefix("/"), let hostPath = try? HostPath(path) else {
                 throw AgentError(

@@ -23,19 +23,12 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// where the node keeps it). It decides how `imports` combine: 1.x replaces a plugin's table,
     /// 2.x merges keys, whatever the files' `version` (measured with each release's own
     /// `containerd config dump`: ContainerdConfigIntegrationTests).
-    public static func read(from files: HostFiles, major: Int? = nil) throws -> ContainerdRegistryConfig {
-        // k3s and RKE2 run their own containerd, generate its certs.d from registries.yaml and
-        // delete the folders that lack their header: writing there would be undone.
-        for distro in ["k3s", "rke2"] {
-            let generated = try HostPath("/var/lib/rancher/\(distro)/agent/etc/containerd/config.toml")
-            if try files.exists(generated) {
-                return ContainerdRegistryConfig(
-                    configPaths: [], configFile: generated,
-                    note:
-                        "\(distro) generates containerd's certs.d from /etc/rancher/\(distro)/registries.yaml and removes other folders: the agent leaves it alone; add the registry there (configs.<host:port>.tls.ca_file) and restart \(distro), or rely on the OS trust store"
-                )
-            }
-        }
+    ///
+    /// `registry`: the registry the folders are for (on k3s and RKE2 it decides whether their
+    /// certs.d is the agent's to write); nil for every registry of the agent's.
+    public static func read(from files: HostFiles, major: Int? = nil, registry: RegistryAddress? = nil) throws -> ContainerdRegistryConfig {
+        // k3s and RKE2 run their own containerd with a config they generate.
+        if let k3s = try K3sNode.detect(files: files) { return try k3sConfig(k3s, files: files, registry: registry) }
         guard let text = try files.readString(configFile) else {
             // Measured on 1.6.20, 1.7.24 and 2.1.9: with no file, config_path is empty and a
             // pull does not read /etc/containerd/certs.d (2.1.9 included).
@@ -67,6 +60,56 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
             }
         }
         return settled(configPath, decidedBy: decidedBy)
+    }
+
+    /// containerd's folders on a k3s or RKE2 node: their certs.d where the running version keeps
+    /// the agent's folder across its restarts and `registries.yaml` does not claim the registry;
+    /// otherwise none, with the `registries.yaml` lines to add and the restart it needs.
+    static func k3sConfig(_ k3s: K3sNode, files: HostFiles, registry: RegistryAddress?) throws -> ContainerdRegistryConfig {
+        let name = k3s.distribution.rawValue
+        let generated = k3s.generatedConfig
+        let bundle = (try? OSTrustLayout.detect(try OSRelease.read(from: files)).bundle.path) ?? "/etc/ssl/certs/ca-certificates.crt"
+        let fix =
+            registry.map {
+                "; to have \(name)'s containerd trust it, add to \(k3s.registriesFile) on each node (the OS bundle holds the CA once the agent installed it):\n"
+                    + k3s.registriesLines($0, caFile: bundle)
+                    + "\nand restart \(name) (systemctl restart \(name == "k3s" ? "k3s or k3s-agent" : "rke2-server or rke2-agent"))"
+            } ?? ""
+        func none(_ why: String) -> ContainerdRegistryConfig {
+            ContainerdRegistryConfig(configPaths: [], configFile: generated, note: why + fix)
+        }
+        let configPath = ConfigFile(parsing: try files.readString(generated) ?? "").configPath ?? ""
+        let paths = configPath.split(separator: ":").compactMap { try? HostPath(String($0)) }
+        guard !paths.isEmpty else {
+            return none(
+                "\(name)'s generated \(generated) sets no config_path (a version before certs.d support, or a template without it): its containerd reads no certs.d"
+            )
+        }
+        let version = k3s.version.map { "\(name) \($0)" } ?? name
+        switch k3s.keepsForeignFolders {
+        case nil:
+            return none(
+                "\(name)'s version is not known (k3s: no version string in its binary; RKE2: no data/<version> folder): releases before v1.28.14, v1.29.9, v1.30.5 and v1.31.1 delete every certs.d folder at start, so the agent writes nothing into \(paths[0])"
+            )
+        case false?:
+            return none(
+                "\(version) deletes every folder of \(paths[0]) at each start (fixed in v1.28.14, v1.29.9, v1.30.5, v1.31.1): a folder of the agent's would not outlive its next restart"
+            )
+        case true?:
+            if let problem = k3s.registriesProblem { return none(problem + ": the agent cannot tell which folders \(name) rewrites") }
+            if let registry, let claimed = registry.referenceNames.first(where: { k3s.registryHosts.contains($0) }) {
+                return ContainerdRegistryConfig(
+                    configPaths: [], configFile: generated,
+                    note:
+                        "\(k3s.registriesFile) has an entry for \(claimed): \(name) rewrites \(paths[0].path)/\(claimed) at each start, so the agent leaves it to that entry (its tls.ca_file must hold the registry's CA: ca_file: \(bundle) does once the agent installed it)"
+                )
+            }
+            return ContainerdRegistryConfig(
+                configPaths: paths, configFile: generated,
+                note:
+                    "\(version) keeps certs.d folders without its header whose host is not in \(k3s.registriesFile): the agent's folder in \(paths[0]) is read on every pull and outlives \(name)'s restarts"
+            )
+        }
     }
 
     /// The major version of the node's containerd binary, from its Go build information: the

@@ -12,7 +12,7 @@ public struct RegistryTrustLocations: Sendable {
     public var note: String?
 
     public static func discover(files: HostFiles, registry: RegistryAddress) throws -> RegistryTrustLocations {
-        let containerd = try ContainerdRegistryConfig.read(from: files)
+        let containerd = try ContainerdRegistryConfig.read(from: files, registry: registry)
         var runtime: [HostPath] = []
         // containerd uses the first config_path folder that has a folder for the host.
         search: for certsD in containerd.configPaths {

@@ -48,7 +48,7 @@ public struct TrustFacts: Sendable, Equatable {
         for name in try files.list(layout.anchors) where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
             anchors[name] = try files.read(try layout.anchors.appending(name)) ?? []
         }
-        let containerd = try ContainerdRegistryConfig.read(from: files)
+        let containerd = try ContainerdRegistryConfig.read(from: files, registry: registry)
         var parents: Set<HostPath> = []
         for (parent, _) in TrustInstaller.otherRuntimeCertsDirs where try files.exists(try HostPath(parent)) {
             parents.insert(try HostPath(parent))

@@ -66,7 +66,7 @@ public struct DNSSetup {
             if !dryRun { try files.writeAtomically(ResolvedFiles.hosts, ResolvedFiles.renderHosts(text, entries: [])) }
         }
         if restart {
-            let action = DNSPlan.readFilesAction(systemdVersion: DNSHostFacts.discover(files: files, bus: bus).systemdVersion)
+            let action = DNSPlan.readFilesAction(systemdVersion: DNSHostFacts.systemdVersion(files: files, bus: bus))
             done.append("\(action) systemd-resolved.service")
             if !dryRun { try Self.actOnResolved(action, bus: bus) }
         }

@@ -85,7 +85,6 @@ public struct DNSHostFacts: Sendable {
         let servers =
             ((try? files.readString(resolvConf, limit: 1 << 20)) ?? nil).map { ResolvConf(parsing: $0).nameservers.map(\.description) }
             ?? []
-        var version: Int?
         var onBus = false
         var networkd = false
         var networkManager = false
@@ -93,26 +92,8 @@ public struct DNSHostFacts: Sendable {
             onBus = bus.hasOwner("org.freedesktop.resolve1")
             networkd = bus.hasOwner(Network1.service)
             networkManager = bus.hasOwner("org.freedesktop.NetworkManager")
-            if let text = try? bus.property(
-                destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1",
-                interface: "org.freedesktop.systemd1.Manager", name: "Version", signature: "s", read: { try $0.string() })
-            {
-                version = leadingNumber(text)
-            }
         }
-        if version == nil {
-            // The shared library's file name carries the version: libsystemd-shared-252.so.
-            for dir in [
-                "/usr/lib/systemd", "/usr/lib/x86_64-linux-gnu/systemd", "/usr/lib/aarch64-linux-gnu/systemd", "/usr/lib64/systemd",
-            ] {
-                if let names = try? files.list(try! HostPath(dir)),
-                    let lib = names.first(where: { $0.hasPrefix("libsystemd-shared-") && $0.hasSuffix(".so") })
-                {
-                    version = leadingNumber(String(lib.dropFirst("libsystemd-shared-".count)))
-                    break
-                }
-            }
-        }
+        let version = systemdVersion(files: files, bus: bus)
         let conf = try? ResolvedConfiguration(files: files)
         if let conf, !conf.stubListenerOn {
             notes.append(
@@ -145,6 +126,27 @@ public struct DNSHostFacts: Sendable {
             )
         }
         return facts
+    }
+
+    /// The node's systemd version: its manager's `Version` on the bus, else the number in the
+    /// name of its shared library (libsystemd-shared-252.so).
+    public static func systemdVersion(files: HostFiles, bus: SystemBus?) -> Int? {
+        if let bus,
+            let text = try? bus.property(
+                destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1",
+                interface: "org.freedesktop.systemd1.Manager", name: "Version", signature: "s", read: { try $0.string() }),
+            let version = leadingNumber(text)
+        {
+            return version
+        }
+        for dir in ["/usr/lib/systemd", "/usr/lib/x86_64-linux-gnu/systemd", "/usr/lib/aarch64-linux-gnu/systemd", "/usr/lib64/systemd"] {
+            if let names = try? files.list(try! HostPath(dir)),
+                let lib = names.first(where: { $0.hasPrefix("libsystemd-shared-") && $0.hasSuffix(".so") })
+            {
+                return leadingNumber(String(lib.dropFirst("libsystemd-shared-".count)))
+            }
+        }
+        return nil
     }
 
     static func leadingNumber(_ text: String) -> Int? { Int(text.prefix { $0.isNumber }) }

@@ -367,11 +367,7 @@ final class ReleaseNode {
     }
 
     /// The agent's health endpoint in the node's network namespace.
-    func endpoint(_ path: String) throws -> (code: String, body: String) {
-        let r = try exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}", "http://127.0.0.1:9808" + path])
-        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
-    }
+    func endpoint(_ path: String) throws -> (code: String, body: String) { try healthEndpoint(path, exec: exec) }
 
     /// `node-agent run` on the node, in the background, in the node's PID namespace (as the
     /// DaemonSet's pod with hostPID): full reconciles every second, the endpoint on 127.0.0.1:9808.

@@ -123,9 +123,7 @@ final class SandboxNode {
 
     /// An HTTP GET of the health endpoint of `startRun`'s agent from inside the node, with curl.
     func endpoint(_ path: String, _ extra: [String] = []) throws -> (code: String, body: String) {
-        let r = try exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}"] + extra + ["http://127.0.0.1:9808" + path])
-        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+        try healthEndpoint(path, extra, exec: exec)
     }
 
     /// The PID of the node's containerd.
@@ -168,6 +166,16 @@ func requireRoot() throws {
 /// Runs `SCRIPT up` with the node's folder in `folderVariable` and returns the variables it
 /// prints (`NAME=value`, quotes dropped). A node whose start failed is stopped again, so that
 /// nothing outlives it.
+/// GET of the agent's health endpoint (127.0.0.1:9808) with curl, run by `exec` in a node's
+/// network namespace: the status code and the body.
+func healthEndpoint(
+    _ path: String, _ extra: [String] = [], exec: ([String]) throws -> (status: Int32, stdout: String, stderr: String)
+) throws -> (code: String, body: String) {
+    let r = try exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}"] + extra + ["http://127.0.0.1:9808" + path])
+    let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+    return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+}
+
 func startNode(script: String, folderVariable: String, folder: String, extra: [String: String] = [:]) throws -> [String: String] {
     try requireRoot()
     var env = ProcessInfo.processInfo.environment.merging(extra) { $1 }

@@ -6,11 +6,23 @@ import Vocabulary
 /// Where containerd reads per-registry `hosts.toml` folders from (`config_path`).
 public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// The folders of `config_path`, in containerd's order; empty when certs.d is not enabled.
+    /// containerd reads them on every pull, whoever wrote them.
     public var configPaths: [HostPath]
     /// The config file read, if any.
     public var configFile: HostPath?
     /// What a person should know about how this was found.
     public var note: String?
+    /// Whether the agent may write its folder into the first of `configPaths`: false where
+    /// another program owns certs.d (k3s and RKE2 versions that delete foreign folders, a host
+    /// their registries.yaml claims).
+    public var agentWrites = true
+    /// What a person can do when containerd's folders do not give it the registry's CA and the
+    /// agent may not write them (the `registries.yaml` lines on k3s and RKE2).
+    public var remedy: String?
+
+    public init(configPaths: [HostPath], configFile: HostPath?, note: String?, agentWrites: Bool = true, remedy: String? = nil) {
+        (self.configPaths, self.configFile, self.note, self.agentWrites, self.remedy) = (configPaths, configFile, note, agentWrites, remedy)
+    }
 
     public static let configFile = try! HostPath("/etc/containerd/config.toml")
     public static let defaultCertsD = try! HostPath("/etc/containerd/certs.d")
@@ -62,24 +74,26 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         return settled(configPath, decidedBy: decidedBy)
     }
 
-    /// containerd's folders on a k3s or RKE2 node: their certs.d where the running version keeps
-    /// the agent's folder across its restarts and `registries.yaml` does not claim the registry;
-    /// otherwise none, with the `registries.yaml` lines to add and the restart it needs.
+    /// containerd's folders on a k3s or RKE2 node: their certs.d, which their containerd reads
+    /// on every pull. The agent writes there only where the running version keeps its folder
+    /// across restarts and `registries.yaml` does not claim the registry; otherwise the folders
+    /// are read as they are (k3s's own entry may hold a CA that verifies) and the note gives the
+    /// `registries.yaml` lines to add and the restart it needs.
     static func k3sConfig(_ k3s: K3sNode, files: HostFiles, registry: RegistryAddress?) throws -> ContainerdRegistryConfig {
         let name = k3s.distribution.rawValue
         let generated = k3s.generatedConfig
         let bundle = (try? OSTrustLayout.detect(try OSRelease.read(from: files)).bundle.path) ?? "/etc/ssl/certs/ca-certificates.crt"
         let fix =
             registry.map {
-                "; to have \(name)'s containerd trust it, add to \(k3s.registriesFile) on each node (the OS bundle holds the CA once the agent installed it):\n"
+                "to have \(name)'s containerd trust it, add to \(k3s.registriesFile) on each node (the OS bundle holds the CA once the agent installed it):\n"
                     + k3s.registriesLines($0, caFile: bundle)
                     + "\nand restart \(name) (systemctl restart \(name == "k3s" ? "k3s or k3s-agent" : "rke2-server or rke2-agent"))"
-            } ?? ""
-        func none(_ why: String) -> ContainerdRegistryConfig {
-            ContainerdRegistryConfig(configPaths: [], configFile: generated, note: why + fix)
-        }
+            }
         let configPath = ConfigFile(parsing: try files.readString(generated) ?? "").configPath ?? ""
         let paths = configPath.split(separator: ":").compactMap { try? HostPath(String($0)) }
+        func none(_ why: String) -> ContainerdRegistryConfig {
+            ContainerdRegistryConfig(configPaths: paths, configFile: generated, note: why, agentWrites: false, remedy: fix)
+        }
         guard !paths.isEmpty else {
             return none(
                 "\(name)'s generated \(generated) sets no config_path (a version before certs.d support, or a template without it): its containerd reads no certs.d"
@@ -98,10 +112,8 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         case true?:
             if let problem = k3s.registriesProblem { return none(problem + ": the agent cannot tell which folders \(name) rewrites") }
             if let registry, let claimed = registry.referenceNames.first(where: { k3s.registryHosts.contains($0) }) {
-                return ContainerdRegistryConfig(
-                    configPaths: [], configFile: generated,
-                    note:
-                        "\(k3s.registriesFile) has an entry for \(claimed): \(name) rewrites \(paths[0].path)/\(claimed) at each start, so the agent leaves it to that entry (its tls.ca_file must hold the registry's CA: ca_file: \(bundle) does once the agent installed it)"
+                return none(
+                    "\(k3s.registriesFile) has an entry for \(claimed): \(name) rewrites \(paths[0].path)/\(claimed) at each start, so the agent leaves it to that entry, which must give containerd the registry's CA (a tls.ca_file of the OS bundle does once the agent installed it)"
                 )
             }
             return ContainerdRegistryConfig(

@@ -31,7 +31,9 @@ public struct RegistryTrustLocations: Sendable {
         let prefix = layout.filePrefix(registry)
         let own = try files.list(layout.anchors).filter { $0.hasPrefix(prefix) && $0.hasSuffix(".crt") }
             .map { try layout.anchors.appending($0) }
-        return RegistryTrustLocations(osBundle: layout.bundle, runtimeCAFiles: runtime, osStoreFiles: own, note: containerd.note)
+        let note = [containerd.note, containerd.remedy].compactMap { $0 }.joined(separator: "; ")
+        return RegistryTrustLocations(
+            osBundle: layout.bundle, runtimeCAFiles: runtime, osStoreFiles: own, note: note.isEmpty ? nil : note)
     }
 
     /// The `ca = "..."` (or `ca = ["...", ...]`) paths of a hosts.toml, TOML escapes decoded;

@@ -111,7 +111,7 @@ public struct TrustInstaller: Sendable {
         let containerd = facts.containerd
         if let note = containerd.note { notes.append(note) }
         let caText = HostFiles.ownershipMarker + "\n" + certificates.map(\.pem).joined()
-        if let certsD = containerd.configPaths.first {
+        if containerd.agentWrites, let certsD = containerd.configPaths.first {
             for name in registry.referenceNames {
                 let dir = try certsD.appending(name)
                 let hostsToml = try dir.appending("hosts.toml")

@@ -85,9 +85,8 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         let bundle = (try? OSTrustLayout.detect(try OSRelease.read(from: files)).bundle.path) ?? "/etc/ssl/certs/ca-certificates.crt"
         let fix =
             registry.map {
-                "to have \(name)'s containerd trust it, add to \(k3s.registriesFile) on each node (the OS bundle holds the CA once the agent installed it):\n"
+                "\(name)'s containerd reads the OS bundle, which holds the CA once the agent installed it, when it starts: restart \(name) on each node (systemctl restart \(name == "k3s" ? "k3s, or k3s-agent on agents" : "rke2-server, or rke2-agent on agents")); to name the CA in \(name)'s own config as well, add to \(k3s.registriesFile) before that restart:\n"
                     + k3s.registriesLines($0, caFile: bundle)
-                    + "\nand restart \(name) (systemctl restart \(name == "k3s" ? "k3s or k3s-agent" : "rke2-server or rke2-agent"))"
             }
         let configPath = ConfigFile(parsing: try files.readString(generated) ?? "").configPath ?? ""
         let paths = configPath.split(separator: ":").compactMap { try? HostPath(String($0)) }

@@ -232,7 +232,7 @@ final class K3sTests: XCTestCase {
                 "configs:\n  \"registry-service.openfaas.svc.cluster.local:443\":\n    tls:\n      ca_file: /etc/ssl/certs/ca-certificates.crt"
             ),
             remedy)
-        XCTAssertTrue(remedy.contains("and restart k3s"), remedy)
+        XCTAssertTrue(remedy.contains("restart k3s on each node (systemctl restart k3s, or k3s-agent on agents)"), remedy)
         let plan = try TrustInstaller.plan(
             try TrustFacts.gather(files: files, registry: registry), registry: registry,
             certificates: try CertificateParser.parseCAFile(try CertFixtures.bytes("ca.crt"), source: "ca.crt"), refreshMode: .native)

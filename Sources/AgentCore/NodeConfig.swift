@@ -54,10 +54,13 @@ public struct NodeConfig: Sendable {
         var k3sSocket: String?
         do {
             kubelet = try KubeletDNSConfig.read(from: files)
-            // k3s and RKE2 give their kubelet a config file of their own (clusterDNS and
-            // clusterDomain as their server set them: agents have them from it).
+            // k3s and RKE2 give their kubelet a drop-in folder of their own (clusterDNS and
+            // clusterDomain as their server set them: agents have them from it), or, before
+            // v1.31.0, flags from their own config.
             if kubelet == nil, let k3s = try K3sNode.detect(files: files) {
-                kubelet = try KubeletDNSConfig.read(from: files, path: k3s.kubeletDefaults)
+                var settings = try KubeletDNSConfig.read(from: files, directory: k3s.kubeletConfigDir) ?? KubeletDNSConfig()
+                if settings.clusterDNS.isEmpty { settings.clusterDNS = try k3s.clusterDNS(files: files) }
+                kubelet = settings
                 k3sSocket = K3sNode.socket
             }
         } catch { kubeletProblem = "\(error)" }

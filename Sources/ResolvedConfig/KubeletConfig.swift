@@ -72,42 +72,42 @@ public struct KubeletDNSConfig: Equatable, Sendable {
         return out
     }
 
-    /// Reads the three top-level keys from the YAML, in block (`- 10.96.0.10`) or flow
-    /// (`[10.96.0.10]`) style; other keys are ignored.
+    /// Reads its keys from the YAML, in block (`- 10.96.0.10`) or flow (`[10.96.0.10]`) style;
+    /// other keys are ignored.
     public static func parse(_ text: String) -> KubeletDNSConfig {
         var c = KubeletDNSConfig()
-        var inClusterDNS = false
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = String(raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
-            let trimmed = line.trimmingBlanks()
-            if trimmed.isEmpty { continue }
-            let topLevel = !line.hasPrefix(" ") && !line.hasPrefix("\t") && !trimmed.hasPrefix("-")
-            if inClusterDNS, !topLevel, trimmed.hasPrefix("-") {
-                if let ip = try? IPAddress(unquote(String(trimmed.dropFirst()))) { c.clusterDNS.append(ip) }
-                continue
-            }
-            inClusterDNS = false
-            guard topLevel, let colon = trimmed.firstIndex(of: ":") else { continue }
-            let key = trimmed[..<colon]
-            let value = unquote(String(trimmed[trimmed.index(after: colon)...]))
-            switch key {
-            case "clusterDNS":
-                if value.hasPrefix("[") {
-                    c.clusterDNS = value.trimming(charactersIn: "[]").split(separator: ",")
-                        .compactMap { try? IPAddress(unquote(String($0))) }
-                } else {
-                    inClusterDNS = true
-                }
-            case "clusterDomain": c.clusterDomain = value.isEmpty ? nil : value
-            case "resolvConf": c.resolvConf = value.isEmpty ? nil : value
-            case "containerRuntimeEndpoint": c.containerRuntimeEndpoint = value.isEmpty ? nil : value
-            default: break
-            }
-        }
+        c.merge(text)
         return c
     }
 
-    static func unquote(_ s: String) -> String {
-        s.trimmingBlanks().trimming(charactersIn: "\"'")
+    /// Sets what `text` sets, over what is there: kubelet's drop-in files override its config
+    /// file and each other, key by key.
+    mutating func merge(_ text: String) {
+        for (key, values) in FlatYAML.entries(text) {
+            switch key {
+            case "clusterDNS": clusterDNS = values.compactMap { try? IPAddress($0) }
+            case "clusterDomain": clusterDomain = values.first
+            case "resolvConf": resolvConf = values.first
+            case "containerRuntimeEndpoint": containerRuntimeEndpoint = values.first
+            default: break
+            }
+        }
+    }
+
+    /// kubelet's settings from a drop-in folder (`--config-dir`: its `*.conf` files, by name,
+    /// each over the ones before), as k3s and RKE2 give them to their kubelet in
+    /// `<data>/agent/etc/kubelet.conf.d` (`00-k3s-defaults.conf`, `00-rke2-defaults.conf`, then a
+    /// person's); nil when no file is there.
+    public static func read(from files: HostFiles, directory: HostPath) throws -> KubeletDNSConfig? {
+        var c: KubeletDNSConfig?
+        for name in try files.list(directory) where name.hasSuffix(".conf") {
+            let path = try directory.appending(name)
+            guard let text = try files.readString(path, limit: 1 << 20) else { continue }
+            var next = c ?? KubeletDNSConfig()
+            next.merge(text)
+            next.file = path
+            c = next
+        }
+        return c
     }
 }

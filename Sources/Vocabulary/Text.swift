@@ -133,3 +133,41 @@ extension Date {
     /// Kubernetes takes and what the reports show.
     public var iso8601: String { formatted(Date.ISO8601FormatStyle()) }
 }
+
+/// The top-level keys of a flat YAML settings file (kubelet's KubeletConfiguration, k3s's and
+/// RKE2's config.yaml), in the file's order, each with its value as strings: a scalar, a flow
+/// list (`[a, "b"]`) or a block list (`- a` lines, indented or not); quotes and comments
+/// dropped. A nested map gives no values. (No YAML library: Yams brings Foundation, which the
+/// agent's binary does not load.)
+public enum FlatYAML {
+    public static func entries(_ text: String) -> [(key: String, values: [String])] {
+        var out: [(key: String, values: [String])] = []
+        var inList = false
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = String(raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            let trimmed = line.trimmingBlanks()
+            if trimmed.isEmpty || trimmed == "---" { continue }
+            let topLevel = !line.hasPrefix(" ") && !line.hasPrefix("\t") && !trimmed.hasPrefix("-")
+            if !topLevel {
+                if inList, trimmed.hasPrefix("-") { out[out.count - 1].values.append(unquote(String(trimmed.dropFirst()))) }
+                continue
+            }
+            inList = false
+            guard let colon = trimmed.firstIndex(of: ":") else { continue }
+            let key = unquote(String(trimmed[..<colon]))
+            let value = unquote(String(trimmed[trimmed.index(after: colon)...]))
+            if value.isEmpty {
+                out.append((key, []))
+                inList = true
+            } else if value.hasPrefix("[") {
+                out.append(
+                    (key, value.trimming(charactersIn: "[]").split(separator: ",").map { unquote(String($0)) }.filter { !$0.isEmpty }))
+            } else {
+                out.append((key, [value]))
+            }
+        }
+        return out
+    }
+
+    static func unquote(_ s: String) -> String { s.trimmingBlanks().trimming(charactersIn: "\"'") }
+}

@@ -3,6 +3,7 @@ import Foundation
 import HostSystem
 import Probes
 import TestSupport
+import TrustStore
 import Vocabulary
 import XCTest
 
@@ -64,6 +65,73 @@ final class NodeOptionsTests: XCTestCase {
         let c = try NodeConfig(try NodeOptions.parse(base), caFile: nil, dryRun: false)
         XCTAssertEqual(c.clusterDNS.description, "10.43.0.10")
         XCTAssertEqual(c.kubeletResolvConf, "/etc/k8s-resolv.conf")
+    }
+
+    /// k3s and RKE2: their kubelet.conf.d where they write one (its files by name, a person's
+    /// over theirs), else their own config.yaml and config.yaml.d as they merge them, else the
+    /// tenth address of their service CIDR.
+    func testClusterDNSOnK3sAndRKE2FollowsWhatTheirKubeletGets() throws {
+        for program in ["k3s", "rke2"] {
+            let dir = try makeTemporaryDirectory(program)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            func write(_ path: String, _ text: String) throws {
+                try FileManager.default.createDirectory(
+                    atPath: dir + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try text.write(toFile: dir + path, atomically: true, encoding: .utf8)
+            }
+            func dns() throws -> String {
+                try NodeConfig(
+                    try NodeOptions.parse(["--host-root", dir, "--registry", "r.svc.cluster.local"]), caFile: nil, dryRun: false
+                )
+                .clusterDNS.description
+            }
+            try write("/var/lib/rancher/\(program)/agent/etc/containerd/config.toml", "version = 2\n")
+            XCTAssertEqual(try dns(), "10.43.0.10", "\(program): the default service CIDR's")
+            try write(
+                "/etc/rancher/\(program)/config.yaml", "# a server\nservice-cidr: \"10.45.0.0/16,fd00:45::/112\"\nnode-label:\n  - a=b\n")
+            XCTAssertEqual(try dns(), "10.45.0.10", "\(program): the first service CIDR's")
+            try write("/etc/rancher/\(program)/config.yaml.d/50-ipv6.yaml", "service-cidr: [\"fd00:46::/112\"]\n")
+            XCTAssertEqual(try dns(), "fd00:46::a", "\(program): a drop-in replaces the key")
+            try write("/etc/rancher/\(program)/config.yaml", "cluster-dns: 10.45.0.53\n")
+            try write("/etc/rancher/\(program)/config.yaml.d/60-more.yml", "cluster-dns+:\n- 10.45.0.54\n")
+            XCTAssertEqual(try dns(), "10.45.0.53", "\(program): cluster-dns, with a drop-in's + appended after it")
+            try write("/etc/rancher/\(program)/config.yaml.d/10-first.yaml", "cluster-dns: 10.45.0.99\n")
+            XCTAssertEqual(try dns(), "10.45.0.99", "\(program): config.yaml.d is read after config.yaml")
+            let node = try XCTUnwrap(try K3sNode.detect(files: HostFiles(root: try HostRoot(dir))))
+            XCTAssertEqual(try node.setting("cluster-dns", files: HostFiles(root: try HostRoot(dir))), ["10.45.0.99", "10.45.0.54"])
+            // v1.31.0 and later: kubelet's drop-ins say it, a person's after theirs.
+            let conf = "/var/lib/rancher/\(program)/agent/etc/kubelet.conf.d/"
+            try write(
+                conf + "00-\(program)-defaults.conf", "kind: KubeletConfiguration\nclusterDNS:\n- 10.45.0.10\nresolvConf: /run/k.conf\n")
+            XCTAssertEqual(try dns(), "10.45.0.10", "\(program): kubelet.conf.d")
+            try write(conf + "10-cli-config.conf", "clusterDNS: [10.45.0.11]\n")
+            try write(conf + "notes.txt", "clusterDNS: [10.45.0.12]\n")
+            XCTAssertEqual(try dns(), "10.45.0.11", "\(program): a later .conf wins")
+        }
+    }
+
+    func testAK3sClusterDNSThatIsNotAnAddressNamesTheFile() throws {
+        let dir = try makeTemporaryDirectory("k3s")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (path, text) in [
+            "/var/lib/rancher/k3s/agent/etc/containerd/config.toml": "version = 2\n",
+            "/etc/rancher/k3s/config.yaml": "cluster-dns: 10.43.0.x\n",
+        ] {
+            try FileManager.default.createDirectory(
+                atPath: dir + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: dir + path, atomically: true, encoding: .utf8)
+        }
+        let base = ["--host-root", dir, "--registry", "r.svc.cluster.local"]
+        XCTAssertThrowsError(try NodeConfig(try NodeOptions.parse(base), caFile: nil, dryRun: false)) {
+            XCTAssertTrue(
+                "\($0)".contains(
+                    "/etc/rancher/k3s/config.yaml (or config.yaml.d) sets cluster-dns '10.43.0.x', which is not an IP address"), "\($0)")
+        }
+        // --cluster-dns settles it.
+        XCTAssertEqual(
+            try NodeConfig(try NodeOptions.parse(base + ["--cluster-dns", "10.43.0.10"]), caFile: nil, dryRun: false).clusterDNS
+                .description,
+            "10.43.0.10")
     }
 
     func testRegistryAuthMustHoldTheRegistry() throws {

@@ -157,4 +157,24 @@ final class KubeletConfigTests: XCTestCase {
         XCTAssertEqual(extra["cluster-dns"], "10.43.0.10,fd00::a")
         XCTAssertEqual(extra["node-ip"], "10.0.0.5")
     }
+
+    func testFlatYAMLReadsTopLevelKeysInEachStyle() {
+        let text = """
+            # comment
+            "quoted-key": 'one'
+            scalar: two # trailing
+            flow: [a, "b", ]
+            block:
+              - c
+            - d
+            nested:
+              inner: x
+            empty:
+            ---
+            after: e
+            """
+        let e = FlatYAML.entries(text)
+        XCTAssertEqual(e.map(\.key), ["quoted-key", "scalar", "flow", "block", "nested", "empty", "after"])
+        XCTAssertEqual(e.map(\.values), [["one"], ["two"], ["a", "b"], ["c", "d"], [], [], ["e"]])
+    }
 }

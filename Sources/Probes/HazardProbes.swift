@@ -93,7 +93,7 @@ public enum HazardProbes {
             details: details)
     }
 
-    public static func certsD(runtimeCAFiles: [HostPath], note: String?) -> CheckResult {
+    public static func certsD(runtimeCAFiles: [HostPath], note: String) -> CheckResult {
         if !runtimeCAFiles.isEmpty {
             return CheckResult(
                 name: "certs-d", outcome: .pass,
@@ -101,7 +101,7 @@ public enum HazardProbes {
         }
         return CheckResult(
             name: "certs-d", outcome: .warn,
-            reason: note
-                ?? "containerd's certs.d has no CA for this registry: pulls rely on the OS store, read only when the runtime starts")
+            reason: note.isEmpty
+                ? "containerd's certs.d has no CA for this registry: pulls rely on the OS store, read only when the runtime starts" : note)
     }
 }

@@ -166,9 +166,12 @@ public struct ProbeSuite {
             }
             if let runtime {
                 step("tls-runtime-trust") { t in
-                    TLSProbe.run(
+                    var tls = TLSProbe.run(
                         name: "tls-runtime-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
                         trustFile: runtime.0, trustLabel: runtime.1, warningDays: s.expiryWarningDays)
+                    // A CA file the agent does not own (k3s's registries.yaml entry): what to do.
+                    if tls.outcome == .fail, let remedy = s.trust.remedy { tls.reason += "; " + remedy }
+                    return tls
                 }
             }
             if let trust = runtime ?? bundle.map({ ($0, "the OS bundle \(s.trust.osBundle)") }) {
@@ -204,7 +207,9 @@ public struct ProbeSuite {
             }
         }
 
-        checks.append(HazardProbes.certsD(runtimeCAFiles: s.trust.runtimeCAFiles, note: s.trust.note))
+        checks.append(
+            HazardProbes.certsD(
+                runtimeCAFiles: s.trust.runtimeCAFiles, note: [s.trust.note, s.trust.remedy].compactMap { $0 }.joined(separator: "; ")))
         checks.append(
             HazardProbes.runtimeRestartPending(
                 files: files, caFiles: s.trust.osStoreFiles, certsDInUse: !s.trust.runtimeCAFiles.isEmpty,

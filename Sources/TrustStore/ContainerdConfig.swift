@@ -85,8 +85,8 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         let bundle = (try? OSTrustLayout.detect(try OSRelease.read(from: files)).bundle.path) ?? "/etc/ssl/certs/ca-certificates.crt"
         let fix =
             registry.map {
-                "\(name)'s containerd reads the OS bundle, which holds the CA once the agent installed it, when it starts: restart \(name) on each node (systemctl restart \(name == "k3s" ? "k3s, or k3s-agent on agents" : "rke2-server, or rke2-agent on agents")); to name the CA in \(name)'s own config as well, add to \(k3s.registriesFile) before that restart:\n"
-                    + k3s.registriesLines($0, caFile: bundle)
+                "\(name)'s containerd reads the OS bundle, which holds the CA once the agent installed it, when it starts: \(k3s.restartAdvice); to name the CA in \(name)'s own config as well, add to \(k3s.registriesFile) before that restart:\n"
+                    + k3s.registriesLines($0.hostAndPort, caFile: bundle)
             }
         let configPath = ConfigFile(parsing: try files.readString(generated) ?? "").configPath ?? ""
         let paths = configPath.split(separator: ":").compactMap { try? HostPath(String($0)) }
@@ -111,9 +111,13 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         case true?:
             if let problem = k3s.registriesProblem { return none(problem + ": the agent cannot tell which folders \(name) rewrites") }
             if let registry, let claimed = registry.referenceNames.first(where: { k3s.registryHosts.contains($0) }) {
-                return none(
+                var left = none(
                     "\(k3s.registriesFile) has an entry for \(claimed): \(name) rewrites \(paths[0].path)/\(claimed) at each start, so the agent leaves it to that entry, which must give containerd the registry's CA (a tls.ca_file of the OS bundle does once the agent installed it)"
                 )
+                left.remedy =
+                    "\(name)'s containerd trusts the OS bundle as it read it when it started, and the tls.ca_file of \(k3s.registriesFile)'s entry for \(claimed): make that the OS bundle, which holds the CA once the agent installed it, and \(k3s.restartAdvice):\n"
+                    + k3s.registriesLines(claimed, caFile: bundle)
+                return left
             }
             return ContainerdRegistryConfig(
                 configPaths: paths, configFile: generated,

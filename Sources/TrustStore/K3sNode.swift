@@ -275,7 +275,14 @@ public struct K3sNode: Sendable, Equatable {
     }
 
     /// The lines `registries.yaml` needs for containerd to trust `caFile` for the registry.
-    public func registriesLines(_ registry: RegistryAddress, caFile: String) -> String {
-        "configs:\n  \"\(registry.hostAndPort)\":\n    tls:\n      ca_file: \(caFile)"
+    public func registriesLines(_ key: String, caFile: String) -> String {
+        "configs:\n  \"\(key)\":\n    tls:\n      ca_file: \(caFile)"
+    }
+
+    /// How to restart them on a node.
+    public var restartAdvice: String {
+        let name = distribution.rawValue
+        return
+            "restart \(name) on each node (systemctl restart \(name == "k3s" ? "k3s, or k3s-agent on agents" : "rke2-server, or rke2-agent on agents"))"
     }
 }

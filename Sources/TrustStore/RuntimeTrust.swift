@@ -10,6 +10,9 @@ public struct RegistryTrustLocations: Sendable {
     public var runtimeCAFiles: [HostPath]
     public var osStoreFiles: [HostPath]
     public var note: String?
+    /// What a person can do when containerd's folders do not give it the registry's CA and the
+    /// agent may not write them (k3s and RKE2: the restart, the `registries.yaml` lines).
+    public var remedy: String?
 
     public static func discover(files: HostFiles, registry: RegistryAddress) throws -> RegistryTrustLocations {
         let containerd = try ContainerdRegistryConfig.read(from: files, registry: registry)
@@ -31,9 +34,8 @@ public struct RegistryTrustLocations: Sendable {
         let prefix = layout.filePrefix(registry)
         let own = try files.list(layout.anchors).filter { $0.hasPrefix(prefix) && $0.hasSuffix(".crt") }
             .map { try layout.anchors.appending($0) }
-        let note = [containerd.note, containerd.remedy].compactMap { $0 }.joined(separator: "; ")
         return RegistryTrustLocations(
-            osBundle: layout.bundle, runtimeCAFiles: runtime, osStoreFiles: own, note: note.isEmpty ? nil : note)
+            osBundle: layout.bundle, runtimeCAFiles: runtime, osStoreFiles: own, note: containerd.note, remedy: containerd.remedy)
     }
 
     /// The `ca = "..."` (or `ca = ["...", ...]`) paths of a hosts.toml, TOML escapes decoded;

@@ -177,6 +177,9 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     func testK3sThatDeletesCertsDIsLeftAloneWithTheLinesToAdd() throws {
         try rancher(.k3s, "v1.30.4+k3s1", keeps: false, on: "bookworm")
     }
+    func testK3sWhoseRegistriesYAMLNamesTheRegistryWithAnotherCAIsToldHowToFixIt() throws {
+        try rancher(.k3s, "v1.31.1+k3s1", keeps: true, on: "bookworm", conflict: true)
+    }
     /// RKE2 as its 1.32 releases lay it out: containerd 2 (sid's) with a version 3 config.
     func testRKE2OnContainerd2WithItsVersion3Config() throws { try rancher(.rke2, "v1.32.4+rke2r1", keeps: true, on: "sid") }
 
@@ -195,7 +198,10 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     ///   agent leaves it to them, and the verdict and the pull agree.
     /// - An older one gets nothing there and a not-ready verdict with the registries.yaml lines
     ///   and the restart; with those lines and that restart, it is ready and the pull works.
-    func rancher(_ program: K3sNode.Distribution, _ version: String, keeps: Bool, on suite: String) throws {
+    /// - A registries.yaml entry for the registry whose CA file does not verify it (`conflict`):
+    ///   their folder is left to them, not ready with what to change in that entry and the
+    ///   restart; once changed so, ready and the pull works.
+    func rancher(_ program: K3sNode.Distribution, _ version: String, keeps: Bool, on suite: String, conflict: Bool = false) throws {
         let name = program.rawValue
         let (sandbox, node) = try boot(suite)
         defer {
@@ -207,6 +213,7 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         let certsD = "\(data)/agent/etc/containerd/certs.d"
         let socket = "/run/k3s/containerd/containerd.sock"
         let registries = "/etc/rancher/\(name)/registries.yaml"
+        let otherCA = "/etc/rancher/\(name)/other-ca.crt"  // a CA, not the registry's
         /// Their start, as far as containerd goes: certs.d as this version rewrites it from
         /// registries.yaml, then its containerd started again.
         func k3sStart() throws {
@@ -272,6 +279,7 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
             mkdir -p \(data)/agent/etc/containerd \(data)/agent/etc/kubelet.conf.d /etc/rancher/\(name) /etc/systemd/system/containerd.service.d
             \(generated)
             printf 'mirrors:\\n  docker.io:\\n    endpoint: ["https://registry-1.docker.io"]\\n' > \(registries)
+            \(conflict ? "sed -n '1,/END CERTIFICATE/p' /etc/ssl/certs/ca-certificates.crt > \(otherCA); printf 'configs:\\n  \"\(sandbox.registry)\":\\n    tls:\\n      ca_file: \(otherCA)\\n' >> \(registries)" : "")
             printf 'apiVersion: kubelet.config.k8s.io/v1beta1\\nkind: KubeletConfiguration\\nclusterDNS:\\n- 127.0.0.10\\nclusterDomain: cluster.local\\n' > \(data)/agent/etc/kubelet.conf.d/00-\(name)-defaults.conf
             rm -f /var/lib/kubelet/config.yaml
             \(installed)
@@ -304,7 +312,29 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         let run = try node.agent(bootstrap)
         let report = try JSONReport.decode(run.stdout)
         let ours = "\(certsD)/\(sandbox.registry)/hosts.toml"
-        if keeps {
+        if conflict {
+            // containerd reads their folder: the roots it loaded before the CA was installed,
+            // and a CA file that does not verify the registry.
+            XCTAssertEqual(run.status, 1, run.output)
+            XCTAssertEqual(report.check("runtime-pull")?.outcome, "fail", run.output)
+            XCTAssertEqual(report.check("tls-runtime-trust")?.outcome, "fail", run.output)
+            let said = try XCTUnwrap(report.check("tls-runtime-trust")?.reason)
+            XCTAssertTrue(said.contains("the tls.ca_file of \(registries)'s entry for \(sandbox.registry): make that the OS bundle"), said)
+            XCTAssertTrue(
+                said.contains("configs:\n  \"\(sandbox.registry)\":\n    tls:\n      ca_file: /etc/ssl/certs/ca-certificates.crt"), said)
+            XCTAssertTrue(said.contains("restart \(name) on each node"), said)
+            XCTAssertFalse(report.changes.contains { $0.contains(certsD) }, "\(report.changes)")
+            XCTAssertTrue(try node.inside("cat \(ours)").stdout.hasPrefix(header), "the agent wrote over their folder")
+            XCTAssertFalse(try pull().ok, "the pull disagrees")
+            // As it says: the entry's CA file the OS bundle, and the restart.
+            XCTAssertEqual(
+                try node.inside("sed -i 's|ca_file: \(otherCA)|ca_file: /etc/ssl/certs/ca-certificates.crt|' \(registries)").status, 0)
+            try k3sStart()
+            let after = try node.agent(bootstrap)
+            XCTAssertEqual(after.status, 0, after.output)
+            XCTAssertEqual(try JSONReport.decode(after.stdout).check("runtime-pull")?.outcome, "pass", after.output)
+            XCTAssertTrue(try pull().ok, "ready after the entry was changed as told, and the pull failed")
+        } else if keeps {
             XCTAssertEqual(run.status, 0, run.output)
             XCTAssertEqual(report.check("runtime-pull")?.outcome, "pass", run.output)
             XCTAssertTrue(report.changes.contains { $0.contains(ours) }, "\(report.changes)")

@@ -258,6 +258,16 @@ final class K3sTests: XCTestCase {
         XCTAssertEqual(c.configPaths.map(\.path), [k3sCertsD])
         XCTAssertFalse(c.agentWrites)
         XCTAssertTrue(c.note?.contains("has an entry for registry-service.openfaas.svc.cluster.local:443") == true, c.note ?? "")
+        // What to change in that entry, by the key it has.
+        let remedy = try XCTUnwrap(c.remedy)
+        XCTAssertTrue(
+            remedy.contains(
+                "/etc/rancher/k3s/registries.yaml's entry for registry-service.openfaas.svc.cluster.local:443: make that the OS bundle"),
+            remedy)
+        XCTAssertTrue(
+            remedy.hasSuffix(
+                "configs:\n  \"registry-service.openfaas.svc.cluster.local:443\":\n    tls:\n      ca_file: /etc/ssl/certs/ca-certificates.crt"
+            ), remedy)
         // k3s's own folder is what containerd reads: its ca_file is the registry's CA file.
         try files.writeAtomically(
             try HostPath("\(k3sCertsD)/\(registry.hostAndPort)/hosts.toml"),

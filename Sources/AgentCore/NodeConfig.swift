@@ -61,7 +61,7 @@ public struct NodeConfig: Sendable {
                 var settings = try KubeletDNSConfig.read(from: files, directory: k3s.kubeletConfigDir) ?? KubeletDNSConfig()
                 if settings.clusterDNS.isEmpty { settings.clusterDNS = try k3s.clusterDNS(files: files) }
                 kubelet = settings
-                k3sSocket = K3sNode.socket
+                k3sSocket = k3s.socket
             }
         } catch { kubeletProblem = "\(error)" }
         guard let dns = explicitDNS ?? kubelet?.clusterDNS.first else {

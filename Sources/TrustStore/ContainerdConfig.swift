@@ -38,9 +38,14 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     ///
     /// `registry`: the registry the folders are for (on k3s and RKE2 it decides whether their
     /// certs.d is the agent's to write); nil for every registry of the agent's.
-    public static func read(from files: HostFiles, major: Int? = nil, registry: RegistryAddress? = nil) throws -> ContainerdRegistryConfig {
+    public static func read(
+        from files: HostFiles, major: Int? = nil, registry: RegistryAddress? = nil, running: [RunningContainerd]? = nil
+    ) throws -> ContainerdRegistryConfig {
+        let running = running ?? RunningContainerd.find(files)
         // k3s and RKE2 run their own containerd with a config they generate.
-        if let k3s = try K3sNode.detect(files: files) { return try k3sConfig(k3s, files: files, registry: registry) }
+        if let k3s = try K3sNode.detect(files: files, running: running) { return try k3sConfig(k3s, files: files, registry: registry) }
+        // The file the running containerd was started with (-c), else containerd's default.
+        let configFile = running.lazy.compactMap(\.config).first ?? Self.configFile
         guard let text = try files.readString(configFile) else {
             // Measured on 1.6.20, 1.7.24 and 2.1.9: with no file, config_path is empty and a
             // pull does not read /etc/containerd/certs.d (2.1.9 included).
@@ -59,7 +64,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         // config dump` of 1.6.20 and 1.7.24 shows config_path = ""); 2.x merges keys (2.1.9
         // keeps the main file's config_path, version 2 files included).
         let merges = (major ?? binaryMajor(files) ?? (main.version >= 3 ? 2 : 1)) >= 2
-        for importPath in try expandImports(main.imports, files: files) {
+        for importPath in try expandImports(main.imports, of: configFile, files: files) {
             guard let imported = try files.readString(importPath).map(ConfigFile.init(parsing:)) else { continue }
             if merges {
                 if let path = imported.configPath {
@@ -71,7 +76,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                 decidedBy = importPath
             }
         }
-        return settled(configPath, decidedBy: decidedBy)
+        return settled(configPath, decidedBy: decidedBy, main: configFile)
     }
 
     /// containerd's folders on a k3s or RKE2 node: their certs.d, which their containerd reads
@@ -152,7 +157,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
 
     /// What `config_path` (nil or empty: unset) gives, with a note naming the file that decided
     /// it when it is not config.toml itself.
-    static func settled(_ configPath: String?, decidedBy: HostPath) -> ContainerdRegistryConfig {
+    static func settled(_ configPath: String?, decidedBy: HostPath, main configFile: HostPath = configFile) -> ContainerdRegistryConfig {
         guard let found = configPath, !found.isEmpty else {
             let how =
                 decidedBy == configFile
@@ -170,13 +175,13 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
             note: decidedBy == configFile ? nil : "config_path from \(decidedBy), imported by \(configFile)")
     }
 
-    /// The files of `imports`: paths relative to /etc/containerd, a `*`/`?`/`[` pattern in the
-    /// last component matched as Go's filepath.Glob does (sorted; a leading dot matches too), the
-    /// config file itself skipped.
-    static func expandImports(_ imports: [String], files: HostFiles) throws -> [HostPath] {
+    /// The files of `imports`: paths relative to the config file's folder, a `*`/`?`/`[`
+    /// pattern in the last component matched as Go's filepath.Glob does (sorted; a leading dot
+    /// matches too), the config file itself skipped.
+    static func expandImports(_ imports: [String], of configFile: HostPath = configFile, files: HostFiles) throws -> [HostPath] {
         var out: [HostPath] = []
         for item in imports {
-            let absolute = item.hasPrefix("/") ? item : "/etc/containerd/" + item
+            let absolute = item.hasPrefix("/") ? item : configFile.parent.path + "/" + item
             guard let path = try? HostPath(absolute) else { continue }
             let name = path.lastComponent
             if name.contains(where: { "*?[".contains($0) }) {

@@ -339,4 +339,67 @@ final class K3sTests: XCTestCase {
         let c = try ContainerdRegistryConfig.read(from: files, registry: registry)
         XCTAssertEqual(c.configPaths.map(\.path), ["/var/lib/rancher/rke2/agent/etc/containerd/certs.d"])
     }
+
+    func testRunningContainerdFlagsAsItsCommandLineTakesThem() {
+        let k3s = RunningContainerd.parse(
+            pid: 7,
+            [
+                "containerd", "-c", "/srv/k3s/agent/etc/containerd/config.toml", "-a", "/run/k3s/containerd/containerd.sock",
+                "--state", "/run/k3s/containerd", "--root", "/srv/k3s/agent/containerd",
+            ])
+        XCTAssertEqual(k3s.config?.path, "/srv/k3s/agent/etc/containerd/config.toml")
+        XCTAssertEqual(k3s.address, "/run/k3s/containerd/containerd.sock")
+        let long = RunningContainerd.parse(
+            pid: 7, ["/usr/bin/containerd", "--config=/etc/containerd/other.toml", "--address", "/run/c.sock"])
+        XCTAssertEqual(long.config?.path, "/etc/containerd/other.toml")
+        XCTAssertEqual(long.address, "/run/c.sock")
+        XCTAssertEqual(RunningContainerd.parse(pid: 7, ["containerd"]), RunningContainerd(pid: 7, config: nil, address: nil))
+    }
+
+    /// k3s started with --data-dir: found by the config its running containerd was started with
+    /// (the process serving a socket in this network namespace; a containerd that serves none
+    /// here, another node's, is not the node's), its socket that containerd's -a.
+    func testAK3sDataDirIsFoundFromItsRunningContainerd() throws {
+        let config = "/srv/k3s/agent/etc/containerd/config.toml"
+        let files = try node(
+            [
+                config: v2Generated.replacingOccurrences(of: "/var/lib/rancher/k3s", with: "/srv/k3s"),
+                "/srv/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf": "clusterDNS: [10.43.0.10]\n",
+                "/proc/42/comm": "containerd\n", "/proc/43/comm": "containerd\n",
+                "/proc/42/stat": "42 (containerd) S" + String(repeating: " 0", count: 30) + "\n",
+                "/proc/43/stat": "43 (containerd) S" + String(repeating: " 0", count: 30) + "\n",
+                "/proc/43/cmdline": "containerd\u{0}-c\u{0}/elsewhere/agent/etc/containerd/config.toml\u{0}",
+                "/proc/42/cmdline": "containerd\u{0}-c\u{0}\(config)\u{0}-a\u{0}/run/k3s/containerd/containerd.sock\u{0}",
+                "/proc/net/unix":
+                    "Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/k3s/containerd/containerd.sock\n",
+            ], binaryVersion: "v1.31.1+k3s1")
+        try FileManager.default.createDirectory(atPath: files.root.directory + "/proc/42/fd", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: files.root.directory + "/proc/42/fd/3", withDestinationPath: "socket:[4242]")
+        let running = RunningContainerd.find(files)
+        XCTAssertEqual(running.map(\.pid), [42])
+        let k3s = try XCTUnwrap(try K3sNode.detect(files: files))
+        XCTAssertEqual(k3s.dataDir, "/srv/k3s")
+        XCTAssertEqual(k3s.socket, "/run/k3s/containerd/containerd.sock")
+        XCTAssertEqual(k3s.version?.description, "v1.31.1+k3s1")
+        let c = try ContainerdRegistryConfig.read(from: files, registry: registry)
+        XCTAssertEqual(c.configPaths.map(\.path), ["/srv/k3s/agent/etc/containerd/certs.d"])
+        XCTAssertTrue(c.agentWrites)
+        // Not running: the default data folder only, which this node does not have.
+        XCTAssertNil(try K3sNode.detect(files: files, running: []))
+    }
+
+    /// A containerd started with -c: that file (and its imports, relative to its folder) is
+    /// what it reads, not /etc/containerd/config.toml.
+    func testAContainerdStartedWithItsOwnConfigFileIsReadFromIt() throws {
+        let files = try node([
+            "/etc/containerd/config.toml": "version = 2\n",
+            "/opt/ctr/config.toml": "version = 2\nimports = [\"conf.d/*.toml\"]\n",
+            "/opt/ctr/conf.d/10-registry.toml": "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/opt/ctr/certs.d\"\n",
+        ])
+        let running = [RunningContainerd(pid: 9, config: try HostPath("/opt/ctr/config.toml"), address: nil)]
+        let c = try ContainerdRegistryConfig.read(from: files, major: 2, running: running)
+        XCTAssertEqual(c.configPaths.map(\.path), ["/opt/ctr/certs.d"])
+        XCTAssertEqual(c.configFile?.path, "/opt/ctr/config.toml")
+        XCTAssertEqual(try ContainerdRegistryConfig.read(from: files, major: 2, running: []).configPaths, [])
+    }
 }

@@ -1,0 +1,62 @@
+import FoundationEssentials
+import Glibc
+import HostSystem
+import Vocabulary
+
+/// A containerd process of the node, as its command line started it: the config file it read
+/// (`-c`/`--config`) and the socket it serves (`-a`/`--address`). k3s and RKE2 start theirs so
+/// (`containerd -c <data-dir>/agent/etc/containerd/config.toml -a /run/k3s/containerd/containerd.sock
+/// ...`), a unit may too: what containerd runs with, not where a default would be, is what a
+/// pull reads.
+public struct RunningContainerd: Sendable, Equatable {
+    public var pid: Int
+    public var config: HostPath?
+    public var address: String?
+
+    /// The running containerd that serves CRI on this node: of the containerd processes, those
+    /// holding a listening socket (their `--address`, else containerd's default) in this network
+    /// namespace: another node's, seen through a shared /proc, is not. Empty when none runs
+    /// (before its start) or none can be told.
+    public static func find(_ files: HostFiles) -> [RunningContainerd] {
+        let processes = HostProcesses(files: files)
+        var found: [RunningContainerd] = []
+        for process in processes.named(["containerd"]) {
+            let c = parse(pid: process.pid, processes.commandLine(process.pid))
+            let socket = c.address ?? "/run/containerd/containerd.sock"
+            guard let inode = processes.listeningUnixSocketInode(path: socket), processes.holdsSocket(process.pid, inode: inode) else {
+                continue
+            }
+            found.append(c)
+        }
+        return found
+    }
+
+    /// Its flags, as containerd's command line (urfave/cli) takes them: `-c X`, `--config X`,
+    /// `--config=X`, the same for `-a`/`--address`.
+    static func parse(pid: Int, _ argv: [String]) -> RunningContainerd {
+        var c = RunningContainerd(pid: pid, config: nil, address: nil)
+        var i = 1
+        while i < argv.count {
+            let arg = argv[i]
+            var name = arg
+            var value: String?
+            if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") {
+                name = String(arg[..<eq])
+                value = String(arg[arg.index(after: eq)...])
+            }
+            if ["-c", "--config", "-a", "--address"].contains(name) {
+                if value == nil, i + 1 < argv.count {
+                    value = argv[i + 1]
+                    i += 1
+                }
+                if name == "-c" || name == "--config" {
+                    c.config = value.flatMap { try? HostPath($0) }
+                } else {
+                    c.address = value
+                }
+            }
+            i += 1
+        }
+        return c
+    }
+}

@@ -93,6 +93,13 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                 "\(name)'s containerd reads the OS bundle, which holds the CA once the agent installed it, when it starts: \(k3s.restartAdvice); to name the CA in \(name)'s own config as well, add to \(k3s.registriesFile) before that restart:\n"
                     + k3s.registriesLines($0.hostAndPort, caFile: bundle)
             }
+        guard k3s.started else {
+            return ContainerdRegistryConfig(
+                configPaths: [], configFile: nil,
+                note:
+                    "\(name) is installed and has not started on this node yet (no \(generated)): its containerd will read the OS bundle, which holds the CA once the agent installed it, when it starts"
+            )
+        }
         let configPath = ConfigFile(parsing: try files.readString(generated) ?? "").configPath ?? ""
         let paths = configPath.split(separator: ":").compactMap { try? HostPath(String($0)) }
         func none(_ why: String) -> ContainerdRegistryConfig {

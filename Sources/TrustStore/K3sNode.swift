@@ -81,13 +81,29 @@ public struct K3sNode: Sendable, Equatable {
         }
     }
 
+    /// Whether they generated their containerd config, i.e. started on this node at least once.
+    public var started = true
+
+    /// Their binary and their unit, as their install scripts and packages lay them down.
+    func isInstalled(_ files: HostFiles) throws -> Bool {
+        let name = distribution.rawValue
+        let units = distribution == .k3s ? ["k3s", "k3s-agent"] : ["rke2-server", "rke2-agent"]
+        let binary = try ["/usr/local/bin/", "/usr/bin/"].contains { try files.exists(try HostPath($0 + name)) }
+        let unit = try ["/etc/systemd/system/", "/usr/local/lib/systemd/system/", "/usr/lib/systemd/system/"].contains { dir in
+            try units.contains { try files.exists(try HostPath(dir + $0 + ".service")) }
+        }
+        return binary && unit
+    }
+
     /// Finds k3s or RKE2 on the node by the containerd config they generate: the one their
     /// running containerd was started with (`<data-dir>/agent/etc/containerd/config.toml`,
-    /// their header first), else the one in their default data folder.
+    /// their header first), else the one in their default data folder; or, where no containerd
+    /// runs, by their binary and unit (installed, not started yet).
     public static func detect(files: HostFiles, running: [RunningContainerd]? = nil) throws -> K3sNode? {
         let suffix = "/agent/etc/containerd/config.toml"
         var candidates: [K3sNode] = []
-        for process in running ?? RunningContainerd.find(files) {
+        let processes = running ?? RunningContainerd.find(files)
+        for process in processes {
             guard let config = process.config, config.path.hasSuffix(suffix),
                 let first = try files.readString(config, limit: 1 << 20)?.split(separator: "\n").first
             else { continue }
@@ -101,7 +117,11 @@ public struct K3sNode: Sendable, Equatable {
         }
         candidates += [Distribution.k3s, .rke2].map { K3sNode(distribution: $0, version: nil, registryHosts: [], registriesProblem: nil) }
         for var node in candidates {
-            guard try files.exists(node.generatedConfig) else { continue }
+            node.started = try files.exists(node.generatedConfig)
+            // Installed and not started yet (a new node's first boot, the agent's boot unit
+            // before theirs): no containerd runs, theirs will.
+            let installed = try processes.isEmpty && node.isInstalled(files)
+            guard node.started || installed else { continue }
             node.version =
                 node.distribution == .k3s ? k3sVersion(files, dataDir: node.dataDir) : try rke2Version(files, dataDir: node.dataDir)
             if let text = try files.readString(try HostPath(node.registriesFile), limit: 1 << 20) {

@@ -388,6 +388,26 @@ final class K3sTests: XCTestCase {
         XCTAssertNil(try K3sNode.detect(files: files, running: []))
     }
 
+    /// A new node's first boot: k3s installed (its binary, its unit), not started, no containerd
+    /// running. It is k3s's node (cluster DNS from its config), and nothing is written for a
+    /// containerd that will read the OS bundle when it starts.
+    func testAK3sInstalledAndNotStartedYet() throws {
+        let files = try node(
+            ["/etc/systemd/system/k3s-agent.service": "[Service]\nExecStart=/usr/local/bin/k3s agent\n"], binaryVersion: "v1.33.3+k3s1")
+        let k3s = try XCTUnwrap(try K3sNode.detect(files: files, running: []))
+        XCTAssertFalse(k3s.started)
+        XCTAssertEqual(k3s.version?.description, "v1.33.3+k3s1")
+        XCTAssertEqual(try k3s.clusterDNS(files: files).map(\.description), ["10.43.0.10"])
+        let c = try ContainerdRegistryConfig.read(from: files, registry: registry, running: [])
+        XCTAssertEqual(c.configPaths, [])
+        XCTAssertTrue(c.note?.contains("k3s is installed and has not started on this node yet") == true, c.note ?? "")
+        // A containerd of another kind runs: that is the node's runtime, not k3s.
+        XCTAssertNil(try K3sNode.detect(files: files, running: [RunningContainerd(pid: 1, config: nil, address: nil)]))
+        // The binary without its unit is not an installed k3s.
+        let loose = try node([:], binaryVersion: "v1.33.3+k3s1")
+        XCTAssertNil(try K3sNode.detect(files: loose, running: []))
+    }
+
     /// A containerd started with -c: that file (and its imports, relative to its folder) is
     /// what it reads, not /etc/containerd/config.toml.
     func testAContainerdStartedWithItsOwnConfigFileIsReadFromIt() throws {

@@ -27,7 +27,7 @@ public struct DNSSetup {
         if plan.removeLink {
             _ = try ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved).remove(dryRun: false)
         }
-        for change in plan.fileChanges { try change.apply(to: files) }
+        try FileChange.apply(plan.fileChanges, to: files)
         if plan.reloadNetworkd, let bus { try Network1(bus: bus).reload() }
         if let routePlan = plan.routePlan {
             try ClusterDNSRoute(link: try AgentLink(name: routePlan.linkName, runner: runner), resolved: resolved).apply(routePlan)

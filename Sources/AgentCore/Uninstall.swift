@@ -30,7 +30,7 @@ public struct Uninstall {
         let files = HostFiles(root: root, ledger: HostFiles.defaultLedger)
         let trust = TrustInstaller(files: files, runner: runner, refreshMode: refreshMode)
         let facts = try TrustFacts.gather(files: files, registry: registry)
-        let plan = try TrustInstaller.planRemoval(facts, registry: registry)
+        let plan = try TrustInstaller.planRemoval(facts, registry: registry, refreshMode: refreshMode)
         var changes = plan.summary
         var notes: [String] = []
         // The DNS route is shared by every registry of the cluster domain: it goes with the last

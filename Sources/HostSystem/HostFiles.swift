@@ -148,45 +148,84 @@ public struct HostFiles: Sendable {
     /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
     /// the folder. Missing parent folders are created.
     public func writeAtomically(_ path: HostPath, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
-        try makeDirectories(path.parent)
-        let real = try root.resolve(path)
-        let dir = try root.resolve(path.parent)
-        Self.removeStaleTemporaries(in: dir)
-        let temp = dir + "/" + Self.temporaryName(for: path.lastComponent)
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
-        guard fd >= 0 else {
-            throw AgentError(
-                .io, "cannot write \(path)", errno: errno,
-                hint: Self.hint(errno: errno))
+        try perform([.write(path, bytes, mode: mode)])
+    }
+
+    /// A change `perform` makes.
+    public enum Operation: Sendable {
+        case write(HostPath, [UInt8], mode: mode_t)
+        case remove(HostPath)
+    }
+
+    /// Makes the changes in their order, each atomic, as one batch: every new file's bytes are
+    /// written to a temporary file beside it and made durable before the first rename, then the
+    /// renames and removals happen in order, then each folder touched is synced once. A crash
+    /// at any point leaves each file old or new, never half written (stray temporaries are
+    /// removed by the next write in their folder); a failure before the renames changes nothing.
+    /// On ext4 the first fsync commits the journal for every file of the batch, so ten files cost
+    /// about one commit instead of twenty (measured: README, Evidence).
+    public func perform(_ operations: [Operation]) throws {
+        struct Pending {
+            var fd: Int32
+            var temp: String
+            var real: String
+            var path: HostPath
         }
-        var ok = false
+        var pending: [Int: Pending] = [:]
+        var committed = false
         defer {
-            if !ok { unlink(temp) }
+            for p in pending.values {
+                if p.fd >= 0 { close(p.fd) }
+                if !committed { unlink(p.temp) }
+            }
         }
-        do {
-            defer { close(fd) }
+        // The new files' bytes, beside their targets.
+        for (i, op) in operations.enumerated() {
+            guard case .write(let path, let bytes, let mode) = op else { continue }
+            try makeDirectories(path.parent)
+            let real = try root.resolve(path)
+            let dir = try root.resolve(path.parent)
+            Self.removeStaleTemporaries(in: dir)
+            let temp = dir + "/" + Self.temporaryName(for: path.lastComponent)
+            let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+            guard fd >= 0 else { throw AgentError(.io, "cannot write \(path)", errno: errno, hint: Self.hint(errno: errno)) }
+            pending[i] = Pending(fd: fd, temp: temp, real: real, path: path)
             var offset = 0
             while offset < bytes.count {
                 let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw AgentError(
-                        .io, "cannot write \(path)", errno: errno,
-                        hint: Self.hint(errno: errno))
+                    throw AgentError(.io, "cannot write \(path)", errno: errno, hint: Self.hint(errno: errno))
                 }
                 offset += n
             }
-            guard fchmod(fd, mode) == 0, fsync(fd) == 0 else {
-                throw AgentError(
-                    .io, "cannot sync \(path)", errno: errno,
-                    hint: Self.hint(errno: errno))
+            guard fchmod(fd, mode) == 0 else { throw AgentError(.io, "cannot write \(path)", errno: errno) }
+        }
+        // Durable before any of them replaces a file.
+        for i in pending.keys.sorted() {
+            guard fsync(pending[i]!.fd) == 0 else {
+                throw AgentError(.io, "cannot sync \(pending[i]!.path)", errno: errno, hint: Self.hint(errno: errno))
+            }
+            close(pending[i]!.fd)
+            pending[i]!.fd = -1
+        }
+        var folders: [String] = []
+        for (i, op) in operations.enumerated() {
+            switch op {
+            case .write(let path, _, _):
+                let p = pending[i]!
+                guard rename(p.temp, p.real) == 0 else { throw AgentError(.io, "cannot replace \(path)", errno: errno) }
+                pending[i] = nil
+                folders.append(try root.resolve(path.parent))
+            case .remove(let path):
+                let real = try root.resolve(path)
+                if unlink(real) != 0 && errno != ENOENT { throw AgentError(.io, "cannot remove \(path)", errno: errno) }
+                folders.append(try root.resolve(path.parent))
             }
         }
-        guard rename(temp, real) == 0 else {
-            throw AgentError(.io, "cannot replace \(path)", errno: errno)
-        }
-        ok = true
-        syncDirectory(dir)
+        committed = true
+        var synced: Set<String> = []
+        for dir in folders where synced.insert(dir).inserted { syncDirectory(dir) }
     }
 
     public func writeAtomically(_ path: HostPath, _ text: String, mode: mode_t = 0o644) throws {
@@ -194,13 +233,7 @@ public struct HostFiles: Sendable {
     }
 
     /// Removes a file; a missing file is not an error.
-    public func remove(_ path: HostPath) throws {
-        let real = try root.resolve(path)
-        if unlink(real) != 0 && errno != ENOENT {
-            throw AgentError(.io, "cannot remove \(path)", errno: errno)
-        }
-        syncDirectory(try root.resolve(path.parent))
-    }
+    public func remove(_ path: HostPath) throws { try perform([.remove(path)]) }
 
     /// Removes an empty folder; a missing or non-empty folder is left as it is. True when removed.
     @discardableResult

@@ -139,6 +139,48 @@ public struct DebianTrustStore {
         return parts.count == 2 && parts[0].count == 8 && parts[0].allSatisfy(\.isHexDigit) && parts[1].allSatisfy(\.isNumber)
     }
 
+    static let hooks = try! HostPath("/etc/ca-certificates/update.d")
+
+    /// Why the native rebuild would not leave what `update-ca-certificates` leaves on this host
+    /// (nil: it would, as the integration tests compare byte for byte). The tool does more than
+    /// the native path in three cases, each read from the host:
+    /// - a hook: it runs each executable of /etc/ca-certificates/update.d that run-parts would
+    ///   (names of letters, digits, `_` and `-`), e.g. ca-certificates-java's keystore;
+    /// - system certificates' links out of step with /etc/ca-certificates.conf: it links a
+    ///   selected certificate that has no `<name>.pem` link, unlinks a `!`-deselected one, and
+    ///   then rehashes the folder; the native path maintains only local certificates' links;
+    /// - a dangling link in /etc/ssl/certs: it removes every one when anything changed.
+    public static func nativeBlocker(files: HostFiles) throws -> String? {
+        for name in try files.list(hooks) where name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) {
+            let hook = try hooks.appending(name)
+            guard files.kind(hook) == .regular || files.symlinkTarget(hook) != nil, access(try files.root.resolve(hook), X_OK) == 0 else {
+                continue
+            }
+            return "\(hook.path) is a hook update-ca-certificates runs"
+        }
+        guard let conf = try files.readString(Self.conf) else { return "\(Self.conf.path) is missing" }
+        for raw in conf.split(separator: "\n") {
+            let line = String(raw)
+            guard !line.hasPrefix("#") else { continue }
+            if line.hasPrefix("!") {
+                let name = String(line.dropFirst())
+                let base = String(name.split(separator: "/").last ?? "")
+                let link = try Self.etcCerts.appending((base.hasSuffix(".crt") ? String(base.dropLast(4)) : base) + ".pem")
+                if files.symlinkTarget(link) != nil { return "\(link.path) links \(name), which \(Self.conf.path) deselects" }
+            } else {
+                let target = Self.certsDir.path + "/" + line
+                guard try files.exists(try HostPath(target)) else { continue }  // the tool skips it too, with a warning
+                let link = try Self.etcCerts.appending(pemName(String(line.split(separator: "/").last ?? "")))
+                if files.symlinkTarget(link) != target { return "\(line), which \(Self.conf.path) selects, has no link \(link.path)" }
+            }
+        }
+        for name in try files.list(Self.etcCerts) {
+            let link = try Self.etcCerts.appending(name)
+            if files.symlinkTarget(link) != nil, !(try files.exists(link)) { return "\(link.path) is a dangling link" }
+        }
+        return nil
+    }
+
     /// The link name update-ca-certificates gives a certificate file.
     static func pemName(_ file: String) -> String {
         var base = file.hasSuffix(".crt") ? String(file.dropLast(4)) : file

@@ -23,12 +23,16 @@ public struct TrustFacts: Sendable, Equatable {
     /// `<certs.d>/<name>/hosts.toml` and `ca.crt` as they are, for the names read (absent files
     /// have no entry).
     public var runtimeFiles: [HostPath: [UInt8]]
+    /// Why the agent's native rebuild would not leave what the host's tool leaves (a hook, links
+    /// out of step, another family); nil when it would.
+    public var nativeBlocker: String?
 
     public init(
         layout: OSTrustLayout, toolPresent: Bool = true, anchors: [String: [UInt8]] = [:], bundle: String = "",
         refreshPending: Bool = false, containerd: ContainerdRegistryConfig,
-        otherRuntimeParents: Set<HostPath> = [], runtimeFiles: [HostPath: [UInt8]] = [:]
+        otherRuntimeParents: Set<HostPath> = [], runtimeFiles: [HostPath: [UInt8]] = [:], nativeBlocker: String? = nil
     ) {
+        self.nativeBlocker = nativeBlocker
         self.layout = layout
         self.toolPresent = toolPresent
         self.anchors = anchors
@@ -67,7 +71,9 @@ public struct TrustFacts: Sendable, Equatable {
         return TrustFacts(
             layout: layout, toolPresent: try files.exists(layout.tool), anchors: anchors,
             bundle: try files.readString(layout.bundle) ?? "", refreshPending: try files.exists(TrustInstaller.refreshPending),
-            containerd: containerd, otherRuntimeParents: parents, runtimeFiles: runtimeFiles)
+            containerd: containerd, otherRuntimeParents: parents, runtimeFiles: runtimeFiles,
+            nativeBlocker: layout.family == .debian
+                ? try DebianTrustStore.nativeBlocker(files: files) : "the agent rebuilds only the Debian family's bundle")
     }
 
     /// Whether `path` is absent or carries the agent's mark.

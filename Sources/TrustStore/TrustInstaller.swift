@@ -13,23 +13,45 @@ public struct TrustPlan: Sendable {
     public var refresh: [String]?
     /// Facts a person should know (certs.d disabled, foreign files left alone, ...).
     public var notes: [String]
+    /// Whether the agent rebuilds it itself (the Debian family) instead of running `refresh`.
+    public var native = false
 
     public var osBundle: HostPath { layout.bundle }
     public var isEmpty: Bool { fileChanges.isEmpty && refresh == nil }
 
     /// One line per change, for `--dry-run` and the report.
     public var summary: [String] {
-        fileChanges.map(\.description) + (refresh.map { ["run \($0.joined(separator: " ")): rebuild the OS trust bundle"] } ?? [])
+        fileChanges.map(\.description)
+            + (refresh.map {
+                native
+                    ? ["rebuild \(layout.bundle.path) natively: what \($0.joined(separator: " ")) writes"]
+                    : ["run \($0.joined(separator: " ")): rebuild the OS trust bundle"]
+            } ?? [])
     }
 }
 
 /// How the OS bundle is rebuilt after a change.
 public enum TrustRefreshMode: String, Sendable, CaseIterable {
+    /// Native where it leaves exactly what the host's tool would and nothing else would run
+    /// (`TrustFacts.nativeBlocker` is nil), the tool otherwise: the default.
+    case auto
     /// The host's own tool, run inside the host root: exactly the host's result, hooks included.
     case tool
     /// The agent rebuilds the Debian bundle and links itself: the same result (tested against the
     /// tool), in milliseconds instead of seconds; the host's hooks do not run.
     case native
+}
+
+extension TrustRefreshMode {
+    /// Whether the agent rebuilds the bundle itself on a host with these facts.
+    public func isNative(_ facts: TrustFacts) -> Bool {
+        switch self {
+        case .native: facts.layout.family == .debian
+        // Where the tool is missing, auto does what the tool would: refuse.
+        case .auto: facts.layout.family == .debian && facts.nativeBlocker == nil && facts.toolPresent
+        case .tool: false
+        }
+    }
 }
 
 /// Installs a registry's CA in the host's OS trust store (per distribution family) and in the
@@ -44,7 +66,7 @@ public struct TrustInstaller: Sendable {
     public let runner: CommandRunner
     public let refreshMode: TrustRefreshMode
 
-    public init(files: HostFiles, runner: CommandRunner, refreshMode: TrustRefreshMode = .tool) {
+    public init(files: HostFiles, runner: CommandRunner, refreshMode: TrustRefreshMode = .auto) {
         self.files = files
         self.runner = runner
         self.refreshMode = refreshMode
@@ -72,7 +94,8 @@ public struct TrustInstaller: Sendable {
 
         // OS store: one PEM file per CA, named and placed as the family's layout says.
         let layout = facts.layout
-        if refreshMode == .tool || layout.family != .debian {
+        let native = refreshMode.isNative(facts)
+        if !native {
             guard facts.toolPresent else {
                 throw AgentError(
                     .unsupportedHost, "\(layout.tool) is missing on the host",
@@ -104,6 +127,13 @@ public struct TrustInstaller: Sendable {
             notes.append("an earlier run was stopped before the trust bundle was rebuilt: rebuilding it from scratch")
         } else if !changes.isEmpty || !bundleHasAll {
             refresh = [layout.tool.lastComponent] + (removedFromStore ? layout.freshArguments : layout.refreshArguments)
+        }
+
+        if refresh != nil, refreshMode == .auto {
+            notes.append(
+                native
+                    ? "trust refresh auto: native (no hook in \(DebianTrustStore.hooks.path), the system certificates' links in step: what \(layout.tool.lastComponent) would write)"
+                    : "trust refresh auto: \(layout.tool.lastComponent) (\(facts.nativeBlocker ?? ""))")
         }
 
         // containerd: a folder of certs.d for each name references give the registry
@@ -155,7 +185,7 @@ public struct TrustInstaller: Sendable {
                 changes.append(c)
             }
         }
-        return TrustPlan(certificates: certificates, layout: layout, fileChanges: changes, refresh: refresh, notes: notes)
+        return TrustPlan(certificates: certificates, layout: layout, fileChanges: changes, refresh: refresh, notes: notes, native: native)
     }
 
     /// Written before the files of a plan that rebuilds the bundle change, removed once it is
@@ -167,17 +197,17 @@ public struct TrustInstaller: Sendable {
     /// own tool, run inside the host root so that its links and hooks are the node's, or natively.
     public func apply(_ plan: TrustPlan) throws {
         guard let refresh = plan.refresh else {
-            for change in plan.fileChanges { try change.apply(to: files) }
+            try FileChange.apply(plan.fileChanges, to: files)
             return
         }
         try files.writeAtomically(Self.refreshPending, "\(HostFiles.ownershipMarker)\n")
-        for change in plan.fileChanges { try change.apply(to: files) }
-        try rebuild(plan.layout, refresh)
+        try FileChange.apply(plan.fileChanges, to: files)
+        try rebuild(plan.layout, refresh, native: plan.native)
         try files.remove(Self.refreshPending)
     }
 
-    func rebuild(_ layout: OSTrustLayout, _ refresh: [String]) throws {
-        if refreshMode == .native && layout.family == .debian {
+    func rebuild(_ layout: OSTrustLayout, _ refresh: [String], native: Bool) throws {
+        if native && layout.family == .debian {
             try DebianTrustStore(files: files).rebuild()
             return
         }

@@ -6,11 +6,13 @@ extension TrustInstaller {
     /// runtime folders' files that carry the marker, and a fresh rebuild of the bundle so that
     /// dangling links go too. Files of others are never listed.
     public func planRemoval(registry: RegistryAddress?) throws -> TrustPlan {
-        try Self.planRemoval(try TrustFacts.gather(files: files, registry: registry), registry: registry)
+        try Self.planRemoval(try TrustFacts.gather(files: files, registry: registry), registry: registry, refreshMode: refreshMode)
     }
 
     /// The removal from facts gathered beforehand; reads nothing.
-    public static func planRemoval(_ facts: TrustFacts, registry: RegistryAddress?) throws -> TrustPlan {
+    public static func planRemoval(_ facts: TrustFacts, registry: RegistryAddress?, refreshMode: TrustRefreshMode = .auto) throws
+        -> TrustPlan
+    {
         var changes: [FileChange] = []
         let layout = facts.layout
         let prefix = layout.filePrefix(registry)
@@ -33,7 +35,8 @@ extension TrustInstaller {
                 FileChange(
                     kind: .remove, path: path, reason: "the agent's \(path.lastComponent == "ca.crt" ? "CA" : "host config") for \(name)"))
         }
-        return TrustPlan(certificates: [], layout: layout, fileChanges: changes, refresh: refresh, notes: [])
+        return TrustPlan(
+            certificates: [], layout: layout, fileChanges: changes, refresh: refresh, notes: [], native: refreshMode.isNative(facts))
     }
 
     /// Removes the folders the agent created (from the ledger) that are empty now, deepest

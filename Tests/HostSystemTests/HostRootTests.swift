@@ -64,6 +64,25 @@ final class HostRootTests: XCTestCase {
         XCTAssertNil(try files.read(path))
     }
 
+    /// A batch: in order, each file whole; a failure before the renames changes nothing.
+    func testABatchReplacesInOrderOrNotAtAll() throws {
+        let a = try HostPath("/etc/a/ca.crt")
+        let b = try HostPath("/etc/a/hosts.toml")
+        let old = try HostPath("/etc/b/old")
+        try files.writeAtomically(old, "old")
+        try files.perform([.write(a, Array("ca".utf8), mode: 0o644), .write(b, Array("toml".utf8), mode: 0o600), .remove(old)])
+        XCTAssertEqual(try files.readString(a), "ca")
+        XCTAssertEqual(try files.readString(b), "toml")
+        XCTAssertNil(try files.read(old))
+        XCTAssertEqual(try files.list(a.parent), ["ca.crt", "hosts.toml"])
+        // The second file cannot be written (its folder is a file): the first is not replaced either.
+        try files.writeAtomically(try HostPath("/etc/c"), "a file")
+        XCTAssertThrowsError(
+            try files.perform([.write(a, Array("new".utf8), mode: 0o644), .write(try HostPath("/etc/c/x"), [1], mode: 0o644)]))
+        XCTAssertEqual(try files.readString(a), "ca")
+        XCTAssertEqual(try files.list(a.parent), ["ca.crt", "hosts.toml"], "a temporary file was left")
+    }
+
     func testReadRefusesOversizedFiles() throws {
         let path = try HostPath("/big")
         try files.writeAtomically(path, [UInt8](repeating: 65, count: 2000))

@@ -51,6 +51,43 @@ final class TrustStoreIntegrationTests: XCTestCase {
         XCTAssertEqual(pem, "/usr/local/share/ca-certificates/Admin CA (lab),x.crt")
     }
 
+    /// The default, auto: natively on this plain node (no hook, links in step), with the node's
+    /// tool once a hook is there, and the hook runs; the store ends the same as the tool's
+    /// either way.
+    func testAutoRefreshIsNativeOnAPlainNodeAndTheToolWhereAHookWouldRun() throws {
+        func bootstrap(_ extra: [String] = []) throws -> (JSONReport, FileTree) {
+            let run = try node.agent(node.bootstrapArguments(extra: ["--output", "json"] + extra))
+            XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+            let tree = certsTree()
+            XCTAssertEqual(try node.agent(["uninstall", "--host-root", node.hostRoot] + extra).status, 0)
+            return (try JSONReport.decode(run.stdout), tree)
+        }
+        let (_, byTool) = try bootstrap(["--trust-refresh", "tool"])
+        let (plain, plainTree) = try bootstrap()
+        XCTAssertTrue(plain.notes.contains { $0.hasPrefix("trust refresh auto: native") }, "\(plain.notes)")
+        XCTAssertTrue(plain.changes.contains { $0.hasPrefix("rebuild /etc/ssl/certs/ca-certificates.crt natively") }, "\(plain.changes)")
+        XCTAssertEqual(plainTree.difference(from: byTool), [], "auto's native rebuild differs from the tool")
+
+        // A hook, as ca-certificates-java's: the tool runs it with the certificates added.
+        let hooks = node.hostRoot + "/etc/ca-certificates/update.d"
+        let seen = node.hostRoot + "/var/tmp/hook-saw"
+        try FileManager.default.createDirectory(atPath: node.hostRoot + "/var/tmp", withIntermediateDirectories: true)
+        try "#!/bin/sh\ncat >> /var/tmp/hook-saw\n".write(toFile: hooks + "/test-keystore", atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(hooks + "/test-keystore", 0o755), 0)
+        let (hooked, hookedTree) = try bootstrap()
+        XCTAssertTrue(
+            hooked.notes.contains {
+                $0
+                    == "trust refresh auto: update-ca-certificates (/etc/ca-certificates/update.d/test-keystore is a hook update-ca-certificates runs)"
+            },
+            "\(hooked.notes)")
+        XCTAssertTrue(((try? String(contentsOfFile: seen, encoding: .utf8)) ?? "").contains("+"), "the hook did not run")
+        XCTAssertEqual(hookedTree.difference(from: byTool), [], "auto with the tool differs from the tool")
+        // A hook run-parts would not run (a dot in its name) stops nothing.
+        try FileManager.default.moveItem(atPath: hooks + "/test-keystore", toPath: hooks + "/test-keystore.disabled")
+        XCTAssertTrue(try bootstrap().0.notes.contains { $0.hasPrefix("trust refresh auto: native") })
+    }
+
     func testDockerAndCRIOFoldersGetTheCAWhereThoseRuntimesAreConfigured() throws {
         for dir in ["/etc/docker", "/etc/containers"] {
             try FileManager.default.createDirectory(atPath: node.hostRoot + dir, withIntermediateDirectories: true)

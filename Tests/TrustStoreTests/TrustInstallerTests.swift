@@ -90,4 +90,41 @@ final class TrustInstallerTests: XCTestCase {
         }
         XCTAssertEqual(FileTree(dir), before)
     }
+
+    /// What keeps auto from the native rebuild, read from the host as update-ca-certificates
+    /// would act on it.
+    func testNativeBlockerReadsHooksAndTheSystemCertificatesLinks() throws {
+        func write(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
+            try files.writeAtomically(try HostPath(path), text, mode: mode)
+        }
+        func link(_ path: String, _ target: String) throws {
+            try files.makeDirectories(try HostPath(path).parent)
+            try files.replaceSymlink(try HostPath(path), target: target)
+        }
+        try write("/etc/ca-certificates.conf", "# a comment\nmozilla/A_Root.crt\n!mozilla/B_Root.crt\nmozilla/Gone.crt\n")
+        try write("/usr/share/ca-certificates/mozilla/A_Root.crt", "A")
+        try write("/usr/share/ca-certificates/mozilla/B_Root.crt", "B")
+        XCTAssertEqual(
+            try DebianTrustStore.nativeBlocker(files: files),
+            "mozilla/A_Root.crt, which /etc/ca-certificates.conf selects, has no link /etc/ssl/certs/A_Root.pem")
+        try link("/etc/ssl/certs/A_Root.pem", "/usr/share/ca-certificates/mozilla/A_Root.crt")
+        try link("/etc/ssl/certs/0123abcd.0", "A_Root.pem")
+        XCTAssertNil(try DebianTrustStore.nativeBlocker(files: files))
+        try link("/etc/ssl/certs/B_Root.pem", "/usr/share/ca-certificates/mozilla/B_Root.crt")
+        XCTAssertEqual(
+            try DebianTrustStore.nativeBlocker(files: files),
+            "/etc/ssl/certs/B_Root.pem links mozilla/B_Root.crt, which /etc/ca-certificates.conf deselects")
+        try files.removeEntry(try HostPath("/etc/ssl/certs/B_Root.pem"))
+        try link("/etc/ssl/certs/fedcba98.0", "Old.pem")
+        XCTAssertEqual(try DebianTrustStore.nativeBlocker(files: files), "/etc/ssl/certs/fedcba98.0 is a dangling link")
+        try files.removeEntry(try HostPath("/etc/ssl/certs/fedcba98.0"))
+        // Hooks as run-parts picks them: executable, a name of letters, digits, _ and -.
+        try write("/etc/ca-certificates/update.d/README.txt", "", mode: 0o755)
+        try write("/etc/ca-certificates/update.d/notes", "", mode: 0o644)
+        XCTAssertNil(try DebianTrustStore.nativeBlocker(files: files))
+        try write("/etc/ca-certificates/update.d/jks-keystore", "#!/bin/sh\n", mode: 0o755)
+        XCTAssertEqual(
+            try DebianTrustStore.nativeBlocker(files: files),
+            "/etc/ca-certificates/update.d/jks-keystore is a hook update-ca-certificates runs")
+    }
 }

@@ -110,6 +110,33 @@ final class TrustPlanTests: XCTestCase {
             "/usr/bin/update-ca-trust is missing")
     }
 
+    /// auto, the default: native where nothing blocks it, the tool otherwise, and the report says which.
+    func testAutoRefreshIsNativeUnlessSomethingBlocksIt() throws {
+        var facts = TrustFacts(layout: .debian, containerd: certsD)
+        let native = try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .auto)
+        XCTAssertTrue(native.native)
+        XCTAssertTrue(native.notes.contains { $0.hasPrefix("trust refresh auto: native") }, "\(native.notes)")
+        XCTAssertEqual(native.summary.last, "rebuild /etc/ssl/certs/ca-certificates.crt natively: what update-ca-certificates writes")
+        facts.nativeBlocker = "/etc/ca-certificates/update.d/jks-keystore is a hook update-ca-certificates runs"
+        let tool = try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .auto)
+        XCTAssertFalse(tool.native)
+        XCTAssertTrue(
+            tool.notes.contains(
+                "trust refresh auto: update-ca-certificates (/etc/ca-certificates/update.d/jks-keystore is a hook update-ca-certificates runs)"
+            ),
+            "\(tool.notes)")
+        XCTAssertEqual(tool.summary.last, "run update-ca-certificates: rebuild the OS trust bundle")
+        // The tool missing: auto refuses, as the tool mode does.
+        facts.nativeBlocker = nil
+        facts.toolPresent = false
+        assertAgentError(
+            try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .auto), .unsupportedHost,
+            "/usr/sbin/update-ca-certificates is missing")
+        facts.layout = .rhel
+        facts.toolPresent = true
+        XCTAssertFalse(try TrustInstaller.plan(facts, registry: registry, certificates: certs, refreshMode: .auto).native)
+    }
+
     func testDockerAndCRIOGetTheCAOnlyWhereTheyAreConfigured() throws {
         var facts = TrustFacts(layout: .debian, containerd: certsD)
         facts.otherRuntimeParents = [path("/etc/containers")]

@@ -95,9 +95,9 @@ struct NodeOptions: ParsableArguments {
 struct ChangeOptions: ParsableArguments {
     @Option(
         help:
-            "How the OS trust bundle is rebuilt: tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks)."
+            "How the OS trust bundle is rebuilt: auto (native where that leaves what the host's tool would and no hook would run, the tool otherwise), tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks)."
     )
-    var trustRefresh: TrustRefreshMode = .tool
+    var trustRefresh: TrustRefreshMode = .auto
 
     @Option(help: "How the cluster domain reaches the cluster DNS: auto, link, dropin, delegate or hosts.")
     var dnsMode: DNSMode = .auto

@@ -29,8 +29,8 @@ struct UninstallCommand: ParsableCommand {
     @Option(help: "Report format: text or json.")
     var output: OutputFormat = .text
 
-    @Option(help: "How the OS trust bundle is rebuilt: tool or native (see bootstrap).")
-    var trustRefresh: TrustRefreshMode = .tool
+    @Option(help: "How the OS trust bundle is rebuilt: auto, tool or native (see bootstrap).")
+    var trustRefresh: TrustRefreshMode = .auto
 
     @Option(help: "Seconds a host tool may run before it is stopped and reported (see bootstrap).")
     var toolTimeout: Double = 300

@@ -159,24 +159,56 @@ public struct DebianTrustStore {
             return "\(hook.path) is a hook update-ca-certificates runs"
         }
         guard let conf = try files.readString(Self.conf) else { return "\(Self.conf.path) is missing" }
+        // One pass over /etc/ssl/certs, each folder resolved inside the root once: a few hundred
+        // entries, read on every run (measured: 6,500 stat calls before, README Evidence).
+        let certs = try files.root.resolve(Self.etcCerts)
+        let names = try files.list(Self.etcCerts)
+        let listed = Set(names)
+        var folders: [String: String] = [:]
+        /// Whether a node path names a file, links followed inside the root.
+        func isFile(_ path: String) -> Bool {
+            guard let p = try? HostPath(path) else { return false }
+            if folders[p.parent.path] == nil { folders[p.parent.path] = (try? files.root.resolve(p.parent)) ?? "" }
+            var st = stat()
+            guard lstat(folders[p.parent.path]! + "/" + p.lastComponent, &st) == 0 else { return false }
+            return st.st_mode & S_IFMT != S_IFLNK || ((try? files.exists(p)) ?? false)
+        }
+        var alive: [String: Bool] = [:]
+        /// Whether an entry of /etc/ssl/certs leads to a file (a hash link to a `.pem` link to a certificate).
+        func leadsToFile(_ name: String, _ depth: Int = 0) -> Bool {
+            if let known = alive[name] { return known }
+            var result = listed.contains(name)
+            if result, let target = readSymlink(certs + "/" + name) {
+                if !target.contains("/") {
+                    result = depth < 8 && leadsToFile(target, depth + 1)
+                } else {
+                    result = isFile(target.hasPrefix("/") ? target : Self.etcCerts.path + "/" + target)
+                }
+            }
+            alive[name] = result
+            return result
+        }
         for raw in conf.split(separator: "\n") {
             let line = String(raw)
             guard !line.hasPrefix("#") else { continue }
             if line.hasPrefix("!") {
                 let name = String(line.dropFirst())
                 let base = String(name.split(separator: "/").last ?? "")
-                let link = try Self.etcCerts.appending((base.hasSuffix(".crt") ? String(base.dropLast(4)) : base) + ".pem")
-                if files.symlinkTarget(link) != nil { return "\(link.path) links \(name), which \(Self.conf.path) deselects" }
+                let pem = (base.hasSuffix(".crt") ? String(base.dropLast(4)) : base) + ".pem"
+                if readSymlink(certs + "/" + pem) != nil {
+                    return "\(Self.etcCerts.path)/\(pem) links \(name), which \(Self.conf.path) deselects"
+                }
             } else {
                 let target = Self.certsDir.path + "/" + line
-                guard try files.exists(try HostPath(target)) else { continue }  // the tool skips it too, with a warning
-                let link = try Self.etcCerts.appending(pemName(String(line.split(separator: "/").last ?? "")))
-                if files.symlinkTarget(link) != target { return "\(line), which \(Self.conf.path) selects, has no link \(link.path)" }
+                guard isFile(target) else { continue }  // the tool skips it too, with a warning
+                let pem = pemName(String(line.split(separator: "/").last ?? ""))
+                if readSymlink(certs + "/" + pem) != target {
+                    return "\(line), which \(Self.conf.path) selects, has no link \(Self.etcCerts.path)/\(pem)"
+                }
             }
         }
-        for name in try files.list(Self.etcCerts) {
-            let link = try Self.etcCerts.appending(name)
-            if files.symlinkTarget(link) != nil, !(try files.exists(link)) { return "\(link.path) is a dangling link" }
+        for name in names where readSymlink(certs + "/" + name) != nil && !leadsToFile(name) {
+            return "\(Self.etcCerts.path)/\(name) is a dangling link"
         }
         return nil
     }

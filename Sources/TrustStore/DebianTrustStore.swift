@@ -96,10 +96,11 @@ public struct DebianTrustStore {
     func rehash(localHashes: [String: String]) throws -> [String] {
         var changes: [String] = []
         var links: [String: [Int: String]] = [:]  // hash -> index -> target
-        for name in try files.list(Self.etcCerts) where Self.isHashLink(name) {
-            guard let target = files.symlinkTarget(try Self.etcCerts.appending(name)) else { continue }
+        var folder = try CertsFolder(files: files)
+        for name in folder.names where Self.isHashLink(name) {
+            guard let target = readSymlink(folder.real + "/" + name) else { continue }
             // Dangling as the node sees it: the target's own links resolve inside the host root.
-            if !target.hasPrefix("/"), let path = try? Self.etcCerts.appending(target), !((try? files.exists(path)) ?? true) {
+            if !target.hasPrefix("/"), !target.contains(".."), !folder.leadsToFile(name) {
                 try files.removeEntry(try Self.etcCerts.appending(name))
                 changes.append("remove dangling \(Self.etcCerts.path)/\(name)")
                 continue
@@ -161,33 +162,8 @@ public struct DebianTrustStore {
         guard let conf = try files.readString(Self.conf) else { return "\(Self.conf.path) is missing" }
         // One pass over /etc/ssl/certs, each folder resolved inside the root once: a few hundred
         // entries, read on every run (measured: 6,500 stat calls before, README Evidence).
-        let certs = try files.root.resolve(Self.etcCerts)
-        let names = try files.list(Self.etcCerts)
-        let listed = Set(names)
-        var folders: [String: String] = [:]
-        /// Whether a node path names a file, links followed inside the root.
-        func isFile(_ path: String) -> Bool {
-            guard let p = try? HostPath(path) else { return false }
-            if folders[p.parent.path] == nil { folders[p.parent.path] = (try? files.root.resolve(p.parent)) ?? "" }
-            var st = stat()
-            guard lstat(folders[p.parent.path]! + "/" + p.lastComponent, &st) == 0 else { return false }
-            return st.st_mode & S_IFMT != S_IFLNK || ((try? files.exists(p)) ?? false)
-        }
-        var alive: [String: Bool] = [:]
-        /// Whether an entry of /etc/ssl/certs leads to a file (a hash link to a `.pem` link to a certificate).
-        func leadsToFile(_ name: String, _ depth: Int = 0) -> Bool {
-            if let known = alive[name] { return known }
-            var result = listed.contains(name)
-            if result, let target = readSymlink(certs + "/" + name) {
-                if !target.contains("/") {
-                    result = depth < 8 && leadsToFile(target, depth + 1)
-                } else {
-                    result = isFile(target.hasPrefix("/") ? target : Self.etcCerts.path + "/" + target)
-                }
-            }
-            alive[name] = result
-            return result
-        }
+        var folder = try CertsFolder(files: files)
+        let certs = folder.real
         for raw in conf.split(separator: "\n") {
             let line = String(raw)
             guard !line.hasPrefix("#") else { continue }
@@ -200,14 +176,14 @@ public struct DebianTrustStore {
                 }
             } else {
                 let target = Self.certsDir.path + "/" + line
-                guard isFile(target) else { continue }  // the tool skips it too, with a warning
+                guard folder.isFile(target) else { continue }  // the tool skips it too, with a warning
                 let pem = pemName(String(line.split(separator: "/").last ?? ""))
                 if readSymlink(certs + "/" + pem) != target {
                     return "\(line), which \(Self.conf.path) selects, has no link \(Self.etcCerts.path)/\(pem)"
                 }
             }
         }
-        for name in names where readSymlink(certs + "/" + name) != nil && !leadsToFile(name) {
+        for name in folder.names where readSymlink(certs + "/" + name) != nil && !folder.leadsToFile(name) {
             return "\(Self.etcCerts.path)/\(name) is a dangling link"
         }
         return nil
@@ -219,5 +195,48 @@ public struct DebianTrustStore {
         base = base.replacing(" ", with: "_").replacing("(", with: "=")
             .replacing(")", with: "=").replacing(",", with: "_")
         return base + ".pem"
+    }
+}
+
+/// /etc/ssl/certs as the node sees it, read once: its names, and whether each leads to a file
+/// (a hash link to a `.pem` link to a certificate), links followed inside the host root with each
+/// folder resolved once: a few hundred entries on every run, without a stat per path component.
+struct CertsFolder {
+    let files: HostFiles
+    let real: String
+    let names: [String]
+    let listed: Set<String>
+    var folders: [String: String] = [:]
+    var alive: [String: Bool] = [:]
+
+    init(files: HostFiles) throws {
+        self.files = files
+        real = try files.root.resolve(DebianTrustStore.etcCerts)
+        names = try files.list(DebianTrustStore.etcCerts)
+        listed = Set(names)
+    }
+
+    /// Whether a node path names a file, links followed inside the root.
+    mutating func isFile(_ path: String) -> Bool {
+        guard let p = try? HostPath(path) else { return false }
+        if folders[p.parent.path] == nil { folders[p.parent.path] = (try? files.root.resolve(p.parent)) ?? "" }
+        var st = stat()
+        guard lstat(folders[p.parent.path]! + "/" + p.lastComponent, &st) == 0 else { return false }
+        return st.st_mode & S_IFMT != S_IFLNK || ((try? files.exists(p)) ?? false)
+    }
+
+    /// Whether the entry `name` leads to a file.
+    mutating func leadsToFile(_ name: String, _ depth: Int = 0) -> Bool {
+        if let known = alive[name] { return known }
+        var result = listed.contains(name)
+        if result, let target = readSymlink(real + "/" + name) {
+            if !target.contains("/") {
+                result = depth < 8 && leadsToFile(target, depth + 1)
+            } else {
+                result = isFile(target.hasPrefix("/") ? target : DebianTrustStore.etcCerts.path + "/" + target)
+            }
+        }
+        alive[name] = result
+        return result
     }
 }

@@ -48,7 +48,7 @@ public struct Bootstrap {
         let bus = try? SystemBus(address: config.dbusAddress)
 
         // Facts, read once; a dry run asks nothing on the network.
-        let trustFacts = try TrustFacts.gather(files: files, registry: config.registry)
+        let trustFacts = try TrustFacts.gather(files: files, registry: config.registry, certificates: config.certificates)
         let dnsFacts = try desiredDNS.map {
             try DNSFacts.gather(
                 files: files, link: try AgentLink(runner: runner), bus: bus, desired: $0,

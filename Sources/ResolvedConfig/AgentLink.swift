@@ -39,19 +39,19 @@ public struct AgentLink: Sendable {
         case ours(ifindex: Int32, up: Bool, hasAddress: Bool)
     }
 
+    /// The link as one `ip -j -d addr show` gives it: index, flags, alias (`-d`) and addresses.
     public func state() throws -> State {
-        let link = try runner.run(ip, ["-j", "link", "show", "dev", name])
+        let link = try runner.run(ip, ["-j", "-d", "addr", "show", "dev", name])
         guard link.succeeded else { return .absent }
         guard let entries = try? JSONValue.parse(link.stdout.utf8).array,
             let entry = entries.first, let index = entry["ifindex"]?.int
         else {
-            throw AgentError(.commandFailed, "cannot read link \(name) from `ip -j link`")
+            throw AgentError(.commandFailed, "cannot read link \(name) from `ip -j -d addr`")
         }
         guard entry["ifalias"]?.string == Self.alias else { return .foreign }
         let flags = entry["flags"]?.array?.compactMap(\.string) ?? []
-        let addr = try runner.run(ip, ["-j", "addr", "show", "dev", name])
         let want = Self.address.split(separator: "/").first.map(String.init) ?? ""
-        let hasAddress = addr.stdout.contains("\"local\":\"\(want)\"")
+        let hasAddress = entry["addr_info"]?.array?.contains { $0["local"]?.string == want } ?? false
         return .ours(ifindex: Int32(index), up: flags.contains("UP"), hasAddress: hasAddress)
     }
 
@@ -89,8 +89,8 @@ public struct AgentLink: Sendable {
             return removeInterim + [
                 ["link", "add", interimName, "type", "dummy"],
                 ["link", "set", "dev", interimName, "alias", Self.alias],
-                ["link", "set", "dev", interimName, "name", name],
-                ["link", "set", "dev", name, "up"],
+                // Renamed and up in one request (one `ip` run fewer).
+                ["link", "set", "dev", interimName, "name", name, "up"],
                 ["addr", "add", Self.address, "dev", name],
             ]
         case .ours(_, let up, let hasAddress):

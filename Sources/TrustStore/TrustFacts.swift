@@ -24,7 +24,9 @@ public struct TrustFacts: Sendable, Equatable {
     /// have no entry).
     public var runtimeFiles: [HostPath: [UInt8]]
     /// Why the agent's native rebuild would not leave what the host's tool leaves (a hook, links
-    /// out of step, another family); nil when it would.
+    /// out of step, another family); nil when it would, or when it was not read because nothing
+    /// is to be rebuilt (the store already holds the certificates: a reconcile's usual case,
+    /// which then does not walk /etc/ssl/certs).
     public var nativeBlocker: String?
 
     public init(
@@ -45,7 +47,9 @@ public struct TrustFacts: Sendable, Equatable {
 
     /// Reads the facts for one registry's trust (its OS-store files and the runtime folders of
     /// the names images give it), or, with `registry` nil, for every registry of the agent's.
-    public static func gather(files: HostFiles, registry: RegistryAddress?) throws -> TrustFacts {
+    /// `certificates`: the CAs to install, when known; a store that already holds them exactly
+    /// needs no rebuild, so the native path's preconditions are not read.
+    public static func gather(files: HostFiles, registry: RegistryAddress?, certificates: [Certificate]? = nil) throws -> TrustFacts {
         let layout = try OSTrustLayout.detect(try OSRelease.read(from: files))
         let prefix = layout.filePrefix(registry)
         var anchors: [String: [UInt8]] = [:]
@@ -68,12 +72,16 @@ public struct TrustFacts: Sendable, Equatable {
                 }
             }
         }
+        let bundle = try files.readString(layout.bundle) ?? ""
+        let refreshPending = try files.exists(TrustInstaller.refreshPending)
+        let inStep =
+            certificates.map { !refreshPending && TrustInstaller.storeHolds($0, prefix: prefix, anchors: anchors, bundle: bundle) } ?? false
         return TrustFacts(
             layout: layout, toolPresent: try files.exists(layout.tool), anchors: anchors,
-            bundle: try files.readString(layout.bundle) ?? "", refreshPending: try files.exists(TrustInstaller.refreshPending),
+            bundle: bundle, refreshPending: refreshPending,
             containerd: containerd, otherRuntimeParents: parents, runtimeFiles: runtimeFiles,
-            nativeBlocker: layout.family == .debian
-                ? try DebianTrustStore.nativeBlocker(files: files) : "the agent rebuilds only the Debian family's bundle")
+            nativeBlocker: layout.family != .debian
+                ? "the agent rebuilds only the Debian family's bundle" : inStep ? nil : try DebianTrustStore.nativeBlocker(files: files))
     }
 
     /// Whether `path` is absent or carries the agent's mark.

@@ -105,7 +105,7 @@ public struct TrustInstaller: Sendable {
         let prefix = layout.filePrefix(registry)
         var wanted: Set<String> = []
         for (i, cert) in certificates.enumerated() {
-            let name = "\(prefix)\(i + 1).crt"
+            let name = anchorName(prefix, i)
             wanted.insert(name)
             if let change = FileChange.ensure(
                 try layout.anchors.appending(name), holds: Array(cert.pem.utf8), current: facts.anchors[name],
@@ -120,7 +120,7 @@ public struct TrustInstaller: Sendable {
                 FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "CA no longer wanted for \(registry)"))
             removedFromStore = true
         }
-        let bundleHasAll = certificates.allSatisfy { facts.bundle.contains(pemBody($0.pem)) }
+        let bundleHasAll = bundleHolds(certificates, facts.bundle)
         var refresh: [String]?
         if facts.refreshPending {
             refresh = [layout.tool.lastComponent] + layout.freshArguments
@@ -186,6 +186,21 @@ public struct TrustInstaller: Sendable {
             }
         }
         return TrustPlan(certificates: certificates, layout: layout, fileChanges: changes, refresh: refresh, notes: notes, native: native)
+    }
+
+    /// The OS-store file of the `i`th certificate (from 0).
+    static func anchorName(_ prefix: String, _ i: Int) -> String { "\(prefix)\(i + 1).crt" }
+
+    static func bundleHolds(_ certificates: [Certificate], _ bundle: String) -> Bool {
+        certificates.allSatisfy { bundle.contains(pemBody($0.pem)) }
+    }
+
+    /// Whether the store already holds exactly these certificates, as the agent writes them, and
+    /// the bundle all of them: then a plan rebuilds nothing.
+    static func storeHolds(_ certificates: [Certificate], prefix: String, anchors: [String: [UInt8]], bundle: String) -> Bool {
+        anchors.count == certificates.count
+            && certificates.enumerated().allSatisfy { anchors[anchorName(prefix, $0.offset)] == Array($0.element.pem.utf8) }
+            && bundleHolds(certificates, bundle)
     }
 
     /// Written before the files of a plan that rebuilds the bundle change, removed once it is

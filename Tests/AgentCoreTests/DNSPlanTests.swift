@@ -36,8 +36,7 @@ final class DNSPlanTests: XCTestCase {
             [
                 ["link", "add", "nodeagent0-new", "type", "dummy"],
                 ["link", "set", "dev", "nodeagent0-new", "alias", AgentLink.alias],
-                ["link", "set", "dev", "nodeagent0-new", "name", "nodeagent0"],
-                ["link", "set", "dev", "nodeagent0", "up"],
+                ["link", "set", "dev", "nodeagent0-new", "name", "nodeagent0", "up"],
                 ["addr", "add", AgentLink.address, "dev", "nodeagent0"],
             ])
         XCTAssertEqual(

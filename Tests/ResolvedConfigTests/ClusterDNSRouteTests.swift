@@ -28,13 +28,13 @@ final class FakeResolved: ResolvedClient {
 }
 
 final class ClusterDNSRouteTests: XCTestCase {
-    let ours = #"[{"ifindex":7,"ifname":"nodeagent0","flags":["BROADCAST","NOARP","UP","LOWER_UP"],"ifalias":"managed by node-agent"}]"#
-    let addr = #"[{"ifindex":7,"addr_info":[{"family":"inet","local":"169.254.53.53","prefixlen":32}]}]"#
+    let ours =
+        #"[{"ifindex":7,"ifname":"nodeagent0","flags":["BROADCAST","NOARP","UP","LOWER_UP"],"ifalias":"managed by node-agent","addr_info":[{"family":"inet","local":"169.254.53.53","prefixlen":32}]}]"#
 
     func testCreatesTheLinkUnderAnInterimNameUntilItIsMarkedAndFallsBackToVeth() throws {
         let runner = RecordingRunner()
         runner.rules = [
-            (["-j", "link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
+            (["-j", "-d", "addr", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
             (["link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
             (["link", "add", "nodeagent0-new", "type", "dummy"], CommandResult(status: 2, stderr: "Unknown device type")),
         ]
@@ -45,8 +45,7 @@ final class ClusterDNSRouteTests: XCTestCase {
             [
                 ["link", "add", "nodeagent0-new", "type", "dummy"],
                 ["link", "set", "dev", "nodeagent0-new", "alias", "managed by node-agent"],
-                ["link", "set", "dev", "nodeagent0-new", "name", "nodeagent0"],
-                ["link", "set", "dev", "nodeagent0", "up"],
+                ["link", "set", "dev", "nodeagent0-new", "name", "nodeagent0", "up"],
                 ["addr", "add", "169.254.53.53/32", "dev", "nodeagent0"],
             ])
         try link.apply(steps)
@@ -59,7 +58,7 @@ final class ClusterDNSRouteTests: XCTestCase {
     func testALinkLeftUnderTheInterimNameByAKillIsRemovedFirst() throws {
         let runner = RecordingRunner()
         runner.rules = [
-            (["-j", "link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
+            (["-j", "-d", "addr", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
             (["link", "show", "dev", "nodeagent0-new"], CommandResult(status: 0)),
         ]
         let link = try AgentLink(runner: runner)
@@ -70,7 +69,7 @@ final class ClusterDNSRouteTests: XCTestCase {
     func testForeignLinkIsRefused() throws {
         let runner = RecordingRunner()
         runner.rules = [
-            (["-j", "link", "show"], CommandResult(status: 0, stdout: #"[{"ifindex":3,"ifname":"nodeagent0","flags":["UP"]}]"#))
+            (["-j", "-d", "addr", "show"], CommandResult(status: 0, stdout: #"[{"ifindex":3,"ifname":"nodeagent0","flags":["UP"]}]"#))
         ]
         XCTAssertThrowsError(try AgentLink(runner: runner).plan()) { XCTAssertEqual(($0 as? AgentError)?.code, .unsupportedHost) }
     }
@@ -78,8 +77,7 @@ final class ClusterDNSRouteTests: XCTestCase {
     func testSettingsAreAppliedInTheOrderThatKeepsResolvConfClean() throws {
         let runner = RecordingRunner()
         runner.rules = [
-            (["-j", "link", "show"], CommandResult(status: 0, stdout: ours)),
-            (["-j", "addr", "show"], CommandResult(status: 0, stdout: addr)),
+            (["-j", "-d", "addr", "show"], CommandResult(status: 0, stdout: ours))
         ]
         let resolved = FakeResolved()
         let route = ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved)
@@ -99,8 +97,7 @@ final class ClusterDNSRouteTests: XCTestCase {
     func testSameServersWithWrongDefaultRouteAreCorrectedInPlace() throws {
         let runner = RecordingRunner()
         runner.rules = [
-            (["-j", "link", "show"], CommandResult(status: 0, stdout: ours)),
-            (["-j", "addr", "show"], CommandResult(status: 0, stdout: addr)),
+            (["-j", "-d", "addr", "show"], CommandResult(status: 0, stdout: ours))
         ]
         let resolved = FakeResolved()
         resolved.settings = LinkDNSSettings(servers: [try IPAddress("10.96.0.10")], domains: [], defaultRoute: true)

@@ -78,10 +78,14 @@ public struct HostProcesses: Sendable {
     }
 
     /// Whether it holds the socket with this inode open (its /proc/PID/fd links, `socket:[N]`).
-    public func holdsSocket(_ pid: Int, inode: String) -> Bool {
+    public func holdsSocket(_ pid: Int, inode: String) -> Bool { holdsSocketIfKnown(pid, inode: inode) ?? false }
+
+    /// The same, nil when its /proc/PID/fd cannot be read (another user's process without
+    /// CAP_SYS_PTRACE, as in the DaemonSet's pod).
+    public func holdsSocketIfKnown(_ pid: Int, inode: String) -> Bool? {
         guard let fd = try? files.root.resolve(try proc.appending(String(pid)).appending("fd")),
             let entries = try? FileManager.default.contentsOfDirectory(atPath: fd)
-        else { return false }
+        else { return nil }
         return entries.contains { readSymlink(fd + "/" + $0) == "socket:[\(inode)]" }
     }
 

@@ -14,18 +14,21 @@ public struct RunningContainerd: Sendable, Equatable {
     public var address: String?
 
     /// The running containerd that serves CRI on this node: of the containerd processes, those
-    /// holding a listening socket (their `--address`, else containerd's default) in this network
-    /// namespace: another node's, seen through a shared /proc, is not. Empty when none runs
-    /// (before its start) or none can be told.
+    /// whose socket (their `--address`, else containerd's default) listens in this network
+    /// namespace, held by them where that can be read: another node's, seen through a shared
+    /// /proc, is not. Empty when none runs (before its start) or none can be told.
     public static func find(_ files: HostFiles) -> [RunningContainerd] {
         let processes = HostProcesses(files: files)
         var found: [RunningContainerd] = []
         for process in processes.named(["containerd"]) {
             let c = parse(pid: process.pid, processes.commandLine(process.pid))
             let socket = c.address ?? "/run/containerd/containerd.sock"
-            guard let inode = processes.listeningUnixSocketInode(path: socket), processes.holdsSocket(process.pid, inode: inode) else {
-                continue
-            }
+            // Listening in this network namespace; and held by this process where its file
+            // descriptors can be read (the DaemonSet has no CAP_SYS_PTRACE: there the listening
+            // path it names has to do).
+            guard let inode = processes.listeningUnixSocketInode(path: socket),
+                processes.holdsSocketIfKnown(process.pid, inode: inode) ?? true
+            else { continue }
             found.append(c)
         }
         return found

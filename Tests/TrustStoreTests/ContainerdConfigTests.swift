@@ -377,6 +377,12 @@ final class K3sTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: files.root.directory + "/proc/42/fd/3", withDestinationPath: "socket:[4242]")
         let running = RunningContainerd.find(files)
         XCTAssertEqual(running.map(\.pid), [42])
+        // Without access to its file descriptors (the DaemonSet has no CAP_SYS_PTRACE), the
+        // socket it names listening here has to do.
+        try FileManager.default.removeItem(atPath: files.root.directory + "/proc/42/fd")
+        XCTAssertEqual(RunningContainerd.find(files).map(\.pid), [42])
+        try FileManager.default.createDirectory(atPath: files.root.directory + "/proc/42/fd", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: files.root.directory + "/proc/42/fd/3", withDestinationPath: "socket:[4242]")
         let k3s = try XCTUnwrap(try K3sNode.detect(files: files))
         XCTAssertEqual(k3s.dataDir, "/srv/k3s")
         XCTAssertEqual(k3s.socket, "/run/k3s/containerd/containerd.sock")

@@ -82,8 +82,8 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// containerd's folders on a k3s or RKE2 node: their certs.d, which their containerd reads
     /// on every pull. The agent writes there only where the running version keeps its folder
     /// across restarts and `registries.yaml` does not claim the registry; otherwise the folders
-    /// are read as they are (k3s's own entry may hold a CA that verifies) and the note gives the
-    /// `registries.yaml` lines to add and the restart it needs.
+    /// are read as they are (k3s's own entry may hold a CA that verifies) and `remedy` gives the
+    /// restart and the `registries.yaml` lines.
     static func k3sConfig(_ k3s: K3sNode, files: HostFiles, registry: RegistryAddress?) throws -> ContainerdRegistryConfig {
         let name = k3s.distribution.rawValue
         let generated = k3s.generatedConfig

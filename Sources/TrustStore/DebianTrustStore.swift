@@ -183,7 +183,8 @@ public struct DebianTrustStore {
                 }
             }
         }
-        for name in folder.names where readSymlink(certs + "/" + name) != nil && !folder.leadsToFile(name) {
+        // leadsToFile is true for an entry that is not a link: only a dangling link fails it.
+        for name in folder.names where !folder.leadsToFile(name) {
             return "\(Self.etcCerts.path)/\(name) is a dangling link"
         }
         return nil

@@ -22,6 +22,8 @@ public struct CommandResult: Sendable {
 /// Runs programs. Behind a protocol so that unit tests can record what would run.
 public protocol CommandRunner: Sendable {
     func run(_ executable: String, _ arguments: [String]) throws -> CommandResult
+    /// With `input` on the program's standard input (nil: /dev/null).
+    func run(_ executable: String, _ arguments: [String], input: [UInt8]?) throws -> CommandResult
 }
 
 extension CommandRunner {
@@ -66,6 +68,9 @@ public struct ProcessRunner: CommandRunner {
     /// default capacity is 64 KiB), so writing it all before reading the output cannot block.
     public static let inputLimit = 4096
 
+    /// Held from making a child's pipes to spawning it (see `run`).
+    static let spawnLock = PlainLock()
+
     /// Runs the program with `input` on its standard input (at most `inputLimit` bytes, e.g. a
     /// secret that must not appear in its arguments, which every user of the node can read in
     /// /proc), then end of file; without it, standard input is /dev/null.
@@ -77,7 +82,13 @@ public struct ProcessRunner: CommandRunner {
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
         var inPipe: [Int32] = [-1, -1]
-        // Close-on-exec, so that only the dup2'd copies reach the child.
+        // Close-on-exec, so that only the dup2'd copies reach the child. The pipes are made and
+        // marked, and the child spawned, under one lock: a program another thread starts
+        // meanwhile must not inherit an end (it would hold the output open, and the read below
+        // would wait for that program too).
+        Self.spawnLock.lock()
+        var locked = true
+        defer { if locked { Self.spawnLock.unlock() } }
         guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, input == nil || pipe(&inPipe) == 0 else {
             throw AgentError(.commandFailed, "cannot create pipes to run \(executable)")
         }
@@ -115,6 +126,8 @@ public struct ProcessRunner: CommandRunner {
         posix_spawnattr_setpgroup(&attributes, 0)
         var pid: pid_t = 0
         let r = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        Self.spawnLock.unlock()
+        locked = false
         close(outPipe[1])
         close(errPipe[1])
         if inPipe[0] >= 0 { close(inPipe[0]) }

@@ -23,14 +23,30 @@ public struct AgentLink: Sendable {
     public var interimName: String { name + "-new" }
     let runner: CommandRunner
     let ip: String
+    /// The kernel's index of a link by name in this network namespace: 0 when there is no such
+    /// link, nil when the kernel cannot be asked (then `ip` is).
+    let kernelIndex: @Sendable (String) -> Int32?
 
-    public init(name: String = defaultName, runner: CommandRunner) throws {
+    public init(
+        name: String = defaultName, runner: CommandRunner, kernelIndex: @escaping @Sendable (String) -> Int32? = AgentLink.kernelIndex
+    )
+        throws
+    {
         self.name = name
         self.runner = runner
+        self.kernelIndex = kernelIndex
         guard let ip = findExecutable("ip") else {
             throw AgentError(.unsupportedHost, "the `ip` tool (iproute2) is missing", hint: "install iproute2 in the agent's image")
         }
         self.ip = ip
+    }
+
+    /// `if_nametoindex(3)`: an ioctl on a socket of this namespace, no process run. ENODEV is
+    /// the kernel's "no such link"; any other failure (no socket allowed) leaves it to `ip`.
+    public static let kernelIndex: @Sendable (String) -> Int32? = { name in
+        let index = if_nametoindex(name)
+        if index != 0 { return Int32(bitPattern: index) }
+        return errno == ENODEV ? 0 : nil
     }
 
     public enum State: Equatable, Sendable {
@@ -40,7 +56,9 @@ public struct AgentLink: Sendable {
     }
 
     /// The link as one `ip -j -d addr show` gives it: index, flags, alias (`-d`) and addresses.
+    /// A name the kernel does not know is absent without running `ip`.
     public func state() throws -> State {
+        if kernelIndex(name) == 0 { return .absent }
         let link = try runner.run(ip, ["-j", "-d", "addr", "show", "dev", name])
         guard link.succeeded else { return .absent }
         guard let entries = try? JSONValue.parse(link.stdout.utf8).array,
@@ -55,8 +73,8 @@ public struct AgentLink: Sendable {
         return .ours(ifindex: Int32(index), up: flags.contains("UP"), hasAddress: hasAddress)
     }
 
-    /// The link as it is: its state and whether a link is left under the interim name (each
-    /// read runs `ip`).
+    /// The link as it is: its state and whether a link is left under the interim name (`ip` runs
+    /// only for a link that exists, or where the kernel cannot be asked by name).
     public struct Observed: Equatable, Sendable {
         public var state: State
         public var interimPresent: Bool
@@ -67,7 +85,10 @@ public struct AgentLink: Sendable {
     }
 
     public func observe() throws -> Observed {
-        Observed(state: try state(), interimPresent: try runner.run(ip, ["link", "show", "dev", interimName]).succeeded)
+        let interim = kernelIndex(interimName)
+        return Observed(
+            state: try state(),
+            interimPresent: try interim.map { $0 != 0 } ?? runner.run(ip, ["link", "show", "dev", interimName]).succeeded)
     }
 
     /// The `ip` commands that bring the link to the wanted state (empty when it is there).
@@ -101,21 +122,43 @@ public struct AgentLink: Sendable {
         }
     }
 
-    /// Runs the plan's steps; when the kernel has no `dummy` driver, makes a `veth` pair instead.
+    /// Runs the plan's steps, all in one `ip -batch -` (one process, not one per step; `ip`
+    /// stops at the first step that fails and names its line). When the kernel has no `dummy`
+    /// driver, the steps from that one on run again with a `veth` pair instead.
     public func apply(_ steps: [[String]]) throws {
-        for step in steps {
-            var result = try runner.run(ip, step)
-            if !result.succeeded, step.suffix(2) == ["type", "dummy"] {
-                result = try runner.run(ip, ["link", "add", step[2], "type", "veth", "peer", "name", peerName])
-                if result.succeeded { result = try runner.run(ip, ["link", "set", "dev", peerName, "up"]) }
-            }
-            guard result.succeeded else {
+        var rest = steps
+        while !rest.isEmpty {
+            let batch = rest.map { $0.map(Self.batchWord).joined(separator: " ") }.joined(separator: "\n") + "\n"
+            let result = try runner.run(ip, ["-batch", "-"], input: Array(batch.utf8))
+            if result.succeeded { return }
+            // "Command failed -:N": the first N-1 steps are done.
+            let failedLine = result.stderr.split(separator: "\n").compactMap { line -> Int? in
+                guard line.hasPrefix("Command failed -:") else { return nil }
+                return Int(line.dropFirst("Command failed -:".count).trimmingBlanks())
+            }.first
+            guard let failedLine, failedLine >= 1, failedLine <= rest.count else {
                 throw AgentError(
-                    .commandFailed,
-                    "ip \(step.joined(separator: " ")) failed: \(result.stderr.trimmingWhitespace().escapedForMessage)",
+                    .commandFailed, "ip -batch failed: \(result.stderr.trimmingWhitespace().escapedForMessage)",
                     hint: "the agent needs CAP_NET_ADMIN in the host's network namespace")
             }
+            let step = rest[failedLine - 1]
+            if step.suffix(2) == ["type", "dummy"] {
+                rest =
+                    [["link", "add", step[2], "type", "veth", "peer", "name", peerName], ["link", "set", "dev", peerName, "up"]]
+                    + rest[failedLine...]
+                continue
+            }
+            let said = result.stderr.split(separator: "\n").filter { !$0.hasPrefix("Command failed") }.joined(separator: "; ")
+            throw AgentError(
+                .commandFailed, "ip \(step.joined(separator: " ")) failed: \(said.trimmingWhitespace().escapedForMessage)",
+                hint: "the agent needs CAP_NET_ADMIN in the host's network namespace")
         }
+    }
+
+    /// A word of a batch line, quoted when it holds a blank (ip's batch reader splits on blanks
+    /// and takes a double-quoted word whole).
+    static func batchWord(_ word: String) -> String {
+        word.contains(where: { $0 == " " || $0 == "\t" }) ? "\"" + word + "\"" : word
     }
 
     /// The `ip` command that removes the link when it is ours (a veth pair goes as a whole).
@@ -129,7 +172,9 @@ public struct AgentLink: Sendable {
         return steps
     }
 
+    /// The link's index, once it is made (by name from the kernel, else from `ip`).
     public func ifindex() throws -> Int32 {
+        if let index = kernelIndex(name), index > 0 { return index }
         guard case .ours(let index, _, _) = try state() else {
             throw AgentError(.commandFailed, "link \(name) is not there after creating it")
         }

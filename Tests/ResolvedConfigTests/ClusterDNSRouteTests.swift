@@ -31,15 +31,22 @@ final class ClusterDNSRouteTests: XCTestCase {
     let ours =
         #"[{"ifindex":7,"ifname":"nodeagent0","flags":["BROADCAST","NOARP","UP","LOWER_UP"],"ifalias":"managed by node-agent","addr_info":[{"family":"inet","local":"169.254.53.53","prefixlen":32}]}]"#
 
+    /// The kernel's answer by name, as a fake: these links, none other.
+    static func kernel(_ links: [String: Int32]) -> @Sendable (String) -> Int32? { { links[$0] ?? 0 } }
+
     func testCreatesTheLinkUnderAnInterimNameUntilItIsMarkedAndFallsBackToVeth() throws {
         let runner = RecordingRunner()
-        runner.rules = [
-            (["-j", "-d", "addr", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
-            (["link", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
-            (["link", "add", "nodeagent0-new", "type", "dummy"], CommandResult(status: 2, stderr: "Unknown device type")),
-        ]
-        let link = try AgentLink(runner: runner)
+        // ip's batch as it answers where the kernel has no dummy driver (measured on this
+        // machine): the first line fails, nothing after it runs.
+        runner.answer = { arguments, input in
+            guard arguments == ["-batch", "-"] else { return nil }
+            return input.hasPrefix("link add nodeagent0-new type dummy")
+                ? CommandResult(status: 1, stderr: "Error: Unknown device type.\nCommand failed -:1\n") : CommandResult(status: 0)
+        }
+        let link = try AgentLink(runner: runner, kernelIndex: Self.kernel([:]))
         let steps = try link.plan()
+        // Nothing ran to learn that neither name exists: the kernel said so.
+        XCTAssertEqual(runner.commands, [])
         XCTAssertEqual(
             steps,
             [
@@ -49,10 +56,42 @@ final class ClusterDNSRouteTests: XCTestCase {
                 ["addr", "add", "169.254.53.53/32", "dev", "nodeagent0"],
             ])
         try link.apply(steps)
-        XCTAssertTrue(
-            runner.commands.contains {
-                $0.dropFirst().elementsEqual(["link", "add", "nodeagent0-new", "type", "veth", "peer", "name", "nodeagent0p"])
-            })
+        XCTAssertEqual(runner.commands.map { Array($0.dropFirst()) }, [["-batch", "-"], ["-batch", "-"]])
+        XCTAssertEqual(
+            runner.inputs[1],
+            """
+            link add nodeagent0-new type veth peer name nodeagent0p
+            link set dev nodeagent0p up
+            link set dev nodeagent0-new alias "managed by node-agent"
+            link set dev nodeagent0-new name nodeagent0 up
+            addr add 169.254.53.53/32 dev nodeagent0
+
+            """)
+    }
+
+    func testABatchStepThatFailsIsNamedWithWhatIpSaid() throws {
+        let runner = RecordingRunner()
+        runner.rules = [(["-batch"], CommandResult(status: 1, stderr: "Error: ipv4: Address already assigned.\nCommand failed -:2\n"))]
+        let link = try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 7]))
+        XCTAssertThrowsError(
+            try link.apply([["link", "set", "dev", "nodeagent0", "up"], ["addr", "add", AgentLink.address, "dev", "nodeagent0"]])
+        ) {
+            XCTAssertEqual(($0 as? AgentError)?.code, .commandFailed)
+            XCTAssertTrue(
+                "\($0)".contains("ip addr add 169.254.53.53/32 dev nodeagent0 failed: Error: ipv4: Address already assigned."), "\($0)")
+        }
+        XCTAssertEqual(runner.commands.count, 1)
+    }
+
+    func testWhereTheKernelCannotBeAskedByNameIpIs() throws {
+        let runner = RecordingRunner()
+        runner.rules = [
+            (["-j", "-d", "addr", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
+            (["link", "show", "dev", "nodeagent0-new"], CommandResult(status: 0)),
+        ]
+        let link = try AgentLink(runner: runner, kernelIndex: { _ in nil })
+        XCTAssertEqual(try link.observe(), AgentLink.Observed(state: .absent, interimPresent: true))
+        XCTAssertEqual(runner.commands.count, 2)
     }
 
     func testALinkLeftUnderTheInterimNameByAKillIsRemovedFirst() throws {
@@ -61,7 +100,7 @@ final class ClusterDNSRouteTests: XCTestCase {
             (["-j", "-d", "addr", "show"], CommandResult(status: 1, stderr: "Device does not exist")),
             (["link", "show", "dev", "nodeagent0-new"], CommandResult(status: 0)),
         ]
-        let link = try AgentLink(runner: runner)
+        let link = try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0-new": 9]))
         XCTAssertEqual(try link.plan().first, ["link", "del", "dev", "nodeagent0-new"])
         XCTAssertEqual(try link.planRemoval(), [["link", "del", "dev", "nodeagent0-new"]])
     }
@@ -71,7 +110,9 @@ final class ClusterDNSRouteTests: XCTestCase {
         runner.rules = [
             (["-j", "-d", "addr", "show"], CommandResult(status: 0, stdout: #"[{"ifindex":3,"ifname":"nodeagent0","flags":["UP"]}]"#))
         ]
-        XCTAssertThrowsError(try AgentLink(runner: runner).plan()) { XCTAssertEqual(($0 as? AgentError)?.code, .unsupportedHost) }
+        XCTAssertThrowsError(try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 3])).plan()) {
+            XCTAssertEqual(($0 as? AgentError)?.code, .unsupportedHost)
+        }
     }
 
     func testSettingsAreAppliedInTheOrderThatKeepsResolvConfClean() throws {
@@ -80,7 +121,7 @@ final class ClusterDNSRouteTests: XCTestCase {
             (["-j", "-d", "addr", "show"], CommandResult(status: 0, stdout: ours))
         ]
         let resolved = FakeResolved()
-        let route = ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved)
+        let route = ClusterDNSRoute(link: try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 7])), resolved: resolved)
         let plan = try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
         XCTAssertEqual(plan.linkSteps, [])
         XCTAssertTrue(plan.resolvedChangeNeeded)
@@ -101,7 +142,7 @@ final class ClusterDNSRouteTests: XCTestCase {
         ]
         let resolved = FakeResolved()
         resolved.settings = LinkDNSSettings(servers: [try IPAddress("10.96.0.10")], domains: [], defaultRoute: true)
-        let route = ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved)
+        let route = ClusterDNSRoute(link: try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 7])), resolved: resolved)
         try route.apply(try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local")))
         XCTAssertEqual(resolved.calls, ["DefaultRoute=false", "Domains=[~svc.cluster.local]", "DNS=[10.96.0.10]"])
     }

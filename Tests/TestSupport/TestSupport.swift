@@ -109,12 +109,23 @@ public struct FileTree: Equatable, CustomStringConvertible {
 public final class RecordingRunner: CommandRunner, @unchecked Sendable {
     // Used from the test's thread only.
     public var commands: [[String]] = []
+    /// What each command got on its standard input ("" for none), in the order of `commands`.
+    public var inputs: [String] = []
     public var rules: [(prefix: [String], result: CommandResult)] = []
+    /// Answers a command from its arguments and input, before `rules` are asked (nil: ask them).
+    public var answer: (([String], String) -> CommandResult?)?
 
     public init() {}
 
     public func run(_ executable: String, _ arguments: [String]) throws -> CommandResult {
+        try run(executable, arguments, input: nil)
+    }
+
+    public func run(_ executable: String, _ arguments: [String], input: [UInt8]?) throws -> CommandResult {
+        let text = input.map { String(decoding: $0, as: UTF8.self) } ?? ""
         commands.append([executable] + arguments)
+        inputs.append(text)
+        if let answer, let result = answer(arguments, text) { return result }
         for rule in rules where arguments.starts(with: rule.prefix) { return rule.result }
         return CommandResult(status: 0)
     }

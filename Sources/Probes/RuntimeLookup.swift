@@ -63,13 +63,7 @@ public struct RuntimeLookup {
         watch.lap("resolve")
         switch getent {
         case .success(let addresses):
-            // Which source of the hosts line answered: each asked alone, in order.
-            var source = "nss"
-            for s in nss?.sources ?? [] {
-                guard case .success(let a)? = try? self.getent(name.name, service: s.name), !a.isEmpty else { continue }
-                source = s.name
-                break
-            }
+            let source = answeringSource(name, sources: nss?.sources.map(\.name) ?? [], hostname: node.hostname)
             let resolv = node.resolvConf.map { ResolvConf(parsing: $0) }
             let label: String
             switch source {
@@ -102,6 +96,36 @@ public struct RuntimeLookup {
                     durationSeconds: watch.elapsed, phases: watch.phases, details: details), []
             )
         }
+    }
+
+    /// Which source of the hosts line answered, for the report: the first, in order, that has
+    /// the name when asked alone. `files` (the node's /etc/hosts) and `myhostname` (only the
+    /// host's own names) are told without running anything; the last source left needs no
+    /// asking either (the whole line answered, so it is that one); any other is asked alone
+    /// with `getent -s`.
+    func answeringSource(_ name: DomainName, sources: [String], hostname: String?) -> String {
+        for (i, source) in sources.enumerated() {
+            switch source {
+            case "files":
+                let hosts = (try? files.readString(try HostPath("/etc/hosts"), limit: 4 << 20)) ?? nil
+                if !HostResolver(files: files, client: client).hostsEntries(hosts ?? "", name: name).isEmpty { return source }
+            case "myhostname":
+                if Self.myhostnameAnswers(name.name, hostname: hostname) { return source }
+            default:
+                if i == sources.count - 1 { return source }
+                if case .success(let a)? = try? getent(name.name, service: source), !a.isEmpty { return source }
+            }
+        }
+        return "nss"
+    }
+
+    /// The names nss-myhostname answers (nss-myhostname(8)): the host's name, `localhost` and
+    /// names under `.localhost`, `_gateway`, `_outbound`, and resolved's stub names.
+    static func myhostnameAnswers(_ name: String, hostname: String?) -> Bool {
+        let n = name.lowercased()
+        let local = ["localhost", "localhost.localdomain", "_gateway", "_outbound", "_localdnsstub", "_localdnsproxy"]
+        return local.contains(n) || n.hasSuffix(".localhost") || n.hasSuffix(".localhost.localdomain")
+            || hostname.map { $0.lowercased() == n } == true
     }
 
     static func hint(nss: NSSwitchHosts?, dns: CheckResult) -> String {

@@ -1,4 +1,5 @@
 import HostSystem
+import TestSupport
 import Vocabulary
 import XCTest
 
@@ -101,5 +102,54 @@ final class RuntimeRulesTests: XCTestCase {
     func testEnvironParsing() {
         let bytes = Array("PATH=/bin\u{0}HTTPS_PROXY=http://p:1\u{0}EMPTY=\u{0}=bad\u{0}noequals\u{0}".utf8)
         XCTAssertEqual(ContainerRuntime.parseEnviron(bytes), ["PATH": "/bin", "HTTPS_PROXY": "http://p:1", "EMPTY": ""])
+    }
+}
+
+/// Which source of the hosts line answered (the report's `source`): told from the node's files
+/// where nsswitch's modules are known, else by asking `getent -s` for the one source alone.
+final class AnsweringSourceTests: XCTestCase {
+    func lookup(hosts: String) throws -> (RuntimeLookup, RecordingGetent) {
+        let root = try makeTemporaryDirectory("answering-source")
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/usr/bin", withIntermediateDirectories: true)
+        try hosts.write(toFile: root + "/etc/hosts", atomically: true, encoding: .utf8)
+        try "".write(toFile: root + "/usr/bin/getent", atomically: true, encoding: .utf8)
+        let runner = RecordingGetent()
+        return (RuntimeLookup(files: HostFiles(root: try HostRoot(root)), runtime: nil, runner: runner, client: DNSClient()), runner)
+    }
+
+    func testFilesAndTheLastSourceNeedNoRun() throws {
+        let name = try DomainName("registry.ns.svc.cluster.local")
+        let (inHosts, r1) = try lookup(hosts: "127.0.0.1 localhost\n10.1.2.3 Registry.NS.svc.cluster.local registry\n")
+        XCTAssertEqual(inHosts.answeringSource(name, sources: ["files", "dns"], hostname: "node-1"), "files")
+        let (notInHosts, r2) = try lookup(hosts: "127.0.0.1 localhost\n# 10.1.2.3 registry.ns.svc.cluster.local\n")
+        XCTAssertEqual(notInHosts.answeringSource(name, sources: ["files", "dns"], hostname: "node-1"), "dns")
+        XCTAssertEqual(r1.commands + r2.commands, [])
+    }
+
+    func testASourceThatIsNotLastIsAskedAlone() throws {
+        let name = try DomainName("registry.ns.svc.cluster.local")
+        let (l, runner) = try lookup(hosts: "127.0.0.1 localhost\n")
+        runner.answers = ["hosts:resolve": CommandResult(status: 0, stdout: "10.1.2.3 STREAM registry.ns.svc.cluster.local\n")]
+        XCTAssertEqual(l.answeringSource(name, sources: ["files", "myhostname", "resolve", "dns"], hostname: "node-1"), "resolve")
+        XCTAssertEqual(runner.commands.compactMap { c in c.firstIndex(of: "-s").map { c[$0 + 1] } }, ["hosts:resolve"])
+        runner.answers = [:]
+        XCTAssertEqual(l.answeringSource(name, sources: ["files", "myhostname", "resolve", "dns"], hostname: "node-1"), "dns")
+        XCTAssertTrue(RuntimeLookup.myhostnameAnswers("NODE-1", hostname: "node-1"))
+        XCTAssertTrue(RuntimeLookup.myhostnameAnswers("a.localhost", hostname: nil))
+        XCTAssertFalse(RuntimeLookup.myhostnameAnswers(name.name, hostname: "node-1"))
+    }
+}
+
+/// `chroot ROOT getent -A -s hosts:SOURCE ahosts NAME`, answered per source (exit 2, getent's
+/// "not found", for a source not listed).
+final class RecordingGetent: CommandRunner, @unchecked Sendable {
+    var commands: [[String]] = []
+    var answers: [String: CommandResult] = [:]
+    func run(_ executable: String, _ arguments: [String]) throws -> CommandResult { try run(executable, arguments, input: nil) }
+    func run(_ executable: String, _ arguments: [String], input: [UInt8]?) throws -> CommandResult {
+        commands.append(arguments)
+        guard let i = arguments.firstIndex(of: "-s") else { return CommandResult(status: 2) }
+        return answers[arguments[i + 1]] ?? CommandResult(status: 2)
     }
 }

@@ -47,8 +47,11 @@ public struct Bootstrap {
         // The bus is optional: hosts mode and IP registries need none.
         let bus = try? SystemBus(address: config.dbusAddress)
 
-        // Facts, read once; a dry run asks nothing on the network.
-        let trustFacts = try TrustFacts.gather(files: files, registry: config.registry, certificates: config.certificates)
+        // Facts, read once; a dry run asks nothing on the network. The running containerd (one
+        // pass over /proc) serves the trust facts and, after the changes, the trust locations.
+        let running = RunningContainerd.find(files)
+        let trustFacts = try TrustFacts.gather(
+            files: files, registry: config.registry, certificates: config.certificates, running: running)
         let dnsFacts = try desiredDNS.map {
             try DNSFacts.gather(
                 files: files, link: try AgentLink(runner: runner), bus: bus, desired: $0,
@@ -80,7 +83,7 @@ public struct Bootstrap {
         // Apply.
         try TrustInstaller(files: files, runner: runner, refreshMode: refreshMode).apply(trustPlan)
         // Where the trust now lives, read once for the restart check and the probes.
-        let locations = try RegistryTrustLocations.discover(files: files, registry: config.registry)
+        let locations = try RegistryTrustLocations.discover(files: files, registry: config.registry, running: running)
         if restartRuntime {
             changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus)
         }

@@ -48,12 +48,13 @@ public struct ProbeSuite {
     /// The container runtimes systemd runs, when its bus is reachable.
     public let runtimes: (() -> [HazardProbes.RuntimeProcess])?
     /// Asks the node's runtime over its CRI socket to pull a reference (nil: no such check).
-    public let runtimePull: ((String, Int32) throws -> RuntimePullProbe.Answer)?
+    /// It runs on a thread of its own, beside the other checks.
+    public let runtimePull: (@Sendable (String, Int32) throws -> RuntimePullProbe.Answer)?
 
     public init(
         files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?,
         runtimes: (() -> [HazardProbes.RuntimeProcess])? = nil,
-        runtimePull: ((String, Int32) throws -> RuntimePullProbe.Answer)? = nil
+        runtimePull: (@Sendable (String, Int32) throws -> RuntimePullProbe.Answer)? = nil
     ) {
         self.files = files
         self.resolvedLookup = resolvedLookup
@@ -87,6 +88,20 @@ public struct ProbeSuite {
         let processes = HostProcesses(files: files)
         let running = processes.named(["containerd", "crio", "dockerd"])
         let runtime = ContainerRuntime.discover(processes: processes, running: running)
+        // The runtime's own pull, last and strongest, is started first: it waits on a process
+        // and on containerd's round trips to the registry, as the other checks wait on theirs, so
+        // the two overlap. Its check is taken last. A real image (--pull-image) gets the whole
+        // deadline (it fetches layers); the probe reference, which fetches nothing, two phases'
+        // worth (resolve, connect, handshake, request: a stalling registry must not hold the run
+        // to its deadline).
+        let pull = runtimePull.map { pull in
+            let rest = Int32(max(1000, s.deadlineSeconds * 1000))
+            let left = s.pullImage == nil ? min(rest, 2 * remainingMilliseconds()) : rest
+            let (image, registry, who) = (s.pullImage, s.registry, runtime?.summary ?? "the runtime")
+            return BackgroundWork {
+                RuntimePullProbe.run(image: image, registry: registry, runtime: who) { reference in try pull(reference, left) }
+            }
+        }
         func lookup(_ t: Int32) -> RuntimeLookup {
             RuntimeLookup(
                 files: files, runtime: runtime, runner: ProcessRunner(timeoutSeconds: Double(t) / 1000),
@@ -217,19 +232,8 @@ public struct ProbeSuite {
         if case .name = s.registry.host {
             checks.append(HazardProbes.coreDNSLoop(files: files, resolvConf: s.kubeletResolvConf, clusterDNS: s.clusterDNS))
         }
-        // Last and strongest: the runtime's own pull. A real image (--pull-image) gets the time
-        // left of the deadline (it fetches layers); the probe reference, which fetches nothing,
-        // two phases' worth (resolve, connect, handshake, request: a stalling registry must not
-        // hold the run to its deadline).
-        if let runtimePull {
-            step("runtime-pull") { t in
-                let rest = Int32(max(1000, (s.deadlineSeconds - Date().timeIntervalSince(start)) * 1000))
-                let left = s.pullImage == nil ? min(rest, 2 * t) : rest
-                return RuntimePullProbe.run(image: s.pullImage, registry: s.registry, runtime: runtime?.summary ?? "the runtime") {
-                    reference in
-                    try runtimePull(reference, left)
-                }
-            }
+        if let pull {
+            checks.append(pull.wait())
             RuntimePullProbe.settle(&checks)
         }
         return checks

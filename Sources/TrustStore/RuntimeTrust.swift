@@ -14,8 +14,11 @@ public struct RegistryTrustLocations: Sendable {
     /// agent may not write them (k3s and RKE2: the restart, the `registries.yaml` lines).
     public var remedy: String?
 
-    public static func discover(files: HostFiles, registry: RegistryAddress) throws -> RegistryTrustLocations {
-        let containerd = try ContainerdRegistryConfig.read(from: files, registry: registry)
+    /// `running`: the node's running containerd, when the caller has looked (nil: look now).
+    public static func discover(files: HostFiles, registry: RegistryAddress, running: [RunningContainerd]? = nil) throws
+        -> RegistryTrustLocations
+    {
+        let containerd = try ContainerdRegistryConfig.read(from: files, registry: registry, running: running)
         var runtime: [HostPath] = []
         // containerd uses the first config_path folder that has a folder for the host.
         search: for certsD in containerd.configPaths {

@@ -48,15 +48,18 @@ public struct TrustFacts: Sendable, Equatable {
     /// Reads the facts for one registry's trust (its OS-store files and the runtime folders of
     /// the names images give it), or, with `registry` nil, for every registry of the agent's.
     /// `certificates`: the CAs to install, when known; a store that already holds them exactly
-    /// needs no rebuild, so the native path's preconditions are not read.
-    public static func gather(files: HostFiles, registry: RegistryAddress?, certificates: [Certificate]? = nil) throws -> TrustFacts {
+    /// needs no rebuild, so the native path's preconditions are not read. `running`: the node's
+    /// running containerd, when the caller has looked (nil: look now).
+    public static func gather(
+        files: HostFiles, registry: RegistryAddress?, certificates: [Certificate]? = nil, running: [RunningContainerd]? = nil
+    ) throws -> TrustFacts {
         let layout = try OSTrustLayout.detect(try OSRelease.read(from: files))
         let prefix = layout.filePrefix(registry)
         var anchors: [String: [UInt8]] = [:]
         for name in try files.list(layout.anchors) where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
             anchors[name] = try files.read(try layout.anchors.appending(name)) ?? []
         }
-        let containerd = try ContainerdRegistryConfig.read(from: files, registry: registry)
+        let containerd = try ContainerdRegistryConfig.read(from: files, registry: registry, running: running)
         var parents: Set<HostPath> = []
         for (parent, _) in TrustInstaller.otherRuntimeCertsDirs where try files.exists(try HostPath(parent)) {
             parents.insert(try HostPath(parent))

@@ -73,6 +73,50 @@ extension StringProtocol {
 }
 
 /// A mutex for short critical sections (Foundation's `NSLock` without Foundation).
+/// What a thread runs: a closure, handed to pthread_create as an opaque pointer.
+private final class ThreadStart {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Where the work's thread leaves its result. Written by that thread before it ends, read after
+/// pthread_join: the join orders the two.
+private final class ResultSlot<Value>: @unchecked Sendable {
+    var value: Value?
+}
+
+/// One piece of work on a thread of its own, started at once; `wait()` joins the thread and
+/// gives its result. Where no thread can be made, the work runs at once on the caller's.
+public final class BackgroundWork<Value: Sendable>: @unchecked Sendable {
+    private let slot = ResultSlot<Value>()
+    private var thread = pthread_t()
+    private var running = false
+
+    public init(_ body: @escaping @Sendable () -> Value) {
+        let slot = self.slot
+        let start = Unmanaged.passRetained(ThreadStart { slot.value = body() }).toOpaque()
+        running =
+            pthread_create(
+                &thread, nil,
+                { arg in
+                    Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue().body()
+                    return nil
+                }, start) == 0
+        if !running {
+            Unmanaged<ThreadStart>.fromOpaque(start).release()
+            slot.value = body()
+        }
+    }
+
+    public func wait() -> Value {
+        if running {
+            pthread_join(thread, nil)
+            running = false
+        }
+        return slot.value!
+    }
+}
+
 public final class PlainLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
@@ -81,6 +125,9 @@ public final class PlainLock: @unchecked Sendable {
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }
+
+    public func lock() { pthread_mutex_lock(mutex) }
+    public func unlock() { pthread_mutex_unlock(mutex) }
 
     public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)

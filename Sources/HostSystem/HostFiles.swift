@@ -90,8 +90,14 @@ public struct HostFiles: Sendable {
     /// Creates the folder and its missing parents (mode 0755), recording them in the ledger
     /// before creating them: a kill in between leaves a ledger entry for a folder that may not
     /// exist (uninstall skips it), never a folder of the agent's that the ledger does not know.
-    public func makeDirectories(_ path: HostPath) throws {
-        let missing = try missingDirectories(path)
+    public func makeDirectories(_ path: HostPath) throws { try makeDirectories([path]) }
+
+    /// The folders and their missing parents, recorded in the ledger with one write.
+    public func makeDirectories(_ paths: [HostPath]) throws {
+        var missing: [HostPath] = []
+        for path in paths {
+            for folder in try missingDirectories(path) where !missing.contains(folder) { missing.append(folder) }
+        }
         guard !missing.isEmpty else { return }
         if let ledger {
             var plain = self
@@ -179,10 +185,14 @@ public struct HostFiles: Sendable {
                 if !committed { unlink(p.temp) }
             }
         }
-        // The new files' bytes, beside their targets.
+        // Their folders, in one ledger write; then the new files' bytes, beside their targets.
+        try makeDirectories(
+            operations.compactMap {
+                guard case .write(let path, _, _) = $0 else { return nil }
+                return path.parent
+            })
         for (i, op) in operations.enumerated() {
             guard case .write(let path, let bytes, let mode) = op else { continue }
-            try makeDirectories(path.parent)
             let real = try root.resolve(path)
             let dir = try root.resolve(path.parent)
             Self.removeStaleTemporaries(in: dir)

@@ -215,10 +215,19 @@ public struct TrustInstaller: Sendable {
             try FileChange.apply(plan.fileChanges, to: files)
             return
         }
-        try files.writeAtomically(Self.refreshPending, "\(HostFiles.ownershipMarker)\n")
-        try FileChange.apply(plan.fileChanges, to: files)
+        // The marker goes first in the same batch: its rename comes before the CA files' (and
+        // ext4's journal keeps that order), so a crash that leaves them in place leaves it too.
+        try files.perform(
+            [.write(Self.refreshPending, Array("\(HostFiles.ownershipMarker)\n".utf8), mode: 0o644)]
+                + plan.fileChanges.map {
+                    switch $0.kind {
+                    case .create, .replace: .write($0.path, $0.contents, mode: mode_t($0.mode))
+                    case .remove: .remove($0.path)
+                    }
+                })
         try rebuild(plan.layout, refresh, native: plan.native)
-        try files.remove(Self.refreshPending)
+        // Not synced: should a crash undo the removal, the next run rebuilds once more.
+        try files.removeEntry(Self.refreshPending)
     }
 
     func rebuild(_ layout: OSTrustLayout, _ refresh: [String], native: Bool) throws {

@@ -8,7 +8,7 @@ import Vocabulary
 /// node-problem-detector does (a strategic merge patch of nodes/NAME/status, keyed by type),
 /// only when it changes plus a slow heartbeat; and removes a startup taint once the node is
 /// ready, so that pods land only on nodes that can pull (kubernetes-sigs/node-readiness-controller
-/// watches such conditions).
+/// watches such conditions). What happens to the node is also told as Events (`events`).
 public final class NodeReporter: @unchecked Sendable {
     // Used from the reconcile loop only.
     public let api: any KubeAPIClient
@@ -21,18 +21,54 @@ public final class NodeReporter: @unchecked Sendable {
     private var lastTransition = ""
     private var lastSent = Date.distantPast
     private var taintRemoved = false
+    /// The node's Events, about the same node through the same API.
+    public let events: EventRecorder
+    /// Whether the last `report` reached the API: nil when it sent nothing, false when a
+    /// request got no answer (a timeout, a refused connection).
+    public private(set) var reportReachedAPI: Bool?
 
-    public init(api: any KubeAPIClient, node: String, conditionType: String, startupTaint: String?, heartbeat: TimeInterval) {
+    public init(
+        api: any KubeAPIClient, node: String, conditionType: String, startupTaint: String?, heartbeat: TimeInterval,
+        events: EventRecorder? = nil
+    ) {
         self.api = api
         self.node = node
         self.conditionType = conditionType
         self.startupTaint = startupTaint
         self.heartbeat = heartbeat
+        self.events = events ?? EventRecorder(api: api, node: node)
+    }
+
+    /// A request to the API; notes whether it was answered, and the Node's uid when the answer
+    /// is the Node (a GET, a patch of it or of its status), for the Events.
+    private func send(_ method: String, _ path: String, contentType: String? = nil, body: JSONValue? = nil) throws -> (
+        status: Int, json: JSONValue?
+    ) {
+        do {
+            let r = try api.request(method, path, contentType: contentType, body: body)
+            reportReachedAPI = true
+            if (200..<300).contains(r.status), r.json?["kind"]?.string ?? "Node" == "Node",
+                let uid = r.json?["metadata"]?["uid"]?.string, !uid.isEmpty
+            {
+                events.nodeUID = uid
+            }
+            return r
+        } catch {
+            reportReachedAPI = false
+            throw error
+        }
+    }
+
+    /// The Events of a reconcile with these facts, written unless this reconcile's condition
+    /// request went unanswered; what became of each.
+    public func recordEvents(_ facts: ReconcileFacts, now: Date = Date()) -> [EventRecorder.Outcome] {
+        events.record(facts, send: reportReachedAPI != false, now: now)
     }
 
     /// Sends the condition when it changed or the heartbeat is due; returns what it did.
     public func report(ready: Bool, reason: String, message: String, now: Date = Date()) throws -> [String] {
         var done: [String] = []
+        reportReachedAPI = nil
         let status = ready ? "True" : "False"
         let changed = last.map { $0.status != status || $0.reason != reason || $0.message != message } ?? true
         if last == nil {
@@ -47,7 +83,7 @@ public final class NodeReporter: @unchecked Sendable {
                 "message": .string(String(message.prefix(1024))),
                 "lastHeartbeatTime": .string(now.iso8601), "lastTransitionTime": .string(lastTransition),
             ]
-            let r = try api.request(
+            let r = try send(
                 "PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
                 body: ["status": ["conditions": [condition]]])
             guard (200..<300).contains(r.status) else {
@@ -67,7 +103,7 @@ public final class NodeReporter: @unchecked Sendable {
 
     /// Removes the taint `key` from the node, with its resourceVersion so a concurrent change wins.
     public func removeTaint(_ key: String) throws -> [String] {
-        let r = try api.request("GET", "/api/v1/nodes/\(node)", contentType: nil, body: nil)
+        let r = try send("GET", "/api/v1/nodes/\(node)")
         guard r.status == 200, let object = r.json, let version = object["metadata"]?["resourceVersion"]?.string else {
             throw AgentError(
                 .io, "cannot read node \(node) from the API: \(r.status)\(KubeAPI.refusal(r))",
@@ -80,7 +116,7 @@ public final class NodeReporter: @unchecked Sendable {
             return []
         }
         let patch: JSONValue = ["metadata": ["resourceVersion": .string(version)], "spec": ["taints": .array(remaining)]]
-        let p = try api.request("PATCH", "/api/v1/nodes/\(node)", contentType: "application/merge-patch+json", body: patch)
+        let p = try send("PATCH", "/api/v1/nodes/\(node)", contentType: "application/merge-patch+json", body: patch)
         guard (200..<300).contains(p.status) else {
             throw AgentError(
                 .io, "the API answered \(p.status) to removing taint \(key) from node \(node)\(KubeAPI.refusal(p))",
@@ -106,7 +142,7 @@ public final class NodeReporter: @unchecked Sendable {
     /// when it has not, or the node cannot be read (refused: the condition then starts anew).
     /// Throws when the API cannot be reached, so that a silent API costs one timeout, not two.
     public func publishedTransition(status: String) throws -> String? {
-        let r = try api.request("GET", "/api/v1/nodes/\(node)", contentType: nil, body: nil)
+        let r = try send("GET", "/api/v1/nodes/\(node)")
         guard r.status == 200 else { return nil }
         let mine = r.json?["status"]?["conditions"]?.array?.first { $0["type"]?.string == conditionType }
         guard let mine, mine["status"]?.string == status, let time = mine["lastTransitionTime"]?.string, !time.isEmpty else { return nil }

@@ -78,26 +78,34 @@ struct ReconcileService {
                     : "READY=1\nSTATUS=not ready: \(failed.joined(separator: ", "))")
             // Last: an API server that is slow to answer (10 s per request at most) delays
             // neither the log nor systemd's status.
+            let message = report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; ")
             publish(
-                ready: report.ready, reason: report.ready ? "RegistryPullable" : "RegistryNotPullable",
-                message: report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; "))
+                ready: report.ready, reason: report.ready ? "RegistryPullable" : "RegistryNotPullable", message: message,
+                facts: ReconcileFacts(
+                    ready: report.ready, message: message, certificates: report.certificates.map { ($0.sha256, $0.subject) },
+                    notes: report.notes, changes: report.changes))
             return report.ready
         case .failure(let error):
             cache.update(report: nil, error: "\(error)")
             logger.error("reconcile failed", metadata: ["reason": "\(why)", "error": "\(error)"])
             notify("READY=1\nSTATUS=reconcile failed: \(error)")
-            publish(ready: false, reason: "AgentError", message: "\(error)")
+            publish(ready: false, reason: "AgentError", message: "\(error)", facts: ReconcileFacts(failed: "\(error)"))
             return false
         }
     }
 
-    /// The node condition (and startup taint), when the agent knows its node and the API.
-    func publish(ready: Bool, reason: String, message: String) {
+    /// The node condition (and startup taint), then the reconcile's Events (readiness flipped, CA
+    /// rotated, runtime restarted, DNS mode changed), when the agent knows its node and the API.
+    /// An Event that cannot be written is logged; it never fails the reconcile.
+    func publish(ready: Bool, reason: String, message: String, facts: ReconcileFacts) {
         guard let reporter = options.reporter else { return }
         do {
             for line in try reporter.report(ready: ready, reason: reason, message: message) { logger.info("kubernetes: \(line)") }
         } catch {
             logger.error("kubernetes: \(error)")
+        }
+        for outcome in reporter.recordEvents(facts) {
+            if outcome.written { logger.info("kubernetes: \(outcome)") } else { logger.warning("kubernetes: \(outcome)") }
         }
     }
 

@@ -5,7 +5,8 @@ import Vocabulary
 import XCTest
 
 /// scripts/api-double (a test double of the Kubernetes API server: bearer tokens, RBAC from a
-/// manifest, one Node patched by kubectl's own strategic/merge/JSON patch code) in a sandbox
+/// manifest, one Node patched by kubectl's own strategic/merge/JSON patch code, core/v1 Events
+/// created and patched as the API server takes them) in a sandbox
 /// node's network namespace, on 127.0.0.20:PORT with the registry's certificate, which the
 /// node's CA file trusts.
 final class APIDouble {
@@ -17,6 +18,7 @@ final class APIDouble {
     let url: String
     let log: String
     let state: String
+    let eventsFile: String
     let errors: String
 
     /// Starts the double for node `nodeName` with the RBAC of `manifest`; each token file
@@ -30,16 +32,18 @@ final class APIDouble {
         let base = node.folder + "/api-\(port)"
         log = base + ".log"
         state = base + ".node.json"
+        eventsFile = base + ".events.json"
         errors = base + ".err"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         _ = FileManager.default.createFile(atPath: errors, contents: nil)
         try? FileManager.default.removeItem(atPath: state)
+        try? FileManager.default.removeItem(atPath: eventsFile)
         let pki = node.folder + "/pki"
         process = try node.background(
             [
                 "python3", packageRoot.appendingPathComponent("scripts/api-double").path,
                 "--listen", "127.0.0.20:\(port)", "--cert", pki + "/registry.crt", "--key", pki + "/registry.key",
-                "--manifest", manifest, "--node", nodeName, "--log", log, "--state", state,
+                "--manifest", manifest, "--node", nodeName, "--log", log, "--state", state, "--events", eventsFile,
             ]
                 + tokens.sorted { $0.key < $1.key }.flatMap { ["--token", "\($0.key)=\($0.value)"] },
             output: errors)
@@ -66,6 +70,16 @@ final class APIDouble {
     /// The Node as it is now in the double.
     func nodeObject() throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state))) as? [String: Any])
+    }
+
+    /// Every Event the double holds, in the order created.
+    func events() throws -> [[String: Any]] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: eventsFile))) as? [[String: Any]])
+    }
+
+    /// The Events with `reason`.
+    func events(_ reason: String) throws -> [[String: Any]] {
+        try events().filter { $0["reason"] as? String == reason }
     }
 
     /// The Node's conditions and taints, as they are now.
@@ -101,6 +115,19 @@ final class APIDouble {
 }
 
 extension SandboxNode {
+    /// `node-agent run` against scripts/api-double, publishing to node-1 of that API with the
+    /// token in `tokenFile`; its output in the log file `log`. Reconciles every second.
+    func startReporting(_ api: APIDouble, tokenFile: String, heartbeat: Int, log: String, extra: [String] = []) throws -> Process {
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        return try background(
+            [
+                SandboxNode.binary, "run", "--host-root", hostRoot, "--registry", registry, "--ca", caFile,
+                "--interval", "1", "--watch-interval", "0.2", "--timeout", "1", "--listen", "off", "--node-name", "node-1",
+                "--kube-api", api.url, "--kube-token-file", tokenFile, "--kube-ca-file", caFile,
+                "--startup-taint", "node-agent/registry-not-ready", "--condition-heartbeat", "\(heartbeat)",
+            ] + extra, output: log)
+    }
+
     /// Starts a command inside the node's namespaces in the background, its output to `output`.
     func background(_ arguments: [String], output: String) throws -> Process {
         let p = Process()

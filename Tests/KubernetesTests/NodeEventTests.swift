@@ -241,6 +241,7 @@ final class EventRecorderTests: XCTestCase {
         XCTAssertEqual(outcomes, [.created(NodeEvent(.normal, "RegistryPullReady", "ready to pull from registry:443"), name: name)])
         let sent = api.take()
         XCTAssertEqual(sent.count, 1)
+        guard sent.count == 1 else { return }
         XCTAssertEqual(sent[0].method, "POST")
         XCTAssertEqual(sent[0].path, "/api/v1/namespaces/default/events")
         XCTAssertEqual(sent[0].contentType, "application/json")
@@ -272,6 +273,7 @@ final class EventRecorderTests: XCTestCase {
         _ = recorder.record(ready(false), now: at(10))
         let created = api.take()
         XCTAssertEqual(created.map(\.method), ["POST", "POST"])
+        guard created.count == 2 else { return }
         let name = try XCTUnwrap(created[0].body?["metadata"]?["name"]?.string)
         let outcomes = recorder.record(ready(true), now: at(20))
         XCTAssertEqual(
@@ -295,6 +297,7 @@ final class EventRecorderTests: XCTestCase {
         let outcomes = recorder.record(ready(true), now: at(3700))
         let sent = api.take()
         XCTAssertEqual(sent.map(\.method), ["PATCH", "POST"])
+        guard sent.count == 2 else { return }
         XCTAssertEqual(sent[1].body?["metadata"]?["name"]?.string, name)
         XCTAssertEqual(sent[1].body?["count"], 2)
         XCTAssertEqual(sent[1].body?["firstTimestamp"], "2027-01-15T08:00:00Z")
@@ -325,6 +328,7 @@ final class EventRecorderTests: XCTestCase {
         _ = recorder.record(ready(true), now: at(2))
         let sent = api.take()
         XCTAssertEqual(sent.map(\.method), ["POST", "POST"], "never written, so created (with the count so far), not patched")
+        guard sent.count == 2 else { return }
         XCTAssertEqual(sent[1].body?["count"], 2)
     }
 

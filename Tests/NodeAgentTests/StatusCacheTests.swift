@@ -31,7 +31,9 @@ final class StatusCacheTests: XCTestCase {
     }
 
     func testMetricsForPassingWarningFailingAndSkippedChecks() {
-        let text = StatusCache.metrics(report: report(ready: false), ready: false, reconciles: 3, failures: 1)
+        let text = StatusCache.metrics(
+            report: report(ready: false), ready: false, reconciles: 3, failures: 1, lastReconcile: 1_764_670_000.25,
+            registry: "registry.svc.cluster.local:443", version: "1.2.3")
         XCTAssertEqual(
             text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
             [
@@ -44,6 +46,12 @@ final class StatusCacheTests: XCTestCase {
                 "# HELP node_agent_reconcile_errors_total Reconciles that failed since start.",
                 "# TYPE node_agent_reconcile_errors_total counter",
                 "node_agent_reconcile_errors_total 1",
+                "# HELP node_agent_last_reconcile_timestamp_seconds When the last reconcile ended (Unix time; 0 before the first).",
+                "# TYPE node_agent_last_reconcile_timestamp_seconds gauge",
+                "node_agent_last_reconcile_timestamp_seconds 1764670000.25",
+                "# HELP node_agent_info The registry the agent makes the node pull from (host:port) and the agent's version; always 1.",
+                "# TYPE node_agent_info gauge",
+                #"node_agent_info{registry="registry.svc.cluster.local:443",version="1.2.3"} 1"#,
                 "# HELP probe_success 1 when the check passed (a warning counts), per check.",
                 "# TYPE probe_success gauge",
                 #"probe_success{check="dns-cluster"} 1"#,
@@ -77,8 +85,14 @@ final class StatusCacheTests: XCTestCase {
             ready: true, dryRun: false, registry: "r", changes: [], notes: [],
             checks: [CheckResult(name: "alias:\"x\"", outcome: .pass, reason: "")])
         XCTAssertTrue(
-            StatusCache.metrics(report: odd, ready: true, reconciles: 1, failures: 0)
+            StatusCache.metrics(report: odd, ready: true, reconciles: 1, failures: 0, registry: "r", version: "v")
                 .contains(#"probe_success{check="alias:\"x\""} 1"# + "\n"))
+        // The info gauge's labels too (a registry is validated, a version is not).
+        XCTAssertTrue(
+            StatusCache.metrics(
+                report: nil, ready: false, reconciles: 0, failures: 0, registry: "[fd00::1]:5000", version: "1.0 \"rc\"\\\n"
+            )
+            .contains(#"node_agent_info{registry="[fd00::1]:5000",version="1.0 \"rc\"\\\n"} 1"# + "\n"))
     }
 
     /// The snapshot after each kind of reconcile: not ready, failed (no report), ready.
@@ -95,13 +109,16 @@ final class StatusCacheTests: XCTestCase {
         XCTAssertTrue(metrics.contains("\nnode_agent_reconciles_total 1\n"), metrics)
         XCTAssertTrue(metrics.contains("\nnode_agent_reconcile_errors_total 0\n"), metrics)
 
-        cache.update(report: nil, error: "the D-Bus address is empty")
+        cache.update(report: nil, error: "the D-Bus address is empty", now: Date(timeIntervalSince1970: 1_764_670_000))
         XCTAssertFalse(cache.current.ready)
         XCTAssertEqual(cache.current.readyReason, "reconcile failed: the D-Bus address is empty")
-        XCTAssertEqual(String(decoding: cache.current.status, as: UTF8.self), #"{"error":"the D-Bus address is empty","ready":false}"#)
+        XCTAssertEqual(
+            String(decoding: cache.current.status, as: UTF8.self),
+            #"{"checked_at":"2025-12-02T10:06:40Z","error":"the D-Bus address is empty","ready":false}"#)
         metrics = String(decoding: cache.current.metrics, as: UTF8.self)
         XCTAssertTrue(metrics.contains("\nnode_agent_reconciles_total 2\n"), metrics)
         XCTAssertTrue(metrics.contains("\nnode_agent_reconcile_errors_total 1\n"), metrics)
+        XCTAssertTrue(metrics.contains("\nnode_agent_last_reconcile_timestamp_seconds 1764670000\n"), "a failed one ended too: \(metrics)")
         XCTAssertFalse(metrics.contains("probe_success{"), "a failed reconcile has no checks: \(metrics)")
 
         cache.update(report: report(ready: true), error: nil)
@@ -115,5 +132,65 @@ final class StatusCacheTests: XCTestCase {
             metrics)
         XCTAssertTrue(metrics.contains("\nnode_agent_reconciles_total 3\n"), metrics)
         XCTAssertTrue(metrics.contains("\nnode_agent_reconcile_errors_total 1\n"), metrics)
+    }
+
+    /// Before the first reconcile ends (or while it hangs), /metrics already has the series an
+    /// alert needs: not ready, no reconcile, no error, and which registry and version.
+    func testMetricsAndStatusExistBeforeTheFirstReconcile() throws {
+        let cache = StatusCache(
+            registry: "registry.svc.cluster.local:443", version: "9.9.9", now: Date(timeIntervalSince1970: 1_764_670_000))
+        XCTAssertEqual(
+            String(decoding: cache.current.metrics, as: UTF8.self),
+            """
+            # HELP node_agent_ready 1 when the node can pull from the registry.
+            # TYPE node_agent_ready gauge
+            node_agent_ready 0
+            # HELP node_agent_reconciles_total Reconciles run since start.
+            # TYPE node_agent_reconciles_total counter
+            node_agent_reconciles_total 0
+            # HELP node_agent_reconcile_errors_total Reconciles that failed since start.
+            # TYPE node_agent_reconcile_errors_total counter
+            node_agent_reconcile_errors_total 0
+            # HELP node_agent_last_reconcile_timestamp_seconds When the last reconcile ended (Unix time; 0 before the first).
+            # TYPE node_agent_last_reconcile_timestamp_seconds gauge
+            node_agent_last_reconcile_timestamp_seconds 0
+            # HELP node_agent_info The registry the agent makes the node pull from (host:port) and the agent's version; always 1.
+            # TYPE node_agent_info gauge
+            node_agent_info{registry="registry.svc.cluster.local:443",version="9.9.9"} 1
+            # HELP probe_success 1 when the check passed (a warning counts), per check.
+            # TYPE probe_success gauge
+            # HELP probe_duration_seconds Seconds the check took.
+            # TYPE probe_duration_seconds gauge
+            # HELP probe_dns_lookup_time_seconds Seconds the DNS lookup took.
+            # TYPE probe_dns_lookup_time_seconds gauge
+            # HELP probe_ssl_earliest_cert_expiry Earliest expiry (Unix time) of the certificates the registry sent.
+            # TYPE probe_ssl_earliest_cert_expiry gauge
+            # HELP probe_ssl_last_chain_expiry_timestamp_seconds Expiry (Unix time) of the verified chain.
+            # TYPE probe_ssl_last_chain_expiry_timestamp_seconds gauge
+
+            """)
+        XCTAssertEqual(
+            String(decoding: cache.current.status, as: UTF8.self),
+            #"{"ready":false,"reason":"no reconcile yet","started_at":"2025-12-02T10:06:40Z"}"# + "\n")
+        XCTAssertEqual(cache.current.readyReason, "no reconcile yet")
+        // The default version is the agent's own.
+        XCTAssertTrue(
+            String(decoding: StatusCache(registry: "r:443").current.metrics, as: UTF8.self).contains(
+                #"node_agent_info{registry="r:443",version="\#(NodeAgent.version)"} 1"#))
+    }
+
+    /// /status after a reconcile is the report's JSON, as bootstrap prints it, and `checked_at`;
+    /// /metrics says when it ended.
+    func testStatusCarriesTheReportAndWhenItWasChecked() throws {
+        let cache = StatusCache(registry: "registry.svc.cluster.local:443")
+        let ended = Date(timeIntervalSince1970: 1_764_670_042)
+        cache.update(report: report(ready: true), error: nil, now: ended)
+        let status = try JSONValue.parse(cache.current.status)
+        XCTAssertEqual(status["checked_at"], "2025-12-02T10:07:22Z")
+        var object = try XCTUnwrap(status.object)
+        object["checked_at"] = nil
+        XCTAssertEqual(JSONValue.object(object), try JSONValue.parse(Array(report(ready: true).json().utf8)))
+        XCTAssertTrue(
+            String(decoding: cache.current.metrics, as: UTF8.self).contains("\nnode_agent_last_reconcile_timestamp_seconds 1764670042\n"))
     }
 }

@@ -56,7 +56,7 @@ struct RunCommand: ParsableCommand {
             throw AgentError(.invalidInput, "--interval must be 0.1-86400 s and --watch-interval 0.05-3600 s")
         }
         // Fail fast on bad options: the same validation as bootstrap, before any service starts.
-        _ = try NodeConfig(node, caFile: ca, dryRun: true)
+        let config = try NodeConfig(node, caFile: ca, dryRun: true)
         _ = try ChangeOptions.runner(toolTimeout: change.toolTimeout)
         // Before the endpoint's thread starts, so that it inherits the block.
         let stop = StopSignals()
@@ -70,7 +70,7 @@ struct RunCommand: ParsableCommand {
         let options = RunOptions(
             node: node, ca: ca, interval: interval, watchInterval: watchInterval, change: change,
             reporter: reporter)
-        let cache = StatusCache()
+        let cache = StatusCache(registry: config.registry.hostAndPort)
         let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
         var server: HealthServer?
         if listen != "off" {

@@ -7,23 +7,44 @@ import Vocabulary
 
 /// The answers of the health endpoint, rendered after each reconcile. Requests read them and
 /// never trigger probes. A lock, not an actor: the endpoint's thread reads it synchronously.
+///
+/// Every answer exists from the start, before the first reconcile: `/metrics` then says
+/// `node_agent_ready 0` with zero counters (a first reconcile that hangs still has a series to
+/// alert on), `/status` says when the agent started.
 final class StatusCache: @unchecked Sendable {
     struct Snapshot: Sendable {
         var ready = false
         var live = true
-        var status = Data("{\"ready\":false,\"reason\":\"no reconcile yet\"}\n".utf8)
+        var status = Data()
         var metrics = Data()
-        var readyReason = "no reconcile yet"
+        var readyReason = StatusCache.noReconcileYet
     }
 
+    static let noReconcileYet = "no reconcile yet"
+
+    /// The registry as images name it (host:port) and the agent's version: `node_agent_info`'s labels.
+    let registry: String
+    let version: String
     private let lock = PlainLock()
     private var snapshot = Snapshot()
     private var reconciles = 0
     private var failures = 0
 
+    init(registry: String = "", version: String = NodeAgent.version, now: Date = Date()) {
+        self.registry = registry
+        self.version = version
+        let object: JSONValue = [
+            "ready": false, "reason": .string(Self.noReconcileYet), "started_at": .string(now.iso8601),
+        ]
+        snapshot.status = Data(object.encoded() + [10])
+        snapshot.metrics = Data(
+            Self.metrics(report: nil, ready: false, reconciles: 0, failures: 0, registry: registry, version: version).utf8)
+    }
+
     var current: Snapshot { lock.withLock { snapshot } }
 
-    func update(report: Report?, error: String?) {
+    /// After a reconcile that ended at `now`: its report, or the error that ended it.
+    func update(report: Report?, error: String?, now: Date = Date()) {
         lock.withLock {
             reconciles += 1
             if error != nil { failures += 1 }
@@ -32,21 +53,52 @@ final class StatusCache: @unchecked Sendable {
                 s.ready = report.ready
                 s.readyReason =
                     report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; ")
-                s.status = Data(report.json().utf8)
+                s.status = Data(Self.statusJSON(report, checkedAt: now).utf8)
             } else {
                 s.ready = false
                 s.readyReason = "reconcile failed: \(error ?? "unknown")"
-                let object: JSONValue = ["ready": false, "error": .string(error ?? "unknown")]
+                let object: JSONValue = ["ready": false, "error": .string(error ?? "unknown"), "checked_at": .string(now.iso8601)]
                 s.status = Data(object.encoded())
             }
             s.metrics = Data(
-                Self.metrics(report: error == nil ? report : nil, ready: s.ready, reconciles: reconciles, failures: failures).utf8)
+                Self.metrics(
+                    report: error == nil ? report : nil, ready: s.ready, reconciles: reconciles, failures: failures,
+                    lastReconcile: now.timeIntervalSince1970, registry: registry, version: version
+                ).utf8)
             snapshot = s
         }
     }
 
+    /// /status after a reconcile: the report as `bootstrap --output json` prints it, and
+    /// `checked_at`, when the reconcile ended (RFC 3339, UTC).
+    static func statusJSON(_ report: Report, checkedAt: Date) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        let data = (try? encoder.encode(StatusDocument(report: report, checkedAt: checkedAt))) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    /// The report's own keys and `checked_at`, in one object.
+    struct StatusDocument: Encodable {
+        var report: Report
+        var checkedAt: Date
+
+        enum CodingKeys: String, CodingKey { case checkedAt = "checked_at" }
+
+        func encode(to encoder: Encoder) throws {
+            try report.encode(to: encoder)
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(checkedAt, forKey: .checkedAt)
+        }
+    }
+
     /// Prometheus text exposition, with blackbox_exporter's names where they exist.
-    static func metrics(report: Report?, ready: Bool, reconciles: Int, failures: Int) -> String {
+    /// `lastReconcile` (Unix time) is nil before the first reconcile, written as 0.
+    static func metrics(
+        report: Report?, ready: Bool, reconciles: Int, failures: Int, lastReconcile: Double? = nil, registry: String,
+        version: String
+    ) -> String {
         var out = ""
         func metric(_ name: String, _ help: String, _ type: String, _ samples: [(String, Double)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -56,6 +108,12 @@ final class StatusCache: @unchecked Sendable {
         metric("node_agent_ready", "1 when the node can pull from the registry.", "gauge", [("", ready ? 1 : 0)])
         metric("node_agent_reconciles_total", "Reconciles run since start.", "counter", [("", Double(reconciles))])
         metric("node_agent_reconcile_errors_total", "Reconciles that failed since start.", "counter", [("", Double(failures))])
+        metric(
+            "node_agent_last_reconcile_timestamp_seconds", "When the last reconcile ended (Unix time; 0 before the first).", "gauge",
+            [("", lastReconcile ?? 0)])
+        metric(
+            "node_agent_info", "The registry the agent makes the node pull from (host:port) and the agent's version; always 1.",
+            "gauge", [("{registry=\"\(escape(registry))\",version=\"\(escape(version))\"}", 1)])
         metric(
             "probe_success", "1 when the check passed (a warning counts), per check.", "gauge",
             checks.filter { $0.outcome != .skip }.map {
@@ -78,6 +136,7 @@ final class StatusCache: @unchecked Sendable {
         return out
     }
 
+    /// A label value as the text format wants it: backslash, double quote and line feed escaped.
     static func escape(_ s: String) -> String {
         s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: "\\n")
     }

@@ -10,7 +10,7 @@ struct NodeAgent: ParsableCommand {
         commandName: "node-agent",
         abstract: "Makes a Kubernetes node able to pull from the cluster's own registry: CA trust, cluster DNS on the host, proof.",
         version: version,
-        subcommands: [BootstrapCommand.self, ProbeCommand.self, UninstallCommand.self, RunCommand.self]
+        subcommands: [BootstrapCommand.self, ProbeCommand.self, UninstallCommand.self, RunCommand.self, StatusCommand.self]
     )
 
     /// The agent's version: `node-agent --version`, and node_agent_info's `version` label.
@@ -32,6 +32,9 @@ struct NodeAgent: ParsableCommand {
         } catch let error as AgentError {
             writeStandard("node-agent: error: \(error.description)\n", to: 2)
             Glibc.exit(ExitStatus.of(error))
+        } catch let error as StatusCommand.NoReport {
+            writeStandard("node-agent: no report: \(error.message)\n" + (error.hint.map { "  \($0)\n" } ?? ""), to: 2)
+            Glibc.exit(StatusCommand.noReport)
         } catch {
             exit(withError: error)
         }

@@ -144,6 +144,8 @@ enum EnvironmentOptions {
     static let options: [String: [String]] = [
         "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh", "dns-mode", "tool-timeout"],
         "probe": NodeOptions.environmentNames,
+        // status: where the agent listens, and probe's options for --probe.
+        "status": NodeOptions.environmentNames + ["listen"],
         "uninstall": [
             "host-root", "registry", "dbus-address", "output", "trust-refresh", "node-name", "kube-api", "kube-token-file",
             "kube-ca-file", "node-condition", "tool-timeout",

@@ -44,12 +44,24 @@ public struct Bootstrap {
     public func run() throws -> Report {
         var watch = Stopwatch()
         let files = HostFiles(root: config.hostRoot, ledger: HostFiles.defaultLedger)
+        // The CRI client for the runtime's pull, started now: it loads while the agent reads and
+        // writes, and waits for its input, which comes when the pull is due.
+        let helperPull = config.runtimeSocket.map {
+            RuntimePullProbe.HelperPull(helper: Self.criHelper, socket: $0, credentials: config.credentials)
+        }
+        if !config.dryRun, let helperPull {
+            helperPull.prepare(
+                reference: config.pullImage ?? RuntimePullProbe.probeReference(config.registry),
+                milliseconds: ProbeSuite.pullMilliseconds(
+                    timeoutMilliseconds: config.timeoutMilliseconds, deadlineSeconds: config.deadlineSeconds,
+                    realImage: config.pullImage != nil))
+        }
         // The bus is optional: hosts mode and IP registries need none.
         let bus = try? SystemBus(address: config.dbusAddress)
 
-        // Facts, read once; a dry run asks nothing on the network. The running containerd (one
-        // pass over /proc) serves the trust facts and, after the changes, the trust locations.
-        let running = RunningContainerd.find(files)
+        // Facts, read once; a dry run asks nothing on the network. The running containerd was
+        // read with the settings.
+        let running = config.runningContainerd
         let trustFacts = try TrustFacts.gather(
             files: files, registry: config.registry, certificates: config.certificates, running: running)
         let dnsFacts = try desiredDNS.map {
@@ -80,21 +92,40 @@ public struct Bootstrap {
                 timings: watch.phases, certificates: config.certificates.map(Report.CertificateFacts.init))
         }
 
-        // Apply.
-        try TrustInstaller(files: files, runner: runner, refreshMode: refreshMode).apply(trustPlan)
+        // Apply: the files (the CA, containerd's folder), then DNS.
+        let installer = TrustInstaller(files: files, runner: runner, refreshMode: refreshMode)
+        try installer.applyFiles(trustPlan)
         // Where the trust now lives, read once for the restart check and the probes.
         let locations = try RegistryTrustLocations.discover(files: files, registry: config.registry, running: running)
-        if restartRuntime {
-            changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus)
-        }
         watch.lap("trust")
         if let dnsPlan {
             try DNSSetup(files: files, runner: runner, bus: bus, busAddress: config.dbusAddress).apply(dnsPlan)
         }
         watch.lap("dns")
 
+        // The runtime's pull needs only what containerd reads on each pull (its hosts folder)
+        // and the DNS route, both in place: started now, it overlaps the OS store's rebuild. Not
+        // where containerd trusts the registry through the OS store alone: a containerd that
+        // has not loaded the system roots yet (Go loads them at its first TLS connection) must
+        // not load them before the rebuild; nor when runtimes are to be restarted.
+        var suite = probeSuite(files: files, bus: bus, helperPull: helperPull)
+        suite.runtimeProcesses = config.runtimeProcesses
+        let settings = probeSettings(trust: locations)
+        let early = !restartRuntime && !locations.runtimeCAFiles.isEmpty ? suite.startPull(settings) : nil
+        do {
+            try installer.refreshStore(trustPlan)
+            if restartRuntime {
+                changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus)
+                suite.runtimeProcesses = nil
+            }
+        } catch {
+            _ = early?.wait()
+            throw error
+        }
+        watch.lap("trust-store")
+
         // Prove.
-        let checks = probe(files: files, trust: locations, bus: bus)
+        let checks = suite.run(settings, pull: early)
         watch.lap("probes")
         return Report(
             ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
@@ -123,13 +154,16 @@ public struct Bootstrap {
     public func probeOnly() throws -> Report {
         let files = HostFiles(root: config.hostRoot)
         let bus = try? SystemBus(address: config.dbusAddress)
-        let checks = probe(files: files, trust: try RegistryTrustLocations.discover(files: files, registry: config.registry), bus: bus)
+        var suite = probeSuite(files: files, bus: bus)
+        suite.runtimeProcesses = config.runtimeProcesses
+        let trust = try RegistryTrustLocations.discover(files: files, registry: config.registry, running: config.runningContainerd)
+        let checks = suite.run(probeSettings(trust: trust))
         return Report(
             ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
             changes: [], notes: [], checks: checks)
     }
 
-    func probe(files: HostFiles, trust: RegistryTrustLocations, bus: SystemBus?) -> [CheckResult] {
+    func probeSettings(trust: RegistryTrustLocations) -> ProbeSettings {
         var settings = ProbeSettings(
             registry: config.registry, clusterDNS: config.clusterDNS, trust: trust,
             kubeletResolvConf: config.kubeletResolvConf, credentials: config.credentials,
@@ -137,9 +171,13 @@ public struct Bootstrap {
             expiryWarningDays: config.expiryWarningDays)
         settings.aliases = config.aliases
         settings.pullImage = config.pullImage
+        return settings
+    }
+
+    func probeSuite(files: HostFiles, bus: SystemBus?, helperPull: RuntimePullProbe.HelperPull? = nil) -> ProbeSuite {
         let resolve1 = bus.map { Resolve1(bus: $0) }
         let systemd = bus.map { Systemd1(bus: $0) }
-        let suite = ProbeSuite(
+        return ProbeSuite(
             files: files, resolvedLookup: resolve1.map { r in { try r.resolveHostname($0) } },
             runtimes: systemd.map { sd in
                 {
@@ -151,9 +189,9 @@ public struct Bootstrap {
                     }
                 }
             },
-            runtimePull: config.runtimeSocket.map {
-                RuntimePullProbe.pullThroughHelper(Self.criHelper, socket: $0, credentials: config.credentials)
-            })
-        return suite.run(settings)
+            runtimePull: helperPull.map { pull in { try pull.pull($0, $1) } }
+                ?? config.runtimeSocket.map {
+                    RuntimePullProbe.pullThroughHelper(Self.criHelper, socket: $0, credentials: config.credentials)
+                })
     }
 }

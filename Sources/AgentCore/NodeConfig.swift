@@ -27,6 +27,12 @@ public struct NodeConfig: Sendable {
     /// runtime is to be asked to pull.
     public var runtimeSocket: String?
     public var pullImage: String?
+    /// The container runtimes' processes (containerd, crio, dockerd) and the containerd that
+    /// serves this node, read from /proc once when the settings are: the settings (k3s's
+    /// socket), the trust facts and the checks all read them, and nothing restarts a runtime
+    /// before the checks unless asked to (`--restart-runtime`, which reads them again).
+    public var runtimeProcesses: [HostProcess] = []
+    public var runningContainerd: [RunningContainerd] = []
 
     public init(_ o: NodeSettings, caFile: String?, dryRun: Bool, now: Date = Date()) throws {
         registry = try RegistryAddress(o.registry)
@@ -49,6 +55,8 @@ public struct NodeConfig: Sendable {
         let explicitDNS = try o.clusterDNS.map { try IPAddress($0) }
         hostRoot = try HostRoot(o.hostRoot)
         let files = HostFiles(root: hostRoot)
+        runtimeProcesses = HostProcesses(files: files).named(ProbeSuite.runtimeNames)
+        runningContainerd = RunningContainerd.find(files, among: runtimeProcesses)
         var kubelet: KubeletDNSConfig?
         var kubeletProblem: String?
         var k3sSocket: String?
@@ -57,7 +65,7 @@ public struct NodeConfig: Sendable {
             // k3s and RKE2 give their kubelet a drop-in folder of their own (clusterDNS and
             // clusterDomain as their server set them: agents have them from it), or, before
             // v1.31.0, flags from their own config.
-            if kubelet == nil, let k3s = try K3sNode.detect(files: files) {
+            if kubelet == nil, let k3s = try K3sNode.detect(files: files, running: runningContainerd) {
                 var settings = try KubeletDNSConfig.read(from: files, directory: k3s.kubeletConfigDir) ?? KubeletDNSConfig()
                 if settings.clusterDNS.isEmpty { settings.clusterDNS = try k3s.clusterDNS(files: files) }
                 kubelet = settings

@@ -51,6 +51,10 @@ public struct ProbeSuite {
     /// It runs on a thread of its own, beside the other checks.
     public let runtimePull: (@Sendable (String, Int32) throws -> RuntimePullProbe.Answer)?
 
+    /// The runtimes' processes (containerd, crio, dockerd), when the caller has read /proc
+    /// already and none was restarted since (nil: read now).
+    public var runtimeProcesses: [HostProcess]?
+
     public init(
         files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?,
         runtimes: (() -> [HazardProbes.RuntimeProcess])? = nil,
@@ -62,7 +66,35 @@ public struct ProbeSuite {
         self.runtimePull = runtimePull
     }
 
-    public func run(_ s: ProbeSettings) -> [CheckResult] {
+    /// The names of the runtimes' processes.
+    public static let runtimeNames: Set<String> = ["containerd", "crio", "dockerd"]
+
+    /// Starts the runtime's own pull on a thread of its own (nil: no such check). It waits on a
+    /// process and on containerd's round trips to the registry, as the other checks wait on
+    /// theirs, so the two overlap; `run` takes its outcome last. A real image (--pull-image) gets
+    /// the whole deadline (it fetches layers); the probe reference, which fetches nothing, two
+    /// phases' worth (resolve, connect, handshake, request: a stalling registry must not hold
+    /// the run to its deadline).
+    public func startPull(_ s: ProbeSettings) -> BackgroundWork<RuntimePullProbe.Outcome>? {
+        guard let runtimePull else { return nil }
+        let left = Self.pullMilliseconds(s)
+        let (image, registry) = (s.pullImage, s.registry)
+        return BackgroundWork { RuntimePullProbe.pull(image: image, registry: registry) { try runtimePull($0, left) } }
+    }
+
+    /// The time the runtime's pull is given (see `startPull`).
+    public static func pullMilliseconds(_ s: ProbeSettings) -> Int32 {
+        pullMilliseconds(timeoutMilliseconds: s.timeoutMilliseconds, deadlineSeconds: s.deadlineSeconds, realImage: s.pullImage != nil)
+    }
+
+    public static func pullMilliseconds(timeoutMilliseconds: Int32, deadlineSeconds: Double, realImage: Bool) -> Int32 {
+        let rest = Int32(max(1000, deadlineSeconds * 1000))
+        return realImage ? rest : min(rest, 2 * Int32(min(Double(timeoutMilliseconds), deadlineSeconds * 1000)))
+    }
+
+    /// Every check. `pull`: the runtime's pull when the caller started it already (`startPull`).
+    public func run(_ s: ProbeSettings, pull started: BackgroundWork<RuntimePullProbe.Outcome>? = nil) -> [CheckResult] {
+        let pull = started ?? startPull(s)
         let start = Date()
         var checks: [CheckResult] = []
         func remainingMilliseconds() -> Int32 {
@@ -86,22 +118,8 @@ public struct ProbeSuite {
         // One pass over the host's /proc for the runtimes: containerd's path, and which runtime
         // started before the CA (runtime-restart-pending).
         let processes = HostProcesses(files: files)
-        let running = processes.named(["containerd", "crio", "dockerd"])
+        let running = runtimeProcesses ?? processes.named(Self.runtimeNames)
         let runtime = ContainerRuntime.discover(processes: processes, running: running)
-        // The runtime's own pull, last and strongest, is started first: it waits on a process
-        // and on containerd's round trips to the registry, as the other checks wait on theirs, so
-        // the two overlap. Its check is taken last. A real image (--pull-image) gets the whole
-        // deadline (it fetches layers); the probe reference, which fetches nothing, two phases'
-        // worth (resolve, connect, handshake, request: a stalling registry must not hold the run
-        // to its deadline).
-        let pull = runtimePull.map { pull in
-            let rest = Int32(max(1000, s.deadlineSeconds * 1000))
-            let left = s.pullImage == nil ? min(rest, 2 * remainingMilliseconds()) : rest
-            let (image, registry, who) = (s.pullImage, s.registry, runtime?.summary ?? "the runtime")
-            return BackgroundWork {
-                RuntimePullProbe.run(image: image, registry: registry, runtime: who) { reference in try pull(reference, left) }
-            }
-        }
         func lookup(_ t: Int32) -> RuntimeLookup {
             RuntimeLookup(
                 files: files, runtime: runtime, runner: ProcessRunner(timeoutSeconds: Double(t) / 1000),
@@ -232,8 +250,9 @@ public struct ProbeSuite {
         if case .name = s.registry.host {
             checks.append(HazardProbes.coreDNSLoop(files: files, resolvConf: s.kubeletResolvConf, clusterDNS: s.clusterDNS))
         }
+        // Last and strongest: the runtime's own pull, started first.
         if let pull {
-            checks.append(pull.wait())
+            checks.append(RuntimePullProbe.check(pull.wait(), image: s.pullImage, runtime: runtime?.summary ?? "the runtime"))
             RuntimePullProbe.settle(&checks)
         }
         return checks

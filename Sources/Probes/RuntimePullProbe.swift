@@ -25,13 +25,51 @@ public enum RuntimePullProbe {
     public static func pullThroughHelper(_ helper: String, socket: String, credentials: RegistryCredentials?)
         -> @Sendable (String, Int32) throws -> Answer
     {
-        { reference, milliseconds in
+        let pull = HelperPull(helper: helper, socket: socket, credentials: credentials)
+        return { try pull.pull($0, $1) }
+    }
+
+    /// The pull through `node-agent-cri`, which can be started ahead: `prepare` starts the
+    /// program for the reference and time it will be asked for, so that its start (loading it,
+    /// its gRPC stack) happens while the agent still writes the node's files; the pull then only
+    /// hands it its input, which is its go. Unused, it is stopped when this goes (and, given no
+    /// input, it pulls nothing).
+    public final class HelperPull: @unchecked Sendable {
+        let helper: String
+        let socket: String
+        let credentials: RegistryCredentials?
+        private let lock = PlainLock()
+        private var prepared: (reference: String, milliseconds: Int32, program: StartedProgram)?
+
+        public init(helper: String, socket: String, credentials: RegistryCredentials?) {
+            self.helper = helper
+            self.socket = socket
+            self.credentials = credentials
+        }
+
+        func start(_ reference: String, _ milliseconds: Int32) throws -> StartedProgram {
             let seconds = Double(max(milliseconds, 1)) / 1000
+            // The helper's own limit is the call's; this one only stops a helper that hangs.
+            return try ProcessRunner(timeoutSeconds: seconds + 5)
+                .start(helper, ["pull", "--socket", socket, "--image", reference, "--timeout", "\(seconds)"], withInput: true)
+        }
+
+        /// Starts the program for a pull of `reference` within `milliseconds`, to come.
+        public func prepare(reference: String, milliseconds: Int32) {
+            let program = try? start(reference, milliseconds)
+            lock.withLock { prepared = program.map { (reference, milliseconds, $0) } }
+        }
+
+        public func pull(_ reference: String, _ milliseconds: Int32) throws -> Answer {
+            let ready = lock.withLock { () -> StartedProgram? in
+                defer { prepared = nil }
+                guard let p = prepared, p.reference == reference, p.milliseconds == milliseconds else { return nil }
+                return p.program
+            }
+            let program = try ready ?? start(reference, milliseconds)
             var input: JSONValue = [:]
             if let credentials { input = ["username": .string(credentials.username), "password": .string(credentials.password)] }
-            // The helper's own limit is the call's; this one only stops a helper that hangs.
-            let result = try ProcessRunner(timeoutSeconds: seconds + 5)
-                .run(helper, ["pull", "--socket", socket, "--image", reference, "--timeout", "\(seconds)"], input: input.encoded())
+            let result = try program.finish(input: input.encoded())
             return try answer(status: result.status, stdout: result.stdout, stderr: result.stderr, helper: helper)
         }
     }
@@ -93,31 +131,50 @@ public enum RuntimePullProbe {
         "\(registry.hostAndPort)/node-agent/pull-probe:absent"
     }
 
+    /// A pull as it went, wherever it ran (`ProbeSuite` starts it on a thread of its own): the
+    /// reference asked for, the runtime's answer or why it could not be asked, and its seconds.
+    public struct Outcome: Sendable {
+        public var reference: String
+        public var answer: Result<Answer, any Error>
+        public var seconds: Double
+    }
+
+    /// Asks `pull` for `image` (nil: the probe reference) and times it.
+    public static func pull(image: String?, registry: RegistryAddress, _ pull: (String) throws -> Answer) -> Outcome {
+        let watch = Stopwatch()
+        let reference = image ?? probeReference(registry)
+        let answer = Result { try pull(reference) }
+        return Outcome(reference: reference, answer: answer, seconds: watch.elapsed)
+    }
+
     /// The `runtime-pull` check. `image`: the user's `--pull-image`, nil for the probe reference.
     public static func run(
         image: String?, registry: RegistryAddress, runtime: String,
         pull: (String) throws -> Answer
     ) -> CheckResult {
-        var watch = Stopwatch()
-        let reference = image ?? probeReference(registry)
+        check(Self.pull(image: image, registry: registry, pull), image: image, runtime: runtime)
+    }
+
+    /// The check from the pull's outcome. `runtime`: how the report names the runtime.
+    public static func check(_ outcome: Outcome, image: String?, runtime: String) -> CheckResult {
+        let reference = outcome.reference
+        let phases = [CheckResult.Phase(name: "pull", seconds: outcome.seconds)]
         let answer: Answer
-        do {
-            answer = try pull(reference)
-        } catch {
-            watch.lap("pull")
+        switch outcome.answer {
+        case .failure(let error):
             return CheckResult(
                 name: "runtime-pull", outcome: .skip,
                 reason: "the runtime's CRI socket cannot be asked (\(error)); the other checks stand for it",
-                durationSeconds: watch.elapsed, phases: watch.phases, details: ["reference": reference])
+                durationSeconds: outcome.seconds, phases: phases, details: ["reference": reference])
+        case .success(let a): answer = a
         }
-        watch.lap("pull")
         var details = ["reference": reference, "runtime": runtime]
         if answer.ok {
             details["image_ref"] = answer.imageRef ?? ""
             return CheckResult(
                 name: "runtime-pull", outcome: .pass,
                 reason: "\(runtime) pulled \(reference) (\(answer.imageRef ?? "")) when asked over the CRI, as kubelet asks it",
-                durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+                durationSeconds: outcome.seconds, phases: phases, details: details)
         }
         let stage = stage(of: answer.message)
         details["stage"] = stage.rawValue
@@ -127,11 +184,11 @@ public enum RuntimePullProbe {
                 name: "runtime-pull", outcome: .pass,
                 reason:
                     "\(runtime) reached the registry and verified its certificate when asked over the CRI to pull \(reference) (the registry answered: \(tail(answer.message)))",
-                durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+                durationSeconds: outcome.seconds, phases: phases, details: details)
         }
         return CheckResult(
             name: "runtime-pull", outcome: .fail, reason: "\(runtime) cannot pull \(reference): \(answer.message)",
-            durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+            durationSeconds: outcome.seconds, phases: phases, details: details)
     }
 
     static func tail(_ message: String) -> String {

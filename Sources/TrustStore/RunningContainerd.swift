@@ -17,10 +17,11 @@ public struct RunningContainerd: Sendable, Equatable {
     /// whose socket (their `--address`, else containerd's default) listens in this network
     /// namespace, held by them where that can be read: another node's, seen through a shared
     /// /proc, is not. Empty when none runs (before its start) or none can be told.
-    public static func find(_ files: HostFiles) -> [RunningContainerd] {
+    /// `among`: the processes by name, when the caller has read /proc already (nil: read now).
+    public static func find(_ files: HostFiles, among: [HostProcess]? = nil) -> [RunningContainerd] {
         let processes = HostProcesses(files: files)
         var found: [RunningContainerd] = []
-        for process in processes.named(["containerd"]) {
+        for process in (among ?? processes.named(["containerd"])) where process.name == "containerd" {
             let c = parse(pid: process.pid, processes.commandLine(process.pid))
             let socket = c.address ?? "/run/containerd/containerd.sock"
             // Listening in this network namespace; and held by this process where its file

@@ -211,20 +211,29 @@ public struct TrustInstaller: Sendable {
     /// Performs the plan: files first (each atomic), then the OS bundle rebuild: with the host's
     /// own tool, run inside the host root so that its links and hooks are the node's, or natively.
     public func apply(_ plan: TrustPlan) throws {
-        guard let refresh = plan.refresh else {
-            try FileChange.apply(plan.fileChanges, to: files)
-            return
-        }
-        // The marker goes first in the same batch: its rename comes before the CA files' (and
-        // ext4's journal keeps that order), so a crash that leaves them in place leaves it too.
+        try applyFiles(plan)
+        try refreshStore(plan)
+    }
+
+    /// The plan's files, in one batch. With a rebuild to come, the marker goes first in the same
+    /// batch: its rename comes before the CA files' (and ext4's journal keeps that order), so a
+    /// crash that leaves them in place leaves it too, and the next run rebuilds.
+    public func applyFiles(_ plan: TrustPlan) throws {
+        let marker: [HostFiles.Operation] =
+            plan.refresh == nil ? [] : [.write(Self.refreshPending, Array("\(HostFiles.ownershipMarker)\n".utf8), mode: 0o644)]
         try files.perform(
-            [.write(Self.refreshPending, Array("\(HostFiles.ownershipMarker)\n".utf8), mode: 0o644)]
+            marker
                 + plan.fileChanges.map {
                     switch $0.kind {
                     case .create, .replace: .write($0.path, $0.contents, mode: mode_t($0.mode))
                     case .remove: .remove($0.path)
                     }
                 })
+    }
+
+    /// The OS store's rebuild the plan asks for (after `applyFiles`), then the marker goes.
+    public func refreshStore(_ plan: TrustPlan) throws {
+        guard let refresh = plan.refresh else { return }
         try rebuild(plan.layout, refresh, native: plan.native)
         // Not synced: should a crash undo the removal, the next run rebuilds once more.
         try files.removeEntry(Self.refreshPending)

@@ -79,6 +79,14 @@ public struct ProcessRunner: CommandRunner {
             throw AgentError(
                 .invalidInput, "the input for \(executable) is \(input.count) bytes, over the \(Self.inputLimit) a pipe takes at once")
         }
+        return try start(executable, arguments, withInput: input != nil).finish(input: input ?? [])
+    }
+
+    /// Starts the program and leaves it running: `finish` gives it its input (when `withInput`;
+    /// else its standard input is /dev/null) and collects what it says, within `timeoutSeconds`
+    /// from then. A program never finished is stopped, with what it started, when the handle goes.
+    public func start(_ executable: String, _ arguments: [String], withInput: Bool) throws -> StartedProgram {
+        let input: [UInt8]? = withInput ? [] : nil
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
         var inPipe: [Int32] = [-1, -1]
@@ -137,50 +145,8 @@ public struct ProcessRunner: CommandRunner {
             if inPipe[1] >= 0 { close(inPipe[1]) }
             throw AgentError(.commandFailed, "cannot run \(executable)", errno: r)
         }
-        if let input {
-            // It fits the pipe (inputLimit), so this never blocks. A program that exits without
-            // reading it makes write fail with EPIPE, and the rest is dropped. The SIGPIPE that
-            // comes with it is sent to this thread: blocked here and taken before unblocking, so
-            // that it ends no caller that does not ignore it (a test process found this).
-            var pipeSignal = sigset_t()
-            var previous = sigset_t()
-            sigemptyset(&pipeSignal)
-            sigaddset(&pipeSignal, SIGPIPE)
-            pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
-            var done = 0
-            while done < input.count {
-                let n = input[done...].withUnsafeBytes { write(inPipe[1], $0.baseAddress, $0.count) }
-                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
-            }
-            close(inPipe[1])
-            if sigismember(&previous, SIGPIPE) == 0 {
-                var now = timespec(tv_sec: 0, tv_nsec: 0)
-                while sigtimedwait(&pipeSignal, nil, &now) == SIGPIPE {}
-            }
-            pthread_sigmask(SIG_SETMASK, &previous, nil)
-        }
-        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
-        let (out, err, finished) = Self.drain(outPipe[0], errPipe[0], until: deadline)
-        close(outPipe[0])
-        close(errPipe[0])
-        var status: Int32 = 0
-        // At the deadline the program may have exited while something it left behind still holds
-        // its output open: that is its result, and what it left is not ours to kill.
-        let reapedAtDeadline = !finished && waitpid(pid, &status, WNOHANG) == pid
-        if !finished && !reapedAtDeadline { kill(-pid, SIGKILL) }
-        if !reapedAtDeadline { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
-        guard finished || reapedAtDeadline else {
-            let name = executable.split(separator: "/").last.map(String.init) ?? executable
-            throw AgentError(
-                .commandFailed,
-                "\(name) did not finish within \(Int(timeoutSeconds)) s and was stopped, with what it started"
-                    + (err.isEmpty ? "" : " (it said: \(String(decoding: err.suffix(200), as: UTF8.self).escapedForMessage))"),
-                hint: "find what hangs on the node (for update-ca-certificates: a hook in /etc/ca-certificates/update.d, a stuck mount)")
-        }
-        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return CommandResult(
-            status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
-            stderr: String(decoding: err, as: UTF8.self))
+        return StartedProgram(
+            executable: executable, pid: pid, input: inPipe[1], output: outPipe[0], errors: errPipe[0], timeoutSeconds: timeoutSeconds)
     }
 
     /// Reads both pipes until both reach end of file, whichever speaks first, or until `deadline`
@@ -216,4 +182,96 @@ public func findExecutable(_ name: String) -> String? {
         if access(path, X_OK) == 0 { return path }
     }
     return nil
+}
+
+/// A program `ProcessRunner.start` started and nobody has waited for yet.
+public final class StartedProgram: @unchecked Sendable {
+    let executable: String
+    let pid: pid_t
+    /// The write end of its standard input (-1: /dev/null, or given already).
+    var inputFD: Int32
+    let output: Int32
+    let errors: Int32
+    let timeoutSeconds: Double
+    var finished = false
+
+    init(executable: String, pid: pid_t, input: Int32, output: Int32, errors: Int32, timeoutSeconds: Double) {
+        self.executable = executable
+        self.pid = pid
+        self.inputFD = input
+        self.output = output
+        self.errors = errors
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    deinit {
+        guard !finished else { return }
+        // Never finished: stopped with what it started (its own process group), and reaped.
+        kill(-pid, SIGKILL)
+        for fd in [inputFD, output, errors] where fd >= 0 { close(fd) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+
+    /// Gives the program `input` (at most `ProcessRunner.inputLimit` bytes), then end of file,
+    /// and collects its output and exit status; it is stopped, with what it started, when it has
+    /// not finished `timeoutSeconds` from now. Once only.
+    public func finish(input: [UInt8]) throws -> CommandResult {
+        precondition(!finished, "a started program is finished once")
+        finished = true
+        if input.count > ProcessRunner.inputLimit {
+            kill(-pid, SIGKILL)
+            for fd in [inputFD, output, errors] where fd >= 0 { close(fd) }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            throw AgentError(
+                .invalidInput,
+                "the input for \(executable) is \(input.count) bytes, over the \(ProcessRunner.inputLimit) a pipe takes at once")
+        }
+        if inputFD >= 0 {
+            // It fits the pipe (inputLimit), so this never blocks. A program that exits without
+            // reading it makes write fail with EPIPE, and the rest is dropped. The SIGPIPE that
+            // comes with it is sent to this thread: blocked here and taken before unblocking, so
+            // that it ends no caller that does not ignore it (a test process found this).
+            var pipeSignal = sigset_t()
+            var previous = sigset_t()
+            sigemptyset(&pipeSignal)
+            sigaddset(&pipeSignal, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+            var done = 0
+            while done < input.count {
+                let n = input[done...].withUnsafeBytes { write(inputFD, $0.baseAddress, $0.count) }
+                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
+            }
+            close(inputFD)
+            inputFD = -1
+            if sigismember(&previous, SIGPIPE) == 0 {
+                var now = timespec(tv_sec: 0, tv_nsec: 0)
+                while sigtimedwait(&pipeSignal, nil, &now) == SIGPIPE {}
+            }
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+        }
+        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
+        let (out, err, ended) = ProcessRunner.drain(output, errors, until: deadline)
+        close(output)
+        close(errors)
+        var status: Int32 = 0
+        // At the deadline the program may have exited while something it left behind still holds
+        // its output open: that is its result, and what it left is not ours to kill.
+        let reapedAtDeadline = !ended && waitpid(pid, &status, WNOHANG) == pid
+        if !ended && !reapedAtDeadline { kill(-pid, SIGKILL) }
+        if !reapedAtDeadline { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        guard ended || reapedAtDeadline else {
+            let name = executable.split(separator: "/").last.map(String.init) ?? executable
+            throw AgentError(
+                .commandFailed,
+                "\(name) did not finish within \(Int(timeoutSeconds)) s and was stopped, with what it started"
+                    + (err.isEmpty ? "" : " (it said: \(String(decoding: err.suffix(200), as: UTF8.self).escapedForMessage))"),
+                hint: "find what hangs on the node (for update-ca-certificates: a hook in /etc/ca-certificates/update.d, a stuck mount)")
+        }
+        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return CommandResult(
+            status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
+            stderr: String(decoding: err, as: UTF8.self))
+    }
 }

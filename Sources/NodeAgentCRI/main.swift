@@ -8,11 +8,12 @@ import Vocabulary
 // BoringSSL under the transport) is linked here and not into the agent, whose idle memory it
 // raised from 17 to 23 MiB (README, "What runtime-pull costs").
 //
-//   node-agent-cri pull --socket PATH --image REF --timeout SECONDS   < {"username":…,"password":…}
+//   node-agent-cri pull --socket PATH --image REF --timeout SECONDS   < {"username":…,"password":…} (or {})
 //   node-agent-cri version --socket PATH --timeout SECONDS
 //
-// The pull secret's credentials come on standard input (JSON, or nothing): a process's arguments
-// are readable by every user of the node. Exit status: 0 the runtime answered (its answer on
+// The pull secret's credentials come on standard input, a JSON object ({} without them): a
+// process's arguments are readable by every user of the node. The pull starts once that input
+// has come, so the agent can start this program ahead of the pull; with no input it pulls nothing. Exit status: 0 the runtime answered (its answer on
 // standard output, a refusal included), 1 it could not be asked (why, on standard error), 2 the
 // call was malformed.
 
@@ -36,7 +37,7 @@ func readStandardInput(limit: Int) -> [UInt8] {
 }
 
 let usage =
-    "usage: node-agent-cri pull --socket PATH --image REF --timeout SECONDS (credentials as JSON on standard input) | version --socket PATH --timeout SECONDS"
+    "usage: node-agent-cri pull --socket PATH --image REF --timeout SECONDS (a JSON object on standard input: {} or the credentials) | version --socket PATH --timeout SECONDS"
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let verb = arguments.first, verb == "pull" || verb == "version" else { fail(2, usage) }
 var options: [String: String] = [:]
@@ -57,16 +58,17 @@ do {
         emit(["runtime_name": .string(answer.runtimeName), "runtime_version": .string(answer.runtimeVersion)])
     } else {
         guard let image = options["--image"] else { fail(2, usage) }
+        // The request's go: the agent may start this program ahead and write its input only
+        // when the pull is due. Nothing on standard input (the agent ended first) pulls nothing.
         let input = readStandardInput(limit: 65536)
-        var username: String?
-        var password: String?
-        if !input.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            guard let credentials = try? JSONValue.parse(input), credentials.object != nil else {
-                fail(2, "standard input is not a JSON object with \"username\" and \"password\"")
-            }
-            username = credentials["username"]?.string
-            password = credentials["password"]?.string
+        if input.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            fail(2, "nothing on standard input, so nothing pulled: it takes a JSON object ({} without credentials)")
         }
+        guard let credentials = try? JSONValue.parse(input), credentials.object != nil else {
+            fail(2, "standard input is not a JSON object with \"username\" and \"password\"")
+        }
+        let username = credentials["username"]?.string
+        let password = credentials["password"]?.string
         let r = try CRIClient.pullImage(socketPath: socket, image: image, username: username, password: password, timeoutSeconds: timeout)
         emit([
             "ok": .bool(r.ok), "image_ref": r.imageRef.map { .string($0) } ?? .null, "code": .int(Int64(r.code)),

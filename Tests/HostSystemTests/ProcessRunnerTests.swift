@@ -48,6 +48,43 @@ final class ProcessRunnerTests: XCTestCase {
 
     /// `run` blocks SIGTERM and SIGINT (it takes them between reconciles); a tool must not inherit
     /// that, nor an ignored signal, or it would outlive a stop.
+    /// A program started ahead (the runtime-pull's CRI client) runs while the caller works and
+    /// takes its input later; one never finished is stopped, with what it started, not left behind.
+    func testAProgramStartedAheadTakesItsInputLaterOrIsStoppedWhenDropped() throws {
+        let runner = ProcessRunner(timeoutSeconds: 5)
+        let program = try runner.start("/bin/sh", ["-c", "read line; echo got:$line"], withInput: true)
+        usleep(50_000)
+        let result = try program.finish(input: Array("go\n".utf8))
+        XCTAssertEqual(result.stdout, "got:go\n")
+        XCTAssertEqual(result.status, 0)
+
+        let dir = try makeTemporaryDirectory("started")
+        var dropped: StartedProgram? = try runner.start(
+            "/bin/sh", ["-c", "sleep 100 & echo $! > \(dir)/child; echo $$ > \(dir)/shell; read line; echo pulled > \(dir)/ran"],
+            withInput: true)
+        var pids: [pid_t] = []
+        for _ in 0..<100 where pids.count < 2 {
+            usleep(20_000)
+            pids = ["shell", "child"].compactMap {
+                (try? String(contentsOfFile: "\(dir)/\($0)", encoding: .utf8)).flatMap {
+                    pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+            }
+        }
+        XCTAssertEqual(pids.count, 2)
+        XCTAssertNotNil(dropped)
+        dropped = nil
+        // Gone, or a zombie: killed, and (the shell's child) waiting for init to reap it.
+        func running(_ pid: pid_t) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+                return false
+            }
+            return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+        }
+        for pid in pids { XCTAssertFalse(running(pid), "process \(pid) outlived its dropped handle") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/ran"), "a dropped program must not go on with its work")
+    }
+
     func testAToolStartsWithNoSignalBlockedOrIgnored() throws {
         var held = sigset_t()
         var before = sigset_t()

@@ -117,15 +117,15 @@ final class APIDouble {
 extension SandboxNode {
     /// `node-agent run` against scripts/api-double, publishing to node-1 of that API with the
     /// token in `tokenFile`; its output in the log file `log`. Reconciles every second.
-    func startReporting(_ api: APIDouble, tokenFile: String, heartbeat: Int, log: String, extra: [String] = []) throws -> Process {
+    func startReporting(_ api: APIDouble, tokenFile: String, heartbeat: Int, log: String, ca: String? = nil) throws -> Process {
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         return try background(
             [
-                SandboxNode.binary, "run", "--host-root", hostRoot, "--registry", registry, "--ca", caFile,
+                SandboxNode.binary, "run", "--host-root", hostRoot, "--registry", registry, "--ca", ca ?? caFile,
                 "--interval", "1", "--watch-interval", "0.2", "--timeout", "1", "--listen", "off", "--node-name", "node-1",
                 "--kube-api", api.url, "--kube-token-file", tokenFile, "--kube-ca-file", caFile,
                 "--startup-taint", "node-agent/registry-not-ready", "--condition-heartbeat", "\(heartbeat)",
-            ] + extra, output: log)
+            ], output: log)
     }
 
     /// Starts a command inside the node's namespaces in the background, its output to `output`.

@@ -146,6 +146,49 @@ final class NodeEventsIntegrationTests: XCTestCase {
         XCTAssertEqual(used, try granted(APIDouble.manifest))
     }
 
+    /// The CA file rotated under the running agent (the registry's CA and a second one, as a
+    /// Secret holding a bundle while CAs change over): a RegistryCARotated Event naming the new
+    /// certificates and the old one; the node stays ready, so no readiness Event.
+    func testACARotationIsAnEvent() throws {
+        let (tokenPath, _) = try tokenFile("serviceaccount")
+        let api = try APIDouble(node, tokens: [tokenPath: APIDouble.serviceAccount])
+        defer { api.stop() }
+        let ca = node.folder + "/rotating-ca.crt"
+        try FileManager.default.copyItem(atPath: node.caFile, toPath: ca)
+        let other = try node.exec([
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
+            "-subj", "/CN=next registry CA", "-keyout", node.folder + "/next-ca.key", "-out", node.folder + "/next-ca.crt",
+        ])
+        XCTAssertEqual(other.status, 0, other.stderr)
+        let log = node.folder + "/agent.log"
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        let agent = try node.startReporting(api, tokenFile: tokenPath, heartbeat: 600, log: log, ca: ca)
+        defer {
+            if agent.isRunning {
+                agent.terminate()
+                agent.waitUntilExit()
+            }
+        }
+        try eventually(20, "the first report's Event") { try event(api, "RegistryPullReady") != nil }
+        XCTAssertEqual(try api.events("RegistryCARotated").count, 0, "the first CA is no rotation")
+
+        // The Secret's new content, swapped in whole as the kubelet does.
+        let bundle =
+            try String(contentsOfFile: node.caFile, encoding: .utf8) + String(contentsOfFile: node.folder + "/next-ca.crt", encoding: .utf8)
+        try bundle.write(toFile: ca + ".new", atomically: true, encoding: .utf8)
+        XCTAssertEqual(rename(ca + ".new", ca), 0)
+        try eventually(20, "the rotation's Event") { try event(api, "RegistryCARotated") != nil }
+        let rotated = try XCTUnwrap(try event(api, "RegistryCARotated"), logText())
+        XCTAssertEqual(rotated["type"] as? String, "Normal")
+        let message = try XCTUnwrap(rotated["message"] as? String)
+        XCTAssertTrue(message.hasPrefix("installed the registry's new CA "), message)
+        XCTAssertTrue(message.contains("CN=next registry CA"), message)
+        XCTAssertEqual(message.components(separatedBy: " in place of ").count, 2, message)
+        Thread.sleep(forTimeInterval: 2)
+        XCTAssertEqual(try api.events().map { $0["reason"] as? String ?? "" }.sorted(), ["RegistryCARotated", "RegistryPullReady"])
+        XCTAssertEqual(count(try event(api, "RegistryPullReady")), 1, "ready all along")
+    }
+
     /// daemonset.yaml less its events rule: the API server's 403 for the Event reaches the log
     /// (with the verb the service account needs), the reconcile goes on (the condition is
     /// published, the node stays ready), and the double holds no Event. The double's other

@@ -229,11 +229,13 @@ final class NodeOptionsTests: XCTestCase {
         let commands: [(String, String)] = [
             ("bootstrap", BootstrapCommand.helpMessage()), ("probe", ProbeCommand.helpMessage()),
             ("uninstall", UninstallCommand.helpMessage()), ("run", RunCommand.helpMessage()),
+            ("status", StatusCommand.helpMessage()),
         ]
         for (name, help) in commands {
             let flags = Set(
                 help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," })
-                    .filter { $0.hasPrefix("--") && $0 != "--help" }.map { String($0.prefix { $0 != "=" && $0 != "<" }) })
+                    .filter { $0.hasPrefix("--") }.map { "--" + String($0.dropFirst(2).prefix { $0.isLetter || $0.isNumber || $0 == "-" }) }
+                    .filter { $0 != "--help" && $0 != "--" })
             XCTAssertFalse(flags.isEmpty, name)
             for flag in flags {
                 XCTAssertTrue(doc.contains("| `\(flag)` |"), "\(flag) of \(name) is not in docs/CONFIGURATION.md")

@@ -145,7 +145,7 @@ enum EnvironmentOptions {
         "bootstrap": NodeOptions.environmentNames + ["ca", "trust-refresh", "dns-mode", "tool-timeout"],
         "probe": NodeOptions.environmentNames,
         // status: where the agent listens, and probe's options for --probe.
-        "status": NodeOptions.environmentNames + ["listen"],
+        "status": NodeOptions.environmentNames + ["listen", "endpoint"],
         "uninstall": [
             "host-root", "registry", "dbus-address", "output", "trust-refresh", "node-name", "kube-api", "kube-token-file",
             "kube-ca-file", "node-condition", "tool-timeout",
@@ -158,7 +158,7 @@ enum EnvironmentOptions {
     ]
     static let flags: [String: [String]] = [
         "bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"],
-        "run": ["restart-runtime", "accept-global-dns"],
+        "run": ["restart-runtime", "accept-global-dns"], "status": ["probe"],
     ]
 
     /// The command line with what it lacks filled from the environment, then from the config file

@@ -97,6 +97,14 @@ public struct Bootstrap {
         try installer.applyFiles(trustPlan)
         // Where the trust now lives, read once for the restart check and the probes.
         let locations = try RegistryTrustLocations.discover(files: files, registry: config.registry, running: running)
+        // Where the host's own tool rebuilds the OS store (hooks of its own, which can fail), the
+        // store comes before DNS, as it always did: should the tool fail, nothing routes the
+        // registry's name yet, and the node is as unable to pull as the report says.
+        let storeFirst = trustPlan.refresh != nil && !trustPlan.native
+        if storeFirst {
+            try installer.refreshStore(trustPlan)
+            if restartRuntime { changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus) }
+        }
         watch.lap("trust")
         if let dnsPlan {
             try DNSSetup(files: files, runner: runner, bus: bus, busAddress: config.dbusAddress).apply(dnsPlan)
@@ -104,24 +112,27 @@ public struct Bootstrap {
         watch.lap("dns")
 
         // The runtime's pull needs only what containerd reads on each pull (its hosts folder)
-        // and the DNS route, both in place: started now, it overlaps the OS store's rebuild. Not
-        // where containerd trusts the registry through the OS store alone: a containerd that
-        // has not loaded the system roots yet (Go loads them at its first TLS connection) must
-        // not load them before the rebuild; nor when runtimes are to be restarted.
+        // and the DNS route, both in place: started now, it overlaps the native rebuild of the OS
+        // store. Not where containerd trusts the registry through the OS store alone: a
+        // containerd that has not loaded the system roots yet (Go loads them at its first TLS
+        // connection) must not load them before the rebuild; nor when runtimes are to be restarted.
         var suite = probeSuite(files: files, bus: bus, helperPull: helperPull)
         suite.runtimeProcesses = config.runtimeProcesses
         let settings = probeSettings(trust: locations)
         let early = !restartRuntime && !locations.runtimeCAFiles.isEmpty ? suite.startPull(settings) : nil
-        do {
-            try installer.refreshStore(trustPlan)
-            if restartRuntime {
-                changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus)
-                suite.runtimeProcesses = nil
+        if !storeFirst {
+            do {
+                try installer.refreshStore(trustPlan)
+                if restartRuntime {
+                    changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus)
+                }
+            } catch {
+                _ = early?.wait()
+                throw error
             }
-        } catch {
-            _ = early?.wait()
-            throw error
         }
+        // A restarted runtime is another process: the checks read /proc again.
+        if restartRuntime { suite.runtimeProcesses = nil }
         watch.lap("trust-store")
 
         // Prove.

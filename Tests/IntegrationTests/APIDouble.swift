@@ -13,6 +13,28 @@ final class APIDouble {
     static let serviceAccount = "system:serviceaccount:node-agent:node-agent"
     static let manifest = packageRoot.appendingPathComponent("daemonset.yaml").path
 
+    /// daemonset.yaml with its ClusterRole's rules on `resource` cut out, written into the node's
+    /// folder; the number of rules cut and what the cutting said, for the test to check.
+    static func manifest(without resource: String, in node: SandboxNode) throws -> (path: String, cut: String, stderr: String) {
+        let path = node.folder + "/no-\(resource.replacingOccurrences(of: "/", with: "-"))-rule.yaml"
+        let cut = try node.exec([
+            "python3", "-c",
+            """
+            import sys, yaml
+            docs = list(yaml.safe_load_all(open(sys.argv[1])))
+            cut = 0
+            for d in docs:
+                if d and d.get("kind") == "ClusterRole" and d["metadata"]["name"] == "node-agent":
+                    kept = [r for r in d["rules"] if sys.argv[3] not in r.get("resources", [])]
+                    cut += len(d["rules"]) - len(kept)
+                    d["rules"] = kept
+            yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+            print(cut)
+            """, manifest, path, resource,
+        ])
+        return (path, cut.stdout, cut.stderr)
+    }
+
     let node: SandboxNode
     let process: Process
     let url: String

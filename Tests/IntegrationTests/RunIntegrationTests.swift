@@ -354,23 +354,8 @@ final class RunIntegrationTests: XCTestCase {
         api.stop()
 
         // daemonset.yaml less its nodes/status rule, made from the real manifest.
-        let manifest = node.folder + "/no-status-rule.yaml"
-        let cut = try node.exec([
-            "python3", "-c",
-            """
-            import sys, yaml
-            docs = list(yaml.safe_load_all(open(sys.argv[1])))
-            cut = 0
-            for d in docs:
-                if d and d.get("kind") == "ClusterRole" and d["metadata"]["name"] == "node-agent":
-                    kept = [r for r in d["rules"] if "nodes/status" not in r.get("resources", [])]
-                    cut += len(d["rules"]) - len(kept)
-                    d["rules"] = kept
-            yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
-            print(cut)
-            """, APIDouble.manifest, manifest,
-        ])
-        XCTAssertEqual(cut.stdout, "1\n", cut.stderr)
+        let (manifest, cut, said) = try APIDouble.manifest(without: "nodes/status", in: node)
+        XCTAssertEqual(cut, "1\n", said)
         let limited = try APIDouble(node, manifest: manifest, tokens: [known: APIDouble.serviceAccount], port: 6444)
         defer { limited.stop() }
         let limitedInitial = NSDictionary(dictionary: try limited.nodeObject())

@@ -44,13 +44,15 @@ public struct FileChange: Sendable, Equatable, CustomStringConvertible {
     /// The changes in their order, as one batch (`HostFiles.perform`): each file atomic, one
     /// journal commit for all instead of two per file.
     public static func apply(_ changes: [FileChange], to files: HostFiles) throws {
-        try files.perform(
-            changes.map {
-                switch $0.kind {
-                case .create, .replace: .write($0.path, $0.contents, mode: mode_t($0.mode))
-                case .remove: .remove($0.path)
-                }
-            })
+        try files.perform(changes.map(\.operation))
+    }
+
+    /// The change as `HostFiles.perform` takes it.
+    public var operation: HostFiles.Operation {
+        switch kind {
+        case .create, .replace: .write(path, contents, mode: mode_t(mode))
+        case .remove: .remove(path)
+        }
     }
 
     public var description: String { "\(kind.rawValue) \(path): \(reason)" }

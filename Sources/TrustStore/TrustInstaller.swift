@@ -223,12 +223,7 @@ public struct TrustInstaller: Sendable {
             plan.refresh == nil ? [] : [.write(Self.refreshPending, Array("\(HostFiles.ownershipMarker)\n".utf8), mode: 0o644)]
         try files.perform(
             marker
-                + plan.fileChanges.map {
-                    switch $0.kind {
-                    case .create, .replace: .write($0.path, $0.contents, mode: mode_t($0.mode))
-                    case .remove: .remove($0.path)
-                    }
-                })
+                + plan.fileChanges.map(\.operation))
     }
 
     /// The OS store's rebuild the plan asks for (after `applyFiles`), then the marker goes.

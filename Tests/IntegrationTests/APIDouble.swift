@@ -5,16 +5,19 @@ import Vocabulary
 import XCTest
 
 /// scripts/api-double (a test double of the Kubernetes API server: bearer tokens, RBAC from a
-/// manifest, one Node patched by kubectl's own strategic/merge/JSON patch code, core/v1 Events
-/// created and patched as the API server takes them) in a sandbox
+/// manifest, its ValidatingAdmissionPolicies evaluated with cel-python on every write (the agent's
+/// token names node-1, as a kubelet-projected token names the pod's node), one Node patched by
+/// kubectl's own strategic/merge/JSON patch code, core/v1 Events created and patched as the API
+/// server takes them) in a sandbox
 /// node's network namespace, on 127.0.0.20:PORT with the registry's certificate, which the
 /// node's CA file trusts.
 final class APIDouble {
     static let serviceAccount = "system:serviceaccount:node-agent:node-agent"
     static let manifest = packageRoot.appendingPathComponent("daemonset.yaml").path
 
-    /// daemonset.yaml with its ClusterRole's rules on `resource` cut out, written into the node's
-    /// folder; the number of rules cut and what the cutting said, for the test to check.
+    /// daemonset.yaml with the rules of its ClusterRole and Role (Events) on `resource` cut out,
+    /// written into the node's folder; the number of rules cut and what the cutting said, for the
+    /// test to check.
     static func manifest(without resource: String, in node: SandboxNode) throws -> (path: String, cut: String, stderr: String) {
         let path = node.folder + "/no-\(resource.replacingOccurrences(of: "/", with: "-"))-rule.yaml"
         let cut = try node.exec([
@@ -24,7 +27,7 @@ final class APIDouble {
             docs = list(yaml.safe_load_all(open(sys.argv[1])))
             cut = 0
             for d in docs:
-                if d and d.get("kind") == "ClusterRole" and d["metadata"]["name"] == "node-agent":
+                if d and d.get("kind") in ("ClusterRole", "Role") and d["metadata"]["name"] == "node-agent":
                     kept = [r for r in d["rules"] if sys.argv[3] not in r.get("resources", [])]
                     cut += len(d["rules"]) - len(kept)
                     d["rules"] = kept

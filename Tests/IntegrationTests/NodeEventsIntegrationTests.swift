@@ -31,14 +31,14 @@ final class NodeEventsIntegrationTests: XCTestCase {
 
     func count(_ event: [String: Any]?) -> Int { event?["count"] as? Int ?? 0 }
 
-    /// The (verb, resource) pairs daemonset.yaml's ClusterRole grants, read by PyYAML.
+    /// The (verb, resource) pairs daemonset.yaml's ClusterRole and Role (Events) grant, read by PyYAML.
     func granted(_ manifest: String) throws -> Set<String> {
         let r = try node.exec([
             "python3", "-c",
             """
             import sys, yaml
             for d in yaml.safe_load_all(open(sys.argv[1])):
-                if d and d.get("kind") == "ClusterRole" and d["metadata"]["name"] == "node-agent":
+                if d and d.get("kind") in ("ClusterRole", "Role") and d["metadata"]["name"] == "node-agent":
                     for rule in d["rules"]:
                         for g in rule["apiGroups"]:
                             for res in rule["resources"]:

@@ -74,6 +74,8 @@ public struct Bootstrap {
         let trustPlan = try TrustInstaller.plan(
             trustFacts, registry: config.registry, certificates: config.certificates, refreshMode: refreshMode)
         var notes = trustPlan.notes
+        // A CA taken within the notBefore tolerance: said, since the runtime refuses it until then.
+        notes += config.certificates.compactMap { CertificateParser.earlyWarning($0, what: "CA", now: Date()) }
         var changes = trustPlan.summary
         var dnsPlan: DNSPlan?
         if let desired = desiredDNS, let dnsFacts {

@@ -90,9 +90,11 @@ public struct NodeConfig: Sendable {
         } else {
             certificates = []
         }
+        let realmHosts = try RegistryCredentials.tokenRealmHosts(o.tokenRealmHosts)
         if let auth = o.registryAuth {
             let bytes = try Self.readFile(auth, what: "registry auth file", limit: 1 << 20)
             credentials = try RegistryCredentials.fromDockerConfig(bytes, registry: registry, source: auth)
+            credentials?.tokenRealmHosts = realmHosts
             if credentials == nil {
                 throw AgentError(
                     .invalidInput, "\(auth) has no credentials for \(registry)",

@@ -9,6 +9,9 @@ public struct NodeSettings: Sendable {
     /// Other names the registry is used under; each entry may hold several, comma-separated.
     public var aliases: [String] = []
     public var registryAuth: String?
+    /// Hosts a Bearer token realm may be on besides the registry's (`--token-realm-hosts`);
+    /// each entry may hold several, comma-separated.
+    public var tokenRealmHosts: [String] = []
     public var timeout: Double = 5
     public var deadline: Double = 30
     public var expiryWarningDays: Double = 14

@@ -2,14 +2,17 @@ import FoundationEssentials
 import Glibc
 import Probes
 import TrustStore
+import Vocabulary
 
 /// What `bootstrap` did and found: the changes made (or planned), notes, and every check.
 public struct Report: Encodable, Sendable {
     public var ready: Bool
     public var dryRun: Bool
     public var registry: String
-    public var changes: [String]
-    public var notes: [String]
+    /// Changes and notes have the userinfo of any URL masked whenever set (Redaction), as check
+    /// reasons do: whatever the report is rendered into (text, JSON, /status) carries no secret.
+    public var changes: [String] { didSet { changes = changes.map(Redaction.text) } }
+    public var notes: [String] { didSet { notes = notes.map(Redaction.text) } }
     public var checks: [CheckResult]
     /// Seconds spent per stage of the run (plan, trust, dns, probes), in order.
     public var timings: [CheckResult.Phase] = []
@@ -23,8 +26,8 @@ public struct Report: Encodable, Sendable {
         self.ready = ready
         self.dryRun = dryRun
         self.registry = registry
-        self.changes = changes
-        self.notes = notes
+        self.changes = changes.map(Redaction.text)
+        self.notes = notes.map(Redaction.text)
         self.checks = checks
         self.timings = timings
         self.certificates = certificates

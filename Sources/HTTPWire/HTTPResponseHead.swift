@@ -16,20 +16,35 @@ public struct HTTPResponseHead: Sendable {
 
     /// Parses the head at the start of `bytes` (up to and including the empty line).
     public static func parse(_ bytes: [UInt8]) -> Parsed {
-        let head: HTTPHead
-        switch HTTPHead.parse(bytes[...], maxBytes: maximumBytes, skippingEmptyLines: false) {
+        switch parse(bytes, maxBytes: maximumBytes) {
         case .incomplete: return .incomplete
-        case .tooLarge: return .invalid("the response headers exceed \(maximumBytes) bytes")
+        case .invalid(let error): return .invalid(error.description)
+        case .head(let h): return .head(h)
+        }
+    }
+
+    public enum Outcome: Sendable {
+        case incomplete
+        case invalid(HTTPResponseError)
+        case head(HTTPResponseHead)
+    }
+
+    /// The head at the start of `bytes`, at most `maxBytes` long. The status is three digits
+    /// (RFC 9112 4): a status line that does not have them is not HTTP's.
+    public static func parse(_ bytes: [UInt8], maxBytes: Int) -> Outcome {
+        let head: HTTPHead
+        switch HTTPHead.parse(bytes[...], maxBytes: maxBytes, skippingEmptyLines: false) {
+        case .incomplete: return .incomplete
+        case .tooLarge: return .invalid(.headTooLarge(limit: maximumBytes))
         case .malformed(let reason):
-            return .invalid(
-                bytes.starts(with: "HTTP/1.".utf8) ? "the server's response head is malformed: \(reason)" : "the server did not answer HTTP"
-            )
+            return .invalid(bytes.starts(with: "HTTP/1.".utf8) ? .malformedHead(reason) : .notHTTP)
         case .head(let h): head = h
         }
-        let statusLine = String(decoding: head.startLine, as: UTF8.self).split(separator: " ")
-        guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
-            return .invalid("the server did not answer HTTP")
-        }
+        let statusLine = head.startLine.split(separator: UInt8(ascii: " "), maxSplits: 2, omittingEmptySubsequences: false)
+        guard statusLine.count >= 2, statusLine[0].starts(with: "HTTP/1.".utf8), statusLine[0].count == 8 else { return .invalid(.notHTTP) }
+        let code = statusLine[1]
+        guard code.count == 3, code.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return .invalid(.notHTTP) }
+        let status = code.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
         return .head(HTTPResponseHead(status: status, headers: head.fields.map { ($0.name, $0.value) }, length: head.length))
     }
 

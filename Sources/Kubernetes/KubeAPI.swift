@@ -14,6 +14,12 @@ public struct KubeAPI: Sendable {
 
     public static let serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
 
+    /// The largest API answer taken. A Node is the largest object the agent reads (GET and PATCH
+    /// answer with the whole Node), and one with many images in `status.images` is several
+    /// hundred KiB; etcd holds objects up to 1.5 MiB by default. A cut answer would be an error,
+    /// so the startup taint would stay: this leaves room above what the API server sends.
+    public static let maximumResponseBytes = 4 << 20
+
     /// The API from `--kube-api` (https://IP:PORT) or the in-cluster environment; nil when neither is there.
     public static func resolve(url: String?, tokenFile: String?, caFile: String?, environment: [String: String]) throws -> KubeAPI? {
         var base = url
@@ -43,7 +49,9 @@ public struct KubeAPI: Sendable {
             bytes = body.encoded()
             headers.append(("Content-Type", contentType ?? "application/json"))
         }
-        let r = try httpsRequest(method, url: base + path, address: address, trustFile: caFile, headers: headers, body: bytes)
+        let r = try httpsRequest(
+            method, url: base + path, address: address, trustFile: caFile, headers: headers, body: bytes,
+            maximumBodyBytes: Self.maximumResponseBytes)
         return (r.status, try? JSONValue.parse(r.body))
     }
 

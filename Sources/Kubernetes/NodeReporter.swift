@@ -20,6 +20,9 @@ public final class NodeReporter: @unchecked Sendable {
     /// RFC 3339, as sent: the node's own while the status it holds is the one sent.
     private var lastTransition = ""
     private var lastSent = Date.distantPast
+    /// When the condition was last sent on the monotonic clock (nanoseconds), when the caller
+    /// gives that clock: a wall clock stepped back must not hold the heartbeat back for as long.
+    private var lastSentMonotonic: UInt64?
     private var taintRemoved = false
     /// The node's Events, about the same node through the same API.
     public let events: EventRecorder
@@ -65,8 +68,10 @@ public final class NodeReporter: @unchecked Sendable {
         events.record(facts, send: reportReachedAPI != false, now: now)
     }
 
-    /// Sends the condition when it changed or the heartbeat is due; returns what it did.
-    public func report(ready: Bool, reason: String, message: String, now: Date = Date()) throws -> [String] {
+    /// Sends the condition when it changed or the heartbeat is due; returns what it did. `now`
+    /// is for the timestamps people read; `monotonic` (nanoseconds of CLOCK_MONOTONIC), when
+    /// given, times the heartbeat instead of `now`.
+    public func report(ready: Bool, reason: String, message: String, now: Date = Date(), monotonic: UInt64? = nil) throws -> [String] {
         var done: [String] = []
         reportReachedAPI = nil
         let status = ready ? "True" : "False"
@@ -77,7 +82,13 @@ public final class NodeReporter: @unchecked Sendable {
         } else if last?.status != status {
             lastTransition = now.iso8601
         }
-        if changed || now.timeIntervalSince(lastSent) >= heartbeat {
+        let heartbeatDue: Bool
+        if let monotonic, let sent = lastSentMonotonic {
+            heartbeatDue = monotonic < sent || Double(monotonic - sent) / 1e9 >= heartbeat
+        } else {
+            heartbeatDue = now.timeIntervalSince(lastSent) >= heartbeat
+        }
+        if changed || heartbeatDue {
             let condition: JSONValue = [
                 "type": .string(conditionType), "status": .string(status), "reason": .string(reason),
                 "message": .string(String(message.prefix(1024))),
@@ -93,6 +104,7 @@ public final class NodeReporter: @unchecked Sendable {
             }
             last = (status, reason, message)
             lastSent = now
+            lastSentMonotonic = monotonic
             done.append("condition \(conditionType)=\(status) (\(reason)) on node \(node)")
         }
         if ready, let key = startupTaint, !taintRemoved {

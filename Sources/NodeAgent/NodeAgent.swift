@@ -30,7 +30,7 @@ struct NodeAgent: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch let error as AgentError {
-            writeStandard("node-agent: error: \(error.description)\n", to: 2)
+            writeStandard("node-agent: error: \(Redaction.text(error.description))\n", to: 2)
             Glibc.exit(ExitStatus.of(error))
         } catch let error as StatusCommand.NoReport {
             writeStandard("node-agent: no report: \(error.message)\n" + (error.hint.map { "  \($0)\n" } ?? ""), to: 2)

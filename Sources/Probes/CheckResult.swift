@@ -11,11 +11,14 @@ public struct CheckResult: Codable, Sendable, Equatable {
 
     public var name: String
     public var outcome: Outcome
-    public var reason: String
+    /// Userinfo in any URL is masked whenever this is set (Redaction): the last guard before a
+    /// reason reaches a report, /status, the node condition, an Event or a log line.
+    public var reason: String { didSet { reason = Redaction.text(reason) } }
     public var durationSeconds: Double
     /// Seconds per phase (resolve, connect, handshake, request), in order of occurrence.
     public var phases: [Phase]
-    public var details: [String: String]
+    /// Masked as `reason` is.
+    public var details: [String: String] { didSet { details = details.mapValues(Redaction.text) } }
 
     public struct Phase: Codable, Sendable, Equatable {
         public var name: String
@@ -28,10 +31,10 @@ public struct CheckResult: Codable, Sendable, Equatable {
     ) {
         self.name = name
         self.outcome = outcome
-        self.reason = reason
+        self.reason = Redaction.text(reason)
         self.durationSeconds = durationSeconds
         self.phases = phases
-        self.details = details
+        self.details = details.mapValues(Redaction.text)
     }
 
     enum CodingKeys: String, CodingKey {

@@ -47,13 +47,28 @@ struct SimpleURL: Equatable {
     }
 }
 
-/// A minimal HTTP/1.1 client: one GET per connection, `Connection: close`, every read bounded
-/// in size and time. Over TLS it verifies like `TLSProbe` and refuses to talk when that fails.
+/// A minimal HTTP/1.1 client: one request per connection, `Connection: close`. Nothing from
+/// the wire is trusted: the head and body are read by `HTTPResponseReader` (lengths and chunk
+/// sizes checked against the caller's limit, framing that can be read two ways refused), and all
+/// of a client's requests share one deadline (its check's budget), so a server that drips a
+/// byte at a time holds it no longer than that. Over TLS it verifies like `TLSProbe` and refuses
+/// to talk when that fails.
 struct HTTPClient {
     static let maximumHeaderBytes = HTTPResponseHead.maximumBytes
-    static let maximumBodyBytes = 64 * 1024
+    /// The registry's and token service's answers the probes read are small JSON documents.
+    static let defaultMaximumBodyBytes = 64 * 1024
 
     var timeoutMilliseconds: Int32
+    /// The largest body taken; a larger one is an error, never a truncated body.
+    var maximumBodyBytes: Int
+    /// When every request of this client must be over (monotonic milliseconds).
+    let deadline: UInt64
+
+    init(timeoutMilliseconds: Int32, maximumBodyBytes: Int = Self.defaultMaximumBodyBytes) {
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.maximumBodyBytes = maximumBodyBytes
+        deadline = nowMilliseconds() + UInt64(max(0, timeoutMilliseconds))
+    }
 
     struct VerifyFailed: Error, CustomStringConvertible {
         var code: Int
@@ -77,9 +92,12 @@ struct HTTPClient {
             trust = try TLSTrust.cached(trustFile)
             watch.lap("load trust")
         }
+        let now = nowMilliseconds()
+        guard now < deadline else { throw SocketError(code: ETIMEDOUT, what: "another request within the same budget") }
+        // The socket's own deadline bounds everything on this connection (handshake, writes, reads).
         let socket = try Socket.connect(
             to: address, port: url.port, type: Int32(SOCK_STREAM.rawValue),
-            timeoutMilliseconds: timeoutMilliseconds)
+            timeoutMilliseconds: Int32(clamping: deadline - now))
         watch.lap("connect")
         var tls: TLSConnection?
         if let trust {
@@ -103,62 +121,40 @@ struct HTTPClient {
         }
         try write(Array(request.utf8) + body)
 
-        var received: [UInt8] = []
-        let head: HTTPResponseHead
-        reading: while true {
-            switch HTTPResponseHead.parse(received) {
-            case .head(let h):
-                head = h
-                break reading
-            case .invalid(let why): throw AgentError(.io, why)
-            case .incomplete:
-                guard received.count < Self.maximumHeaderBytes else {
-                    throw AgentError(.io, "the response headers exceed \(Self.maximumHeaderBytes) bytes")
-                }
-                let chunk = try read(Self.maximumHeaderBytes - received.count)
-                guard !chunk.isEmpty else { throw AgentError(.io, "the server did not answer HTTP") }
-                received += chunk
+        var reader = HTTPResponseReader(method: method, bodyLimit: maximumBodyBytes)
+        do {
+            while !reader.isComplete {
+                let chunk = try read(64 * 1024)
+                if chunk.isEmpty { break }
+                try reader.take(chunk)
             }
+            let (head, received) = try reader.finish()
+            watch.lap("request")
+            return HTTPResponse(status: head.status, headers: head.headers, body: received)
+        } catch let e as HTTPResponseError {
+            throw AgentError(.io, e.description)
         }
-        var body = Array(received[head.length...])
-        let contentLength = head.header("content-length").flatMap(Int.init)
-        while body.count < min(contentLength ?? Self.maximumBodyBytes, Self.maximumBodyBytes) {
-            let chunk = try read(Self.maximumBodyBytes - body.count)
-            if chunk.isEmpty { break }
-            body += chunk
-        }
-        if let contentLength, body.count > contentLength { body = Array(body.prefix(contentLength)) }
-        if head.header("transfer-encoding")?.lowercased() == "chunked" { body = Self.dechunk(body) }
-        watch.lap("request")
-        return HTTPResponse(status: head.status, headers: head.headers, body: body)
     }
 
-    /// Decodes a chunked body (as much of it as arrived); extensions and trailers are ignored.
+    /// Decodes a chunked body (as much of it as arrived, until the first error); extensions and
+    /// trailers are ignored.
     static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = 0
-        while i < bytes.count {
-            guard let lineEnd = (i..<bytes.count - 1).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }) else { break }
-            let sizeText = String(decoding: bytes[i..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingBlanks(), radix: 16), size > 0 else { break }
-            let start = lineEnd + 2
-            let end = min(start + size, bytes.count)
-            out += bytes[start..<end]
-            i = end + 2
-        }
-        return out
+        var decoder = HTTPBodyDecoder(framing: .chunked, limit: defaultMaximumBodyBytes)
+        _ = try? decoder.take(bytes[...])
+        return decoder.body
     }
 }
 
 /// One HTTPS request with the agent's bounded client, verified with `trustFile` (SNI and name
-/// check for the URL's host): for the Kubernetes API, with the service account's CA.
+/// check for the URL's host): for the Kubernetes API, with the service account's CA. A body
+/// over `maximumBodyBytes` is an error.
 public func httpsRequest(
     _ method: String, url: String, address: IPAddress, trustFile: String, headers: [(String, String)],
-    body: [UInt8] = [], timeoutMilliseconds: Int32 = 10_000
+    body: [UInt8] = [], timeoutMilliseconds: Int32 = 10_000, maximumBodyBytes: Int = 64 * 1024
 ) throws -> (status: Int, body: [UInt8]) {
     guard let parsed = SimpleURL(url) else { throw AgentError(.invalidInput, "'\(url.escapedForMessage)' is not an http(s) URL") }
     var watch = Stopwatch()
-    let r = try HTTPClient(timeoutMilliseconds: timeoutMilliseconds).send(
+    let r = try HTTPClient(timeoutMilliseconds: timeoutMilliseconds, maximumBodyBytes: maximumBodyBytes).send(
         method, parsed, address: address, trustFile: trustFile,
         headers: headers, body: body, watch: &watch)
     return (r.status, r.body)

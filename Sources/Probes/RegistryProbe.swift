@@ -10,6 +10,10 @@ public struct RegistryCredentials: Sendable {
     public var password: String
     /// The `auths` key they came from: said in reports; the secret never is.
     public var key: String
+    /// Hosts besides the registry's own to which a Bearer token realm may take these
+    /// credentials (`--token-realm-hosts`), lowercased. Whatever host and scheme a registry's
+    /// challenge names, the credentials go only there, and only over https.
+    public var tokenRealmHosts: [String] = []
 
     /// Finds the registry's entry in a Docker config (`auths.<key>.auth` = base64 of
     /// `user:password`, or `username` and `password`). Keys are matched as Docker does: with or
@@ -41,6 +45,40 @@ public struct RegistryCredentials: Sendable {
     }
 
     var basicAuthorization: String { "Basic " + Data("\(username):\(password)".utf8).base64EncodedString() }
+
+    /// `--token-realm-hosts` as given (each entry may hold several, comma-separated): host
+    /// names or IP addresses, without scheme or port (a realm's port does not change whose
+    /// machine it is).
+    public static func tokenRealmHosts(_ entries: [String]) throws -> [String] {
+        try entries.flatMap { $0.split(separator: ",") }.map { raw in
+            let entry = raw.trimmingBlanks().lowercased()
+            if let ip = try? IPAddress(entry) { return ip.description }
+            guard !entry.contains(":"), !entry.contains("/"), !entry.contains("@"), let name = try? DomainName(entry) else {
+                throw AgentError(
+                    .invalidInput, "--token-realm-hosts: '\(Redaction.url(entry).escapedForMessage)' is not a host name or IP address",
+                    hint: "give hosts alone, comma-separated, e.g. --token-realm-hosts auth.example.com")
+            }
+            return name.description
+        }
+    }
+
+    /// Why these credentials must not go to `realm` (nil when they may): it is not https, or it
+    /// is on neither the registry's host nor one allowed by `--token-realm-hosts`. A registry
+    /// (or whoever answers at its address) names the realm, so it must not be able to send the
+    /// pull secret to a host of its choosing, or over plain http where anyone on the path reads it.
+    func realmRefusal(_ realm: SimpleURL, registry: RegistryAddress) -> String? {
+        let host = realm.host.lowercased()
+        let shown = "\(realm.tls ? "https" : "http")://\(realm.host)\(realm.port == (realm.tls ? 443 : 80) ? "" : ":\(realm.port)")"
+        guard realm.tls else {
+            return
+                "the registry's token realm \(shown) is plain http: the credentials for \(key) go to a token realm only over https; not sent"
+        }
+        guard host == registry.hostName.lowercased() || tokenRealmHosts.contains(host) else {
+            return
+                "the registry's token realm is on another host, \(realm.host): the credentials for \(key) go only to the registry's own host \(registry.hostName) or to a host allowed with --token-realm-hosts (NODE_AGENT_TOKEN_REALM_HOSTS), e.g. --token-realm-hosts \(realm.host); not sent"
+        }
+        return nil
+    }
 }
 
 /// One `WWW-Authenticate` challenge: scheme and parameters (RFC 7235).
@@ -174,7 +212,12 @@ public enum RegistryProbe {
         trustFile: String, resolve: (String) -> IPAddress?, watch: inout Stopwatch
     ) throws -> String {
         guard let realm = challenge.parameters["realm"], var url = SimpleURL(realm) else {
-            throw AgentError(.io, "the Bearer challenge has no usable realm")
+            // SimpleURL refuses userinfo in a realm; the message must not carry it either.
+            let said = challenge.parameters["realm"].map { " (\(String(Redaction.url($0).prefix(200)).escapedForMessage))" } ?? ""
+            throw AgentError(.io, "the Bearer challenge has no usable realm\(said)")
+        }
+        if let refusal = credentials.realmRefusal(url, registry: registryTarget.registry) {
+            throw AgentError(.invalidInput, refusal)
         }
         var query: [String] = []
         for key in ["service", "scope"] {

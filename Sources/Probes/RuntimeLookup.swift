@@ -183,14 +183,18 @@ public enum RuntimeProxyProbe {
             return nil
         }
         var watch = Stopwatch()
-        let details = ["proxy": proxy, "no_proxy": runtime.environment["NO_PROXY"] ?? runtime.environment["no_proxy"] ?? ""]
+        // The proxy as said in the check: without the user and password a URL may carry
+        // (`http://user:password@proxy:3128`), which would reach /status, the condition and Events.
+        let shown = Redaction.url(proxy)
+        let noProxy = runtime.environment["NO_PROXY"] ?? runtime.environment["no_proxy"] ?? ""
+        let details = ["proxy": shown, "no_proxy": Redaction.text(noProxy)]
         let fix =
             "add the cluster domain to NO_PROXY in containerd's environment (e.g. NO_PROXY=.svc.cluster.local,.cluster.local, in its unit's Environment=) and restart containerd"
         func fail(_ why: String) -> CheckResult {
             CheckResult(
                 name: "runtime-proxy", outcome: .fail,
                 reason:
-                    "\(runtime.summary) sends pulls of \(registry) to the proxy \(proxy) (HTTPS_PROXY in its environment, not exempted by NO_PROXY), and \(why): \(fix)",
+                    "\(runtime.summary) sends pulls of \(registry) to the proxy \(shown) (HTTPS_PROXY in its environment, not exempted by NO_PROXY), and \(why): \(fix)",
                 durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         }
         // http://user:pass@host:port, or host:port
@@ -228,7 +232,7 @@ public enum RuntimeProxyProbe {
             }
             return CheckResult(
                 name: "runtime-proxy", outcome: .pass,
-                reason: "\(runtime.summary) pulls \(registry) through the proxy \(proxy), which opened a tunnel to it",
+                reason: "\(runtime.summary) pulls \(registry) through the proxy \(shown), which opened a tunnel to it",
                 durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         } catch let e as SocketError {
             return fail("the proxy cannot be reached (\(e.isRefused ? "connection refused" : e.isTimeout ? "timeout" : e.description))")

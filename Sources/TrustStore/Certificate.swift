@@ -49,8 +49,24 @@ public enum CertificateParser {
         return [try parseDER(bytes, source: source)]
     }
 
+    /// How far ahead of this node's clock a certificate's notBefore may be and still be taken
+    /// (with a warning): clocks of nodes and of the machine that issued a CA differ by seconds to
+    /// minutes, most of all at boot before time sync, and refusing a freshly issued CA for that
+    /// would leave the node unable to pull until the agent ran again.
+    public static let notBeforeTolerance: TimeInterval = 300
+
+    /// The warning for a certificate taken within `notBeforeTolerance`, nil when it is already
+    /// valid at `now`.
+    public static func earlyWarning(_ cert: Certificate, what: String, now: Date) -> String? {
+        guard cert.notBefore > now else { return nil }
+        let ahead = Int(cert.notBefore.timeIntervalSince(now).rounded(.up))
+        return
+            "\(what) '\(cert.subject)' is valid only from \(cert.notBefore.iso8601), \(ahead) s ahead of this node's clock: taken within the \(Int(notBeforeTolerance / 60))-minute tolerance, but Go programs such as containerd refuse it until then; check the node's time sync"
+    }
+
     /// Parses and validates a CA file for installation: at least one certificate, each a CA
-    /// (basicConstraints CA:TRUE) and valid at `now`.
+    /// (basicConstraints CA:TRUE) and valid at `now`, or from at most `notBeforeTolerance`
+    /// ahead of it (`earlyWarning` says so).
     public static func parseCAFile(_ bytes: [UInt8], source: String, now: Date = Date()) throws -> [Certificate] {
         let certificates = try parse(bytes, source: source)
         for cert in certificates {
@@ -64,10 +80,11 @@ public enum CertificateParser {
                     .invalidCertificate, "\(source): CA '\(cert.subject)' expired on \(cert.notAfter.iso8601)",
                     hint: "renew the CA and re-issue the registry certificate")
             }
-            if cert.notBefore > now {
+            if cert.notBefore > now.addingTimeInterval(notBeforeTolerance) {
                 throw AgentError(
-                    .invalidCertificate, "\(source): CA '\(cert.subject)' is not valid before \(cert.notBefore.iso8601)",
-                    hint: "check the node's clock or the CA's validity period")
+                    .invalidCertificate,
+                    "\(source): CA '\(cert.subject)' is not valid before \(cert.notBefore.iso8601), more than \(Int(notBeforeTolerance / 60)) minutes ahead of this node's clock (\(now.iso8601))",
+                    hint: "check the node's clock (time sync) or the CA's validity period")
             }
         }
         return certificates

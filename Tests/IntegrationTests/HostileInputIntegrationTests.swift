@@ -16,10 +16,10 @@ final class HostileInputIntegrationTests: XCTestCase {
     override func tearDown() { node?.down() }
 
     /// Starts a hostile peer inside the node; stopped when the returned process is terminated.
-    func hostile(_ mode: String, _ address: String) throws -> Process {
+    func hostile(_ mode: String, _ address: String, _ extra: [String] = []) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: node.script)
-        p.arguments = ["exec", "python3", packageRoot.appendingPathComponent("scripts/hostile-server").path, mode, address]
+        p.arguments = ["exec", "python3", packageRoot.appendingPathComponent("scripts/hostile-server").path, mode, address] + extra
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = node.folder
         p.environment = env
@@ -66,6 +66,76 @@ final class HostileInputIntegrationTests: XCTestCase {
             XCTAssertTrue(check?.reason.contains(row.reason) ?? false, "\(row.mode): \(check?.reason ?? "")")
             XCTAssertLessThan(elapsed, 6, "\(row.mode) took \(elapsed) s with --timeout 1")
         }
+    }
+
+    /// A registry double whose TLS verifies with the node's registry CA (so the handshake passes
+    /// and the HTTP layer is what is hostile) answers `GET /v2/` with each malformed framing, a
+    /// huge or endless head, redirects, a slow drip, and a Bearer realm whose token answer
+    /// overflows. Each must give "not ready" (exit 1) with registry-api failing for a reason that
+    /// names the problem, within the timeout, never a signal. (Before the framing was checked,
+    /// negative-length and huge-chunk killed the agent with SIGTRAP, and bearer-realm too.)
+    func testAHostileRegistrysHTTPIsNotReadyWithItsReasonNeverASignal() throws {
+        // The node trusts the registry CA (and the double's certificate is issued by it).
+        let setup = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(setup.status, 0, setup.stdout + setup.stderr)
+        let auth = node.folder + "/hostile-auth.json"
+        // user "u", password "p", for the double's address with and without its port.
+        try Data(#"{"auths": {"127.0.0.31": {"auth": "dTpw"}, "127.0.0.31:443": {"auth": "dTpw"}}}"#.utf8)
+            .write(to: URL(fileURLWithPath: auth))
+        let tooLarge = "the response body exceeds 65536 bytes"
+        let rows: [(mode: String, reason: String)] = [
+            ("negative-length", "Content-Length '-1' is not a number of bytes"),
+            ("huge-length", tooLarge),
+            ("conflicting-length", "Content-Length has different values (2 and 5)"),
+            ("length-and-chunked", "both Transfer-Encoding and Content-Length"),
+            ("huge-chunk", tooLarge),
+            ("truncated-chunk", "the chunked body ended without its last chunk"),
+            ("huge-body", tooLarge),
+            ("huge-head", "the response headers exceed 16384 bytes"),
+            ("endless-head", "the response headers exceed 16384 bytes"),
+            ("slow-drip", "did not complete TLS and HTTP within the timeout"),
+            ("redirect-loop", "GET /v2/ answered 301"),
+            ("redirect-host", "GET /v2/ answered 302"),
+            ("bearer-realm", tooLarge),
+        ]
+        for row in rows {
+            let peer = try hostile("http-" + row.mode, "127.0.0.31", [node.caFile, node.vars["CA_KEY"]!])
+            defer {
+                peer.terminate()
+                peer.waitUntilExit()
+            }
+            let started = Date()
+            let run = try node.agent(
+                [
+                    "probe", "--host-root", node.hostRoot, "--timeout", "1", "--output", "json", "--registry", "127.0.0.31:443",
+                    "--cluster-dns", node.clusterDNS,
+                ] + (row.mode == "bearer-realm" ? ["--registry-auth", auth] : []))
+            let elapsed = Date().timeIntervalSince(started)
+            XCTAssertEqual(run.status, 1, "\(row.mode): exit \(run.status) (over 128: a signal) \(run.stderr.suffix(600))")
+            guard let report = try? JSONReport.decode(run.stdout) else {
+                XCTFail("\(row.mode): no report: \(run.stderr.suffix(600))")
+                continue
+            }
+            XCTAssertEqual(report.check("tls-os-trust")?.outcome, "pass", "\(row.mode): the double's TLS must verify")
+            let check = report.check("registry-api")
+            XCTAssertEqual(check?.outcome, "fail", "\(row.mode): \(check?.reason ?? "no registry-api check")")
+            XCTAssertTrue(check?.reason.contains(row.reason) ?? false, "\(row.mode): \(check?.reason ?? "")")
+            XCTAssertLessThan(elapsed, 6, "\(row.mode) took \(elapsed) s with --timeout 1")
+        }
+        // bootstrap against it: the same verdict, exit 1 (not ready), no signal.
+        let peer = try hostile("http-huge-chunk", "127.0.0.31", [node.caFile, node.vars["CA_KEY"]!])
+        defer {
+            peer.terminate()
+            peer.waitUntilExit()
+        }
+        let boot = try node.agent(
+            [
+                "bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile, "--registry", "127.0.0.31:443",
+                "--cluster-dns", node.clusterDNS, "--timeout", "1", "--output", "json",
+            ])
+        XCTAssertEqual(boot.status, 1, "bootstrap: exit \(boot.status) \(boot.stderr.suffix(600))")
+        let check = try? JSONReport.decode(boot.stdout).check("registry-api")
+        XCTAssertTrue(check?.reason.contains(tooLarge) ?? false, "bootstrap: \(check?.reason ?? boot.stderr.suffix(600).description)")
     }
 
     func testHostFilesThatAreNotWhatTheySeem() throws {

@@ -131,8 +131,10 @@ final class ProbeIntegrationTests: XCTestCase {
         }
         let good = try config(password)
         let bad = try config("wrong-password")
+        // The token realm is on another host (token.<domain>): allowed by name, as a user would.
+        let realm = ["--token-realm-hosts", "token.\(domain)"]
         for (registry, scheme) in [("registry-service.\(domain)", "basic"), ("token-registry.\(domain)", "bearer")] {
-            let ok = try probe(registry, ["--registry-auth", good])
+            let ok = try probe(registry, ["--registry-auth", good] + realm)
             let api = try XCTUnwrap(ok.report.check("registry-api"))
             XCTAssertEqual(api.outcome, "pass", "\(registry): \(api.reason)")
             XCTAssertEqual(api.details["auth"], scheme)
@@ -144,7 +146,7 @@ final class ProbeIntegrationTests: XCTestCase {
             let many = try probe("many.\(domain)", ["--timeout", "0.5"])
             XCTAssertEqual(many.report.check("dns-cluster")?.details["addresses"]?.split(separator: ",").count, 60)
 
-            let refused = try probe(registry, ["--registry-auth", bad])
+            let refused = try probe(registry, ["--registry-auth", bad] + realm)
             XCTAssertEqual(refused.status, 1)
             XCTAssertEqual(refused.report.check("registry-api")?.outcome, "fail")
             XCTAssertTrue(

@@ -41,6 +41,38 @@ final class RegistryAuthTests: XCTestCase {
         XCTAssertEqual(c.basicAuthorization, "Basic " + auth)
     }
 
+    /// The pull secret goes to a token realm only over https, on the registry's own host or one
+    /// the user allowed (--token-realm-hosts); the refusal names the realm's host and the option.
+    func testCredentialsGoOnlyToAnHTTPSRealmOnAnAllowedHost() throws {
+        var c = RegistryCredentials(username: "u", password: "S3cret", key: "registry-service.openfaas.svc.cluster.local")
+        func refusal(_ realm: String) throws -> String? { c.realmRefusal(try XCTUnwrap(SimpleURL(realm)), registry: registry) }
+        XCTAssertNil(try refusal("https://registry-service.openfaas.svc.cluster.local/token"))
+        XCTAssertNil(try refusal("https://REGISTRY-SERVICE.openfaas.svc.cluster.local:5001/auth"), "same host, another port")
+        let other = try XCTUnwrap(try refusal("https://auth.example/token"))
+        XCTAssertTrue(other.contains("another host, auth.example"), other)
+        XCTAssertTrue(other.contains("--token-realm-hosts"), other)
+        XCTAssertTrue(other.contains("NODE_AGENT_TOKEN_REALM_HOSTS"), other)
+        let plain = try XCTUnwrap(try refusal("http://registry-service.openfaas.svc.cluster.local/token"))
+        XCTAssertTrue(plain.contains("plain http") && plain.contains("only over https"), plain)
+        XCTAssertTrue(try refusal("http://127.0.0.1:8080/token")?.contains("http://127.0.0.1:8080") == true)
+
+        c.tokenRealmHosts = try RegistryCredentials.tokenRealmHosts(["auth.example,10.0.0.5", "Other.Example"])
+        XCTAssertEqual(c.tokenRealmHosts, ["auth.example", "10.0.0.5", "other.example"])
+        XCTAssertNil(try refusal("https://auth.example/token"))
+        XCTAssertNil(try refusal("https://10.0.0.5:8443/token"))
+        XCTAssertNil(try refusal("https://other.example/token"))
+        XCTAssertNotNil(try refusal("http://auth.example/token"), "allowed hosts get credentials over https only")
+        XCTAssertNotNil(try refusal("https://auth.example.evil/token"), "a suffix is another host")
+        XCTAssertNotNil(try refusal("https://evil.auth.example/token"), "a subdomain is another host")
+        for bad in ["https://auth.example", "auth.example:443", "user:pw@auth.example", "auth example", "a/b"] {
+            XCTAssertThrowsError(try RegistryCredentials.tokenRealmHosts([bad]), bad) {
+                XCTAssertEqual(($0 as? AgentError)?.code, .invalidInput)
+                XCTAssertTrue("\($0)".contains("--token-realm-hosts"), "\($0)")
+                XCTAssertFalse("\($0)".contains("pw@"), "userinfo is not repeated: \($0)")
+            }
+        }
+    }
+
     func testURLsAndChunkedBodies() {
         XCTAssertEqual(SimpleURL("https://token.example:8443/token?x=1")?.port, 8443)
         XCTAssertEqual(SimpleURL("https://token.example/token")?.pathAndQuery, "/token")

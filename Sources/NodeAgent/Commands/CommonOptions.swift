@@ -39,6 +39,12 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "Docker config.json with credentials for the registry (e.g. the pull secret's), to check that auth works.")
     var registryAuth: String?
 
+    @Option(
+        help:
+            "Hosts besides the registry's own to which a Bearer token realm may take --registry-auth's credentials, over https only (repeatable; comma-separated)."
+    )
+    var tokenRealmHosts: [String] = []
+
     @Option(help: "Report format: text or json.")
     var output: OutputFormat = .text
 
@@ -75,6 +81,7 @@ struct NodeOptions: ParsableArguments {
         s.dbusAddress = dbusAddress
         s.aliases = alias
         s.registryAuth = registryAuth
+        s.tokenRealmHosts = tokenRealmHosts
         s.timeout = timeout
         s.deadline = deadline
         s.expiryWarningDays = expiryWarningDays
@@ -85,7 +92,7 @@ struct NodeOptions: ParsableArguments {
     }
 
     static let environmentNames = [
-        "host-root", "registry", "cluster-dns", "domain", "dbus-address", "registry-auth",
+        "host-root", "registry", "cluster-dns", "domain", "dbus-address", "registry-auth", "token-realm-hosts",
         "output", "timeout", "deadline", "expiry-warning-days", "alias", "pull-image",
         "runtime-endpoint", "runtime-pull",
     ]

@@ -63,7 +63,7 @@ struct RunCommand: ParsableCommand {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
-            return handler
+            return RedactingLogHandler(wrapped: handler)
         }
         let logger = Logger(label: "node-agent")
         let reporter = try kube.reporter(startupTaint: startupTaint, heartbeat: conditionHeartbeat)

@@ -22,6 +22,10 @@ struct ReconcileService {
     let logger: Logger
     /// The bus connection the watch reuses between ticks.
     let watchBus = WatchBus()
+    /// The clock of the loop's schedule, backoff and heartbeat: nanoseconds of CLOCK_MONOTONIC,
+    /// which a step of the wall clock (NTP at boot, an operator's `date -s`) does not move. The
+    /// wall clock is only for the times people read (the condition's, the Events').
+    var clock: @Sendable () -> UInt64 = { monotonicNanoseconds() }
 
     final class WatchBus {
         var bus: SystemBus?
@@ -33,21 +37,18 @@ struct ReconcileService {
     func run(until stop: StopSignals) {
         var lastCA: [UInt8]?
         var lastOwner: String?
-        var nextFull = Date.distantPast
-        var failures = 0
+        var schedule = Schedule(interval: options.interval, watchInterval: options.watchInterval)
         repeat {
             let caBytes = try? NodeConfig.readFile(options.ca, what: "CA file", limit: CertificateParser.maximumFileSize)
             let owner = resolvedOwner()
             var why: String?
-            if Date() >= nextFull { why = lastCA == nil ? "start" : "interval" }
+            if schedule.due(now: clock()) { why = lastCA == nil ? "start" : "interval" }
             if lastCA != nil, caBytes != lastCA { why = "the CA file changed" }
             if lastOwner != nil, owner != nil, owner != lastOwner { why = "systemd-resolved restarted" }
             if let why {
                 let ready = reconcile(why)
                 lastCA = caBytes
-                failures = ready ? 0 : failures + 1
-                let delay = Self.nextDelay(failures: failures, interval: options.interval, watchInterval: options.watchInterval)
-                nextFull = Date().addingTimeInterval(jittered(delay))
+                schedule.reconciled(ready: ready, now: clock(), jitter: Double.random(in: 0.9...1.1))
             }
             lastOwner = owner ?? lastOwner
         } while stop.wait(seconds: options.watchInterval) == nil
@@ -78,7 +79,10 @@ struct ReconcileService {
                     : "READY=1\nSTATUS=not ready: \(failed.joined(separator: ", "))")
             // Last: an API server that is slow to answer (10 s per request at most) delays
             // neither the log nor systemd's status.
-            let message = report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; ")
+            // Reasons, notes and changes are masked where they are made (CheckResult, Report);
+            // this is the last guard before the condition, the Events and the log.
+            let message = Redaction.text(
+                report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; "))
             publish(
                 ready: report.ready, reason: report.ready ? "RegistryPullable" : "RegistryNotPullable", message: message,
                 facts: ReconcileFacts(
@@ -86,10 +90,11 @@ struct ReconcileService {
                     notes: report.notes, changes: report.changes))
             return report.ready
         case .failure(let error):
-            cache.update(report: nil, error: "\(error)")
-            logger.error("reconcile failed", metadata: ["reason": "\(why)", "error": "\(error)"])
-            notify("READY=1\nSTATUS=reconcile failed: \(error)")
-            publish(ready: false, reason: "AgentError", message: "\(error)", facts: ReconcileFacts(failed: "\(error)"))
+            let said = Redaction.text("\(error)")
+            cache.update(report: nil, error: said)
+            logger.error("reconcile failed", metadata: ["reason": "\(why)", "error": "\(said)"])
+            notify("READY=1\nSTATUS=reconcile failed: \(said)")
+            publish(ready: false, reason: "AgentError", message: said, facts: ReconcileFacts(failed: said))
             return false
         }
     }
@@ -100,12 +105,15 @@ struct ReconcileService {
     func publish(ready: Bool, reason: String, message: String, facts: ReconcileFacts) {
         guard let reporter = options.reporter else { return }
         do {
-            for line in try reporter.report(ready: ready, reason: reason, message: message) { logger.info("kubernetes: \(line)") }
+            for line in try reporter.report(ready: ready, reason: reason, message: message, monotonic: clock()) {
+                logger.info("kubernetes: \(Redaction.text(line))")
+            }
         } catch {
-            logger.error("kubernetes: \(error)")
+            logger.error("kubernetes: \(Redaction.text("\(error)"))")
         }
         for outcome in reporter.recordEvents(facts) {
-            if outcome.written { logger.info("kubernetes: \(outcome)") } else { logger.warning("kubernetes: \(outcome)") }
+            let line = Redaction.text("kubernetes: \(outcome)")
+            if outcome.written { logger.info("\(line)") } else { logger.warning("\(line)") }
         }
     }
 
@@ -130,6 +138,32 @@ struct ReconcileService {
         return nil
     }
 
+    /// When the next full reconcile is due, on the monotonic clock (nanoseconds): at once at the
+    /// start, then `nextDelay` (jittered) after each reconcile ends. A value, so that a test
+    /// drives it with a clock of its own.
+    struct Schedule: Equatable {
+        let interval: Double
+        let watchInterval: Double
+        /// Reconciles in a row that left the node not ready.
+        private(set) var failures = 0
+        /// nil: due now (nothing reconciled yet).
+        private(set) var next: UInt64?
+
+        init(interval: Double, watchInterval: Double) {
+            self.interval = interval
+            self.watchInterval = watchInterval
+        }
+
+        func due(now: UInt64) -> Bool { next.map { now >= $0 } ?? true }
+
+        mutating func reconciled(ready: Bool, now: UInt64, jitter: Double) {
+            failures = ready ? 0 : failures + 1
+            let delay = ReconcileService.nextDelay(failures: failures, interval: interval, watchInterval: watchInterval) * jitter
+            // At most a day (the longest --interval, jittered), so the sum cannot overflow.
+            next = now &+ UInt64(min(max(delay, 0), 2 * 86_400) * 1e9)
+        }
+    }
+
     /// Seconds until the next full reconcile, before jitter: the interval while the node is ready;
     /// after `failures` reconciles in a row that left it not ready, twice the watch interval,
     /// doubled with each further one, never more than the interval.
@@ -137,8 +171,6 @@ struct ReconcileService {
         guard failures > 0 else { return interval }
         return min(watchInterval * pow(2, Double(min(failures, 1000))), interval)
     }
-
-    func jittered(_ seconds: Double) -> Double { seconds * Double.random(in: 0.9...1.1) }
 
     /// Tells systemd (when it started the agent with NOTIFY_SOCKET) how things stand.
     func notify(_ state: String) {

@@ -9,7 +9,8 @@ import XCTest
 @testable import NodeAgent
 
 /// The health endpoint's server over real sockets: keep-alive, pipelining, HEAD, the bound on
-/// connections and a prompt stop. (RunIntegrationTests covers it inside `run` with curl.)
+/// connections (the oldest shed for a new one), the request head's deadline, what each listener
+/// answers to whom, and a prompt stop. (RunIntegrationTests covers it inside `run` with curl.)
 final class HealthServerTests: XCTestCase {
     var server: HealthServer!
     var port: UInt16 = 0
@@ -117,21 +118,121 @@ final class HealthServerTests: XCTestCase {
         XCTAssertTrue(answer.hasSuffix("no request body is accepted\n"), answer)
     }
 
-    func testConnectionsAreBoundedAndIdleOnesAreCutOff() throws {
-        let idle = try (0..<HealthServer.maxConnections).map { _ in try connect() }
+    /// Every slot held by clients that say nothing: a new client (the kubelet's probe) is still
+    /// answered at once, and the connection that waited longest is the one closed for it.
+    func testAFullServerShedsItsOldestIdleConnectionForANewOne() throws {
+        let idle = try (0..<server.limits.maxConnections).map { _ in try connect() }
         defer { idle.forEach { close($0) } }
         usleep(200_000)
-        // One more is not served while every slot is taken; once the idle ones are cut off (5 s), it is.
         let start = Date()
-        let extra = try connect()
-        defer { close(extra) }
-        send(extra, "GET /healthz HTTP/1.1\r\n\r\n")
-        let answer = receive(extra, responses: 1)
-        let waited = Date().timeIntervalSince(start)
+        let probe = try connect()
+        defer { close(probe) }
+        send(probe, "GET /healthz HTTP/1.1\r\nUser-Agent: kube-probe/1.31\r\nConnection: close\r\n\r\n")
+        let answer = receive(probe, responses: 1)
         XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), answer)
-        XCTAssertGreaterThan(waited, 3, "served past the bound")
-        XCTAssertLessThan(waited, 9)
-        assertClosedByPeer(idle[0], "an idle connection was not cut off")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 1, "the probe waited for a slot")
+        assertClosedByPeer(idle[0], "the oldest idle connection was not the one shed")
+        var byte: UInt8 = 0
+        XCTAssertEqual(recv(idle[idle.count - 1], &byte, 1, Int32(MSG_DONTWAIT)), -1, "a younger idle connection was closed")
+        XCTAssertEqual(errno, EAGAIN)
+    }
+
+    /// A head dripped a byte at a time does not buy time: the deadline runs from the connection,
+    /// not from the last byte, and the client is cut off without an answer.
+    func testADrippedRequestHeadIsCutOffAtItsDeadline() throws {
+        let fd = try connect()
+        defer { close(fd) }
+        let start = Date()
+        send(fd, "GET /healthz HTTP/1.1\r\nX-Slow: ")
+        var closedAfter: TimeInterval?
+        var byte: UInt8 = 0
+        while Date().timeIntervalSince(start) < 8 {
+            usleep(250_000)
+            if recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 0 {
+                closedAfter = Date().timeIntervalSince(start)
+                break
+            }
+            _ = Glibc.send(fd, "a", 1, Int32(MSG_NOSIGNAL))
+        }
+        let after = try XCTUnwrap(closedAfter, "a client dripping its head for 8 s was never cut off")
+        let limit = Double(server.limits.headTimeout) / 1e9
+        XCTAssertGreaterThan(after, limit - 0.3)
+        XCTAssertLessThan(after, limit + 0.8)
+    }
+
+    /// On a kept-alive connection the next head has the whole time again from the last answer;
+    /// a connection idle past it is closed (Prometheus opens a new one for its next scrape).
+    func testAKeptAliveConnectionHasTheHeadTimeAfterEachAnswer() throws {
+        let fd = try connect()
+        defer { close(fd) }
+        let limit = Double(server.limits.headTimeout) / 1e9
+        for _ in 0..<2 {
+            usleep(UInt32(limit * 0.7 * 1e6))
+            send(fd, "GET /healthz HTTP/1.1\r\n\r\n")
+            XCTAssertTrue(receive(fd, responses: 1).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        }
+        let idleSince = Date()
+        assertClosedByPeer(fd)
+        XCTAssertLessThan(Date().timeIntervalSince(idleSince), limit + 0.8)
+    }
+
+    /// What each path gets on each kind of listener, from a peer on the node or elsewhere.
+    func testAnswersByListenerAndPeer() throws {
+        var s = StatusCache.Snapshot()
+        s.status = Data("{\"ready\":false,\"certificates\":[{\"subject\":\"CN=Private CA\"}]}".utf8)
+        s.metrics = Data("node_agent_ready 0\n".utf8)
+        s.readyReason = "runtime-proxy: proxyconnect http://10.0.0.9:3128 refused; CA at /host/etc/ssl/certs"
+        func answer(_ path: String, _ scope: HealthServer.Scope, local: Bool, method: String = "GET") -> (Int, String) {
+            let a = HealthServer.answer(method: method, path: path, scope: scope, local: local, snapshot: s)
+            return (a.status, String(decoding: a.body, as: UTF8.self))
+        }
+        XCTAssertEqual(answer("/status", .all, local: true).0, 200)
+        XCTAssertEqual(answer("/readyz", .all, local: true).1, s.readyReason + "\n")
+        // From elsewhere, on an endpoint someone bound to 0.0.0.0: nothing of the report.
+        XCTAssertEqual(answer("/status", .all, local: false).0, 403)
+        XCTAssertFalse(answer("/status", .all, local: false).1.contains("CN="))
+        XCTAssertEqual(answer("/readyz", .all, local: false).0, 503)
+        XCTAssertEqual(answer("/readyz", .all, local: false).1, "not ready\n")
+        XCTAssertEqual(answer("/healthz", .all, local: false).0, 200)
+        XCTAssertEqual(answer("/metrics", .all, local: false).0, 200)
+        // The metrics listener: /metrics and nothing else, whoever asks.
+        XCTAssertEqual(answer("/metrics", .metrics, local: false).1, "node_agent_ready 0\n")
+        for path in ["/status", "/readyz", "/healthz", "/"] {
+            XCTAssertEqual(answer(path, .metrics, local: false).0, 404, path)
+            XCTAssertEqual(answer(path, .metrics, local: true).0, 404, path)
+        }
+        XCTAssertEqual(answer("/metrics", .metrics, local: false, method: "POST").0, 405)
+    }
+
+    func testLoopbackAndListenAddresses() throws {
+        for host in ["127.0.0.1", "127.9.8.7", "::1", "::ffff:127.0.0.1"] { XCTAssertTrue(HealthServer.isLoopback(host), host) }
+        for host in ["0.0.0.0", "::", "10.0.0.1", "::ffff:10.0.0.1", "fe80::1", "128.0.0.1"] {
+            XCTAssertFalse(HealthServer.isLoopback(host), host)
+        }
+        XCTAssertEqual(try HealthServer.address("[::1]:9808", option: "--listen", example: "e")?.host, "::1")
+        XCTAssertEqual(try HealthServer.address("0.0.0.0:9809", option: "--listen", example: "e")?.port, 9809)
+        XCTAssertNil(try HealthServer.address("off", option: "--listen", example: "e"))
+        assertAgentError(
+            try HealthServer.address("9808", option: "--metrics-listen", example: "0.0.0.0:9809"), .invalidInput,
+            "--metrics-listen '9808' is not HOST:PORT", "e.g. 0.0.0.0:9809, or off")
+        assertAgentError(
+            try HealthServer.address("node-1:9808", option: "--listen", example: "127.0.0.1:9808"), .invalidInput,
+            "--listen 'node-1:9808' does not name its host by IP address", "e.g. 127.0.0.1:9808, or off")
+    }
+
+    /// The metrics listener over a real socket: Prometheus' scrape, and nothing of the endpoint's.
+    func testTheMetricsListenerServesMetricsOnly() throws {
+        let metrics = try HealthServer(host: "127.0.0.1", port: 0, scope: .metrics, cache: StatusCache(), logger: Logger(label: "test"))
+        metrics.start()
+        defer { metrics.stop() }
+        let fd = try connect(port: metrics.port)
+        defer { close(fd) }
+        send(fd, "GET /metrics HTTP/1.1\r\n\r\nGET /status HTTP/1.1\r\n\r\n")
+        let two = receive(fd, responses: 2)
+        XCTAssertTrue(two.hasPrefix("HTTP/1.1 200 OK\r\n"), two)
+        XCTAssertTrue(two.contains("node_agent_ready 0\n"), two)
+        XCTAssertTrue(two.contains("HTTP/1.1 404 Not Found\r\n"), two)
+        XCTAssertFalse(two.contains("started_at"), two)
     }
 
     func testATakenPortIsNamedAndIPv6Serves() throws {

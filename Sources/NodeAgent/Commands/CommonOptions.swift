@@ -158,7 +158,7 @@ enum EnvironmentOptions {
             "kube-ca-file", "node-condition", "tool-timeout",
         ],
         "run": NodeOptions.environmentNames + [
-            "ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen",
+            "ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen", "metrics-listen",
             "node-name", "kube-api", "kube-token-file", "kube-ca-file", "node-condition",
             "startup-taint", "condition-heartbeat", "tool-timeout",
         ],

@@ -48,8 +48,17 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Seconds between condition updates when nothing changed.")
     var conditionHeartbeat: Double = 300
 
-    @Option(help: "Address of the health endpoint (/healthz, /readyz, /status, /metrics), HOST:PORT; 'off' for none.")
-    var listen: String = "0.0.0.0:9808"
+    @Option(
+        help:
+            "Address of the health endpoint (/healthz, /readyz, /status, /metrics), HOST:PORT; 'off' for none. Keep it on loopback: /status and /readyz's reasons are answered to loopback peers only."
+    )
+    var listen: String = "127.0.0.1:9808"
+
+    @Option(
+        help:
+            "Address of a listener serving /metrics alone, for Prometheus on the node's network (the DaemonSet's: 0.0.0.0:9809), HOST:PORT; 'off' for none."
+    )
+    var metricsListen: String = "off"
 
     func run() throws {
         guard (0.1...86400).contains(interval), (0.05...3600).contains(watchInterval) else {
@@ -72,21 +81,25 @@ struct RunCommand: ParsableCommand {
             reporter: reporter)
         let cache = StatusCache(registry: config.registry.hostAndPort)
         let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
-        var server: HealthServer?
-        if listen != "off" {
-            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port)
-            else {
-                throw AgentError(
-                    .invalidInput, "--listen '\(listen.escapedForMessage)' is not HOST:PORT", hint: "e.g. 0.0.0.0:9808, or off")
+        // The endpoint (the kubelet's probes, node-agent status) and, apart, /metrics for
+        // Prometheus: a pod on the node's network reaches only what is not on loopback.
+        var servers: [HealthServer] = []
+        if let (host, port) = try HealthServer.address(listen, option: "--listen", example: "127.0.0.1:9808") {
+            if !HealthServer.isLoopback(host) {
+                logger.warning(
+                    "--listen is reachable from the node's network: /status and /readyz's reasons are answered to loopback peers only; for Prometheus, serve /metrics alone with --metrics-listen",
+                    metadata: ["listen": "\(listen)"])
             }
-            let host = String(listen[..<colon]).trimming(charactersIn: "[]")
-            server = try HealthServer(host: host, port: port, cache: cache, logger: logger)
+            servers.append(try HealthServer(host: host, port: port, scope: .all, cache: cache, logger: logger))
+        }
+        if let (host, port) = try HealthServer.address(metricsListen, option: "--metrics-listen", example: "0.0.0.0:9809") {
+            servers.append(try HealthServer(host: host, port: port, scope: .metrics, cache: cache, logger: logger))
         }
         logger.info("starting", metadata: ["registry": "\(node.registry)", "host-root": "\(node.hostRoot)"])
-        server?.start()
+        servers.forEach { $0.start() }
         // SIGTERM (the kubelet, systemd) and SIGINT end the reconcile loop at its next step; a
         // reconcile under way finishes first, so no host change is cut in half by the agent.
         reconcile.run(until: stop)
-        server?.stop()
+        servers.forEach { $0.stop() }
     }
 }

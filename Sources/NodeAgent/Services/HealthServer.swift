@@ -9,31 +9,66 @@ import Vocabulary
 /// The health endpoint: `/healthz` (the agent works), `/readyz` (the node can pull), `/status`
 /// (JSON: every check with its reason and timings), `/metrics` (Prometheus text). It serves what
 /// the last reconcile found; requests never trigger probes. Bounded: GET and HEAD only, no
-/// request body, a request head of at most 16 KiB, at most `maxConnections` at once, and a client
-/// that sends nothing for `idleTimeout` is cut off.
+/// request body, a request head of at most 16 KiB, at most `limits.maxConnections` at once.
 ///
-/// One thread and poll(2), no event-loop library: four fixed answers need no more, and swift-nio
-/// with swift-service-lifecycle was 2.7 MB of code, ~4 MiB of the agent's resident memory and
-/// most of its build time (README, Evidence).
+/// Not an attack surface (README, Security): a client has `limits.headTimeout` from its
+/// connection (or from its last answer) for its whole request head, however it drips it, and
+/// `limits.answerTimeout` to read the answer. A full server sheds its oldest connection that is
+/// not being answered instead of leaving a new one (the kubelet's probe) in the listen queue. A
+/// listener serves `Scope.all` or, for Prometheus on the node's network, `Scope.metrics`; on any
+/// listener, `/status` and `/readyz`'s reasons are for loopback peers only.
+///
+/// One thread and poll(2) per listener, no event-loop library: four fixed answers need no more,
+/// and swift-nio with swift-service-lifecycle was 2.7 MB of code, ~4 MiB of the agent's resident
+/// memory and most of its build time (README, Evidence).
 final class HealthServer: @unchecked Sendable {
-    static let maxConnections = 64
-    static let idleTimeout: UInt64 = 5_000_000_000  // ns
+    /// What a listener serves.
+    enum Scope: Sendable {
+        /// /healthz, /readyz, /status and /metrics: the kubelet's probes and `node-agent status`.
+        case all
+        /// /metrics alone: what Prometheus scrapes on the node's address.
+        case metrics
+    }
+
+    struct Limits: Sendable {
+        var maxConnections = 64
+        /// From accept (or the end of the last answer, on a kept-alive connection) to a whole
+        /// request head. Not reset by a byte: a client dripping its head is cut off all the same.
+        /// Well above what a real client needs on a node (the kubelet sends its head at once), and
+        /// above the kubelet's probe timeout (1 s by default), so a slow but honest probe is served.
+        var headTimeout: UInt64 = 3_000_000_000  // ns
+        /// From a complete request to its answer written to the socket.
+        var answerTimeout: UInt64 = 5_000_000_000
+        /// After the last answer and our side shut: what the client still sends is read and dropped
+        /// this long (closing with unread input would reset the connection and could destroy the
+        /// answer before the client reads it).
+        var drainTime: UInt64 = 2_000_000_000
+        /// Connections accepted per turn of the loop, so that the ones already open (a probe
+        /// whose request has just arrived) are read before a burst of new ones can shed them.
+        var acceptBatch = 16
+    }
 
     let cache: StatusCache
     let logger: Logger
+    let scope: Scope
+    let limits: Limits
     /// The port it listens on: the one asked for, or the one the kernel picked for port 0.
     let port: UInt16
+    /// `host:port` as logs and errors show it.
+    let shown: String
     private let listener: Int32
     /// A pipe: writing to its end `wake[1]` stops the loop.
     private let wake: [Int32]
     private var thread: pthread_t?
 
     /// Binds `host:port` (an IP address) now, so that a taken port fails the start.
-    init(host: String, port: Int, cache: StatusCache, logger: Logger) throws {
+    init(host: String, port: Int, scope: Scope = .all, limits: Limits = Limits(), cache: StatusCache, logger: Logger) throws {
         self.cache = cache
         self.logger = logger
+        self.scope = scope
+        self.limits = limits
         let address = try IPAddress(host)
-        let shown = address.family == .v6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let option = scope == .all ? "--listen" : "--metrics-listen"
         let fd = socket(
             Int32(address.family.rawValue), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw AgentError(.io, "health endpoint: socket", errno: errno) }
@@ -43,7 +78,8 @@ final class HealthServer: @unchecked Sendable {
         guard bound == 0, listen(fd, 128) == 0 else {
             let error = String(cString: strerror(errno))
             close(fd)
-            throw AgentError(.io, "health endpoint: cannot listen on \(shown): \(error)", hint: "pick a free --listen address, or off")
+            let shown = address.family == .v6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+            throw AgentError(.io, "health endpoint: cannot listen on \(shown): \(error)", hint: "pick a free \(option) address, or off")
         }
         var bound6 = sockaddr_in6()  // large enough for either family; the port is at the same offset
         var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
@@ -56,6 +92,7 @@ final class HealthServer: @unchecked Sendable {
             throw AgentError(.io, "health endpoint: getsockname: \(error)")
         }
         self.port = UInt16(bigEndian: bound6.sin6_port)
+        shown = "\(address.family == .v6 ? "[\(host)]" : host):\(self.port)"
         listener = fd
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else {
@@ -64,12 +101,46 @@ final class HealthServer: @unchecked Sendable {
         }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         wake = ends
-        logger.info("health endpoint listening", metadata: ["address": "\(address.family == .v6 ? "[\(host)]" : host):\(self.port)"])
+        logger.info(
+            scope == .all ? "health endpoint listening" : "metrics endpoint listening",
+            metadata: ["address": "\(shown)", "serves": "\(scope == .all ? "/healthz /readyz /status /metrics" : "/metrics")"])
     }
 
     deinit {
         close(listener)
         wake.forEach { close($0) }
+    }
+
+    /// `--listen`/`--metrics-listen` as given: HOST:PORT (an IPv6 host in brackets), or nil for `off`.
+    static func address(_ text: String, option: String, example: String) throws -> (host: String, port: Int)? {
+        guard text != "off" else { return nil }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw AgentError(.invalidInput, "\(option) '\(text.escapedForMessage)' is not HOST:PORT", hint: "e.g. \(example), or off")
+        }
+        let host = String(text[..<colon]).trimming(charactersIn: "[]")
+        do {
+            _ = try IPAddress(host)
+        } catch {
+            throw AgentError(
+                .invalidInput, "\(option) '\(text.escapedForMessage)' does not name its host by IP address", hint: "e.g. \(example), or off"
+            )
+        }
+        return (host, port)
+    }
+
+    /// Whether `host` is a loopback address (127.0.0.0/8, ::1): reachable from the node only.
+    static func isLoopback(_ host: String) -> Bool {
+        (try? IPAddress(host)).map(isLoopback) ?? false
+    }
+
+    static func isLoopback(_ address: IPAddress) -> Bool {
+        switch address.family {
+        case .v4: return address.bytes.first == 127
+        case .v6:
+            // ::1, and an IPv4-mapped loopback (::ffff:127.x.y.z) as a dual-stack socket sees one.
+            return address.bytes == [UInt8](repeating: 0, count: 15) + [1]
+                || (address.bytes.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff][...] && address.bytes[12] == 127)
+        }
     }
 
     /// Serves on a thread of its own until `stop()`.
@@ -95,17 +166,45 @@ final class HealthServer: @unchecked Sendable {
     }
 
     private struct Connection {
+        enum Phase: Int, Comparable {
+            /// Answered, our side shut: reading and dropping what the client still sends.
+            case drain = 0
+            /// Waiting for a whole request head.
+            case head = 1
+            /// Writing an answer.
+            case answer = 2
+            static func < (a: Phase, b: Phase) -> Bool { a.rawValue < b.rawValue }
+        }
+
         let fd: Int32
+        /// The peer is on loopback: on this node.
+        let local: Bool
         var input: [UInt8] = []
         var output: [UInt8] = []
         var closeWhenWritten = false
-        /// The last read or write that moved bytes.
-        var lastActivity: UInt64
-        /// Set once the last answer is written and our side is shut: until then, what the client
-        /// still sends is read and dropped (closing with unread input would reset the connection
-        /// and could destroy the answer before the client reads it).
-        var drainUntil: UInt64?
+        /// Answers queued so far.
+        var served = 0
+        var phase = Phase.head
+        /// When the phase began.
+        var since: UInt64
+        /// When the phase must be over: the connection is closed then.
+        var deadline: UInt64
+
+        mutating func enter(_ phase: Phase, at now: UInt64, limits: Limits) {
+            self.phase = phase
+            since = now
+            switch phase {
+            case .drain: deadline = now + limits.drainTime
+            case .head: deadline = now + limits.headTimeout
+            case .answer: deadline = now + limits.answerTimeout
+            }
+        }
     }
+
+    /// Connections closed since the last log line: shed to make room, and cut off at a deadline.
+    private var shed = 0
+    private var cutOff = 0
+    private var lastReport: UInt64 = 0
 
     private func serve() {
         var connections: [Connection] = []
@@ -114,81 +213,138 @@ final class HealthServer: @unchecked Sendable {
         while true {
             var fds = [
                 pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0),
-                pollfd(fd: connections.count < Self.maxConnections ? listener : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
             ]
             for c in connections {
-                fds.append(pollfd(fd: c.fd, events: Int16(c.drainUntil == nil && !c.output.isEmpty ? POLLOUT : POLLIN), revents: 0))
+                fds.append(pollfd(fd: c.fd, events: Int16(c.phase == .answer ? POLLOUT : POLLIN), revents: 0))
             }
             let now = monotonicNanoseconds()
-            let next = connections.map { $0.drainUntil ?? $0.lastActivity + Self.idleTimeout }.min()
-            let timeout = next.map { pollMilliseconds(until: $0, now: now) } ?? -1
+            let timeout = connections.map(\.deadline).min().map { pollMilliseconds(until: $0, now: now) } ?? -1
             if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { return }
             if fds[0].revents != 0 { return }
             let later = monotonicNanoseconds()
             var keep: [Connection] = []
             for (i, var c) in connections.enumerated() {
-                if step(&c, events: fds[i + 2].revents, now: later, buffer: &buffer) { keep.append(c) } else { close(c.fd) }
-            }
-            connections = keep
-            if fds[1].revents != 0 {
-                while connections.count < Self.maxConnections {
-                    let fd = accept(listener, nil, nil)
-                    guard fd >= 0 else { break }
-                    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-                    var on: Int32 = 1
-                    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-                    connections.append(Connection(fd: fd, lastActivity: later))
+                if step(&c, events: fds[i + 2].revents, now: later, buffer: &buffer) {
+                    keep.append(c)
+                } else {
+                    // A client that kept a connection idle after its answers (Prometheus between
+                    // scrapes) is no news; one that never finished a head or read its answer is.
+                    if later >= c.deadline && (c.phase == .answer || (c.phase == .head && (c.served == 0 || !c.input.isEmpty))) {
+                        cutOff += 1
+                    }
+                    close(c.fd)
                 }
             }
+            connections = keep
+            if fds[1].revents != 0 { accept(into: &connections, now: later, buffer: &buffer) }
+            report(now: later)
         }
     }
 
-    static let drainTime: UInt64 = 2_000_000_000  // ns
+    /// Accepts what waits in the listen queue, up to `acceptBatch`; each new connection's request
+    /// is read at once if it is there. With every slot taken, the connection that has waited
+    /// longest in the phase that loses least is closed to make room: an answered one still
+    /// draining, else the oldest still sending its head, else the oldest being answered.
+    private func accept(into connections: inout [Connection], now: UInt64, buffer: inout [UInt8]) {
+        for _ in 0..<limits.acceptBatch {
+            var peer = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listener, $0, &length) }
+            }
+            guard fd >= 0 else { return }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            var on: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+            if connections.count >= limits.maxConnections,
+                let victim = connections.indices.min(by: {
+                    (connections[$0].phase, connections[$0].since) < (connections[$1].phase, connections[$1].since)
+                })
+            {
+                close(connections[victim].fd)
+                connections.remove(at: victim)
+                shed += 1
+            }
+            var c = Connection(fd: fd, local: Self.peerIsLoopback(peer), since: now, deadline: now + limits.headTimeout)
+            if step(&c, events: Int16(POLLIN), now: now, buffer: &buffer) { connections.append(c) } else { close(fd) }
+        }
+    }
+
+    static func peerIsLoopback(_ peer: sockaddr_storage) -> Bool {
+        var peer = peer
+        switch Int32(peer.ss_family) {
+        case AF_INET:
+            let a = withUnsafeBytes(of: &peer) { $0.load(as: sockaddr_in.self) }
+            return isLoopback(IPAddress(family: .v4, bytes: withUnsafeBytes(of: a.sin_addr) { Array($0) }))
+        case AF_INET6:
+            let a = withUnsafeBytes(of: &peer) { $0.load(as: sockaddr_in6.self) }
+            return isLoopback(IPAddress(family: .v6, bytes: withUnsafeBytes(of: a.sin6_addr) { Array($0) }))
+        default:
+            return false
+        }
+    }
+
+    /// At most one line a minute about connections shed or cut off: a flood must not flood the log.
+    private func report(now: UInt64) {
+        guard shed + cutOff > 0, now >= lastReport + 60_000_000_000 || lastReport == 0 else { return }
+        logger.warning(
+            "health endpoint: connections closed to keep it answering",
+            metadata: [
+                "address": "\(shown)", "shed-when-full": "\(shed)", "cut-off-at-deadline": "\(cutOff)",
+                "limits": "\(limits.maxConnections) connections, \(limits.headTimeout / 1_000_000_000) s for a request head",
+            ])
+        shed = 0
+        cutOff = 0
+        lastReport = now
+    }
 
     /// One connection after poll said `events`; false to close it.
     private func step(_ c: inout Connection, events: Int16, now: UInt64, buffer: inout [UInt8]) -> Bool {
         let readable = events & Int16(POLLIN | POLLHUP | POLLERR) != 0
-        if let until = c.drainUntil {
-            guard readable else { return now < until }
+        switch c.phase {
+        case .drain:
+            guard readable else { return now < c.deadline }
             let n = buffer.withUnsafeMutableBytes { read(c.fd, $0.baseAddress, $0.count) }
-            return (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) && now < until
-        }
-        if !c.output.isEmpty {
-            guard events != 0 else { return now < c.lastActivity + Self.idleTimeout }
-        } else if readable {
+            return (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) && now < c.deadline
+        case .answer:
+            guard events != 0 else { return now < c.deadline }
+        case .head:
+            guard readable else { return now < c.deadline }
             let n = buffer.withUnsafeMutableBytes { read(c.fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 c.input += buffer[0..<n]
-                c.lastActivity = now
-                answer(&c)
+                answer(&c, now: now)
             } else if n == 0 {
                 // The client has sent all it will: a partial request gets its answer.
                 guard !c.input.isEmpty else { return false }
                 c.input = []
-                respond(&c, 400, "text/plain", Array("incomplete request head\n".utf8), keepAlive: false, headOnly: false)
+                respond(&c, 400, "text/plain", Array("incomplete request head\n".utf8), keepAlive: false, headOnly: false, now: now)
             } else {
-                return errno == EAGAIN || errno == EINTR
+                return (errno == EAGAIN || errno == EINTR) && now < c.deadline
             }
-        } else {
-            return now < c.lastActivity + Self.idleTimeout
+            // Still in its head past the deadline: however it got here, byte by byte, it is over.
+            if c.phase == .head && now >= c.deadline { return false }
         }
-        while true {
-            guard flush(&c, now: now) else { return false }
+        while c.phase == .answer {
+            guard flush(&c), now < c.deadline else { return false }
             guard c.output.isEmpty else { return true }
             if c.closeWhenWritten {
                 shutdown(c.fd, Int32(SHUT_WR))
-                c.drainUntil = now + Self.drainTime
+                c.enter(.drain, at: now, limits: limits)
                 return true
             }
-            // Requests that arrived while answers were pending.
-            answer(&c)
-            guard !c.output.isEmpty else { return true }
+            // The next request's head has the full time from here; those that arrived while
+            // answers were pending are answered now.
+            c.enter(.head, at: now, limits: limits)
+            answer(&c, now: now)
         }
+        return true
     }
 
     /// Answers the complete requests in the connection's input.
-    private func answer(_ c: inout Connection) {
+    private func answer(_ c: inout Connection, now: UInt64) {
         // A client that pipelines without reading gets its answers as it reads them: no more than
         // 64 KiB is queued, the rest of its requests wait in its input (at most one read's worth).
         while !c.closeWhenWritten && c.output.count < 64 * 1024 {
@@ -197,58 +353,68 @@ final class HealthServer: @unchecked Sendable {
                 return
             case .invalid(let status, let reason):
                 c.input = []
-                respond(&c, status, "text/plain", Array((reason + "\n").utf8), keepAlive: false, headOnly: false)
+                respond(&c, status, "text/plain", Array((reason + "\n").utf8), keepAlive: false, headOnly: false, now: now)
             case .request(let r):
                 c.input.removeFirst(r.length)
-                route(&c, r)
+                let a = Self.answer(method: r.method, path: r.path, scope: scope, local: c.local, snapshot: cache.current)
+                respond(&c, a.status, a.type, a.body, keepAlive: r.keepAlive, headOnly: r.method == "HEAD", now: now)
             }
         }
     }
 
-    private func route(_ c: inout Connection, _ r: HTTPRequestParser.Request) {
-        guard r.method == "GET" || r.method == "HEAD" else {
-            respond(&c, 405, "text/plain", Array("GET or HEAD\n".utf8), keepAlive: r.keepAlive, headOnly: false)
-            return
-        }
-        let s = cache.current
-        let headOnly = r.method == "HEAD"
-        switch r.path {
-        case "/healthz":
-            respond(&c, s.live ? 200 : 503, "text/plain", Array("ok\n".utf8), keepAlive: r.keepAlive, headOnly: headOnly)
-        case "/readyz":
-            respond(&c, s.ready ? 200 : 503, "text/plain", Array((s.readyReason + "\n").utf8), keepAlive: r.keepAlive, headOnly: headOnly)
-        case "/status":
-            respond(&c, 200, "application/json", Array(s.status), keepAlive: r.keepAlive, headOnly: headOnly)
-        case "/metrics":
-            respond(&c, 200, "text/plain; version=0.0.4", Array(s.metrics), keepAlive: r.keepAlive, headOnly: headOnly)
-        default:
-            respond(
-                &c, 404, "text/plain", Array("not found: /healthz, /readyz, /status, /metrics\n".utf8), keepAlive: r.keepAlive,
-                headOnly: headOnly)
+    /// What a request gets, decided from its method, path, the listener's scope and whether the
+    /// peer is on this node. `/status` (the registry, CA subjects, host paths, proxies, reasons)
+    /// and `/readyz`'s reasons are for the node only: `node-agent status` asks on loopback.
+    static func answer(method: String, path: String, scope: Scope, local: Bool, snapshot s: StatusCache.Snapshot)
+        -> (status: Int, type: String, body: [UInt8])
+    {
+        guard method == "GET" || method == "HEAD" else { return (405, "text/plain", Array("GET or HEAD\n".utf8)) }
+        switch (scope, path) {
+        case (_, "/metrics"):
+            return (200, "text/plain; version=0.0.4", Array(s.metrics))
+        case (.all, "/healthz"):
+            return (s.live ? 200 : 503, "text/plain", Array("ok\n".utf8))
+        case (.all, "/readyz"):
+            let reason = local ? s.readyReason : (s.ready ? "ready" : "not ready")
+            return (s.ready ? 200 : 503, "text/plain", Array((reason + "\n").utf8))
+        case (.all, "/status") where local:
+            return (200, "application/json", Array(s.status))
+        case (.all, "/status"):
+            return (
+                403, "text/plain",
+                Array("/status is answered on loopback only: run `node-agent status` on the node (in the agent's pod)\n".utf8)
+            )
+        case (.all, _):
+            return (404, "text/plain", Array("not found: /healthz, /readyz, /status, /metrics\n".utf8))
+        case (.metrics, _):
+            return (404, "text/plain", Array("not found: this listener serves /metrics only\n".utf8))
         }
     }
 
     static let reasons = [
-        200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
+        200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
         503: "Service Unavailable",
     ]
 
-    private func respond(_ c: inout Connection, _ status: Int, _ type: String, _ body: [UInt8], keepAlive: Bool, headOnly: Bool) {
+    private func respond(
+        _ c: inout Connection, _ status: Int, _ type: String, _ body: [UInt8], keepAlive: Bool, headOnly: Bool, now: UInt64
+    ) {
         var head =
             "HTTP/1.1 \(status) \(Self.reasons[status] ?? "Error")\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nCache-Control: no-store\r\n"
         if !keepAlive { head += "Connection: close\r\n" }
         c.output += Array((head + "\r\n").utf8)
         if !headOnly { c.output += body }
         if !keepAlive { c.closeWhenWritten = true }
+        c.served += 1
+        if c.phase == .head { c.enter(.answer, at: now, limits: limits) }
     }
 
     /// Writes what the connection has pending, as far as the socket takes it; false on an error.
-    private func flush(_ c: inout Connection, now: UInt64) -> Bool {
+    private func flush(_ c: inout Connection) -> Bool {
         while !c.output.isEmpty {
             let n = c.output.withUnsafeBytes { send(c.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n > 0 {
                 c.output.removeFirst(n)
-                c.lastActivity = now
                 continue
             }
             return n < 0 && (errno == EAGAIN || errno == EINTR)

@@ -4,7 +4,8 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-/// The health endpoint of the built `node-agent run` on a sandbox node while clients try to
+/// The health endpoint of the built `node-agent run` on a sandbox node as the node's network
+/// meets it: what a peer off the node's loopback gets, and the endpoint while clients try to
 /// starve it: 200 connections that drip one byte of a request head every second and 100 that
 /// connect and never send, each reconnecting as soon as it is cut off. The kubelet's probe
 /// (a fresh connection per probe, `Connection: close`, its default timeoutSeconds of 1 s) must
@@ -64,6 +65,43 @@ final class EndpointUnderLoadIntegrationTests: XCTestCase {
         XCTAssertTrue(
             ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("connections closed to keep it answering"),
             "the shedding was not logged")
+    }
+
+    /// An endpoint bound to every address (a ConfigMap from before 127.0.0.1 was the default):
+    /// a peer off the node's loopback (here an address of the node's own, 203.0.113.77, so the
+    /// peer is not 127.0.0.1) gets /healthz and /readyz's bare verdict, and neither /status nor
+    /// the reasons; the node itself still gets the report. The metrics listener serves /metrics
+    /// alone, and /metrics names no host path.
+    func testFromOffTheNodesLoopbackNothingOfTheReport() throws {
+        let (process, log) = try node.startRun([
+            "--ca", node.caFile, "--timeout", "2", "--listen", "0.0.0.0:9808", "--metrics-listen", "0.0.0.0:9809",
+        ])
+        processes.append(process)
+        XCTAssertEqual(try node.exec(["ip", "addr", "add", "203.0.113.77/32", "dev", "lo"]).status, 0)
+        try eventually(30, "the first report") { (try? node.endpoint("/status").body)?.contains("\"checks\"") == true }
+        func get(_ url: String) throws -> (code: String, body: String) {
+            let r = try node.exec(["curl", "-s", "-m", "5", "-w", "\n%{http_code}", url])
+            let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+        }
+        let status = try get("http://203.0.113.77:9808/status")
+        XCTAssertEqual(status.code, "403")
+        XCTAssertEqual(status.body, "/status is answered on loopback only: run `node-agent status` on the node (in the agent's pod)\n")
+        let ready = try get("http://203.0.113.77:9808/readyz")
+        XCTAssertEqual(ready.body, ready.code == "200" ? "ready\n" : "not ready\n", ready.code)
+        XCTAssertEqual(try get("http://203.0.113.77:9808/healthz").code, "200")
+        XCTAssertTrue(try get("http://127.0.0.1:9808/readyz").body.hasPrefix("ready to pull from "))
+        let metrics = try get("http://203.0.113.77:9809/metrics")
+        XCTAssertEqual(metrics.code, "200")
+        XCTAssertTrue(metrics.body.contains("node_agent_ready "), metrics.body)
+        XCTAssertFalse(metrics.body.contains(node.hostRoot), metrics.body)
+        XCTAssertFalse(metrics.body.contains(node.folder), metrics.body)
+        for path in ["/status", "/readyz", "/healthz"] {
+            XCTAssertEqual(try get("http://203.0.113.77:9809" + path).code, "404", path)
+            XCTAssertEqual(try get("http://127.0.0.1:9809" + path).code, "404", path)
+        }
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        XCTAssertTrue(text.contains("--listen is reachable from the node's network"), text)
     }
 
     /// The attack, in the node's network namespace: asyncio attackers in this process, and per

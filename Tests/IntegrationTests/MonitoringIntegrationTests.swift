@@ -8,8 +8,9 @@ import XCTest
 /// scrapes `node-agent run` on a sandbox node with deploy/monitoring's rules loaded, and what it
 /// stores follows the agent's own /status as the registry goes and comes back; `promtool check
 /// metrics` passes the endpoint's output; and `node-agent status` shows the running agent's report.
-/// Everything runs inside the node's network namespace (the agent on 127.0.0.1:9808, Prometheus on
-/// 127.0.0.1:9090 there).
+/// Everything runs inside the node's network namespace, laid out as the DaemonSet's ConfigMap lays
+/// it out: the agent's endpoint on 127.0.0.1:9808, its metrics listener (/metrics alone) on
+/// 0.0.0.0:9809, which Prometheus (127.0.0.1:9090 there) scrapes as the PodMonitor does.
 final class MonitoringIntegrationTests: XCTestCase {
     var node: SandboxNode!
     /// Processes of the test's own, stopped in tearDown whatever happened.
@@ -37,9 +38,10 @@ final class MonitoringIntegrationTests: XCTestCase {
     }()
     var promtool: String { Self.prometheusFolder + "/usr/bin/promtool" }
 
-    /// `node-agent run` on the node: reconciles every 2 s, probe phases of 2 s at most.
+    /// `node-agent run` on the node: reconciles every 2 s, probe phases of 2 s at most, /metrics
+    /// alone on port 9809 (the DaemonSet's NODE_AGENT_METRICS_LISTEN).
     func startAgent() throws -> String {
-        let (process, log) = try node.startRun(["--ca", node.caFile, "--timeout", "2"])
+        let (process, log) = try node.startRun(["--ca", node.caFile, "--timeout", "2", "--metrics-listen", "0.0.0.0:9809"])
         processes.append(process)
         return log
     }
@@ -60,9 +62,9 @@ final class MonitoringIntegrationTests: XCTestCase {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try get("/status").body.utf8)) as? [String: Any])
     }
 
-    /// `promtool check metrics` on what the endpoint serves now: no problem may be reported.
+    /// `promtool check metrics` on what the metrics listener serves now: no problem may be reported.
     func assertPromtoolPasses(_ what: String, line: UInt = #line) throws {
-        let r = try node.exec(["sh", "-c", "curl -sf http://127.0.0.1:9808/metrics | \(promtool) check metrics"])
+        let r = try node.exec(["sh", "-c", "curl -sf http://127.0.0.1:9809/metrics | \(promtool) check metrics"])
         XCTAssertEqual(r.status, 0, "promtool check metrics (\(what)): \(r.stdout)\(r.stderr)", line: line)
         XCTAssertEqual(r.stdout + r.stderr, "", "promtool check metrics (\(what))", line: line)
     }
@@ -90,7 +92,7 @@ final class MonitoringIntegrationTests: XCTestCase {
           - job_name: node-agent
             metrics_path: /metrics
             static_configs:
-              - targets: ["127.0.0.1:9808"]
+              - targets: ["127.0.0.1:9809"]
                 labels:
                   node: node-1
                   namespace: node-agent
@@ -224,11 +226,11 @@ final class MonitoringIntegrationTests: XCTestCase {
             target = active[0]
             return target["health"] as? String == "up"
         }
-        XCTAssertEqual(target["scrapeUrl"] as? String, "http://127.0.0.1:9808/metrics", "\(target)")
+        XCTAssertEqual(target["scrapeUrl"] as? String, "http://127.0.0.1:9809/metrics", "\(target)")
         XCTAssertEqual(target["lastError"] as? String, "", "\(target)")
         XCTAssertEqual(
             target["labels"] as? [String: String],
-            ["job": "node-agent", "instance": "127.0.0.1:9808", "node": "node-1", "namespace": "node-agent"])
+            ["job": "node-agent", "instance": "127.0.0.1:9809", "node": "node-1", "namespace": "node-agent"])
         XCTAssertEqual(try query(#"up{job="node-agent"}"#).map(\.value), [1])
 
         // deploy/monitoring's rules loaded and evaluated without error.
@@ -372,11 +374,16 @@ final class MonitoringIntegrationTests: XCTestCase {
         // The endpoint: the agent's own NODE_AGENT_LISTEN (0.0.0.0 asked on loopback); --endpoint
         // wins; one where nothing listens is no report (4); a malformed one is bad input (2).
         XCTAssertEqual(try status([], environment: ["NODE_AGENT_LISTEN=0.0.0.0:9808"]).status, 0)
-        let elsewhere = try status([], environment: ["NODE_AGENT_LISTEN=127.0.0.1:9809"])
+        let elsewhere = try status([], environment: ["NODE_AGENT_LISTEN=127.0.0.1:9807"])
         XCTAssertEqual(elsewhere.status, 4)
         XCTAssertTrue(
-            elsewhere.stderr.contains("no agent answers at http://127.0.0.1:9809 (connect: Connection refused)"), elsewhere.stderr)
-        XCTAssertEqual(try status(["--endpoint", "http://127.0.0.1:9808"], environment: ["NODE_AGENT_LISTEN=127.0.0.1:9809"]).status, 0)
+            elsewhere.stderr.contains("no agent answers at http://127.0.0.1:9807 (connect: Connection refused)"), elsewhere.stderr)
+        XCTAssertEqual(try status(["--endpoint", "http://127.0.0.1:9808"], environment: ["NODE_AGENT_LISTEN=127.0.0.1:9807"]).status, 0)
+        // The metrics listener has no report to give, even on loopback.
+        let metricsOnly = try status(["--endpoint", "http://127.0.0.1:9809"])
+        XCTAssertEqual(metricsOnly.status, 4)
+        XCTAssertTrue(
+            metricsOnly.stderr.contains("http://127.0.0.1:9809/status answered 404 without node-agent's report"), metricsOnly.stderr)
         let malformed = try status(["--endpoint", "127.0.0.1:9808"])
         XCTAssertEqual(malformed.status, 2)
         XCTAssertTrue(malformed.stderr.contains("--endpoint '127.0.0.1:9808' is not an http:// URL"), malformed.stderr)

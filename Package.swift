@@ -25,12 +25,14 @@ let package = Package(
         // archives, and the shared libssl would win.
         .systemLibrary(name: "CSystemd"),
         .systemLibrary(name: "COpenSSL"),
+        // openat2(2) for HostSystem's descriptors under the host root (header only).
+        .systemLibrary(name: "CLinux"),
 
         // The words every module speaks, touching no host: validated names and addresses
         // (RegistryAddress, DomainName, IPAddress), JSONValue, text helpers, AgentError.
         .target(name: "Vocabulary"),
         // The only module that touches the host: its files, its tools, /proc.
-        .target(name: "HostSystem", dependencies: ["Vocabulary"]),
+        .target(name: "HostSystem", dependencies: ["Vocabulary", "CLinux"]),
         .target(name: "TrustStore", dependencies: ["Vocabulary", "HostSystem", "COpenSSL"]),
         // sd-bus and its clients: resolve1 (systemd-resolved), systemd1 (units, runtime restarts).
         .target(name: "SystemBus", dependencies: ["Vocabulary", "HostSystem", "CSystemd"]),
@@ -85,7 +87,7 @@ let package = Package(
         .testTarget(name: "HostSystemTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "Vocabulary", "HostSystem", "TestSupport"]),
-        .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire", "Vocabulary"]),
+        .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire", "Vocabulary", "HostSystem"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "HTTPWire", "Vocabulary", "HostSystem", "TestSupport", "COpenSSL"]),
         .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(

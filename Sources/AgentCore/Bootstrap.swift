@@ -15,6 +15,8 @@ public struct Bootstrap {
     public var restartRuntime = false
     public var dnsMode: DNSMode = .auto
     public var acceptGlobalDNS = false
+    /// How long a run waits for another agent changing the node (`HostRunLock`) before it gives up.
+    public var lockTimeout: Double = 120
 
     public init(config: NodeConfig, runner: CommandRunner, refreshMode: TrustRefreshMode) {
         self.config = config
@@ -56,6 +58,10 @@ public struct Bootstrap {
                     timeoutMilliseconds: config.timeoutMilliseconds, deadlineSeconds: config.deadlineSeconds,
                     realImage: config.pullImage != nil))
         }
+        // One agent at a time changes the node: held until the proof is done, so no other run's
+        // writes come between this run's changes and its verdict. A dry run changes nothing.
+        let lock = config.dryRun ? nil : try HostRunLock.acquire(files: files, what: "bootstrap", timeout: lockTimeout)
+        defer { withExtendedLifetime(lock) {} }
         // The bus is optional: hosts mode and IP registries need none.
         let bus = try? SystemBus(address: config.dbusAddress)
 

@@ -13,6 +13,8 @@ public struct Uninstall {
     public var refreshMode: TrustRefreshMode
     public var runner: CommandRunner
     public var dryRun: Bool
+    /// How long it waits for another agent changing the node (`HostRunLock`).
+    public var lockTimeout: Double = 120
 
     public init(
         root: HostRoot, registry: RegistryAddress?, dbusAddress: String?, refreshMode: TrustRefreshMode,
@@ -28,11 +30,15 @@ public struct Uninstall {
 
     public func run() throws -> Report {
         let files = HostFiles(root: root, ledger: HostFiles.defaultLedger)
+        // Not while another agent changes the node (a bootstrap would put back what this removes,
+        // or rebuild the bundle from a half-removed store).
+        let lock = dryRun ? nil : try HostRunLock.acquire(files: files, what: "uninstall", timeout: lockTimeout)
+        defer { withExtendedLifetime(lock) {} }
         let trust = TrustInstaller(files: files, runner: runner, refreshMode: refreshMode)
         let facts = try TrustFacts.gather(files: files, registry: registry)
         let plan = try TrustInstaller.planRemoval(facts, registry: registry, refreshMode: refreshMode)
         var changes = plan.summary
-        var notes: [String] = []
+        var notes = plan.notes
         // The DNS route is shared by every registry of the cluster domain: it goes with the last
         // one. Decided before the removal, so that a dry run says what a run does.
         let layout = facts.layout

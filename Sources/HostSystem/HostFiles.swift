@@ -29,12 +29,7 @@ public struct HostFiles: Sendable {
     /// Opens `path` for reading without waiting (O_NONBLOCK: opening a FIFO must not wait for a
     /// writer) and stats it; nil when it does not exist. The caller closes the descriptor.
     private func openForReading(_ path: HostPath) throws -> (fd: Int32, stat: stat)? {
-        let real = try root.resolve(path)
-        let fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        if fd < 0 {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw AgentError(.io, "cannot read \(path)", errno: errno)
-        }
+        guard let fd = try root.openForReading(path, flags: O_RDONLY | O_NONBLOCK) else { return nil }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let error = AgentError(.io, "cannot read \(path)", errno: errno)
@@ -107,9 +102,31 @@ public struct HostFiles: Sendable {
             let forLedger = try missingDirectories(ledger.parent)
             try plain.create(forLedger)
             let all = Set(try createdDirectories()).union(missing).union(forLedger).union([ledger.parent])
-            try plain.writeAtomically(ledger, all.sorted().map(\.path).joined(separator: "\n") + "\n")
+            try plain.writeAtomically(ledger, Self.ledgerText(all.sorted()))
         }
         try create(missing)
+    }
+
+    /// The ledger's text: the marker, then one folder a line.
+    static func ledgerText(_ folders: [HostPath]) -> String {
+        ownershipMarker + "\n" + folders.map(\.path).joined(separator: "\n") + "\n"
+    }
+
+    /// Writes the ledger as listing exactly `folders`.
+    public func writeLedger(_ folders: [HostPath]) throws {
+        guard let ledger else { return }
+        var plain = self
+        plain.ledger = nil
+        try plain.writeAtomically(ledger, Self.ledgerText(folders))
+    }
+
+    /// The folder `path` opened for a change inside it: links on the way are followed inside the
+    /// root up to the first folder the agent made (ledger), and refused from there on, so a
+    /// folder of the agent's swapped for a link cannot send a write or a removal elsewhere.
+    public func directory(_ path: HostPath, created: Set<HostPath>? = nil) throws -> HostDirectory? {
+        let made = try created ?? Set(createdDirectories())
+        let first = path.components.indices.first { made.contains(HostPath(prefixOf: path, count: $0 + 1)) }
+        return try root.openDirectory(path, linksRefusedFrom: first)
     }
 
     /// The folders recorded in the ledger as created by the agent.
@@ -130,8 +147,21 @@ public struct HostFiles: Sendable {
     }
 
     private func create(_ folders: [HostPath]) throws {
-        for folder in folders where mkdir(try root.resolve(folder), 0o755) != 0 && errno != EEXIST {
-            throw AgentError(.io, "cannot create folder \(folder)", errno: errno, hint: Self.hint(errno: errno))
+        let made = Set(try createdDirectories())
+        for folder in folders {
+            guard let parent = try directory(folder.parent, created: made) else {
+                throw AgentError(.io, "cannot create folder \(folder): \(folder.parent) is missing")
+            }
+            if mkdirat(parent.fd, folder.lastComponent, 0o755) == 0 { continue }
+            let code = errno
+            guard code == EEXIST else {
+                throw AgentError(.io, "cannot create folder \(folder)", errno: code, hint: Self.hint(errno: code))
+            }
+            // Made meanwhile, by another run: it must be a folder, not a link to one.
+            guard parent.entryKind(folder.lastComponent) == .directory else {
+                throw AgentError(
+                    .notOwned, "\(folder) appeared as a link or a file where the agent makes a folder", hint: HostRoot.notOwnedHint)
+            }
         }
     }
 
@@ -142,12 +172,18 @@ public struct HostFiles: Sendable {
 
     /// Removes temporary files of agent processes that no longer run from the folder `dir` (a real path).
     public static func removeStaleTemporaries(in dir: String) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
-        for name in names where name.hasPrefix(".") {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        removeStaleTemporaries(in: HostDirectory(fd: fd, path: .root))
+    }
+
+    /// The same in an open folder: only entries named as this agent's temporaries whose process is gone.
+    public static func removeStaleTemporaries(in dir: HostDirectory) {
+        for name in dir.names() where name.hasPrefix(".") {
             guard let tag = name.lastRange(of: "." + temporaryTag),
                 let pid = Int32(name[tag.upperBound...]), pid != getpid()
             else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH { unlink(dir + "/" + name) }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlinkat(dir.fd, name, 0) }
         }
     }
 
@@ -174,7 +210,7 @@ public struct HostFiles: Sendable {
         struct Pending {
             var fd: Int32
             var temp: String
-            var real: String
+            var dir: HostDirectory
             var path: HostPath
         }
         var pending: [Int: Pending] = [:]
@@ -182,7 +218,7 @@ public struct HostFiles: Sendable {
         defer {
             for p in pending.values {
                 if p.fd >= 0 { close(p.fd) }
-                if !committed { unlink(p.temp) }
+                if !committed { unlinkat(p.dir.fd, p.temp, 0) }
             }
         }
         // Their folders, in one ledger write; then the new files' bytes, beside their targets.
@@ -191,15 +227,36 @@ public struct HostFiles: Sendable {
                 guard case .write(let path, _, _) = $0 else { return nil }
                 return path.parent
             })
+        let made = Set(try createdDirectories())
+        var folders: [HostPath: HostDirectory] = [:]
+        func folder(_ path: HostPath) throws -> HostDirectory {
+            if let open = folders[path.parent] { return open }
+            guard let open = try directory(path.parent, created: made) else {
+                throw AgentError(.io, "cannot change \(path): \(path.parent) is missing")
+            }
+            folders[path.parent] = open
+            Self.removeStaleTemporaries(in: open)
+            return open
+        }
+        // Removals are checked first too (and again when they happen): a refused one fails the
+        // batch before anything of it changed.
+        for case .remove(let path) in operations { try removeOwnedFile(path, in: try folder(path), checkOnly: true) }
         for (i, op) in operations.enumerated() {
             guard case .write(let path, let bytes, let mode) = op else { continue }
-            let real = try root.resolve(path)
-            let dir = try root.resolve(path.parent)
-            Self.removeStaleTemporaries(in: dir)
-            let temp = dir + "/" + Self.temporaryName(for: path.lastComponent)
-            let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+            let dir = try folder(path)
+            // The agent replaces regular files only: a link there is someone else's (it would
+            // have been followed to its target before), a folder or device is not a file.
+            switch try dir.entryStat(path.lastComponent).map({ HostDirectory.EntryKind($0.st_mode) }) {
+            case nil, .regular?: break
+            case .symlink?:
+                throw AgentError(.notOwned, "\(path) is a symbolic link: the agent does not write through it", hint: HostRoot.notOwnedHint)
+            default: throw AgentError(.notOwned, "\(path) is not a regular file", hint: HostRoot.notOwnedHint)
+            }
+            let temp = Self.temporaryName(for: path.lastComponent)
+            unlinkat(dir.fd, temp, 0)
+            let fd = openat(dir.fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
             guard fd >= 0 else { throw AgentError(.io, "cannot write \(path)", errno: errno, hint: Self.hint(errno: errno)) }
-            pending[i] = Pending(fd: fd, temp: temp, real: real, path: path)
+            pending[i] = Pending(fd: fd, temp: temp, dir: dir, path: path)
             var offset = 0
             while offset < bytes.count {
                 let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
@@ -219,23 +276,58 @@ public struct HostFiles: Sendable {
             close(pending[i]!.fd)
             pending[i]!.fd = -1
         }
-        var folders: [String] = []
+        var touched: [HostDirectory] = []
         for (i, op) in operations.enumerated() {
             switch op {
             case .write(let path, _, _):
                 let p = pending[i]!
-                guard rename(p.temp, p.real) == 0 else { throw AgentError(.io, "cannot replace \(path)", errno: errno) }
+                // renameat replaces the entry itself: a link planted since is replaced, not followed.
+                guard renameat(p.dir.fd, p.temp, p.dir.fd, path.lastComponent) == 0 else {
+                    throw AgentError(.io, "cannot replace \(path)", errno: errno)
+                }
                 pending[i] = nil
-                folders.append(try root.resolve(path.parent))
+                touched.append(p.dir)
             case .remove(let path):
-                let real = try root.resolve(path)
-                if unlink(real) != 0 && errno != ENOENT { throw AgentError(.io, "cannot remove \(path)", errno: errno) }
-                folders.append(try root.resolve(path.parent))
+                let dir = try folder(path)
+                try removeOwnedFile(path, in: dir)
+                touched.append(dir)
             }
         }
         committed = true
-        var synced: Set<String> = []
-        for dir in folders where synced.insert(dir).inserted { syncDirectory(dir) }
+        var synced: Set<ObjectIdentifier> = []
+        for dir in touched where synced.insert(ObjectIdentifier(dir)).inserted { dir.sync() }
+    }
+
+    /// Removes the file `path` if, at this moment, it is a regular file (not a link) that is the
+    /// agent's: its text starts with the ownership marker, or it is the ledger. Anything else is
+    /// refused and left as it is; a missing file is not an error.
+    private func removeOwnedFile(_ path: HostPath, in dir: HostDirectory, checkOnly: Bool = false) throws {
+        let name = path.lastComponent
+        guard let before = try dir.entryStat(name) else { return }
+        guard before.st_mode & S_IFMT == S_IFREG else {
+            throw AgentError(
+                .notOwned, "\(path) is not a regular file of the agent's (a link or a folder): not removed", hint: HostRoot.notOwnedHint)
+        }
+        let fd = openat(dir.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return }
+            throw AgentError(.io, "cannot read \(path) before removing it", errno: errno)
+        }
+        defer { close(fd) }
+        let marker = Array(Self.ownershipMarker.utf8)
+        var head = [UInt8](repeating: 0, count: marker.count)
+        let n = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_ino == before.st_ino, st.st_dev == before.st_dev else {
+            throw AgentError(.notOwned, "\(path) changed while it was being removed: left as it is", hint: HostRoot.notOwnedHint)
+        }
+        guard (n == marker.count && head == marker) || path == ledger else {
+            throw AgentError(.notOwned, "\(path) does not carry the agent's marker: not removed", hint: HostRoot.notOwnedHint)
+        }
+        if checkOnly { return }
+        if unlinkat(dir.fd, name, 0) != 0 && errno != ENOENT {
+            throw AgentError(.io, "cannot remove \(path)", errno: errno, hint: Self.hint(errno: errno))
+        }
     }
 
     public func writeAtomically(_ path: HostPath, _ text: String, mode: mode_t = 0o644) throws {
@@ -248,9 +340,13 @@ public struct HostFiles: Sendable {
     /// Removes an empty folder; a missing or non-empty folder is left as it is. True when removed.
     @discardableResult
     public func removeEmptyDirectory(_ path: HostPath) throws -> Bool {
-        let real = try root.resolve(path)
-        Self.removeStaleTemporaries(in: real)
-        return rmdir(real) == 0
+        guard path != .root, let parent = try directory(path.parent) else { return false }
+        // The folder itself, not what a link in its place points to.
+        guard parent.entryKind(path.lastComponent) == .directory, let folder = try parent.subdirectory(path.lastComponent) else {
+            return false
+        }
+        Self.removeStaleTemporaries(in: folder)
+        return unlinkat(parent.fd, path.lastComponent, AT_REMOVEDIR) == 0
     }
 
     /// Names in a folder (not `.`/`..`), sorted; empty when the folder does not exist.
@@ -258,14 +354,6 @@ public struct HostFiles: Sendable {
         let real = try root.resolve(path)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: real) else { return [] }
         return names.sorted()
-    }
-
-    private func syncDirectory(_ dir: String) {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
     }
 
     /// What to do about a failed write, by its errno: a read-only or a full file system.
@@ -343,33 +431,35 @@ extension HostFiles {
 extension HostFiles {
     public enum Kind: Sendable, Equatable { case directory, regular, other }
 
-    /// The entry itself: its folder resolved under the root, its own name not followed.
-    private func entry(_ path: HostPath) throws -> String {
-        try root.resolve(path.parent) + "/" + path.lastComponent
-    }
-
     /// The target of the symlink at `path`, as written in it; nil when it is not a symlink.
     public func symlinkTarget(_ path: HostPath) -> String? {
-        (try? entry(path)).flatMap(readSymlink)
+        (try? root.openDirectory(path.parent))??.linkTarget(path.lastComponent)
     }
 
     /// Points the symlink at `path` to `target` atomically: a temporary link renamed over what is
-    /// there, so that a reader sees the old link or the new one.
+    /// there, so that a reader sees the old link or the new one. Only a link or nothing is
+    /// replaced: a regular file there is not the agent's to turn into a link.
     public func replaceSymlink(_ path: HostPath, target: String) throws {
-        let real = try entry(path)
-        let temp = try root.resolve(path.parent) + "/" + Self.temporaryName(for: path.lastComponent)
-        unlink(temp)
-        guard symlink(target, temp) == 0, rename(temp, real) == 0 else {
+        guard let dir = try directory(path.parent) else { throw AgentError(.io, "cannot link \(path): \(path.parent) is missing") }
+        switch dir.entryKind(path.lastComponent) {
+        case nil, .symlink?: break
+        default: throw AgentError(.notOwned, "\(path) is not a link: not replaced", hint: HostRoot.notOwnedHint)
+        }
+        let temp = Self.temporaryName(for: path.lastComponent)
+        unlinkat(dir.fd, temp, 0)
+        guard symlinkat(target, dir.fd, temp) == 0, renameat(dir.fd, temp, dir.fd, path.lastComponent) == 0 else {
             let code = errno
-            unlink(temp)
+            unlinkat(dir.fd, temp, 0)
             throw AgentError(.io, "cannot link \(path)", errno: code, hint: Self.hint(errno: code))
         }
     }
 
-    /// Removes the entry at `path` (a symlink itself, not what it points to); a missing one is
-    /// not an error.
+    /// Removes the entry at `path` (a symlink itself, not what it points to, or a file carrying
+    /// the agent's marker); a missing one is not an error.
     public func removeEntry(_ path: HostPath) throws {
-        if unlink(try entry(path)) != 0 && errno != ENOENT {
+        guard let dir = try directory(path.parent) else { return }
+        if dir.entryKind(path.lastComponent) == .regular { return try removeOwnedFile(path, in: dir) }
+        if unlinkat(dir.fd, path.lastComponent, 0) != 0 && errno != ENOENT {
             let code = errno
             throw AgentError(.io, "cannot remove \(path)", errno: code, hint: Self.hint(errno: code))
         }

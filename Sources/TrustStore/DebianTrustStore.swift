@@ -71,6 +71,50 @@ public struct DebianTrustStore {
         return changes
     }
 
+    /// What is wrong with the bundle, when it does not hold exactly the certificates the node's
+    /// CA sources give (`/etc/ca-certificates.conf`'s and the local folder's, each as many times
+    /// as they occur): two runs interleaved, a half-removed store, a bundle edited by hand. Nil
+    /// when it is whole. Compared as a multiset of certificates, so order and spacing do not count.
+    public func bundleDamage(bundle: String) throws -> String? {
+        var expected: [String: Int] = [:]
+        for line in (try files.readString(Self.conf) ?? "").split(separator: "\n", omittingEmptySubsequences: true) {
+            guard !line.hasPrefix("#"), !line.hasPrefix("!") else { continue }
+            if let bytes = try files.read(try Self.certsDir.appending(String(line))) {
+                for body in Self.certificateBodies(String(decoding: bytes, as: UTF8.self)) { expected[body, default: 0] += 1 }
+            }
+        }
+        for cert in try localCertificates() {
+            guard let bytes = try files.read(cert) else { continue }
+            for body in Self.certificateBodies(String(decoding: bytes, as: UTF8.self)) { expected[body, default: 0] += 1 }
+        }
+        var actual: [String: Int] = [:]
+        for body in Self.certificateBodies(bundle) { actual[body, default: 0] += 1 }
+        guard actual != expected else { return nil }
+        let missing = expected.reduce(0) { $0 + max(0, $1.value - (actual[$1.key] ?? 0)) }
+        let extra = actual.reduce(0) { $0 + max(0, $1.value - (expected[$1.key] ?? 0)) }
+        let wanted = expected.values.reduce(0, +)
+        return
+            "the OS bundle \(Self.etcCerts.path)/\(Self.bundleName) does not hold what the node's CA sources give (\(wanted) certificates: \(missing) missing, \(extra) extra or repeated)"
+    }
+
+    /// The base64 bodies of the CERTIFICATE blocks of a PEM text, in order.
+    static func certificateBodies(_ text: String) -> [String] {
+        var out: [String] = []
+        var current: [Substring]?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
+            if trimmed == "-----BEGIN CERTIFICATE-----" {
+                current = []
+            } else if trimmed == "-----END CERTIFICATE-----" {
+                if let lines = current { out.append(lines.joined()) }
+                current = nil
+            } else if current != nil {
+                current!.append(trimmed.drop(while: { $0 == " " }))
+            }
+        }
+        return out
+    }
+
     /// `*.crt` files under the local folder, following symlinks as `find -L` does, in byte order.
     func localCertificates() throws -> [HostPath] {
         var out: [HostPath] = []

@@ -28,13 +28,18 @@ public struct TrustFacts: Sendable, Equatable {
     /// is to be rebuilt (the store already holds the certificates: a reconcile's usual case,
     /// which then does not walk /etc/ssl/certs).
     public var nativeBlocker: String?
+    /// What is wrong with the OS bundle as a whole (`DebianTrustStore.bundleDamage`), nil when it
+    /// holds exactly what the node's CA sources give, or on a family the agent does not check.
+    public var storeDamage: String?
 
     public init(
         layout: OSTrustLayout, toolPresent: Bool = true, anchors: [String: [UInt8]] = [:], bundle: String = "",
         refreshPending: Bool = false, containerd: ContainerdRegistryConfig,
-        otherRuntimeParents: Set<HostPath> = [], runtimeFiles: [HostPath: [UInt8]] = [:], nativeBlocker: String? = nil
+        otherRuntimeParents: Set<HostPath> = [], runtimeFiles: [HostPath: [UInt8]] = [:], nativeBlocker: String? = nil,
+        storeDamage: String? = nil
     ) {
         self.nativeBlocker = nativeBlocker
+        self.storeDamage = storeDamage
         self.layout = layout
         self.toolPresent = toolPresent
         self.anchors = anchors
@@ -77,14 +82,20 @@ public struct TrustFacts: Sendable, Equatable {
         }
         let bundle = try files.readString(layout.bundle) ?? ""
         let refreshPending = try files.exists(TrustInstaller.refreshPending)
+        // The whole store, not only the agent's CA in it: a bundle that lost the system CAs still
+        // holds the agent's and would otherwise be called fine.
+        let damage = layout.family == .debian ? try DebianTrustStore(files: files).bundleDamage(bundle: bundle) : nil
         let inStep =
-            certificates.map { !refreshPending && TrustInstaller.storeHolds($0, prefix: prefix, anchors: anchors, bundle: bundle) } ?? false
+            damage == nil
+            && (certificates.map { !refreshPending && TrustInstaller.storeHolds($0, prefix: prefix, anchors: anchors, bundle: bundle) }
+                ?? false)
         return TrustFacts(
             layout: layout, toolPresent: try files.exists(layout.tool), anchors: anchors,
             bundle: bundle, refreshPending: refreshPending,
             containerd: containerd, otherRuntimeParents: parents, runtimeFiles: runtimeFiles,
             nativeBlocker: layout.family != .debian
-                ? "the agent rebuilds only the Debian family's bundle" : inStep ? nil : try DebianTrustStore.nativeBlocker(files: files))
+                ? "the agent rebuilds only the Debian family's bundle" : inStep ? nil : try DebianTrustStore.nativeBlocker(files: files),
+            storeDamage: damage)
     }
 
     /// Whether `path` is absent or carries the agent's mark.

@@ -108,7 +108,7 @@ public struct TrustInstaller: Sendable {
             let name = anchorName(prefix, i)
             wanted.insert(name)
             if let change = FileChange.ensure(
-                try layout.anchors.appending(name), holds: Array(cert.pem.utf8), current: facts.anchors[name],
+                try layout.anchors.appending(name), holds: anchorText(cert), current: facts.anchors[name],
                 reason: "CA '\(cert.subject)' for the OS trust store")
             {
                 changes.append(change)
@@ -116,6 +116,10 @@ public struct TrustInstaller: Sendable {
         }
         var removedFromStore = false
         for name in facts.anchors.keys.sorted() where name.hasPrefix(prefix) && name.hasSuffix(".crt") && !wanted.contains(name) {
+            guard HostFiles.isOwned(String(decoding: facts.anchors[name]!, as: UTF8.self)) else {
+                notes.append("\(layout.anchors.path)/\(name) is named like the agent's but has no marker: left alone")
+                continue
+            }
             changes.append(
                 FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "CA no longer wanted for \(registry)"))
             removedFromStore = true
@@ -125,6 +129,9 @@ public struct TrustInstaller: Sendable {
         if facts.refreshPending {
             refresh = [layout.tool.lastComponent] + layout.freshArguments
             notes.append("an earlier run was stopped before the trust bundle was rebuilt: rebuilding it from scratch")
+        } else if let damage = facts.storeDamage {
+            refresh = [layout.tool.lastComponent] + layout.freshArguments
+            notes.append("\(damage): rebuilding it from scratch")
         } else if !changes.isEmpty || !bundleHasAll {
             refresh = [layout.tool.lastComponent] + (removedFromStore ? layout.freshArguments : layout.refreshArguments)
         }
@@ -191,6 +198,14 @@ public struct TrustInstaller: Sendable {
     /// The OS-store file of the `i`th certificate (from 0).
     static func anchorName(_ prefix: String, _ i: Int) -> String { "\(prefix)\(i + 1).crt" }
 
+    /// What the agent's OS-store file of a certificate holds: the ownership marker (a comment
+    /// line, which update-ca-certificates copies into the bundle as the agent's native rebuild
+    /// does, and PEM readers skip), then the PEM. The marker makes it the agent's to replace or
+    /// remove; a file of the same name without it is left alone.
+    public static func anchorText(_ certificate: Certificate) -> [UInt8] {
+        Array((HostFiles.ownershipMarker + "\n" + certificate.pem).utf8)
+    }
+
     static func bundleHolds(_ certificates: [Certificate], _ bundle: String) -> Bool {
         certificates.allSatisfy { bundle.contains(pemBody($0.pem)) }
     }
@@ -199,7 +214,7 @@ public struct TrustInstaller: Sendable {
     /// the bundle all of them: then a plan rebuilds nothing.
     static func storeHolds(_ certificates: [Certificate], prefix: String, anchors: [String: [UInt8]], bundle: String) -> Bool {
         anchors.count == certificates.count
-            && certificates.enumerated().allSatisfy { anchors[anchorName(prefix, $0.offset)] == Array($0.element.pem.utf8) }
+            && certificates.enumerated().allSatisfy { anchors[anchorName(prefix, $0.offset)] == anchorText($0.element) }
             && bundleHolds(certificates, bundle)
     }
 

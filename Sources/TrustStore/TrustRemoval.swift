@@ -16,11 +16,18 @@ extension TrustInstaller {
         var changes: [FileChange] = []
         let layout = facts.layout
         let prefix = layout.filePrefix(registry)
+        var notes: [String] = []
         for name in facts.anchors.keys.sorted() where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
+            // Named like the agent's is not enough: only a file with the marker is the agent's.
+            guard HostFiles.isOwned(String(decoding: facts.anchors[name]!, as: UTF8.self)) else {
+                notes.append("\(layout.anchors.path)/\(name) is named like the agent's but has no marker: left alone")
+                continue
+            }
             changes.append(
                 FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "the agent's CA in the OS trust store"))
         }
-        let refresh: [String]? = changes.isEmpty && !facts.refreshPending ? nil : [layout.tool.lastComponent] + layout.freshArguments
+        let refresh: [String]? =
+            changes.isEmpty && !facts.refreshPending && facts.storeDamage == nil ? nil : [layout.tool.lastComponent] + layout.freshArguments
         let wanted = registry.map { Set($0.referenceNames) }
         // Each folder's hosts.toml before its ca.crt: a stop in between never leaves a hosts.toml
         // that names a CA file no longer there.
@@ -36,7 +43,7 @@ extension TrustInstaller {
                     kind: .remove, path: path, reason: "the agent's \(path.lastComponent == "ca.crt" ? "CA" : "host config") for \(name)"))
         }
         return TrustPlan(
-            certificates: [], layout: layout, fileChanges: changes, refresh: refresh, notes: [], native: refreshMode.isNative(facts))
+            certificates: [], layout: layout, fileChanges: changes, refresh: refresh, notes: notes, native: refreshMode.isNative(facts))
     }
 
     /// Removes the folders the agent created (from the ledger) that are empty now, deepest
@@ -61,10 +68,7 @@ extension TrustInstaller {
                 if try files.removeEmptyDirectory(dir) { removed.append(dir) }
             }
         } else {
-            var plain = files
-            plain.ledger = nil
-            try plain.writeAtomically(
-                ledger, (remaining + dirs.filter(ledgerChain.contains)).sorted().map(\.path).joined(separator: "\n") + "\n")
+            try files.writeLedger((remaining + dirs.filter(ledgerChain.contains)).sorted())
         }
         return removed
     }

@@ -13,6 +13,9 @@ public struct AgentError: Error, CustomStringConvertible, Equatable, Sendable {
         case commandFailed = "command-failed"
         case dbus = "dbus"
         case unsupportedHost = "unsupported-host"
+        /// What the agent would write, rename or remove is not its own: a symlink where it writes,
+        /// a file without its marker, a folder it made replaced by a link. Left as it is.
+        case notOwned = "not-owned"
     }
 
     /// What the system said, as a value: a caller can tell EACCES from ENOENT, or a bus error

@@ -80,10 +80,12 @@ final class RunIntegrationTests: XCTestCase {
         // Every thread of the agent holds SIGTERM and SIGINT blocked (the loop takes them between
         // reconciles; a thread without the block would die of them), but for the loop's own while
         // it waits in rt_sigtimedwait (syscall 128), which unblocks them for the wait; SIGPIPE is ignored.
+        // The agent's own PID (the script execs nsenter, which execs the agent): a pgrep for its
+        // name can also match a child it forked that has not exec'd yet.
         let threads = try node.exec([
             "sh", "-c",
             """
-            for t in /proc/$(pgrep -f '[n]ode-agent run' | tail -1)/task/*; do
+            for t in /proc/\(process.processIdentifier)/task/*; do
               echo "$(grep ^SigBlk $t/status | cut -f2) $(grep ^SigIgn $t/status | cut -f2) $(cut -d' ' -f1 $t/syscall)"
             done
             """,

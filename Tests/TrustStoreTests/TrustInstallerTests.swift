@@ -47,10 +47,16 @@ final class TrustInstallerTests: XCTestCase {
         XCTAssertTrue(toml.hasPrefix(HostFiles.ownershipMarker + "\n"))
         XCTAssertTrue(toml.contains("ca = \"/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt\""))
 
-        // The fake tool built no bundle, so the plan still wants a refresh, and nothing else.
+        // The fake tool built no bundle: a store whose bundle lacks what its CA sources give is
+        // damaged, so the plan rebuilds it from scratch, and does nothing else.
         let again = try installer.plan(registry: registry, certificates: certs)
         XCTAssertEqual(again.fileChanges, [])
-        XCTAssertEqual(again.refresh, ["update-ca-certificates"])
+        XCTAssertEqual(again.refresh, ["update-ca-certificates", "--fresh"])
+        XCTAssertTrue(again.notes.contains { $0.contains("(2 certificates: 2 missing, 0 extra or repeated)") }, "\(again.notes)")
+        // A bundle with one of them twice is damaged too.
+        try files.writeAtomically(OSTrustLayout.debian.bundle, certs[0].pem + certs[0].pem + certs[1].pem)
+        XCTAssertTrue(
+            try installer.plan(registry: registry, certificates: certs).notes.contains { $0.contains("0 missing, 1 extra or repeated") })
         // Once the bundle holds both CAs, there is nothing left to do.
         try files.writeAtomically(OSTrustLayout.debian.bundle, certs.map(\.pem).joined())
         XCTAssertTrue(try installer.plan(registry: registry, certificates: certs).isEmpty)

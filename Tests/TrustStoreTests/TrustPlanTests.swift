@@ -49,7 +49,7 @@ final class TrustPlanTests: XCTestCase {
             ])
         XCTAssertEqual(Set(plan.fileChanges.map(\.kind)), [.create])
         XCTAssertEqual(plan.refresh, ["update-ca-certificates"])
-        XCTAssertEqual(plan.fileChanges[0].contents, Array(certs[0].pem.utf8))
+        XCTAssertEqual(plan.fileChanges[0].contents, Array((HostFiles.ownershipMarker + "\n" + certs[0].pem).utf8))
         let toml = String(decoding: plan.fileChanges[3].contents, as: UTF8.self)
         XCTAssertTrue(toml.hasPrefix(HostFiles.ownershipMarker + "\n"), toml)
         XCTAssertTrue(toml.contains("ca = \"/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/ca.crt\""), toml)

@@ -1,0 +1,183 @@
+import Foundation
+import HostSystem
+import TestSupport
+import Vocabulary
+import XCTest
+
+/// The built agent, as root on a sandbox node, against what a process of the node can plant:
+/// links where it writes, a folder of its own swapped for a link, a file named like its own;
+/// and against a second agent running at the same time. Every canary stays as it was.
+final class HostSafetyIntegrationTests: XCTestCase {
+    var node: SandboxNode!
+
+    override func setUpWithError() throws { node = try SandboxNode() }
+    override func tearDown() { node?.down() }
+
+    var certsD: String { node.hostRoot + "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443" }
+    /// The OS store's local folder as the node sees it (a folder of the node's bound there).
+    var anchors: String { node.folder + "/local-ca/node-agent" }
+
+    /// A canary outside the host root (the machine's own file system, as a pod's would be) and
+    /// one inside it (a file of the node's that is not the agent's).
+    func canaries() throws -> (outside: String, inside: String) {
+        let outside = node.folder + "/canary-outside"
+        try "outside\n".write(toFile: outside, atomically: false, encoding: .utf8)
+        try "inside\n".write(toFile: node.hostRoot + "/etc/canary", atomically: false, encoding: .utf8)
+        return (outside, node.hostRoot + "/etc/canary")
+    }
+
+    func assertUntouched(_ c: (outside: String, inside: String), line: UInt = #line) {
+        XCTAssertEqual(try? String(contentsOfFile: c.outside, encoding: .utf8), "outside\n", line: line)
+        XCTAssertEqual(try? String(contentsOfFile: c.inside, encoding: .utf8), "inside\n", line: line)
+    }
+
+    func testLinksPlantedWhereTheAgentWritesAreRefusedAndTheirTargetsUntouched() throws {
+        let c = try canaries()
+        // hosts.toml a link to a file outside the root; the OS store's CA file a link to one inside.
+        try FileManager.default.createDirectory(atPath: certsD, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: certsD + "/hosts.toml", withDestinationPath: c.outside)
+        let run = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(run.status, 3, run.stdout + run.stderr)
+        XCTAssertTrue(run.stderr.contains("hosts.toml is a symbolic link"), run.stderr)
+        assertUntouched(c)
+        try FileManager.default.removeItem(atPath: certsD + "/hosts.toml")
+
+        // The name the agent gives its CA file, from a run and an uninstall before.
+        XCTAssertEqual(try node.agent(node.bootstrapArguments()).status, 0)
+        let name = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: anchors).first { $0.hasSuffix(".crt") })
+        XCTAssertEqual(try node.agent(["uninstall", "--host-root", node.hostRoot]).status, 0)
+        try FileManager.default.createDirectory(atPath: anchors, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: anchors + "/" + name, withDestinationPath: "/etc/canary")
+        let second = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(second.status, 3, second.stdout + second.stderr)
+        XCTAssertTrue(second.stderr.contains("is a symbolic link"), second.stderr)
+        assertUntouched(c)
+        try FileManager.default.removeItem(atPath: anchors + "/" + name)
+
+        // With the links gone the node is set up as usual.
+        let third = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(third.status, 0, third.stdout + third.stderr)
+        assertUntouched(c)
+    }
+
+    func testUninstallDoesNotFollowAFolderOfTheAgentsSwappedForALink() throws {
+        let c = try canaries()
+        XCTAssertEqual(try node.agent(node.bootstrapArguments()).status, 0)
+        // Someone swaps the agent's certs.d folder for a link to a folder of theirs holding files
+        // by the same names, one even carrying the agent's marker.
+        let theirs = node.hostRoot + "/etc/theirs"
+        try FileManager.default.createDirectory(atPath: theirs, withIntermediateDirectories: true)
+        try (HostFiles.ownershipMarker + "\nnot the agent's\n").write(toFile: theirs + "/hosts.toml", atomically: false, encoding: .utf8)
+        try "theirs\n".write(toFile: theirs + "/ca.crt", atomically: false, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: certsD)
+        try FileManager.default.createSymbolicLink(atPath: certsD, withDestinationPath: "/etc/theirs")
+        let run = try node.agent(["uninstall", "--host-root", node.hostRoot])
+        XCTAssertEqual(run.status, 3, run.stdout + run.stderr)
+        XCTAssertTrue(run.stderr.contains("leads through a link the agent does not follow"), run.stderr)
+        // Refused before anything of the batch changed: the agent's OS-store file is still there.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: anchors).filter { $0.hasSuffix(".crt") }.count, 1)
+        XCTAssertEqual(try String(contentsOfFile: theirs + "/ca.crt", encoding: .utf8), "theirs\n")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: theirs + "/hosts.toml"), run.stdout + run.stderr)
+        XCTAssertNotNil(readSymlink(certsD))
+        // A bootstrap does not write through it either: containerd reads their ca.crt there, so
+        // the node cannot pull, and the verdict says so.
+        let again = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(again.status, 1, again.stdout + again.stderr)
+        XCTAssertTrue(again.stdout.contains("was not written by node-agent: left alone"), again.stdout)
+        XCTAssertEqual(try String(contentsOfFile: theirs + "/ca.crt", encoding: .utf8), "theirs\n")
+        assertUntouched(c)
+
+        // The folder back (a bootstrap makes it again), then the port-less one swapped for a link to
+        // an empty folder of theirs: uninstall removes the agent's files and leaves that folder.
+        try FileManager.default.removeItem(atPath: certsD)
+        XCTAssertEqual(try node.agent(node.bootstrapArguments()).status, 0)
+        let empty = node.hostRoot + "/etc/their-empty"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        let portless = node.hostRoot + "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local"
+        try FileManager.default.removeItem(atPath: portless)
+        try FileManager.default.createSymbolicLink(atPath: portless, withDestinationPath: "/etc/their-empty")
+        let second = try node.agent(["uninstall", "--host-root", node.hostRoot])
+        XCTAssertEqual(second.status, 0, second.stdout + second.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: empty), "uninstall removed the folder a link pointed to")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: certsD), "the agent's own folder was left")
+        assertUntouched(c)
+    }
+
+    func testAFileNamedLikeTheAgentsIsNotRemoved() throws {
+        XCTAssertEqual(try node.agent(node.bootstrapArguments()).status, 0)
+        let theirs =
+            anchors + "/"
+            + (try FileManager.default.contentsOfDirectory(atPath: anchors).first { $0.hasSuffix(".crt") } ?? "x")
+            .replacingOccurrences(of: "1.crt", with: "9.crt")
+        try FileManager.default.copyItem(atPath: try CertFixtures.path("other-ca.crt"), toPath: theirs)
+        let run = try node.agent(["uninstall", "--host-root", node.hostRoot])
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: theirs), "a CA file without the agent's marker was removed")
+        XCTAssertTrue(run.stdout.contains("has no marker: left alone"), run.stdout)
+    }
+
+    func testADamagedBundleIsReportedAndRebuilt() throws {
+        XCTAssertEqual(try node.agent(node.bootstrapArguments()).status, 0)
+        let bundle = node.hostRoot + "/etc/ssl/certs/ca-certificates.crt"
+        let whole = try String(contentsOfFile: bundle, encoding: .utf8)
+        // The bundle left holding only the agent's CA, as two interleaved runs once left it.
+        try String(contentsOfFile: node.caFile, encoding: .utf8).write(toFile: bundle, atomically: false, encoding: .utf8)
+        let run = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        XCTAssertTrue(run.stdout.contains("does not hold what the node's CA sources give"), run.stdout)
+        XCTAssertEqual(try String(contentsOfFile: bundle, encoding: .utf8), whole)
+    }
+
+    /// Bootstraps, uninstalls and a `run` at once: the lock keeps them apart. Sampled all along,
+    /// the bundle never lacks the system CAs; at the end one bootstrap leaves the state of one run.
+    func testConcurrentRunsNeverLeaveABrokenStore() throws {
+        let bundle = node.hostRoot + "/etc/ssl/certs/ca-certificates.crt"
+        @Sendable func certificates(_ text: String) -> Int { text.components(separatedBy: "-----BEGIN CERTIFICATE-----").count - 1 }
+        let system = certificates(try String(contentsOfFile: bundle, encoding: .utf8))
+        XCTAssertGreaterThan(system, 50)
+        let (run, log) = try node.startRun(["--ca", node.caFile])
+        defer {
+            run.terminate()
+            run.waitUntilExit()
+        }
+        let stop = NSLock()
+        nonisolated(unsafe) var sampling = true
+        nonisolated(unsafe) var samples: [Int] = []
+        let sampler = Thread {
+            while stop.withLock({ sampling }) {
+                if let text = try? String(contentsOfFile: bundle, encoding: .utf8) { samples.append(certificates(text)) }
+                usleep(2000)
+            }
+        }
+        sampler.start()
+        var processes: [Process] = []
+        for i in 0..<10 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: SandboxNode.binary)
+            p.arguments = i % 3 == 2 ? ["uninstall", "--host-root", node.hostRoot] : node.bootstrapArguments()
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            processes.append(p)
+        }
+        // Run inside the node (its bus, its DNS): through the sandbox script, as node.agent does.
+        for p in processes {
+            p.arguments = ["exec", SandboxNode.binary] + p.arguments!
+            p.executableURL = URL(fileURLWithPath: node.script)
+            p.environment = node.scriptEnvironment
+            try p.run()
+        }
+        for p in processes { p.waitUntilExit() }
+        stop.withLock { sampling = false }
+        while sampler.isExecuting { usleep(1000) }
+        XCTAssertGreaterThan(samples.count, 20)
+        XCTAssertGreaterThanOrEqual(samples.min() ?? 0, system, "the bundle lost system CAs while runs overlapped")
+        let statuses = processes.map(\.terminationStatus)
+        XCTAssertFalse(statuses.contains { $0 > 3 }, "a run crashed: \(statuses)")
+
+        // One last bootstrap: exactly the system CAs and the agent's, once each.
+        let last = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(last.status, 0, last.stdout + last.stderr)
+        XCTAssertEqual(certificates(try String(contentsOfFile: bundle, encoding: .utf8)), system + 1)
+        XCTAssertFalse(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("Fatal error"))
+    }
+}

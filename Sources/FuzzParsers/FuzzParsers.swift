@@ -53,6 +53,60 @@ enum FuzzParsers {
             _ = conf.assignments("DNS", section: "Resolve")
         },
         "resolv-conf": { bytes in _ = ResolvConf(parsing: String(decoding: bytes, as: UTF8.self)) },
+        // An HTTP response as a registry, token service, proxy or API server sends it, read as
+        // the client reads it: whole or split anywhere, the same outcome; a body never over the limit.
+        "http-response": { bytes in
+            let limit = 4096
+            let whole = Result { () throws(HTTPResponseError) in try HTTPResponseReader.read(bytes, bodyLimit: limit) }
+            var reader = HTTPResponseReader(bodyLimit: limit)
+            let cut = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
+            let split = Result { () throws(HTTPResponseError) in
+                try reader.take(Array(bytes[..<cut]))
+                if !reader.isComplete { try reader.take(Array(bytes[cut...])) }
+                return try reader.finish()
+            }
+            switch (whole, split) {
+            case (.success(let a), .success(let b)):
+                precondition(a.body == b.body && a.head.status == b.head.status, "split changed the response")
+                precondition(a.body.count <= limit, "a body over the limit")
+                precondition((100...999).contains(a.head.status), "a status that is not three digits")
+            case (.failure(let a), .failure(let b)):
+                precondition(a == b, "split changed the error: \(a) / \(b)")
+            default:
+                preconditionFailure("split changed the outcome: \(whole) / \(split)")
+            }
+        },
+        // A chunked body alone, with a tiny limit: sizes near Int.max must not overflow.
+        "http-chunked": { bytes in
+            var decoder = HTTPBodyDecoder(framing: .chunked, limit: 64)
+            _ = try? decoder.take(bytes[...])
+            precondition(decoder.body.count <= 64, "a chunked body over the limit")
+        },
+        // A registry's WWW-Authenticate challenge (RFC 7235).
+        "www-authenticate": { bytes in
+            if let c = AuthChallenge(String(decoding: bytes, as: UTF8.self)) {
+                precondition(!c.scheme.isEmpty, "an empty scheme")
+            }
+        },
+        // A Docker config.json (the pull secret's), for a registry by IP and by name.
+        "docker-config": { bytes in
+            for registry in FuzzParsers.registries {
+                _ = try? RegistryCredentials.fromDockerConfig(bytes, registry: registry, source: "fuzz")
+            }
+        },
+        // The Kubernetes API's answers (and every other JSON read): what parses re-encodes and parses again.
+        "json": { bytes in
+            guard let value = try? JSONValue.parse(bytes) else { return }
+            precondition((try? JSONValue.parse(value.encoded())) != nil, "the encoding of a parsed value does not parse")
+        },
+        // containerd's config.toml (and its imports), as the agent reads config_path from it.
+        "containerd-toml": { bytes in _ = ContainerdRegistryConfig.parse(String(decoding: bytes, as: UTF8.self)) },
+        // k3s/RKE2's registries.yaml: the hosts it names.
+        "registries-yaml": { bytes in _ = try? K3sNode.registryHosts(inRegistriesYAML: String(decoding: bytes, as: UTF8.self)) },
+        // /proc as a host root shows it: a process's comm, stat and cmdline, /proc/stat and
+        // /proc/net/unix (parts of the input separated by 0xFE), read as the agent finds the
+        // node's containerd.
+        "proc": { bytes in FuzzParsers.fakeProc.check(bytes) },
         // Names and addresses from flags, config files and kubelet's config.
         "names": { bytes in
             let text = String(decoding: bytes, as: UTF8.self)
@@ -61,6 +115,38 @@ enum FuzzParsers {
             _ = try? RegistryAddress(text)
         },
     ]
+
+    static let registries = [
+        try! RegistryAddress("registry-service.openfaas.svc.cluster.local:443"), try! RegistryAddress("127.0.0.20:5000"),
+    ]
+
+    /// A host root with a /proc of one process (pid 4242), written anew for each input.
+    final class FakeProc: @unchecked Sendable {
+        let root: String
+        let files: HostFiles
+
+        init() {
+            root = NSTemporaryDirectory() + "fuzz-proc-\(getpid())"
+            try? FileManager.default.createDirectory(atPath: root + "/proc/4242", withIntermediateDirectories: true)
+            try? FileManager.default.createDirectory(atPath: root + "/proc/net", withIntermediateDirectories: true)
+            files = HostFiles(root: try! HostRoot(root))
+        }
+
+        func check(_ bytes: [UInt8]) {
+            let parts = bytes.split(separator: 0xFE, maxSplits: 4, omittingEmptySubsequences: false).map { Data($0) }
+            let names = ["proc/4242/comm", "proc/4242/stat", "proc/4242/cmdline", "proc/stat", "proc/net/unix"]
+            for (i, name) in names.enumerated() {
+                FileManager.default.createFile(atPath: root + "/" + name, contents: i < parts.count ? parts[i] : Data())
+            }
+            let processes = HostProcesses(files: files)
+            _ = processes.named(["containerd", String(decoding: parts.first ?? Data(), as: UTF8.self)])
+            _ = processes.commandLine(4242)
+            _ = processes.listeningUnixSocketInode(path: "/run/containerd/containerd.sock")
+            _ = RunningContainerd.find(files)
+        }
+    }
+
+    nonisolated(unsafe) static let fakeProc = FakeProc()
 
     static func run(_ target: String, _ bytes: [UInt8]) {
         guard let parse = targets[target] else {

@@ -35,7 +35,7 @@ public struct HostProcesses: Sendable {
     public func named(_ names: Set<String>) -> [HostProcess] {
         let bootTime = (try? files.readString(try proc.appending("stat"), limit: 1 << 20))?
             .split(separator: "\n").first { $0.hasPrefix("btime ") }
-            .flatMap { Double($0.split(separator: " ")[1]) }
+            .flatMap { $0.split(separator: " ").dropFirst().first.flatMap { Double($0) } }  // "btime" alone: no index 1
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var found: [HostProcess] = []
         for pid in ((try? files.list(proc)) ?? []).compactMap(Int.init).sorted() {

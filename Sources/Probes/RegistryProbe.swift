@@ -82,11 +82,11 @@ public struct RegistryCredentials: Sendable {
 }
 
 /// One `WWW-Authenticate` challenge: scheme and parameters (RFC 7235).
-struct AuthChallenge: Equatable {
-    var scheme: String
-    var parameters: [String: String]
+package struct AuthChallenge: Equatable {
+    package var scheme: String
+    package var parameters: [String: String]
 
-    init?(_ header: String) {
+    package init?(_ header: String) {
         let trimmed = header.trimmingBlanks()
         guard let space = trimmed.firstIndex(of: " ") else {
             guard !trimmed.isEmpty else { return nil }

@@ -200,7 +200,7 @@ public struct K3sNode: Sendable, Equatable {
     /// style, as the k3s docs write it; anything else there (flow style, tabs, anchors) is a
     /// problem, so that the agent never writes a folder k3s may own. (No YAML library: Yams
     /// brings Foundation, which the agent's binary does not load.)
-    static func registryHosts(inRegistriesYAML text: String) throws -> Set<String> {
+    package static func registryHosts(inRegistriesYAML text: String) throws -> Set<String> {
         var hosts: Set<String> = []
         var section: String?
         var keyIndent: Int?

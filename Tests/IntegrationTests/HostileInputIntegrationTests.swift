@@ -138,6 +138,58 @@ final class HostileInputIntegrationTests: XCTestCase {
         XCTAssertTrue(check?.reason.contains(tooLarge) ?? false, "bootstrap: \(check?.reason ?? boot.stderr.suffix(600).description)")
     }
 
+    /// A Node as big as the API server sends them (here 600 KiB: 3,200 images in its status, as
+    /// a node that has pulled many gets with nodeStatusMaxImages lifted): the agent reads it
+    /// whole, so it publishes its condition and removes its startup taint. (Answers were cut
+    /// at 64 KiB before: the cut JSON did not parse, and the taint stayed for ever.)
+    func testABigNodeLosesItsStartupTaint() throws {
+        let sa = node.folder + "/serviceaccount.token"
+        let admin = node.folder + "/admin.token"
+        try "token-\(UUID().uuidString)".write(toFile: sa, atomically: true, encoding: .utf8)
+        let adminToken = "token-\(UUID().uuidString)"
+        try adminToken.write(toFile: admin, atomically: true, encoding: .utf8)
+        let api = try APIDouble(node, tokens: [sa: APIDouble.serviceAccount, admin: "admin,system:masters"])
+        defer { api.stop() }
+        // The images, as kubelet reports them, added by an administrator's status patch.
+        let images = (0..<3200).map { i -> [String: Any] in
+            let digest = String(repeating: String(format: "%08x", i), count: 8)
+            return [
+                "names": [
+                    "registry.example.com/team-\(i % 40)/service-\(i)@sha256:\(digest)",
+                    "registry.example.com/team-\(i % 40)/service-\(i):v\(i)",
+                ],
+                "sizeBytes": 10_000_000 + i,
+            ]
+        }
+        let patch = node.folder + "/images.json"
+        try JSONSerialization.data(withJSONObject: ["status": ["images": images]]).write(to: URL(fileURLWithPath: patch))
+        let patched = try node.exec([
+            "curl", "-sS", "-m", "20", "--cacert", node.caFile, "-X", "PATCH", "-H", "Authorization: Bearer " + adminToken,
+            "-H", "Content-Type: application/merge-patch+json", "--data-binary", "@" + patch, "-o", "/dev/null", "-w", "%{http_code}",
+            api.url + "/api/v1/nodes/node-1/status",
+        ])
+        XCTAssertEqual(patched.stdout, "200", patched.stderr + ((try? String(contentsOfFile: api.errors, encoding: .utf8)) ?? ""))
+        let size = try JSONSerialization.data(withJSONObject: try api.nodeObject()).count  // as the API sends it: compact
+        XCTAssertGreaterThan(size, 600 * 1024, "the Node is \(size) bytes")
+        XCTAssertEqual(try api.taints().count, 2)
+
+        let log = node.folder + "/agent.log"
+        let agent = try node.startReporting(api, tokenFile: sa, heartbeat: 3, log: log)
+        defer {
+            agent.terminate()
+            agent.waitUntilExit()
+        }
+        let deadline = Date().addingTimeInterval(20)
+        func done() -> Bool {
+            (try? api.taints().compactMap { $0["key"] as? String }) == ["example.com/other"]
+                && ((try? api.conditions()) ?? []).contains { $0["type"] as? String == "RegistryPullReady" }
+        }
+        while !done() && Date() < deadline { Thread.sleep(forTimeInterval: 0.3) }
+        let agentLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        XCTAssertTrue(done(), "the startup taint is still there: \(agentLog.suffix(1500))")
+        XCTAssertEqual(((try api.nodeObject())["status"] as? [String: Any])?["images"].map { ($0 as? [Any])?.count }, 3200)
+    }
+
     func testHostFilesThatAreNotWhatTheySeem() throws {
         let before = node.snapshot()
         // A FIFO where os-release should be: the read would wait for a writer forever.

@@ -100,6 +100,11 @@ final class EndpointUnderLoadIntegrationTests: XCTestCase {
             XCTAssertEqual(try get("http://203.0.113.77:9809" + path).code, "404", path)
             XCTAssertEqual(try get("http://127.0.0.1:9809" + path).code, "404", path)
         }
+        // node-agent status asked there says where to ask instead; on loopback it gets the report.
+        let refused = try node.agent(["status", "--endpoint", "http://203.0.113.77:9808"])
+        XCTAssertEqual(refused.status, 4, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("the agent at http://203.0.113.77:9808 answers /status on loopback only"), refused.stderr)
+        XCTAssertTrue([0, 1].contains(try node.agent(["status", "--endpoint", "http://127.0.0.1:9808"]).status))
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         XCTAssertTrue(text.contains("--listen is reachable from the node's network"), text)
     }

@@ -30,6 +30,41 @@ final class StatusCacheTests: XCTestCase {
             checks: ready ? checks.filter { $0.outcome != .fail } : checks)
     }
 
+    /// /metrics is what the node's network sees (the DaemonSet's metrics listener): nothing of a
+    /// report's text (reasons, details, certificates, changes, notes) nor of a failed reconcile's
+    /// error reaches it; its labels are check names, the registry's host:port and the version.
+    func testMetricsCarryNothingOfTheReportsText() {
+        let secrets = [
+            "http://builder:s3cret@10.0.0.9:3128", "/host/etc/containerd/certs.d", "CN=Private Registry CA", "/etc/node-agent/ca/ca.crt",
+        ]
+        let leaky = [
+            CheckResult(
+                name: "runtime-proxy", outcome: .fail, reason: "proxyconnect \(secrets[0]) refused", durationSeconds: 0.1,
+                details: ["proxy": secrets[0], "hosts_toml": secrets[1] + "/hosts.toml"]),
+            CheckResult(
+                name: "tls-os-trust", outcome: .pass, reason: "verified by \(secrets[2])", durationSeconds: 0.2,
+                details: ["verified_chain_expiry": "1798761600", "issuer": secrets[2], "bundle": secrets[1]]),
+        ]
+        let report = Report(
+            ready: false, dryRun: false, registry: "registry.svc.cluster.local:443", changes: ["wrote \(secrets[3])"],
+            notes: [secrets[0]], checks: leaky)
+        let cache = StatusCache(registry: "registry.svc.cluster.local:443", version: "1.2.3")
+        cache.update(report: report, error: nil)
+        let afterReport = String(decoding: cache.current.metrics, as: UTF8.self)
+        cache.update(report: nil, error: "cannot read \(secrets[3]) through \(secrets[0])")
+        let afterError = String(decoding: cache.current.metrics, as: UTF8.self)
+        for text in [afterReport, afterError] {
+            for secret in secrets + ["s3cret", "/host", "CN="] { XCTAssertFalse(text.contains(secret), "\(secret) in\n\(text)") }
+            let values = Set(text.matches(of: /="([^"]*)"/).map { String($0.output.1) })
+            XCTAssertTrue(
+                values.isSubset(of: ["runtime-proxy", "tls-os-trust", "registry.svc.cluster.local:443", "1.2.3"]), "\(values)")
+        }
+        XCTAssertTrue(afterReport.contains(#"probe_success{check="runtime-proxy"} 0"#), afterReport)
+        // /status keeps them: it is served to the node's loopback only (HealthServer.answer).
+        cache.update(report: report, error: nil)
+        XCTAssertTrue(String(decoding: cache.current.status, as: UTF8.self).contains(secrets[1]))
+    }
+
     func testMetricsForPassingWarningFailingAndSkippedChecks() {
         let text = StatusCache.metrics(
             report: report(ready: false), ready: false, reconciles: 3, failures: 1, lastReconcile: 1_764_670_000.25,

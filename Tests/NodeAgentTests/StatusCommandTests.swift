@@ -141,6 +141,17 @@ final class StatusCommandTests: XCTestCase {
             ["0", "1"].contains { shown.text.hasPrefix("The agent at \(client.url), checked \($0) s ago (") }, shown.text)
         XCTAssertTrue(shown.text.hasSuffix("READY: this node can pull from r:443.\n"), shown.text)
 
+        // The metrics listener has no report.
+        let metrics = try HealthServer(host: "127.0.0.1", port: 0, scope: .metrics, cache: cache, logger: Logger(label: "test"))
+        metrics.start()
+        defer { metrics.stop() }
+        let metricsClient = try EndpointClient("http://127.0.0.1:\(metrics.port)")
+        XCTAssertThrowsError(try StatusCommand.fetch(metricsClient)) { error in
+            XCTAssertEqual(
+                (error as? StatusCommand.NoReport)?.message,
+                "\(metricsClient.url)/status answered 404 without node-agent's report: is that node-agent's endpoint?")
+        }
+
         // A port nothing listens on: the one just freed by a server of our own.
         var gone: HealthServer? = try HealthServer(host: "127.0.0.1", port: 0, cache: cache, logger: Logger(label: "test"))
         let free = try EndpointClient("http://127.0.0.1:\(gone!.port)")

@@ -93,6 +93,14 @@ struct StatusCommand: ParsableCommand {
                     "is `node-agent run` running on this node with its endpoint there? Give its address with --endpoint http://IP:PORT, or probe now: node-agent status --probe"
             )
         }
+        // The agent answers /status to loopback peers only: an endpoint asked on another address
+        // of this node (an --endpoint or --listen on the node's IP) is refused.
+        guard answer.status != 403 else {
+            throw NoReport(
+                "the agent at \(client.url) answers /status on loopback only",
+                hint: "ask it on 127.0.0.1: node-agent status --endpoint http://127.0.0.1:PORT (its --listen port; the DaemonSet's is 9808)"
+            )
+        }
         guard answer.status == 200, let document = try? JSONValue.parse(answer.body), document["ready"] != nil else {
             throw NoReport(
                 "\(client.url)/status answered \(answer.status) without node-agent's report: is that node-agent's endpoint?",

@@ -150,7 +150,10 @@ final class TLSConnection {
     let trust: TLSTrust
     let ssl: OpaquePointer
 
-    init(socket: Socket, trust: TLSTrust, serverName: String, serverIsIP: Bool) throws {
+    /// `checkTime`: verify validity periods at that time instead of now (OpenSSL's
+    /// X509_VERIFY_PARAM_set_time, which the verify callback's copy of the parameters keeps),
+    /// to tell a certificate valid a little later from one that is wrong.
+    init(socket: Socket, trust: TLSTrust, serverName: String, serverIsIP: Bool, checkTime: Date? = nil) throws {
         self.socket = socket
         self.trust = trust
         guard let s = SSL_new(trust.context) else { throw AgentError(.io, "OpenSSL: cannot create a TLS session") }
@@ -159,6 +162,7 @@ final class TLSConnection {
         if !serverIsIP { _ = node_agent_ssl_set_sni(s, serverName) }
         SSL_set_hostflags(s, UInt32(X509_CHECK_FLAG_NEVER_CHECK_SUBJECT))
         SSL_set1_host(s, serverName)
+        if let checkTime { X509_VERIFY_PARAM_set_time(SSL_get0_param(s), time_t(checkTime.timeIntervalSince1970)) }
     }
 
     deinit { SSL_free(ssl) }

@@ -28,19 +28,24 @@ public enum TLSProbe {
     ) -> CheckResult {
         var watch = Stopwatch()
         var details: [String: String] = ["address": "\(target.address):\(target.registry.port)", "trust": trustLabel]
-        let connection: TLSConnection
-        do {
+        var connection: TLSConnection
+        /// A verified handshake, its validity periods checked at `checkTime` (now when nil).
+        func handshake(checkTime: Date? = nil) throws -> TLSConnection {
             let trust = try TLSTrust.cached(trustFile)
             watch.lap("load trust")
             let socket = try Socket.connect(
                 to: target.address, port: target.registry.port,
                 type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: target.timeoutMilliseconds)
             watch.lap("connect")
-            connection = try TLSConnection(
+            let c = try TLSConnection(
                 socket: socket, trust: trust, serverName: target.registry.hostName,
-                serverIsIP: target.serverIsIP)
-            try connection.handshake()
+                serverIsIP: target.serverIsIP, checkTime: checkTime)
+            try c.handshake()
             watch.lap("handshake")
+            return c
+        }
+        do {
+            connection = try handshake()
         } catch let e as SocketError {
             watch.lap("connect")
             let endpoint = "\(target.address):\(target.registry.port)"
@@ -59,7 +64,20 @@ public enum TLSProbe {
             return CheckResult(
                 name: name, outcome: .fail, reason: "\(error)", durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         }
-        let code = connection.verifyCode
+        var code = connection.verifyCode
+        var early: [String] = []
+        // Not yet valid (OpenSSL 9): once more with the clock moved ahead by the tolerance. A
+        // chain that verifies then is a clock skew of minutes, not a wrong certificate: said as
+        // a warning (Go, and so containerd, refuses it until then; registry-api and runtime-pull
+        // judge that), not as a broken chain.
+        if code == 9, let ahead = try? handshake(checkTime: now.addingTimeInterval(CertificateParser.notBeforeTolerance)),
+            ahead.verifyCode == 0, ahead.verifiedChain.allSatisfy({ $0.notAfter > now })
+        {
+            early = ahead.verifiedChain.compactMap { CertificateParser.earlyWarning($0, what: "certificate", now: now) }
+            connection = ahead
+            code = 0
+            details["not_yet_valid"] = "within tolerance"
+        }
         let peer = connection.peerChain
         let verified = connection.verifiedChain
         details["verify_code"] = String(code)
@@ -78,10 +96,11 @@ public enum TLSProbe {
         let daysLeft = chainExpiry.timeIntervalSince(now) / 86400
         details["verified_chain_expiry"] = String(Int(chainExpiry.timeIntervalSince1970))
         details["days_left"] = daysLeft.fixed(1)
-        let outcome: CheckResult.Outcome = daysLeft < warningDays ? .warn : .pass
+        let outcome: CheckResult.Outcome = daysLeft < warningDays || !early.isEmpty ? .warn : .pass
         let reason =
             "verified with \(trustLabel) as \(target.registry.hostName); chain valid for \(Int(daysLeft)) more days"
-            + (outcome == .warn ? " (less than \(Int(warningDays)) days: renew soon)" : "")
+            + (daysLeft < warningDays ? " (less than \(Int(warningDays)) days: renew soon)" : "")
+            + early.map { "; " + $0 }.joined()
         return CheckResult(
             name: name, outcome: outcome, reason: reason, durationSeconds: watch.elapsed, phases: watch.phases, details: details)
     }

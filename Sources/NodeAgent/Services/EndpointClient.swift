@@ -133,6 +133,8 @@ struct EndpointClient {
         }
         var body = Array(received[head.length...])
         if let length = head.header("content-length").flatMap(Int.init) {
+            // A negative length trapped in prefix(_:) (issue #28): a length is checked, not trusted.
+            guard length >= 0 else { throw Unreachable(description: "its answer has a negative Content-Length") }
             guard body.count >= length else { throw Unreachable(description: "its answer was cut short") }
             body = Array(body.prefix(length))
         }

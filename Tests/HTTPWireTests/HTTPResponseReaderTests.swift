@@ -106,6 +106,7 @@ final class HTTPResponseReaderTests: XCTestCase {
         XCTAssertEqual(read("HTTP/1.1 20 OK\r\n\r\n"), .failure(.notHTTP))
         XCTAssertEqual(read("HTTP/1.1 2000 OK\r\n\r\n"), .failure(.notHTTP))
         XCTAssertEqual(read("HTTP/1.1 +20 OK\r\n\r\n"), .failure(.notHTTP))
+        XCTAssertEqual(read("HTTP/1.1 041 OK\r\n\r\n"), .failure(.notHTTP))  // found by the fuzzer: taken as 41
         XCTAssertEqual(read("HTTP/1.1 200 OK\r\nA: b\r\n"), .failure(.cutShort("the connection ended inside the response head")))
         XCTAssertEqual(read("HTTP/1.1 200 OK\r\n" + String(repeating: "A: b\r\n", count: 3000)), .failure(.headTooLarge(limit: 16384)))
         // Interim heads count towards the same bound.

@@ -79,7 +79,7 @@ public struct Bootstrap {
         // The plan, from the facts alone.
         let trustPlan = try TrustInstaller.plan(
             trustFacts, registry: config.registry, certificates: config.certificates, refreshMode: refreshMode)
-        var notes = trustPlan.notes
+        var notes = config.runtimeNotes + trustPlan.notes
         // A CA taken within the notBefore tolerance: said, since the runtime refuses it until then.
         notes += config.certificates.compactMap { CertificateParser.earlyWarning($0, what: "CA", now: Date()) }
         var changes = trustPlan.summary
@@ -179,7 +179,7 @@ public struct Bootstrap {
         let checks = suite.run(probeSettings(trust: trust))
         return Report(
             ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
-            changes: [], notes: [], checks: checks)
+            changes: [], notes: config.runtimeNotes, checks: checks)
     }
 
     func probeSettings(trust: RegistryTrustLocations) -> ProbeSettings {

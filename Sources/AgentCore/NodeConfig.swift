@@ -33,6 +33,8 @@ public struct NodeConfig: Sendable {
     /// before the checks unless asked to (`--restart-runtime`, which reads them again).
     public var runtimeProcesses: [HostProcess] = []
     public var runningContainerd: [RunningContainerd] = []
+    /// Processes named containerd that were not taken as the node's runtime, and why (for the report).
+    public var runtimeNotes: [String] = []
 
     public init(_ o: NodeSettings, caFile: String?, dryRun: Bool, now: Date = Date()) throws {
         registry = try RegistryAddress(o.registry)
@@ -56,7 +58,7 @@ public struct NodeConfig: Sendable {
         hostRoot = try HostRoot(o.hostRoot)
         let files = HostFiles(root: hostRoot)
         runtimeProcesses = HostProcesses(files: files).named(ProbeSuite.runtimeNames)
-        runningContainerd = RunningContainerd.find(files, among: runtimeProcesses)
+        (runningContainerd, runtimeNotes) = RunningContainerd.qualified(files, among: runtimeProcesses)
         var kubelet: KubeletDNSConfig?
         var kubeletProblem: String?
         var k3sSocket: String?
@@ -81,6 +83,15 @@ public struct NodeConfig: Sendable {
                 hint: "pass --cluster-dns with the kube-dns Service IP")
         }
         clusterDNS = dns
+        // The node's runtime is the one whose socket kubelet pulls through, where that is known: a
+        // second containerd (a nested cluster's, a CI runner's) serves another.
+        if let endpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? k3sSocket {
+            let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst(7)) : endpoint
+            for other in runningContainerd where other.socket != path {
+                runtimeNotes.append("containerd (pid \(other.pid)) serves \(other.socket), not the socket kubelet uses (\(path)): ignored")
+            }
+            runningContainerd.removeAll { $0.socket != path }
+        }
         kubeletResolvConf = kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
         self.caFile = caFile
         if let caFile {

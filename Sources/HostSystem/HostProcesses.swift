@@ -77,6 +77,23 @@ public struct HostProcesses: Sendable {
         return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// Its real and effective user IDs (`Uid:` of /proc/PID/status, readable by all); nil when
+    /// it is gone or the line cannot be read.
+    public func userIDs(_ pid: Int) -> (real: Int, effective: Int)? {
+        guard let text = (try? files.readString(try proc.appending(String(pid)).appending("status"), limit: 65536)) ?? nil else {
+            return nil
+        }
+        return Self.userIDs(status: text)
+    }
+
+    /// The `Uid:` line of a /proc/PID/status text: real, effective, saved, file system.
+    public static func userIDs(status text: String) -> (real: Int, effective: Int)? {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return nil }
+        let ids = line.dropFirst(4).split(whereSeparator: { $0 == "\t" || $0 == " " }).map { Int($0) }
+        guard ids.count >= 2, let real = ids[0], let effective = ids[1] else { return nil }
+        return (real, effective)
+    }
+
     /// Whether it holds the socket with this inode open (its /proc/PID/fd links, `socket:[N]`).
     public func holdsSocket(_ pid: Int, inode: String) -> Bool { holdsSocketIfKnown(pid, inode: inode) ?? false }
 

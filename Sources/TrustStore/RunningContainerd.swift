@@ -14,16 +14,32 @@ public struct RunningContainerd: Sendable, Equatable {
     public var address: String?
 
     /// The running containerd that serves CRI on this node: of the containerd processes, those
-    /// whose socket (their `--address`, else containerd's default) listens in this network
-    /// namespace, held by them where that can be read: another node's, seen through a shared
-    /// /proc, is not. Empty when none runs (before its start) or none can be told.
+    /// running as root whose socket (their `--address`, else containerd's default) listens in
+    /// this network namespace, held by them where that can be read: another node's, seen through
+    /// a shared /proc, is not; nor is a process of another user that calls itself containerd.
+    /// Empty when none runs (before its start) or none can be told.
     /// `among`: the processes by name, when the caller has read /proc already (nil: read now).
     public static func find(_ files: HostFiles, among: [HostProcess]? = nil) -> [RunningContainerd] {
+        qualified(files, among: among).found
+    }
+
+    /// The same, with a note for each process named containerd that was not taken, and why.
+    public static func qualified(_ files: HostFiles, among: [HostProcess]? = nil) -> (found: [RunningContainerd], ignored: [String]) {
         let processes = HostProcesses(files: files)
         var found: [RunningContainerd] = []
+        var ignored: [String] = []
         for process in (among ?? processes.named(["containerd"])) where process.name == "containerd" {
+            // The node's runtime runs as root: a process of another user can name itself
+            // containerd and point -c at a config of its own, which must not decide where root writes.
+            guard let ids = processes.userIDs(process.pid) else { continue }  // gone meanwhile
+            guard ids.real == 0, ids.effective == 0 else {
+                ignored.append(
+                    "a process named containerd (pid \(process.pid)) runs as uid \(ids.real == 0 ? ids.effective : ids.real): not the node's runtime, ignored"
+                )
+                continue
+            }
             let c = parse(pid: process.pid, processes.commandLine(process.pid))
-            let socket = c.address ?? "/run/containerd/containerd.sock"
+            let socket = c.address ?? defaultSocket
             // Listening in this network namespace; and held by this process where its file
             // descriptors can be read (the DaemonSet has no CAP_SYS_PTRACE: there the listening
             // path it names has to do).
@@ -32,8 +48,14 @@ public struct RunningContainerd: Sendable, Equatable {
             else { continue }
             found.append(c)
         }
-        return found
+        return (found, ignored)
     }
+
+    /// containerd's socket when its command line names none.
+    public static let defaultSocket = "/run/containerd/containerd.sock"
+
+    /// The socket it serves.
+    public var socket: String { address ?? Self.defaultSocket }
 
     /// Its flags, as containerd's command line (urfave/cli) takes them: `-c X`, `--config X`,
     /// `--config=X`, the same for `-a`/`--address`.

@@ -90,6 +90,14 @@ final class HostRootTests: XCTestCase {
         XCTAssertEqual(try files.read(path, limit: 2000)?.count, 2000)
     }
 
+    func testUserIDsFromProcStatus() {
+        let ids = HostProcesses.userIDs(status: "Name:\tcontainerd\nUmask:\t0022\nUid:\t0\t1000\t0\t0\nGid:\t0\t0\t0\t0\n")
+        XCTAssertEqual(ids?.real, 0)
+        XCTAssertEqual(ids?.effective, 1000)
+        XCTAssertNil(HostProcesses.userIDs(status: "Name:\tx\nUid:\tzero\n"))
+        XCTAssertNil(HostProcesses.userIDs(status: ""))
+    }
+
     func testOSReleaseParsing() {
         let os = OSRelease(parsing: "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n# comment\nID_LIKE='rhel fedora'\n")
         XCTAssertEqual(os.id, "debian")

@@ -128,6 +128,42 @@ final class HostSafetyIntegrationTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: bundle, encoding: .utf8), whole)
     }
 
+    func testAProcessOfAnotherUserCallingItselfContainerdIsNotTheNodesRuntime() throws {
+        // A process of uid 65534 named containerd (a link of that name to python3), listening on a
+        // socket of its own and naming a config whose config_path points where it wants root to write.
+        let bin = node.folder + "/fake-bin"
+        let run = node.folder + "/fake-run"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        XCTAssertEqual(chmod(run, 0o777), 0)
+        try FileManager.default.createSymbolicLink(atPath: bin + "/containerd", withDestinationPath: "/usr/bin/python3")
+        try FileManager.default.createDirectory(atPath: node.hostRoot + "/etc/fake", withIntermediateDirectories: true)
+        try "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/fake-certs.d\"\n".write(
+            toFile: node.hostRoot + "/etc/fake/config.toml", atomically: false, encoding: .utf8)
+        let code = "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[4]); s.listen(); time.sleep(120)"
+        let started = try node.exec([
+            "sh", "-c",
+            "setpriv --reuid 65534 --regid 65534 --clear-groups \"$0\" -c \"$1\" -c /etc/fake/config.toml -a \"$2\" >/dev/null 2>&1 & echo $!",
+            bin + "/containerd", code, run + "/c.sock",
+        ])
+        let pid = try XCTUnwrap(Int32(started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), started.stderr)
+        defer { kill(pid, SIGKILL) }
+        try eventually(5, "the fake's socket") { FileManager.default.fileExists(atPath: run + "/c.sock") }
+
+        // With the node's containerd running, and with it stopped (a new node's first boot: the
+        // impostor is then the only process of that name).
+        for running in [true, false] {
+            if !running { XCTAssertEqual(try node.control(["stop", "containerd"]), 0) }
+            let r = try node.agent(node.bootstrapArguments())
+            // Stopped, the runtime's socket is absent and the other checks judge (as on a node
+            // whose containerd starts after the agent).
+            XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+            XCTAssertTrue(r.stdout.contains("a process named containerd (pid \(pid)) runs as uid 65534"), r.stdout)
+            XCTAssertFalse(
+                FileManager.default.fileExists(atPath: node.hostRoot + "/etc/fake-certs.d"), "root wrote where the fake's config said")
+        }
+    }
+
     /// Bootstraps, uninstalls and a `run` at once: the lock keeps them apart. Sampled all along,
     /// the bundle never lacks the system CAs; at the end one bootstrap leaves the state of one run.
     func testConcurrentRunsNeverLeaveABrokenStore() throws {

@@ -370,9 +370,17 @@ final class K3sTests: XCTestCase {
                 "/proc/43/stat": "43 (containerd) S" + String(repeating: " 0", count: 30) + "\n",
                 "/proc/43/cmdline": "containerd\u{0}-c\u{0}/elsewhere/agent/etc/containerd/config.toml\u{0}",
                 "/proc/42/cmdline": "containerd\u{0}-c\u{0}\(config)\u{0}-a\u{0}/run/k3s/containerd/containerd.sock\u{0}",
+                "/proc/42/status": "Name:\tcontainerd\nUid:\t0\t0\t0\t0\n", "/proc/43/status": "Name:\tcontainerd\nUid:\t0\t0\t0\t0\n",
+                // A user's process named containerd, serving a socket here, naming a config of its own.
+                "/proc/44/comm": "containerd\n", "/proc/44/stat": "44 (containerd) S" + String(repeating: " 0", count: 30) + "\n",
+                "/proc/44/status": "Name:\tcontainerd\nUid:\t1000\t1000\t1000\t1000\n",
+                "/proc/44/cmdline": "containerd\u{0}-c\u{0}/home/u/config.toml\u{0}-a\u{0}/home/u/c.sock\u{0}",
                 "/proc/net/unix":
-                    "Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/k3s/containerd/containerd.sock\n",
+                    "Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/k3s/containerd/containerd.sock\n"
+                    + "0000000000000000: 00000002 00000000 00010000 0001 01 4444 /home/u/c.sock\n",
             ], binaryVersion: "v1.31.1+k3s1")
+        let qualified = RunningContainerd.qualified(files)
+        XCTAssertEqual(qualified.ignored, ["a process named containerd (pid 44) runs as uid 1000: not the node's runtime, ignored"])
         try FileManager.default.createDirectory(atPath: files.root.directory + "/proc/42/fd", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: files.root.directory + "/proc/42/fd/3", withDestinationPath: "socket:[4242]")
         let running = RunningContainerd.find(files)

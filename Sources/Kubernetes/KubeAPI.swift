@@ -73,7 +73,8 @@ public struct KubeAPI: Sendable {
     public func hint(_ status: Int, needs: String) -> String? {
         switch status {
         case 401: return "the API does not accept the token in \(tokenFile)"
-        case 403: return "the service account needs \(needs)"
+        // A ValidatingAdmissionPolicy's refusal is a 403 too: its message (in the error) names it.
+        case 403: return "the service account needs \(needs), or an admission policy refused the change (its message names the policy)"
         default: return nil
         }
     }

@@ -209,7 +209,7 @@ final class NodeEventsIntegrationTests: XCTestCase {
             }
         }
         let expected =
-            #"kubernetes: event Normal RegistryPullReady not written: the API answered 403: Forbidden: events is forbidden: User "system:serviceaccount:node-agent:node-agent" cannot create resource "events" in API group "" in the namespace "default" (the service account needs create on events)"#
+            #"kubernetes: event Normal RegistryPullReady not written: the API answered 403: Forbidden: events is forbidden: User "system:serviceaccount:node-agent:node-agent" cannot create resource "events" in API group "" in the namespace "default" (the service account needs create on events, or an admission policy refused the change (its message names the policy))"#
         try eventually(20, "the refused Event logged") { logText().contains(expected) }
         XCTAssertEqual(try api.condition("RegistryPullReady")?["status"], "True", "the condition published all the same")
         let reconciles = logText().components(separatedBy: "reconciled").count

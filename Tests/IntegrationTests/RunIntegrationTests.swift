@@ -381,7 +381,7 @@ final class RunIntegrationTests: XCTestCase {
         let message = forbidden.replacingOccurrences(of: #"\""#, with: "\"")
         let expected =
             "kubernetes: the API answered 403 to the RegistryPullReady condition of node node-1: Forbidden: " + message
-            + " (the service account needs patch on nodes/status)"
+            + " (the service account needs patch on nodes/status, or an admission policy refused the change (its message names the policy))"
         try eventually(20, "the agent logs the API's refusal") { logText().contains(expected) }
         XCTAssertTrue(logText().contains(expected), "\(expected)\nnot in\n\(logText())")
         agent.terminate()

@@ -78,12 +78,7 @@ public final class HostDirectory: @unchecked Sendable {
     }
 
     /// The target of the link `name`, as written in it; nil when it is not a link.
-    public func linkTarget(_ name: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlinkat(fd, name, &buffer, buffer.count - 1)
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    public func linkTarget(_ name: String) -> String? { readSymlink(at: fd, name) }
 
     /// Makes the folder durable (its entries' renames and removals).
     public func sync() { fsync(fd) }
@@ -150,7 +145,7 @@ extension HostRoot {
                 continue
             }
             let code = errno
-            guard code == ELOOP || code == ENOTDIR, let target = linkTarget(stack.last!, part) else {
+            guard code == ELOOP || code == ENOTDIR, let target = readSymlink(at: stack.last!, part) else {
                 return try Self.openFailure(code, path: path)
             }
             guard followLinks else { return try Self.openFailure(ELOOP, path: path) }
@@ -162,13 +157,6 @@ extension HostRoot {
             pending = target.split(separator: "/", omittingEmptySubsequences: true).map(String.init) + pending
         }
         return fcntl(stack.last!, F_DUPFD_CLOEXEC, 0)
-    }
-
-    private func linkTarget(_ dir: Int32, _ name: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlinkat(dir, name, &buffer, buffer.count - 1)
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private static func openFailure(_ code: Int32, path: HostPath) throws -> Int32? {

@@ -119,9 +119,12 @@ public struct HostRoot: Sendable {
 }
 
 /// The target of a symlink on this machine, or nil when `path` is not one.
-public func readSymlink(_ path: String) -> String? {
+public func readSymlink(_ path: String) -> String? { readSymlink(at: AT_FDCWD, path) }
+
+/// The target of the symlink `name` in the open folder `dir` (`readlinkat`), or nil when it is not one.
+public func readSymlink(at dir: Int32, _ name: String) -> String? {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let n = readlink(path, &buffer, buffer.count - 1)
+    let n = readlinkat(dir, name, &buffer, buffer.count - 1)
     guard n >= 0 else { return nil }
     return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -121,15 +121,22 @@ final class EndpointUnderLoadIntegrationTests: XCTestCase {
         stats = {"attacker_connects": 0, "drippers_cut": 0, "silent_cut": 0, "refused": 0}
         stop = time.time() + seconds + 3
 
+        async def connect(host, port):
+            """A connection, counted; None (after a pause) when refused."""
+            try:
+                r, w = await asyncio.open_connection(host, port)
+            except OSError:
+                stats["refused"] += 1
+                await asyncio.sleep(0.2)
+                return None
+            stats["attacker_connects"] += 1
+            return r, w
+
         async def dripper(host, port):
             while time.time() < stop:
-                try:
-                    r, w = await asyncio.open_connection(host, port)
-                except OSError:
-                    stats["refused"] += 1
-                    await asyncio.sleep(0.2)
+                if (c := await connect(host, port)) is None:
                     continue
-                stats["attacker_connects"] += 1
+                r, w = c
                 head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10000
                 try:
                     for byte in head:
@@ -150,13 +157,9 @@ final class EndpointUnderLoadIntegrationTests: XCTestCase {
 
         async def silent(host, port):
             while time.time() < stop:
-                try:
-                    r, w = await asyncio.open_connection(host, port)
-                except OSError:
-                    stats["refused"] += 1
-                    await asyncio.sleep(0.2)
+                if (c := await connect(host, port)) is None:
                     continue
-                stats["attacker_connects"] += 1
+                r, w = c
                 try:
                     await asyncio.wait_for(r.read(1), max(0.1, stop - time.time()))
                     stats["silent_cut"] += 1

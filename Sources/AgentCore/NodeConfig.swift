@@ -58,7 +58,8 @@ public struct NodeConfig: Sendable {
         hostRoot = try HostRoot(o.hostRoot)
         let files = HostFiles(root: hostRoot)
         runtimeProcesses = HostProcesses(files: files).named(ProbeSuite.runtimeNames)
-        (runningContainerd, runtimeNotes) = RunningContainerd.qualified(files, among: runtimeProcesses)
+        var ignored: [RunningContainerd.Ignored]
+        (runningContainerd, ignored) = RunningContainerd.qualified(files, among: runtimeProcesses)
         var kubelet: KubeletDNSConfig?
         var kubeletProblem: String?
         var k3sSocket: String?
@@ -88,10 +89,17 @@ public struct NodeConfig: Sendable {
         if let endpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? k3sSocket {
             let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst(7)) : endpoint
             for other in runningContainerd where other.socket != path {
-                runtimeNotes.append("containerd (pid \(other.pid)) serves \(other.socket), not the socket kubelet uses (\(path)): ignored")
+                ignored.append(
+                    .init(
+                        pid: other.pid,
+                        why: "containerd (pid \(other.pid)) serves \(other.socket), not the socket kubelet uses (\(path)): ignored"))
             }
             runningContainerd.removeAll { $0.socket != path }
         }
+        // What the checks model (its proxy, its resolver) is the node's runtime too, not a
+        // process that only calls itself containerd.
+        runtimeNotes = ignored.map(\.why)
+        runtimeProcesses.removeAll { process in process.name == "containerd" && ignored.contains { $0.pid == process.pid } }
         kubeletResolvConf = kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
         self.caFile = caFile
         if let caFile {

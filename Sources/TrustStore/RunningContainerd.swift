@@ -23,19 +23,32 @@ public struct RunningContainerd: Sendable, Equatable {
         qualified(files, among: among).found
     }
 
-    /// The same, with a note for each process named containerd that was not taken, and why.
-    public static func qualified(_ files: HostFiles, among: [HostProcess]? = nil) -> (found: [RunningContainerd], ignored: [String]) {
+    /// A process named containerd that is not the node's runtime, and why.
+    public struct Ignored: Sendable, Equatable {
+        public var pid: Int
+        public var why: String
+
+        public init(pid: Int, why: String) {
+            self.pid = pid
+            self.why = why
+        }
+    }
+
+    /// The same, with each process named containerd that was not taken, and why.
+    public static func qualified(_ files: HostFiles, among: [HostProcess]? = nil) -> (found: [RunningContainerd], ignored: [Ignored]) {
         let processes = HostProcesses(files: files)
         var found: [RunningContainerd] = []
-        var ignored: [String] = []
+        var ignored: [Ignored] = []
         for process in (among ?? processes.named(["containerd"])) where process.name == "containerd" {
             // The node's runtime runs as root: a process of another user can name itself
             // containerd and point -c at a config of its own, which must not decide where root writes.
             guard let ids = processes.userIDs(process.pid) else { continue }  // gone meanwhile
             guard ids.real == 0, ids.effective == 0 else {
+                let uid = ids.real == 0 ? ids.effective : ids.real
                 ignored.append(
-                    "a process named containerd (pid \(process.pid)) runs as uid \(ids.real == 0 ? ids.effective : ids.real): not the node's runtime, ignored"
-                )
+                    Ignored(
+                        pid: process.pid,
+                        why: "a process named containerd (pid \(process.pid)) runs as uid \(uid): not the node's runtime, ignored"))
                 continue
             }
             let c = parse(pid: process.pid, processes.commandLine(process.pid))

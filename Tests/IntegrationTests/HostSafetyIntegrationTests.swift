@@ -143,7 +143,7 @@ final class HostSafetyIntegrationTests: XCTestCase {
         let code = "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[4]); s.listen(); time.sleep(120)"
         let started = try node.exec([
             "sh", "-c",
-            "setpriv --reuid 65534 --regid 65534 --clear-groups \"$0\" -c \"$1\" -c /etc/fake/config.toml -a \"$2\" >/dev/null 2>&1 & echo $!",
+            "HTTPS_PROXY=http://127.0.0.1:9 setpriv --reuid 65534 --regid 65534 --clear-groups \"$0\" -c \"$1\" -c /etc/fake/config.toml -a \"$2\" >/dev/null 2>&1 & echo $!",
             bin + "/containerd", code, run + "/c.sock",
         ])
         let pid = try XCTUnwrap(Int32(started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), started.stderr)
@@ -161,6 +161,8 @@ final class HostSafetyIntegrationTests: XCTestCase {
             XCTAssertTrue(r.stdout.contains("a process named containerd (pid \(pid)) runs as uid 65534"), r.stdout)
             XCTAssertFalse(
                 FileManager.default.fileExists(atPath: node.hostRoot + "/etc/fake-certs.d"), "root wrote where the fake's config said")
+            // Nor do the checks model it: its proxy is not the runtime's.
+            XCTAssertFalse(r.stdout.contains("127.0.0.1:9"), r.stdout)
         }
     }
 

@@ -380,7 +380,9 @@ final class K3sTests: XCTestCase {
                     + "0000000000000000: 00000002 00000000 00010000 0001 01 4444 /home/u/c.sock\n",
             ], binaryVersion: "v1.31.1+k3s1")
         let qualified = RunningContainerd.qualified(files)
-        XCTAssertEqual(qualified.ignored, ["a process named containerd (pid 44) runs as uid 1000: not the node's runtime, ignored"])
+        XCTAssertEqual(
+            qualified.ignored,
+            [.init(pid: 44, why: "a process named containerd (pid 44) runs as uid 1000: not the node's runtime, ignored")])
         try FileManager.default.createDirectory(atPath: files.root.directory + "/proc/42/fd", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: files.root.directory + "/proc/42/fd/3", withDestinationPath: "socket:[4242]")
         let running = RunningContainerd.find(files)

@@ -9,7 +9,7 @@ import Vocabulary
 
 /// The whole job on one node: gather the facts, plan from them (purely), apply, prove.
 public struct Bootstrap {
-    public let config: NodeConfig
+    public var config: NodeConfig
     public let runner: CommandRunner
     public let refreshMode: TrustRefreshMode
     public var restartRuntime = false
@@ -26,6 +26,36 @@ public struct Bootstrap {
 
     /// The runtimes that load the OS trust store once, at start.
     static let runtimeUnits = ["containerd.service", "crio.service", "docker.service"]
+
+    /// The units whose process is (containerd) or starts (k3s, RKE2) the node's containerd.
+    static let containerdUnits = ["containerd.service", "k3s.service", "k3s-agent.service", "rke2-server.service", "rke2-agent.service"]
+
+    /// The node's own word on which containerd is its runtime: where systemd runs one of
+    /// `containerdUnits`, only a containerd that is that unit's main process or runs below it
+    /// is the node's (a CI runner's, root in the node's network and serving the same socket path
+    /// in a mount namespace of its own, is not); the others leave the running list and the
+    /// processes the checks read, with a note. Unchanged where systemd says nothing (no bus, no
+    /// such unit active: the runtime was started otherwise).
+    static func confirmedByUnits(_ config: NodeConfig, bus: SystemBus?) -> NodeConfig {
+        guard let bus, !config.runningContainerd.isEmpty else { return config }
+        let systemd = Systemd1(bus: bus)
+        let roots = Set(
+            containerdUnits.compactMap { name -> Int? in
+                guard let u = try? systemd.unit(name), u.activeState == "active", u.mainPID > 0 else { return nil }
+                return Int(u.mainPID)
+            })
+        guard !roots.isEmpty else { return config }
+        let processes = HostProcesses(files: HostFiles(root: config.hostRoot))
+        var confirmed = config
+        for c in config.runningContainerd where !processes.descends(c.pid, from: roots) {
+            let units = roots.sorted().map(String.init).joined(separator: ", ")
+            confirmed.runtimeNotes.append(
+                "containerd (pid \(c.pid)) is not the node's containerd.service, k3s or RKE2 unit's (main pid \(units)): ignored")
+            confirmed.runningContainerd.removeAll { $0.pid == c.pid }
+            confirmed.runtimeProcesses.removeAll { $0.pid == c.pid }
+        }
+        return confirmed
+    }
 
     /// `node-agent-cri`, the CRI client runtime-pull runs: beside this executable, as the image
     /// and scripts/build-release install them.
@@ -44,6 +74,12 @@ public struct Bootstrap {
     }
 
     public func run() throws -> Report {
+        var confirmed = self
+        confirmed.config = Self.confirmedByUnits(config, bus: try? SystemBus(address: config.dbusAddress))
+        return try confirmed.runConfirmed()
+    }
+
+    private func runConfirmed() throws -> Report {
         var watch = Stopwatch()
         let files = HostFiles(root: config.hostRoot, ledger: HostFiles.defaultLedger)
         // The CRI client for the runtime's pull, started now: it loads while the agent reads and
@@ -173,6 +209,7 @@ public struct Bootstrap {
     public func probeOnly() throws -> Report {
         let files = HostFiles(root: config.hostRoot)
         let bus = try? SystemBus(address: config.dbusAddress)
+        let config = Self.confirmedByUnits(self.config, bus: bus)
         var suite = probeSuite(files: files, bus: bus)
         suite.runtimeProcesses = config.runtimeProcesses
         let trust = try RegistryTrustLocations.discover(files: files, registry: config.registry, running: config.runningContainerd)

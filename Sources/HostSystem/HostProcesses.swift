@@ -86,6 +86,25 @@ public struct HostProcesses: Sendable {
         return Self.userIDs(status: text)
     }
 
+    /// Its parent's pid (`PPid:` of /proc/PID/status); nil when it is gone.
+    public func parentPID(_ pid: Int) -> Int? {
+        guard let text = (try? files.readString(try proc.appending(String(pid)).appending("status"), limit: 65536)) ?? nil,
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") })
+        else { return nil }
+        return Int(String(line.dropFirst(5)).trimmingWhitespace())
+    }
+
+    /// Whether `pid` is one of `roots` or runs below one of them (its parents, at most 16 up).
+    public func descends(_ pid: Int, from roots: Set<Int>) -> Bool {
+        var current = pid
+        for _ in 0..<16 {
+            if roots.contains(current) { return true }
+            guard let parent = parentPID(current), parent > 0, parent != current else { return false }
+            current = parent
+        }
+        return false
+    }
+
     /// The `Uid:` line of a /proc/PID/status text: real, effective, saved, file system.
     public static func userIDs(status text: String) -> (real: Int, effective: Int)? {
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return nil }
@@ -98,12 +117,23 @@ public struct HostProcesses: Sendable {
     public func holdsSocket(_ pid: Int, inode: String) -> Bool { holdsSocketIfKnown(pid, inode: inode) ?? false }
 
     /// The same, nil when its /proc/PID/fd cannot be read (another user's process without
-    /// CAP_SYS_PTRACE, as in the DaemonSet's pod).
+    /// CAP_SYS_PTRACE, as in the DaemonSet's pod). Root without CAP_SYS_PTRACE can list a root
+    /// process's fd folder (its owner's bits) and still not read one link in it (that takes
+    /// ptrace access, measured on a booted node with setpriv): links that cannot be read are
+    /// unknown, not "not held", or the node's own containerd would be taken for another's.
     public func holdsSocketIfKnown(_ pid: Int, inode: String) -> Bool? {
         guard let fd = try? files.root.resolve(try proc.appending(String(pid)).appending("fd")),
             let entries = try? FileManager.default.contentsOfDirectory(atPath: fd)
         else { return nil }
-        return entries.contains { readSymlink(fd + "/" + $0) == "socket:[\(inode)]" }
+        var unreadable = false
+        for entry in entries {
+            guard let target = readSymlink(fd + "/" + entry) else {
+                if errno == EACCES || errno == EPERM { unreadable = true }
+                continue
+            }
+            if target == "socket:[\(inode)]" { return true }
+        }
+        return unreadable ? nil : false
     }
 
     /// The inode of the listening unix socket bound at `path`, from /proc/net/unix: this network

@@ -98,6 +98,21 @@ final class HostRootTests: XCTestCase {
         XCTAssertNil(HostProcesses.userIDs(status: ""))
     }
 
+    func testAProcessDescendsFromAUnitsMainProcessThroughItsParents() throws {
+        // k3s (50, a unit's main pid) starts containerd (100) through a shim (70); another
+        // containerd (200) runs under init; 300 names itself as its own parent.
+        for (pid, parent) in [(50, 1), (70, 50), (100, 70), (200, 1), (300, 300)] {
+            try files.writeAtomically(try HostPath("/proc/\(pid)/status"), "Name:\tx\nPPid:\t\(parent)\nUid:\t0\t0\t0\t0\n")
+        }
+        let processes = HostProcesses(files: files)
+        XCTAssertEqual(processes.parentPID(100), 70)
+        XCTAssertTrue(processes.descends(100, from: [50]))
+        XCTAssertTrue(processes.descends(50, from: [50]))
+        XCTAssertFalse(processes.descends(200, from: [50]))
+        XCTAssertFalse(processes.descends(300, from: [50]))
+        XCTAssertFalse(processes.descends(999, from: [50]))
+    }
+
     func testOSReleaseParsing() {
         let os = OSRelease(parsing: "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n# comment\nID_LIKE='rhel fedora'\n")
         XCTAssertEqual(os.id, "debian")

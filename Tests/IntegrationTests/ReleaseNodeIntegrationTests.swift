@@ -17,6 +17,50 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     func testTrixieSystemd257Containerd17() throws { try endToEnd("trixie") }
     func testSidSystemd262Containerd21() throws { try endToEnd("sid") }
     func testBookwormBootUnit() throws { try bootUnit("bookworm") }
+
+    /// A second containerd on the node, as a CI runner's: root, in the node's network, serving
+    /// the same socket path in a mount namespace of its own (a unit with a private
+    /// /run/containerd), started with a config whose config_path is its own. The agent runs
+    /// without CAP_SYS_PTRACE, as in the DaemonSet's pod, so it cannot tell the sockets apart by
+    /// the processes' descriptors: systemd's containerd.service says which one is the node's.
+    /// Before, the second one's config decided where root wrote the CA (the node's containerd
+    /// names no -c).
+    func testBookwormSecondContainerdIsNotTheNodes() throws {
+        let (sandbox, node) = try boot("bookworm")
+        defer {
+            node.down()
+            sandbox.down()
+        }
+        try node.enableCertsD()
+        let setup = try node.inside(
+            "mkdir -p /etc/impostor && printf 'version = 2\\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\\n  config_path = \"/etc/impostor-certs.d\"\\n' > /etc/impostor/config.toml"
+                + " && systemd-run --unit=impostor -p TemporaryFileSystem=/run/containerd /usr/bin/containerd -c /etc/impostor/config.toml"
+                + " -a /run/containerd/containerd.sock --root /var/lib/impostor --state /run/containerd/state")
+        XCTAssertEqual(setup.status, 0, setup.stdout + setup.stderr)
+        var sockets = ""
+        for _ in 0..<100 {
+            sockets = try node.exec(["sh", "-c", "grep ' /run/containerd/containerd.sock$' /proc/net/unix"]).stdout
+            if sockets.split(separator: "\n").count >= 2 { break }
+            usleep(100_000)
+        }
+        guard sockets.split(separator: "\n").count >= 2 else {
+            return XCTFail(
+                "\(sockets) \(try node.systemctl(["status", "impostor.service"]).stdout) \(try node.inside("journalctl -u impostor --no-pager | tail -5").stdout)"
+            )
+        }
+        let r = try node.exec([
+            "setpriv", "--bounding-set", "-sys_ptrace", "--inh-caps", "-sys_ptrace", SandboxNode.binary, "bootstrap", "--host-root",
+            node.root,
+            "--registry", sandbox.registry, "--ca", sandbox.caFile,
+        ])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("is not the node's containerd.service, k3s or RKE2 unit's"), r.stdout)
+        XCTAssertNotEqual(
+            try node.inside("test -e /etc/impostor-certs.d").status, 0, "root wrote where the second containerd's config said")
+        XCTAssertEqual(try node.inside("ls /etc/containerd/certs.d | grep -c :443").stdout, "1\n")
+        let after = try node.pull(sandbox.testImage, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
+        XCTAssertTrue(after.ok, after.error)
+    }
     func testTrixieBootUnit() throws { try bootUnit("trixie") }
     func testSidBootUnit() throws { try bootUnit("sid") }
 

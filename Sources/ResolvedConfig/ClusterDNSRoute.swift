@@ -18,6 +18,7 @@ public struct DNSRoutePlan: Sendable {
             lines.append(
                 "set resolved link \(linkName): DNS=\(desired.servers.map(\.description).joined(separator: " ")) "
                     + "Domains=\(desired.domains.map(\.description).joined(separator: " ")) DefaultRoute=\(desired.defaultRoute ? "yes" : "no")"
+                    + (desired.modes.map { " \($0)" } ?? "")
             )
         }
         return lines
@@ -50,7 +51,7 @@ public struct ClusterDNSRoute {
     ) throws -> DNSRoutePlan {
         let desired = LinkDNSSettings(
             servers: [clusterDNS], domains: [LinkDomain(name: domain.name, routeOnly: true)],
-            defaultRoute: false)
+            defaultRoute: false, modes: .clusterDNS)
         return DNSRoutePlan(
             linkName: linkName, linkSteps: try AgentLink.plan(name: linkName, for: observed), current: current, desired: desired)
     }
@@ -66,6 +67,9 @@ public struct ClusterDNSRoute {
         // rewrite ever lists the cluster DNS in the file that kubelet may hand to CoreDNS (which
         // would then forward to itself and be stopped by its loop plugin).
         try resolved.setLinkDefaultRoute(ifindex: index, plan.desired.defaultRoute)
+        // Its own modes before it has a server: a hardened resolved's global DNSOverTLS=yes (or
+        // DNSSEC=yes) would otherwise apply to the cluster DNS, which speaks neither.
+        if let modes = plan.desired.modes { try resolved.setLinkModes(ifindex: index, modes) }
         try resolved.setLinkDomains(ifindex: index, plan.desired.domains)
         try resolved.setLinkDNS(ifindex: index, plan.desired.servers)
     }

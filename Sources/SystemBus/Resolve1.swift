@@ -18,11 +18,39 @@ public struct LinkDNSSettings: Equatable, Sendable {
     public var servers: [IPAddress]
     public var domains: [LinkDomain]
     public var defaultRoute: Bool
-    public init(servers: [IPAddress], domains: [LinkDomain], defaultRoute: Bool) {
+    /// The link's modes as resolved applies them (its `DNSOverTLS`, `DNSSEC`, `LLMNR`,
+    /// `MulticastDNS` properties: for the first two the global setting where the link sets none);
+    /// nil where a client does not read or set them.
+    public var modes: LinkModes?
+    public init(servers: [IPAddress], domains: [LinkDomain], defaultRoute: Bool, modes: LinkModes? = nil) {
         self.servers = servers
         self.domains = domains
         self.defaultRoute = defaultRoute
+        self.modes = modes
     }
+}
+
+/// A link's DNS-over-TLS, DNSSEC, LLMNR and multicast DNS modes, in resolved's words ("no",
+/// "yes", "allow-downgrade", "opportunistic", "resolve").
+public struct LinkModes: Equatable, Sendable, CustomStringConvertible {
+    public var dnsOverTLS: String
+    public var dnssec: String
+    public var llmnr: String
+    public var multicastDNS: String
+
+    public init(dnsOverTLS: String, dnssec: String, llmnr: String, multicastDNS: String) {
+        self.dnsOverTLS = dnsOverTLS
+        self.dnssec = dnssec
+        self.llmnr = llmnr
+        self.multicastDNS = multicastDNS
+    }
+
+    /// The cluster DNS's link: kube-dns speaks plain DNS on 53 (a link that inherits a global
+    /// `DNSOverTLS=yes` asks it on 853, where nothing answers), does not sign cluster zones, and
+    /// cluster names are not for link-local multicast.
+    public static let clusterDNS = LinkModes(dnsOverTLS: "no", dnssec: "no", llmnr: "no", multicastDNS: "no")
+
+    public var description: String { "DNSOverTLS=\(dnsOverTLS) DNSSEC=\(dnssec) LLMNR=\(llmnr) MulticastDNS=\(multicastDNS)" }
 }
 
 /// Client of `org.freedesktop.resolve1` (systemd-resolved's D-Bus API).
@@ -32,6 +60,8 @@ public protocol ResolvedClient {
     func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws
     func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws
     func revertLink(ifindex: Int32) throws
+    /// Sets the link's own modes (SetLinkDNSOverTLS, SetLinkDNSSEC, SetLinkLLMNR, SetLinkMulticastDNS).
+    func setLinkModes(ifindex: Int32, _ modes: LinkModes) throws
 }
 
 public final class Resolve1: ResolvedClient {
@@ -78,7 +108,27 @@ public final class Resolve1: ResolvedClient {
                 destination: Self.service, path: path, interface: Self.link,
                 name: "DefaultRoute", signature: "b"
             ) { try $0.bool() }
-            return LinkDNSSettings(servers: servers, domains: domains, defaultRoute: defaultRoute)
+            func mode(_ name: String) throws -> String {
+                try bus.property(destination: Self.service, path: path, interface: Self.link, name: name, signature: "s") {
+                    try $0.string()
+                }
+            }
+            let modes = LinkModes(
+                dnsOverTLS: try mode("DNSOverTLS"), dnssec: try mode("DNSSEC"), llmnr: try mode("LLMNR"),
+                multicastDNS: try mode("MulticastDNS"))
+            return LinkDNSSettings(servers: servers, domains: domains, defaultRoute: defaultRoute, modes: modes)
+        }
+    }
+
+    public func setLinkModes(ifindex: Int32, _ modes: LinkModes) throws {
+        for (member, value) in [
+            ("SetLinkDNSOverTLS", modes.dnsOverTLS), ("SetLinkDNSSEC", modes.dnssec), ("SetLinkLLMNR", modes.llmnr),
+            ("SetLinkMulticastDNS", modes.multicastDNS),
+        ] {
+            try managerCall(member) {
+                try $0.append(int32: ifindex)
+                try $0.append(string: value)
+            }
         }
     }
 
@@ -203,4 +253,5 @@ public struct UnreachableResolved: ResolvedClient {
     public func setLinkDomains(ifindex: Int32, _ domains: [LinkDomain]) throws { throw fail() }
     public func setLinkDNS(ifindex: Int32, _ servers: [IPAddress]) throws { throw fail() }
     public func revertLink(ifindex: Int32) throws { throw fail() }
+    public func setLinkModes(ifindex: Int32, _ modes: LinkModes) throws { throw fail() }
 }

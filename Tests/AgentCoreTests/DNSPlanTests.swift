@@ -44,20 +44,26 @@ final class DNSPlanTests: XCTestCase {
             LinkDNSSettings(
                 servers: [desired.clusterDNS],
                 domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)],
-                defaultRoute: false))
-        XCTAssertEqual(plan.summary.last, "set resolved link nodeagent0: DNS=10.43.0.10 Domains=~svc.cluster.local DefaultRoute=no")
+                defaultRoute: false, modes: .clusterDNS))
+        XCTAssertEqual(
+            plan.summary.last,
+            "set resolved link nodeagent0: DNS=10.43.0.10 Domains=~svc.cluster.local DefaultRoute=no DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no"
+        )
     }
 
     func testALinkAlreadyRoutedNeedsNothing() throws {
         let settled = LinkDNSSettings(
-            servers: [desired.clusterDNS], domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)], defaultRoute: false)
+            servers: [desired.clusterDNS], domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)], defaultRoute: false,
+            modes: .clusterDNS)
         let plan = try DNSPlan.make(DNSFacts(host: resolvedNode, link: ours, linkSettings: settled), desired)
         XCTAssertEqual(plan.summary, [])
         var drifted = settled
         drifted.defaultRoute = true
         XCTAssertEqual(
             try DNSPlan.make(DNSFacts(host: resolvedNode, link: ours, linkSettings: drifted), desired).summary,
-            ["set resolved link nodeagent0: DNS=10.43.0.10 Domains=~svc.cluster.local DefaultRoute=no"])
+            [
+                "set resolved link nodeagent0: DNS=10.43.0.10 Domains=~svc.cluster.local DefaultRoute=no DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no"
+            ])
     }
 
     func testALinkLeftHalfMadeIsRemovedFirstAndADownLinkIsBroughtUp() throws {

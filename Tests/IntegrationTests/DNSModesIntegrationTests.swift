@@ -35,6 +35,27 @@ final class DNSModesIntegrationTests: XCTestCase {
         XCTAssertEqual(again.report.changes, [], "nothing to re-apply after the restart")
     }
 
+    /// A hardened resolved (global DNSOverTLS=yes, DNSSEC=yes, LLMNR and mDNS on): a link that
+    /// inherits strict DNS over TLS asks kube-dns on 853, where nothing answers. The agent's link
+    /// sets its own modes: the registry's name resolves on the host and the node pulls.
+    func testTheLinkWorksOnAResolvedWithStrictDNSOverTLS() throws {
+        try configureResolved([
+            "/etc/systemd/resolved.conf.d/50-hardened.conf": "[Resolve]\nDNSOverTLS=yes\nDNSSEC=yes\nLLMNR=yes\nMulticastDNS=yes\n"
+        ])
+        let run = try bootstrap([])
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.output.contains("DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no"), run.output)
+        let link = try node.exec(node.resolvectl + ["dnsovertls", "nodeagent0"])
+        XCTAssertTrue(link.stdout.hasSuffix("(nodeagent0): no\n"), link.stdout + link.stderr)
+        let query = try node.exec(node.resolvectl + ["query", "registry-service.openfaas.svc.cluster.local"])
+        XCTAssertTrue(query.stdout.contains("127.0.0.20"), query.stdout + query.stderr)
+        let pull = try node.pull(node.testImage)
+        XCTAssertTrue(pull.ok, pull.error)
+        // In place, nothing to redo; and the global policy is the admin's, untouched.
+        XCTAssertEqual(try bootstrap([]).report.changes, [])
+        XCTAssertTrue(try node.exec(node.resolvectl + ["dnsovertls"]).stdout.contains("Global: yes"))
+    }
+
     func testAutoPicksHostsWhenResolvedIsNotRunning() throws {
         XCTAssertEqual(try node.control(["stop", "resolved"]), 0)
         let run = try bootstrap([])

@@ -9,7 +9,10 @@ import XCTest
 /// Records resolve1 calls in order; the real resolved is exercised by the integration tests.
 final class FakeResolved: ResolvedClient {
     var calls: [String] = []
-    var settings = LinkDNSSettings(servers: [], domains: [], defaultRoute: true)
+    /// A fresh link on a hardened resolved: DNS over TLS and DNSSEC from the global config.
+    var settings = LinkDNSSettings(
+        servers: [], domains: [], defaultRoute: true,
+        modes: LinkModes(dnsOverTLS: "yes", dnssec: "yes", llmnr: "yes", multicastDNS: "no"))
 
     func linkSettings(ifindex: Int32) throws -> LinkDNSSettings { settings }
     func setLinkDefaultRoute(ifindex: Int32, _ value: Bool) throws {
@@ -25,6 +28,10 @@ final class FakeResolved: ResolvedClient {
         settings.servers = servers
     }
     func revertLink(ifindex: Int32) throws { calls.append("Revert") }
+    func setLinkModes(ifindex: Int32, _ modes: LinkModes) throws {
+        calls.append("\(modes)")
+        settings.modes = modes
+    }
 }
 
 final class ClusterDNSRouteTests: XCTestCase {
@@ -126,13 +133,32 @@ final class ClusterDNSRouteTests: XCTestCase {
         XCTAssertEqual(plan.linkSteps, [])
         XCTAssertTrue(plan.resolvedChangeNeeded)
         try route.apply(plan)
-        XCTAssertEqual(resolved.calls, ["DefaultRoute=false", "Domains=[~svc.cluster.local]", "DNS=[10.96.0.10]"])
+        XCTAssertEqual(
+            resolved.calls,
+            ["DefaultRoute=false", "DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no", "Domains=[~svc.cluster.local]", "DNS=[10.96.0.10]"])
         // Applied: the next plan is empty and applying it calls nothing.
         let again = try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
         XCTAssertTrue(again.isEmpty)
         resolved.calls = []
         try route.apply(again)
         XCTAssertEqual(resolved.calls, [])
+    }
+
+    /// Servers, domain and default route as wanted, but the link inherits a global
+    /// DNSOverTLS=yes: the cluster DNS would be asked on 853. The route is not in place.
+    func testALinkThatInheritsDNSOverTLSIsNotInPlace() throws {
+        let runner = RecordingRunner()
+        runner.rules = [(["-j", "-d", "addr", "show"], CommandResult(status: 0, stdout: ours))]
+        let resolved = FakeResolved()
+        resolved.settings = LinkDNSSettings(
+            servers: [try IPAddress("10.96.0.10")], domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)], defaultRoute: false,
+            modes: LinkModes(dnsOverTLS: "yes", dnssec: "no", llmnr: "no", multicastDNS: "no"))
+        let route = ClusterDNSRoute(link: try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 7])), resolved: resolved)
+        let plan = try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
+        XCTAssertTrue(plan.resolvedChangeNeeded)
+        XCTAssertTrue(plan.summary.last?.hasSuffix("DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no") == true, "\(plan.summary)")
+        try route.apply(plan)
+        XCTAssertEqual(resolved.settings.modes, .clusterDNS)
     }
 
     func testSameServersWithWrongDefaultRouteAreCorrectedInPlace() throws {
@@ -144,7 +170,9 @@ final class ClusterDNSRouteTests: XCTestCase {
         resolved.settings = LinkDNSSettings(servers: [try IPAddress("10.96.0.10")], domains: [], defaultRoute: true)
         let route = ClusterDNSRoute(link: try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 7])), resolved: resolved)
         try route.apply(try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local")))
-        XCTAssertEqual(resolved.calls, ["DefaultRoute=false", "Domains=[~svc.cluster.local]", "DNS=[10.96.0.10]"])
+        XCTAssertEqual(
+            resolved.calls,
+            ["DefaultRoute=false", "DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no", "Domains=[~svc.cluster.local]", "DNS=[10.96.0.10]"])
     }
 
     func testResolvConfNameserversAndBusAddressEscaping() {

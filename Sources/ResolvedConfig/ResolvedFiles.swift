@@ -20,9 +20,12 @@ public enum ResolvedFiles {
         render([("Resolve", "DNS", clusterDNS.description), ("Resolve", "Domains", "~\(domain)")])
     }
 
-    /// A DNS delegate (systemd 258+): the server is asked for the domain only.
+    /// A DNS delegate (systemd 258+): the server is asked for the domain only. Routing-only
+    /// (`~domain`): a bare domain is also a search domain, which resolved 262 writes into
+    /// /etc/resolv.conf and /run/systemd/resolve/resolv.conf (measured on the sid node), from
+    /// where kubelet hands it to CoreDNS and dnsPolicy Default pods.
     public static func renderDelegate(clusterDNS: IPAddress, domain: DomainName) -> String {
-        render([("Delegate", "DNS", clusterDNS.description), ("Delegate", "Domains", domain.description)])
+        render([("Delegate", "DNS", clusterDNS.description), ("Delegate", "Domains", "~\(domain)")])
     }
 
     /// `[Match] Name=<the agent's links>`, `[Link] Unmanaged=yes`.

@@ -134,6 +134,13 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         XCTAssertTrue(stub.contains("nameserver 127.0.0.53"), "\(suite): \(stub)")
         let uplinkFile = try node.inside("cat /run/systemd/resolve/resolv.conf").stdout
         XCTAssertFalse(uplinkFile.contains("127.0.0.10"), "\(suite): the cluster DNS leaked into kubelet's resolv.conf: \(uplinkFile)")
+        // The route is routing-only in every mode: no search domain reaches the host's programs
+        // or the pods (kubelet hands the uplink file to CoreDNS and to dnsPolicy Default pods).
+        for (name, text) in [("/etc/resolv.conf", stub), ("/run/systemd/resolve/resolv.conf", uplinkFile)] {
+            XCTAssertFalse(
+                text.split(separator: "\n").contains { $0.hasPrefix("search") && $0.contains("svc.cluster.local") },
+                "\(suite): the cluster domain became a search domain in \(name): \(text)")
+        }
         if mode == "link" {
             let route = try node.inside("resolvectl default-route nodeagent0").stdout
             XCTAssertTrue(route.hasSuffix("(nodeagent0): no\n"), "\(suite): \(route)")

@@ -62,6 +62,8 @@ final class SystemdConfTests: XCTestCase {
         XCTAssertEqual(parsed.assignments("Domains", section: "Resolve"), ["~svc.cluster.local"])
         let delegate = ResolvedFiles.renderDelegate(clusterDNS: try IPAddress("fd00::10"), domain: try DomainName("svc.cluster.local"))
         XCTAssertEqual(SystemdConf(parsing: delegate).assignments("DNS", section: "Delegate"), ["fd00::10"])
+        // Routing-only, as the link's domain: a bare one would be a search domain too.
+        XCTAssertEqual(SystemdConf(parsing: delegate).assignments("Domains", section: "Delegate"), ["~svc.cluster.local"])
     }
 
     /// Random mixes of every kind of line: rendering is always the input, and parsing never

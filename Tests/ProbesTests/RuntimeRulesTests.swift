@@ -141,6 +141,34 @@ final class AnsweringSourceTests: XCTestCase {
     }
 }
 
+/// A getent that overruns the probe's budget is a failing lookup with its reason, never a
+/// fallback to a model of Go's resolver (which would pass where containerd's lookup waits).
+final class GetentOverrunTests: XCTestCase {
+    final class StuckGetent: CommandRunner, @unchecked Sendable {
+        func run(_ executable: String, _ arguments: [String]) throws -> CommandResult { try run(executable, arguments, input: nil) }
+        func run(_ executable: String, _ arguments: [String], input: [UInt8]?) throws -> CommandResult {
+            throw AgentError(.commandFailed, "getent did not finish within 2 s and was stopped, with what it started")
+        }
+    }
+
+    func testAnOverrunFailsTheCheckWithItsReason() throws {
+        let root = try makeTemporaryDirectory("getent-overrun")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/usr/bin", withIntermediateDirectories: true)
+        try "hosts: files mdns4 dns\n".write(toFile: root + "/etc/nsswitch.conf", atomically: true, encoding: .utf8)
+        try "".write(toFile: root + "/usr/bin/getent", atomically: true, encoding: .utf8)
+        let lookup = RuntimeLookup(files: HostFiles(root: try HostRoot(root)), runtime: nil, runner: StuckGetent(), client: DNSClient())
+        let (result, addresses) = lookup.glibc(
+            name: try DomainName("registry.ns.svc.cluster.local"), checkName: "dns-host", node: lookup.inputs(), why: "cgo")
+        XCTAssertEqual(result.outcome, .fail)
+        XCTAssertEqual(addresses, [])
+        XCTAssertEqual(result.details["resolver"], "glibc")
+        XCTAssertTrue(result.reason.contains("did not answer within the probe's budget"), result.reason)
+        XCTAssertTrue(result.reason.contains("hosts: files mdns4 dns"), result.reason)
+    }
+}
+
 /// `chroot ROOT getent -A -s hosts:SOURCE ahosts NAME`, answered per source (exit 2, getent's
 /// "not found", for a source not listed).
 final class RecordingGetent: CommandRunner, @unchecked Sendable {

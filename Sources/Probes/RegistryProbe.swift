@@ -199,6 +199,9 @@ public enum RegistryProbe {
                         ? "\(endpoint) accepted the connection but did not complete TLS and HTTP within the timeout"
                         : e.description)
         } catch let e as HTTPClient.VerifyFailed {
+            // The registry's own certificate (before its first answer), not a token realm's: the
+            // one step of this check that a passing runtime-pull has just taken itself.
+            if details["status"] == nil { details["verify_failed"] = "registry" }
             return result(.fail, "not asked: the certificate does not verify with \(trustLabel) (\(e))")
         } catch {
             return result(.fail, "\(error)")

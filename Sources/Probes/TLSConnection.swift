@@ -153,7 +153,14 @@ final class TLSConnection {
     /// `checkTime`: verify validity periods at that time instead of now (OpenSSL's
     /// X509_VERIFY_PARAM_set_time, which the verify callback's copy of the parameters keeps),
     /// to tell a certificate valid a little later from one that is wrong.
-    init(socket: Socket, trust: TLSTrust, serverName: String, serverIsIP: Bool, checkTime: Date? = nil) throws {
+    /// `anyTrustedIsAnAnchor`: every certificate of the trust ends a chain, as in Go's
+    /// `crypto/x509` (and so containerd), where a pool certificate is an anchor whether or not
+    /// it is self-signed: an intermediate given as the CA verifies (OpenSSL's
+    /// X509_V_FLAG_PARTIAL_CHAIN; without it OpenSSL wants the chain up to a root, code 2).
+    init(
+        socket: Socket, trust: TLSTrust, serverName: String, serverIsIP: Bool, checkTime: Date? = nil,
+        anyTrustedIsAnAnchor: Bool = false
+    ) throws {
         self.socket = socket
         self.trust = trust
         guard let s = SSL_new(trust.context) else { throw AgentError(.io, "OpenSSL: cannot create a TLS session") }
@@ -163,6 +170,7 @@ final class TLSConnection {
         SSL_set_hostflags(s, UInt32(X509_CHECK_FLAG_NEVER_CHECK_SUBJECT))
         SSL_set1_host(s, serverName)
         if let checkTime { X509_VERIFY_PARAM_set_time(SSL_get0_param(s), time_t(checkTime.timeIntervalSince1970)) }
+        if anyTrustedIsAnAnchor { X509_VERIFY_PARAM_set_flags(SSL_get0_param(s), UInt(X509_V_FLAG_PARTIAL_CHAIN)) }
     }
 
     deinit { SSL_free(ssl) }

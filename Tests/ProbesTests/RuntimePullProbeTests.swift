@@ -81,6 +81,21 @@ final class RuntimePullProbeTests: XCTestCase {
         XCTAssertEqual(failing.map(\.outcome), [.fail, .fail])
     }
 
+    /// registry-api that failed only on the agent's verification of the registry's certificate
+    /// is overruled by the runtime's own verified pull; failing for anything else (a token
+    /// realm's certificate, credentials, the registry's answer) it stays failed.
+    func testAPassingPullSettlesRegistryAPIOnlyWhereItFailedOnTheRegistrysCertificate() {
+        var verify = CheckResult(name: "registry-api", outcome: .fail, reason: "not asked: the certificate does not verify")
+        verify.details["verify_failed"] = "registry"
+        let credentials = CheckResult(name: "registry-api", outcome: .fail, reason: "the credentials were refused")
+        var checks = [verify, credentials, CheckResult(name: "runtime-pull", outcome: .pass, reason: "")]
+        RuntimePullProbe.settle(&checks)
+        XCTAssertEqual(checks.map(\.outcome), [.warn, .fail, .pass])
+        var notPulled = [verify, CheckResult(name: "runtime-pull", outcome: .fail, reason: "")]
+        RuntimePullProbe.settle(&notPulled)
+        XCTAssertEqual(notPulled.map(\.outcome), [.fail, .fail])
+    }
+
     /// node-agent-cri's answers as the agent reads them: the runtime's JSON answer, a refusal
     /// included, is a result; its failure to ask, or anything else on standard output, throws.
     func testTheHelpersAnswersAsTheAgentReadsThem() throws {

@@ -75,6 +75,19 @@ public struct DNSPlan: Sendable {
             plan.routePlan = try ClusterDNSRoute.plan(
                 linkName: linkName, observed: facts.link, current: facts.linkSettings,
                 clusterDNS: desired.clusterDNS, domain: desired.domain)
+            // A hardened resolved: its global modes would apply to a link that sets none.
+            if let conf = facts.host.resolvedConf {
+                let strict = [("DNSOverTLS", ["yes", "opportunistic"]), ("DNSSEC", ["yes", "allow-downgrade"])].compactMap {
+                    key, modes -> String? in
+                    guard let value = conf.settings[key]?.values.last?.lowercased(), modes.contains(value) else { return nil }
+                    return "\(key)=\(value)"
+                }
+                if !strict.isEmpty {
+                    plan.notes.append(
+                        "resolved's global \(strict.joined(separator: " ")) would apply to the agent's link: it sets its own DNSOverTLS=no DNSSEC=no for the cluster DNS (plain DNS on 53, unsigned cluster zones); the host's other lookups keep the node's policy"
+                    )
+                }
+            }
             if !facts.host.clientsUseStub {
                 plan.notes.append(
                     "the host's programs do not ask resolved's stub (/etc/resolv.conf is \(facts.host.resolvConfMode.rawValue)): the link routes resolved's own lookups only"

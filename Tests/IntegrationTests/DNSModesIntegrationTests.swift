@@ -45,6 +45,7 @@ final class DNSModesIntegrationTests: XCTestCase {
         let run = try bootstrap([])
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no"), run.output)
+        XCTAssertTrue(run.report.notes.contains { $0.hasPrefix("resolved's global DNSOverTLS=yes DNSSEC=yes would apply") }, run.output)
         let link = try node.exec(node.resolvectl + ["dnsovertls", "nodeagent0"])
         XCTAssertTrue(link.stdout.hasSuffix("(nodeagent0): no\n"), link.stdout + link.stderr)
         let query = try node.exec(node.resolvectl + ["query", "registry-service.openfaas.svc.cluster.local"])

@@ -54,18 +54,21 @@ public struct RuntimeLookup {
         let nss = node.nsswitch.flatMap { NSSwitchHosts(parsing: $0) }
         let line = nss?.description ?? "dns files (no hosts line)"
         var details = ["resolver": "glibc", "why": why, "nsswitch_hosts": line]
+        func failed(_ reason: String) -> (CheckResult, [IPAddress]) {
+            (
+                CheckResult(
+                    name: checkName, outcome: .fail, reason: reason, durationSeconds: watch.elapsed, phases: watch.phases, details: details),
+                []
+            )
+        }
         let ran: GetentResult?
         do { ran = try getent(name.name, service: nil) } catch {
             // An overrun (or a getent that could not run) is an answer, not an absence: the
             // node's getaddrinfo waits as containerd's would (an NSS source that waits, say mDNS
             // for a `.local` name), so the lookup is judged failed, never by a model instead.
             details["answer"] = "\(error)"
-            return (
-                CheckResult(
-                    name: checkName, outcome: .fail,
-                    reason:
-                        "containerd cannot resolve \(name) in time: glibc, following nsswitch.conf (hosts: \(line)), did not answer within the probe's budget (\(error)); a source of that line waits (an mDNS source for .local names, an unreachable server): containerd's lookup waits as long",
-                    durationSeconds: watch.elapsed, phases: watch.phases, details: details), []
+            return failed(
+                "containerd cannot resolve \(name) in time: glibc, following nsswitch.conf (hosts: \(line)), did not answer within the probe's budget (\(error)); a source of that line waits (an mDNS source for .local names, an unreachable server): containerd's lookup waits as long"
             )
         }
         guard let getent = ran else {
@@ -102,12 +105,8 @@ public struct RuntimeLookup {
             let (diagnosis, _) = DNSProbe.host(name: name, resolver: HostResolver(files: files, client: client), checkName: checkName)
             details["answer"] = why
             details["dns_diagnosis"] = diagnosis.reason
-            return (
-                CheckResult(
-                    name: checkName, outcome: .fail,
-                    reason:
-                        "containerd cannot resolve \(name): glibc, following nsswitch.conf (hosts: \(line)), finds no address (\(why)); \(Self.hint(nss: nss, dns: diagnosis))",
-                    durationSeconds: watch.elapsed, phases: watch.phases, details: details), []
+            return failed(
+                "containerd cannot resolve \(name): glibc, following nsswitch.conf (hosts: \(line)), finds no address (\(why)); \(Self.hint(nss: nss, dns: diagnosis))"
             )
         }
     }

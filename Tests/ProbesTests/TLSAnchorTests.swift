@@ -12,25 +12,14 @@ import XCTest
 /// handshake with `openssl s_server` sending the leaf alone.
 final class TLSAnchorTests: XCTestCase {
     func probe(anyTrustedIsAnAnchor: Bool, trust: String) throws -> CheckResult {
-        let port = UInt16.random(in: 40000...49999)
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        server.arguments = [
-            "s_server", "-quiet", "-accept", "127.0.0.1:\(port)", "-cert", try CertFixtures.path("chain-leaf.crt"), "-key",
-            try CertFixtures.path("chain-leaf.key"),
-        ]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
+        let (server, port) = try startOpenSSLServer(
+            cert: try CertFixtures.path("chain-leaf.crt"), key: try CertFixtures.path("chain-leaf.key"))
         defer { server.terminate() }
         let target = ProbeTarget(registry: try RegistryAddress("localhost:\(port)"), address: try IPAddress("127.0.0.1"))
-        let deadline = Date().addingTimeInterval(5)
-        while true {
-            let r = TLSProbe.run(
+        return untilListening {
+            TLSProbe.run(
                 name: "tls-runtime-trust", target: target, trustFile: trust, trustLabel: "the CA file",
                 anyTrustedIsAnAnchor: anyTrustedIsAnAnchor)
-            if !r.reason.contains("nothing listens") || Date() > deadline { return r }
-            usleep(50_000)  // the server is still starting
         }
     }
 

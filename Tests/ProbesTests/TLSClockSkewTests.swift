@@ -43,21 +43,10 @@ final class TLSClockSkewTests: XCTestCase {
     func probe(leafNotBeforeAhead seconds: Int) throws -> CheckResult {
         let dir = try makeTemporaryDirectory("tls-skew")
         try makeCertificates(dir, leafNotBeforeAhead: seconds)
-        let port = UInt16.random(in: 30000...39999)
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        server.arguments = ["s_server", "-quiet", "-accept", "127.0.0.1:\(port)", "-cert", dir + "/leaf.pem", "-key", dir + "/leaf.key"]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
+        let (server, port) = try startOpenSSLServer(cert: dir + "/leaf.pem", key: dir + "/leaf.key")
         defer { server.terminate() }
         let target = ProbeTarget(registry: try RegistryAddress("localhost:\(port)"), address: try IPAddress("127.0.0.1"))
-        let deadline = Date().addingTimeInterval(5)
-        while true {
-            let r = TLSProbe.run(name: "tls", target: target, trustFile: dir + "/ca.pem", trustLabel: "the test CA")
-            if !r.reason.contains("nothing listens") || Date() > deadline { return r }
-            usleep(50_000)  // the server is still starting
-        }
+        return untilListening { TLSProbe.run(name: "tls", target: target, trustFile: dir + "/ca.pem", trustLabel: "the test CA") }
     }
 
     func testACertificateTwoMinutesAheadVerifiesWithAWarning() throws {

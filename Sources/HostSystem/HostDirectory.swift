@@ -96,8 +96,7 @@ extension HostRoot {
     /// links), except from component `linksRefusedFrom` on, where a link is refused (the folders
     /// the agent made must still be folders). Nil when it does not exist.
     public func openDirectory(_ path: HostPath, linksRefusedFrom: Int? = nil) throws -> HostDirectory? {
-        let rootFD = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { throw AgentError(.io, "cannot open the host root \(directory)", errno: errno) }
+        let rootFD = try openRoot()
         defer { close(rootFD) }
         let split = min(linksRefusedFrom ?? path.components.count, path.components.count)
         let followed = Array(path.components[..<split])
@@ -112,20 +111,41 @@ extension HostRoot {
     /// The folder `components` below `start`: openat2 where the kernel has it, otherwise one
     /// `openat(O_NOFOLLOW)` per component with links read and followed by hand.
     private func open(_ components: [String], from start: Int32, followLinks: Bool, naming path: HostPath) throws -> Int32? {
-        let flags = UInt64(O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if Self.useOpenat2 {
-            let resolve =
-                UInt64(RESOLVE_NO_MAGICLINKS) | (followLinks ? UInt64(RESOLVE_IN_ROOT) : UInt64(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS))
-            let relative = components.isEmpty ? "." : components.joined(separator: "/")
-            while true {
-                let fd = node_agent_openat2(start, relative, flags, 0, resolve)
-                if fd >= 0 { return fd }
-                if errno == EINTR || errno == EAGAIN { continue }
-                if errno == ENOSYS || errno == EPERM { break }  // no openat2 here: walk by hand
-                return try Self.openFailure(errno, path: path)
+        let resolve = RESOLVE_NO_MAGICLINKS | (followLinks ? RESOLVE_IN_ROOT : RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+        switch Self.openat2(start, components, flags: O_RDONLY | O_DIRECTORY, resolve: resolve) {
+        case .opened(let fd): return fd
+        case .failed(let code): return try Self.openFailure(code, path: path)
+        case .unavailable: return try walk(components, from: start, followLinks: followLinks, naming: path)
+        }
+    }
+
+    enum Openat2Result {
+        case opened(Int32)
+        case failed(Int32)
+        /// No openat2 here (ENOSYS, or EPERM from a seccomp profile), or turned off: walk by hand.
+        case unavailable
+    }
+
+    /// openat2(2) of `components` below `start`, retried on EINTR and EAGAIN.
+    static func openat2(_ start: Int32, _ components: [String], flags: Int32, resolve: Int32) -> Openat2Result {
+        guard useOpenat2 else { return .unavailable }
+        let relative = components.isEmpty ? "." : components.joined(separator: "/")
+        while true {
+            let fd = node_agent_openat2(start, relative, UInt64(flags | O_CLOEXEC), 0, UInt64(resolve))
+            if fd >= 0 { return .opened(fd) }
+            switch errno {
+            case EINTR, EAGAIN: continue
+            case ENOSYS, EPERM: return .unavailable
+            default: return .failed(errno)
             }
         }
-        return try walk(components, from: start, followLinks: followLinks, naming: path)
+    }
+
+    /// The host root's folder, opened (the caller closes it).
+    private func openRoot() throws -> Int32 {
+        let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw AgentError(.io, "cannot open the host root \(directory)", errno: errno) }
+        return fd
     }
 
     private func walk(_ components: [String], from start: Int32, followLinks: Bool, naming path: HostPath) throws -> Int32? {
@@ -164,7 +184,6 @@ extension HostRoot {
         case ENOENT: return nil
         case ELOOP, EXDEV:
             throw AgentError(.notOwned, "\(path) leads through a link the agent does not follow", hint: notOwnedHint)
-        case ENOTDIR: throw AgentError(.io, "cannot open \(path)", errno: code)
         default: throw AgentError(.io, "cannot open \(path)", errno: code)
         }
     }
@@ -173,18 +192,14 @@ extension HostRoot {
     /// follows them); nil when it does not exist.
     public func openForReading(_ path: HostPath, flags: Int32) throws -> Int32? {
         if Self.useOpenat2 {
-            let rootFD = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard rootFD >= 0 else { throw AgentError(.io, "cannot open the host root \(directory)", errno: errno) }
+            let rootFD = try openRoot()
             defer { close(rootFD) }
-            let relative = path.components.isEmpty ? "." : path.components.joined(separator: "/")
-            while true {
-                let fd = node_agent_openat2(
-                    rootFD, relative, UInt64(flags | O_CLOEXEC), 0, UInt64(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS))
-                if fd >= 0 { return fd }
-                if errno == EINTR || errno == EAGAIN { continue }
-                if errno == ENOSYS || errno == EPERM { break }
-                if errno == ENOENT || errno == ENOTDIR { return nil }
-                throw AgentError(.io, "cannot read \(path)", errno: errno)
+            switch Self.openat2(rootFD, path.components, flags: flags, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) {
+            case .opened(let fd): return fd
+            case .failed(let code):
+                if code == ENOENT || code == ENOTDIR { return nil }
+                throw AgentError(.io, "cannot read \(path)", errno: code)
+            case .unavailable: break
             }
         }
         // The fallback: the folder by the walk, the file with O_NOFOLLOW, a link in its place

@@ -87,24 +87,30 @@ public struct HostFiles: Sendable {
     /// exist (uninstall skips it), never a folder of the agent's that the ledger does not know.
     public func makeDirectories(_ path: HostPath) throws { try makeDirectories([path]) }
 
-    /// The folders and their missing parents, recorded in the ledger with one write.
-    public func makeDirectories(_ paths: [HostPath]) throws {
+    /// The folders and their missing parents, recorded in the ledger with one write. Returns the
+    /// folders the ledger lists once they are made (the agent's, in which links are refused).
+    @discardableResult
+    public func makeDirectories(_ paths: [HostPath]) throws -> Set<HostPath> {
         var missing: [HostPath] = []
         for path in paths {
             for folder in try missingDirectories(path) where !missing.contains(folder) { missing.append(folder) }
         }
-        guard !missing.isEmpty else { return }
+        var made = Set(try createdDirectories())
+        guard !missing.isEmpty else { return made }
         if let ledger {
             var plain = self
             plain.ledger = nil
             // The ledger's own folder exists before the ledger can. Named for the agent, it is
             // always listed, also when a kill came between its creation and the ledger's.
             let forLedger = try missingDirectories(ledger.parent)
-            try plain.create(forLedger)
-            let all = Set(try createdDirectories()).union(missing).union(forLedger).union([ledger.parent])
-            try plain.writeAtomically(ledger, Self.ledgerText(all.sorted()))
+            try plain.create(forLedger, made: [])
+            made.formUnion(missing)
+            made.formUnion(forLedger)
+            made.insert(ledger.parent)
+            try plain.writeAtomically(ledger, Self.ledgerText(made.sorted()))
         }
-        try create(missing)
+        try create(missing, made: made)
+        return made
     }
 
     /// The ledger's text: the marker, then one folder a line.
@@ -146,8 +152,8 @@ public struct HostFiles: Sendable {
         return missing
     }
 
-    private func create(_ folders: [HostPath]) throws {
-        let made = Set(try createdDirectories())
+    /// Makes `folders` in order; `made`: the agent's folders (ledger), where links are refused.
+    private func create(_ folders: [HostPath], made: Set<HostPath>) throws {
         for folder in folders {
             guard let parent = try directory(folder.parent, created: made) else {
                 throw AgentError(.io, "cannot create folder \(folder): \(folder.parent) is missing")
@@ -222,12 +228,11 @@ public struct HostFiles: Sendable {
             }
         }
         // Their folders, in one ledger write; then the new files' bytes, beside their targets.
-        try makeDirectories(
+        let made = try makeDirectories(
             operations.compactMap {
                 guard case .write(let path, _, _) = $0 else { return nil }
                 return path.parent
             })
-        let made = Set(try createdDirectories())
         var folders: [HostPath: HostDirectory] = [:]
         func folder(_ path: HostPath) throws -> HostDirectory {
             if let open = folders[path.parent] { return open }

@@ -79,19 +79,17 @@ public struct HostProcesses: Sendable {
 
     /// Its real and effective user IDs (`Uid:` of /proc/PID/status, readable by all); nil when
     /// it is gone or the line cannot be read.
-    public func userIDs(_ pid: Int) -> (real: Int, effective: Int)? {
-        guard let text = (try? files.readString(try proc.appending(String(pid)).appending("status"), limit: 65536)) ?? nil else {
-            return nil
-        }
-        return Self.userIDs(status: text)
-    }
+    public func userIDs(_ pid: Int) -> (real: Int, effective: Int)? { status(pid).flatMap(Self.userIDs(status:)) }
 
     /// Its parent's pid (`PPid:` of /proc/PID/status); nil when it is gone.
     public func parentPID(_ pid: Int) -> Int? {
-        guard let text = (try? files.readString(try proc.appending(String(pid)).appending("status"), limit: 65536)) ?? nil,
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") })
-        else { return nil }
+        guard let line = status(pid)?.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") }) else { return nil }
         return Int(String(line.dropFirst(5)).trimmingWhitespace())
+    }
+
+    /// Its /proc/PID/status text (readable by all); nil when it is gone.
+    private func status(_ pid: Int) -> String? {
+        (try? files.readString(try proc.appending(String(pid)).appending("status"), limit: 65536)) ?? nil
     }
 
     /// Whether `pid` is one of `roots` or runs below one of them (its parents, at most 16 up).

@@ -14,24 +14,23 @@ import Vocabulary
 /// The holder writes who it is into the file, for the message a waiting agent gives up with.
 public final class HostRunLock: @unchecked Sendable {
     // @unchecked: the descriptor is owned here alone and closed once, in deinit.
-    private let directory: HostDirectory
     private let fd: Int32
     public let path: HostPath
 
-    /// Where the lock lives: `/run/node-agent.lock`; on a host root without `/run` (a prepared
-    /// image, a test's folder) the root folder itself is locked, and nothing is written.
-    public static func location(root: HostRoot) -> HostPath? {
-        let run = try! HostPath("/run")
-        if (try? root.openDirectory(run)) != nil { return try! run.appending("node-agent.lock") }
-        return nil
-    }
-
     /// Takes the lock, waiting up to `timeout` seconds for another agent to let it go. `what`
-    /// names this run for the one that waits on it (e.g. "bootstrap").
+    /// names this run for the one that waits on it (e.g. "bootstrap"). The lock is
+    /// `/run/node-agent.lock`; on a host root without `/run` (a prepared image, a test's folder)
+    /// the root folder itself is locked, and nothing is written.
     public static func acquire(files: HostFiles, what: String, timeout: Double) throws -> HostRunLock {
-        let path = location(root: files.root) ?? .root
-        guard let dir = try files.root.openDirectory(path.parent) else {
-            throw AgentError(.io, "cannot take the agent's lock: \(path.parent) is missing")
+        let run = try! HostPath("/run")
+        let path: HostPath
+        let dir: HostDirectory
+        if let opened = try files.root.openDirectory(run) {
+            (path, dir) = (try run.appending("node-agent.lock"), opened)
+        } else if let opened = try files.root.openDirectory(.root) {
+            (path, dir) = (.root, opened)
+        } else {
+            throw AgentError(.io, "cannot take the agent's lock: the host root cannot be opened")
         }
         // O_NOFOLLOW: a link planted at the lock's name must not make root create or truncate its target.
         let fd =
@@ -49,14 +48,15 @@ public final class HostRunLock: @unchecked Sendable {
             close(fd)
             throw AgentError(.notOwned, "\(path) is not a regular file", hint: HostRoot.notOwnedHint)
         }
-        let waited = MonotonicDeadline(seconds: timeout)
+        let deadline = monotonicNanoseconds() + UInt64(max(0, timeout) * 1e9)
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
             guard code == EWOULDBLOCK || code == EINTR else {
                 close(fd)
                 throw AgentError(.io, "cannot take the agent's lock \(path)", errno: code)
             }
-            guard !waited.expired else {
+            let now = monotonicNanoseconds()
+            guard now < deadline else {
                 let holder = Self.holder(fd)
                 close(fd)
                 throw AgentError(
@@ -64,9 +64,9 @@ public final class HostRunLock: @unchecked Sendable {
                     "another node-agent is changing this node (\(holder.isEmpty ? "holder unknown" : holder)); waited \(Int(timeout)) s for \(path)",
                     hint: "wait for it to finish, or stop it; two agents must not change a node at once")
             }
-            waited.sleep(milliseconds: 50)
+            usleep(UInt32(min(50_000_000, deadline - now) / 1000))
         }
-        let lock = HostRunLock(directory: dir, fd: fd, path: path)
+        let lock = HostRunLock(fd: fd, path: path)
         guard path != .root else { return lock }
         let started = Int(Date().timeIntervalSince1970)
         let text = Array("pid \(getpid()) (\(what)), since \(started) (Unix time)\n".utf8)
@@ -75,8 +75,7 @@ public final class HostRunLock: @unchecked Sendable {
         return lock
     }
 
-    private init(directory: HostDirectory, fd: Int32, path: HostPath) {
-        self.directory = directory
+    private init(fd: Int32, path: HostPath) {
         self.fd = fd
         self.path = path
     }
@@ -94,29 +93,5 @@ public final class HostRunLock: @unchecked Sendable {
         if path != .root { _ = ftruncate(fd, 0) }
         flock(fd, LOCK_UN)
         close(fd)
-    }
-}
-
-/// A deadline on the monotonic clock (a wall-clock step neither shortens nor stretches it).
-public struct MonotonicDeadline: Sendable {
-    private let end: Double
-
-    public init(seconds: Double) { end = Self.now() + max(0, seconds) }
-
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-
-    public var expired: Bool { Self.now() >= end }
-    public var remaining: Double { max(0, end - Self.now()) }
-
-    public func sleep(milliseconds: Int) {
-        let wait = min(Double(milliseconds) / 1000, remaining)
-        guard wait > 0 else { return }
-        var ts = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - Double(Int(wait))) * 1e9))
-        var left = timespec()
-        while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
     }
 }

@@ -31,19 +31,14 @@ public struct DebianTrustStore {
             bundle += bytes
             if let last = bytes.last, last != 10 { bundle.append(10) }
         }
-        for line in (try files.readString(Self.conf) ?? "").split(separator: "\n", omittingEmptySubsequences: true) {
-            guard !line.hasPrefix("#"), !line.hasPrefix("!") else { continue }
-            if let bytes = try files.read(try Self.certsDir.appending(String(line))) { append(bytes) }
-        }
-        let locals = try localCertificates()
         var wantedLinks: [String: String] = [:]
         var hashes: [String: String] = [:]
-        for cert in locals {
-            guard let bytes = try files.read(cert) else { continue }
-            append(bytes)
-            let pem = Self.pemName(cert.lastComponent)
-            wantedLinks[pem] = cert.path
-            hashes[pem] = CertificateParser.subjectHash(bytes)
+        for source in try sources() {
+            append(source.bytes)
+            guard source.local else { continue }
+            let pem = Self.pemName(source.path.lastComponent)
+            wantedLinks[pem] = source.path.path
+            hashes[pem] = CertificateParser.subjectHash(source.bytes)
         }
 
         // <name>.pem links of local certificates: create the missing, drop those whose target is gone.
@@ -77,15 +72,8 @@ public struct DebianTrustStore {
     /// when it is whole. Compared as a multiset of certificates, so order and spacing do not count.
     public func bundleDamage(bundle: String) throws -> String? {
         var expected: [String: Int] = [:]
-        for line in (try files.readString(Self.conf) ?? "").split(separator: "\n", omittingEmptySubsequences: true) {
-            guard !line.hasPrefix("#"), !line.hasPrefix("!") else { continue }
-            if let bytes = try files.read(try Self.certsDir.appending(String(line))) {
-                for body in Self.certificateBodies(String(decoding: bytes, as: UTF8.self)) { expected[body, default: 0] += 1 }
-            }
-        }
-        for cert in try localCertificates() {
-            guard let bytes = try files.read(cert) else { continue }
-            for body in Self.certificateBodies(String(decoding: bytes, as: UTF8.self)) { expected[body, default: 0] += 1 }
+        for source in try sources() {
+            for body in Self.certificateBodies(String(decoding: source.bytes, as: UTF8.self)) { expected[body, default: 0] += 1 }
         }
         var actual: [String: Int] = [:]
         for body in Self.certificateBodies(bundle) { actual[body, default: 0] += 1 }
@@ -95,6 +83,22 @@ public struct DebianTrustStore {
         let wanted = expected.values.reduce(0, +)
         return
             "the OS bundle \(Self.etcCerts.path)/\(Self.bundleName) does not hold what the node's CA sources give (\(wanted) certificates: \(missing) missing, \(extra) extra or repeated)"
+    }
+
+    /// The node's CA sources in the bundle's order, each file's bytes: the certificates
+    /// `/etc/ca-certificates.conf` names (under /usr/share/ca-certificates; `#` comments and `!`
+    /// deselected ones skipped), then every local `*.crt` (`local`), as update-ca-certificates reads them.
+    func sources() throws -> [(path: HostPath, bytes: [UInt8], local: Bool)] {
+        var out: [(path: HostPath, bytes: [UInt8], local: Bool)] = []
+        for line in (try files.readString(Self.conf) ?? "").split(separator: "\n", omittingEmptySubsequences: true) {
+            guard !line.hasPrefix("#"), !line.hasPrefix("!") else { continue }
+            let path = try Self.certsDir.appending(String(line))
+            if let bytes = try files.read(path) { out.append((path, bytes, false)) }
+        }
+        for cert in try localCertificates() {
+            if let bytes = try files.read(cert) { out.append((cert, bytes, true)) }
+        }
+        return out
     }
 
     /// The base64 bodies of the CERTIFICATE blocks of a PEM text, in order.

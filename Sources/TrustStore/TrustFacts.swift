@@ -98,6 +98,16 @@ public struct TrustFacts: Sendable, Equatable {
             storeDamage: damage)
     }
 
+    /// Of the OS-store file names `names` (named with the agent's prefix), those that carry its
+    /// marker: named like the agent's is not enough. For each other one, a note that it is left alone.
+    func ownedAnchors(_ names: [String], notes: inout [String]) -> [String] {
+        names.filter { name in
+            if HostFiles.isOwned(String(decoding: anchors[name] ?? [], as: UTF8.self)) { return true }
+            notes.append("\(layout.anchors.path)/\(name) is named like the agent's but has no marker: left alone")
+            return false
+        }
+    }
+
     /// Whether `path` is absent or carries the agent's mark.
     func isOursOrAbsent(_ path: HostPath) -> Bool {
         guard let bytes = runtimeFiles[path] else { return true }

@@ -115,11 +115,8 @@ public struct TrustInstaller: Sendable {
             }
         }
         var removedFromStore = false
-        for name in facts.anchors.keys.sorted() where name.hasPrefix(prefix) && name.hasSuffix(".crt") && !wanted.contains(name) {
-            guard HostFiles.isOwned(String(decoding: facts.anchors[name]!, as: UTF8.self)) else {
-                notes.append("\(layout.anchors.path)/\(name) is named like the agent's but has no marker: left alone")
-                continue
-            }
+        let unwanted = facts.anchors.keys.sorted().filter { $0.hasPrefix(prefix) && $0.hasSuffix(".crt") && !wanted.contains($0) }
+        for name in facts.ownedAnchors(unwanted, notes: &notes) {
             changes.append(
                 FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "CA no longer wanted for \(registry)"))
             removedFromStore = true

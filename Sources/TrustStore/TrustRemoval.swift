@@ -17,12 +17,8 @@ extension TrustInstaller {
         let layout = facts.layout
         let prefix = layout.filePrefix(registry)
         var notes: [String] = []
-        for name in facts.anchors.keys.sorted() where name.hasPrefix(prefix) && name.hasSuffix(".crt") {
-            // Named like the agent's is not enough: only a file with the marker is the agent's.
-            guard HostFiles.isOwned(String(decoding: facts.anchors[name]!, as: UTF8.self)) else {
-                notes.append("\(layout.anchors.path)/\(name) is named like the agent's but has no marker: left alone")
-                continue
-            }
+        let named = facts.anchors.keys.sorted().filter { $0.hasPrefix(prefix) && $0.hasSuffix(".crt") }
+        for name in facts.ownedAnchors(named, notes: &notes) {
             changes.append(
                 FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "the agent's CA in the OS trust store"))
         }

@@ -47,12 +47,12 @@ public struct Bootstrap {
         guard !roots.isEmpty else { return config }
         let processes = HostProcesses(files: HostFiles(root: config.hostRoot))
         var confirmed = config
+        let units = roots.sorted().map(String.init).joined(separator: ", ")
         for c in config.runningContainerd where !processes.descends(c.pid, from: roots) {
-            let units = roots.sorted().map(String.init).joined(separator: ", ")
-            confirmed.runtimeNotes.append(
-                "containerd (pid \(c.pid)) is not the node's containerd.service, k3s or RKE2 unit's (main pid \(units)): ignored")
-            confirmed.runningContainerd.removeAll { $0.pid == c.pid }
-            confirmed.runtimeProcesses.removeAll { $0.pid == c.pid }
+            confirmed.ignore(
+                .init(
+                    pid: c.pid,
+                    why: "containerd (pid \(c.pid)) is not the node's containerd.service, k3s or RKE2 unit's (main pid \(units)): ignored"))
         }
         return confirmed
     }
@@ -74,12 +74,14 @@ public struct Bootstrap {
     }
 
     public func run() throws -> Report {
+        // The bus is optional: hosts mode and IP registries need none.
+        let bus = try? SystemBus(address: config.dbusAddress)
         var confirmed = self
-        confirmed.config = Self.confirmedByUnits(config, bus: try? SystemBus(address: config.dbusAddress))
-        return try confirmed.runConfirmed()
+        confirmed.config = Self.confirmedByUnits(config, bus: bus)
+        return try confirmed.run(bus: bus)
     }
 
-    private func runConfirmed() throws -> Report {
+    private func run(bus: SystemBus?) throws -> Report {
         var watch = Stopwatch()
         let files = HostFiles(root: config.hostRoot, ledger: HostFiles.defaultLedger)
         // The CRI client for the runtime's pull, started now: it loads while the agent reads and
@@ -98,8 +100,6 @@ public struct Bootstrap {
         // writes come between this run's changes and its verdict. A dry run changes nothing.
         let lock = config.dryRun ? nil : try HostRunLock.acquire(files: files, what: "bootstrap", timeout: lockTimeout)
         defer { withExtendedLifetime(lock) {} }
-        // The bus is optional: hosts mode and IP registries need none.
-        let bus = try? SystemBus(address: config.dbusAddress)
 
         // Facts, read once; a dry run asks nothing on the network. The running containerd was
         // read with the settings.

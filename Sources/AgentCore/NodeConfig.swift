@@ -84,22 +84,18 @@ public struct NodeConfig: Sendable {
                 hint: "pass --cluster-dns with the kube-dns Service IP")
         }
         clusterDNS = dns
+        // The CRI socket kubelet pulls through, where the node says (else containerd's default).
+        let kubeletEndpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? k3sSocket
         // The node's runtime is the one whose socket kubelet pulls through, where that is known: a
         // second containerd (a nested cluster's, a CI runner's) serves another.
-        if let endpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? k3sSocket {
-            let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst(7)) : endpoint
+        if let path = kubeletEndpoint.map(Self.socketPath) {
             for other in runningContainerd where other.socket != path {
                 ignored.append(
                     .init(
                         pid: other.pid,
                         why: "containerd (pid \(other.pid)) serves \(other.socket), not the socket kubelet uses (\(path)): ignored"))
             }
-            runningContainerd.removeAll { $0.socket != path }
         }
-        // What the checks model (its proxy, its resolver) is the node's runtime too, not a
-        // process that only calls itself containerd.
-        runtimeNotes = ignored.map(\.why)
-        runtimeProcesses.removeAll { process in process.name == "containerd" && ignored.contains { $0.pid == process.pid } }
         kubeletResolvConf = kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
         self.caFile = caFile
         if let caFile {
@@ -138,8 +134,8 @@ public struct NodeConfig: Sendable {
             pullImage = image
         }
         if o.runtimePull {
-            let endpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? k3sSocket ?? "unix:///run/containerd/containerd.sock"
-            let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst(7)) : endpoint
+            let endpoint = kubeletEndpoint ?? "unix://" + RunningContainerd.defaultSocket
+            let path = Self.socketPath(endpoint)
             guard path.hasPrefix("/"), let hostPath = try? HostPath(path) else {
                 throw AgentError(
                     .invalidInput, "--runtime-endpoint \(endpoint) is not a unix socket path",
@@ -149,6 +145,19 @@ public struct NodeConfig: Sendable {
             // (bootstrap from cloud-init, before containerd), and the other checks judge until then.
             runtimeSocket = try hostRoot.resolve(hostPath)
         }
+        for containerd in ignored { ignore(containerd) }
+    }
+
+    /// A CRI endpoint's socket path (`unix:///run/x.sock` or the path itself).
+    static func socketPath(_ endpoint: String) -> String { endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst(7)) : endpoint }
+
+    /// Takes a process named containerd out of what the agent follows (its config, its socket)
+    /// and of what the checks model (its proxy, its resolver), with the reason for the report:
+    /// it is not the node's runtime, only a process that calls itself containerd.
+    mutating func ignore(_ containerd: RunningContainerd.Ignored) {
+        runtimeNotes.append(containerd.why)
+        runningContainerd.removeAll { $0.pid == containerd.pid }
+        runtimeProcesses.removeAll { $0.name == "containerd" && $0.pid == containerd.pid }
     }
 
     /// A file named on the command line, through HostSystem's guarded reader (regular files

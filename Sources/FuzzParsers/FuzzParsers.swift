@@ -31,6 +31,10 @@ enum FuzzParsers {
                 precondition(entry.subject.first == 0x30 && entry.issuer.first == 0x30, "a name is not a SEQUENCE")
                 precondition(index.certificates(named: [Array(entry.subject)]).contains { $0.der == entry.der }, "lookup missed")
             }
+            // The same bundle as the whole-store check reads it (a multiset of certificate bodies).
+            for body in DebianTrustStore.certificateBodies(String(decoding: bytes, as: UTF8.self)) {
+                precondition(!body.contains("\n"), "a body spans lines")
+            }
         },
         // A request head as any client of the health endpoint sends it: a request found never
         // claims more bytes than the input has.
@@ -103,9 +107,9 @@ enum FuzzParsers {
         "containerd-toml": { bytes in _ = ContainerdRegistryConfig.parse(String(decoding: bytes, as: UTF8.self)) },
         // k3s/RKE2's registries.yaml: the hosts it names.
         "registries-yaml": { bytes in _ = try? K3sNode.registryHosts(inRegistriesYAML: String(decoding: bytes, as: UTF8.self)) },
-        // /proc as a host root shows it: a process's comm, stat and cmdline, /proc/stat and
-        // /proc/net/unix (parts of the input separated by 0xFE), read as the agent finds the
-        // node's containerd.
+        // /proc as a host root shows it: a process's comm, stat and cmdline, /proc/stat,
+        // /proc/net/unix and the process's status (parts of the input separated by 0xFE), read as
+        // the agent finds the node's containerd (its user, its parents).
         "proc": { bytes in FuzzParsers.fakeProc.check(bytes) },
         // Names and addresses from flags, config files and kubelet's config.
         "names": { bytes in
@@ -133,8 +137,8 @@ enum FuzzParsers {
         }
 
         func check(_ bytes: [UInt8]) {
-            let parts = bytes.split(separator: 0xFE, maxSplits: 4, omittingEmptySubsequences: false).map { Data($0) }
-            let names = ["proc/4242/comm", "proc/4242/stat", "proc/4242/cmdline", "proc/stat", "proc/net/unix"]
+            let parts = bytes.split(separator: 0xFE, maxSplits: 5, omittingEmptySubsequences: false).map { Data($0) }
+            let names = ["proc/4242/comm", "proc/4242/stat", "proc/4242/cmdline", "proc/stat", "proc/net/unix", "proc/4242/status"]
             for (i, name) in names.enumerated() {
                 FileManager.default.createFile(atPath: root + "/" + name, contents: i < parts.count ? parts[i] : Data())
             }
@@ -143,6 +147,8 @@ enum FuzzParsers {
             _ = processes.commandLine(4242)
             _ = processes.listeningUnixSocketInode(path: "/run/containerd/containerd.sock")
             _ = RunningContainerd.find(files)
+            _ = processes.userIDs(4242)
+            _ = processes.descends(4242, from: [1])  // a status naming itself as its parent ends the walk
         }
     }
 

@@ -102,7 +102,7 @@ public struct DebianTrustStore {
     }
 
     /// The base64 bodies of the CERTIFICATE blocks of a PEM text, in order.
-    static func certificateBodies(_ text: String) -> [String] {
+    package static func certificateBodies(_ text: String) -> [String] {
         var out: [String] = []
         var current: [Substring]?
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {

@@ -116,6 +116,38 @@ final class StatusCommandTests: XCTestCase {
             """)
     }
 
+    /// Whatever answers at --endpoint is read with HTTPWire's response reader: a negative
+    /// Content-Length (which trapped the command, exit 132) is an unusable answer with its
+    /// reason; a chunked one is read whole. A one-shot server of raw bytes per case.
+    func testAnEndpointsAnswerIsReadByItsFraming() throws {
+        func answer(_ raw: String) throws -> Result<(status: Int, body: [UInt8]), Error> {
+            let server = Process()
+            let pipe = Pipe()
+            server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            server.arguments = [
+                "python3", "-c",
+                "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); "
+                    + "c,_=s.accept(); c.recv(65536); c.sendall(sys.argv[1].encode()); c.close()",
+                raw,
+            ]
+            server.standardOutput = pipe
+            try server.run()
+            defer { server.terminate() }
+            let line = String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self)
+            let port = try XCTUnwrap(Int(line.trimmingCharacters(in: .whitespacesAndNewlines)), line)
+            return Result { try EndpointClient("http://127.0.0.1:\(port)").get("/status") }
+        }
+        switch try answer("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n{}") {
+        case .success(let r): XCTFail("a negative Content-Length was read: \(r)")
+        case .failure(let error):
+            XCTAssertTrue("\(error)".hasPrefix("its answer is not usable: "), "\(error)")
+            XCTAssertTrue("\(error)".contains("Content-Length"), "\(error)")
+        }
+        let chunked = try answer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n").get()
+        XCTAssertEqual(chunked.status, 200)
+        XCTAssertEqual(chunked.body, Array("{}".utf8))
+    }
+
     /// Against a real endpoint (HealthServer on port 0): before the first reconcile there is no
     /// report; after, the report; where nothing listens, no report and what to do.
     func testFetchFromAnEndpoint() throws {

@@ -114,29 +114,29 @@ struct EndpointClient {
                 throw fail("send", errno)
             }
         }
-        var received: [UInt8] = []
+        // The one HTTP/1.1 response reader (HTTPWire, fuzzed): its framing is checked, never trusted.
+        var reader = HTTPResponseReader(bodyLimit: Self.maximumBodyBytes)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while received.count <= Self.maximumBodyBytes + HTTPResponseHead.maximumBytes {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                received += buffer[0..<n]
-            } else if n == 0 {
-                break
-            } else if errno == EAGAIN || errno == EINTR {
-                try wait(Int16(POLLIN), "read")
-            } else {
-                throw fail("read", errno)
+        var answered = false
+        let head: HTTPResponseHead
+        let body: [UInt8]
+        do {
+            while !reader.isComplete {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    answered = true
+                    try reader.take(Array(buffer[0..<n]))
+                } else if n == 0 {
+                    break
+                } else if errno == EAGAIN || errno == EINTR {
+                    try wait(Int16(POLLIN), "read")
+                } else {
+                    throw fail("read", errno)
+                }
             }
-        }
-        guard case .head(let head) = HTTPResponseHead.parse(received) else {
-            throw Unreachable(description: received.isEmpty ? "it closed the connection without an answer" : "it does not answer HTTP")
-        }
-        var body = Array(received[head.length...])
-        if let length = head.header("content-length").flatMap(Int.init) {
-            // A negative length trapped in prefix(_:) (issue #28): a length is checked, not trusted.
-            guard length >= 0 else { throw Unreachable(description: "its answer has a negative Content-Length") }
-            guard body.count >= length else { throw Unreachable(description: "its answer was cut short") }
-            body = Array(body.prefix(length))
+            (head, body) = try reader.finish()
+        } catch let error as HTTPResponseError {
+            throw Unreachable(description: answered ? "its answer is not usable: \(error)" : "it closed the connection without an answer")
         }
         return (head.status, body)
     }

@@ -105,6 +105,17 @@ enum FuzzParsers {
         },
         // containerd's config.toml (and its imports), as the agent reads config_path from it.
         "containerd-toml": { bytes in _ = ContainerdRegistryConfig.parse(String(decoding: bytes, as: UTF8.self)) },
+        // A hosts.toml of certs.d as anyone who writes there wrote it, read by containerd's rules
+        // on the agent's TOML reader (1.x and 2.x): the server is always the last host.
+        "hosts-toml": { bytes in
+            let text = String(decoding: bytes, as: UTF8.self)
+            let folder = try! HostPath("/etc/containerd/certs.d/r:443")
+            for major in [1, 2] {
+                if let hosts = try? ContainerdHosts.parse(text, folder: folder, major: major) {
+                    precondition(hosts.last?.isServer == true && hosts.dropLast().allSatisfy { !$0.isServer }, "the server is not last")
+                }
+            }
+        },
         // k3s/RKE2's registries.yaml: the hosts it names.
         "registries-yaml": { bytes in _ = try? K3sNode.registryHosts(inRegistriesYAML: String(decoding: bytes, as: UTF8.self)) },
         // /proc as a host root shows it: a process's comm, stat and cmdline, /proc/stat,

@@ -1,0 +1,146 @@
+import FoundationEssentials
+import HostSystem
+import Vocabulary
+
+/// The certificates containerd verifies one host with, as its Go builds the pool on the node:
+/// - Go's system roots (crypto/x509, root_linux.go): `SSL_CERT_FILE` from containerd's
+///   environment, else the first of Go's bundle files that reads; then every file of each folder
+///   of `SSL_CERT_DIR` (`:`-separated), else of /etc/ssl/certs and /etc/pki/tls/certs, skipping
+///   links to a name in the same folder (the hash links). A certificate put straight into
+///   /etc/ssl/certs counts, as it does not for OpenSSL with the bundle file.
+/// - with the host's `ca` files from hosts.toml (containerd's `updateTLSConfigFromHost`): the
+///   system roots plus every certificate of each file. A file that cannot be read, or holds no
+///   certificate, makes containerd refuse the registry's hosts altogether.
+/// Every certificate of the pool is an anchor (Go ends a chain at any of them), and the
+/// certificates are taken as Go's `AppendCertsFromPEM` takes them: `CERTIFICATE` blocks without
+/// headers, duplicates once.
+public struct GoTrustPool: Sendable {
+    /// The pool's certificates, DER, each once.
+    public var certificates: [[UInt8]]
+    /// Where they came from, for a report.
+    public var summary: String
+    /// What containerd does instead of verifying: refuses (a `ca` it cannot load).
+    public var failure: String?
+    /// Changes when any file read changes (for a cache of what is built from it).
+    public var version: String
+
+    /// Go's bundle files, in its order (root_linux.go).
+    static let goBundles = [
+        "/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem",
+        "/etc/pki/tls/cacert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem",
+    ]
+    static let goFolders = ["/etc/ssl/certs", "/etc/pki/tls/certs"]
+
+    /// The pool for `caFiles` (nil: the system roots alone) on the node of `files`, for a
+    /// containerd with `environment`.
+    public static func build(files: HostFiles, environment: [String: String], caFiles: [HostPath]?) -> GoTrustPool {
+        var pool = systemRoots(files: files, environment: environment)
+        var seen = Set(pool.certificates)
+        for path in caFiles ?? [] {
+            guard let bytes = try? files.read(path, limit: CertificateParser.maximumFileSize) else {
+                pool.failure =
+                    pool.failure
+                    ?? "containerd cannot read the CA file \(path) that hosts.toml names (\"unable to read CA cert\"): it refuses every pull from this registry"
+                continue
+            }
+            pool.version += "|\(path):\(bytes.count):\(bytes.hashValue)"
+            let certs = pemCertificates(bytes)
+            if certs.isEmpty {
+                pool.failure =
+                    pool.failure
+                    ?? "the CA file \(path) that hosts.toml names holds no certificate containerd can load (\"unable to load CA cert\"): it refuses every pull from this registry"
+            }
+            for der in certs where seen.insert(der).inserted { pool.certificates.append(der) }
+        }
+        if let caFiles, !caFiles.isEmpty { pool.summary += " + " + caFiles.map(\.path).joined(separator: ", ") }
+        return pool
+    }
+
+    /// Go's system roots on the node (read again only when a file changed).
+    public static func systemRoots(files: HostFiles, environment: [String: String]) -> GoTrustPool {
+        let bundles = environment["SSL_CERT_FILE"].map { [$0] } ?? goBundles
+        let folders = environment["SSL_CERT_DIR"].map { $0.split(separator: ":").map(String.init) } ?? goFolders
+        // Every file Go would read, in its order.
+        var paths: [HostPath] = []
+        for name in bundles {
+            guard let path = try? HostPath(name), files.kind(path) == .regular else { continue }
+            paths.append(path)
+            break
+        }
+        var folderCount: [(String, Int)] = []
+        for name in folders {
+            guard let folder = try? HostPath(name), files.kind(folder) == .directory else { continue }
+            var count = 0
+            for entry in (try? files.list(folder)) ?? [] {
+                guard let path = try? folder.appending(entry) else { continue }
+                if let target = files.symlinkTarget(path), !target.contains("/") { continue }
+                guard files.kind(path) == .regular else { continue }
+                paths.append(path)
+                count += 1
+            }
+            folderCount.append((name, count))
+        }
+        let key = paths.map { p in "\(p.path):\((try? files.root.resolve(p)).flatMap(fileVersion) ?? [])" }.joined(separator: "|")
+        let cacheKey = files.root.directory + "\u{0}" + key
+        if let cached = cacheLock.withLock({ cache[cacheKey] }) { return cached }
+        var certificates: [[UInt8]] = []
+        var seen = Set<[UInt8]>()
+        for path in paths {
+            guard let bytes = try? files.read(path, limit: 16 << 20) else { continue }
+            for der in pemCertificates(bytes) where seen.insert(der).inserted { certificates.append(der) }
+        }
+        let bundle = paths.first.flatMap { p in bundles.contains(p.path) ? p.path : nil }
+        let parts = [bundle] + folderCount.map { "\($0.1) files of \($0.0)" }
+        let summary = "Go's system roots (\(parts.compactMap { $0 }.joined(separator: " and ")): \(certificates.count) certificates)"
+        let pool = GoTrustPool(certificates: certificates, summary: summary, failure: nil, version: key)
+        cacheLock.withLock { cache = [cacheKey: pool] }
+        return pool
+    }
+
+    private static let cacheLock = PlainLock()
+    nonisolated(unsafe) private static var cache: [String: GoTrustPool] = [:]
+
+    /// The DER of each `CERTIFICATE` block without headers (Go's `AppendCertsFromPEM`, which
+    /// skips other blocks and certificates it cannot parse: here, whose DER does not walk).
+    public static func pemCertificates(_ bytes: [UInt8]) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        var body: String?
+        var hasHeaders = false
+        for raw in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            let line = String(decoding: raw.last == UInt8(ascii: "\r") ? raw.dropLast() : raw, as: UTF8.self)
+            if line.hasPrefix("-----BEGIN ") {
+                body = line == "-----BEGIN CERTIFICATE-----" ? "" : nil
+                hasHeaders = false
+            } else if line.hasPrefix("-----END ") {
+                if let b = body, !hasHeaders, line == "-----END CERTIFICATE-----",
+                    let data = Data(base64Encoded: b, options: .ignoreUnknownCharacters), DERWalk.isOneElement(Array(data))
+                {
+                    out.append(Array(data))
+                }
+                body = nil
+            } else if body != nil {
+                if line.contains(":") { hasHeaders = true }
+                body! += line
+            }
+        }
+        return out
+    }
+}
+
+/// A DER element's outer framing, checked without decoding what it holds.
+enum DERWalk {
+    /// Whether `der` is exactly one SEQUENCE whose length matches the bytes.
+    static func isOneElement(_ der: [UInt8]) -> Bool {
+        guard der.count >= 2, der[0] == 0x30 else { return false }
+        var length = Int(der[1])
+        var offset = 2
+        if length & 0x80 != 0 {
+            let n = length & 0x7F
+            guard n >= 1, n <= 4, der.count >= 2 + n else { return false }
+            length = 0
+            for i in 0..<n { length = length << 8 | Int(der[2 + i]) }
+            offset += n
+        }
+        return offset + length == der.count
+    }
+}

@@ -88,7 +88,8 @@ let package = Package(
         .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire", "Vocabulary", "HostSystem"]),
-        .testTarget(name: "ProbesTests", dependencies: ["Probes", "HTTPWire", "Vocabulary", "HostSystem", "TestSupport", "COpenSSL"]),
+        .testTarget(
+            name: "ProbesTests", dependencies: ["Probes", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "TestSupport", "COpenSSL"]),
         .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(
             name: "AgentCoreTests",

@@ -140,7 +140,8 @@ public struct Bootstrap {
         let installer = TrustInstaller(files: files, runner: runner, refreshMode: refreshMode)
         try installer.applyFiles(trustPlan)
         // Where the trust now lives, read once for the restart check and the probes.
-        let locations = try RegistryTrustLocations.discover(files: files, registry: config.registry, running: running)
+        let locations = try RegistryTrustLocations.discover(
+            files: files, registry: config.registry, running: running, runtime: runtimeWord())
         // Where the host's own tool rebuilds the OS store (hooks of its own, which can fail), the
         // store comes before DNS, as it always did: should the tool fail, nothing routes the
         // registry's name yet, and the node is as unable to pull as the report says.
@@ -212,11 +213,20 @@ public struct Bootstrap {
         let config = Self.confirmedByUnits(self.config, bus: bus)
         var suite = probeSuite(files: files, bus: bus)
         suite.runtimeProcesses = config.runtimeProcesses
-        let trust = try RegistryTrustLocations.discover(files: files, registry: config.registry, running: config.runningContainerd)
+        let trust = try RegistryTrustLocations.discover(
+            files: files, registry: config.registry, running: config.runningContainerd, runtime: runtimeWord(config))
         let checks = suite.run(probeSettings(trust: trust))
         return Report(
             ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
             changes: [], notes: config.runtimeNotes, checks: checks)
+    }
+
+    /// The node's containerd asked for its own config over its CRI socket (nil: not asked, as
+    /// with `--runtime-pull off`, or no answer).
+    func runtimeWord(_ config: NodeConfig? = nil) -> RuntimeWord? {
+        let config = config ?? self.config
+        guard let socket = config.runtimeSocket else { return nil }
+        return RuntimeStatusQuery.ask(helper: Self.criHelper, socket: socket, pid: config.runningContainerd.first?.pid)
     }
 
     func probeSettings(trust: RegistryTrustLocations) -> ProbeSettings {

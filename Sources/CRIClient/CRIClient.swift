@@ -65,6 +65,19 @@ public enum CRIClient {
         }
     }
 
+    /// `RuntimeService/Status` with `verbose`: the runtime's `info` map (containerd: `config`,
+    /// its effective CRI config as JSON; `golang`, the Go version it was built with).
+    public static func statusInfo(socketPath: String, timeoutSeconds: Double) throws -> [String: String] {
+        switch try call(
+            socketPath, "runtime.v1.RuntimeService", "Status", StatusRequest(), StatusRequestSerializer(),
+            StatusResponseDeserializer(), timeoutSeconds: timeoutSeconds)
+        {
+        case .success(let response): return response.info
+        case .failure(let error):
+            throw CRIClientError(description: "the container runtime at \(socketPath) refused Status: \(error.code) \(error.message)")
+        }
+    }
+
     /// One unary RPC: the runtime's answer, or its gRPC status. Throws when the socket cannot be
     /// reached or does not speak gRPC.
     static func call<Request: Sendable, Response: Sendable>(

@@ -77,6 +77,42 @@ struct VersionResponse: Sendable, Equatable {
     }
 }
 
+/// `StatusRequest { bool verbose = 1; }`: verbose asks for the runtime's `info` map (what
+/// `crictl info` prints).
+struct StatusRequest: Sendable, Equatable {
+    var verbose = true
+
+    func encoded() -> [UInt8] {
+        var w = ProtoWriter()
+        if verbose {
+            w.varint(1 << 3)
+            w.varint(1)
+        }
+        return w.bytes
+    }
+}
+
+/// `StatusResponse { RuntimeStatus status = 1; map<string, string> info = 2; }`: the info map
+/// alone (a map is a repeated entry message `{ string key = 1; string value = 2; }`).
+struct StatusResponse: Sendable, Equatable {
+    var info: [String: String] = [:]
+
+    init(info: [String: String] = [:]) { self.info = info }
+
+    init(decoding bytes: [UInt8]) throws {
+        var reader = ProtoReader(bytes)
+        while let (field, value) = try reader.next() {
+            guard field == 2, case .bytes(let entry) = value else { continue }
+            var key = ""
+            var text = ""
+            try ProtoReader.strings(Array(entry)) { f, v in
+                if f == 1 { key = v } else if f == 2 { text = v }
+            }
+            info[key] = text
+        }
+    }
+}
+
 // grpc-swift 2 takes any serializer: these four are what generated code would have provided.
 
 struct PullImageRequestSerializer: MessageSerializer {
@@ -85,6 +121,16 @@ struct PullImageRequestSerializer: MessageSerializer {
 
 struct VersionRequestSerializer: MessageSerializer {
     func serialize<Bytes: GRPCContiguousBytes>(_ message: VersionRequest) throws -> Bytes { Bytes(message.encoded()) }
+}
+
+struct StatusRequestSerializer: MessageSerializer {
+    func serialize<Bytes: GRPCContiguousBytes>(_ message: StatusRequest) throws -> Bytes { Bytes(message.encoded()) }
+}
+
+struct StatusResponseDeserializer: MessageDeserializer {
+    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> StatusResponse {
+        try StatusResponse(decoding: bytes.withUnsafeBytes { Array($0) })
+    }
 }
 
 struct PullImageResponseDeserializer: MessageDeserializer {

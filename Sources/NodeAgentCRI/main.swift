@@ -10,6 +10,10 @@ import Vocabulary
 //
 //   node-agent-cri pull --socket PATH --image REF --timeout SECONDS   < {"username":…,"password":…} (or {})
 //   node-agent-cri version --socket PATH --timeout SECONDS
+//   node-agent-cri status --socket PATH --timeout SECONDS   the runtime's own config (CRI Status,
+//       verbose) and Version: {"runtime_name": "containerd", "runtime_version": "1.6.20~ds1",
+//       "registry": true, "config_path": "…", "golang": "go1.19.8"}; "registry" is
+//       false where its info has no CRI registry config (containerd 2.x).
 //
 // The pull secret's credentials come on standard input, a JSON object ({} without them): a
 // process's arguments are readable by every user of the node. The pull starts once that input
@@ -37,9 +41,9 @@ func readStandardInput(limit: Int) -> [UInt8] {
 }
 
 let usage =
-    "usage: node-agent-cri pull --socket PATH --image REF --timeout SECONDS (a JSON object on standard input: {} or the credentials) | version --socket PATH --timeout SECONDS"
+    "usage: node-agent-cri pull --socket PATH --image REF --timeout SECONDS (a JSON object on standard input: {} or the credentials) | version|status --socket PATH --timeout SECONDS"
 var arguments = Array(CommandLine.arguments.dropFirst())
-guard let verb = arguments.first, verb == "pull" || verb == "version" else { fail(2, usage) }
+guard let verb = arguments.first, ["pull", "version", "status"].contains(verb) else { fail(2, usage) }
 var options: [String: String] = [:]
 var index = 1
 while index < arguments.count {
@@ -53,7 +57,19 @@ while index < arguments.count {
 guard let socket = options["--socket"], let timeout = options["--timeout"].flatMap(Double.init), timeout > 0 else { fail(2, usage) }
 
 do {
-    if verb == "version" {
+    if verb == "status" {
+        let version = try CRIClient.version(socketPath: socket, timeoutSeconds: timeout)
+        let info = try CRIClient.statusInfo(socketPath: socket, timeoutSeconds: timeout)
+        let config = info["config"].flatMap { try? JSONValue.parse(Array($0.utf8)) }
+        let registry = config?["registry"]
+        var answer: [String: JSONValue] = [
+            "runtime_name": .string(version.runtimeName), "runtime_version": .string(version.runtimeVersion),
+            "registry": .bool(registry?.object != nil),
+        ]
+        if let path = registry?["configPath"]?.string { answer["config_path"] = .string(path) }
+        if let go = info["golang"].flatMap({ try? JSONValue.parse(Array($0.utf8)) })?.string { answer["golang"] = .string(go) }
+        emit(.object(answer))
+    } else if verb == "version" {
         let answer = try CRIClient.version(socketPath: socket, timeoutSeconds: timeout)
         emit(["runtime_name": .string(answer.runtimeName), "runtime_version": .string(answer.runtimeVersion)])
     } else {

@@ -76,20 +76,20 @@ struct HTTPClient {
     }
 
     func get(
-        _ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
+        _ url: SimpleURL, address: IPAddress, trust trustSource: TrustSource?, headers: [(String, String)] = [],
         watch: inout Stopwatch
     ) throws -> HTTPResponse {
-        try send("GET", url, address: address, trustFile: trustFile, headers: headers, body: [], watch: &watch)
+        try send("GET", url, address: address, trust: trustSource, headers: headers, body: [], watch: &watch)
     }
 
     func send(
-        _ method: String, _ url: SimpleURL, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
+        _ method: String, _ url: SimpleURL, address: IPAddress, trust trustSource: TrustSource?, headers: [(String, String)] = [],
         body: [UInt8], watch: inout Stopwatch
     ) throws -> HTTPResponse {
         var trust: TLSTrust?
         if url.tls {
-            guard let trustFile else { throw AgentError(.io, "no trust to verify \(url.host) with") }
-            trust = try TLSTrust.cached(trustFile)
+            guard let trustSource else { throw AgentError(.io, "no trust to verify \(url.host) with") }
+            trust = try TLSTrust.cached(trustSource)
             watch.lap("load trust")
         }
         let now = nowMilliseconds()
@@ -155,7 +155,7 @@ public func httpsRequest(
     guard let parsed = SimpleURL(url) else { throw AgentError(.invalidInput, "'\(url.escapedForMessage)' is not an http(s) URL") }
     var watch = Stopwatch()
     let r = try HTTPClient(timeoutMilliseconds: timeoutMilliseconds, maximumBodyBytes: maximumBodyBytes).send(
-        method, parsed, address: address, trustFile: trustFile,
+        method, parsed, address: address, trust: .file(trustFile),
         headers: headers, body: body, watch: &watch)
     return (r.status, r.body)
 }

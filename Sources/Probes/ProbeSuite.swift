@@ -187,34 +187,46 @@ public struct ProbeSuite {
         let addresses = hostAddresses.isEmpty ? clusterAddresses : hostAddresses
         step("tcp") { t in TCPProbe.run(addresses: addresses, port: s.registry.port, timeoutMilliseconds: t) }
 
+        // The trust the registry's certificate is verified with for the API request and the
+        // aliases: containerd's (its pool for the registry) where it is the runtime, else the OS bundle.
+        var trust: (source: TrustSource, label: String)? = (try? files.root.resolve(s.trust.osBundle)).map {
+            (.file($0), "the OS bundle \(s.trust.osBundle)")
+        }
         if let address = addresses.first, checks.last?.outcome == .pass {
             let bundle = try? files.root.resolve(s.trust.osBundle)
-            let runtime = s.trust.runtimeCAFiles.first.flatMap { p in (try? files.root.resolve(p)).map { ($0, "containerd's \(p)") } }
+            // containerd's view decides where it is the node's runtime, or where its folders
+            // name the registry's CA; the OS bundle's (OpenSSL's, the OS's own tools') then
+            // only warns.
+            let containerdDecides = runtime != nil || !s.trust.runtimeCAFiles.isEmpty
             if let bundle {
                 step("tls-os-trust") { t in
-                    TLSProbe.run(
-                        name: "tls-os-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
-                        trustFile: bundle, trustLabel: "the OS bundle \(s.trust.osBundle)", warningDays: s.expiryWarningDays)
-                }
-            }
-            if let runtime {
-                step("tls-runtime-trust") { t in
-                    // containerd verifies with Go's rules: a certificate of its CA file ends a
-                    // chain even when it is an intermediate.
                     var tls = TLSProbe.run(
-                        name: "tls-runtime-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
-                        trustFile: runtime.0, trustLabel: runtime.1, warningDays: s.expiryWarningDays, anyTrustedIsAnAnchor: true)
-                    // A CA file the agent does not own (k3s's registries.yaml entry): what to do.
-                    if tls.outcome == .fail, let remedy = s.trust.remedy { tls.reason += "; " + remedy }
+                        name: "tls-os-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
+                        trust: .file(bundle), trustLabel: "the OS bundle \(s.trust.osBundle)", warningDays: s.expiryWarningDays)
+                    if containerdDecides, tls.outcome == .fail {
+                        tls.outcome = .warn
+                        tls.reason +=
+                            " (this is what the OS's own tools see: curl, wget, apt; containerd verifies with its own pool: tls-runtime-trust)"
+                    }
                     return tls
                 }
             }
-            if let trust = runtime ?? bundle.map({ ($0, "the OS bundle \(s.trust.osBundle)") }) {
+            if containerdDecides {
+                step("tls-runtime-trust") { t in
+                    let r = RuntimeTrustProbe.run(
+                        hosts: s.trust.runtimeHosts, registry: s.registry, address: address, files: files,
+                        environment: runtime?.environment ?? [:], timeoutMilliseconds: t, warningDays: s.expiryWarningDays,
+                        remedy: s.trust.remedy)
+                    if let source = r.trust, let label = r.label { trust = (source, label) }
+                    return r.check
+                }
+            }
+            if let trust {
                 let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: s.timeoutMilliseconds))
                 step("registry-api") { t in
                     RegistryProbe.run(
                         target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
-                        trustFile: trust.0, trustLabel: trust.1, credentials: s.credentials,
+                        trust: trust.source, trustLabel: trust.label, credentials: s.credentials,
                         resolve: resolver.firstAddress)
                 }
             }
@@ -223,9 +235,6 @@ public struct ProbeSuite {
         }
 
         for alias in s.aliases {
-            let trust =
-                s.trust.runtimeCAFiles.first.flatMap { p in (try? files.root.resolve(p)).map { ($0, "containerd's \(p)") } }
-                ?? (try? files.root.resolve(s.trust.osBundle)).map { ($0, "the OS bundle \(s.trust.osBundle)") }
             step("alias:\(alias)") { t in
                 let (dns, found) = lookup(t).check(name: alias, checkName: "alias:\(alias)")
                 guard let address = found.first, let trust, let registry = try? RegistryAddress("\(alias):\(s.registry.port)") else {
@@ -236,12 +245,21 @@ public struct ProbeSuite {
                 }
                 var tls = TLSProbe.run(
                     name: "alias:\(alias)", target: ProbeTarget(registry: registry, address: address, timeoutMilliseconds: t),
-                    trustFile: trust.0, trustLabel: trust.1, warningDays: s.expiryWarningDays)
+                    trust: trust.source, trustLabel: trust.label, warningDays: s.expiryWarningDays)
                 tls.reason = dns.reason + "; TLS " + tls.reason
                 return tls
             }
         }
 
+        if let (word, disagreement) = s.trust.runtimeConfig {
+            checks.append(
+                disagreement.map { CheckResult(name: "runtime-config", outcome: .warn, reason: $0) }
+                    ?? CheckResult(
+                        name: "runtime-config", outcome: .pass,
+                        reason:
+                            "containerd \(word.version) runs with config_path \"\(word.configPath ?? "")\" (its CRI Status), as its config file gives"
+                    ))
+        }
         checks.append(
             HazardProbes.certsD(
                 runtimeCAFiles: s.trust.runtimeCAFiles, note: [s.trust.note, s.trust.remedy].compactMap { $0 }.joined(separator: "; ")))

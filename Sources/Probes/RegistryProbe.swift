@@ -134,7 +134,7 @@ package struct AuthChallenge: Equatable {
 /// With credentials it also proves that they work, through Basic or Bearer (token) auth.
 public enum RegistryProbe {
     public static func run(
-        target: ProbeTarget, trustFile: String, trustLabel: String,
+        target: ProbeTarget, trust: TrustSource, trustLabel: String,
         credentials: RegistryCredentials? = nil, resolve: (String) -> IPAddress? = { try? IPAddress($0) }
     ) -> CheckResult {
         var watch = Stopwatch()
@@ -148,7 +148,7 @@ public enum RegistryProbe {
                 details: details)
         }
         do {
-            let first = try client.get(url, address: target.address, trustFile: trustFile, watch: &watch)
+            let first = try client.get(url, address: target.address, trust: trust, watch: &watch)
             details["status"] = String(first.status)
             let apiVersion = first.header("docker-distribution-api-version")
             details["api_version"] = apiVersion ?? ""
@@ -173,13 +173,13 @@ public enum RegistryProbe {
             case "bearer":
                 let token = try fetchToken(
                     challenge: challenge, credentials: credentials, client: client, registryTarget: target,
-                    trustFile: trustFile, resolve: resolve, watch: &watch)
+                    trust: trust, resolve: resolve, watch: &watch)
                 authorization = "Bearer " + token
             default:
                 return result(.fail, "the registry asks for \(challenge.scheme) auth, which the agent does not speak")
             }
             let second = try client.get(
-                url, address: target.address, trustFile: trustFile, headers: [("Authorization", authorization)], watch: &watch)
+                url, address: target.address, trust: trust, headers: [("Authorization", authorization)], watch: &watch)
             details["status_with_credentials"] = String(second.status)
             if second.status == 200 {
                 return result(
@@ -212,7 +212,7 @@ public enum RegistryProbe {
     /// credentials, and read `token` (or `access_token`) from the JSON answer.
     static func fetchToken(
         challenge: AuthChallenge, credentials: RegistryCredentials, client: HTTPClient, registryTarget: ProbeTarget,
-        trustFile: String, resolve: (String) -> IPAddress?, watch: inout Stopwatch
+        trust: TrustSource, resolve: (String) -> IPAddress?, watch: inout Stopwatch
     ) throws -> String {
         guard let realm = challenge.parameters["realm"], var url = SimpleURL(realm) else {
             // SimpleURL refuses userinfo in a realm; the message must not carry it either.
@@ -232,7 +232,7 @@ public enum RegistryProbe {
         let address = url.host == registryTarget.registry.hostName ? registryTarget.address : resolve(url.host)
         guard let address else { throw AgentError(.io, "cannot resolve the token service \(url.host)") }
         let response = try client.get(
-            url, address: address, trustFile: trustFile, headers: [("Authorization", credentials.basicAuthorization)], watch: &watch)
+            url, address: address, trust: trust, headers: [("Authorization", credentials.basicAuthorization)], watch: &watch)
         guard response.status == 200 else {
             throw AgentError(.io, "the token service \(url.host) answered \(response.status) to the credentials for \(credentials.key)")
         }

@@ -18,8 +18,18 @@ import Vocabulary
 /// indexed, not decoded (`TrustIndex`): a handshake decodes only the roots that the peer chain's
 /// names lead to, which are the only ones OpenSSL's own lookup would consider, so the verify code
 /// and chain are those of the whole file loaded (a test compares the two).
+/// What a TLS check trusts: a CA file as OpenSSL reads it (the OS bundle, for the OS's own
+/// tools), or the pool containerd's Go builds for a host (`GoTrustPool`), where every
+/// certificate is an anchor.
+public enum TrustSource: Sendable {
+    case file(String)
+    case pool(GoTrustPool)
+}
+
 final class TLSTrust {
     let context: OpaquePointer
+    /// Every trusted certificate ends a chain (Go's rule; a pool's).
+    let anyTrustedIsAnAnchor: Bool
     /// nil when the context holds the whole file.
     private let index: TrustIndex?
     private let lock = PlainLock()
@@ -33,6 +43,7 @@ final class TLSTrust {
 
     /// `indexed: false` loads the whole file up front (what the index must agree with; tests).
     init(trustFile: String, indexed: Bool = true) throws {
+        anyTrustedIsAnAnchor = false
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw AgentError(.io, "OpenSSL: cannot create a TLS context") }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
         _ = node_agent_ssl_ctx_set_min_tls12(ctx)
@@ -48,23 +59,38 @@ final class TLSTrust {
             }
         }
         context = ctx
-        if index != nil {
-            // The callback replaces OpenSSL's X509_verify_cert for this context; the trust object
-            // outlives every connection made with it (each TLSConnection holds it).
-            SSL_CTX_set_cert_verify_callback(
-                ctx,
-                { storeContext, arg in
-                    guard let storeContext, let arg else { return 0 }
-                    return Unmanaged<TLSTrust>.fromOpaque(arg).takeUnretainedValue().verify(storeContext)
-                }, Unmanaged.passUnretained(self).toOpaque())
-        }
+        if index != nil { installVerifier() }
+    }
+
+    /// A context trusting exactly `pool`'s certificates, each an anchor. An empty pool trusts
+    /// nothing (every verification fails: unable to get the local issuer).
+    init(pool: GoTrustPool) throws {
+        anyTrustedIsAnAnchor = true
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw AgentError(.io, "OpenSSL: cannot create a TLS context") }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
+        _ = node_agent_ssl_ctx_set_min_tls12(ctx)
+        context = ctx
+        index = TrustIndex(ders: pool.certificates) ?? TrustIndex(ders: [])
+        installVerifier()
+    }
+
+    private func installVerifier() {
+        // The callback replaces OpenSSL's X509_verify_cert for this context; the trust object
+        // outlives every connection made with it (each TLSConnection holds it).
+        SSL_CTX_set_cert_verify_callback(
+            context,
+            { storeContext, arg in
+                guard let storeContext, let arg else { return 0 }
+                return Unmanaged<TLSTrust>.fromOpaque(arg).takeUnretainedValue().verify(storeContext)
+            }, Unmanaged.passUnretained(self).toOpaque())
     }
 
     /// Verifies the peer's chain in `storeContext` with the bundle's roots whose subjects are the
     /// chain's names (and the issuers of those, for cross-signed roots): byte-equal names first,
     /// then, if that does not verify, names equal in OpenSSL's canonical form.
     private func verify(_ storeContext: OpaquePointer) -> Int32 {
-        guard let index, let leaf = X509_STORE_CTX_get0_cert(storeContext) else { return 0 }
+        guard let leaf = X509_STORE_CTX_get0_cert(storeContext) else { return 0 }
+        guard let index else { return verify(storeContext, trusting: []) }
         var chain = [leaf]
         if let untrusted = X509_STORE_CTX_get0_untrusted(storeContext) {
             for i in 0..<node_agent_sk_x509_num(untrusted) { if let x = node_agent_sk_x509_value(untrusted, i) { chain.append(x) } }
@@ -131,6 +157,22 @@ final class TLSTrust {
 
     /// The trust for `trustFile`, loaded again only when the file changed (its identity, size or
     /// modification time): `run` probes every minute, and a node's bundle rarely changes.
+    static func cached(_ source: TrustSource) throws -> TLSTrust {
+        switch source {
+        case .file(let path): return try cached(path)
+        case .pool(let pool):
+            return try cacheLock.withLock {
+                let key = "pool\u{0}" + pool.version
+                if let (_, trust) = cache[key] { return trust }
+                let trust = try TLSTrust(pool: pool)
+                // A few pools (a node's hosts.toml gives one or two): start over past that.
+                if cache.keys.filter({ $0.hasPrefix("pool\u{0}") }).count >= 4 { cache = cache.filter { !$0.key.hasPrefix("pool\u{0}") } }
+                cache[key] = ([], trust)
+                return trust
+            }
+        }
+    }
+
     static func cached(_ trustFile: String) throws -> TLSTrust {
         guard let key = fileVersion(trustFile) else { return try TLSTrust(trustFile: trustFile) }
         return try cacheLock.withLock {
@@ -170,7 +212,9 @@ final class TLSConnection {
         SSL_set_hostflags(s, UInt32(X509_CHECK_FLAG_NEVER_CHECK_SUBJECT))
         SSL_set1_host(s, serverName)
         if let checkTime { X509_VERIFY_PARAM_set_time(SSL_get0_param(s), time_t(checkTime.timeIntervalSince1970)) }
-        if anyTrustedIsAnAnchor { X509_VERIFY_PARAM_set_flags(SSL_get0_param(s), UInt(X509_V_FLAG_PARTIAL_CHAIN)) }
+        if anyTrustedIsAnAnchor || trust.anyTrustedIsAnAnchor {
+            X509_VERIFY_PARAM_set_flags(SSL_get0_param(s), UInt(X509_V_FLAG_PARTIAL_CHAIN))
+        }
     }
 
     deinit { SSL_free(ssl) }

@@ -23,7 +23,7 @@ public struct ProbeTarget: Sendable {
 /// runtime reads from certs.d), SNI = registry host, SAN-only name check.
 public enum TLSProbe {
     public static func run(
-        name: String, target: ProbeTarget, trustFile: String, trustLabel: String,
+        name: String, target: ProbeTarget, trust trustSource: TrustSource, trustLabel: String,
         warningDays: Double = 14, now: Date = Date(), anyTrustedIsAnAnchor: Bool = false
     ) -> CheckResult {
         var watch = Stopwatch()
@@ -31,7 +31,7 @@ public enum TLSProbe {
         var connection: TLSConnection
         /// A verified handshake, its validity periods checked at `checkTime` (now when nil).
         func handshake(checkTime: Date? = nil) throws -> TLSConnection {
-            let trust = try TLSTrust.cached(trustFile)
+            let trust = try TLSTrust.cached(trustSource)
             watch.lap("load trust")
             let socket = try Socket.connect(
                 to: target.address, port: target.registry.port,

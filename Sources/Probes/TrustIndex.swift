@@ -52,6 +52,17 @@ public struct TrustIndex: Sendable {
         self.bySubject = bySubject
     }
 
+    /// An index of certificates given as DER (a pool built elsewhere); nil when none has the
+    /// shape of a certificate.
+    public init?(ders: [[UInt8]]) {
+        let entries = ders.compactMap { der in Self.names(der).map { Entry(der: der, subject: $0.subject, issuer: $0.issuer) } }
+        guard !entries.isEmpty else { return nil }
+        self.entries = entries
+        var bySubject: [ArraySlice<UInt8>: [Int]] = [:]
+        for (i, e) in entries.enumerated() { bySubject[e.subject, default: []].append(i) }
+        self.bySubject = bySubject
+    }
+
     /// The certificates whose subject is one of `names`, and the certificates that issued those
     /// (transitively: a cross-signed root is followed to the root that signed it), in file order.
     public func certificates(named names: Set<[UInt8]>) -> [Entry] {

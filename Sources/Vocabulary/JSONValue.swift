@@ -69,6 +69,10 @@ public enum JSONValue: Sendable, Equatable, Codable {
         if case .int(let i) = self { return Int(exactly: i) }
         return nil
     }
+    public var bool: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
     public var object: [String: JSONValue]? {
         if case .object(let o) = self { return o }
         return nil

@@ -17,6 +17,17 @@ final class CRIMessageTests: XCTestCase {
         return out
     }
 
+    func testStatusRequestIsVerboseAndTheResponsesInfoMapIsRead() throws {
+        XCTAssertEqual(StatusRequest().encoded(), hex("0801"))
+        // A status with one condition (skipped), and two info entries.
+        let response = try StatusResponse(
+            decoding: hex(
+                "0a120a100a0c52756e74696d6552656164791001123f0a06636f6e66696712357b227265676973747279223a7b22636f6e66696750617468223a222f6574632f636f6e7461696e6572642f63657274732e64227d7d12140a06676f6c616e67120a22676f312e31392e3822"
+            ))
+        XCTAssertEqual(
+            response.info, ["config": #"{"registry":{"configPath":"/etc/containerd/certs.d"}}"#, "golang": #""go1.19.8""#])
+    }
+
     func testPullImageRequestWithoutCredentialsHasNoAuth() {
         let r = PullImageRequest(image: "registry-service.openfaas.svc.cluster.local:443/test/tiny:1", username: nil, password: nil)
         XCTAssertEqual(

@@ -25,7 +25,7 @@ final class BootstrapIntegrationTests: XCTestCase {
             report.checks.map(\.name),
             [
                 "dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls-os-trust", "tls-runtime-trust",
-                "registry-api", "certs-d", "runtime-restart-pending", "coredns-loop-hazard", "runtime-pull",
+                "registry-api", "runtime-config", "certs-d", "runtime-restart-pending", "coredns-loop-hazard", "runtime-pull",
             ])
         for check in report.checks where !["runtime-restart-pending", "runtime-proxy"].contains(check.name) {
             XCTAssertEqual(check.outcome, "pass", "\(check.name): \(check.reason)")

@@ -44,8 +44,8 @@ final class HostileInputIntegrationTests: XCTestCase {
             Row(
                 mode: "dns-loop", check: "dns-cluster", outcome: "pass",
                 reason: "resolves registry-service.openfaas.svc.cluster.local to 127.0.0.20"),
-            Row(mode: "tls-stall", check: "tls-os-trust", outcome: "fail", reason: "no TLS handshake came within the timeout"),
-            Row(mode: "tls-garbage", check: "tls-os-trust", outcome: "fail", reason: "TLS handshake failed"),
+            Row(mode: "tls-stall", check: "tls-runtime-trust", outcome: "fail", reason: "no TLS handshake came within the timeout"),
+            Row(mode: "tls-garbage", check: "tls-runtime-trust", outcome: "fail", reason: "TLS handshake failed"),
         ]
         for row in rows {
             let dns = row.mode.hasPrefix("dns-")

@@ -71,7 +71,7 @@ final class HTTPClientFramingTests: XCTestCase {
         var watch = Stopwatch()
         let client = HTTPClient(timeoutMilliseconds: timeoutMilliseconds, maximumBodyBytes: limit)
         return try client.get(
-            SimpleURL("http://127.0.0.1:\(server.port)/v2/")!, address: try IPAddress("127.0.0.1"), trustFile: nil, watch: &watch)
+            SimpleURL("http://127.0.0.1:\(server.port)/v2/")!, address: try IPAddress("127.0.0.1"), trust: nil, watch: &watch)
     }
 
     func failure(_ server: CannedServer, limit: Int = 64 * 1024) -> String {
@@ -168,8 +168,8 @@ final class HTTPClientFramingTests: XCTestCase {
         var watch = Stopwatch()
         let client = HTTPClient(timeoutMilliseconds: 700)
         let url = SimpleURL("http://127.0.0.1:\(quick.port)/v2/")!
-        XCTAssertEqual(try client.get(url, address: try IPAddress("127.0.0.1"), trustFile: nil, watch: &watch).status, 200)
-        XCTAssertThrowsError(try client.get(url, address: try IPAddress("127.0.0.1"), trustFile: nil, watch: &watch))
+        XCTAssertEqual(try client.get(url, address: try IPAddress("127.0.0.1"), trust: nil, watch: &watch).status, 200)
+        XCTAssertThrowsError(try client.get(url, address: try IPAddress("127.0.0.1"), trust: nil, watch: &watch))
     }
 }
 

@@ -1,5 +1,7 @@
 import Foundation
+import HostSystem
 import TestSupport
+import TrustStore
 import Vocabulary
 import XCTest
 
@@ -12,13 +14,17 @@ import XCTest
 /// handshake with `openssl s_server` sending the leaf alone.
 final class TLSAnchorTests: XCTestCase {
     func probe(anyTrustedIsAnAnchor: Bool, trust: String) throws -> CheckResult {
+        try probe(anyTrustedIsAnAnchor: anyTrustedIsAnAnchor, source: .file(trust))
+    }
+
+    func probe(anyTrustedIsAnAnchor: Bool = false, source: TrustSource) throws -> CheckResult {
         let (server, port) = try startOpenSSLServer(
             cert: try CertFixtures.path("chain-leaf.crt"), key: try CertFixtures.path("chain-leaf.key"))
         defer { server.terminate() }
         let target = ProbeTarget(registry: try RegistryAddress("localhost:\(port)"), address: try IPAddress("127.0.0.1"))
         return untilListening {
             TLSProbe.run(
-                name: "tls-runtime-trust", target: target, trustFile: trust, trustLabel: "the CA file",
+                name: "tls-runtime-trust", target: target, trust: source, trustLabel: "the CA file",
                 anyTrustedIsAnAnchor: anyTrustedIsAnAnchor)
         }
     }
@@ -34,5 +40,25 @@ final class TLSAnchorTests: XCTestCase {
         // An unrelated CA is no anchor for it either way.
         let other = try probe(anyTrustedIsAnAnchor: true, trust: try CertFixtures.path("other-ca.crt"))
         XCTAssertEqual(other.outcome, .fail, other.reason)
+    }
+
+    /// containerd's pool on a node whose system roots lack the registry's CA: with hosts.toml's
+    /// `ca` naming the intermediate, the system roots plus it verify (each an anchor); the
+    /// system roots alone do not.
+    func testContainerdsPoolOfSystemRootsPlusTheHostsCAVerifies() throws {
+        let root = try makeTemporaryDirectory("pool")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/etc/ssl/certs", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: try CertFixtures.path("other-ca.crt"), toPath: root + "/etc/ssl/certs/ca-certificates.crt")
+        try FileManager.default.createDirectory(atPath: root + "/etc/containerd/certs.d/r", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: try CertFixtures.path("chain-intermediate.crt"), toPath: root + "/etc/containerd/certs.d/r/ca.crt")
+        let files = HostFiles(root: try HostRoot(root))
+        let pool = GoTrustPool.build(files: files, environment: [:], caFiles: [try HostPath("/etc/containerd/certs.d/r/ca.crt")])
+        XCTAssertEqual(pool.certificates.count, 2)
+        let with = try probe(source: .pool(pool))
+        XCTAssertEqual(with.outcome, .pass, with.reason)
+        let without = try probe(source: .pool(GoTrustPool.build(files: files, environment: [:], caFiles: nil)))
+        XCTAssertEqual(without.outcome, .fail, without.reason)
     }
 }

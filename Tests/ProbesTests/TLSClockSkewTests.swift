@@ -46,7 +46,7 @@ final class TLSClockSkewTests: XCTestCase {
         let (server, port) = try startOpenSSLServer(cert: dir + "/leaf.pem", key: dir + "/leaf.key")
         defer { server.terminate() }
         let target = ProbeTarget(registry: try RegistryAddress("localhost:\(port)"), address: try IPAddress("127.0.0.1"))
-        return untilListening { TLSProbe.run(name: "tls", target: target, trustFile: dir + "/ca.pem", trustLabel: "the test CA") }
+        return untilListening { TLSProbe.run(name: "tls", target: target, trust: .file(dir + "/ca.pem"), trustLabel: "the test CA") }
     }
 
     func testACertificateTwoMinutesAheadVerifiesWithAWarning() throws {

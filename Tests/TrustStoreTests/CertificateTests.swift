@@ -48,19 +48,3 @@ final class CertificateTests: XCTestCase {
         XCTAssertThrowsError(try CertificateParser.parse([UInt8](repeating: 0x30, count: (1 << 20) + 1), source: "big"))
     }
 }
-
-final class RuntimeTrustTests: XCTestCase {
-    func testHostsTOMLCAPathsAbsoluteRelativeAndLists() throws {
-        let dir = try HostPath("/etc/containerd/certs.d/r:443")
-        let paths = RegistryTrustLocations.caPaths(
-            inHostsTOML: """
-                server = "https://r:443"
-                [host."https://r:443"]
-                  ca = "/etc/pki/r.pem"
-                [host."https://mirror:443"]
-                  ca = ["ca.crt", "/x/y.crt"]
-                  capabilities = ["pull"]
-                """, dir: dir)
-        XCTAssertEqual(paths.map(\.path), ["/etc/pki/r.pem", "/etc/containerd/certs.d/r:443/ca.crt", "/x/y.crt"])
-    }
-}

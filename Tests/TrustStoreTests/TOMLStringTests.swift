@@ -54,6 +54,8 @@ final class TOMLStringTests: XCTestCase {
         XCTAssertEqual(parsed["hosts"] as? [String], ["https://registry-service.openfaas.svc.cluster.local:443"])
         XCTAssertEqual(parsed["ca"] as? String, caFile.path)
 
-        XCTAssertEqual(RegistryTrustLocations.caPaths(inHostsTOML: toml, dir: caFile.parent), [caFile])
+        // And as containerd's rules read it back (ContainerdHosts, on toml++).
+        let hosts = try ContainerdHosts.parse(toml, folder: caFile.parent)
+        XCTAssertEqual(hosts.map(\.caFiles), [[caFile], nil])
     }
 }

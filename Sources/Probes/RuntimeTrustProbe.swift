@@ -1,0 +1,71 @@
+import FoundationEssentials
+import HostSystem
+import TrustStore
+import Vocabulary
+
+/// `tls-runtime-trust`: the registry's certificate verified as containerd verifies it for this
+/// registry: the hosts containerd selects (`ContainerdHosts`), each with the pool its Go builds
+/// (`GoTrustPool`: the system roots as Go loads them, plus the host's `ca` files, every
+/// certificate an anchor), Go's name rule (SAN only). The OS bundle as OpenSSL reads it is the
+/// other check, `tls-os-trust`: what the OS's own tools (curl, apt, skopeo's OpenSSL peers) see.
+public enum RuntimeTrustProbe {
+    /// The check, and the trust that verified the registry (or the first one tried): what the
+    /// registry-api check and the aliases verify with.
+    public static func run(
+        hosts: ContainerdHosts, registry: RegistryAddress, address: IPAddress, files: HostFiles, environment: [String: String],
+        timeoutMilliseconds: Int32, warningDays: Double, remedy: String?
+    ) -> (check: CheckResult, trust: TrustSource?, label: String?) {
+        func result(_ outcome: CheckResult.Outcome, _ reason: String) -> CheckResult {
+            var details = ["hosts": hosts.hosts.map { "\($0.scheme)://\($0.host)" }.joined(separator: " ")]
+            if let folder = hosts.folder { details["folder"] = folder.path }
+            return CheckResult(name: "tls-runtime-trust", outcome: outcome, reason: reason, details: details)
+        }
+        let source = hosts.hostsTOML.map { "\($0)" } ?? hosts.folder.map { "the *.crt files of \($0)" } ?? "no folder of certs.d"
+        // containerd builds every host's TLS before it tries any: one CA it cannot load refuses them all.
+        var pools: [GoTrustPool] = []
+        for host in hosts.hosts {
+            let pool = GoTrustPool.build(files: files, environment: environment, caFiles: host.caFiles)
+            if let failure = pool.failure { return (result(.fail, failure + (remedy.map { "; " + $0 } ?? "")), nil, nil) }
+            pools.append(pool)
+        }
+        let before = hosts.hosts.prefix { !$0.isEndpoint(of: registry) }.map(\.host)
+        let tried = before.isEmpty ? "" : " (containerd tries \(before.joined(separator: ", ")) first)"
+        var firstFailure: (CheckResult, TrustSource, String)?
+        for (host, pool) in zip(hosts.hosts, pools) where host.isEndpoint(of: registry) {
+            guard host.capabilities.contains("pull") || host.capabilities.contains("resolve") else { continue }
+            if host.skipVerify == true {
+                return (
+                    result(
+                        .warn,
+                        "containerd does not verify \(host.host)'s certificate: skip_verify = true in \(source); remove it once the CA is given with ca"
+                    ), nil, nil
+                )
+            }
+            if host.scheme == "http" {
+                return (
+                    result(.skip, "containerd speaks plain HTTP to \(host.host) (server in \(source)): no certificate to verify"), nil, nil
+                )
+            }
+            let label = "containerd's pool for \(host.host) from \(source), \(pool.summary)"
+            var tls = TLSProbe.run(
+                name: "tls-runtime-trust",
+                target: ProbeTarget(registry: registry, address: address, timeoutMilliseconds: timeoutMilliseconds),
+                trust: .pool(pool), trustLabel: label, warningDays: warningDays)
+            tls.reason += tried
+            if let folder = hosts.folder { tls.details["folder"] = folder.path }
+            if tls.outcome != .fail { return (tls, .pool(pool), label) }
+            if firstFailure == nil { firstFailure = (tls, .pool(pool), label) }
+        }
+        if let (first, trust, label) = firstFailure {
+            var failed = first
+            if let remedy { failed.reason += "; " + remedy }
+            return (failed, trust, label)
+        }
+        return (
+            result(
+                .skip,
+                "containerd does not connect to \(registry) itself for its references: \(source) sends them to \(hosts.hosts.map(\.host).joined(separator: ", ")); runtime-pull shows whether that works"
+            ), nil, nil
+        )
+    }
+}

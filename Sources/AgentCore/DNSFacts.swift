@@ -66,7 +66,7 @@ public struct DNSFacts: Sendable {
         for path in paths {
             if let text = try files.readString(path) { facts.files[path] = text }
         }
-        let mode = desired.mode == .auto ? DNSMode.choose(facts.host).0 : desired.mode
+        let mode = desired.mode == .auto ? DNSMode.choose(facts.host, for: desired.registryHost).0 : desired.mode
         if mode == .link, let bus, facts.host.resolvedOnBus, case .ours(let index, _, _) = facts.link.state {
             facts.linkSettings = try Resolve1(bus: bus).linkSettings(ifindex: index)
         }

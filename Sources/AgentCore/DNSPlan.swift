@@ -38,9 +38,10 @@ public struct DNSPlan: Sendable {
     public static func make(_ facts: DNSFacts, _ desired: DNSDesired, linkName: String = AgentLink.defaultName) throws -> DNSPlan {
         var mode = desired.mode
         var reason = "asked for with --dns-mode \(desired.mode.rawValue)"
-        if desired.mode == .auto { (mode, reason) = DNSMode.choose(facts.host) }
+        if desired.mode == .auto { (mode, reason) = DNSMode.choose(facts.host, for: desired.registryHost) }
         var plan = DNSPlan(mode: mode, reason: reason)
         plan.notes = facts.host.notes
+        try checkMulticastDNS(facts.host, desired, mode: mode, &plan.notes)
         if let conf = facts.host.resolvedConf, conf.dnsAddresses.contains(desired.clusterDNS) {
             let foreign = conf.dnsFiles.filter { $0 != ResolvedFiles.dropIn.description }
             if !foreign.isEmpty {
@@ -94,6 +95,12 @@ public struct DNSPlan: Sendable {
                 )
             }
         case .dropin:
+            if let strict = facts.host.resolvedConf?.strictDNSOverTLS {
+                throw AgentError(
+                    .unsupportedHost,
+                    "--dns-mode dropin cannot work here: \(ResolvedConfiguration.describe(strict, "DNSOverTLS")) applies to the global servers a drop-in adds, so resolved would ask the cluster DNS \(desired.clusterDNS) over TLS on port 853, where kube-dns does not answer; a drop-in can set DNSOverTLS= only for every lookup of the host, which the agent does not change",
+                    hint: "use --dns-mode link (its own link sets DNSOverTLS=no) or hosts")
+            }
             guard desired.acceptGlobalDNS else {
                 throw AgentError(
                     .invalidInput,
@@ -114,6 +121,12 @@ public struct DNSPlan: Sendable {
                     .unsupportedHost,
                     "systemd \(facts.host.systemdVersion.map(String.init) ?? "of unknown version") has no dns-delegate.d (it came in 258)",
                     hint: "use --dns-mode link (or auto)")
+            }
+            if let strict = facts.host.resolvedConf?.strictDNSOverTLS {
+                throw AgentError(
+                    .unsupportedHost,
+                    "--dns-mode delegate cannot work here: \(ResolvedConfiguration.describe(strict, "DNSOverTLS")) applies to a delegate's scope (\(DNSHostFacts.delegateKeys)), so resolved would ask the cluster DNS \(desired.clusterDNS) over TLS on port 853, where kube-dns does not answer",
+                    hint: "use --dns-mode link (its own link sets DNSOverTLS=no), auto (which picks it here) or hosts")
             }
             let text = ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain)
             if let c = ensure(ResolvedFiles.delegate, text, "resolved DNS delegate for \(desired.domain)") {
@@ -146,6 +159,31 @@ public struct DNSPlan: Sendable {
                     reason: "the agent's /etc/hosts lines go (another DNS mode is in use)"))
         }
         return plan
+    }
+
+    /// nss-mdns before DNS on the hosts line: a route through DNS cannot work where its
+    /// source ends the lookup (an error for a mode asked for), and waits where it delays it (a
+    /// note); hosts mode's lines work where `files` comes first, and nothing the agent writes
+    /// where it does not.
+    static func checkMulticastDNS(_ host: DNSHostFacts, _ desired: DNSDesired, mode: DNSMode, _ notes: inout [String]) throws {
+        guard let effect = host.multicastDNS.effect(of: host.nsswitchHosts, on: desired.registryHost) else { return }
+        let why = host.multicastDNSReason(effect, desired.registryHost)
+        let fix =
+            "remove [NOTFOUND=return] after that source, or leave \(desired.domain) out of /etc/mdns.allow (its entries are name suffixes)"
+        guard effect.filesFirst else {
+            notes.append("\(why); files comes after it, so no DNS mode of the agent's (not even /etc/hosts lines) is read in time: \(fix)")
+            return
+        }
+        switch (effect, mode) {
+        case (_, .hosts):
+            return
+        case (.ends, _):
+            throw AgentError(
+                .unsupportedHost, "--dns-mode \(mode.rawValue) cannot work here: \(why)",
+                hint: "use --dns-mode hosts (or auto): /etc/hosts lines are read before it; or \(fix)")
+        case (.waits, _):
+            notes.append("\(why): --dns-mode hosts (or auto) answers from /etc/hosts before it")
+        }
     }
 
     /// The registry's name as the cluster DNS answered it, and its aliases (short forms the host

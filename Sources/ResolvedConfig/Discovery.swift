@@ -34,6 +34,8 @@ public struct DNSHostFacts: Sendable {
     public var notes: [String]
     /// nsswitch.conf's hosts line (nil: no file or no line, which glibc reads as `dns files`).
     public var nsswitchHosts: NSSwitchHosts? = nil
+    /// What nss-mdns's sources of that line take (/etc/mdns.allow).
+    public var multicastDNS = MulticastDNSSources(allow: nil)
 
     public init(
         resolvConfMode: ResolvConfMode, nameservers: [String] = [], systemdVersion: Int? = nil, resolvedOnBus: Bool,
@@ -120,6 +122,10 @@ public struct DNSHostFacts: Sendable {
             resolvConfMode: mode, nameservers: servers, systemdVersion: version, resolvedOnBus: onBus,
             networkdOnBus: networkd, networkManagerOnBus: networkManager, resolvedConf: conf, notes: notes)
         facts.nsswitchHosts = nss
+        if nss?.sources.contains(where: { $0.name.hasPrefix("mdns") }) == true {
+            facts.multicastDNS = MulticastDNSSources(
+                allowFile: (try? files.readString(MulticastDNSSources.allowFile, limit: 1 << 20)) ?? nil)
+        }
         if !facts.hostsLineAsksDNS {
             facts.notes.append(
                 "nsswitch.conf's hosts line (\(nss?.description ?? "")) asks no DNS source: the C library, which containerd uses for cluster names, reads only /etc/hosts"
@@ -150,6 +156,24 @@ public struct DNSHostFacts: Sendable {
     }
 
     static func leadingNumber(_ text: String) -> Int? { Int(text.prefix { $0.isNumber }) }
+
+    /// What a dns-delegate file can say (systemd 258-262, measured in 262's resolved): no
+    /// DNSOverTLS= or DNSSEC= of its own.
+    public static let delegateKeys = "a delegate file has DNS=, Domains=, DefaultRoute= and FirewallMark= only, no DNSOverTLS="
+
+    /// Why nss-mdns ends or delays the C library's lookup of `name` before DNS is asked.
+    public func multicastDNSReason(_ effect: MulticastDNSSources.Effect, _ name: DomainName) -> String {
+        let line = "nsswitch.conf's hosts line (\(nsswitchHosts?.description ?? ""))"
+        let allow = multicastDNS.allow.map { "/etc/mdns.allow (\($0.joined(separator: " ")))" } ?? "no /etc/mdns.allow"
+        switch effect {
+        case .ends(let source, _):
+            return
+                "\(line) asks \(source) before DNS, and with \(allow) it takes \(name): while avahi-daemon runs it answers not found after 5 s and [NOTFOUND=return] ends the lookup there (containerd's included)"
+        case .waits(let sources, _):
+            return
+                "\(line) asks \(sources.joined(separator: ", ")) before DNS, and with \(allow) they take \(name): while avahi-daemon runs every lookup waits 5 s per address family before DNS is asked (containerd's included)"
+        }
+    }
 }
 
 /// How the cluster domain reaches the cluster DNS on this host.
@@ -166,18 +190,32 @@ public enum DNSMode: String, Sendable, CaseIterable {
     /// Marked /etc/hosts lines for the registry's names, from the cluster DNS: no resolved needed.
     case hosts
 
-    /// The mode `auto` picks for these facts, with the reason.
-    public static func choose(_ facts: DNSHostFacts) -> (DNSMode, String) {
+    /// The mode `auto` picks for these facts, with the reason; `name` is the registry's name
+    /// (what nss-mdns's sources may take before DNS is asked).
+    public static func choose(_ facts: DNSHostFacts, for name: DomainName? = nil) -> (DNSMode, String) {
         if !facts.hostsLineAsksDNS {
             return (
                 .hosts,
                 "nsswitch.conf's hosts line (\(facts.nsswitchHosts?.description ?? "")) asks no DNS source: /etc/hosts lines are what the host's lookups read"
             )
         }
+        // nss-mdns taking the name before DNS: `files`, before it, is what answers in time.
+        if let name, let effect = facts.multicastDNS.effect(of: facts.nsswitchHosts, on: name), effect.filesFirst {
+            return (.hosts, facts.multicastDNSReason(effect, name) + ": /etc/hosts lines, read first (files), answer before it")
+        }
         // systemd 258+: a dns-delegate.d file is resolved's own configuration, in /etc. It is
         // there from the next boot on with nothing of the agent's running yet, where the
         // agent's link and its settings (kept in /run through resolved's restarts) last until
-        // the node reboots. Measured on 262: ReleaseNodeIntegrationTests.
+        // the node reboots. Measured on 262: ReleaseNodeIntegrationTests. Not where resolved's
+        // global DNSOverTLS is strict: a delegate's scope has no mode of its own.
+        if facts.resolvedOnBus && facts.clientsUseStub, let strict = facts.resolvedConf?.strictDNSOverTLS,
+            let version = facts.systemdVersion, version >= 258
+        {
+            return (
+                .link,
+                "systemd \(version) has dns-delegate.d, but \(ResolvedConfiguration.describe(strict, "DNSOverTLS")) applies to a delegate's scope (\(DNSHostFacts.delegateKeys)), so kube-dns would be asked over TLS on port 853: a link of the agent's sets its own DNSOverTLS=no and routes ~domain"
+            )
+        }
         if facts.resolvedOnBus && facts.clientsUseStub, let version = facts.systemdVersion, version >= 258 {
             return (
                 .delegate,

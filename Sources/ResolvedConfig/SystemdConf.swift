@@ -171,6 +171,11 @@ public struct ResolvedConfiguration: Sendable {
 
     init() {}
 
+    /// The configuration of these files' texts, applied in the order given.
+    public init(texts: [(file: String, text: String)]) {
+        for (file, text) in texts { apply(SystemdConf(parsing: text), from: file) }
+    }
+
     mutating func apply(_ conf: SystemdConf, from file: String) {
         files.append(file)
         var current: String?
@@ -218,4 +223,19 @@ public struct ResolvedConfiguration: Sendable {
 
     /// The files that set the global DNS= to what it is now.
     public var dnsFiles: [String] { settings["DNS"]?.files ?? [] }
+
+    /// The global DNSOverTLS= when it is strict (`yes`, or another of systemd's true booleans):
+    /// resolved then asks every server of the global scope and of each scope without a mode of
+    /// its own over TLS only, on port 853. nil when it is off, opportunistic or unset.
+    public var strictDNSOverTLS: Setting? {
+        guard let setting = settings["DNSOverTLS"], let value = setting.values.last?.lowercased(),
+            ["yes", "true", "on", "1", "y", "t"].contains(value)
+        else { return nil }
+        return setting
+    }
+
+    /// `resolved's global KEY=value (from FILES)`.
+    public static func describe(_ setting: Setting, _ key: String) -> String {
+        "resolved's global \(key)=\(setting.values.last ?? "") (from \(setting.files.joined(separator: ", ")))"
+    }
 }

@@ -211,4 +211,57 @@ final class DNSPlanTests: XCTestCase {
         XCTAssertTrue(toHosts.removeLink)
         XCTAssertNil(toHosts.routePlan)
     }
+
+    /// resolved's global DNSOverTLS=yes reaches a delegate's scope and the global servers a
+    /// drop-in adds (neither file has a mode of its own): asked for, they say why they cannot work.
+    func testTheDelegateAndTheDropInAreRefusedWhereDNSOverTLSIsStrict() throws {
+        var sid = resolvedNode
+        sid.systemdVersion = 262
+        sid.resolvedConf = ResolvedConfiguration(texts: [("/etc/systemd/resolved.conf", "[Resolve]\nDNSOverTLS=yes\n")])
+        assertAgentError(
+            try DNSPlan.make(DNSFacts(host: sid), want(.delegate)), .unsupportedHost,
+            "--dns-mode delegate cannot work here: resolved's global DNSOverTLS=yes (from /etc/systemd/resolved.conf) applies to a delegate's scope",
+            "use --dns-mode link")
+        assertAgentError(
+            try DNSPlan.make(DNSFacts(host: sid), want(.dropin, accept: true)), .unsupportedHost,
+            "--dns-mode dropin cannot work here: resolved's global DNSOverTLS=yes", "use --dns-mode link")
+        // auto: the link, and the agent's delegate file of before goes.
+        let delegate = ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain)
+        let plan = try DNSPlan.make(DNSFacts(host: sid, files: [ResolvedFiles.delegate: delegate]), desired)
+        XCTAssertEqual(plan.mode, .link)
+        XCTAssertEqual(plan.routePlan?.desired.modes, .clusterDNS)
+        XCTAssertEqual(plan.fileChanges.map(\.path), [ResolvedFiles.delegate])
+        XCTAssertEqual(plan.fileChanges.map(\.kind), [.remove])
+        XCTAssertEqual(plan.resolvedAction, "ReloadOrRestartUnit")
+    }
+
+    /// nss-mdns ending the lookup before DNS (a full module that /etc/mdns.allow opens, with
+    /// [NOTFOUND=return]): every route through DNS is refused when asked for, hosts mode works.
+    func testAModeThroughDNSIsRefusedWhereNssMdnsEndsTheLookupFirst() throws {
+        var host = resolvedNode
+        host.nsswitchHosts = NSSwitchHosts(parsing: "hosts: files mdns4 [NOTFOUND=return] dns\n")
+        host.multicastDNS = MulticastDNSSources(allowFile: ".local\n")
+        for mode in [DNSMode.link, .dropin] {
+            assertAgentError(
+                try DNSPlan.make(DNSFacts(host: host), want(mode, accept: true)), .unsupportedHost,
+                "--dns-mode \(mode.rawValue) cannot work here: nsswitch.conf's hosts line (files mdns4 [NOTFOUND=return] dns) asks mdns4 before DNS",
+                "use --dns-mode hosts (or auto)")
+        }
+        let auto = try DNSPlan.make(DNSFacts(host: host, clusterAnswer: .addresses([try IPAddress("10.43.12.7")])), desired)
+        XCTAssertEqual(auto.mode, .hosts)
+        XCTAssertEqual(auto.fileChanges.map(\.path), [ResolvedFiles.hosts])
+        // Without [NOTFOUND=return] the lookup waits and goes on: a note.
+        host.nsswitchHosts = NSSwitchHosts(parsing: "hosts: files mdns4 dns\n")
+        let waits = try DNSPlan.make(DNSFacts(host: host), want(.link))
+        XCTAssertTrue(
+            waits.notes.last?.hasSuffix(": --dns-mode hosts (or auto) answers from /etc/hosts before it") == true, "\(waits.notes)")
+        // files after it: nothing of the agent's is read in time; auto says so.
+        host.nsswitchHosts = NSSwitchHosts(parsing: "hosts: mdns4 [NOTFOUND=return] files dns\n")
+        let none = try DNSPlan.make(DNSFacts(host: host), desired)
+        XCTAssertEqual(none.mode, .link)
+        XCTAssertTrue(
+            none.notes.last?.contains("files comes after it, so no DNS mode of the agent's (not even /etc/hosts lines) is read in time")
+                == true,
+            "\(none.notes)")
+    }
 }

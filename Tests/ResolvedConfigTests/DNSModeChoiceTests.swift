@@ -138,3 +138,92 @@ final class HostsFileTests: XCTestCase {
         XCTAssertEqual(ResolvedFiles.renderHosts("\n", entries: []), "\n")
     }
 }
+
+/// nss-mdns's sources on the hosts line, as libnss-mdns 0.15.1 behaves on bookworm (measured in
+/// HardenedResolverIntegrationTests with avahi-daemon running): what ends or delays a lookup of
+/// the registry's name before DNS is asked, and the mode auto takes for it.
+final class MulticastDNSChoiceTests: XCTestCase {
+    let registry = try! DomainName("registry-service.openfaas.svc.cluster.local")
+
+    func effect(_ line: String, allow: String?) -> MulticastDNSSources.Effect? {
+        MulticastDNSSources(allowFile: allow).effect(of: NSSwitchHosts(parsing: "hosts: \(line)\n"), on: registry)
+    }
+
+    func testTheMinimalModulesAndAFullOneWithoutMdnsAllowPassLongerNamesOn() {
+        for line in [
+            "files mdns4_minimal [NOTFOUND=return] dns", "files mdns_minimal [NOTFOUND=return] dns",
+            "files mdns6_minimal [NOTFOUND=return] resolve [!UNAVAIL=return] dns",
+        ] {
+            XCTAssertNil(effect(line, allow: nil), line)
+            XCTAssertNil(effect(line, allow: ".local\n"), "\(line): the minimal modules never read mdns.allow")
+        }
+        XCTAssertNil(effect("files mdns4 [NOTFOUND=return] dns", allow: nil), "no mdns.allow: two-label names only")
+        XCTAssertNil(effect("files mdns4 [NOTFOUND=return] dns", allow: ".example.org\n# .local\n"), "no entry of the name")
+        XCTAssertNil(effect("files dns mdns4 [NOTFOUND=return]", allow: "*\n"), "after DNS: DNS answers first")
+        XCTAssertNil(effect("files resolve [!UNAVAIL=return] mdns4 [NOTFOUND=return] dns", allow: "*\n"))
+        // Two-label .local names are the minimal modules' own.
+        XCTAssertTrue(MulticastDNSSources(allow: nil).takes(try! DomainName("printer.local"), module: "mdns4_minimal"))
+    }
+
+    func testAFullModuleThatMdnsAllowOpensEndsOrDelaysTheLookup() {
+        for allow in [".local\n", ".local.\n.local\n", "local\n", "cluster.local  # k8s\n", "*\n", ".LOCAL\n"] {
+            XCTAssertEqual(
+                effect("files mdns4 [NOTFOUND=return] dns", allow: allow), .ends(source: "mdns4", filesFirst: true), allow)
+        }
+        XCTAssertEqual(effect("files mdns [notfound=RETURN] dns", allow: ".local\n"), .ends(source: "mdns", filesFirst: true))
+        // [!UNAVAIL=return] returns on every status but UNAVAIL: NOTFOUND included.
+        XCTAssertEqual(effect("files mdns4 [!UNAVAIL=return] dns", allow: "*\n"), .ends(source: "mdns4", filesFirst: true))
+        XCTAssertEqual(
+            effect("files mdns4_minimal [NOTFOUND=return] mdns4 dns", allow: ".local\n"), .waits(sources: ["mdns4"], filesFirst: true))
+        XCTAssertEqual(effect("mdns4 [NOTFOUND=return] files dns", allow: ".local\n"), .ends(source: "mdns4", filesFirst: false))
+        XCTAssertNil(effect("files mdns4 [NOTFOUND=return] dns", allow: ".local.\n"), "names are looked up without the final dot")
+    }
+
+    func testAutoTakesHostsWhereFilesAnswersBeforeTheSourceThatTakesTheName() {
+        var facts = DNSHostFacts(resolvConfMode: .stub, nameservers: ["127.0.0.53"], systemdVersion: 262, resolvedOnBus: true)
+        facts.nsswitchHosts = NSSwitchHosts(parsing: "hosts: files mdns4 [NOTFOUND=return] dns\n")
+        facts.multicastDNS = MulticastDNSSources(allowFile: ".local\n")
+        let (mode, why) = DNSMode.choose(facts, for: registry)
+        XCTAssertEqual(mode, .hosts)
+        XCTAssertEqual(
+            why,
+            "nsswitch.conf's hosts line (files mdns4 [NOTFOUND=return] dns) asks mdns4 before DNS, and with /etc/mdns.allow (.local) it takes registry-service.openfaas.svc.cluster.local: while avahi-daemon runs it answers not found after 5 s and [NOTFOUND=return] ends the lookup there (containerd's included): /etc/hosts lines, read first (files), answer before it"
+        )
+        XCTAssertEqual(DNSMode.choose(facts).0, .delegate, "without the name there is nothing to weigh")
+        facts.multicastDNS = MulticastDNSSources(allowFile: nil)
+        XCTAssertEqual(DNSMode.choose(facts, for: registry).0, .delegate, "Debian's line without mdns.allow: DNS answers")
+        facts.nsswitchHosts = NSSwitchHosts(parsing: "hosts: mdns4 [NOTFOUND=return] files dns\n")
+        facts.multicastDNS = MulticastDNSSources(allowFile: "*\n")
+        XCTAssertEqual(DNSMode.choose(facts, for: registry).0, .delegate, "files after it: hosts lines do not help either")
+    }
+}
+
+/// resolved's global DNSOverTLS=yes (strict) applies to a dns-delegate's scope (a delegate file
+/// has no DNSOverTLS= of its own; measured on 262): auto takes the link, which sets its own.
+final class StrictDNSOverTLSChoiceTests: XCTestCase {
+    func sid(_ conf: String?) -> DNSHostFacts {
+        var facts = DNSHostFacts(resolvConfMode: .stub, nameservers: ["127.0.0.53"], systemdVersion: 262, resolvedOnBus: true)
+        if let conf {
+            var c = ResolvedConfiguration()
+            c.apply(SystemdConf(parsing: conf), from: "/etc/systemd/resolved.conf")
+            facts.resolvedConf = c
+        }
+        return facts
+    }
+
+    func testAutoTakesTheLinkOverTheDelegateWhereDNSOverTLSIsStrict() {
+        let (mode, why) = DNSMode.choose(sid("[Resolve]\nDNSOverTLS=yes\n"))
+        XCTAssertEqual(mode, .link)
+        XCTAssertEqual(
+            why,
+            "systemd 262 has dns-delegate.d, but resolved's global DNSOverTLS=yes (from /etc/systemd/resolved.conf) applies to a delegate's scope (a delegate file has DNS=, Domains=, DefaultRoute= and FirewallMark= only, no DNSOverTLS=), so kube-dns would be asked over TLS on port 853: a link of the agent's sets its own DNSOverTLS=no and routes ~domain"
+        )
+        XCTAssertEqual(DNSMode.choose(sid("[Resolve]\nDNSOverTLS=true\n")).0, .link)
+        // Measured on 262: opportunistic falls back to port 53, DNSSEC=yes leaves cluster.local
+        // (under resolved's negative trust anchor "local") unvalidated: the delegate works.
+        for conf in [nil, "[Resolve]\nDNSOverTLS=opportunistic\n", "[Resolve]\nDNSOverTLS=no\n", "[Resolve]\nDNSSEC=yes\n"] {
+            XCTAssertEqual(DNSMode.choose(sid(conf)).0, .delegate, conf ?? "")
+        }
+        XCTAssertEqual(DNSMode.choose(sid("[Resolve]\nDNSOverTLS=yes\nDNSOverTLS=\n")).0, .delegate, "an empty assignment resets it")
+    }
+}

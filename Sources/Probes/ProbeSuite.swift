@@ -221,6 +221,30 @@ public struct ProbeSuite {
                     return r.check
                 }
             }
+            // containers/image's view (CRI-O, Podman, skopeo), where its configuration is on the
+            // node: decisive where CRI-O is the node's runtime, else a warning for those tools.
+            let crioRuns = running.contains { $0.name == "crio" }
+            if crioRuns || ContainersImageHosts.present(files) {
+                step("tls-containers-trust") { t in
+                    guard
+                        let hosts = try? ContainersImageHosts.select(
+                            files: files, host: s.registry.hostAndPort,
+                            repository: RuntimePullProbe.probeRepository(s.registry))
+                    else {
+                        return CheckResult(
+                            name: "tls-containers-trust", outcome: .skip, reason: "containers/image's folders cannot be read")
+                    }
+                    var r = RuntimeTrustProbe.run(
+                        hosts: hosts, registry: s.registry, address: address, files: files, environment: [:], timeoutMilliseconds: t,
+                        warningDays: s.expiryWarningDays, remedy: nil, name: "tls-containers-trust", who: "containers/image"
+                    ).check
+                    if !crioRuns, r.outcome == .fail {
+                        r.outcome = .warn
+                        r.reason += " (Podman and skopeo on this node would refuse it; CRI-O does not run here)"
+                    }
+                    return r
+                }
+            }
             if let trust {
                 let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: s.timeoutMilliseconds))
                 step("registry-api") { t in

@@ -128,7 +128,12 @@ public enum RuntimePullProbe {
     /// resolves it through the registry exactly as a real pull (its names, proxy, trust, TLS) and
     /// the registry answers "not found" (or 401): the path works.
     public static func probeReference(_ registry: RegistryAddress) -> String {
-        "\(registry.hostAndPort)/node-agent/pull-probe:absent"
+        probeRepository(registry) + ":absent"
+    }
+
+    /// The probe reference's name without its tag.
+    public static func probeRepository(_ registry: RegistryAddress) -> String {
+        "\(registry.hostAndPort)/node-agent/pull-probe"
     }
 
     /// A pull as it went, wherever it ran (`ProbeSuite` starts it on a thread of its own): the
@@ -199,7 +204,7 @@ public enum RuntimePullProbe {
     /// runtime has just taken that step. Their failures become warnings that say so.
     public static let pathChecks: Set<String> = [
         "dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls", "tls-os-trust",
-        "tls-runtime-trust", "certs-d", "runtime-restart-pending",
+        "tls-runtime-trust", "tls-containers-trust", "certs-d", "runtime-restart-pending",
     ]
 
     /// The runtime's word decides: a passing runtime-pull turns the failures of the path checks

@@ -11,20 +11,25 @@ import Vocabulary
 public enum RuntimeTrustProbe {
     /// The check, and the trust that verified the registry (or the first one tried): what the
     /// registry-api check and the aliases verify with.
+    /// `name`, `who`: the check and the pulling library it stands for (containerd's by
+    /// default; `tls-containers-trust` and containers/image, whose CA files are lenient).
     public static func run(
         hosts: ContainerdHosts, registry: RegistryAddress, address: IPAddress, files: HostFiles, environment: [String: String],
-        timeoutMilliseconds: Int32, warningDays: Double, remedy: String?
+        timeoutMilliseconds: Int32, warningDays: Double, remedy: String?, name: String = "tls-runtime-trust",
+        who: String = "containerd"
     ) -> (check: CheckResult, trust: TrustSource?, label: String?) {
+        let lenient = who != "containerd"
         func result(_ outcome: CheckResult.Outcome, _ reason: String) -> CheckResult {
             var details = ["hosts": hosts.hosts.map { "\($0.scheme)://\($0.host)" }.joined(separator: " ")]
             if let folder = hosts.folder { details["folder"] = folder.path }
-            return CheckResult(name: "tls-runtime-trust", outcome: outcome, reason: reason, details: details)
+            return CheckResult(name: name, outcome: outcome, reason: reason, details: details)
         }
+        if let failure = hosts.failure { return (result(.fail, failure + (remedy.map { "; " + $0 } ?? "")), nil, nil) }
         let source = hosts.hostsTOML.map { "\($0)" } ?? hosts.folder.map { "the *.crt files of \($0)" } ?? "no folder of certs.d"
         // containerd builds every host's TLS before it tries any: one CA it cannot load refuses them all.
         var pools: [GoTrustPool] = []
         for host in hosts.hosts {
-            let pool = GoTrustPool.build(files: files, environment: environment, caFiles: host.caFiles)
+            let pool = GoTrustPool.build(files: files, environment: environment, caFiles: host.caFiles, lenient: lenient)
             if let failure = pool.failure { return (result(.fail, failure + (remedy.map { "; " + $0 } ?? "")), nil, nil) }
             pools.append(pool)
         }
@@ -37,18 +42,20 @@ public enum RuntimeTrustProbe {
                 return (
                     result(
                         .warn,
-                        "containerd does not verify \(host.host)'s certificate: skip_verify = true in \(source); remove it once the CA is given with ca"
+                        lenient
+                            ? "\(who) does not verify \(host.host)'s certificate: \(hosts.notes.joined(separator: "; ")); remove insecure = true once the CA is in certs.d"
+                            : "containerd does not verify \(host.host)'s certificate: skip_verify = true in \(source); remove it once the CA is given with ca"
                     ), nil, nil
                 )
             }
             if host.scheme == "http" {
                 return (
-                    result(.skip, "containerd speaks plain HTTP to \(host.host) (server in \(source)): no certificate to verify"), nil, nil
+                    result(.skip, "\(who) speaks plain HTTP to \(host.host) (server in \(source)): no certificate to verify"), nil, nil
                 )
             }
-            let label = "containerd's pool for \(host.host) from \(source), \(pool.summary)"
+            let label = "\(who)'s pool for \(host.host) from \(source), \(pool.summary)"
             var tls = TLSProbe.run(
-                name: "tls-runtime-trust",
+                name: name,
                 target: ProbeTarget(registry: registry, address: address, timeoutMilliseconds: timeoutMilliseconds),
                 trust: .pool(pool), trustLabel: label, warningDays: warningDays)
             tls.reason += tried

@@ -49,6 +49,8 @@ public struct ContainerdHosts: Sendable, Equatable {
     public var hosts: [Host]
     /// What a person should know: a hosts.toml that does not decode, a table containerd skips.
     public var notes: [String] = []
+    /// Why the runtime refuses every pull from the registry before it connects, if it does.
+    public var failure: String?
 
     public var server: Host? { hosts.last }
 

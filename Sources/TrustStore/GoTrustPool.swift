@@ -32,8 +32,11 @@ public struct GoTrustPool: Sendable {
     static let goFolders = ["/etc/ssl/certs", "/etc/pki/tls/certs"]
 
     /// The pool for `caFiles` (nil: the system roots alone) on the node of `files`, for a
-    /// containerd with `environment`.
-    public static func build(files: HostFiles, environment: [String: String], caFiles: [HostPath]?) -> GoTrustPool {
+    /// containerd with `environment`. `lenient`: a file without a certificate is passed over
+    /// (containers/image's `SetupCertificates`) rather than refused (containerd's).
+    public static func build(files: HostFiles, environment: [String: String], caFiles: [HostPath]?, lenient: Bool = false)
+        -> GoTrustPool
+    {
         var pool = systemRoots(files: files, environment: environment)
         var seen = Set(pool.certificates)
         for path in caFiles ?? [] {
@@ -45,7 +48,7 @@ public struct GoTrustPool: Sendable {
             }
             pool.version += "|\(path):\(bytes.count):\(bytes.hashValue)"
             let certs = pemCertificates(bytes)
-            if certs.isEmpty {
+            if certs.isEmpty, !lenient {
                 pool.failure =
                     pool.failure
                     ?? "the CA file \(path) that hosts.toml names holds no certificate containerd can load (\"unable to load CA cert\"): it refuses every pull from this registry"

@@ -66,6 +66,13 @@ public enum RuntimeTrustProbe {
         if let (first, trust, label) = firstFailure {
             var failed = first
             if let remedy { failed.reason += "; " + remedy }
+            // Another writer's folder (Spegel's mirror, Dragonfly's _default, an admin's) is what
+            // the runtime reads for this registry: what it does with it, and what to change.
+            if let folder = hosts.folder, let foreign = foreignFile(in: hosts, files: files) {
+                let what = foreign == folder ? "that folder" : "\(foreign)"
+                failed.reason +=
+                    "; \(who) reads \(folder) for this registry, and \(what) is not the agent's (another program, e.g. Spegel, Dragonfly or k3s, or an admin wrote it): add the registry's CA to its entry for \(registry) (a ca line naming the CA file), or put the CA in the OS store and restart \(who)"
+            }
             return (failed, trust, label)
         }
         return (
@@ -74,5 +81,13 @@ public enum RuntimeTrustProbe {
                 "containerd does not connect to \(registry) itself for its references: \(source) sends them to \(hosts.hosts.map(\.host).joined(separator: ", ")); runtime-pull shows whether that works"
             ), nil, nil
         )
+    }
+
+    /// The file of the selected folder that decides, when the agent did not write it.
+    static func foreignFile(in hosts: ContainerdHosts, files: HostFiles) -> HostPath? {
+        if let toml = hosts.hostsTOML { return HostFiles.isOwned(try? files.readString(toml)) ? nil : toml }
+        guard let folder = hosts.folder else { return nil }
+        for ca in hosts.hosts.last?.caFiles ?? [] where !HostFiles.isOwned(try? files.readString(ca)) { return ca }
+        return hosts.hosts.last?.caFiles == nil ? folder : nil
     }
 }

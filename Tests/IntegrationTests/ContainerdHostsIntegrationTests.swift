@@ -22,6 +22,8 @@ extension ReleaseNodeIntegrationTests {
         var pulls: Bool
         var outcome: String
         var chained = false
+        /// What the check's reason must say.
+        var says: String? = nil
     }
 
     func hostsLayouts(_ suite: String) throws {
@@ -91,6 +93,9 @@ extension ReleaseNodeIntegrationTests {
                 "\(suite), \(layout.name): the agent said \(said) (\(check?.reason ?? probe.output)) where containerd \(pulled ? "pulled" : "failed: \(pull.error)")"
             )
             XCTAssertEqual(said, layout.outcome, "\(suite), \(layout.name): \(check?.reason ?? probe.output)")
+            if let says = layout.says {
+                XCTAssertTrue(check?.reason.contains(says) ?? false, "\(suite), \(layout.name): \(check?.reason ?? probe.output)")
+            }
         }
 
         let agentStyle = { (folder: String) in
@@ -104,7 +109,8 @@ extension ReleaseNodeIntegrationTests {
                 outcome: "fail"),
             Layout(
                 name: "a foreign host:port folder without ca, beside the port-less one",
-                files: ["\(r)/hosts.toml": "server = \"https://\(r)\"\n", "\(h)/ca.crt": ca], pulls: false, outcome: "fail"),
+                files: ["\(r)/hosts.toml": "server = \"https://\(r)\"\n", "\(h)/ca.crt": ca], pulls: false, outcome: "fail",
+                says: "is not the agent's (another program"),
             Layout(
                 name: "host_443_ before host:port", files: ["\(h)_443_/ca.crt": other, "\(r)/ca.crt": ca], pulls: false, outcome: "fail"),
             Layout(name: "Docker's layout", files: ["\(r)/ca.crt": ca], pulls: true, outcome: "pass"),

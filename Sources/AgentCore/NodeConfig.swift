@@ -36,7 +36,19 @@ public struct NodeConfig: Sendable {
     /// Processes named containerd that were not taken as the node's runtime, and why (for the report).
     public var runtimeNotes: [String] = []
 
+    /// Where the registry's CA comes from: a file (read here), or PEM already read from
+    /// elsewhere (the ClusterTrustBundles of `run`), named by `source` in messages. Either goes
+    /// through the same parser and checks.
+    public enum CAInput: Sendable {
+        case file(String)
+        case pem([UInt8], source: String)
+    }
+
     public init(_ o: NodeSettings, caFile: String?, dryRun: Bool, now: Date = Date()) throws {
+        try self.init(o, ca: caFile.map { .file($0) }, dryRun: dryRun, now: now)
+    }
+
+    public init(_ o: NodeSettings, ca: CAInput?, dryRun: Bool, now: Date = Date()) throws {
         registry = try RegistryAddress(o.registry)
         domain = try DomainName(o.domain)
         if case .name(let host) = registry.host, !host.isWithin(domain) {
@@ -97,12 +109,16 @@ public struct NodeConfig: Sendable {
             }
         }
         kubeletResolvConf = kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
-        self.caFile = caFile
-        if let caFile {
+        switch ca {
+        case .file(let path):
+            caFile = path
             certificates = try CertificateParser.parseCAFile(
-                try Self.readFile(caFile, what: "CA file", limit: CertificateParser.maximumFileSize),
-                source: caFile, now: now)
-        } else {
+                try Self.readFile(path, what: "CA file", limit: CertificateParser.maximumFileSize), source: path, now: now)
+        case .pem(let bytes, let source):
+            caFile = nil
+            certificates = try CertificateParser.parseCAFile(bytes, source: source, now: now)
+        case nil:
+            caFile = nil
             certificates = []
         }
         let realmHosts = try RegistryCredentials.tokenRealmHosts(o.tokenRealmHosts)

@@ -11,6 +11,8 @@ public struct KubeAPI: Sendable {
     public var address: IPAddress
     public var tokenFile: String
     public var caFile: String
+    /// How long one request may take, connecting included (the reporter's: 10 s).
+    public var timeoutMilliseconds: Int32 = 10_000
 
     public static let serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -51,7 +53,7 @@ public struct KubeAPI: Sendable {
         }
         let r = try httpsRequest(
             method, url: base + path, address: address, trustFile: caFile, headers: headers, body: bytes,
-            maximumBodyBytes: Self.maximumResponseBytes)
+            timeoutMilliseconds: timeoutMilliseconds, maximumBodyBytes: Self.maximumResponseBytes)
         return (r.status, try? JSONValue.parse(r.body))
     }
 

@@ -158,7 +158,8 @@ enum EnvironmentOptions {
             "kube-ca-file", "node-condition", "tool-timeout",
         ],
         "run": NodeOptions.environmentNames + [
-            "ca", "interval", "watch-interval", "dns-mode", "trust-refresh", "listen", "metrics-listen",
+            "ca", "ca-cluster-trust-bundle-signer", "ca-cluster-trust-bundle-labels", "ca-cluster-trust-bundle-interval",
+            "interval", "watch-interval", "dns-mode", "trust-refresh", "listen", "metrics-listen",
             "node-name", "kube-api", "kube-token-file", "kube-ca-file", "node-condition",
             "startup-taint", "condition-heartbeat", "tool-timeout",
         ],

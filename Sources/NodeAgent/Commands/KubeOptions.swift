@@ -41,10 +41,15 @@ struct KubeOptions: ParsableArguments {
             throw AgentError(
                 .invalidInput, "--node-condition '\(nodeCondition.escapedForMessage)' is not a condition type (CamelCase letters)")
         }
-        guard let api = try KubeAPI.resolve(url: kubeApi, tokenFile: kubeTokenFile, caFile: kubeCaFile, environment: environment) else {
+        guard let api = try api() else {
             throw AgentError(
                 .invalidInput, "a node name is set but the Kubernetes API is not known", hint: "run in a pod, or pass --kube-api")
         }
         return NodeReporter(api: api, node: name, conditionType: nodeCondition, startupTaint: startupTaint, heartbeat: heartbeat)
+    }
+
+    /// The Kubernetes API from --kube-api or the pod's environment; nil when neither names one.
+    func api() throws -> KubeAPI? {
+        try KubeAPI.resolve(url: kubeApi, tokenFile: kubeTokenFile, caFile: kubeCaFile, environment: ProcessInfo.processInfo.environment)
     }
 }

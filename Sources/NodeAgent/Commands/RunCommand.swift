@@ -12,7 +12,7 @@ import Vocabulary
 /// The options of `run`, validated once at start.
 struct RunOptions: Sendable {
     var node: NodeOptions
-    var ca: String
+    var ca: CASource
     var interval: Double
     var watchInterval: Double
     var change: ChangeOptions
@@ -24,13 +24,25 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Keep the node able to pull: reconcile at start, on CA and resolved changes, and every interval; SIGTERM stops it.",
         discussion:
-            "Mount the CA Secret as a whole volume and point --ca at the file in it: Kubernetes swaps the volume's ..data link on update, which the agent notices (a subPath mount never updates)."
+            "Mount the CA Secret as a whole volume and point --ca at the file in it: Kubernetes swaps the volume's ..data link on update, which the agent notices (a subPath mount never updates). Or take the CA from the API's ClusterTrustBundles with --ca-cluster-trust-bundle-signer."
     )
 
     @OptionGroup var node: NodeOptions
 
     @Option(help: "The CA file (in a Secret volume: the file inside the mounted folder).")
-    var ca: String
+    var ca: String?
+
+    @Option(
+        help:
+            "Take the CA from the Kubernetes API instead of a file: the trust anchors of the certificates.k8s.io ClusterTrustBundles with this spec.signerName (e.g. example.com/registry-ca)."
+    )
+    var caClusterTrustBundleSigner: String?
+
+    @Option(help: "A label selector the ClusterTrustBundles must match too (the API's syntax: app=registry-ca,env in (prod)).")
+    var caClusterTrustBundleLabels: String?
+
+    @Option(help: "Seconds between lists of the ClusterTrustBundles (one small request to the API server each).")
+    var caClusterTrustBundleInterval: Double = 10
 
     @Option(help: "Seconds between full reconciles with probes (drift repair); jittered by 10%.")
     var interval: Double = 60
@@ -64,8 +76,12 @@ struct RunCommand: ParsableCommand {
         guard (0.1...86400).contains(interval), (0.05...3600).contains(watchInterval) else {
             throw AgentError(.invalidInput, "--interval must be 0.1-86400 s and --watch-interval 0.05-3600 s")
         }
-        // Fail fast on bad options: the same validation as bootstrap, before any service starts.
-        let config = try NodeConfig(node, caFile: ca, dryRun: true)
+        let source = try caSource()
+        // Fail fast on bad options: the same validation as bootstrap, before any service starts
+        // (the ClusterTrustBundles are listed by the loop: the API may come later than the agent).
+        var file: String?
+        if case .file(let path) = source { file = path }
+        let config = try NodeConfig(node, caFile: file, dryRun: true)
         _ = try ChangeOptions.runner(toolTimeout: change.toolTimeout)
         // Before the endpoint's thread starts, so that it inherits the block.
         let stop = StopSignals()
@@ -77,7 +93,7 @@ struct RunCommand: ParsableCommand {
         let logger = Logger(label: "node-agent")
         let reporter = try kube.reporter(startupTaint: startupTaint, heartbeat: conditionHeartbeat)
         let options = RunOptions(
-            node: node, ca: ca, interval: interval, watchInterval: watchInterval, change: change,
+            node: node, ca: source, interval: interval, watchInterval: watchInterval, change: change,
             reporter: reporter)
         let cache = StatusCache(registry: config.registry.hostAndPort)
         let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
@@ -101,5 +117,38 @@ struct RunCommand: ParsableCommand {
         // reconcile under way finishes first, so no host change is cut in half by the agent.
         reconcile.run(until: stop)
         servers.forEach { $0.stop() }
+    }
+
+    /// The CA's source: --ca, or the ClusterTrustBundles of --ca-cluster-trust-bundle-signer
+    /// (and -labels) through the Kubernetes API; exactly one.
+    func caSource() throws -> CASource {
+        switch (ca, caClusterTrustBundleSigner) {
+        case (let file?, nil):
+            guard caClusterTrustBundleLabels == nil else {
+                throw AgentError(
+                    .invalidInput, "--ca-cluster-trust-bundle-labels selects ClusterTrustBundles, but the CA comes from --ca",
+                    hint: "pass --ca-cluster-trust-bundle-signer with it, or drop it")
+            }
+            return .file(file)
+        case (nil, let signer?):
+            let selection = try ClusterTrustBundleSelection(signerName: signer, labelSelector: caClusterTrustBundleLabels ?? "")
+            guard (0.05...3600).contains(caClusterTrustBundleInterval) else {
+                throw AgentError(.invalidInput, "--ca-cluster-trust-bundle-interval must be 0.05-3600 s")
+            }
+            guard let api = try kube.api() else {
+                throw AgentError(
+                    .invalidInput, "--ca-cluster-trust-bundle-signer needs the Kubernetes API, which is not known",
+                    hint: "run in a pod (KUBERNETES_SERVICE_HOST), or pass --kube-api")
+            }
+            return .clusterTrustBundles(selection, api: api, interval: caClusterTrustBundleInterval)
+        case (.some, .some):
+            throw AgentError(
+                .invalidInput, "--ca and --ca-cluster-trust-bundle-signer both name the CA's source",
+                hint: "give one: a file (--ca), or the ClusterTrustBundles of a signer")
+        case (nil, nil):
+            throw AgentError(
+                .invalidInput, "no CA: --ca or --ca-cluster-trust-bundle-signer is required",
+                hint: "--ca FILE (a Secret or projected volume's file), or --ca-cluster-trust-bundle-signer NAME")
+        }
     }
 }

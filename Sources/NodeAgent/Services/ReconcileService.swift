@@ -11,10 +11,11 @@ import SystemBus
 import TrustStore
 import Vocabulary
 
-/// Keeps the node set up and proven: reconciles at start, then when the CA file changes (a
-/// Secret volume swaps its `..data` link), when systemd-resolved restarts (a new owner of its bus
-/// name), and every interval (drift of the agent's files and link, and fresh probes), with
-/// jitter, and sooner with backoff while the node is not ready.
+/// Keeps the node set up and proven: reconciles at start, then when the CA changes (a Secret
+/// volume swaps its `..data` link; a selected ClusterTrustBundle changes, appears or goes), when
+/// systemd-resolved restarts (a new owner of its bus name), and every interval (drift of the
+/// agent's files and link, and fresh probes), with jitter, and sooner with backoff while the
+/// node is not ready.
 struct ReconcileService {
     let options: RunOptions
     /// What the last reconcile found, for the health endpoint.
@@ -35,19 +36,20 @@ struct ReconcileService {
     /// only while it waits, so a reconcile under way always finishes: no host change is cut in
     /// half by the agent.
     func run(until stop: StopSignals) {
-        var lastCA: [UInt8]?
+        let ca = CAWatch(options.ca, logger: logger)
+        var lastCA: CAWatch.Reading?
         var lastOwner: String?
         var schedule = Schedule(interval: options.interval, watchInterval: options.watchInterval)
         repeat {
-            let caBytes = try? NodeConfig.readFile(options.ca, what: "CA file", limit: CertificateParser.maximumFileSize)
+            let reading = ca.read(now: clock())
             let owner = resolvedOwner()
             var why: String?
             if schedule.due(now: clock()) { why = lastCA == nil ? "start" : "interval" }
-            if lastCA != nil, caBytes != lastCA { why = "the CA file changed" }
+            if lastCA != nil, reading != lastCA { why = ca.changed }
             if lastOwner != nil, owner != nil, owner != lastOwner { why = "systemd-resolved restarted" }
             if let why {
-                let ready = reconcile(why)
-                lastCA = caBytes
+                let ready = reconcile(why, ca: ca)
+                lastCA = reading
                 schedule.reconciled(ready: ready, now: clock(), jitter: Double.random(in: 0.9...1.1))
             }
             lastOwner = owner ?? lastOwner
@@ -57,9 +59,9 @@ struct ReconcileService {
     }
 
     /// One bootstrap run; returns whether the node is ready.
-    func reconcile(_ why: String) -> Bool {
+    func reconcile(_ why: String, ca: CAWatch) -> Bool {
         let outcome = Result {
-            let config = try NodeConfig(options.node, caFile: options.ca, dryRun: false)
+            let config = try NodeConfig(options.node.settings, ca: try ca.input(), dryRun: false)
             return try options.change.bootstrap(config).run()
         }
         switch outcome {

@@ -50,7 +50,7 @@ final class APIDouble {
     /// stands for its identity.
     init(
         _ node: SandboxNode, manifest: String = APIDouble.manifest, tokens: [String: String], port: Int = 6443,
-        nodeName: String = "node-1"
+        nodeName: String = "node-1", extra: [String] = []
     ) throws {
         self.node = node
         url = "https://127.0.0.20:\(port)"
@@ -70,7 +70,7 @@ final class APIDouble {
                 "--listen", "127.0.0.20:\(port)", "--cert", pki + "/registry.crt", "--key", pki + "/registry.key",
                 "--manifest", manifest, "--node", nodeName, "--log", log, "--state", state, "--events", eventsFile,
             ]
-                + tokens.sorted { $0.key < $1.key }.flatMap { ["--token", "\($0.key)=\($0.value)"] },
+                + tokens.sorted { $0.key < $1.key }.flatMap { ["--token", "\($0.key)=\($0.value)"] } + extra,
             output: errors)
         let deadline = Date().addingTimeInterval(15)
         while !FileManager.default.fileExists(atPath: state) {

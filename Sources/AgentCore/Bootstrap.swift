@@ -183,10 +183,14 @@ public struct Bootstrap {
         // Prove.
         let checks = suite.run(settings, pull: early)
         watch.lap("probes")
-        return Report(
+        var report = Report(
             ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
             changes: changes, notes: notes, checks: checks, timings: watch.phases,
             certificates: config.certificates.map(Report.CertificateFacts.init))
+        let hosts = locations.runtimeHosts
+        let watched = hosts.candidates + [hosts.hostsTOML].compactMap { $0 } + locations.runtimeCAFiles
+        report.watchedPaths = watched.compactMap { try? files.root.resolve($0) }
+        return report
     }
 
     /// Restarts each active runtime unit that entered the active state before the newest of the

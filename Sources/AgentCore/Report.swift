@@ -18,6 +18,10 @@ public struct Report: Encodable, Sendable {
     public var timings: [CheckResult.Phase] = []
     /// The CA certificates installed (bootstrap).
     public var certificates: [CertificateFacts] = []
+    /// The files and folders, as paths on this machine, whose change alters what the runtime
+    /// reads for the registry (its certs.d folders, the selected hosts.toml and CA files): `run`
+    /// reconciles as soon as one changes. Not part of the report's JSON.
+    public var watchedPaths: [String] = []
 
     public init(
         ready: Bool, dryRun: Bool, registry: String, changes: [String], notes: [String], checks: [CheckResult],

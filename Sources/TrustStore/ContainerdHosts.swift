@@ -51,6 +51,9 @@ public struct ContainerdHosts: Sendable, Equatable {
     public var notes: [String] = []
     /// Why the runtime refuses every pull from the registry before it connects, if it does.
     public var failure: String?
+    /// Every folder whose existence decides the selection, in containerd's order: a folder made
+    /// or removed there (another writer of certs.d, e.g. Spegel clearing it) changes what it reads.
+    public var candidates: [HostPath] = []
 
     public var server: Host? { hosts.last }
 
@@ -62,6 +65,7 @@ public struct ContainerdHosts: Sendable, Equatable {
         search: for root in roots {
             for name in folderNames(host) {
                 let path = try root.appending(name)
+                selected.candidates.append(path)
                 if files.kind(path) != nil {
                     selected.folder = path
                     break search

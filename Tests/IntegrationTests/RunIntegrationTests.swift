@@ -161,6 +161,34 @@ final class RunIntegrationTests: XCTestCase {
     /// An API server that accepts and never answers (the sandbox's silent-server on
     /// 127.0.0.25:443) costs the loop its request timeout (10 s), but only after the reconcile is
     /// logged and the endpoint and systemd know the outcome; SIGTERM still stops the agent.
+    /// Another writer of certs.d (Spegel clears it when it starts, keeping only its own folders):
+    /// the agent's folder is put back within a few watch ticks, not at the next interval (an hour
+    /// here), and the node pulls again. Before, nothing happened until the interval.
+    func testARemovedCertsDFolderIsPutBackWithinAWatchTick() throws {
+        let (process, log) = try startRun(["--ca", node.caFile, "--interval", "3600"])
+        defer {
+            if process.isRunning {
+                process.interrupt()
+                process.terminate()
+            }
+        }
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        try eventually(15, "first reconcile ready") { logText().contains("ready=true reason=start") }
+        let certsD = node.hostRoot + "/etc/containerd/certs.d"
+        let hostsTOML = certsD + "/\(node.registry)/hosts.toml"
+        XCTAssertEqual(try node.exec(["test", "-f", hostsTOML]).status, 0)
+        let cleared = try node.exec(["sh", "-c", "rm -rf \"$0\"/*", certsD])
+        XCTAssertEqual(cleared.status, 0, cleared.stderr)
+        try eventually(5, "a reconcile for the changed certs.d") { logText().contains("certs.d changed") }
+        try eventually(5, "the agent's folder back") { try node.exec(["test", "-f", hostsTOML]).status == 0 }
+        XCTAssertEqual(
+            try node.agent(["probe", "--host-root", node.hostRoot, "--registry", node.registry]).status, 0, logText())
+        // Nothing else changes it: no reconcile follows but the interval's.
+        let reconciles = logText().components(separatedBy: "reconciled").count
+        Thread.sleep(forTimeInterval: 2)
+        XCTAssertEqual(logText().components(separatedBy: "reconciled").count, reconciles, logText())
+    }
+
     func testASilentAPIServerHoldsBackNeitherTheOutcomeNorTheStop() throws {
         let tokenFile = node.folder + "/token"
         try "test-token".write(toFile: tokenFile, atomically: true, encoding: .utf8)

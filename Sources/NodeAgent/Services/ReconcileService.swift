@@ -30,6 +30,8 @@ struct ReconcileService {
 
     final class WatchBus {
         var bus: SystemBus?
+        /// What the last reconcile's runtime reads for the registry (Report.watchedPaths).
+        var runtimePaths: [String] = []
     }
 
     /// The loop, on the calling thread until `stop` takes SIGTERM or SIGINT. Signals are taken
@@ -39,16 +41,20 @@ struct ReconcileService {
         let ca = CAWatch(options.ca, logger: logger)
         var lastCA: CAWatch.Reading?
         var lastOwner: String?
+        var lastFolders: [[Int64]?]?
         var schedule = Schedule(interval: options.interval, watchInterval: options.watchInterval)
         repeat {
             let reading = ca.read(now: clock())
             let owner = resolvedOwner()
+            let folders = Self.fingerprint(watchedPaths)
             var why: String?
             if schedule.due(now: clock()) { why = lastCA == nil ? "start" : "interval" }
+            if lastFolders != nil, folders != lastFolders { why = "the runtime's certs.d changed" }
             if lastCA != nil, reading != lastCA { why = ca.changed }
             if lastOwner != nil, owner != nil, owner != lastOwner { why = "systemd-resolved restarted" }
             if let why {
                 let ready = reconcile(why, ca: ca)
+                lastFolders = Self.fingerprint(watchedPaths)
                 lastCA = reading
                 schedule.reconciled(ready: ready, now: clock(), jitter: Double.random(in: 0.9...1.1))
             }
@@ -56,6 +62,19 @@ struct ReconcileService {
         } while stop.wait(seconds: options.watchInterval) == nil
         logger.info("stopping: graceful shutdown")
         notify("STOPPING=1")
+    }
+
+    private var watchedPaths: [String] { watchBus.runtimePaths }
+
+    /// Each path's identity, size and change time (nil: absent), with lstat: a few calls per
+    /// watch tick, so that a writer that removes or replaces the runtime's folder (Spegel
+    /// clears certs.d when it starts) is answered within a tick, not at the next interval.
+    static func fingerprint(_ paths: [String]) -> [[Int64]?] {
+        paths.map { path in
+            var st = stat()
+            guard lstat(path, &st) == 0 else { return nil }
+            return [Int64(st.st_ino), Int64(st.st_size), Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec), Int64(st.st_ctim.tv_nsec)]
+        }
     }
 
     /// One bootstrap run; returns whether the node is ready.
@@ -67,6 +86,7 @@ struct ReconcileService {
         switch outcome {
         case .success(let report):
             cache.update(report: report, error: nil)
+            watchBus.runtimePaths = report.watchedPaths
             let failed = report.checks.filter { $0.outcome == .fail }.map(\.name)
             logger.info(
                 "reconciled",

@@ -27,7 +27,7 @@ final class APIDouble {
             docs = list(yaml.safe_load_all(open(sys.argv[1])))
             cut = 0
             for d in docs:
-                if d and d.get("kind") in ("ClusterRole", "Role") and d["metadata"]["name"] == "node-agent":
+                if d and d.get("kind") in ("ClusterRole", "Role") and d["metadata"]["name"].startswith("node-agent"):
                     kept = [r for r in d["rules"] if sys.argv[3] not in r.get("resources", [])]
                     cut += len(d["rules"]) - len(kept)
                     d["rules"] = kept

@@ -97,7 +97,8 @@ let package = Package(
         .testTarget(
             name: "NodeAgentTests",
             dependencies: [
-                "NodeAgent", "AgentCore", "Vocabulary", "HostSystem", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                "NodeAgent", "AgentCore", "Kubernetes", "Vocabulary", "HostSystem", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient"]),

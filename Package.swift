@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL"),
         // openat2(2) for HostSystem's descriptors under the host root (header only).
         .systemLibrary(name: "CLinux"),
+        // The version and commit scripts/build-release stamps in at link time (weak defaults: "dev").
+        .target(name: "CBuildInfo"),
 
         // The words every module speaks, touching no host: validated names and addresses
         // (RegistryAddress, DomainName, IPAddress), JSONValue, text helpers, AgentError.
@@ -62,7 +64,7 @@ let package = Package(
             name: "NodeAgent",
             dependencies: [
                 "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes",
-                "CSystemd",
+                "CSystemd", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -9,12 +9,14 @@ struct NodeAgent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node-agent",
         abstract: "Makes a Kubernetes node able to pull from the cluster's own registry: CA trust, cluster DNS on the host, proof.",
-        version: version,
-        subcommands: [BootstrapCommand.self, ProbeCommand.self, UninstallCommand.self, RunCommand.self, StatusCommand.self]
+        version: BuildInfo.current.summary,
+        subcommands: [
+            BootstrapCommand.self, ProbeCommand.self, UninstallCommand.self, RunCommand.self, StatusCommand.self, VersionCommand.self,
+        ]
     )
 
-    /// The agent's version: `node-agent --version`, and node_agent_info's `version` label.
-    static let version = "0.1.0-dev"
+    /// The agent's version, stamped by scripts/build-release ("dev" otherwise): BuildInfo.
+    static let version = BuildInfo.current.version
 
     /// Every option also reads `NODE_AGENT_<OPTION>` (e.g. NODE_AGENT_CLUSTER_DNS) when it is not
     /// on the command line; the command line wins.

@@ -48,7 +48,7 @@ final class StatusCacheTests: XCTestCase {
         let report = Report(
             ready: false, dryRun: false, registry: "registry.svc.cluster.local:443", changes: ["wrote \(secrets[3])"],
             notes: [secrets[0]], checks: leaky)
-        let cache = StatusCache(registry: "registry.svc.cluster.local:443", version: "1.2.3")
+        let cache = StatusCache(registry: "registry.svc.cluster.local:443", build: BuildInfo(version: "1.2.3", commit: "0123abc"))
         cache.update(report: report, error: nil)
         let afterReport = String(decoding: cache.current.metrics, as: UTF8.self)
         cache.update(report: nil, error: "cannot read \(secrets[3]) through \(secrets[0])")
@@ -57,7 +57,7 @@ final class StatusCacheTests: XCTestCase {
             for secret in secrets + ["s3cret", "/host", "CN="] { XCTAssertFalse(text.contains(secret), "\(secret) in\n\(text)") }
             let values = Set(text.matches(of: /="([^"]*)"/).map { String($0.output.1) })
             XCTAssertTrue(
-                values.isSubset(of: ["runtime-proxy", "tls-os-trust", "registry.svc.cluster.local:443", "1.2.3"]), "\(values)")
+                values.isSubset(of: ["runtime-proxy", "tls-os-trust", "registry.svc.cluster.local:443", "1.2.3", "0123abc"]), "\(values)")
         }
         XCTAssertTrue(afterReport.contains(#"probe_success{check="runtime-proxy"} 0"#), afterReport)
         // /status keeps them: it is served to the node's loopback only (HealthServer.answer).
@@ -68,7 +68,7 @@ final class StatusCacheTests: XCTestCase {
     func testMetricsForPassingWarningFailingAndSkippedChecks() {
         let text = StatusCache.metrics(
             report: report(ready: false), ready: false, reconciles: 3, failures: 1, lastReconcile: 1_764_670_000.25,
-            registry: "registry.svc.cluster.local:443", version: "1.2.3")
+            registry: "registry.svc.cluster.local:443", build: BuildInfo(version: "1.2.3", commit: "0123abc"))
         XCTAssertEqual(
             text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
             [
@@ -87,6 +87,9 @@ final class StatusCacheTests: XCTestCase {
                 "# HELP node_agent_info The registry the agent makes the node pull from (host:port) and the agent's version; always 1.",
                 "# TYPE node_agent_info gauge",
                 #"node_agent_info{registry="registry.svc.cluster.local:443",version="1.2.3"} 1"#,
+                "# HELP node_agent_build_info The agent's version (git describe) and the commit it was built from; always 1.",
+                "# TYPE node_agent_build_info gauge",
+                #"node_agent_build_info{version="1.2.3",commit="0123abc"} 1"#,
                 "# HELP probe_success 1 when the check passed (a warning counts), per check.",
                 "# TYPE probe_success gauge",
                 #"probe_success{check="dns-cluster"} 1"#,
@@ -120,14 +123,20 @@ final class StatusCacheTests: XCTestCase {
             ready: true, dryRun: false, registry: "r", changes: [], notes: [],
             checks: [CheckResult(name: "alias:\"x\"", outcome: .pass, reason: "")])
         XCTAssertTrue(
-            StatusCache.metrics(report: odd, ready: true, reconciles: 1, failures: 0, registry: "r", version: "v")
-                .contains(#"probe_success{check="alias:\"x\""} 1"# + "\n"))
+            StatusCache.metrics(
+                report: odd, ready: true, reconciles: 1, failures: 0, registry: "r", build: BuildInfo(version: "v", commit: "c")
+            )
+            .contains(#"probe_success{check="alias:\"x\""} 1"# + "\n"))
         // The info gauge's labels too (a registry is validated, a version is not).
         XCTAssertTrue(
             StatusCache.metrics(
-                report: nil, ready: false, reconciles: 0, failures: 0, registry: "[fd00::1]:5000", version: "1.0 \"rc\"\\\n"
+                report: nil, ready: false, reconciles: 0, failures: 0, registry: "[fd00::1]:5000",
+                build: BuildInfo(version: "1.0 \"rc\"\\\n", commit: "c\"")
             )
-            .contains(#"node_agent_info{registry="[fd00::1]:5000",version="1.0 \"rc\"\\\n"} 1"# + "\n"))
+            .contains(
+                #"node_agent_info{registry="[fd00::1]:5000",version="1.0 \"rc\"\\\n"} 1"# + "\n"
+                    + #"# HELP node_agent_build_info The agent's version (git describe) and the commit it was built from; always 1."#
+                    + "\n# TYPE node_agent_build_info gauge\n" + #"node_agent_build_info{version="1.0 \"rc\"\\\n",commit="c\""} 1"# + "\n"))
     }
 
     /// The snapshot after each kind of reconcile: not ready, failed (no report), ready.
@@ -173,7 +182,8 @@ final class StatusCacheTests: XCTestCase {
     /// alert needs: not ready, no reconcile, no error, and which registry and version.
     func testMetricsAndStatusExistBeforeTheFirstReconcile() throws {
         let cache = StatusCache(
-            registry: "registry.svc.cluster.local:443", version: "9.9.9", now: Date(timeIntervalSince1970: 1_764_670_000))
+            registry: "registry.svc.cluster.local:443", build: BuildInfo(version: "9.9.9", commit: "fedcba9"),
+            now: Date(timeIntervalSince1970: 1_764_670_000))
         XCTAssertEqual(
             String(decoding: cache.current.metrics, as: UTF8.self),
             """
@@ -192,6 +202,9 @@ final class StatusCacheTests: XCTestCase {
             # HELP node_agent_info The registry the agent makes the node pull from (host:port) and the agent's version; always 1.
             # TYPE node_agent_info gauge
             node_agent_info{registry="registry.svc.cluster.local:443",version="9.9.9"} 1
+            # HELP node_agent_build_info The agent's version (git describe) and the commit it was built from; always 1.
+            # TYPE node_agent_build_info gauge
+            node_agent_build_info{version="9.9.9",commit="fedcba9"} 1
             # HELP probe_success 1 when the check passed (a warning counts), per check.
             # TYPE probe_success gauge
             # HELP probe_duration_seconds Seconds the check took.
@@ -208,10 +221,10 @@ final class StatusCacheTests: XCTestCase {
             String(decoding: cache.current.status, as: UTF8.self),
             #"{"ready":false,"reason":"no reconcile yet","started_at":"2025-12-02T10:06:40Z"}"# + "\n")
         XCTAssertEqual(cache.current.readyReason, "no reconcile yet")
-        // The default version is the agent's own.
-        XCTAssertTrue(
-            String(decoding: StatusCache(registry: "r:443").current.metrics, as: UTF8.self).contains(
-                #"node_agent_info{registry="r:443",version="\#(NodeAgent.version)"} 1"#))
+        // The default version is the agent's own: a test build's, unstamped.
+        let own = String(decoding: StatusCache(registry: "r:443").current.metrics, as: UTF8.self)
+        XCTAssertTrue(own.contains(#"node_agent_info{registry="r:443",version="dev"} 1"#), own)
+        XCTAssertTrue(own.contains(#"node_agent_build_info{version="dev",commit="unknown"} 1"#), own)
     }
 
     /// /status after a reconcile is the report's JSON, as bootstrap prints it, and `checked_at`;

@@ -22,23 +22,24 @@ final class StatusCache: @unchecked Sendable {
 
     static let noReconcileYet = "no reconcile yet"
 
-    /// The registry as images name it (host:port) and the agent's version: `node_agent_info`'s labels.
+    /// The registry as images name it (host:port) and the agent's version: `node_agent_info`'s
+    /// labels; the version and commit: `node_agent_build_info`'s.
     let registry: String
-    let version: String
+    let build: BuildInfo
     private let lock = PlainLock()
     private var snapshot = Snapshot()
     private var reconciles = 0
     private var failures = 0
 
-    init(registry: String = "", version: String = NodeAgent.version, now: Date = Date()) {
+    init(registry: String = "", build: BuildInfo = .current, now: Date = Date()) {
         self.registry = registry
-        self.version = version
+        self.build = build
         let object: JSONValue = [
             "ready": false, "reason": .string(Self.noReconcileYet), "started_at": .string(now.iso8601),
         ]
         snapshot.status = Data(object.encoded() + [10])
         snapshot.metrics = Data(
-            Self.metrics(report: nil, ready: false, reconciles: 0, failures: 0, registry: registry, version: version).utf8)
+            Self.metrics(report: nil, ready: false, reconciles: 0, failures: 0, registry: registry, build: build).utf8)
     }
 
     var current: Snapshot { lock.withLock { snapshot } }
@@ -63,7 +64,7 @@ final class StatusCache: @unchecked Sendable {
             s.metrics = Data(
                 Self.metrics(
                     report: error == nil ? report : nil, ready: s.ready, reconciles: reconciles, failures: failures,
-                    lastReconcile: now.timeIntervalSince1970, registry: registry, version: version
+                    lastReconcile: now.timeIntervalSince1970, registry: registry, build: build
                 ).utf8)
             snapshot = s
         }
@@ -97,7 +98,7 @@ final class StatusCache: @unchecked Sendable {
     /// `lastReconcile` (Unix time) is nil before the first reconcile, written as 0.
     static func metrics(
         report: Report?, ready: Bool, reconciles: Int, failures: Int, lastReconcile: Double? = nil, registry: String,
-        version: String
+        build: BuildInfo
     ) -> String {
         var out = ""
         func metric(_ name: String, _ help: String, _ type: String, _ samples: [(String, Double)]) {
@@ -113,7 +114,12 @@ final class StatusCache: @unchecked Sendable {
             [("", lastReconcile ?? 0)])
         metric(
             "node_agent_info", "The registry the agent makes the node pull from (host:port) and the agent's version; always 1.",
-            "gauge", [("{registry=\"\(escape(registry))\",version=\"\(escape(version))\"}", 1)])
+            "gauge", [("{registry=\"\(escape(registry))\",version=\"\(escape(build.version))\"}", 1)])
+        // The Prometheus convention for what a binary is (as prometheus_build_info, go_build_info):
+        // a constant 1 whose labels say it, to join on or count versions across nodes.
+        metric(
+            "node_agent_build_info", "The agent's version (git describe) and the commit it was built from; always 1.", "gauge",
+            [("{version=\"\(escape(build.version))\",commit=\"\(escape(build.commit))\"}", 1)])
         metric(
             "probe_success", "1 when the check passed (a warning counts), per check.", "gauge",
             checks.filter { $0.outcome != .skip }.map {

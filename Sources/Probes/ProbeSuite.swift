@@ -92,6 +92,29 @@ public struct ProbeSuite {
         return realImage ? rest : min(rest, 2 * Int32(min(Double(timeoutMilliseconds), deadlineSeconds * 1000)))
     }
 
+    /// The agent's OS-store certificates that the running containerd's Go has not loaded: written
+    /// after the process started (Go reads the system roots once, at its first TLS verification,
+    /// which for a containerd that pulled before came before them: fail closed). nil when none.
+    static func notLoaded(files: HostFiles, trust: RegistryTrustLocations, running: [HostProcess], pid: Int?) -> (
+        certificates: Set<[UInt8]>, why: String
+    )? {
+        guard let pid, let started = running.first(where: { $0.pid == pid })?.started else { return nil }
+        var certificates = Set<[UInt8]>()
+        var newer: [String] = []
+        for file in trust.osStoreFiles {
+            guard let path = try? files.root.resolve(file), let written = try? modificationTime(path), written > started,
+                let bytes = try? files.read(file)
+            else { continue }
+            newer.append(file.path)
+            certificates.formUnion(GoTrustPool.pemCertificates(bytes))
+        }
+        guard !certificates.isEmpty else { return nil }
+        return (
+            certificates,
+            "containerd (pid \(pid)) started before \(newer.joined(separator: ", ")) reached the OS store, and its Go reads the system roots once: they are not counted; restart containerd to load them (or let certs.d carry the CA)"
+        )
+    }
+
     /// Every check. `pull`: the runtime's pull when the caller started it already (`startPull`).
     public func run(_ s: ProbeSettings, pull started: BackgroundWork<RuntimePullProbe.Outcome>? = nil) -> [CheckResult] {
         let pull = started ?? startPull(s)
@@ -216,7 +239,8 @@ public struct ProbeSuite {
                     let r = RuntimeTrustProbe.run(
                         hosts: s.trust.runtimeHosts, registry: s.registry, address: address, files: files,
                         environment: runtime?.environment ?? [:], timeoutMilliseconds: t, warningDays: s.expiryWarningDays,
-                        remedy: s.trust.remedy)
+                        remedy: s.trust.remedy, notLoaded: Self.notLoaded(files: files, trust: s.trust, running: running, pid: runtime?.pid)
+                    )
                     if let source = r.trust, let label = r.label { trust = (source, label) }
                     return r.check
                 }

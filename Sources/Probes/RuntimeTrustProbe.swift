@@ -16,7 +16,7 @@ public enum RuntimeTrustProbe {
     public static func run(
         hosts: ContainerdHosts, registry: RegistryAddress, address: IPAddress, files: HostFiles, environment: [String: String],
         timeoutMilliseconds: Int32, warningDays: Double, remedy: String?, name: String = "tls-runtime-trust",
-        who: String = "containerd"
+        who: String = "containerd", notLoaded: (certificates: Set<[UInt8]>, why: String)? = nil
     ) -> (check: CheckResult, trust: TrustSource?, label: String?) {
         let lenient = who != "containerd"
         func result(_ outcome: CheckResult.Outcome, _ reason: String) -> CheckResult {
@@ -29,7 +29,9 @@ public enum RuntimeTrustProbe {
         // containerd builds every host's TLS before it tries any: one CA it cannot load refuses them all.
         var pools: [GoTrustPool] = []
         for host in hosts.hosts {
-            let pool = GoTrustPool.build(files: files, environment: environment, caFiles: host.caFiles, lenient: lenient)
+            let pool = GoTrustPool.build(
+                files: files, environment: environment, caFiles: host.caFiles, lenient: lenient,
+                notLoaded: notLoaded?.certificates ?? [])
             if let failure = pool.failure { return (result(.fail, failure + (remedy.map { "; " + $0 } ?? "")), nil, nil) }
             pools.append(pool)
         }
@@ -65,6 +67,7 @@ public enum RuntimeTrustProbe {
         }
         if let (first, trust, label) = firstFailure {
             var failed = first
+            if let why = notLoaded?.why { failed.reason += "; " + why }
             if let remedy { failed.reason += "; " + remedy }
             // Another writer's folder (Spegel's mirror, Dragonfly's _default, an admin's) is what
             // the runtime reads for this registry: what it does with it, and what to change.

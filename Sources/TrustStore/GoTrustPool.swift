@@ -34,10 +34,21 @@ public struct GoTrustPool: Sendable {
     /// The pool for `caFiles` (nil: the system roots alone) on the node of `files`, for a
     /// containerd with `environment`. `lenient`: a file without a certificate is passed over
     /// (containers/image's `SetupCertificates`) rather than refused (containerd's).
-    public static func build(files: HostFiles, environment: [String: String], caFiles: [HostPath]?, lenient: Bool = false)
-        -> GoTrustPool
-    {
+    /// `notLoaded`: certificates of the system roots the runtime's Go has not loaded (added to
+    /// the OS store after the process started: Go reads the roots once), taken out of its roots.
+    public static func build(
+        files: HostFiles, environment: [String: String], caFiles: [HostPath]?, lenient: Bool = false,
+        notLoaded: Set<[UInt8]> = []
+    ) -> GoTrustPool {
         var pool = systemRoots(files: files, environment: environment)
+        if !notLoaded.isEmpty {
+            let before = pool.certificates.count
+            pool.certificates.removeAll { notLoaded.contains($0) }
+            if pool.certificates.count < before {
+                pool.summary += " less \(before - pool.certificates.count) added to the OS store after the runtime started"
+                pool.version += "|-\(notLoaded.hashValue)"
+            }
+        }
         var seen = Set(pool.certificates)
         for path in caFiles ?? [] {
             guard let bytes = try? files.read(path, limit: CertificateParser.maximumFileSize) else {

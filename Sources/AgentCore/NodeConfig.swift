@@ -67,6 +67,46 @@ public struct NodeConfig: Sendable {
         deadlineSeconds = o.deadline
         expiryWarningDays = o.expiryWarningDays
         let explicitDNS = try o.clusterDNS.map { try IPAddress($0) }
+        // What the user named (files, addresses, references) is checked before what is worked out
+        // from the node (its kubelet's cluster DNS): a missing --ca is the first thing to fix.
+        switch ca {
+        case .file(let path):
+            caFile = path
+            certificates = try CertificateParser.parseCAFile(
+                try Self.readFile(path, what: "CA file", limit: CertificateParser.maximumFileSize), source: path, now: now)
+        case .pem(let bytes, let source):
+            caFile = nil
+            certificates = try CertificateParser.parseCAFile(bytes, source: source, now: now)
+        case nil:
+            caFile = nil
+            certificates = []
+        }
+        let realmHosts = try RegistryCredentials.tokenRealmHosts(o.tokenRealmHosts)
+        if let auth = o.registryAuth {
+            let bytes = try Self.readFile(auth, what: "registry auth file", limit: 1 << 20)
+            credentials = try RegistryCredentials.fromDockerConfig(bytes, registry: registry, source: auth)
+            credentials?.tokenRealmHosts = realmHosts
+            if credentials == nil {
+                throw AgentError(
+                    .invalidInput, "\(auth) has no credentials for \(registry)",
+                    hint: "its `auths` needs an entry named \(registry.hostAndPort)")
+            }
+        }
+        if let address = o.dbusAddress {
+            guard !address.isEmpty, !address.contains(where: { $0.isNewline }) else {
+                throw AgentError(.invalidInput, "the D-Bus address is empty or contains a newline")
+            }
+        }
+        if let image = o.pullImage {
+            guard !image.isEmpty, !image.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+                throw AgentError(
+                    .invalidInput, "--pull-image '\(image)' is not an image reference",
+                    hint: "pass e.g. \(registry.hostAndPort)/team/app:1.0")
+            }
+            pullImage = image
+        }
+        if o.runtimePull, let endpoint = o.runtimeEndpoint { _ = try Self.criSocket(endpoint) }
+        self.dryRun = dryRun
         hostRoot = try HostRoot(o.hostRoot)
         let files = HostFiles(root: hostRoot)
         runtimeProcesses = HostProcesses(files: files).named(ProbeSuite.runtimeNames)
@@ -109,59 +149,25 @@ public struct NodeConfig: Sendable {
             }
         }
         kubeletResolvConf = kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
-        switch ca {
-        case .file(let path):
-            caFile = path
-            certificates = try CertificateParser.parseCAFile(
-                try Self.readFile(path, what: "CA file", limit: CertificateParser.maximumFileSize), source: path, now: now)
-        case .pem(let bytes, let source):
-            caFile = nil
-            certificates = try CertificateParser.parseCAFile(bytes, source: source, now: now)
-        case nil:
-            caFile = nil
-            certificates = []
-        }
-        let realmHosts = try RegistryCredentials.tokenRealmHosts(o.tokenRealmHosts)
-        if let auth = o.registryAuth {
-            let bytes = try Self.readFile(auth, what: "registry auth file", limit: 1 << 20)
-            credentials = try RegistryCredentials.fromDockerConfig(bytes, registry: registry, source: auth)
-            credentials?.tokenRealmHosts = realmHosts
-            if credentials == nil {
-                throw AgentError(
-                    .invalidInput, "\(auth) has no credentials for \(registry)",
-                    hint: "its `auths` needs an entry named \(registry.hostAndPort)")
-            }
-        }
-        if let address = o.dbusAddress {
-            guard !address.isEmpty, !address.contains(where: { $0.isNewline }) else {
-                throw AgentError(.invalidInput, "the D-Bus address is empty or contains a newline")
-            }
-            dbusAddress = address
-        } else {
-            dbusAddress = SystemBus.address(hostRoot: hostRoot.directory)
-        }
-        self.dryRun = dryRun
-        if let image = o.pullImage {
-            guard !image.isEmpty, !image.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-                throw AgentError(
-                    .invalidInput, "--pull-image '\(image)' is not an image reference",
-                    hint: "pass e.g. \(registry.hostAndPort)/team/app:1.0")
-            }
-            pullImage = image
-        }
+        dbusAddress = o.dbusAddress ?? SystemBus.address(hostRoot: hostRoot.directory)
         if o.runtimePull {
             let endpoint = kubeletEndpoint ?? "unix://" + RunningContainerd.defaultSocket
-            let path = Self.socketPath(endpoint)
-            guard path.hasPrefix("/"), let hostPath = try? HostPath(path) else {
-                throw AgentError(
-                    .invalidInput, "--runtime-endpoint \(endpoint) is not a unix socket path",
-                    hint: "pass unix:///run/containerd/containerd.sock or a path")
-            }
             // Whether it exists is seen at each probe: the runtime may start after the agent
             // (bootstrap from cloud-init, before containerd), and the other checks judge until then.
-            runtimeSocket = try hostRoot.resolve(hostPath)
+            runtimeSocket = try hostRoot.resolve(try Self.criSocket(endpoint))
         }
         for containerd in ignored { ignore(containerd) }
+    }
+
+    /// A CRI endpoint's socket as a path on the node; refused when it is not a unix socket path.
+    static func criSocket(_ endpoint: String) throws -> HostPath {
+        let path = socketPath(endpoint)
+        guard path.hasPrefix("/"), let hostPath = try? HostPath(path) else {
+            throw AgentError(
+                .invalidInput, "--runtime-endpoint \(endpoint) is not a unix socket path",
+                hint: "pass unix:///run/containerd/containerd.sock or a path")
+        }
+        return hostPath
     }
 
     /// A CRI endpoint's socket path (`unix:///run/x.sock` or the path itself).

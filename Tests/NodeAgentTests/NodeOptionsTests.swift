@@ -240,7 +240,8 @@ final class NodeOptionsTests: XCTestCase {
             for flag in flags {
                 XCTAssertTrue(doc.contains("| `\(flag)` |"), "\(flag) of \(name) is not in docs/CONFIGURATION.md")
                 let option = String(flag.dropFirst(2))
-                let known = (EnvironmentOptions.options[name] ?? []) + (EnvironmentOptions.flags[name] ?? [])
+                // --config is read from NODE_AGENT_CONFIG by EnvironmentOptions.resolve itself.
+                let known = (EnvironmentOptions.options[name] ?? []) + (EnvironmentOptions.flags[name] ?? []) + ["config"]
                 XCTAssertTrue(known.contains(option), "\(flag) of \(name) is not read from NODE_AGENT_\(option.uppercased())")
             }
         }

@@ -7,7 +7,6 @@ import ResolvedConfig
 import TrustStore
 import Vocabulary
 
-enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
 enum RuntimePullMode: String, ExpressibleByArgument, CaseIterable { case auto, off }
 
 extension TrustRefreshMode: ExpressibleByArgument {}
@@ -15,61 +14,69 @@ extension DNSMode: ExpressibleByArgument {}
 
 /// Options shared by the commands that act on a node and probe it.
 struct NodeOptions: ParsableArguments {
-    @Option(help: "Folder where the node's / is seen (/host in a pod).")
+    @Option(help: "Folder where the node's / is seen (/host in a pod). (env: NODE_AGENT_HOST_ROOT)")
     var hostRoot: String = "/"
 
-    @Option(help: "The registry as images name it: HOST[:PORT] (port 443 when omitted).")
+    @Option(help: "The registry as images name it: HOST[:PORT] (port 443 when omitted). (env: NODE_AGENT_REGISTRY)")
     var registry: String
 
-    @Option(help: "The cluster DNS (kube-dns Service) IP address (default: clusterDNS of kubelet's config).")
+    @Option(help: "The cluster DNS (kube-dns Service) IP address (default: clusterDNS of kubelet's config). (env: NODE_AGENT_CLUSTER_DNS)")
     var clusterDns: String?
 
-    @Option(help: "The cluster domain routed to the cluster DNS.")
+    @Option(help: "The cluster domain routed to the cluster DNS. (env: NODE_AGENT_DOMAIN)")
     var domain: String = "svc.cluster.local"
 
-    @Option(help: "D-Bus address of the host's system bus (default: the host root's run/dbus/system_bus_socket).")
+    @Option(
+        help: "D-Bus address of the host's system bus (default: the host root's run/dbus/system_bus_socket). (env: NODE_AGENT_DBUS_ADDRESS)"
+    )
     var dbusAddress: String?
 
     @Option(
         help:
-            "Another name the registry is used under, e.g. a short form resolved through the host's search list (repeatable; comma-separated in NODE_AGENT_ALIAS)."
+            "Another name the registry is used under, e.g. a short form resolved through the host's search list (repeatable). (env: NODE_AGENT_ALIAS, comma-separated)"
     )
     var alias: [String] = []
 
-    @Option(help: "Docker config.json with credentials for the registry (e.g. the pull secret's), to check that auth works.")
+    @Option(
+        help:
+            "Docker config.json with credentials for the registry (e.g. the pull secret's), to check that auth works. (env: NODE_AGENT_REGISTRY_AUTH)"
+    )
     var registryAuth: String?
 
     @Option(
         help:
-            "Hosts besides the registry's own to which a Bearer token realm may take --registry-auth's credentials, over https only (repeatable; comma-separated)."
+            "Hosts besides the registry's own to which a Bearer token realm may take --registry-auth's credentials, over https only (repeatable). (env: NODE_AGENT_TOKEN_REALM_HOSTS, comma-separated)"
     )
     var tokenRealmHosts: [String] = []
 
-    @Option(help: "Report format: text or json.")
+    @Option(name: [.short, .long], help: "Output format: text, or the report's object as json or yaml. (env: NODE_AGENT_OUTPUT)")
     var output: OutputFormat = .text
 
-    @Option(help: "Seconds allowed per probe phase.")
+    @Option(help: ArgumentHelp("Seconds allowed per probe phase. (env: NODE_AGENT_TIMEOUT)", valueName: "seconds"))
     var timeout: Double = 5
 
-    @Option(help: "Seconds allowed for all probes together.")
+    @Option(help: ArgumentHelp("Seconds allowed for all probes together. (env: NODE_AGENT_DEADLINE)", valueName: "seconds"))
     var deadline: Double = 30
 
-    @Option(help: "Warn when the registry's certificate chain expires within this many days.")
+    @Option(
+        help: ArgumentHelp(
+            "Warn when the registry's certificate chain expires within this many days. (env: NODE_AGENT_EXPIRY_WARNING_DAYS)",
+            valueName: "days"))
     var expiryWarningDays: Double = 14
 
     @Option(
         help:
-            "An image the runtime is asked to pull over its CRI socket, as kubelet asks it (default: a reference that cannot exist, whose 'not found' from the registry proves the path)."
+            "An image the runtime is asked to pull over its CRI socket, as kubelet asks it (default: a reference that cannot exist, whose 'not found' from the registry proves the path). (env: NODE_AGENT_PULL_IMAGE)"
     )
     var pullImage: String?
 
     @Option(
         help:
-            "The runtime's CRI socket, as on the node (default: kubelet's containerRuntimeEndpoint, else unix:///run/containerd/containerd.sock)."
+            "The runtime's CRI socket, as on the node (default: kubelet's containerRuntimeEndpoint, else unix:///run/containerd/containerd.sock). (env: NODE_AGENT_RUNTIME_ENDPOINT)"
     )
     var runtimeEndpoint: String?
 
-    @Option(help: "Ask the runtime to pull (runtime-pull): auto (when its CRI socket exists) or off.")
+    @Option(help: "Ask the runtime to pull (runtime-pull): auto (when its CRI socket exists) or off. (env: NODE_AGENT_RUNTIME_PULL)")
     var runtimePull: RuntimePullMode = .auto
 
     /// The options as given, for the core to validate.
@@ -102,23 +109,29 @@ struct NodeOptions: ParsableArguments {
 struct ChangeOptions: ParsableArguments {
     @Option(
         help:
-            "How the OS trust bundle is rebuilt: auto (native where that leaves what the host's tool would and no hook would run, the tool otherwise), tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks)."
+            "How the OS trust bundle is rebuilt: auto (native where that leaves what the host's tool would and no hook would run, the tool otherwise), tool (the host's own, hooks included) or native (Debian family: the agent, in milliseconds, no hooks). (env: NODE_AGENT_TRUST_REFRESH)"
     )
     var trustRefresh: TrustRefreshMode = .auto
 
-    @Option(help: "How the cluster domain reaches the cluster DNS: auto, link, dropin, delegate or hosts.")
+    @Option(help: "How the cluster domain reaches the cluster DNS: auto, link, dropin, delegate or hosts. (env: NODE_AGENT_DNS_MODE)")
     var dnsMode: DNSMode = .auto
 
     @Flag(
         help:
-            "Restart the container runtime (containerd, crio, docker units, through systemd's D-Bus API) when it started before the CA reached the OS store; once: a restarted runtime is no longer behind."
+            "Restart the container runtime (containerd, crio, docker units, through systemd's D-Bus API) when it started before the CA reached the OS store; once: a restarted runtime is no longer behind. (env: NODE_AGENT_RESTART_RUNTIME)"
     )
     var restartRuntime = false
 
-    @Flag(help: "Allow --dns-mode dropin, whose global DNS= gets every host lookup and leaks into resolved's resolv.conf.")
+    @Flag(
+        help:
+            "Allow --dns-mode dropin, whose global DNS= gets every host lookup and leaks into resolved's resolv.conf. (env: NODE_AGENT_ACCEPT_GLOBAL_DNS)"
+    )
     var acceptGlobalDns = false
 
-    @Option(help: "Seconds a host tool (update-ca-certificates and its hooks, ip) may run before it is stopped and reported.")
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a host tool (update-ca-certificates and its hooks, ip) may run before it is stopped and reported. (env: NODE_AGENT_TOOL_TIMEOUT)",
+            valueName: "seconds"))
     var toolTimeout: Double = 300
 
     /// The host tools' runner, after checking --tool-timeout.
@@ -146,6 +159,22 @@ extension NodeConfig {
     }
 }
 
+/// `--config`, shown in every command's help. EnvironmentOptions takes it off the command line
+/// before the parser sees it (the file fills the other options), so it never parses a value.
+struct ConfigOption: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "A file of NODE_AGENT_<OPTION>=value lines (a systemd EnvironmentFile, a ConfigMap's data) for the options that the command line and the environment leave unset. (env: NODE_AGENT_CONFIG)",
+            valueName: "file"))
+    var config: String?
+}
+
+/// Where an option's value came from when the command line did not give it.
+enum OptionSource: Equatable, Sendable {
+    case environment(variable: String)
+    case file(path: String, line: Int, key: String)
+}
+
 /// Fills options from `NODE_AGENT_<OPTION>` environment variables.
 enum EnvironmentOptions {
     static let options: [String: [String]] = [
@@ -168,11 +197,22 @@ enum EnvironmentOptions {
         "bootstrap": ["dry-run", "restart-runtime", "accept-global-dns"], "uninstall": ["dry-run"],
         "run": ["restart-runtime", "accept-global-dns"], "status": ["probe"],
     ]
+    /// Options that also have a one-letter name, as kubectl's `-o`.
+    static let shortNames = ["output": "o"]
+    /// What a boolean flag's variable may say (any case; empty is off).
+    static let booleans = (on: ["1", "true", "yes"], off: ["", "0", "false", "no"])
 
     /// The command line with what it lacks filled from the environment, then from the config file
     /// (`--config FILE` or NODE_AGENT_CONFIG): `NODE_AGENT_<OPTION>=value` lines, the format of a
     /// systemd EnvironmentFile and of a ConfigMap's data. Command line, then environment, then file.
     static func arguments(_ arguments: [String], environment: [String: String]) throws -> [String] {
+        try resolve(arguments, environment: environment).arguments
+    }
+
+    /// `arguments(_:environment:)` with where each filled option came from, for messages that
+    /// name what the user set (NODE_AGENT_TIMEOUT, or the file and its line) rather than a flag
+    /// the user never typed.
+    static func resolve(_ arguments: [String], environment: [String: String]) throws -> CommandLineInput {
         var args = arguments
         var path = environment["NODE_AGENT_CONFIG"]
         if let i = args.firstIndex(of: "--config"), i + 1 < args.count {
@@ -183,14 +223,38 @@ enum EnvironmentOptions {
             args.remove(at: i)
         }
         var merged = environment
+        var sources: [String: OptionSource] = [:]
         if let path {
-            for (key, value) in try configFile(path) where merged[key] == nil { merged[key] = value }
+            for (key, (value, line)) in try configEntries(path) where merged[key] == nil {
+                merged[key] = value
+                sources[key] = .file(path: path, line: line, key: key)
+            }
         }
-        return merge(arguments: args, environment: merged)
+        let out = merge(arguments: args, environment: merged)
+        var filled: [String: OptionSource] = [:]
+        if let sub = args.first {
+            for name in (options[sub] ?? []) + (flags[sub] ?? []) where merged[envName(name)] != nil && !given(name, in: args) {
+                filled[name] = sources[envName(name)] ?? .environment(variable: envName(name))
+            }
+            let input = CommandLineInput(arguments: out, sources: filled)
+            for name in flags[sub] ?? [] where !given(name, in: args) {
+                if let value = merged[envName(name)], !(booleans.on + booleans.off).contains(value.lowercased()) {
+                    throw AgentError(
+                        .invalidInput, "\(input.label(name)) '\(value.escapedForMessage)' is not true or false",
+                        hint: "say true, yes or 1 (or false, no, 0)")
+                }
+            }
+        }
+        return CommandLineInput(arguments: out, sources: filled)
     }
 
     /// Parses a config file: `KEY=value` lines, `#` comments, optional quotes around the value.
     static func configFile(_ path: String) throws -> [String: String] {
+        try configEntries(path).mapValues(\.value)
+    }
+
+    /// The config file's values with their line numbers.
+    static func configEntries(_ path: String) throws -> [String: (value: String, line: Int)] {
         let data: [UInt8]
         do {
             data = try HostFiles.readLocalFile(path, what: "config file", limit: 1 << 20)
@@ -198,7 +262,7 @@ enum EnvironmentOptions {
             error.hint = "check --config or NODE_AGENT_CONFIG"
             throw error
         }
-        var out: [String: String] = [:]
+        var out: [String: (value: String, line: Int)] = [:]
         for (number, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = raw.trimmingBlanks()
             if line.isEmpty || line.hasPrefix("#") { continue }
@@ -213,20 +277,28 @@ enum EnvironmentOptions {
             if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q {
                 value = String(value.dropFirst().dropLast())
             }
-            out[String(line[..<eq])] = value
+            out[String(line[..<eq])] = (value, number + 1)
         }
         return out
+    }
+
+    /// Whether the command line gives option `name` (`--name`, `--name=...`, or its short name).
+    static func given(_ name: String, in arguments: [String]) -> Bool {
+        arguments.contains { word in
+            if word == "--\(name)" || word.hasPrefix("--\(name)=") { return true }
+            guard let short = shortNames[name] else { return false }
+            return word == "-\(short)" || word.hasPrefix("-\(short)=")
+        }
     }
 
     static func merge(arguments: [String], environment: [String: String]) -> [String] {
         guard let sub = arguments.first, let names = options[sub] else { return arguments }
         var out = arguments
         for name in names {
-            let given = arguments.contains { $0 == "--\(name)" || $0.hasPrefix("--\(name)=") }
-            if !given, let value = environment[envName(name)] { out += ["--\(name)", value] }
+            if !given(name, in: arguments), let value = environment[envName(name)] { out += ["--\(name)", value] }
         }
         for name in flags[sub] ?? [] where !arguments.contains("--\(name)") {
-            if let value = environment[envName(name)], ["1", "true", "yes"].contains(value.lowercased()) { out.append("--\(name)") }
+            if let value = environment[envName(name)], booleans.on.contains(value.lowercased()) { out.append("--\(name)") }
         }
         return out
     }

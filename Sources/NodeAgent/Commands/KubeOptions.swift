@@ -8,19 +8,20 @@ import Vocabulary
 
 /// The options that put the agent in touch with its node's object in Kubernetes.
 struct KubeOptions: ParsableArguments {
-    @Option(help: "This node's name (the downward API's spec.nodeName; default: $NODE_NAME): its node condition.")
+    @Option(
+        help: "This node's name (the downward API's spec.nodeName; default: $NODE_NAME): its node condition. (env: NODE_AGENT_NODE_NAME)")
     var nodeName: String?
 
-    @Option(help: "The Kubernetes API, https://IP:PORT (default: the in-cluster KUBERNETES_SERVICE_HOST/PORT).")
+    @Option(help: "The Kubernetes API, https://IP:PORT (default: the in-cluster KUBERNETES_SERVICE_HOST/PORT). (env: NODE_AGENT_KUBE_API)")
     var kubeApi: String?
 
-    @Option(help: "Service account token file (default: the pod's).")
+    @Option(help: "Service account token file (default: the pod's). (env: NODE_AGENT_KUBE_TOKEN_FILE)")
     var kubeTokenFile: String?
 
-    @Option(help: "CA of the Kubernetes API (default: the pod's service account ca.crt).")
+    @Option(help: "CA of the Kubernetes API (default: the pod's service account ca.crt). (env: NODE_AGENT_KUBE_CA_FILE)")
     var kubeCaFile: String?
 
-    @Option(help: "The node condition's type.")
+    @Option(help: "The node condition's type. (env: NODE_AGENT_NODE_CONDITION)")
     var nodeCondition: String = "RegistryPullReady"
 
     /// A node condition type as the API takes it: a letter, then letters and digits (at most 63).

@@ -24,51 +24,86 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Keep the node able to pull: reconcile at start, on CA and resolved changes, and every interval; SIGTERM stops it.",
         discussion:
-            "Mount the CA Secret as a whole volume and point --ca at the file in it: Kubernetes swaps the volume's ..data link on update, which the agent notices (a subPath mount never updates). Or take the CA from the API's ClusterTrustBundles with --ca-cluster-trust-bundle-signer."
+            """
+            Mount the CA Secret as a whole volume and point --ca at the file in it: Kubernetes swaps \
+            the volume's ..data link on update, which the agent notices (a subPath mount never \
+            updates). Or take the CA from the API's ClusterTrustBundles with \
+            --ca-cluster-trust-bundle-signer. Exit status: 0 stopped (SIGTERM, SIGINT), 2 bad input or \
+            usage at start (nothing changed), 3 another failure at start (e.g. --listen's port is \
+            taken). Once running, a failed reconcile is reported, not an exit.
+
+            Every option can also be set by its NODE_AGENT_* variable (shown with each option) or by a \
+            line of a --config file; the command line wins, then the environment, then the file.
+
+            EXAMPLES:
+              # The DaemonSet's way: options from its ConfigMap (envFrom), the node's / at /host
+              NODE_AGENT_HOST_ROOT=/host NODE_AGENT_REGISTRY=registry.openfaas.svc.cluster.local:5000 \\
+                NODE_AGENT_CA=/etc/node-agent/ca/ca.crt node-agent run
+              # On a node, as a systemd unit would run it
+              node-agent run --config /etc/node-agent/node-agent.env
+              # The CA from ClusterTrustBundles, the startup taint removed once the node can pull
+              node-agent run --registry registry.openfaas.svc.cluster.local:5000 \\
+                --ca-cluster-trust-bundle-signer example.com/registry-ca --startup-taint node-agent/registry-not-ready
+            """
     )
 
     @OptionGroup var node: NodeOptions
 
-    @Option(help: "The CA file (in a Secret volume: the file inside the mounted folder).")
+    @OptionGroup var configFile: ConfigOption
+
+    @Option(help: "The CA file (in a Secret volume: the file inside the mounted folder). (env: NODE_AGENT_CA)")
     var ca: String?
 
     @Option(
         help:
-            "Take the CA from the Kubernetes API instead of a file: the trust anchors of the certificates.k8s.io ClusterTrustBundles with this spec.signerName (e.g. example.com/registry-ca)."
+            "Take the CA from the Kubernetes API instead of a file: the trust anchors of the certificates.k8s.io ClusterTrustBundles with this spec.signerName (e.g. example.com/registry-ca). (env: NODE_AGENT_CA_CLUSTER_TRUST_BUNDLE_SIGNER)"
     )
     var caClusterTrustBundleSigner: String?
 
-    @Option(help: "A label selector the ClusterTrustBundles must match too (the API's syntax: app=registry-ca,env in (prod)).")
+    @Option(
+        help:
+            "A label selector the ClusterTrustBundles must match too (the API's syntax: app=registry-ca,env in (prod)). (env: NODE_AGENT_CA_CLUSTER_TRUST_BUNDLE_LABELS)"
+    )
     var caClusterTrustBundleLabels: String?
 
-    @Option(help: "Seconds between lists of the ClusterTrustBundles (one small request to the API server each).")
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between lists of the ClusterTrustBundles (one small request to the API server each). (env: NODE_AGENT_CA_CLUSTER_TRUST_BUNDLE_INTERVAL)",
+            valueName: "seconds"))
     var caClusterTrustBundleInterval: Double = 10
 
-    @Option(help: "Seconds between full reconciles with probes (drift repair); jittered by 10%.")
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between full reconciles with probes (drift repair); jittered by 10%. (env: NODE_AGENT_INTERVAL)", valueName: "seconds")
+    )
     var interval: Double = 60
 
-    @Option(help: "Seconds between checks of the CA file and of resolved's bus owner.")
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between checks of the CA file and of resolved's bus owner. (env: NODE_AGENT_WATCH_INTERVAL)", valueName: "seconds"))
     var watchInterval: Double = 2
 
     @OptionGroup var change: ChangeOptions
 
     @OptionGroup var kube: KubeOptions
 
-    @Option(help: "A taint to remove from the node once it can pull (e.g. node-agent/registry-not-ready).")
+    @Option(help: "A taint to remove from the node once it can pull (e.g. node-agent/registry-not-ready). (env: NODE_AGENT_STARTUP_TAINT)")
     var startupTaint: String?
 
-    @Option(help: "Seconds between condition updates when nothing changed.")
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between condition updates when nothing changed. (env: NODE_AGENT_CONDITION_HEARTBEAT)", valueName: "seconds"))
     var conditionHeartbeat: Double = 300
 
     @Option(
         help:
-            "Address of the health endpoint (/healthz, /readyz, /status, /metrics), HOST:PORT; 'off' for none. Keep it on loopback: /status and /readyz's reasons are answered to loopback peers only."
+            "Address of the health endpoint (/healthz, /readyz, /status, /metrics), HOST:PORT; 'off' for none. Keep it on loopback: /status and /readyz's reasons are answered to loopback peers only. (env: NODE_AGENT_LISTEN)"
     )
     var listen: String = "127.0.0.1:9808"
 
     @Option(
         help:
-            "Address of a listener serving /metrics alone, for Prometheus on the node's network (the DaemonSet's: 0.0.0.0:9809), HOST:PORT; 'off' for none."
+            "Address of a listener serving /metrics alone, for Prometheus on the node's network (the DaemonSet's: 0.0.0.0:9809), HOST:PORT; 'off' for none. (env: NODE_AGENT_METRICS_LISTEN)"
     )
     var metricsListen: String = "off"
 
@@ -77,12 +112,14 @@ struct RunCommand: ParsableCommand {
             throw AgentError(.invalidInput, "--interval must be 0.1-86400 s and --watch-interval 0.05-3600 s")
         }
         let source = try caSource()
+        _ = try ChangeOptions.runner(toolTimeout: change.toolTimeout)
+        let reporter = try kube.reporter(startupTaint: startupTaint, heartbeat: conditionHeartbeat)
         // Fail fast on bad options: the same validation as bootstrap, before any service starts
-        // (the ClusterTrustBundles are listed by the loop: the API may come later than the agent).
+        // (the ClusterTrustBundles are listed by the loop: the API may come later than the agent);
+        // what the user typed first, then what is worked out from the node (its cluster DNS).
         var file: String?
         if case .file(let path) = source { file = path }
         let config = try NodeConfig(node, caFile: file, dryRun: true)
-        _ = try ChangeOptions.runner(toolTimeout: change.toolTimeout)
         // Before the endpoint's thread starts, so that it inherits the block.
         let stop = StopSignals()
         LoggingSystem.bootstrap { label in
@@ -91,7 +128,6 @@ struct RunCommand: ParsableCommand {
             return RedactingLogHandler(wrapped: handler)
         }
         let logger = Logger(label: "node-agent")
-        let reporter = try kube.reporter(startupTaint: startupTaint, heartbeat: conditionHeartbeat)
         let options = RunOptions(
             node: node, ca: source, interval: interval, watchInterval: watchInterval, change: change,
             reporter: reporter)

@@ -22,22 +22,40 @@ struct StatusCommand: ParsableCommand {
             no agent answers there, status says so and does nothing else: ask with --probe for a \
             fresh probe (it takes probe's options, e.g. --registry, --host-root; in the agent's pod \
             they come from its environment). Exit status: 0 ready, 1 not ready (or the agent's last \
-            reconcile failed), 2 bad input, 3 (--probe) the host could not be read, 4 no report: no \
-            agent answered at the endpoint, or it has not finished its first reconcile yet.
+            reconcile failed), 2 bad input or usage, 3 (--probe) the host could not be read, 4 no \
+            report: no agent answered at the endpoint, its answer is not usable, or it has not \
+            finished its first reconcile yet.
+
+            Every option can also be set by its NODE_AGENT_* variable (shown with each option) or by a \
+            line of a --config file; the command line wins, then the environment, then the file.
+
+            EXAMPLES:
+              # What the agent on this node last found
+              node-agent status
+              # In the agent's pod, as YAML
+              kubectl -n node-agent exec POD -- node-agent status -o yaml
+              # An agent listening elsewhere; or a fresh probe instead of asking it
+              node-agent status --endpoint http://127.0.0.1:9808
+              node-agent status --probe --registry registry.openfaas.svc.cluster.local:5000
             """
     )
 
     static let noReport: Int32 = 4
     static let defaultEndpoint = "http://127.0.0.1:9808"
 
-    @Option(help: "The running agent's health endpoint, http://IP:PORT (default: its --listen address, else \(defaultEndpoint)).")
+    @Option(
+        help:
+            "The running agent's health endpoint, http://IP:PORT (default: its --listen address, else \(defaultEndpoint)). (env: NODE_AGENT_ENDPOINT)"
+    )
     var endpoint: String?
 
-    @Flag(help: "Probe the node now, as `node-agent probe` does, instead of asking the running agent.")
+    @Flag(help: "Probe the node now, as `node-agent probe` does, instead of asking the running agent. (env: NODE_AGENT_PROBE)")
     var probe = false
 
-    @Option(help: "Report format: text or json.")
+    @Option(name: [.short, .long], help: "Output format: text, or the report's object as json or yaml. (env: NODE_AGENT_OUTPUT)")
     var output: OutputFormat = .text
+
+    @OptionGroup var configFile: ConfigOption
 
     /// The agent's --listen, from NODE_AGENT_LISTEN or the config file: where to find it.
     @Option(help: .hidden)
@@ -77,7 +95,7 @@ struct StatusCommand: ParsableCommand {
             client = try EndpointClient(Self.defaultEndpoint)
         }
         let shown = try Self.fetch(client)
-        writeStandard(output == .json ? shown.json : shown.text)
+        writeStandard(output.render(json: { shown.json }, text: { shown.text }))
         if !shown.ready { throw ExitCode(ExitStatus.notReady) }
     }
 
@@ -149,6 +167,8 @@ struct StatusCommand: ParsableCommand {
         let node: NodeOptions
         do {
             node = try NodeOptions.parse(probeOptions)
+        } catch let error where NodeOptions.exitCode(for: error) == .validationFailure {
+            throw UsageFailure(message: NodeOptions.message(for: error), command: "probe")
         } catch {
             throw AgentError(
                 .invalidInput, "--probe: \(NodeOptions.message(for: error))",
@@ -157,15 +177,16 @@ struct StatusCommand: ParsableCommand {
         let config = try NodeConfig(node, caFile: nil, dryRun: false)
         let report = try Bootstrap(config: config, runner: ProcessRunner(), refreshMode: .tool).probeOnly()
         let now = Date()
-        if output == .json {
-            var object = (try? JSONValue.parse(Array(report.json().utf8)))?.object ?? [:]
-            object["checked_at"] = .string(now.iso8601)
-            object["source"] = "probe"
-            object["age_seconds"] = .int(0)
-            writeStandard(Self.pretty(.object(object)))
-        } else {
-            writeStandard("A fresh probe of this node (--probe), not the running agent's report:\n" + report.text())
-        }
+        writeStandard(
+            output.render(
+                json: {
+                    var object = (try? JSONValue.parse(Array(report.json().utf8)))?.object ?? [:]
+                    object["checked_at"] = .string(now.iso8601)
+                    object["source"] = "probe"
+                    object["age_seconds"] = .int(0)
+                    return Self.pretty(.object(object))
+                },
+                text: { "A fresh probe of this node (--probe), not the running agent's report:\n" + report.text() }))
         if !report.ready { throw ExitCode(ExitStatus.notReady) }
     }
 

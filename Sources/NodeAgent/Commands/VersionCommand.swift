@@ -21,7 +21,7 @@ struct VersionCommand: ParsableCommand {
             """
     )
 
-    @Option(name: [.short, .long], help: "Output format: text or json.")
+    @Option(name: [.short, .long], help: "Output format: text, json or yaml.")
     var output: OutputFormat = .text
 
     func run() throws {
@@ -29,12 +29,11 @@ struct VersionCommand: ParsableCommand {
     }
 
     static func render(_ build: BuildInfo, _ output: OutputFormat) -> String {
-        if output == .json {
-            let object: JSONValue = [
-                "version": .string(build.version), "commit": .string(build.commit), "platform": .string(BuildInfo.platform),
-            ]
-            return String(decoding: object.encoded(), as: UTF8.self) + "\n"
-        }
-        return "Version:  \(build.version)\nCommit:   \(build.commit)\nPlatform: \(BuildInfo.platform)\n"
+        let object: JSONValue = [
+            "version": .string(build.version), "commit": .string(build.commit), "platform": .string(BuildInfo.platform),
+        ]
+        return output.render(
+            json: { String(decoding: object.encoded(), as: UTF8.self) + "\n" },
+            text: { "Version:  \(build.version)\nCommit:   \(build.commit)\nPlatform: \(BuildInfo.platform)\n" })
     }
 }

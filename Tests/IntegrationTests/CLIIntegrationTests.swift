@@ -82,6 +82,16 @@ final class CLIIntegrationTests: XCTestCase {
         assertUsageError(
             try agent(["probe"], environment: ["NODE_AGENT_CONFIG": file]),
             "\(file):3: NODE_AGENT_TIMEOUT='abc' is not a number of seconds; see 'node-agent probe --help'")
+        // A key no command reads is a typo, named with its line and the nearest option.
+        try "NODE_AGENT_REGISTRY=r.svc.cluster.local\nNODE_AGENT_TIMEOUTT=3\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let typo = try agent(["probe", "--config", file])
+        XCTAssertEqual(typo.status, 2, typo.stderr)
+        XCTAssertEqual(
+            typo.stderr,
+            "node-agent: error: \(file):2: NODE_AGENT_TIMEOUTT is not an option of node-agent (did you mean NODE_AGENT_TIMEOUT? Every option is in docs/CONFIGURATION.md)\n"
+        )
+        try "# node-agent\nNODE_AGENT_REGISTRY=r.svc.cluster.local\nNODE_AGENT_TIMEOUT=\"abc\"\n".write(
+            toFile: file, atomically: true, encoding: .utf8)
         // The command line wins, and then is what is named.
         let cli = try agent(["probe", "--config", file, "--timeout", "x"])
         XCTAssertTrue(cli.stderr.contains("--timeout 'x' is not a number"), cli.stderr)

@@ -225,7 +225,16 @@ enum EnvironmentOptions {
         var merged = environment
         var sources: [String: OptionSource] = [:]
         if let path {
-            for (key, (value, line)) in try configEntries(path) where merged[key] == nil {
+            let entries = try configEntries(path)
+            // A key no command reads is a typo (NODE_AGENT_TIMEOUTT) that would silently do nothing.
+            let known = Set((Array(options.values.joined()) + Array(flags.values.joined())).map(envName) + ["NODE_AGENT_CONFIG"])
+            if let (key, (_, line)) = entries.filter({ !known.contains($0.key) }).min(by: { $0.value.line < $1.value.line }) {
+                let near = known.min { distance($0, key) < distance($1, key) }
+                throw AgentError(
+                    .invalidInput, "\(path):\(line): \(key) is not an option of node-agent",
+                    hint: near.map { "did you mean \($0)? Every option is in docs/CONFIGURATION.md" })
+            }
+            for (key, (value, line)) in entries where merged[key] == nil {
                 merged[key] = value
                 sources[key] = .file(path: path, line: line, key: key)
             }
@@ -301,6 +310,23 @@ enum EnvironmentOptions {
             if let value = environment[envName(name)], booleans.on.contains(value.lowercased()) { out.append("--\(name)") }
         }
         return out
+    }
+
+    /// Levenshtein distance, for the nearest known variable.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.utf8)
+        let b = Array(b.utf8)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
     }
 
     static func envName(_ option: String) -> String {

@@ -1,4 +1,3 @@
-import HostSystem
 import Vocabulary
 
 /// nss-mdns's sources on the hosts line, as Debian's libnss-mdns 0.15.1 behaves (measured on a

@@ -13,19 +13,22 @@ public struct RuntimeLookup {
     public let runtime: ContainerRuntime?
     public let runner: CommandRunner
     public let client: DNSClient
+    /// Seconds the node's `getent` may take, the probe's budget for the lookup: the runner's
+    /// limit (ProcessRunner's), unless given.
+    public let budgetSeconds: Double?
 
-    public init(files: HostFiles, runtime: ContainerRuntime?, runner: CommandRunner, client: DNSClient) {
+    public init(files: HostFiles, runtime: ContainerRuntime?, runner: CommandRunner, client: DNSClient, budgetSeconds: Double? = nil) {
         self.files = files
         self.runtime = runtime
         self.runner = runner
         self.client = client
+        self.budgetSeconds = budgetSeconds ?? (runner as? ProcessRunner)?.timeoutSeconds
     }
 
     /// The node's files that decide a lookup, with the runtime's build and environment: read
     /// once per check, for Go's choice and for the C library's path alike.
     func inputs() -> GoHostLookup.Inputs {
-        func text(_ p: String) -> String? { try? files.readString(try HostPath(p), limit: 1 << 20) }
-        return .init(
+        .init(
             build: runtime?.build, environment: runtime?.environment ?? [:], nsswitch: text("/etc/nsswitch.conf"),
             resolvConf: text("/etc/resolv.conf"), mdnsAllowExists: (try? files.exists(try HostPath("/etc/mdns.allow"))) == true,
             hostname: text("/etc/hostname")?.trimmingWhitespace())
@@ -49,6 +52,35 @@ public struct RuntimeLookup {
         }
     }
 
+    func text(_ path: String) -> String? { try? files.readString(try HostPath(path), limit: 1 << 20) }
+
+    /// The sources of the hosts line that can hold a lookup of `name` (not `files`, not
+    /// `myhostname`, which answer from the node's own data), and why, where nss-mdns's rules
+    /// (MulticastDNSSources, measured on libnss-mdns 0.15.1) say which one takes it.
+    static func waitingSources(_ name: DomainName, nss: NSSwitchHosts?, mdnsAllow: String?) -> (sources: [String], why: String) {
+        let mdns = MulticastDNSSources(allowFile: mdnsAllow)
+        let allow = mdns.allow.map { "/etc/mdns.allow (\($0.joined(separator: " ")))" } ?? "no /etc/mdns.allow"
+        let fix = "leave the registry's domain out of /etc/mdns.allow (its entries are name suffixes)"
+        switch mdns.effect(of: nss, on: name) {
+        case .waits(let sources, let filesFirst)?:
+            return (
+                sources,
+                "\(sources.joined(separator: ", ")) takes the name before DNS (with \(allow)), and avahi-daemon answers not found only after 5 s per address family, then the lookup goes on; \(fix)\(filesFirst ? ", or let files answer it first (--dns-mode hosts)" : "")"
+            )
+        case .ends(let source, _)?:
+            return (
+                [source],
+                "\(source) takes the name before DNS (with \(allow)), and avahi-daemon answers not found only after 5 s per address family; its [NOTFOUND=return] then ends the lookup: \(fix), or remove [NOTFOUND=return]"
+            )
+        case nil:
+            let sources = (nss?.sources.map(\.name) ?? ["files", "dns"]).filter { $0 != "files" && $0 != "myhostname" }
+            return (
+                sources,
+                "a source of that line waits (\(sources.joined(separator: ", "))): a DNS server that does not answer (glibc gives each 5 s a try), an NSS module whose service does not answer"
+            )
+        }
+    }
+
     func glibc(name: DomainName, checkName: String, node: GoHostLookup.Inputs, why: String) -> (CheckResult, [IPAddress]) {
         var watch = Stopwatch()
         let nss = node.nsswitch.flatMap { NSSwitchHosts(parsing: $0) }
@@ -63,12 +95,23 @@ public struct RuntimeLookup {
         }
         let ran: GetentResult?
         do { ran = try getent(name.name, service: nil) } catch {
-            // An overrun (or a getent that could not run) is an answer, not an absence: the
-            // node's getaddrinfo waits as containerd's would (an NSS source that waits, say mDNS
-            // for a `.local` name), so the lookup is judged failed, never by a model instead.
+            // An overrun is an answer, not an absence: the node's getaddrinfo waits as
+            // containerd's does (an NSS source that waits, say mDNS for a `.local` name), so the
+            // lookup is judged failed with what waits, never by a model instead. A getent that
+            // could not be run at all fails too: the lookup containerd makes is not known.
+            let seconds = watch.elapsed
             details["answer"] = "\(error)"
+            guard let budget = budgetSeconds, seconds + 0.05 >= budget else {
+                return failed(
+                    "the lookup containerd makes for \(name) cannot be checked: the node's getent (glibc, following nsswitch.conf, hosts: \(line)) could not be run in the host root (\(error))"
+                )
+            }
+            let waits = Self.waitingSources(name, nss: nss, mdnsAllow: node.mdnsAllowExists ? text("/etc/mdns.allow") ?? "" : nil)
+            details["overrun_seconds"] = seconds.fixed(1)
+            details["budget_seconds"] = budget.fixed(1)
+            details["waiting_sources"] = waits.sources.joined(separator: ",")
             return failed(
-                "containerd cannot resolve \(name) in time: glibc, following nsswitch.conf (hosts: \(line)), did not answer within the probe's budget (\(error)); a source of that line waits (an mDNS source for .local names, an unreachable server): containerd's lookup waits as long"
+                "containerd cannot resolve \(name) in time: the node's glibc lookup, as containerd makes it (getent in the host root, hosts: \(line)), had not answered after \(seconds.fixed(1)) s, the probe's budget (--timeout), and was stopped: \(waits.why); containerd's lookup waits as long, and every pull from the registry with it"
             )
         }
         guard let getent = ran else {
@@ -106,7 +149,7 @@ public struct RuntimeLookup {
             details["answer"] = why
             details["dns_diagnosis"] = diagnosis.reason
             return failed(
-                "containerd cannot resolve \(name): glibc, following nsswitch.conf (hosts: \(line)), finds no address (\(why)); \(Self.hint(nss: nss, dns: diagnosis))"
+                "containerd cannot resolve \(name): glibc, following nsswitch.conf (hosts: \(line)), finds no address (\(why)); \(Self.hint(name, nss: nss, dns: diagnosis, mdnsAllow: node.mdnsAllowExists ? text("/etc/mdns.allow") ?? "" : nil))"
             )
         }
     }
@@ -141,10 +184,14 @@ public struct RuntimeLookup {
             || hostname.map { $0.lowercased() == n } == true
     }
 
-    static func hint(nss: NSSwitchHosts?, dns: CheckResult) -> String {
+    static func hint(_ name: DomainName, nss: NSSwitchHosts?, dns: CheckResult, mdnsAllow: String?) -> String {
         let names = nss?.sources.map(\.name) ?? ["dns", "files"]
         if !names.contains("dns") && !names.contains("resolve") {
             return "the hosts line asks no DNS source: add `dns` (or `resolve`) to it, or use --dns-mode hosts"
+        }
+        if dns.outcome == .pass, case .ends? = MulticastDNSSources(allowFile: mdnsAllow).effect(of: nss, on: name) {
+            return "yet the resolv.conf servers answer it (\(dns.reason)): "
+                + waitingSources(name, nss: nss, mdnsAllow: mdnsAllow).why
         }
         if dns.outcome == .pass {
             return

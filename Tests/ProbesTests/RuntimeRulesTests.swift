@@ -141,31 +141,86 @@ final class AnsweringSourceTests: XCTestCase {
     }
 }
 
-/// A getent that overruns the probe's budget is a failing lookup with its reason, never a
-/// fallback to a model of Go's resolver (which would pass where containerd's lookup waits).
+/// A getent that overruns the probe's budget is a failing lookup with its reason (how long it
+/// ran, which source of the hosts line waits), never a fallback to a model of Go's resolver
+/// (which would pass where containerd's lookup waits). A getent that cannot be run at all fails
+/// too, saying so.
 final class GetentOverrunTests: XCTestCase {
+    /// ProcessRunner's answer to a program past its limit, after that limit.
     final class StuckGetent: CommandRunner, @unchecked Sendable {
+        let seconds: Double
+        init(seconds: Double) { self.seconds = seconds }
         func run(_ executable: String, _ arguments: [String]) throws -> CommandResult { try run(executable, arguments, input: nil) }
         func run(_ executable: String, _ arguments: [String], input: [UInt8]?) throws -> CommandResult {
-            throw AgentError(.commandFailed, "getent did not finish within 2 s and was stopped, with what it started")
+            usleep(UInt32(seconds * 1e6))
+            throw AgentError(
+                .commandFailed, "chroot did not finish within \(Int(seconds)) s and was stopped, with what it started",
+                hint: "find what hangs on the node (for update-ca-certificates: a hook in /etc/ca-certificates/update.d, a stuck mount)")
         }
     }
 
-    func testAnOverrunFailsTheCheckWithItsReason() throws {
+    func lookup(_ hosts: String, allow: String?, runner: CommandRunner, budget: Double) throws -> (CheckResult, [IPAddress]) {
         let root = try makeTemporaryDirectory("getent-overrun")
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/usr/bin", withIntermediateDirectories: true)
-        try "hosts: files mdns4 dns\n".write(toFile: root + "/etc/nsswitch.conf", atomically: true, encoding: .utf8)
+        try "hosts: \(hosts)\n".write(toFile: root + "/etc/nsswitch.conf", atomically: true, encoding: .utf8)
+        if let allow { try allow.write(toFile: root + "/etc/mdns.allow", atomically: true, encoding: .utf8) }
         try "".write(toFile: root + "/usr/bin/getent", atomically: true, encoding: .utf8)
-        let lookup = RuntimeLookup(files: HostFiles(root: try HostRoot(root)), runtime: nil, runner: StuckGetent(), client: DNSClient())
-        let (result, addresses) = lookup.glibc(
-            name: try DomainName("registry.ns.svc.cluster.local"), checkName: "dns-host", node: lookup.inputs(), why: "cgo")
+        let lookup = RuntimeLookup(
+            files: HostFiles(root: try HostRoot(root)), runtime: nil, runner: runner, client: DNSClient(), budgetSeconds: budget)
+        return lookup.glibc(name: try DomainName("registry.ns.svc.cluster.local"), checkName: "dns-host", node: lookup.inputs(), why: "cgo")
+    }
+
+    func testAnOverrunFailsTheCheckWithItsTimeAndTheSourceThatWaits() throws {
+        let (result, addresses) = try lookup("files mdns4 dns", allow: ".local.\n.local\n", runner: StuckGetent(seconds: 0.3), budget: 0.3)
         XCTAssertEqual(result.outcome, .fail)
         XCTAssertEqual(addresses, [])
         XCTAssertEqual(result.details["resolver"], "glibc")
-        XCTAssertTrue(result.reason.contains("did not answer within the probe's budget"), result.reason)
-        XCTAssertTrue(result.reason.contains("hosts: files mdns4 dns"), result.reason)
+        XCTAssertEqual(result.details["waiting_sources"], "mdns4")
+        XCTAssertEqual(result.details["overrun_seconds"], "0.3")
+        for said in [
+            "had not answered after 0.3 s, the probe's budget (--timeout), and was stopped", "hosts: files mdns4 dns",
+            "mdns4 takes the name before DNS (with /etc/mdns.allow (.local. .local))",
+            "avahi-daemon answers not found only after 5 s per address family, then the lookup goes on",
+            "leave the registry's domain out of /etc/mdns.allow", "or let files answer it first (--dns-mode hosts)",
+        ] {
+            XCTAssertTrue(result.reason.contains(said), "\(said): \(result.reason)")
+        }
+        // Not ProcessRunner's words for a hung host tool.
+        XCTAssertFalse(result.reason.contains("update-ca-certificates"), result.reason)
+        XCTAssertFalse(result.reason.contains("chroot"), result.reason)
+
+        let (ends, _) = try lookup("files mdns4 [NOTFOUND=return] dns", allow: ".local\n", runner: StuckGetent(seconds: 0.3), budget: 0.3)
+        XCTAssertTrue(ends.reason.contains("its [NOTFOUND=return] then ends the lookup"), ends.reason)
+        // No mDNS source takes the name: every source that can wait is named.
+        let (other, _) = try lookup("files myhostname resolve dns", allow: nil, runner: StuckGetent(seconds: 0.3), budget: 0.3)
+        XCTAssertEqual(other.details["waiting_sources"], "resolve,dns")
+        XCTAssertTrue(other.reason.contains("a source of that line waits (resolve, dns)"), other.reason)
+    }
+
+    func testAGetentThatCannotRunFailsWithoutAModel() throws {
+        final class NoChroot: CommandRunner, @unchecked Sendable {
+            func run(_ executable: String, _ arguments: [String]) throws -> CommandResult { try run(executable, arguments, input: nil) }
+            func run(_ executable: String, _ arguments: [String], input: [UInt8]?) throws -> CommandResult {
+                throw AgentError(.commandFailed, "cannot run \(executable)", errno: EACCES)
+            }
+        }
+        let (result, _) = try lookup("files mdns4 dns", allow: nil, runner: NoChroot(), budget: 2)
+        XCTAssertEqual(result.outcome, .fail)
+        XCTAssertEqual(result.details["resolver"], "glibc")
+        XCTAssertNil(result.details["overrun_seconds"])
+        XCTAssertTrue(result.reason.contains("cannot be checked: the node's getent"), result.reason)
+        XCTAssertTrue(result.reason.contains("Permission denied"), result.reason)
+    }
+
+    /// A lookup that ends at nss-mdns's not found says which source ends it and why.
+    func testALookupEndedByMDNSNamesTheSource() throws {
+        let r = RuntimeLookup.hint(
+            try DomainName("registry.ns.svc.cluster.local"), nss: NSSwitchHosts(parsing: "hosts: files mdns4 [NOTFOUND=return] dns\n"),
+            dns: CheckResult(name: "dns-host", outcome: .pass, reason: "the host resolves it"), mdnsAllow: ".local\n")
+        XCTAssertTrue(r.hasPrefix("yet the resolv.conf servers answer it (the host resolves it): mdns4 takes the name before DNS"), r)
+        XCTAssertTrue(r.contains("its [NOTFOUND=return] then ends the lookup"), r)
     }
 }
 

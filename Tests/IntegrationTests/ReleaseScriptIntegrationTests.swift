@@ -32,7 +32,8 @@ final class ReleaseScriptIntegrationTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: work) }
         let clone = work + "/src"
         let dist = work + "/dist"
-        try run("/usr/bin/git", ["clone", "--quiet", packageRoot.path, clone])
+        // NODE_AGENT_RELEASE_REPO: another repository to clone (a copy with a change to try).
+        try run("/usr/bin/git", ["clone", "--quiet", environment["NODE_AGENT_RELEASE_REPO"] ?? packageRoot.path, clone])
         let head = try run("/usr/bin/git", ["-C", clone, "rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
         let describe = try run("/usr/bin/git", ["-C", clone, "describe", "--tags", "--always", "--dirty"]).trimmingCharacters(
             in: .whitespacesAndNewlines)

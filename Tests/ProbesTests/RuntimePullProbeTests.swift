@@ -96,6 +96,40 @@ final class RuntimePullProbeTests: XCTestCase {
         XCTAssertEqual(notPulled.map(\.outcome), [.fail, .fail])
     }
 
+    /// A pull the CRI client gave up at the time it was given is a failing check that says so
+    /// (the client's own words were "The transport threw an unexpected error." on containerd
+    /// 1.6); it is asked again only where the node's lookup of the name was seen to overrun.
+    func testAPullThatRanOutOfItsTimeSaysSoAndIsAskedAgainOnlyAfterALookupOverrun() {
+        let gaveUp = answer(false, "The transport threw an unexpected error.")
+        let outcome = RuntimePullProbe.pull(image: nil, registry: registry, milliseconds: 200) { reference in
+            usleep(200_000)
+            return try gaveUp(reference)
+        }
+        XCTAssertTrue(outcome.ranOut)
+        let check = RuntimePullProbe.check(outcome, image: nil, runtime: "containerd")
+        XCTAssertEqual(check.outcome, .fail)
+        XCTAssertEqual(check.details["stage"], "timeout")
+        XCTAssertTrue(
+            check.reason.hasPrefix(
+                "containerd had not answered the pull of registry-service.openfaas.svc.cluster.local:443/node-agent/pull-probe:absent after 0.2 s, the time the probe gives it (twice --timeout, within --deadline)"
+            ), check.reason)
+        // The runtime's own failure within its time is its answer, not a timeout.
+        XCTAssertFalse(RuntimePullProbe.pull(image: nil, registry: registry, milliseconds: 5000, gaveUp).ranOut)
+        XCTAssertFalse(RuntimePullProbe.pull(image: nil, registry: registry, gaveUp).ranOut)
+
+        var overrun = CheckResult(name: "dns-host", outcome: .fail, reason: "in time")
+        overrun.details["overrun_seconds"] = "2.0"
+        let notFound = CheckResult(name: "dns-host", outcome: .fail, reason: "finds no address")
+        XCTAssertTrue(RuntimePullProbe.askAgain(after: outcome, checks: [overrun]))
+        XCTAssertFalse(RuntimePullProbe.askAgain(after: outcome, checks: [notFound]))
+        var answered = RuntimePullProbe.pull(image: nil, registry: registry, milliseconds: 5000, answer(true, ""))
+        XCTAssertFalse(RuntimePullProbe.askAgain(after: answered, checks: [overrun]))
+        answered.earlier = 4.0
+        let again = RuntimePullProbe.check(answered, image: nil, runtime: "containerd")
+        XCTAssertEqual(again.details["first_ask_seconds"], "4.0")
+        XCTAssertTrue(again.reason.contains("(asked again with the rest of --deadline: the first ask ran out of its 4.0 s"), again.reason)
+    }
+
     /// node-agent-cri's answers as the agent reads them: the runtime's JSON answer, a refusal
     /// included, is a result; its failure to ask, or anything else on standard output, throws.
     func testTheHelpersAnswersAsTheAgentReadsThem() throws {

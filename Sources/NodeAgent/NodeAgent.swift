@@ -27,7 +27,8 @@ struct NodeAgent: ParsableCommand {
         (status) no usable report from the running agent.
 
         EXAMPLES:
-          node-agent bootstrap --ca ca.crt --registry registry.openfaas.svc.cluster.local:5000
+          node-agent bootstrap --ca ca.crt \\
+            --registry registry.openfaas.svc.cluster.local:5000
           node-agent probe --registry registry.openfaas.svc.cluster.local:5000 -o yaml
           node-agent status
           node-agent probe --help

@@ -140,6 +140,7 @@ final class CLIIntegrationTests: XCTestCase {
             XCTAssertEqual(help.status, 0, help.stderr)
             let flat = help.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ")
             XCTAssertTrue(help.stdout.contains("EXAMPLES:\n"), "\(command) --help has no examples")
+            Self.assertExamplesAreNotWrapped(help.stdout, command)
             XCTAssertTrue(flat.contains("  node-agent \(command) ") || flat.contains(" node-agent \(command) "), command)
             let options = help.stdout.split(separator: "\n").compactMap { line -> String? in
                 guard let match = line.firstMatch(of: /^  (?:-[a-z], )?--([a-z0-9-]+)/) else { return nil }
@@ -155,7 +156,17 @@ final class CLIIntegrationTests: XCTestCase {
         }
         let root = try agent(["--help"])
         XCTAssertTrue(root.stdout.contains("EXAMPLES:\n"), root.stdout)
+        Self.assertExamplesAreNotWrapped(root.stdout, "node-agent")
         XCTAssertTrue(root.stdout.contains("NODE_AGENT_"), root.stdout)
+    }
+
+    /// Each line of the EXAMPLES section is as written (indented, within 80 columns): a line
+    /// the help wrapped would be pasted as two broken commands.
+    static func assertExamplesAreNotWrapped(_ help: String, _ command: String, line: UInt = #line) {
+        guard let start = help.range(of: "EXAMPLES:\n") else { return }
+        for text in help[start.upperBound...].split(separator: "\n", omittingEmptySubsequences: false).prefix(while: { !$0.isEmpty }) {
+            XCTAssertTrue(text.hasPrefix("  ") && text.count <= 80, "\(command) --help: example line '\(text)' is wrapped", line: line)
+        }
     }
 
     /// `version -o yaml`: the object of `version -o json`.

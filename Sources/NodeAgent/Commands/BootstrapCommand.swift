@@ -20,9 +20,11 @@ struct BootstrapCommand: ParsableCommand {
 
             EXAMPLES:
               # Trust the registry's CA, route svc.cluster.local to kube-dns, probe a pull
-              node-agent bootstrap --ca /etc/registry/ca.crt --registry registry.openfaas.svc.cluster.local:5000
+              node-agent bootstrap --ca /etc/registry/ca.crt \\
+                --registry registry.openfaas.svc.cluster.local:5000
               # What would change, as YAML; nothing is changed
-              node-agent bootstrap --ca ca.crt --registry registry.openfaas.svc.cluster.local:5000 --dry-run -o yaml
+              node-agent bootstrap --ca ca.crt --dry-run -o yaml \\
+                --registry registry.openfaas.svc.cluster.local:5000
               # The options from a file of NODE_AGENT_*=value lines
               node-agent bootstrap --config /etc/node-agent/node-agent.env
             """

@@ -21,9 +21,12 @@ struct ProbeCommand: ParsableCommand {
               # Can this node pull from the registry? (cluster DNS from kubelet's config)
               node-agent probe --registry registry.openfaas.svc.cluster.local:5000
               # The report as JSON, with the pull secret's credentials tried
-              node-agent probe --registry registry.openfaas.svc.cluster.local:5000 --registry-auth config.json -o json
+              node-agent probe --registry-auth config.json -o json \\
+                --registry registry.openfaas.svc.cluster.local:5000
               # From a pod that mounts the node's / at /host
-              NODE_AGENT_HOST_ROOT=/host node-agent probe --registry registry.openfaas.svc.cluster.local:5000
+              NODE_AGENT_HOST_ROOT=/host \\
+                NODE_AGENT_REGISTRY=registry.openfaas.svc.cluster.local:5000 \\
+                node-agent probe
             """
     )
 

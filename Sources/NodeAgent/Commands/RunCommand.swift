@@ -36,14 +36,15 @@ struct RunCommand: ParsableCommand {
             line of a --config file; the command line wins, then the environment, then the file.
 
             EXAMPLES:
-              # The DaemonSet's way: options from its ConfigMap (envFrom), the node's / at /host
-              NODE_AGENT_HOST_ROOT=/host NODE_AGENT_REGISTRY=registry.openfaas.svc.cluster.local:5000 \\
-                NODE_AGENT_CA=/etc/node-agent/ca/ca.crt node-agent run
+              # As in the DaemonSet: options from its ConfigMap, the node's / at /host
+              NODE_AGENT_HOST_ROOT=/host NODE_AGENT_CA=/etc/node-agent/ca/ca.crt \\
+                NODE_AGENT_REGISTRY=registry.openfaas.svc.cluster.local:5000 node-agent run
               # On a node, as a systemd unit would run it
               node-agent run --config /etc/node-agent/node-agent.env
-              # The CA from ClusterTrustBundles, the startup taint removed once the node can pull
+              # The CA from ClusterTrustBundles; the startup taint removed once it can pull
               node-agent run --registry registry.openfaas.svc.cluster.local:5000 \\
-                --ca-cluster-trust-bundle-signer example.com/registry-ca --startup-taint node-agent/registry-not-ready
+                --ca-cluster-trust-bundle-signer example.com/registry-ca \\
+                --startup-taint node-agent/registry-not-ready
             """
     )
 

@@ -255,14 +255,21 @@ final class MonitoringIntegrationTests: XCTestCase {
         // The sandbox's registry certificate is issued for 30 days.
         for (_, expiry) in chain { XCTAssertEqual(expiry - Date().timeIntervalSince1970, 30 * 86400, accuracy: 2 * 86400) }
         let status = try statusObject()
-        let version = try node.agent(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertFalse(version.isEmpty)
+        // The version and commit the agent says (`version -o json`) label its series.
+        let build = try JSONValue.parse(Array(try node.agent(["version", "-o", "json"]).stdout.utf8))
+        let version = try XCTUnwrap(build["version"]?.string)
+        let commit = try XCTUnwrap(build["commit"]?.string)
         let info = try query(#"node_agent_info{job="node-agent"}"#)
         XCTAssertEqual(info.count, 1, "\(info)")
         XCTAssertEqual(info.first?.labels["registry"], status["registry"] as? String)
         XCTAssertEqual(info.first?.labels["version"], version)
         XCTAssertEqual(info.first?.labels["node"], "node-1")
         XCTAssertEqual(info.first?.value, 1)
+        let buildInfo = try query(#"node_agent_build_info{job="node-agent"}"#)
+        XCTAssertEqual(buildInfo.count, 1, "\(buildInfo)")
+        XCTAssertEqual(buildInfo.first?.labels["version"], version)
+        XCTAssertEqual(buildInfo.first?.labels["commit"], commit)
+        XCTAssertEqual(buildInfo.first?.value, 1)
         let last = try XCTUnwrap(try query(#"node_agent_last_reconcile_timestamp_seconds{job="node-agent"}"#).first?.value)
         XCTAssertEqual(last, Date().timeIntervalSince1970, accuracy: 10, "a reconcile ended within the last interval")
         XCTAssertGreaterThan(last, begun.timeIntervalSince1970)

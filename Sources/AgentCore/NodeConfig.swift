@@ -72,8 +72,7 @@ public struct NodeConfig: Sendable {
         switch ca {
         case .file(let path):
             caFile = path
-            certificates = try CertificateParser.parseCAFile(
-                try Self.readFile(path, what: "CA file", limit: CertificateParser.maximumFileSize), source: path, now: now)
+            certificates = try CertificateParser.parseCAFile(try Self.readCAFile(path), source: path, now: now)
         case .pem(let bytes, let source):
             caFile = nil
             certificates = try CertificateParser.parseCAFile(bytes, source: source, now: now)
@@ -180,6 +179,26 @@ public struct NodeConfig: Sendable {
         runtimeNotes.append(containerd.why)
         runningContainerd.removeAll { $0.pid == containerd.pid }
         runtimeProcesses.removeAll { $0.name == "containerd" && $0.pid == containerd.pid }
+    }
+
+    /// Where the CA file comes from, in the words of whoever mounted it (the DaemonSet's
+    /// NODE_AGENT_CA_ORIGIN, e.g. "Secret openfaas/registry-tls, key ca.crt"): a Secret volume
+    /// with `optional: true` leaves the file out when the Secret or its key is missing, and the
+    /// error then names the Secret and key to fix, not only a path inside the pod.
+    public static let caOriginVariable = "NODE_AGENT_CA_ORIGIN"
+
+    /// The CA file; when it does not exist and its origin is known, an error naming that origin.
+    public static func readCAFile(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [UInt8] {
+        do {
+            return try readFile(path, what: "CA file", limit: CertificateParser.maximumFileSize)
+        } catch let error as AgentError where error.message.hasSuffix("does not exist") {
+            guard let origin = environment[caOriginVariable], !origin.isEmpty else { throw error }
+            throw AgentError(
+                error.code, "\(error.message): it comes from \(origin), which is missing (no such Secret, or no such key in it)",
+                hint:
+                    "create it, or mount the key the Secret has: one made by `kubectl create secret tls` has tls.crt, not ca.crt (docs/install-openfaas.md); the agent starts again once it is there"
+            )
+        }
     }
 
     /// A file named on the command line, through HostSystem's guarded reader (regular files

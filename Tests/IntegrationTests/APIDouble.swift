@@ -14,6 +14,9 @@ import XCTest
 final class APIDouble {
     static let serviceAccount = "system:serviceaccount:node-agent:node-agent"
     static let manifest = packageRoot.appendingPathComponent("daemonset.yaml").path
+    /// daemonset.yaml's startup taint (its ConfigMap's, and its policy's): the double's node-1
+    /// joins with it.
+    static let startupTaint = "startup-taint.cluster-autoscaler.kubernetes.io/registry-not-ready"
 
     /// daemonset.yaml with the rules of its ClusterRole and Role (Events) on `resource` cut out,
     /// written into the node's folder; the number of rules cut and what the cutting said, for the
@@ -149,7 +152,7 @@ extension SandboxNode {
                 SandboxNode.binary, "run", "--host-root", hostRoot, "--registry", registry, "--ca", ca ?? caFile,
                 "--interval", "1", "--watch-interval", "0.2", "--timeout", "1", "--listen", "off", "--node-name", "node-1",
                 "--kube-api", api.url, "--kube-token-file", tokenFile, "--kube-ca-file", caFile,
-                "--startup-taint", "node-agent/registry-not-ready", "--condition-heartbeat", "\(heartbeat)",
+                "--startup-taint", APIDouble.startupTaint, "--condition-heartbeat", "\(heartbeat)",
             ], output: log)
     }
 

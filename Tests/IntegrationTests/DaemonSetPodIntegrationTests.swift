@@ -60,7 +60,7 @@ final class DaemonSetPodIntegrationTests: XCTestCase {
         // The node as the API server has it: the condition, and the startup taint gone.
         try eventually(10, "the node's condition is published") { try api!.condition("RegistryPullReady")?["status"] == "True" }
         let taints = try api!.taints()
-        XCTAssertFalse(taints.contains { $0["key"] as? String == "node-agent/registry-not-ready" }, "\(taints)")
+        XCTAssertFalse(taints.contains { $0["key"] as? String == APIDouble.startupTaint }, "\(taints)")
 
         // A registry outage: the node cannot pull and says so; the pod stays ready (its readiness
         // is the agent's health, so that the DaemonSet can still roll out a fix).

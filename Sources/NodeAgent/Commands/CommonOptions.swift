@@ -184,7 +184,7 @@ enum EnvironmentOptions {
         "status": NodeOptions.environmentNames + ["listen", "endpoint"],
         "uninstall": [
             "host-root", "registry", "dbus-address", "output", "trust-refresh", "node-name", "kube-api", "kube-token-file",
-            "kube-ca-file", "node-condition", "tool-timeout",
+            "kube-ca-file", "node-condition", "startup-taint", "tool-timeout",
         ],
         "run": NodeOptions.environmentNames + [
             "ca", "ca-cluster-trust-bundle-signer", "ca-cluster-trust-bundle-labels", "ca-cluster-trust-bundle-interval",

@@ -44,7 +44,7 @@ struct RunCommand: ParsableCommand {
               # The CA from ClusterTrustBundles; the startup taint removed once it can pull
               node-agent run --registry registry.openfaas.svc.cluster.local:5000 \\
                 --ca-cluster-trust-bundle-signer example.com/registry-ca \\
-                --startup-taint node-agent/registry-not-ready
+                --startup-taint readiness.k8s.io/registry-not-ready
             """
     )
 
@@ -88,7 +88,10 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var kube: KubeOptions
 
-    @Option(help: "A taint to remove from the node once it can pull (e.g. node-agent/registry-not-ready). (env: NODE_AGENT_STARTUP_TAINT)")
+    @Option(
+        help:
+            "A taint to remove from the node once it can pull; the DaemonSet's has cluster-autoscaler's startup-taint prefix (which key for which autoscaler: docs/install-autoscalers.md). (env: NODE_AGENT_STARTUP_TAINT)"
+    )
     var startupTaint: String?
 
     @Option(

@@ -59,6 +59,12 @@ struct UninstallCommand: ParsableCommand {
 
     @OptionGroup var kube: KubeOptions
 
+    @Option(
+        help:
+            "The startup taint `run` removes (its --startup-taint): removed from the node too, so that a node left tainted (it never could pull) is not left so for good. (env: NODE_AGENT_STARTUP_TAINT)"
+    )
+    var startupTaint: String?
+
     @OptionGroup var configFile: ConfigOption
 
     @Flag(help: "Print what would be removed, remove nothing. (env: NODE_AGENT_DRY_RUN)")
@@ -74,6 +80,13 @@ struct UninstallCommand: ParsableCommand {
         if let reporter {
             report.changes.append("remove the \(reporter.conditionType) condition of node \(reporter.node)")
             if !dryRun { try reporter.clear() }
+            if let key = startupTaint {
+                if dryRun {
+                    report.changes.append("remove the startup taint \(key) of node \(reporter.node), if it has it")
+                } else {
+                    report.changes += try reporter.removeTaint(key)
+                }
+            }
         }
         writeStandard(output.render(json: report.json, text: report.uninstallText))
     }

@@ -8,6 +8,14 @@ import Vocabulary
     import Glibc
 #endif
 
+/// What a TLS check trusts: a CA file as OpenSSL reads it (the OS bundle, for the OS's own
+/// tools), or the pool containerd's Go builds for a host (`GoTrustPool`), where every
+/// certificate is an anchor.
+public enum TrustSource: Sendable {
+    case file(String)
+    case pool(GoTrustPool)
+}
+
 /// A TLS client connection on OpenSSL that verifies as Go (and so containerd) does: trust from
 /// one CA file, SNI set to the registry host, the name checked against the SAN only (never the
 /// CN). Verification runs but does not abort the handshake, so that the exact OpenSSL verify
@@ -18,14 +26,6 @@ import Vocabulary
 /// indexed, not decoded (`TrustIndex`): a handshake decodes only the roots that the peer chain's
 /// names lead to, which are the only ones OpenSSL's own lookup would consider, so the verify code
 /// and chain are those of the whole file loaded (a test compares the two).
-/// What a TLS check trusts: a CA file as OpenSSL reads it (the OS bundle, for the OS's own
-/// tools), or the pool containerd's Go builds for a host (`GoTrustPool`), where every
-/// certificate is an anchor.
-public enum TrustSource: Sendable {
-    case file(String)
-    case pool(GoTrustPool)
-}
-
 final class TLSTrust {
     let context: OpaquePointer
     /// Every trusted certificate ends a chain (Go's rule; a pool's).
@@ -44,9 +44,7 @@ final class TLSTrust {
     /// `indexed: false` loads the whole file up front (what the index must agree with; tests).
     init(trustFile: String, indexed: Bool = true) throws {
         anyTrustedIsAnAnchor = false
-        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw AgentError(.io, "OpenSSL: cannot create a TLS context") }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
-        _ = node_agent_ssl_ctx_set_min_tls12(ctx)
+        let ctx = try Self.clientContext()
         // The bundle is a path on this machine (already under the host root): read with the
         // guards of every file read (regular files only, bounded).
         let bytes = !indexed ? nil : try? HostFiles.readLocalFile(trustFile, what: "trust bundle", limit: 16 << 20)
@@ -66,12 +64,18 @@ final class TLSTrust {
     /// nothing (every verification fails: unable to get the local issuer).
     init(pool: GoTrustPool) throws {
         anyTrustedIsAnAnchor = true
+        context = try Self.clientContext()
+        index = TrustIndex(ders: pool.certificates)
+        installVerifier()
+    }
+
+    /// A TLS 1.2+ client context that verifies without aborting the handshake (the verify code
+    /// is read afterwards).
+    private static func clientContext() throws -> OpaquePointer {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw AgentError(.io, "OpenSSL: cannot create a TLS context") }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nil)
         _ = node_agent_ssl_ctx_set_min_tls12(ctx)
-        context = ctx
-        index = TrustIndex(ders: pool.certificates) ?? TrustIndex(ders: [])
-        installVerifier()
+        return ctx
     }
 
     private func installVerifier() {
@@ -195,14 +199,11 @@ final class TLSConnection {
     /// `checkTime`: verify validity periods at that time instead of now (OpenSSL's
     /// X509_VERIFY_PARAM_set_time, which the verify callback's copy of the parameters keeps),
     /// to tell a certificate valid a little later from one that is wrong.
-    /// `anyTrustedIsAnAnchor`: every certificate of the trust ends a chain, as in Go's
-    /// `crypto/x509` (and so containerd), where a pool certificate is an anchor whether or not
-    /// it is self-signed: an intermediate given as the CA verifies (OpenSSL's
+    /// A pool's trust (`TLSTrust.anyTrustedIsAnAnchor`) ends a chain at any of its certificates,
+    /// as in Go's `crypto/x509` (and so containerd), where a pool certificate is an anchor whether
+    /// or not it is self-signed: an intermediate given as the CA verifies (OpenSSL's
     /// X509_V_FLAG_PARTIAL_CHAIN; without it OpenSSL wants the chain up to a root, code 2).
-    init(
-        socket: Socket, trust: TLSTrust, serverName: String, serverIsIP: Bool, checkTime: Date? = nil,
-        anyTrustedIsAnAnchor: Bool = false
-    ) throws {
+    init(socket: Socket, trust: TLSTrust, serverName: String, serverIsIP: Bool, checkTime: Date? = nil) throws {
         self.socket = socket
         self.trust = trust
         guard let s = SSL_new(trust.context) else { throw AgentError(.io, "OpenSSL: cannot create a TLS session") }
@@ -212,9 +213,7 @@ final class TLSConnection {
         SSL_set_hostflags(s, UInt32(X509_CHECK_FLAG_NEVER_CHECK_SUBJECT))
         SSL_set1_host(s, serverName)
         if let checkTime { X509_VERIFY_PARAM_set_time(SSL_get0_param(s), time_t(checkTime.timeIntervalSince1970)) }
-        if anyTrustedIsAnAnchor || trust.anyTrustedIsAnAnchor {
-            X509_VERIFY_PARAM_set_flags(SSL_get0_param(s), UInt(X509_V_FLAG_PARTIAL_CHAIN))
-        }
+        if trust.anyTrustedIsAnAnchor { X509_VERIFY_PARAM_set_flags(SSL_get0_param(s), UInt(X509_V_FLAG_PARTIAL_CHAIN)) }
     }
 
     deinit { SSL_free(ssl) }

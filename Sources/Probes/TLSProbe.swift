@@ -24,7 +24,7 @@ public struct ProbeTarget: Sendable {
 public enum TLSProbe {
     public static func run(
         name: String, target: ProbeTarget, trust trustSource: TrustSource, trustLabel: String,
-        warningDays: Double = 14, now: Date = Date(), anyTrustedIsAnAnchor: Bool = false
+        warningDays: Double = 14, now: Date = Date()
     ) -> CheckResult {
         var watch = Stopwatch()
         var details: [String: String] = ["address": "\(target.address):\(target.registry.port)", "trust": trustLabel]
@@ -39,7 +39,7 @@ public enum TLSProbe {
             watch.lap("connect")
             let c = try TLSConnection(
                 socket: socket, trust: trust, serverName: target.registry.hostName,
-                serverIsIP: target.serverIsIP, checkTime: checkTime, anyTrustedIsAnAnchor: anyTrustedIsAnAnchor)
+                serverIsIP: target.serverIsIP, checkTime: checkTime)
             try c.handshake()
             watch.lap("handshake")
             return c

@@ -27,11 +27,13 @@ public enum RuntimeTrustProbe {
         if let failure = hosts.failure { return (result(.fail, failure + (remedy.map { "; " + $0 } ?? "")), nil, nil) }
         let source = hosts.hostsTOML.map { "\($0)" } ?? hosts.folder.map { "the *.crt files of \($0)" } ?? "no folder of certs.d"
         // containerd builds every host's TLS before it tries any: one CA it cannot load refuses them all.
+        // The system roots once for all hosts: each reading walks /etc/ssl/certs.
+        let system = GoTrustPool.systemRoots(files: files, environment: environment)
         var pools: [GoTrustPool] = []
         for host in hosts.hosts {
             let pool = GoTrustPool.build(
                 files: files, environment: environment, caFiles: host.caFiles, lenient: lenient,
-                notLoaded: notLoaded?.certificates ?? [])
+                notLoaded: notLoaded?.certificates ?? [], system: system)
             if let failure = pool.failure { return (result(.fail, failure + (remedy.map { "; " + $0 } ?? "")), nil, nil) }
             pools.append(pool)
         }

@@ -36,11 +36,12 @@ public struct GoTrustPool: Sendable {
     /// (containers/image's `SetupCertificates`) rather than refused (containerd's).
     /// `notLoaded`: certificates of the system roots the runtime's Go has not loaded (added to
     /// the OS store after the process started: Go reads the roots once), taken out of its roots.
+    /// `system`: the system roots when the caller has them (`systemRoots`), for several hosts.
     public static func build(
         files: HostFiles, environment: [String: String], caFiles: [HostPath]?, lenient: Bool = false,
-        notLoaded: Set<[UInt8]> = []
+        notLoaded: Set<[UInt8]> = [], system: GoTrustPool? = nil
     ) -> GoTrustPool {
-        var pool = systemRoots(files: files, environment: environment)
+        var pool = system ?? systemRoots(files: files, environment: environment)
         if !notLoaded.isEmpty {
             let before = pool.certificates.count
             pool.certificates.removeAll { notLoaded.contains($0) }

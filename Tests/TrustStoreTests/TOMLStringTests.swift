@@ -13,12 +13,19 @@ final class TOMLStringTests: XCTestCase {
         XCTAssertEqual(TOMLString.basic("a\"b\\c\u{0}\u{1}\t\n\u{1F}\u{7F}é"), #""a\"b\\c\u0000\u0001\u0009\u000A\u001F\u007Fé""#)
     }
 
-    func testStringsOfAValueAreDecoded() {
-        XCTAssertEqual(TOMLString.strings(inValue: #" "a\"b\\c\u00e9\t""#), ["a\"b\\c\u{e9}\t"])
-        XCTAssertEqual(TOMLString.strings(inValue: #" ['C:\x', "y", 'z']  # "not this""#), ["C:\\x", "y", "z"])
-        XCTAssertEqual(TOMLString.strings(inValue: #" "\U0001F600""#), ["\u{1F600}"])
-        XCTAssertEqual(TOMLString.strings(inValue: #" "unclosed"#), [])
-        XCTAssertEqual(TOMLString.strings(inValue: #" "bad \q escape""#), [])
+    /// The strings of a value as the agent's TOML reader decodes them (the reader of hosts.toml
+    /// since TOMLDocument replaced the line-based one): escapes decoded, literal strings as
+    /// written, an unclosed string or an unknown escape refused.
+    func testStringsOfAValueAreDecoded() throws {
+        func strings(_ value: String) throws -> [String] {
+            let v = try TOMLDocument(parsing: "a = " + value + "\n").root["a"]
+            return v?.string.map { [$0] } ?? (v?.array ?? []).compactMap(\.string)
+        }
+        XCTAssertEqual(try strings(#" "a\"b\\c\u00e9\t""#), ["a\"b\\c\u{e9}\t"])
+        XCTAssertEqual(try strings(#" ['C:\x', "y", 'z']  # "not this""#), ["C:\\x", "y", "z"])
+        XCTAssertEqual(try strings(#" "\U0001F600""#), ["\u{1F600}"])
+        XCTAssertThrowsError(try strings(#" "unclosed"#))
+        XCTAssertThrowsError(try strings(#" "bad \q escape""#))
     }
 
     /// A CA path with `"` and `\` (a config_path may hold them): the exact text, what Python's

@@ -183,7 +183,8 @@ final class ClusterTrustBundleIntegrationTests: XCTestCase {
             try eventually(10, "a failed reconcile", line: line) { logText().contains("reconcile failed") }
             for phrase in phrases { XCTAssertTrue(logText().contains(phrase), "\(phrase) in\n\(logText())", line: line) }
             XCTAssertFalse(logText().contains("ready=true"), line: line)
-            XCTAssertEqual(try api.condition("RegistryPullReady")?["status"], "False", line: line)
+            // The log line comes before the condition's patch: wait for the condition, do not race it.
+            try eventually(5, "condition False", line: line) { try api.condition("RegistryPullReady")?["status"] == "False" }
         }
 
         let (manifest, cut, said) = try APIDouble.manifest(without: "clustertrustbundles", in: node)

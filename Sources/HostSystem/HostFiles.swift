@@ -211,7 +211,7 @@ public struct HostFiles: Sendable {
     /// at any point leaves each file old or new, never half written (stray temporaries are
     /// removed by the next write in their folder); a failure before the renames changes nothing.
     /// On ext4 the first fsync commits the journal for every file of the batch, so ten files cost
-    /// about one commit instead of twenty (measured: README, Evidence).
+    /// about one commit instead of twenty (measured: docs/evidence.md, "Journal commits").
     public func perform(_ operations: [Operation]) throws {
         struct Pending {
             var fd: Int32

@@ -6,7 +6,7 @@ import Vocabulary
 // node-agent-cri: the agent's CRI calls, in a process of their own. The agent runs it for the
 // runtime-pull check and reads one JSON object from it; the gRPC stack (grpc-swift, swift-nio,
 // BoringSSL under the transport) is linked here and not into the agent, whose idle memory it
-// raised from 17 to 23 MiB (README, "What runtime-pull costs").
+// raised from 17 to 23 MiB (docs/evidence.md, "What runtime-pull costs").
 //
 //   node-agent-cri pull --socket PATH --image REF --timeout SECONDS   < {"username":…,"password":…} (or {})
 //   node-agent-cri version --socket PATH --timeout SECONDS

@@ -209,7 +209,7 @@ public struct DebianTrustStore {
         }
         guard let conf = try files.readString(Self.conf) else { return "\(Self.conf.path) is missing" }
         // One pass over /etc/ssl/certs, each folder resolved inside the root once: a few hundred
-        // entries, read on every run (measured: 6,500 stat calls before, README Evidence).
+        // entries, read on every run (measured: 6,500 stat calls before, docs/evidence.md).
         var folder = try CertsFolder(files: files)
         let certs = folder.real
         for raw in conf.split(separator: "\n") {

@@ -3,7 +3,7 @@ import Glibc
 
 // Small text helpers that FoundationEssentials does not have. The agent imports FoundationEssentials
 // only, not Foundation: Foundation (with ICU and CoreFoundation) costs ~9 MiB of resident memory in
-// a process that has no use for locales (README, Evidence: steady state).
+// a process that has no use for locales (docs/evidence.md, "Steady state").
 
 extension Character {
     /// Foundation's `CharacterSet.whitespaces`: blanks (Unicode `Zs`) and tab, not line breaks.

@@ -6,7 +6,7 @@ import XCTest
 /// `tls-containers-trust`: on a sandbox node, for each layout of `certs.d` and `registries.conf`
 /// below, Debian's skopeo (a real containers/image client) inspects the registry's test image
 /// inside the node, and the agent probes; the two must agree. What this proves and what only a
-/// real CRI-O would: README, Checks.
+/// real CRI-O would: docs/checks.md.
 final class ContainersImageIntegrationTests: XCTestCase {
     var node: SandboxNode!
 

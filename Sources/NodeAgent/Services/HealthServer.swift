@@ -11,7 +11,7 @@ import Vocabulary
 /// the last reconcile found; requests never trigger probes. Bounded: GET and HEAD only, no
 /// request body, a request head of at most 16 KiB, at most `limits.maxConnections` at once.
 ///
-/// Not an attack surface (README, Security): a client has `limits.headTimeout` from its
+/// Not an attack surface (docs/endpoint.md): a client has `limits.headTimeout` from its
 /// connection (or from its last answer) for its whole request head, however it drips it, and
 /// `limits.answerTimeout` to read the answer. A full server sheds its oldest connection that is
 /// not being answered instead of leaving a new one (the kubelet's probe) in the listen queue. A
@@ -20,7 +20,7 @@ import Vocabulary
 ///
 /// One thread and poll(2) per listener, no event-loop library: four fixed answers need no more,
 /// and swift-nio with swift-service-lifecycle was 2.7 MB of code, ~4 MiB of the agent's resident
-/// memory and most of its build time (README, Evidence).
+/// memory and most of its build time (docs/evidence.md, "Steady state").
 final class HealthServer: @unchecked Sendable {
     /// What a listener serves.
     enum Scope: Sendable {

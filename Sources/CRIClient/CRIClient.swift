@@ -168,11 +168,12 @@ public enum CRIClient {
         let deadline = loop.scheduleTask(in: .nanoseconds(nanoseconds)) { task.cancel() }
         let result = Result { try promise.futureResult.wait() }
         deadline.cancel()
+        // The timer's future succeeded only if it fired (a cancelled one fails): then whatever
+        // the body ended with is the cancellation's, a thrown error or grpc's answer for a
+        // cancelled call ("The transport threw an unexpected error.", code unknown).
+        if (try? deadline.futureResult.wait()) != nil { return .timedOut }
         switch result {
         case .success(let value): return .done(value)
-        // The timer's future succeeded only if it fired (a cancelled one fails): then the error
-        // is the cancellation's.
-        case .failure where (try? deadline.futureResult.wait()) != nil: return .timedOut
         case .failure(let error): return .failed(error)
         }
     }

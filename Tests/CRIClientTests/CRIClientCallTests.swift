@@ -39,6 +39,36 @@ final class CRIClientCallTests: XCTestCase {
         }
     }
 
+    /// A peer that answers the HTTP/2 preface with its SETTINGS and then says nothing more (a
+    /// runtime that takes the call and never answers it): at the timeout the pull's result is
+    /// deadline exceeded naming the socket and the seconds, not grpc's words for a cancelled call.
+    func testAServerThatTakesTheCallAndNeverAnswersTimesOutSayingSo() throws {
+        let (path, fd) = try listen()
+        let server = Thread {
+            var open: [Int32] = []
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { break }
+                open.append(c)
+                // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+                let settings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
+                _ = send(c, settings, settings.count, Int32(MSG_NOSIGNAL))
+            }
+            open.forEach { close($0) }
+        }
+        server.start()
+        defer {
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
+        let start = Date()
+        let r = try CRIClient.pullImage(socketPath: path, image: "x/y:1", username: nil, password: nil, timeoutSeconds: 1)
+        XCTAssertFalse(r.ok)
+        XCTAssertEqual(r.code, 4, r.message)
+        XCTAssertEqual(r.message, "no answer from the container runtime at \(path) within 1.0 s")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 3)
+    }
+
     /// A peer that answers the HTTP/2 preface with HTTP/1.1 and hangs up: a protocol failure.
     func testAPeerThatIsNotGRPCThrows() throws {
         let (path, fd) = try listen()

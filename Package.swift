@@ -42,6 +42,8 @@ let package = Package(
         // HTTP/1.x heads as they travel: the one head parser, under the probes' client (responses)
         // and the health endpoint (requests); pure and fuzzed.
         .target(name: "HTTPWire", dependencies: ["Vocabulary"]),
+        // What node-agent-cri and the agent say across its pipe: one type per message, both sides.
+        .target(name: "CRIWire", dependencies: ["Vocabulary"]),
         .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "COpenSSL"]),
         // The Kubernetes API client and the node's condition and startup taint.
         .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "Probes"]),
@@ -102,6 +104,7 @@ let package = Package(
                 "NodeAgent", "AgentCore", "Kubernetes", "Vocabulary", "HostSystem", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .testTarget(name: "CRIWireTests", dependencies: ["CRIWire"]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "TestSupport", "CRIClient"]),

@@ -1,0 +1,94 @@
+import FoundationEssentials
+import Vocabulary
+
+/// What `node-agent-cri` and the agent say to each other across its pipe, one type per message,
+/// encoded by the side that writes it and decoded by the side that reads it: the agent starts
+///
+///     node-agent-cri pull --socket PATH --image REF --timeout SECONDS   < CRIPullCredentials
+///     node-agent-cri status --socket PATH --timeout SECONDS
+///     node-agent-cri version --socket PATH --timeout SECONDS
+///
+/// and reads one `CRIPullAnswer`, `CRIRuntimeStatus` or `CRIRuntimeVersion` from its standard
+/// output (exit 0; 1: the runtime could not be asked, why on standard error; 2: a malformed call).
+/// JSON objects, keys sorted, in snake case.
+public protocol CRIHelperMessage: Codable, Sendable, Equatable {}
+
+extension CRIHelperMessage {
+    /// The message as it travels: one JSON object.
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Strings, numbers and booleans only: nothing here can fail to encode.
+        return Array((try? encoder.encode(self)) ?? Data("{}".utf8))
+    }
+
+    /// Reads the message from its JSON text; throws when the text is not this message.
+    public init(decoding bytes: some Sequence<UInt8>) throws {
+        self = try JSONDecoder().decode(Self.self, from: Data(bytes))
+    }
+}
+
+/// The arguments of the calls above, as the agent passes them and the helper parses them.
+public enum CRIHelperCall {
+    public static func pull(socket: String, image: String, timeoutSeconds: Double) -> [String] {
+        ["pull", "--socket", socket, "--image", image, "--timeout", "\(timeoutSeconds)"]
+    }
+
+    public static func status(socket: String, timeoutSeconds: Double) -> [String] {
+        ["status", "--socket", socket, "--timeout", "\(timeoutSeconds)"]
+    }
+}
+
+/// A pull secret's credentials, the pull's standard input (`{}` without them): a process's
+/// arguments are readable by every user of the node. The helper starts the pull once this has
+/// come, so the agent can start it ahead of the pull.
+public struct CRIPullCredentials: CRIHelperMessage {
+    public var username: String?
+    public var password: String?
+
+    public init(username: String?, password: String?) {
+        self.username = username
+        self.password = password
+    }
+}
+
+/// The runtime's answer to a `PullImage`, as kubelet would get it; a refusal is an answer too.
+public struct CRIPullAnswer: CRIHelperMessage {
+    public var ok: Bool
+    /// The pulled image's reference (`sha256:…`), when `ok`.
+    public var imageRef: String?
+    /// The gRPC status code: 0 ok, 2 unknown (containerd's usual code for a failed pull), 5 not
+    /// found, 4 deadline exceeded (no answer within the call's timeout), …
+    public var code: Int
+    /// The runtime's own error text, e.g. containerd's `failed to pull and unpack image …: x509:
+    /// certificate signed by unknown authority`; empty when `ok`.
+    public var message: String
+
+    public init(ok: Bool, imageRef: String?, code: Int, message: String) {
+        self.ok = ok
+        self.imageRef = imageRef
+        self.code = code
+        self.message = message
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case ok, code, message
+        case imageRef = "image_ref"
+    }
+}
+
+/// The runtime's name and version (CRI `Version`): `containerd`, `1.6.20~ds1`.
+public struct CRIRuntimeVersion: CRIHelperMessage {
+    public var runtimeName: String
+    public var runtimeVersion: String
+
+    public init(runtimeName: String, runtimeVersion: String) {
+        self.runtimeName = runtimeName
+        self.runtimeVersion = runtimeVersion
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case runtimeName = "runtime_name"
+        case runtimeVersion = "runtime_version"
+    }
+}

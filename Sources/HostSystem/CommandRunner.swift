@@ -156,19 +156,15 @@ public struct ProcessRunner: CommandRunner {
         var open = [true, true]
         var buffer = [UInt8](repeating: 0, count: 65536)
         while open[0] || open[1] {
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return (outputs[0], outputs[1], false) }
+            guard monotonicNanoseconds() < deadline else { return (outputs[0], outputs[1], false) }
             var fds = [
                 pollfd(fd: open[0] ? a : -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: open[1] ? b : -1, events: Int16(POLLIN), revents: 0),
             ]
-            if poll(&fds, 2, pollMilliseconds(until: deadline, now: now)) < 0 {
-                if errno == EINTR { continue }
-                break
-            }
+            if Syscall.poll(&fds, until: deadline) < 0 { break }
             for i in 0..<2 where open[i] && fds[i].revents != 0 {
-                let n = buffer.withUnsafeMutableBytes { read(fds[i].fd, $0.baseAddress, $0.count) }
-                if n > 0 { outputs[i] += buffer[0..<n] } else if n == 0 || errno != EINTR { open[i] = false }
+                let n = Syscall.read(fds[i].fd, into: &buffer)
+                if n > 0 { outputs[i] += buffer[0..<n] } else { open[i] = false }
             }
         }
         return (outputs[0], outputs[1], true)
@@ -209,8 +205,7 @@ public final class StartedProgram: @unchecked Sendable {
         // Never finished: stopped with what it started (its own process group), and reaped.
         kill(-pid, SIGKILL)
         for fd in [inputFD, output, errors] where fd >= 0 { close(fd) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        Syscall.waitpid(pid)
     }
 
     /// Gives the program `input` (at most `ProcessRunner.inputLimit` bytes), then end of file,
@@ -222,8 +217,7 @@ public final class StartedProgram: @unchecked Sendable {
         if input.count > ProcessRunner.inputLimit {
             kill(-pid, SIGKILL)
             for fd in [inputFD, output, errors] where fd >= 0 { close(fd) }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            Syscall.waitpid(pid)
             throw AgentError(
                 .invalidInput,
                 "the input for \(executable) is \(input.count) bytes, over the \(ProcessRunner.inputLimit) a pipe takes at once")
@@ -238,11 +232,7 @@ public final class StartedProgram: @unchecked Sendable {
             sigemptyset(&pipeSignal)
             sigaddset(&pipeSignal, SIGPIPE)
             pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
-            var done = 0
-            while done < input.count {
-                let n = input[done...].withUnsafeBytes { write(inputFD, $0.baseAddress, $0.count) }
-                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
-            }
+            _ = Syscall.writeAll(inputFD, input)
             close(inputFD)
             inputFD = -1
             if sigismember(&previous, SIGPIPE) == 0 {
@@ -255,12 +245,12 @@ public final class StartedProgram: @unchecked Sendable {
         let (out, err, ended) = ProcessRunner.drain(output, errors, until: deadline)
         close(output)
         close(errors)
-        var status: Int32 = 0
         // At the deadline the program may have exited while something it left behind still holds
         // its output open: that is its result, and what it left is not ours to kill.
-        let reapedAtDeadline = !ended && waitpid(pid, &status, WNOHANG) == pid
+        let early = ended ? nil : Syscall.waitpid(pid, options: WNOHANG)
+        let reapedAtDeadline = early?.pid == pid
         if !ended && !reapedAtDeadline { kill(-pid, SIGKILL) }
-        if !reapedAtDeadline { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        let status = reapedAtDeadline ? early?.status ?? 0 : Syscall.waitpid(pid).status
         guard ended || reapedAtDeadline else {
             let name = executable.split(separator: "/").last.map(String.init) ?? executable
             throw AgentError(

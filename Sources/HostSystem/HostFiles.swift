@@ -66,11 +66,8 @@ public struct HostFiles: Sendable {
         var out = [UInt8](repeating: 0, count: max(0, count))
         var done = 0
         while done < out.count {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw AgentError(.io, "cannot read \(path)", errno: errno)
-            }
+            let n = Syscall.pread(fd, into: &out, from: done, at: offset + done)
+            if n < 0 { throw AgentError(.io, "cannot read \(path)", errno: errno) }
             if n == 0 { break }
             done += n
         }
@@ -262,15 +259,8 @@ public struct HostFiles: Sendable {
             let fd = openat(dir.fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
             guard fd >= 0 else { throw AgentError(.io, "cannot write \(path)", errno: errno, hint: Self.hint(errno: errno)) }
             pending[i] = Pending(fd: fd, temp: temp, dir: dir, path: path)
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw AgentError(.io, "cannot write \(path)", errno: errno, hint: Self.hint(errno: errno))
-                }
-                offset += n
-            }
+            let failed = Syscall.writeAll(fd, bytes)
+            guard failed == 0 else { throw AgentError(.io, "cannot write \(path)", errno: failed, hint: Self.hint(errno: failed)) }
             guard fchmod(fd, mode) == 0 else { throw AgentError(.io, "cannot write \(path)", errno: errno) }
         }
         // Durable before any of them replaces a file.
@@ -416,11 +406,8 @@ extension HostFiles {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw AgentError(code, "cannot read \(name)", errno: errno)
-            }
+            let n = Syscall.read(fd, into: &buffer)
+            if n < 0 { throw AgentError(code, "cannot read \(name)", errno: errno) }
             if n == 0 { break }
             out.append(contentsOf: buffer[0..<n])
             if out.count > limit {

@@ -52,16 +52,11 @@ final class Socket {
     }
 
     func wait(events: Int16, what: String) throws {
-        while true {
-            let now = nowMilliseconds()
-            guard now < deadline else { throw SocketError(code: ETIMEDOUT, what: what) }
-            var p = pollfd(fd: fd, events: events, revents: 0)
-            let r = poll(&p, 1, Int32(min(deadline - now, UInt64(Int32.max))))
-            if r < 0 && errno == EINTR { continue }
-            if r < 0 { throw SocketError(code: errno, what: what) }
-            if r == 0 { throw SocketError(code: ETIMEDOUT, what: what) }
-            return
-        }
+        guard nowMilliseconds() < deadline else { throw SocketError(code: ETIMEDOUT, what: what) }
+        var fds = [pollfd(fd: fd, events: events, revents: 0)]
+        let r = Syscall.poll(&fds, until: deadline * 1_000_000)
+        if r < 0 { throw SocketError(code: errno, what: what) }
+        if r == 0 { throw SocketError(code: ETIMEDOUT, what: what) }
     }
 
     func writeAll(_ bytes: [UInt8]) throws {

@@ -161,13 +161,6 @@ public func monotonicNanoseconds() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// The time left until `deadline` (monotonic nanoseconds) as poll(2)'s timeout: milliseconds
-/// rounded up, so that the wait never ends before the deadline; 1 once it has passed; at most 60 s
-/// (the caller's loop waits again).
-public func pollMilliseconds(until deadline: UInt64, now: UInt64 = monotonicNanoseconds()) -> Int32 {
-    Int32(min((deadline > now ? deadline - now : 0) / 1_000_000 + 1, 60_000))
-}
-
 extension String {
     /// The text followed by spaces up to `width` characters (never cut).
     public func padded(to width: Int) -> String {

@@ -218,9 +218,7 @@ final class HealthServer: @unchecked Sendable {
             for c in connections {
                 fds.append(pollfd(fd: c.fd, events: Int16(c.phase == .answer ? POLLOUT : POLLIN), revents: 0))
             }
-            let now = monotonicNanoseconds()
-            let timeout = connections.map(\.deadline).min().map { pollMilliseconds(until: $0, now: now) } ?? -1
-            if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { return }
+            if Syscall.poll(&fds, until: connections.map(\.deadline).min()) < 0 { return }
             if fds[0].revents != 0 { return }
             let later = monotonicNanoseconds()
             var keep: [Connection] = []

@@ -51,7 +51,7 @@ public struct KubeAPI: Sendable {
             bytes = body.encoded()
             headers.append(("Content-Type", contentType ?? "application/json"))
         }
-        let r = try httpsRequest(
+        let r = try httpRequest(
             method, url: base + path, address: address, trustFile: caFile, headers: headers, body: bytes,
             timeoutMilliseconds: timeoutMilliseconds, maximumBodyBytes: Self.maximumResponseBytes)
         return (r.status, try? JSONValue.parse(r.body))

@@ -19,7 +19,10 @@ struct HTTPResponse {
 /// A URL of the parts this agent needs: scheme, host, port, path with query.
 struct SimpleURL: Equatable {
     var tls: Bool
+    /// The host alone (SNI, the name check): an IPv6 address without brackets.
     var host: String
+    /// The host as a URL and the Host header write it: an IPv6 address in brackets.
+    var hostForURL: String
     var port: UInt16
     var pathAndQuery: String
 
@@ -41,6 +44,7 @@ struct SimpleURL: Equatable {
         if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
         guard !authority.isEmpty, !authority.contains("@"), let address = try? RegistryAddress(String(authority)) else { return nil }
         host = address.hostName
+        hostForURL = address.hostForURL
         port = address.portWasGiven ? address.port : (tls ? 443 : 80)
         pathAndQuery = path
         guard !path.contains(where: { $0 == " " || $0.isNewline }) else { return nil }
@@ -109,7 +113,7 @@ struct HTTPClient {
             guard c.verifyCode == 0 else { throw VerifyFailed(code: c.verifyCode) }
             tls = c
         }
-        let hostHeader = (url.tls && url.port == 443) || (!url.tls && url.port == 80) ? url.host : "\(url.host):\(url.port)"
+        let hostHeader = (url.tls && url.port == 443) || (!url.tls && url.port == 80) ? url.hostForURL : "\(url.hostForURL):\(url.port)"
         var request =
             "\(method) \(url.pathAndQuery) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: node-agent\r\nAccept: */*\r\nConnection: close\r\n"
         if !body.isEmpty || method != "GET" { request += "Content-Length: \(body.count)\r\n" }
@@ -122,17 +126,19 @@ struct HTTPClient {
         try write(Array(request.utf8) + body)
 
         var reader = HTTPResponseReader(method: method, bodyLimit: maximumBodyBytes)
+        var answered = false
         do {
             while !reader.isComplete {
                 let chunk = try read(64 * 1024)
                 if chunk.isEmpty { break }
+                answered = true
                 try reader.take(chunk)
             }
             let (head, received) = try reader.finish()
             watch.lap("request")
             return HTTPResponse(status: head.status, headers: head.headers, body: received)
         } catch let e as HTTPResponseError {
-            throw AgentError(.io, e.description)
+            throw HTTPAnswerError(answered: answered, reason: e.description)
         }
     }
 
@@ -145,17 +151,27 @@ struct HTTPClient {
     }
 }
 
-/// One HTTPS request with the agent's bounded client, verified with `trustFile` (SNI and name
-/// check for the URL's host): for the Kubernetes API, with the service account's CA. A body
-/// over `maximumBodyBytes` is an error.
-public func httpsRequest(
-    _ method: String, url: String, address: IPAddress, trustFile: String, headers: [(String, String)],
+/// An answer that cannot be read as HTTP/1.1 (its framing, its size), or none: the connection
+/// closed before a byte of it (`answered` false).
+public struct HTTPAnswerError: Error, CustomStringConvertible {
+    public let answered: Bool
+    public let reason: String
+    public var description: String { reason }
+}
+
+/// One request with the agent's bounded client, to `address` (no name is resolved): for the
+/// Kubernetes API over HTTPS, verified with `trustFile` (SNI and name check for the URL's host),
+/// and for the agent's own health endpoint over plain HTTP (`trustFile` nil). A body over
+/// `maximumBodyBytes` is an error. Throws `SocketError` (connect, send, receive; timeouts) and
+/// `HTTPAnswerError` as they came.
+public func httpRequest(
+    _ method: String, url: String, address: IPAddress, trustFile: String?, headers: [(String, String)] = [],
     body: [UInt8] = [], timeoutMilliseconds: Int32 = 10_000, maximumBodyBytes: Int = 64 * 1024
 ) throws -> (status: Int, body: [UInt8]) {
     guard let parsed = SimpleURL(url) else { throw AgentError(.invalidInput, "'\(url.escapedForMessage)' is not an http(s) URL") }
     var watch = Stopwatch()
     let r = try HTTPClient(timeoutMilliseconds: timeoutMilliseconds, maximumBodyBytes: maximumBodyBytes).send(
-        method, parsed, address: address, trust: .file(trustFile),
+        method, parsed, address: address, trust: trustFile.map { .file($0) },
         headers: headers, body: body, watch: &watch)
     return (r.status, r.body)
 }

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Glibc
-import HTTPWire
 import HostSystem
+import Probes
 import Vocabulary
 
 /// The health endpoint of a running agent, as `node-agent status` reads it: a URL
@@ -72,72 +72,20 @@ struct EndpointClient {
         var description: String
     }
 
-    /// GET `path`: the status code and the body.
+    /// GET `path`: the status code and the body. The agent's one HTTP/1.1 client (Probes'; the
+    /// answer read by HTTPWire's fuzzed reader, its framing checked, never trusted), one deadline
+    /// for the whole exchange.
     func get(_ path: String) throws -> (status: Int, body: [UInt8]) {
-        let family = address.family == .v4 ? AF_INET : AF_INET6
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw AgentError(.io, "socket", errno: errno) }
-        defer { close(fd) }
-        let deadline = monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
-        func fail(_ what: String, _ code: Int32) -> Unreachable {
-            Unreachable(
-                description: code == ETIMEDOUT
-                    ? "\(what) timed out after \(timeoutMilliseconds / 1000) s" : "\(what): \(String(cString: strerror(code)))")
-        }
-        func wait(_ events: Int16, _ what: String) throws {
-            while true {
-                let now = monotonicNanoseconds()
-                guard now < deadline else { throw fail(what, ETIMEDOUT) }
-                var p = pollfd(fd: fd, events: events, revents: 0)
-                let r = poll(&p, 1, Int32((deadline - now) / 1_000_000) + 1)
-                if r > 0 { return }
-                if r < 0 && errno != EINTR { throw fail(what, errno) }
-            }
-        }
-        if address.withSocketAddress(port: port, { Glibc.connect(fd, $0, $1) }) != 0 {
-            guard errno == EINPROGRESS else { throw fail("connect", errno) }
-            try wait(Int16(POLLOUT), "connect")
-            var err: Int32 = 0
-            var len = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-            guard err == 0 else { throw fail("connect", err) }
-        }
-        var request = Array(
-            "GET \(path) HTTP/1.1\r\nHost: \(url.dropFirst("http://".count))\r\nUser-Agent: node-agent\r\nConnection: close\r\n\r\n".utf8)
-        while !request.isEmpty {
-            let n = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n > 0 {
-                request.removeFirst(n)
-            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                try wait(Int16(POLLOUT), "send")
-            } else {
-                throw fail("send", errno)
-            }
-        }
-        // The one HTTP/1.1 response reader (HTTPWire, fuzzed): its framing is checked, never trusted.
-        var reader = HTTPResponseReader(bodyLimit: Self.maximumBodyBytes)
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        var answered = false
-        let head: HTTPResponseHead
-        let body: [UInt8]
         do {
-            while !reader.isComplete {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    answered = true
-                    try reader.take(Array(buffer[0..<n]))
-                } else if n == 0 {
-                    break
-                } else if errno == EAGAIN || errno == EINTR {
-                    try wait(Int16(POLLIN), "read")
-                } else {
-                    throw fail("read", errno)
-                }
-            }
-            (head, body) = try reader.finish()
-        } catch let error as HTTPResponseError {
-            throw Unreachable(description: answered ? "its answer is not usable: \(error)" : "it closed the connection without an answer")
+            return try httpRequest(
+                "GET", url: url + path, address: address, trustFile: nil, timeoutMilliseconds: timeoutMilliseconds,
+                maximumBodyBytes: Self.maximumBodyBytes)
+        } catch let error as SocketError {
+            throw Unreachable(
+                description: error.isTimeout ? "\(error.what) timed out after \(timeoutMilliseconds / 1000) s" : error.description)
+        } catch let error as HTTPAnswerError {
+            throw Unreachable(
+                description: error.answered ? "its answer is not usable: \(error.reason)" : "it closed the connection without an answer")
         }
-        return (head.status, body)
     }
 }

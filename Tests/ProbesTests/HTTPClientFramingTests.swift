@@ -83,6 +83,16 @@ final class HTTPClientFramingTests: XCTestCase {
         }
     }
 
+    /// An IPv6 literal: the name checks take it bare, the Host header in brackets (RFC 9110 7.2);
+    /// the header said `Host: ::1:9808` before.
+    func testAnIPv6HostIsBracketedWhereAURLWritesIt() throws {
+        let url = try XCTUnwrap(SimpleURL("http://[::1]:9808/status"))
+        XCTAssertEqual(url.host, "::1")
+        XCTAssertEqual(url.hostForURL, "[::1]")
+        XCTAssertEqual(url.port, 9808)
+        XCTAssertEqual(SimpleURL("https://registry.example/v2/")?.hostForURL, "registry.example")
+    }
+
     func testLengthsFromTheWireAreCheckedNotTrusted() throws {
         let ok = "HTTP/1.1 200 OK\r\n"
         let rows: [(String, String)] = [

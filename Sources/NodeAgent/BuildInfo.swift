@@ -1,3 +1,4 @@
+import AgentCore
 import CBuildInfo
 
 /// What this build of the agent is: the version and commit scripts/build-release stamps in at link
@@ -22,6 +23,9 @@ struct BuildInfo: Sendable, Equatable {
             return "linux/unknown"
         #endif
     }
+
+    /// The labels of /metrics.
+    var pages: HealthPages.Build { HealthPages.Build(version: version, commit: commit) }
 
     /// `node-agent --version`: the version with its commit.
     var summary: String { "\(version) (commit \(commit))" }

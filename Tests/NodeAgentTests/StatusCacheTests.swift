@@ -1,9 +1,9 @@
-import AgentCore
 import Foundation
 import HostSystem
 import Vocabulary
 import XCTest
 
+@testable import AgentCore
 @testable import NodeAgent
 @testable import Probes
 
@@ -66,9 +66,9 @@ final class StatusCacheTests: XCTestCase {
     }
 
     func testMetricsForPassingWarningFailingAndSkippedChecks() {
-        let text = StatusCache.metrics(
+        let text = HealthPages.metrics(
             report: report(ready: false), ready: false, reconciles: 3, failures: 1, lastReconcile: 1_764_670_000.25,
-            registry: "registry.svc.cluster.local:443", build: BuildInfo(version: "1.2.3", commit: "0123abc"))
+            registry: "registry.svc.cluster.local:443", build: HealthPages.Build(version: "1.2.3", commit: "0123abc"))
         XCTAssertEqual(
             text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
             [
@@ -118,20 +118,20 @@ final class StatusCacheTests: XCTestCase {
     }
 
     func testLabelValuesAreEscapedAsPrometheusReadsThem() {
-        XCTAssertEqual(StatusCache.escape(#"alias:a"b\c"# + "\nd"), #"alias:a\"b\\c\nd"#)
+        XCTAssertEqual(HealthPages.escape(#"alias:a"b\c"# + "\nd"), #"alias:a\"b\\c\nd"#)
         let odd = Report(
             ready: true, dryRun: false, registry: "r", changes: [], notes: [],
             checks: [CheckResult(name: "alias:\"x\"", outcome: .pass, reason: "")])
         XCTAssertTrue(
-            StatusCache.metrics(
-                report: odd, ready: true, reconciles: 1, failures: 0, registry: "r", build: BuildInfo(version: "v", commit: "c")
+            HealthPages.metrics(
+                report: odd, ready: true, reconciles: 1, failures: 0, registry: "r", build: HealthPages.Build(version: "v", commit: "c")
             )
             .contains(#"probe_success{check="alias:\"x\""} 1"# + "\n"))
         // The info gauge's labels too (a registry is validated, a version is not).
         XCTAssertTrue(
-            StatusCache.metrics(
+            HealthPages.metrics(
                 report: nil, ready: false, reconciles: 0, failures: 0, registry: "[fd00::1]:5000",
-                build: BuildInfo(version: "1.0 \"rc\"\\\n", commit: "c\"")
+                build: HealthPages.Build(version: "1.0 \"rc\"\\\n", commit: "c\"")
             )
             .contains(
                 #"node_agent_info{registry="[fd00::1]:5000",version="1.0 \"rc\"\\\n"} 1"# + "\n"

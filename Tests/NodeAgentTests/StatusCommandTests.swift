@@ -67,7 +67,7 @@ final class StatusCommandTests: XCTestCase {
             ],
             certificates: [Report.CertificateFacts(certificate)])
         let checked = Date(timeIntervalSince1970: 1_764_670_000)
-        let body = Array(StatusCache.statusJSON(report, checkedAt: checked).utf8)
+        let body = Array(HealthPages.statusJSON(report, checkedAt: checked).utf8)
         let shown = try StatusCommand.render(
             try JSONValue.parse(body), body: body, source: "http://127.0.0.1:9808", now: checked.addingTimeInterval(42.3))
         XCTAssertFalse(shown.ready)
@@ -84,7 +84,7 @@ final class StatusCommandTests: XCTestCase {
         let ready = Report(
             ready: true, dryRun: false, registry: "r:443", changes: [], notes: [],
             checks: [CheckResult(name: "registry-api", outcome: .pass, reason: "401 as expected")])
-        let readyBody = Array(StatusCache.statusJSON(ready, checkedAt: checked).utf8)
+        let readyBody = Array(HealthPages.statusJSON(ready, checkedAt: checked).utf8)
         let readyShown = try StatusCommand.render(try JSONValue.parse(readyBody), body: readyBody, source: "s", now: checked)
         XCTAssertTrue(readyShown.ready)
         XCTAssertEqual(readyShown.text, "The agent at s, checked 0 s ago (2025-12-02T10:06:40Z):\n" + ready.text())

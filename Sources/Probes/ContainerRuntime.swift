@@ -1,5 +1,6 @@
 import FoundationEssentials
 import HostSystem
+import TrustStore
 import Vocabulary
 
 /// The node's containerd as it really runs: its process (from the host's /proc: a DaemonSet pod
@@ -27,19 +28,15 @@ public struct ContainerRuntime: Sendable {
     }
 
     /// The running containerd, else its binary where a node keeps it, not yet started; nil when
-    /// neither is found. Where several containerd processes run (another node's, seen through a
-    /// shared /proc), the one listening on `socket` in this network namespace is the node's.
+    /// neither is found. The running one is the node's as `RunningContainerd` decides it, the rule
+    /// the trust side writes by: running as root, its socket (its `-a`, else the default)
+    /// listening in this network namespace and held by it where that can be read. A process of
+    /// another user that names itself containerd, or another node's seen through a shared /proc,
+    /// is not modelled: its environment and proxy are not the runtime's.
     /// `running`: the host's runtime processes, from one pass over /proc (`HostProcesses.named`).
-    public static func discover(processes: HostProcesses, running: [HostProcess], socket: String = "/run/containerd/containerd.sock")
-        -> ContainerRuntime?
-    {
+    public static func discover(processes: HostProcesses, running: [HostProcess]) -> ContainerRuntime? {
         let files = processes.files
-        var candidates = running.filter { $0.name == "containerd" }.map(\.pid)
-        if candidates.count > 1, let inode = processes.listeningUnixSocketInode(path: socket),
-            let owner = candidates.first(where: { processes.holdsSocket($0, inode: inode) })
-        {
-            candidates = [owner] + candidates.filter { $0 != owner }
-        }
+        let candidates = RunningContainerd.find(files, among: running).map(\.pid)
         if let pid = candidates.first {
             var unreadable: String?
             let environ: [UInt8]?

@@ -99,6 +99,41 @@ final class RuntimeRulesTests: XCTestCase {
         XCTAssertNil(proxy(["HTTPS_PROXY": "http://p:3128", "NO_PROXY": "10.0.0.5"], host: "10.0.0.5"))
     }
 
+    /// The runtime the checks model is the node's containerd as the trust side decides it: a
+    /// process of another user named containerd, listening on a socket of its own with a proxy
+    /// in its environment, is not modelled (before, with the node's containerd stopped it was the
+    /// only candidate and its environment was taken as the runtime's); the root one serving its
+    /// socket here is.
+    func testTheModelledRuntimeIsTheNodesContainerdAsTrustDecidesIt() throws {
+        let dir = try makeTemporaryDirectory("runtime")
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let files = HostFiles(root: try HostRoot(dir))
+        func process(_ pid: Int, uid: Int, argv: [String], environ: String) throws {
+            try files.writeAtomically(try HostPath("/proc/\(pid)/comm"), "containerd\n")
+            try files.writeAtomically(
+                try HostPath("/proc/\(pid)/stat"), "\(pid) (containerd) S" + String(repeating: " 0", count: 30) + "\n")
+            try files.writeAtomically(try HostPath("/proc/\(pid)/status"), "Name:\tcontainerd\nUid:\t\(uid)\t\(uid)\t\(uid)\t\(uid)\n")
+            try files.writeAtomically(try HostPath("/proc/\(pid)/cmdline"), argv.joined(separator: "\u{0}") + "\u{0}")
+            try files.writeAtomically(try HostPath("/proc/\(pid)/environ"), environ)
+        }
+        func unix(_ sockets: [(inode: Int, path: String)]) throws {
+            try files.writeAtomically(
+                try HostPath("/proc/net/unix"),
+                "Num       RefCount Protocol Flags    Type St Inode Path\n"
+                    + sockets.map { "0000000000000000: 00000002 00000000 00010000 0001 01 \($0.inode) \($0.path)\n" }.joined())
+        }
+        try process(44, uid: 1000, argv: ["containerd", "-a", "/home/u/c.sock"], environ: "HTTPS_PROXY=http://127.0.0.1:9\u{0}")
+        try unix([(4444, "/home/u/c.sock")])
+        let processes = HostProcesses(files: files)
+        XCTAssertNil(ContainerRuntime.discover(processes: processes, running: processes.named(["containerd"]))?.pid)
+
+        try process(42, uid: 0, argv: ["/usr/bin/containerd"], environ: "PATH=/usr/bin\u{0}")
+        try unix([(4444, "/home/u/c.sock"), (4242, "/run/containerd/containerd.sock")])
+        let runtime = try XCTUnwrap(ContainerRuntime.discover(processes: processes, running: processes.named(["containerd"])))
+        XCTAssertEqual(runtime.pid, 42)
+        XCTAssertEqual(runtime.environment, ["PATH": "/usr/bin"])
+    }
+
     func testEnvironParsing() {
         let bytes = Array("PATH=/bin\u{0}HTTPS_PROXY=http://p:1\u{0}EMPTY=\u{0}=bad\u{0}noequals\u{0}".utf8)
         XCTAssertEqual(ContainerRuntime.parseEnviron(bytes), ["PATH": "/bin", "HTTPS_PROXY": "http://p:1", "EMPTY": ""])

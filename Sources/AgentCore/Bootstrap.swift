@@ -120,6 +120,7 @@ public struct Bootstrap {
         notes += config.certificates.compactMap { CertificateParser.earlyWarning($0, what: "CA", now: Date()) }
         var changes = trustPlan.summary
         var dnsPlan: DNSPlan?
+        var restarts: [Report.RuntimeRestart] = []
         if let desired = desiredDNS, let dnsFacts {
             let plan = try DNSPlan.make(dnsFacts, desired)
             notes.append("DNS mode \(plan.mode.rawValue): \(plan.reason)")
@@ -148,7 +149,7 @@ public struct Bootstrap {
         let storeFirst = trustPlan.refresh != nil && !trustPlan.native
         if storeFirst {
             try installer.refreshStore(trustPlan)
-            if restartRuntime { changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus) }
+            if restartRuntime { restarts = try restartStaleRuntimes(files: files, trust: locations, bus: bus) }
         }
         watch.lap("trust")
         if let dnsPlan {
@@ -168,9 +169,7 @@ public struct Bootstrap {
         if !storeFirst {
             do {
                 try installer.refreshStore(trustPlan)
-                if restartRuntime {
-                    changes += try restartStaleRuntimes(files: files, trust: locations, bus: bus)
-                }
+                if restartRuntime { restarts = try restartStaleRuntimes(files: files, trust: locations, bus: bus) }
             } catch {
                 _ = early?.wait()
                 throw error
@@ -185,8 +184,10 @@ public struct Bootstrap {
         watch.lap("probes")
         var report = Report(
             ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
-            changes: changes, notes: notes, checks: checks, timings: watch.phases,
+            changes: changes + restarts.map(\.change), notes: notes, checks: checks, timings: watch.phases,
             certificates: config.certificates.map(Report.CertificateFacts.init))
+        report.dnsMode = dnsPlan.map { .init(mode: $0.mode.rawValue, reason: $0.reason, replacedAnotherMode: $0.replacesAnotherMode) }
+        report.runtimeRestarts = restarts
         let hosts = locations.runtimeHosts
         let watched = hosts.candidates + [hosts.hostsTOML].compactMap { $0 } + locations.runtimeCAFiles
         report.watchedPaths = watched.compactMap { try? files.root.resolve($0) }
@@ -195,17 +196,18 @@ public struct Bootstrap {
 
     /// Restarts each active runtime unit that entered the active state before the newest of the
     /// agent's OS-store CA files was written. Once restarted it is newer, so it is not restarted again.
-    func restartStaleRuntimes(files: HostFiles, trust: RegistryTrustLocations, bus: SystemBus?) throws -> [String] {
+    func restartStaleRuntimes(files: HostFiles, trust: RegistryTrustLocations, bus: SystemBus?) throws -> [Report.RuntimeRestart] {
         let written = trust.osStoreFiles.compactMap { try? modificationTime(files.root.resolve($0)).timeIntervalSince1970 }.max()
         guard let written else { return [] }
         let systemd = Systemd1(bus: try bus ?? SystemBus(address: config.dbusAddress))
-        var done: [String] = []
+        var done: [Report.RuntimeRestart] = []
         for name in Self.runtimeUnits {
             guard let unit = try systemd.unit(name), unit.activeState == "active",
                 Double(unit.activeEnterTimestamp) / 1e6 < written
             else { continue }
             let after = try systemd.restart(name)
-            done.append("restart \(name) (pid \(unit.mainPID) -> \(after.mainPID)): it started before the CA reached the OS store")
+            done.append(
+                .init(unit: name, pidBefore: unit.mainPID, pidAfter: after.mainPID, why: "it started before the CA reached the OS store"))
         }
         return done
     }

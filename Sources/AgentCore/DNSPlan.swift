@@ -23,6 +23,9 @@ public struct DNSPlan: Sendable {
     /// networkd re-reads its .network files (before the link gets its settings).
     public var reloadNetworkd = false
     public var notes: [String] = []
+    /// The plan takes away what another DNS mode of the agent's left (its link, files or
+    /// /etc/hosts lines): the mode changed since the agent last set it.
+    public var replacesAnotherMode = false
 
     public var summary: [String] {
         var lines = routePlan?.summary ?? []
@@ -138,11 +141,15 @@ public struct DNSPlan: Sendable {
         }
 
         // One mode at a time: what other modes of the agent's left goes.
-        if mode != .link, case .ours = facts.link.state { plan.removeLink = true }
+        if mode != .link, case .ours = facts.link.state {
+            plan.removeLink = true
+            plan.replacesAnotherMode = true
+        }
         for (other, path) in [(DNSMode.dropin, ResolvedFiles.dropIn), (.delegate, ResolvedFiles.delegate)] where other != mode {
             if ResolvedFiles.isOurs(facts.files[path]) {
                 plan.fileChanges.append(
                     FileChange(kind: .remove, path: path, reason: "the agent's \(other.rawValue) file (another DNS mode is in use)"))
+                plan.replacesAnotherMode = true
                 plan.resolvedAction = plan.resolvedAction ?? Self.readFilesAction(systemdVersion: facts.host.systemdVersion)
             }
         }
@@ -157,6 +164,7 @@ public struct DNSPlan: Sendable {
                 FileChange(
                     kind: .replace, path: ResolvedFiles.hosts, contents: Array(ResolvedFiles.renderHosts(text, entries: []).utf8),
                     reason: "the agent's /etc/hosts lines go (another DNS mode is in use)"))
+            plan.replacesAnotherMode = true
         }
         return plan
     }

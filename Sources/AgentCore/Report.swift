@@ -4,8 +4,10 @@ import Probes
 import TrustStore
 import Vocabulary
 
-/// What `bootstrap` did and found: the changes made (or planned), notes, and every check.
-public struct Report: Encodable, Sendable {
+/// What `bootstrap` did and found: the changes made (or planned), notes, and every check. Its
+/// JSON (`bootstrap --output json`, the agent's /status) decodes back into a Report: `status`
+/// reads what `run` wrote.
+public struct Report: Codable, Equatable, Sendable {
     public var ready: Bool
     public var dryRun: Bool
     public var registry: String
@@ -22,6 +24,12 @@ public struct Report: Encodable, Sendable {
     /// reads for the registry (its certs.d folders, the selected hosts.toml and CA files): `run`
     /// reconciles as soon as one changes. Not part of the report's JSON.
     public var watchedPaths: [String] = []
+    /// The DNS mode chosen and why (nil: none, the registry is an IP address), for the Events
+    /// of `run`. Not part of the report's JSON: its note says it.
+    public var dnsMode: DNSChoice?
+    /// The runtimes restarted, for the Events of `run`. Not part of the report's JSON: each is
+    /// one of its change lines.
+    public var runtimeRestarts: [RuntimeRestart] = []
 
     public init(
         ready: Bool, dryRun: Bool, registry: String, changes: [String], notes: [String], checks: [CheckResult],
@@ -43,7 +51,53 @@ public struct Report: Encodable, Sendable {
         case registry, changes, notes, checks, timings, certificates
     }
 
-    public struct CertificateFacts: Encodable, Sendable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ready = try c.decode(Bool.self, forKey: .ready)
+        dryRun = try c.decodeIfPresent(Bool.self, forKey: .dryRun) ?? false
+        registry = try c.decode(String.self, forKey: .registry)
+        changes = (try c.decodeIfPresent([String].self, forKey: .changes) ?? []).map(Redaction.text)
+        notes = (try c.decodeIfPresent([String].self, forKey: .notes) ?? []).map(Redaction.text)
+        checks = try c.decodeIfPresent([CheckResult].self, forKey: .checks) ?? []
+        timings = try c.decodeIfPresent([CheckResult.Phase].self, forKey: .timings) ?? []
+        certificates = try c.decodeIfPresent([CertificateFacts].self, forKey: .certificates) ?? []
+    }
+
+    /// The DNS mode a reconcile chose, why, and whether it took away what another mode of the
+    /// agent's had left (the first reconcile after a restart with another --dns-mode).
+    public struct DNSChoice: Equatable, Sendable {
+        public var mode: String
+        public var reason: String
+        public var replacedAnotherMode: Bool
+
+        public init(mode: String, reason: String, replacedAnotherMode: Bool) {
+            self.mode = mode
+            self.reason = reason
+            self.replacedAnotherMode = replacedAnotherMode
+        }
+    }
+
+    /// A runtime unit the agent restarted so that it loads the OS trust store again.
+    public struct RuntimeRestart: Equatable, Sendable {
+        public var unit: String
+        public var pidBefore: UInt32
+        public var pidAfter: UInt32
+        public var why: String
+
+        public init(unit: String, pidBefore: UInt32, pidAfter: UInt32, why: String) {
+            self.unit = unit
+            self.pidBefore = pidBefore
+            self.pidAfter = pidAfter
+            self.why = why
+        }
+
+        /// "containerd.service (pid 812 -> 1204): it started before the CA reached the OS store"
+        public var what: String { "\(unit) (pid \(pidBefore) -> \(pidAfter)): \(why)" }
+        /// Its change line.
+        public var change: String { "restart " + what }
+    }
+
+    public struct CertificateFacts: Codable, Equatable, Sendable {
         public var subject: String
         public var issuer: String
         public var sha256: String

@@ -28,6 +28,7 @@ final class DNSPlanTests: XCTestCase {
     func testAutoOnAResolvedNodeRoutesTheDomainThroughANewLinkWithoutFiles() throws {
         let plan = try DNSPlan.make(DNSFacts(host: resolvedNode), desired)
         XCTAssertEqual(plan.mode, .link)
+        XCTAssertFalse(plan.replacesAnotherMode, "nothing of another mode's")
         XCTAssertEqual(plan.fileChanges, [])
         XCTAssertFalse(plan.reloadNetworkd)
         XCTAssertNil(plan.resolvedAction)
@@ -201,6 +202,9 @@ final class DNSPlanTests: XCTestCase {
         XCTAssertEqual(plan.fileChanges.map(\.kind), [.remove, .replace])
         XCTAssertEqual(String(decoding: plan.fileChanges[1].contents, as: UTF8.self), "127.0.0.1 localhost\n")
         XCTAssertEqual(plan.resolvedAction, "RestartUnit")
+        XCTAssertTrue(plan.replacesAnotherMode, "the Event's fact: the mode changed since the agent last set it")
+        // The hosts lines alone are another mode's too.
+        XCTAssertTrue(try DNSPlan.make(DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: hosts]), want(.link)).replacesAnotherMode)
         // From 256 the removal reloads resolved too, as the addition does.
         var new = resolvedNode
         new.systemdVersion = 262
@@ -209,6 +213,7 @@ final class DNSPlanTests: XCTestCase {
         let toHosts = try DNSPlan.make(
             DNSFacts(host: resolvedNode, link: ours, clusterAnswer: .addresses([try IPAddress("10.43.12.7")])), want(.hosts))
         XCTAssertTrue(toHosts.removeLink)
+        XCTAssertTrue(toHosts.replacesAnotherMode)
         XCTAssertNil(toHosts.routePlan)
     }
 

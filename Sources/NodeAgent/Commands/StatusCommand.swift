@@ -154,13 +154,13 @@ struct StatusCommand: ParsableCommand {
         }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        let status: StatusReport
+        let report: Report
         do {
-            status = try decoder.decode(StatusReport.self, from: Data(body))
+            report = try decoder.decode(Report.self, from: Data(body))
         } catch {
             throw NoReport("\(source)/status is not a report this node-agent reads: \(error)", hint: "is the agent a different version?")
         }
-        return Shown(ready: status.ready, json: json, text: header + status.text())
+        return Shown(ready: report.ready, json: json, text: header + report.text())
     }
 
     func runProbe() throws {
@@ -220,60 +220,5 @@ struct StatusCommand: ParsableCommand {
             self.hint = hint
         }
         var description: String { hint.map { "\(message); \($0)" } ?? message }
-    }
-}
-
-/// The agent's /status as `StatusCache` writes it after a reconcile: `Report`'s JSON.
-struct StatusReport: Decodable {
-    var ready: Bool
-    var registry: String
-    var changes: [String]
-    var notes: [String]
-    var checks: [CheckResult]
-    var certificates: [Certificate]
-
-    struct Certificate: Decodable {
-        var subject: String
-        var sha256: String
-        var subjectHash: String
-        var notBefore: Date
-        var notAfter: Date
-
-        enum CodingKeys: String, CodingKey {
-            case subject, sha256
-            case subjectHash = "subject_hash"
-            case notBefore = "not_before"
-            case notAfter = "not_after"
-        }
-    }
-
-    enum CodingKeys: String, CodingKey { case ready, registry, changes, notes, checks, certificates }
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        ready = try c.decode(Bool.self, forKey: .ready)
-        registry = try c.decode(String.self, forKey: .registry)
-        changes = try c.decodeIfPresent([String].self, forKey: .changes) ?? []
-        notes = try c.decodeIfPresent([String].self, forKey: .notes) ?? []
-        checks = try c.decodeIfPresent([CheckResult].self, forKey: .checks) ?? []
-        certificates = try c.decodeIfPresent([Certificate].self, forKey: .certificates) ?? []
-    }
-
-    /// `Report.text()`, the table bootstrap prints. Its CA certificates section is written here
-    /// (a report's certificates are facts of parsed files, which JSON does not give back), in the
-    /// same place and format: after the changes.
-    func text() -> String {
-        let report = Report(ready: ready, dryRun: false, registry: registry, changes: changes, notes: notes, checks: checks)
-        var lines = report.text().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if !certificates.isEmpty {
-            var block = ["CA certificates:"]
-            for c in certificates {
-                block.append("  * \(c.subject) (hash \(c.subjectHash), valid \(c.notBefore.iso8601) to \(c.notAfter.iso8601))")
-                block.append("    SHA-256 \(c.sha256)")
-            }
-            // The header line, then one line per change.
-            lines.insert(contentsOf: block, at: min(1 + changes.count, lines.count))
-        }
-        return lines.joined(separator: "\n")
     }
 }

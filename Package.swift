@@ -16,7 +16,6 @@ let package = Package(
         // package traits: it always brings swift-nio-ssl and swift-certificates (BoringSSL).
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C at the edge: module maps + shim headers for what Swift cannot import directly.
@@ -44,7 +43,7 @@ let package = Package(
         .target(name: "HTTPWire", dependencies: ["Vocabulary"]),
         // What node-agent-cri and the agent say across its pipe: one type per message, both sides.
         .target(name: "CRIWire", dependencies: ["Vocabulary"]),
-        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "COpenSSL"]),
+        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "CRIWire", "COpenSSL"]),
         // The Kubernetes API client and the node's condition and startup taint.
         .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "Probes"]),
         // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
@@ -52,10 +51,9 @@ let package = Package(
         .target(
             name: "CRIClient",
             dependencies: [
+                "CRIWire",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The job: gather facts, plan(facts, desired) purely, apply, probe, report; bootstrap,
@@ -78,7 +76,7 @@ let package = Package(
         // stack stays out of the agent's idle memory (README, "What runtime-pull costs").
         .executableTarget(
             name: "NodeAgentCRI",
-            dependencies: ["CRIClient", "Vocabulary", "HostSystem"],
+            dependencies: ["CRIClient", "CRIWire", "HostSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
         ),
         // The parsers of untrusted input behind one libFuzzer entry point (scripts/fuzz).
@@ -93,7 +91,8 @@ let package = Package(
         .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire", "Vocabulary", "HostSystem"]),
         .testTarget(
-            name: "ProbesTests", dependencies: ["Probes", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "TestSupport", "COpenSSL"]),
+            name: "ProbesTests",
+            dependencies: ["Probes", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "CRIWire", "TestSupport", "COpenSSL"]),
         .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(
             name: "AgentCoreTests",
@@ -107,6 +106,7 @@ let package = Package(
         .testTarget(name: "CRIWireTests", dependencies: ["CRIWire"]),
         // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "TestSupport", "CRIClient"]),
+        .testTarget(
+            name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "TestSupport", "CRIClient", "CRIWire"]),
     ]
 )

@@ -1,29 +1,7 @@
-import Dispatch
+import CRIWire
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Glibc
-import NIOCore
-import NIOPosix
-
-/// The runtime's answer to a `PullImage`, as kubelet would get it.
-public struct CRIPullResult: Sendable, Equatable {
-    public var ok: Bool
-    /// The pulled image's reference (`sha256:…`), when `ok`.
-    public var imageRef: String?
-    /// The gRPC status code: 0 ok, 2 unknown (containerd's usual code for a failed pull), 5 not
-    /// found, 4 deadline exceeded (no answer within the call's timeout), …
-    public var code: Int
-    /// The runtime's own error text, e.g. containerd's `failed to pull and unpack image …: x509:
-    /// certificate signed by unknown authority`; empty when `ok`.
-    public var message: String
-
-    public init(ok: Bool, imageRef: String?, code: Int, message: String) {
-        self.ok = ok
-        self.imageRef = imageRef
-        self.code = code
-        self.message = message
-    }
-}
 
 /// The runtime could not be asked at all: its socket is missing or refuses connections, or what
 /// answers there does not speak gRPC.
@@ -32,34 +10,32 @@ public struct CRIClientError: Error, CustomStringConvertible, Sendable {
 }
 
 /// A client of a container runtime's CRI socket (runtime.v1, gRPC over HTTP/2 on a unix socket),
-/// for the two calls the agent needs. Each call is synchronous and self-contained: it starts one
-/// NIO event loop thread, runs the RPC, and has shut that thread down again before it returns, so
-/// an agent that calls it from its plain main loop keeps no extra threads between calls. Call it
-/// from the main thread: see `LoopThread` for what a call from another thread leaves behind.
+/// for the calls `node-agent-cri` makes: each connects, asks once, and is given up when its
+/// timeout has passed (deadline exceeded, naming the socket and the seconds).
 public enum CRIClient {
     /// `ImageService/PullImage` of `image`, with a pull secret's `username` and `password`.
-    /// Throws only when the runtime could not be asked; the runtime's refusal is a result.
+    /// Throws only when the runtime could not be asked; the runtime's refusal is an answer.
     public static func pullImage(
         socketPath: String, image: String, username: String?, password: String?,
         timeoutSeconds: Double
-    ) throws -> CRIPullResult {
+    ) async throws -> CRIPullAnswer {
         let request = PullImageRequest(image: image, username: username, password: password)
-        switch try call(
+        switch try await call(
             socketPath, "runtime.v1.ImageService", "PullImage", request, PullImageRequestSerializer(),
             PullImageResponseDeserializer(), timeoutSeconds: timeoutSeconds)
         {
-        case .success(let response): return CRIPullResult(ok: true, imageRef: response.imageRef, code: 0, message: "")
-        case .failure(let error): return CRIPullResult(ok: false, imageRef: nil, code: error.code.rawValue, message: error.message)
+        case .success(let response): return CRIPullAnswer(ok: true, imageRef: response.imageRef, code: 0, message: "")
+        case .failure(let error): return CRIPullAnswer(ok: false, imageRef: nil, code: error.code.rawValue, message: error.message)
         }
     }
 
     /// `RuntimeService/Version`: the runtime's name and version (`containerd`, `1.6.20~ds1`).
-    public static func version(socketPath: String, timeoutSeconds: Double) throws -> (runtimeName: String, runtimeVersion: String) {
-        switch try call(
+    public static func version(socketPath: String, timeoutSeconds: Double) async throws -> CRIRuntimeVersion {
+        switch try await call(
             socketPath, "runtime.v1.RuntimeService", "Version", VersionRequest(), VersionRequestSerializer(),
             VersionResponseDeserializer(), timeoutSeconds: timeoutSeconds)
         {
-        case .success(let response): return (response.runtimeName, response.runtimeVersion)
+        case .success(let response): return CRIRuntimeVersion(runtimeName: response.runtimeName, runtimeVersion: response.runtimeVersion)
         case .failure(let error):
             throw CRIClientError(description: "the container runtime at \(socketPath) refused Version: \(error.code) \(error.message)")
         }
@@ -67,8 +43,8 @@ public enum CRIClient {
 
     /// `RuntimeService/Status` with `verbose`: the runtime's `info` map (containerd: `config`,
     /// its effective CRI config as JSON; `golang`, the Go version it was built with).
-    public static func statusInfo(socketPath: String, timeoutSeconds: Double) throws -> [String: String] {
-        switch try call(
+    public static func statusInfo(socketPath: String, timeoutSeconds: Double) async throws -> [String: String] {
+        switch try await call(
             socketPath, "runtime.v1.RuntimeService", "Status", StatusRequest(), StatusRequestSerializer(),
             StatusResponseDeserializer(), timeoutSeconds: timeoutSeconds)
         {
@@ -78,17 +54,17 @@ public enum CRIClient {
         }
     }
 
-    /// One unary RPC: the runtime's answer, or its gRPC status. Throws when the socket cannot be
-    /// reached or does not speak gRPC.
+    /// One unary RPC: the runtime's answer, or its gRPC status (deadline exceeded when
+    /// `timeoutSeconds` passed first). Throws when the socket cannot be reached or does not
+    /// speak gRPC.
     static func call<Request: Sendable, Response: Sendable>(
         _ socketPath: String, _ service: String, _ method: String, _ request: Request,
-        _ serializer: some MessageSerializer<Request>, _ deserializer: some MessageDeserializer<Response>,
+        _ serializer: some MessageSerializer<Request> & Sendable, _ deserializer: some MessageDeserializer<Response> & Sendable,
         timeoutSeconds: Double
-    ) throws -> Result<Response, RPCError> {
+    ) async throws -> Result<Response, RPCError> {
         // A missing or refused socket (no runtime, or a stopped one), or one where no HTTP/2
-        // server answers, found here before gRPC starts, never reaches grpc's reconnect backoff,
-        // whose Task.sleep is served by Swift's global executor whatever the task's executor:
-        // Dispatch threads that would outlive the call.
+        // server answers, is found here before gRPC starts, and said in the socket's own words:
+        // its errno, or what answered instead.
         let clock = ContinuousClock()
         let start = clock.now
         guard try checkHTTP2Server(socketPath, timeoutSeconds: timeoutSeconds) else {
@@ -98,83 +74,52 @@ public enum CRIClient {
         let remaining = timeoutSeconds - Double(elapsed.seconds) - Double(elapsed.attoseconds) / 1e18
 
         let descriptor = MethodDescriptor(fullyQualifiedService: service, method: method)
-        // Fail at once if the connection fails rather than queue for a reconnect. No
-        // `options.timeout`: grpc implements it with Task.sleep (see above); the deadline is a
-        // NIO timer that cancels the call (`runBlocking`).
-        let options = {
-            var o = CallOptions.defaults
-            o.waitForReady = false
-            return o
-        }()
-        let outcome = try runBlocking(timeoutSeconds: remaining) { loop in
-            let transport = try HTTP2ClientTransport.Posix(
-                target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext, eventLoopGroup: loop)
-            return try await withGRPCClient(transport: transport) { client in
-                try await client.unary(
-                    request: ClientRequest(message: request), descriptor: descriptor,
-                    serializer: serializer, deserializer: deserializer, options: options
-                ) { response in
-                    response.accepted.flatMap { $0.message }
+        // Fail at once if the connection fails rather than queue for a reconnect.
+        var options = CallOptions.defaults
+        options.waitForReady = false
+        let outcome: Result<Response, RPCError>?
+        do {
+            outcome = try await within(seconds: remaining) { [options] in
+                let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
+                return try await withGRPCClient(transport: transport) { client in
+                    try await client.unary(
+                        request: ClientRequest(message: request), descriptor: descriptor,
+                        serializer: serializer, deserializer: deserializer, options: options
+                    ) { response in
+                        response.accepted.flatMap { $0.message }
+                    }
                 }
             }
-        }
-        switch outcome {
-        case .timedOut:
-            return .failure(timedOut(socketPath, timeoutSeconds))
-        case .failed(let error as RPCError) where error.code == .unavailable && error.cause != nil:
+        } catch let error as RPCError where error.code == .unavailable && error.cause != nil {
             // grpc's own error for a connection that failed or broke (the runtime's own statuses
             // come without a cause): not the runtime's answer.
             throw CRIClientError(
                 description:
                     "the container runtime at \(socketPath) could not be asked: \(error.message) (\(error.cause.map { "\($0)" } ?? ""))")
-        case .failed(let error as RPCError):
+        } catch let error as RPCError {
             return .failure(error)
-        case .failed(let error):
+        } catch {
             throw CRIClientError(description: "the container runtime at \(socketPath) could not be asked: \(error)")
-        case .done(let result):
-            return result
         }
+        return outcome ?? .failure(timedOut(socketPath, timeoutSeconds))
     }
 
     static func timedOut(_ socketPath: String, _ timeoutSeconds: Double) -> RPCError {
         RPCError(code: .deadlineExceeded, message: "no answer from the container runtime at \(socketPath) within \(timeoutSeconds) s")
     }
 
-    enum Outcome<T> {
-        case done(T)
-        case failed(any Error)
-        case timedOut
-    }
-
-    /// Runs `body` on an event loop of its own, the calling thread blocked until it ends or
-    /// `timeoutSeconds` pass (then the task is cancelled and waited for). The loop's thread has
-    /// ended (joined) before this returns.
-    ///
-    /// The task runs with an executor preference for that event loop, so none of its jobs, nor
-    /// those of the child tasks grpc starts, reach Swift's global executor (on Linux, Dispatch's
-    /// worker pool, which leaves its manager thread behind for the life of the process once used).
-    static func runBlocking<T: Sendable>(
-        timeoutSeconds: Double,
-        _ body: @escaping @Sendable (any EventLoop) async throws -> T
-    ) throws -> Outcome<T> {
-        let thread = try LoopThread()
-        defer { thread.stop() }
-        let loop = thread.loop
-        let promise = loop.makePromise(of: T.self)
-        let task = Task(executorPreference: EventLoopTaskExecutor(loop)) {
-            do { promise.succeed(try await body(loop)) } catch { promise.fail(error) }
-        }
-        let nanoseconds = Int64(min(max(timeoutSeconds, 0), 86_400) * 1e9)
-        let deadline = loop.scheduleTask(in: .nanoseconds(nanoseconds)) { task.cancel() }
-        let result = Result { try promise.futureResult.wait() }
-        deadline.cancel()
-        // The timer's future succeeded only if it fired (a cancelled one fails): then whatever
-        // the body ended with is the cancellation's, a thrown error or grpc's answer for a
-        // cancelled call ("The transport threw an unexpected error.", code unknown).
-        if (try? deadline.futureResult.wait()) != nil { return .timedOut }
-        switch result {
-        case .success(let value): return .done(value)
-        case .failure(let error): return .failed(error)
+    /// `body`'s result, or nil when `seconds` passed first: then `body` is cancelled (grpc
+    /// answers a cancelled call with its own words, "The transport threw an unexpected error.",
+    /// which are not the runtime's) and waited for.
+    static func within<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: .seconds(min(max(seconds, 0), 86_400)))
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
         }
     }
 
@@ -229,85 +174,3 @@ public enum CRIClient {
         return true
     }
 }
-
-/// A task executor that runs each job on a NIO event loop. grpc-swift 2 only creates structured
-/// child tasks, which inherit the preference, so the whole call runs on this one thread.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let loop: any EventLoop
-
-    init(_ loop: any EventLoop) { self.loop = loop }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
-    }
-}
-
-/// A NIO event loop on a thread of our own (NIO's `withCurrentThreadAsEventLoop`), stopped and
-/// joined by `stop()`.
-///
-/// Not a `MultiThreadedEventLoopGroup`: NIO reports the end of any shutdown through a Dispatch
-/// queue, and the first use of Dispatch's worker pool starts its manager thread, which never
-/// ends. The main queue puts no thread up, so the shutdown reports there; that report (a closure
-/// holding the loop, ~22 KiB) runs when the main queue is drained, which `stop()` does itself when
-/// called on the main thread, as the agent calls it. Called on another thread, each call's loop
-/// stays until the main thread drains the main queue.
-final class LoopThread: @unchecked Sendable {
-    private var handle = pthread_t()
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-    // Set once by the new thread, under `mutex`; read only after `init` has seen it.
-    private var _loop: (any EventLoop)?
-    var loop: any EventLoop { _loop! }
-
-    init() throws {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(
-            &handle, nil,
-            { context in
-                let this = Unmanaged<LoopThread>.fromOpaque(context!).takeRetainedValue()
-                MultiThreadedEventLoopGroup.withCurrentThreadAsEventLoop { loop in
-                    pthread_mutex_lock(&this.mutex)
-                    this._loop = loop
-                    pthread_cond_signal(&this.condition)
-                    pthread_mutex_unlock(&this.mutex)
-                }
-                return nil
-            }, context)
-        guard status == 0 else {
-            Unmanaged<LoopThread>.fromOpaque(context).release()
-            throw CRIClientError(description: "cannot start a thread for the CRI call: \(String(cString: strerror(status)))")
-        }
-        pthread_mutex_lock(&mutex)
-        while _loop == nil { pthread_cond_wait(&condition, &mutex) }
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func stop() {
-        loop.shutdownGracefully(queue: .main) { _ in }
-        pthread_join(handle, nil)
-        if Self.onMainThread { drainMainQueue(nil) }
-    }
-
-    deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
-    }
-
-    /// The main thread's id is the process's (`/proc/thread-self` is `PID/task/TID`).
-    static var onMainThread: Bool {
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let count = readlink("/proc/thread-self", &buffer, buffer.count)
-        guard count > 0 else { return false }
-        let parts = buffer[..<count].split(separator: UInt8(ascii: "/"))
-        return parts.count == 3 && parts[0] == parts[2]
-    }
-}
-
-/// libdispatch's entry point for running the main queue's blocks from a run loop of one's own
-/// (CoreFoundation's on Linux); exported by libdispatch, not declared by the Dispatch module. It
-/// must be called on the main thread, and runs every block queued there (the agent queues none).
-@_silgen_name("_dispatch_main_queue_callback_4CF")
-private func drainMainQueue(_ message: UnsafeMutableRawPointer?)

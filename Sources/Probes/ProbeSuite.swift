@@ -1,3 +1,4 @@
+import CRIWire
 import FoundationEssentials
 import Glibc
 import HostSystem
@@ -49,7 +50,7 @@ public struct ProbeSuite {
     public let runtimes: (() -> [HazardProbes.RuntimeProcess])?
     /// Asks the node's runtime over its CRI socket to pull a reference (nil: no such check).
     /// It runs on a thread of its own, beside the other checks.
-    public let runtimePull: (@Sendable (String, Int32) throws -> RuntimePullProbe.Answer)?
+    public let runtimePull: (@Sendable (String, Int32) throws -> CRIPullAnswer)?
 
     /// The runtimes' processes (containerd, crio, dockerd), when the caller has read /proc
     /// already and none was restarted since (nil: read now).
@@ -58,7 +59,7 @@ public struct ProbeSuite {
     public init(
         files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?,
         runtimes: (() -> [HazardProbes.RuntimeProcess])? = nil,
-        runtimePull: (@Sendable (String, Int32) throws -> RuntimePullProbe.Answer)? = nil
+        runtimePull: (@Sendable (String, Int32) throws -> CRIPullAnswer)? = nil
     ) {
         self.files = files
         self.resolvedLookup = resolvedLookup

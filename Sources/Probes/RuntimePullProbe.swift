@@ -1,29 +1,16 @@
+import CRIWire
 import HostSystem
 import Vocabulary
 
 /// The runtime's own word: the node's container runtime, asked over its CRI socket to pull as
 /// kubelet asks it. The transport (gRPC) is handed in, so that this module stays free of it.
 public enum RuntimePullProbe {
-    /// What the runtime answered: ok, or its own error text and gRPC status code.
-    public struct Answer: Sendable {
-        public var ok: Bool
-        public var imageRef: String?
-        public var code: Int
-        public var message: String
-        public init(ok: Bool, imageRef: String?, code: Int, message: String) {
-            self.ok = ok
-            self.imageRef = imageRef
-            self.code = code
-            self.message = message
-        }
-    }
-
     /// The pull, asked through `node-agent-cri` at `helper` (installed beside the agent): the
     /// gRPC client lives in that program, run for the check and gone after it, so that the agent
     /// does not carry it while it idles. The pull secret's credentials go to it on standard input.
     /// Throws when the runtime could not be asked (no socket, no gRPC there, no helper).
     public static func pullThroughHelper(_ helper: String, socket: String, credentials: RegistryCredentials?)
-        -> @Sendable (String, Int32) throws -> Answer
+        -> @Sendable (String, Int32) throws -> CRIPullAnswer
     {
         let pull = HelperPull(helper: helper, socket: socket, credentials: credentials)
         return { try pull.pull($0, $1) }
@@ -51,7 +38,7 @@ public enum RuntimePullProbe {
             let seconds = Double(max(milliseconds, 1)) / 1000
             // The helper's own limit is the call's; this one only stops a helper that hangs.
             return try ProcessRunner(timeoutSeconds: seconds + 5)
-                .start(helper, ["pull", "--socket", socket, "--image", reference, "--timeout", "\(seconds)"], withInput: true)
+                .start(helper, CRIHelperCall.pull(socket: socket, image: reference, timeoutSeconds: seconds), withInput: true)
         }
 
         /// Starts the program for a pull of `reference` within `milliseconds`, to come.
@@ -60,34 +47,31 @@ public enum RuntimePullProbe {
             lock.withLock { prepared = program.map { (reference, milliseconds, $0) } }
         }
 
-        public func pull(_ reference: String, _ milliseconds: Int32) throws -> Answer {
+        public func pull(_ reference: String, _ milliseconds: Int32) throws -> CRIPullAnswer {
             let ready = lock.withLock { () -> StartedProgram? in
                 defer { prepared = nil }
                 guard let p = prepared, p.reference == reference, p.milliseconds == milliseconds else { return nil }
                 return p.program
             }
             let program = try ready ?? start(reference, milliseconds)
-            var input: JSONValue = [:]
-            if let credentials { input = ["username": .string(credentials.username), "password": .string(credentials.password)] }
+            let input = CRIPullCredentials(username: credentials?.username, password: credentials?.password)
             let result = try program.finish(input: input.encoded())
             return try answer(status: result.status, stdout: result.stdout, stderr: result.stderr, helper: helper)
         }
     }
 
     /// What the helper said: its JSON answer (exit 0), or why the runtime could not be asked.
-    static func answer(status: Int32, stdout: String, stderr: String, helper: String) throws -> Answer {
+    static func answer(status: Int32, stdout: String, stderr: String, helper: String) throws -> CRIPullAnswer {
         var said = stderr.trimmingWhitespace()
         if said.hasPrefix("node-agent-cri: ") { said = String(said.dropFirst(16)) }
         guard status == 0 else {
             throw AgentError(.commandFailed, said.isEmpty ? "\(helper) ended with status \(status)" : said)
         }
-        guard let json = try? JSONValue.parse(Array(stdout.utf8)), case .bool(let ok)? = json["ok"], let code = json["code"]?.int,
-            let message = json["message"]?.string
-        else {
+        guard let answer = try? CRIPullAnswer(decoding: Array(stdout.utf8)) else {
             throw AgentError(
                 .commandFailed, "\(helper) answered something that is not its JSON answer: \(String(stdout.prefix(200)).escapedForMessage)")
         }
-        return Answer(ok: ok, imageRef: json["image_ref"]?.string, code: code, message: message)
+        return answer
     }
 
     /// Where a failed pull stopped, from the runtime's error text (Go's error strings, which
@@ -140,7 +124,7 @@ public enum RuntimePullProbe {
     /// reference asked for, the runtime's answer or why it could not be asked, and its seconds.
     public struct Outcome: Sendable {
         public var reference: String
-        public var answer: Result<Answer, any Error>
+        public var answer: Result<CRIPullAnswer, any Error>
         public var seconds: Double
         /// The time the runtime was given (nil: not known).
         public var budgetSeconds: Double? = nil
@@ -158,7 +142,7 @@ public enum RuntimePullProbe {
 
     /// Asks `pull` for `image` (nil: the probe reference) and times it; `milliseconds`: the time
     /// the runtime is given (the caller's `pull` gives it that).
-    public static func pull(image: String?, registry: RegistryAddress, milliseconds: Int32? = nil, _ pull: (String) throws -> Answer)
+    public static func pull(image: String?, registry: RegistryAddress, milliseconds: Int32? = nil, _ pull: (String) throws -> CRIPullAnswer)
         -> Outcome
     {
         let watch = Stopwatch()
@@ -182,7 +166,7 @@ public enum RuntimePullProbe {
     /// The `runtime-pull` check. `image`: the user's `--pull-image`, nil for the probe reference.
     public static func run(
         image: String?, registry: RegistryAddress, runtime: String,
-        pull: (String) throws -> Answer
+        pull: (String) throws -> CRIPullAnswer
     ) -> CheckResult {
         check(Self.pull(image: image, registry: registry, pull), image: image, runtime: runtime)
     }
@@ -191,7 +175,7 @@ public enum RuntimePullProbe {
     public static func check(_ outcome: Outcome, image: String?, runtime: String) -> CheckResult {
         let reference = outcome.reference
         let phases = [CheckResult.Phase(name: "pull", seconds: outcome.seconds)]
-        let answer: Answer
+        let answer: CRIPullAnswer
         switch outcome.answer {
         case .failure(let error):
             return CheckResult(

@@ -1,3 +1,4 @@
+import CRIWire
 import FoundationEssentials
 import HostSystem
 import TrustStore
@@ -14,7 +15,7 @@ public enum RuntimeStatusQuery {
         if let key, let cached = lock.withLock({ cache[key] }) { return cached }
         guard
             let r = try? ProcessRunner(timeoutSeconds: timeoutSeconds + 2).run(
-                helper, ["status", "--socket", socket, "--timeout", "\(timeoutSeconds)"]),
+                helper, CRIHelperCall.status(socket: socket, timeoutSeconds: timeoutSeconds)),
             r.status == 0, let word = parse(r.stdout)
         else { return nil }
         if let key { lock.withLock { cache = [key: word] } }
@@ -23,9 +24,9 @@ public enum RuntimeStatusQuery {
 
     /// The helper's JSON answer.
     static func parse(_ text: String) -> RuntimeWord? {
-        guard let json = try? JSONValue.parse(Array(text.utf8)), let version = json["runtime_version"]?.string else { return nil }
-        let registry = json["registry"]?.bool ?? false
-        return RuntimeWord(version: version, reportsRegistry: registry, configPath: registry ? (json["config_path"]?.string ?? "") : nil)
+        guard let status = try? CRIRuntimeStatus(decoding: Array(text.utf8)) else { return nil }
+        return RuntimeWord(
+            version: status.runtimeVersion, reportsRegistry: status.registry, configPath: status.registry ? (status.configPath ?? "") : nil)
     }
 
     private static let lock = PlainLock()

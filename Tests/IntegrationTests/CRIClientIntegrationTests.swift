@@ -1,4 +1,5 @@
 import CRIClient
+import CRIWire
 import Foundation
 import HostSystem
 import TestSupport
@@ -22,8 +23,8 @@ final class CRIClientIntegrationTests: XCTestCase {
         return "/proc/\(holder.trimmingCharacters(in: .whitespacesAndNewlines))/root/run/containerd/containerd.sock"
     }
 
-    func pull(_ image: String, credentials: Bool = true) throws -> CRIPullResult {
-        try CRIClient.pullImage(
+    func pull(_ image: String, credentials: Bool = true) async throws -> CRIPullAnswer {
+        try await CRIClient.pullImage(
             socketPath: socket, image: image,
             username: credentials ? node.vars["REGISTRY_USER"] : nil,
             password: credentials ? node.vars["REGISTRY_PASSWORD"] : nil, timeoutSeconds: 30)
@@ -36,13 +37,13 @@ final class CRIClientIntegrationTests: XCTestCase {
         return r.error.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    func testVersionAndPullsBeforeAndAfterBootstrap() throws {
-        let version = try CRIClient.version(socketPath: socket, timeoutSeconds: 10)
+    func testVersionAndPullsBeforeAndAfterBootstrap() async throws {
+        let version = try await CRIClient.version(socketPath: socket, timeoutSeconds: 10)
         XCTAssertEqual(version.runtimeName, "containerd")
         XCTAssertFalse(version.runtimeVersion.isEmpty)
 
         // Before bootstrap the registry's name does not resolve on the node.
-        let before = try pull(node.testImage)
+        let before = try await pull(node.testImage)
         XCTAssertFalse(before.ok)
         XCTAssertNil(before.imageRef)
         XCTAssertEqual(before.code, 2, before.message)
@@ -52,46 +53,22 @@ final class CRIClientIntegrationTests: XCTestCase {
         let bootstrap = try node.agent(node.bootstrapArguments())
         XCTAssertEqual(bootstrap.status, 0, bootstrap.stdout + bootstrap.stderr)
 
-        let pulled = try pull(node.testImage)
+        let pulled = try await pull(node.testImage)
         XCTAssertTrue(pulled.ok, pulled.message)
         XCTAssertEqual(pulled.code, 0)
         XCTAssertEqual(pulled.message, "")
         XCTAssertTrue(pulled.imageRef?.hasPrefix("sha256:") == true, "\(pulled.imageRef ?? "nil")")
 
         // Without the pull secret the registry refuses: containerd passes on its 401.
-        let anonymous = try pull(node.testImage, credentials: false)
+        let anonymous = try await pull(node.testImage, credentials: false)
         XCTAssertFalse(anonymous.ok)
         XCTAssertTrue(anonymous.message.contains("401 Unauthorized"), anonymous.message)
 
         let missingTag = node.testImage.replacingOccurrences(of: ":1", with: ":no-such-tag")
-        let missing = try pull(missingTag)
+        let missing = try await pull(missingTag)
         XCTAssertFalse(missing.ok)
         XCTAssertEqual(missing.code, 5, missing.message)
         XCTAssertTrue(missing.message.contains("not found"), missing.message)
         XCTAssertEqual(missing.message, try referenceError(missingTag))
-    }
-
-    /// The agent calls from its main loop: between calls no thread of the call's may be left, and
-    /// the memory of one call must not stay (NIO's event loop, ~22 KiB, would if the main queue
-    /// were not drained). 20 calls after a first one (which loads what it needs once).
-    func testTwentyCallsLeaveNoThreadAndNoMemoryBehind() throws {
-        _ = try CRIClient.version(socketPath: socket, timeoutSeconds: 10)
-        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").sorted()
-        let anon = try residentAnonymousKiB()
-        for _ in 0..<20 {
-            _ = try CRIClient.version(socketPath: socket, timeoutSeconds: 10)
-            XCTAssertFalse(try pull(node.testImage).ok)
-        }
-        try eventually(1, "only the threads from before the calls") {
-            try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").sorted() == threads
-        }
-        let growth = try residentAnonymousKiB() - anon
-        XCTAssertLessThan(growth, 256, "anonymous memory grew \(growth) KiB in 40 calls")
-    }
-
-    func residentAnonymousKiB() throws -> Int {
-        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
-        let line = status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") } ?? ""
-        return Int(line.filter(\.isNumber)) ?? 0
     }
 }

@@ -1,4 +1,6 @@
+import CRIWire
 import HostSystem
+import TrustStore
 import Vocabulary
 import XCTest
 
@@ -43,8 +45,8 @@ final class RuntimePullProbeTests: XCTestCase {
         for (tail, stage) in cases { XCTAssertEqual(RuntimePullProbe.stage(of: head + tail), stage, tail) }
     }
 
-    func answer(_ ok: Bool, _ message: String) -> (String) throws -> RuntimePullProbe.Answer {
-        { _ in RuntimePullProbe.Answer(ok: ok, imageRef: ok ? "sha256:ab" : nil, code: ok ? 0 : 2, message: message) }
+    func answer(_ ok: Bool, _ message: String) -> (String) throws -> CRIPullAnswer {
+        { _ in CRIPullAnswer(ok: ok, imageRef: ok ? "sha256:ab" : nil, code: ok ? 0 : 2, message: message) }
     }
 
     func testTheProbeReferencePassesOnTheRegistrysAnswerAndARealImageOnlyOnAPull() {
@@ -156,5 +158,20 @@ final class RuntimePullProbeTests: XCTestCase {
         XCTAssertThrowsError(try RuntimePullProbe.answer(status: 139, stdout: "", stderr: "", helper: "/x/node-agent-cri")) {
             XCTAssertEqual(($0 as? AgentError)?.message, "/x/node-agent-cri ended with status 139")
         }
+    }
+
+    /// node-agent-cri's status as the agent reads it: what containerd 1.x says of its registry
+    /// config, 2.x's answer without one, and anything else (no answer: the files decide).
+    func testTheHelpersStatusAsTheAgentReadsIt() {
+        let one = RuntimeStatusQuery.parse(
+            #"{"config_path":"/etc/containerd/certs.d","golang":"go1.19.8","registry":true,"runtime_name":"containerd","runtime_version":"1.6.20~ds1"}"#
+        )
+        XCTAssertEqual(one, RuntimeWord(version: "1.6.20~ds1", reportsRegistry: true, configPath: "/etc/containerd/certs.d"))
+        let unset = RuntimeStatusQuery.parse(#"{"registry":true,"runtime_name":"containerd","runtime_version":"v1.7.24"}"#)
+        XCTAssertEqual(unset, RuntimeWord(version: "v1.7.24", reportsRegistry: true, configPath: ""))
+        let two = RuntimeStatusQuery.parse(#"{"registry":false,"runtime_name":"containerd","runtime_version":"2.1.9"}"#)
+        XCTAssertEqual(two, RuntimeWord(version: "2.1.9", reportsRegistry: false, configPath: nil))
+        XCTAssertNil(RuntimeStatusQuery.parse(#"{"runtime_version":"2.1.9"}"#))
+        XCTAssertNil(RuntimeStatusQuery.parse("node-agent-cri: no"))
     }
 }

@@ -1,0 +1,116 @@
+import ArgumentParser
+import CRIClient
+import CRIWire
+import Glibc
+import HostSystem
+
+// node-agent-cri: the agent's CRI calls, in a process of their own. The agent runs it for the
+// runtime-pull check and reads one JSON object from it (CRIWire: the calls and the messages, the
+// same types on both sides); the gRPC stack (grpc-swift, swift-nio, BoringSSL under the
+// transport) is linked here and not into the agent, whose idle memory it raised from 17 to 23 MiB
+// (README, "What runtime-pull costs"). Exit status: 0 the runtime answered (its answer on standard
+// output, a refusal included), 1 it could not be asked (why, on standard error), 2 the call was
+// malformed.
+
+@main
+struct NodeAgentCRI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node-agent-cri",
+        abstract: "The node agent's calls to the container runtime's CRI socket, each answered with one JSON object.",
+        subcommands: [Pull.self, Status.self, Version.self])
+
+    static func main() async {
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch let error where exitCode(for: error) == .validationFailure {
+            // ArgumentParser's usage errors exit 64: a malformed call is 2 here.
+            writeStandard(fullMessage(for: error) + "\n", to: 2)
+            Glibc.exit(2)
+        } catch {
+            exit(withError: error)
+        }
+        guard var call = command as? any AsyncParsableCommand, !(command is NodeAgentCRI) else {
+            fail(2, "name the call: pull, status or version (node-agent-cri help CALL says how)")
+        }
+        do {
+            try await call.run()
+        } catch {
+            fail(1, "\(error)")
+        }
+    }
+}
+
+/// Where the runtime listens and how long it is given.
+struct CallOptions: ParsableArguments {
+    @Option(help: "The runtime's CRI socket.") var socket: String
+    @Option(help: "Seconds the runtime is given to answer.") var timeout: Double
+
+    func validate() throws {
+        guard timeout > 0 else { throw ValidationError("--timeout takes a number of seconds over 0") }
+    }
+}
+
+/// `PullImage`, with the credentials on standard input (`CRIPullCredentials`, `{}` without them):
+/// a process's arguments are readable by every user of the node. The pull starts once that input
+/// has come, so the agent can start this program ahead of the pull; with no input it pulls nothing.
+struct Pull: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pull an image, as kubelet asks for it: a CRIPullAnswer.")
+    @OptionGroup var call: CallOptions
+    @Option(help: "The image reference.") var image: String
+
+    func run() async throws {
+        let input = readStandardInput(limit: 65536)
+        if input.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            fail(2, "nothing on standard input, so nothing pulled: it takes a JSON object ({} without credentials)")
+        }
+        guard let credentials = try? CRIPullCredentials(decoding: input) else {
+            fail(2, "standard input is not a JSON object with \"username\" and \"password\"")
+        }
+        let answer = try await CRIClient.pullImage(
+            socketPath: call.socket, image: image, username: credentials.username, password: credentials.password,
+            timeoutSeconds: call.timeout)
+        emit(answer)
+    }
+}
+
+/// `Version`, and `Status` with `verbose`: the runtime's own config, a CRIRuntimeStatus.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The runtime's version and registry config: a CRIRuntimeStatus.")
+    @OptionGroup var call: CallOptions
+
+    func run() async throws {
+        let version = try await CRIClient.version(socketPath: call.socket, timeoutSeconds: call.timeout)
+        let info = try await CRIClient.statusInfo(socketPath: call.socket, timeoutSeconds: call.timeout)
+        emit(CRIRuntimeStatus(version: version, info: info))
+    }
+}
+
+/// `Version`: the runtime's name and version, a CRIRuntimeVersion.
+struct Version: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The runtime's name and version: a CRIRuntimeVersion.")
+    @OptionGroup var call: CallOptions
+
+    func run() async throws {
+        emit(try await CRIClient.version(socketPath: call.socket, timeoutSeconds: call.timeout))
+    }
+}
+
+func fail(_ status: Int32, _ message: String) -> Never {
+    writeStandard("node-agent-cri: \(message)\n", to: 2)
+    exit(status)
+}
+
+func emit(_ message: some CRIHelperMessage) {
+    writeStandard(String(decoding: message.encoded(), as: UTF8.self) + "\n")
+}
+
+func readStandardInput(limit: Int) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while bytes.count <= limit {
+        let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n > 0 { bytes += chunk[..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+    }
+    return bytes
+}

@@ -18,13 +18,6 @@ final class ClusterTrustBundleIntegrationTests: XCTestCase {
     override func setUpWithError() throws { node = try SandboxNode() }
     override func tearDown() { node?.down() }
 
-    func tokenFile(_ name: String) throws -> (path: String, token: String) {
-        let token = "token-\(UUID().uuidString)"
-        let path = node.folder + "/\(name).token"
-        try token.write(toFile: path, atomically: true, encoding: .utf8)
-        return (path, token)
-    }
-
     func pem(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
 
     /// A bundle as JSON, for POST (new) or PUT (the stored one's resourceVersion).
@@ -66,8 +59,8 @@ final class ClusterTrustBundleIntegrationTests: XCTestCase {
     }
 
     func testTheCAFromClusterTrustBundlesIsInstalledFollowsARotationAndFailsClosed() throws {
-        let (agentToken, agentSecret) = try tokenFile("agent")
-        let (adminToken, adminSecret) = try tokenFile("admin")
+        let (agentToken, agentSecret) = try node.tokenFile("agent")
+        let (adminToken, adminSecret) = try node.tokenFile("admin")
         let api = try APIDouble(node, tokens: [agentToken: APIDouble.serviceAccount, adminToken: "admin,system:masters"])
         defer { api.stop() }
         let otherCA = try CertFixtures.path("other-ca.crt")
@@ -166,8 +159,8 @@ final class ClusterTrustBundleIntegrationTests: XCTestCase {
     /// without clustertrustbundles (403), a label selector the API server cannot parse (400), an
     /// API server that serves no version of the resource (404 for each).
     func testTheAPIsRefusalsFailClosedWithTheirReason() throws {
-        let (agentToken, _) = try tokenFile("agent")
-        let (adminToken, adminSecret) = try tokenFile("admin")
+        let (agentToken, _) = try node.tokenFile("agent")
+        let (adminToken, adminSecret) = try node.tokenFile("admin")
         let before = node.snapshot()
         func run(_ api: APIDouble, labels: String, expect phrases: [String], line: UInt = #line) throws {
             let (process, log) = try node.startRun([

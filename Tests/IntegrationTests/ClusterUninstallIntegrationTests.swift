@@ -13,8 +13,7 @@ final class ClusterUninstallIntegrationTests: XCTestCase {
     override func tearDown() { node?.down() }
 
     func testUninstallRemovesTheConditionAndTheStartupTaintAndLeavesTheNodeAsBefore() throws {
-        let tokenPath = node.folder + "/serviceaccount.token"
-        try "token-\(UUID().uuidString)".write(toFile: tokenPath, atomically: true, encoding: .utf8)
+        let (tokenPath, _) = try node.tokenFile("serviceaccount")
         let api = try APIDouble(node, tokens: [tokenPath: APIDouble.serviceAccount])
         defer { api.stop() }
         let before = try api.nodeObject()

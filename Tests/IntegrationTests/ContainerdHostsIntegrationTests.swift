@@ -27,12 +27,7 @@ extension ReleaseNodeIntegrationTests {
     }
 
     func hostsLayouts(_ suite: String) throws {
-        let (sandbox, node) = try boot(suite)
-        defer {
-            node.down()
-            sandbox.down()
-        }
-        try node.enableCertsD()
+        let (sandbox, node) = try bootWithCertsD(suite)
         // The route to the cluster DNS and the CA, by the agent; then every layout replaces
         // certs.d's contents and decides whether the system roots hold the CA.
         let bootstrap = try node.agent(["bootstrap", "--host-root", node.root, "--registry", sandbox.registry, "--ca", sandbox.caFile])

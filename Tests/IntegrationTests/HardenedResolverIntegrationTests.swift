@@ -12,15 +12,8 @@ extension ReleaseNodeIntegrationTests {
     /// cannot work and change nothing; auto takes the link (its own DNSOverTLS=no), the agent's
     /// delegate file goes, and the node pulls.
     func testSidStrictDNSOverTLSTakesTheLinkInsteadOfTheDelegate() throws {
-        let (sandbox, node) = try boot("sid")
-        defer {
-            node.down()
-            sandbox.down()
-        }
-        try node.enableCertsD()
-        func pull() throws -> (ok: Bool, error: String) {
-            try node.pull(sandbox.testImage, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
-        }
+        let (sandbox, node) = try bootWithCertsD("sid")
+        func pull() throws -> (ok: Bool, error: String) { try node.pullTestImage(from: sandbox) }
         let bootstrap = ["bootstrap", "--host-root", node.root, "--registry", sandbox.registry, "--ca", sandbox.caFile, "--output", "json"]
         let first = try node.agent(bootstrap)
         XCTAssertEqual(first.status, 0, first.output)
@@ -75,17 +68,8 @@ extension ReleaseNodeIntegrationTests {
     /// link; the link, asked for, is refused), and auto writes /etc/hosts lines, which `files`
     /// answers first: the node pulls.
     func testBookwormNssMdnsBeforeDNSGetsHostsLines() throws {
-        // The packages, fetched into the root's apt archive (scripts/booted-node).
-        setenv("NODE_AGENT_BOOTED_DEBS", "libnss-mdns", 1)
-        let (sandbox, node) = try boot("bookworm")
-        defer {
-            node.down()
-            sandbox.down()
-        }
-        try node.enableCertsD()
-        func pull() throws -> (ok: Bool, error: String) {
-            try node.pull(sandbox.testImage, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
-        }
+        let (sandbox, node) = try bootWithCertsD("bookworm", debs: "libnss-mdns")
+        func pull() throws -> (ok: Bool, error: String) { try node.pullTestImage(from: sandbox) }
         let install = try node.inside("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download libnss-mdns")
         XCTAssertEqual(install.status, 0, install.stdout + install.stderr)
         XCTAssertEqual(

@@ -13,14 +13,6 @@ final class NodeEventsIntegrationTests: XCTestCase {
     override func setUpWithError() throws { node = try SandboxNode() }
     override func tearDown() { node?.down() }
 
-    /// A token file of the test's own, as kubelet projects a service account token.
-    func tokenFile(_ name: String) throws -> (path: String, token: String) {
-        let token = "token-\(UUID().uuidString)"
-        let path = node.folder + "/\(name).token"
-        try token.write(toFile: path, atomically: true, encoding: .utf8)
-        return (path, token)
-    }
-
     /// The one Event with `reason` (a failure when there are several: the same one again must be
     /// counted, not written anew).
     func event(_ api: APIDouble, _ reason: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any]? {
@@ -56,7 +48,7 @@ final class NodeEventsIntegrationTests: XCTestCase {
     /// Events have the shape the kubelet's and node-problem-detector's have; and the agent used
     /// exactly the verbs daemonset.yaml grants, every request allowed.
     func testReadinessChangesAreEventsCountedOnRepeatWithExactlyTheRBACUsed() throws {
-        let (tokenPath, _) = try tokenFile("serviceaccount")
+        let (tokenPath, _) = try node.tokenFile("serviceaccount")
         let api = try APIDouble(node, tokens: [tokenPath: APIDouble.serviceAccount])
         defer { api.stop() }
         let log = node.folder + "/agent.log"
@@ -150,7 +142,7 @@ final class NodeEventsIntegrationTests: XCTestCase {
     /// Secret holding a bundle while CAs change over): a RegistryCARotated Event naming the new
     /// certificates and the old one; the node stays ready, so no readiness Event.
     func testACARotationIsAnEvent() throws {
-        let (tokenPath, _) = try tokenFile("serviceaccount")
+        let (tokenPath, _) = try node.tokenFile("serviceaccount")
         let api = try APIDouble(node, tokens: [tokenPath: APIDouble.serviceAccount])
         defer { api.stop() }
         let ca = node.folder + "/rotating-ca.crt"
@@ -194,7 +186,7 @@ final class NodeEventsIntegrationTests: XCTestCase {
     /// published, the node stays ready), and the double holds no Event. The double's other
     /// refusals of Events have the API server's shapes.
     func testAnEventTheRBACDoesNotGrantIsLoggedAndTheReconcileGoesOn() throws {
-        let (tokenPath, token) = try tokenFile("serviceaccount")
+        let (tokenPath, token) = try node.tokenFile("serviceaccount")
         let (manifest, cut, said) = try APIDouble.manifest(without: "events", in: node)
         XCTAssertEqual(cut, "1\n", said)
         let api = try APIDouble(node, manifest: manifest, tokens: [tokenPath: APIDouble.serviceAccount])

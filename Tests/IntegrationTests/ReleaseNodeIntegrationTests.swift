@@ -26,12 +26,7 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     /// Before, the second one's config decided where root wrote the CA (the node's containerd
     /// names no -c).
     func testBookwormSecondContainerdIsNotTheNodes() throws {
-        let (sandbox, node) = try boot("bookworm")
-        defer {
-            node.down()
-            sandbox.down()
-        }
-        try node.enableCertsD()
+        let (sandbox, node) = try bootWithCertsD("bookworm")
         let setup = try node.inside(
             "mkdir -p /etc/impostor && printf 'version = 2\\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\\n  config_path = \"/etc/impostor-certs.d\"\\n' > /etc/impostor/config.toml"
                 + " && systemd-run --unit=impostor -p TemporaryFileSystem=/run/containerd /usr/bin/containerd -c /etc/impostor/config.toml"
@@ -58,7 +53,7 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         XCTAssertNotEqual(
             try node.inside("test -e /etc/impostor-certs.d").status, 0, "root wrote where the second containerd's config said")
         XCTAssertEqual(try node.inside("ls /etc/containerd/certs.d | grep -c :443").stdout, "1\n")
-        let after = try node.pull(sandbox.testImage, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
+        let after = try node.pullTestImage(from: sandbox)
         XCTAssertTrue(after.ok, after.error)
     }
     func testTrixieBootUnit() throws { try bootUnit("trixie") }
@@ -83,6 +78,21 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
             sandbox.down()
             throw error
         }
+    }
+
+    /// `boot(suite)`, taken down when the test ends, with containerd's certs.d enabled as a node
+    /// that uses per-registry configuration has it: how most tests on a booted node start.
+    /// `debs`: packages fetched into the node's apt archive (scripts/booted-node), to install.
+    func bootWithCertsD(_ suite: String, debs: String? = nil) throws -> (sandbox: SandboxNode, node: ReleaseNode) {
+        if let debs { setenv("NODE_AGENT_BOOTED_DEBS", debs, 1) }
+        defer { if debs != nil { unsetenv("NODE_AGENT_BOOTED_DEBS") } }
+        let (sandbox, node) = try boot(suite)
+        addTeardownBlock {
+            node.down()
+            sandbox.down()
+        }
+        try node.enableCertsD()
+        return (sandbox, node)
     }
 
     func endToEnd(_ suite: String) throws {
@@ -485,13 +495,8 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         guard let binary = ProcessInfo.processInfo.environment["NODE_AGENT_RELEASE_BINARY"] else {
             throw XCTSkip("NODE_AGENT_RELEASE_BINARY is unset (scripts/test builds it with scripts/build-release)")
         }
-        let (sandbox, node) = try boot(suite)
-        defer {
-            node.down()
-            sandbox.down()
-        }
+        let (sandbox, node) = try bootWithCertsD(suite)
         let started = Date()
-        try node.enableCertsD()
         let folder = URL(fileURLWithPath: binary).deletingLastPathComponent().path
         let unit = packageRoot.appendingPathComponent("deploy/node-agent-bootstrap.service").path
         let install = try node.exec([
@@ -669,6 +674,11 @@ final class ReleaseNode {
             "--timeout", "30", "pull", reference, "--username", user, "--password", password,
         ])
         return (r.status == 0, r.stderr)
+    }
+
+    /// The sandbox registry's test image, pulled as kubelet asks for it, with its credentials.
+    func pullTestImage(from sandbox: SandboxNode) throws -> (ok: Bool, error: String) {
+        try pull(sandbox.testImage, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
     }
 
     /// The node's files the agent may touch, with their kinds, modes, link targets and contents'

@@ -217,21 +217,13 @@ final class RunIntegrationTests: XCTestCase {
         try node.startReporting(api, tokenFile: tokenFile, heartbeat: heartbeat, log: log)
     }
 
-    /// A token file of the test's own, as kubelet projects a service account token.
-    func tokenFile(_ name: String) throws -> (path: String, token: String) {
-        let token = "token-\(UUID().uuidString)"
-        let path = node.folder + "/\(name).token"
-        try token.write(toFile: path, atomically: true, encoding: .utf8)
-        return (path, token)
-    }
-
     /// The node condition and the startup taint, judged by the node as it ends up in
     /// scripts/api-double (the daemonset.yaml's RBAC enforced, every patch applied by kubectl's
     /// own strategic-merge and merge-patch code): one RegistryPullReady condition beside kubelet's
     /// Ready, merged by type; its lastTransitionTime kept across heartbeats and an agent restart
     /// while the status holds, new when it flips; the startup taint gone, the other one kept.
     func testRunPublishesTheNodeConditionOnChangeAndRemovesTheStartupTaint() throws {
-        let (tokenPath, _) = try tokenFile("serviceaccount")
+        let (tokenPath, _) = try node.tokenFile("serviceaccount")
         let api = try APIDouble(node, tokens: [tokenPath: APIDouble.serviceAccount])
         defer { api.stop() }
         let before = try api.nodeObject()
@@ -353,8 +345,8 @@ final class RunIntegrationTests: XCTestCase {
     /// request changes nothing on the node. The double's other refusals have the real shapes too:
     /// a stale resourceVersion (409) and a Content-Type that is no patch type (415).
     func testTheAPIServersRefusalsReachTheAgentAndChangeNothing() throws {
-        let (known, knownToken) = try tokenFile("serviceaccount")
-        let (unknown, unknownToken) = try tokenFile("unknown")
+        let (known, knownToken) = try node.tokenFile("serviceaccount")
+        let (unknown, unknownToken) = try node.tokenFile("unknown")
         let log = node.folder + "/agent.log"
         func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 

@@ -135,6 +135,15 @@ final class SandboxNode {
         (try? String(contentsOfFile: folder + "/logs/\(name)", encoding: .utf8)) ?? ""
     }
 
+    /// A token file of the test's own in the node's folder, as kubelet projects a service
+    /// account token: its path and the token (for the test to look for in logs).
+    func tokenFile(_ name: String) throws -> (path: String, token: String) {
+        let token = "token-\(UUID().uuidString)"
+        let path = folder + "/\(name).token"
+        try token.write(toFile: path, atomically: true, encoding: .utf8)
+        return (path, token)
+    }
+
     /// The node-agent binary built next to this test bundle (or NODE_AGENT_BINARY).
     static let binary: String = {
         if let path = ProcessInfo.processInfo.environment["NODE_AGENT_BINARY"] { return path }

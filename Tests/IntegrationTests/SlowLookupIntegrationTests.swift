@@ -22,17 +22,10 @@ extension ReleaseNodeIntegrationTests {
     /// error." and the verdict not ready where the node pulls, and the not-found hint blamed
     /// "a [NOTFOUND=return] or mdns4_minimal".
     func testBookwormAnNSSSourceThatWaitsIsAnAnswerAndThePullAgrees() throws {
-        // The packages, fetched into the root's apt archive (scripts/booted-node).
-        setenv("NODE_AGENT_BOOTED_DEBS", "libnss-mdns", 1)
-        let (sandbox, node) = try boot("bookworm")
-        defer {
-            node.down()
-            sandbox.down()
-        }
-        try node.enableCertsD()
+        let (sandbox, node) = try bootWithCertsD("bookworm", debs: "libnss-mdns")
         func pull() throws -> (ok: Bool, error: String, seconds: Double) {
             let started = Date()
-            let r = try node.pull(sandbox.testImage, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!)
+            let r = try node.pullTestImage(from: sandbox)
             return (r.ok, r.error, Date().timeIntervalSince(started))
         }
         func probe(_ args: [String]) throws -> (status: Int32, report: JSONReport, output: String, seconds: Double) {

@@ -130,3 +130,24 @@ public final class RecordingRunner: CommandRunner, @unchecked Sendable {
         return CommandResult(status: 0)
     }
 }
+
+/// A host root in a new temporary folder, for one test: `put` lays a file out as a node has it
+/// (its folders made), `files` reads it as the agent does; removed with the object.
+public final class TemporaryHostRoot {
+    public let directory: String
+    public let files: HostFiles
+
+    public init(_ label: String) throws {
+        directory = try makeTemporaryDirectory(label)
+        files = HostFiles(root: try HostRoot(directory))
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// Writes `text` at `path` (absolute, as on the node) below the root.
+    public func put(_ path: String, _ text: String = "") throws {
+        let full = directory + path
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: full, atomically: true, encoding: .utf8)
+    }
+}

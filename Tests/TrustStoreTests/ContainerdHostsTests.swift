@@ -9,22 +9,16 @@ import XCTest
 /// containerd's folder and host selection, on a host root in a temporary folder. The same
 /// layouts are pulled through by each release's real containerd in ContainerdHostsIntegrationTests.
 final class ContainerdHostsTests: XCTestCase {
-    var root = ""
-    var files: HostFiles!
+    var node: TemporaryHostRoot!
+    var files: HostFiles { node.files }
+    var root: String { node.directory }
     let registry = try! RegistryAddress("reg.ns.svc.cluster.local:443")
     let roots = [try! HostPath("/etc/containerd/certs.d"), try! HostPath("/etc/docker/certs.d")]
 
-    override func setUpWithError() throws {
-        root = try makeTemporaryDirectory("hosts")
-        files = HostFiles(root: try HostRoot(root))
-    }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: root) }
+    override func setUpWithError() throws { node = try TemporaryHostRoot("hosts") }
+    override func tearDown() { node = nil }
 
-    func put(_ path: String, _ text: String = "") throws {
-        let full = root + path
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try text.write(toFile: full, atomically: true, encoding: .utf8)
-    }
+    func put(_ path: String, _ text: String = "") throws { try node.put(path, text) }
     func select(_ host: String = "reg.ns.svc.cluster.local:443") throws -> ContainerdHosts {
         try ContainerdHosts.select(files: files, roots: roots, host: host)
     }

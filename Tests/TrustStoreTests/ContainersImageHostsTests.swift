@@ -9,22 +9,16 @@ import XCTest
 /// containers/image's certificate folder and registries.conf rules, on a host root in a temporary
 /// folder. skopeo's real pulls in a booted node check the same layouts (ContainersImageIntegrationTests).
 final class ContainersImageHostsTests: XCTestCase {
-    var root = ""
-    var files: HostFiles!
+    var node: TemporaryHostRoot!
+    var files: HostFiles { node.files }
+    var root: String { node.directory }
     let host = "reg.ns.svc.cluster.local:443"
     var repository: String { host + "/node-agent/pull-probe" }
 
-    override func setUpWithError() throws {
-        root = try makeTemporaryDirectory("cimage")
-        files = HostFiles(root: try HostRoot(root))
-    }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: root) }
+    override func setUpWithError() throws { node = try TemporaryHostRoot("cimage") }
+    override func tearDown() { node = nil }
 
-    func put(_ path: String, _ text: String = "") throws {
-        let full = root + path
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try text.write(toFile: full, atomically: true, encoding: .utf8)
-    }
+    func put(_ path: String, _ text: String = "") throws { try node.put(path, text) }
     func select() throws -> ContainerdHosts { try ContainersImageHosts.select(files: files, host: host, repository: repository) }
 
     func testTheFirstCertsFolderThatExistsGivesItsCrtFiles() throws {

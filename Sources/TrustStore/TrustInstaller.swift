@@ -30,38 +30,11 @@ public struct TrustPlan: Sendable {
     }
 }
 
-/// How the OS bundle is rebuilt after a change.
-public enum TrustRefreshMode: String, Sendable, CaseIterable {
-    /// Native where it leaves exactly what the host's tool would and nothing else would run
-    /// (`TrustFacts.nativeBlocker` is nil), the tool otherwise: the default.
-    case auto
-    /// The host's own tool, run inside the host root: exactly the host's result, hooks included.
-    case tool
-    /// The agent rebuilds the Debian bundle and links itself: the same result (tested against the
-    /// tool), in milliseconds instead of seconds; the host's hooks do not run.
-    case native
-}
-
-extension TrustRefreshMode {
-    /// Whether the agent rebuilds the bundle itself on a host with these facts.
-    public func isNative(_ facts: TrustFacts) -> Bool {
-        switch self {
-        case .native: facts.layout.family == .debian
-        // Where the tool is missing, auto does what the tool would: refuse.
-        case .auto: facts.layout.family == .debian && facts.nativeBlocker == nil && facts.toolPresent
-        case .tool: false
-        }
-    }
-}
-
 /// Installs a registry's CA in the host's OS trust store (per distribution family) and in the
 /// runtimes' per-registry folders: containerd's `certs.d` (`hosts.toml` + `ca.crt`, read on
 /// every pull, no restart), and Docker's and CRI-O's `certs.d/<host:port>/ca.crt` where those
 /// runtimes are configured on the host.
 public struct TrustInstaller: Sendable {
-    /// Docker's and CRI-O's (containers-common) per-registry folders, used when their parent exists.
-    static let otherRuntimeCertsDirs = [("/etc/docker", "certs.d"), ("/etc/containers", "certs.d")]
-
     public let files: HostFiles
     public let runner: CommandRunner
     public let refreshMode: TrustRefreshMode
@@ -89,19 +62,29 @@ public struct TrustInstaller: Sendable {
         _ facts: TrustFacts, registry: RegistryAddress, certificates: [Certificate],
         refreshMode: TrustRefreshMode
     ) throws -> TrustPlan {
-        var changes: [FileChange] = []
         var notes: [String] = []
-
-        // OS store: one PEM file per CA, named and placed as the family's layout says.
-        let layout = facts.layout
         let native = refreshMode.isNative(facts)
         if !native {
             guard facts.toolPresent else {
                 throw AgentError(
-                    .unsupportedHost, "\(layout.tool) is missing on the host",
+                    .unsupportedHost, "\(facts.layout.tool) is missing on the host",
                     hint: "install the host's CA certificates package (ca-certificates)")
             }
         }
+        var (changes, refresh) = try osStore(facts, registry: registry, certificates: certificates, notes: &notes)
+        if refresh != nil, let note = refreshMode.autoNote(native: native, facts) { notes.append(note) }
+        changes += try certsDirChanges(facts, registry: registry, certificates: certificates, notes: &notes)
+        return TrustPlan(
+            certificates: certificates, layout: facts.layout, fileChanges: changes, refresh: refresh, notes: notes, native: native)
+    }
+
+    /// The OS store's part: one PEM file per CA, named and placed as the family's layout says,
+    /// the agent's files no longer wanted removed; and the rebuild that takes, if any.
+    static func osStore(_ facts: TrustFacts, registry: RegistryAddress, certificates: [Certificate], notes: inout [String]) throws
+        -> (changes: [FileChange], refresh: [String]?)
+    {
+        var changes: [FileChange] = []
+        let layout = facts.layout
         let prefix = layout.filePrefix(registry)
         var wanted: Set<String> = []
         for (i, cert) in certificates.enumerated() {
@@ -121,7 +104,6 @@ public struct TrustInstaller: Sendable {
                 FileChange(kind: .remove, path: try layout.anchors.appending(name), reason: "CA no longer wanted for \(registry)"))
             removedFromStore = true
         }
-        let bundleHasAll = bundleHolds(certificates, facts.bundle)
         var refresh: [String]?
         if facts.refreshPending {
             refresh = [layout.tool.lastComponent] + layout.freshArguments
@@ -129,67 +111,10 @@ public struct TrustInstaller: Sendable {
         } else if let damage = facts.storeDamage {
             refresh = [layout.tool.lastComponent] + layout.freshArguments
             notes.append("\(damage): rebuilding it from scratch")
-        } else if !changes.isEmpty || !bundleHasAll {
+        } else if !changes.isEmpty || !bundleHolds(certificates, facts.bundle) {
             refresh = [layout.tool.lastComponent] + (removedFromStore ? layout.freshArguments : layout.refreshArguments)
         }
-
-        if refresh != nil, refreshMode == .auto {
-            notes.append(
-                native
-                    ? "trust refresh auto: native (no hook in \(DebianTrustStore.hooks.path), the system certificates' links in step: what \(layout.tool.lastComponent) would write)"
-                    : "trust refresh auto: \(layout.tool.lastComponent) (\(facts.nativeBlocker ?? ""))")
-        }
-
-        // containerd: a folder of certs.d for each name references give the registry
-        // (certs.d/<host:port>/ and, for port 443, certs.d/<host>/ too).
-        let containerd = facts.containerd
-        if let note = containerd.note { notes.append(note) }
-        let caText = HostFiles.ownershipMarker + "\n" + certificates.map(\.pem).joined()
-        if containerd.agentWrites, let certsD = containerd.configPaths.first {
-            for name in registry.referenceNames {
-                let dir = try certsD.appending(name)
-                let hostsToml = try dir.appending("hosts.toml")
-                let caFile = try dir.appending("ca.crt")
-                guard facts.isOursOrAbsent(hostsToml) else {
-                    notes.append("\(hostsToml) was not written by node-agent: left alone")
-                    continue
-                }
-                guard facts.isOursOrAbsent(caFile) else {
-                    notes.append("\(caFile) was not written by node-agent: left alone")
-                    continue
-                }
-                if let c = FileChange.ensure(
-                    caFile, holds: Array(caText.utf8), current: facts.runtimeFiles[caFile],
-                    reason: "CA for containerd pulls from \(name)")
-                {
-                    changes.append(c)
-                }
-                let toml = hostsTOML(registry: registry, caFile: caFile)
-                if let c = FileChange.ensure(
-                    hostsToml, holds: Array(toml.utf8), current: facts.runtimeFiles[hostsToml],
-                    reason: "containerd host config for \(name)")
-                {
-                    changes.append(c)
-                }
-            }
-        }
-        // Docker and CRI-O read <certs.d>/<host:port>/*.crt on every pull too.
-        for (parent, sub) in otherRuntimeCertsDirs where facts.otherRuntimeParents.contains(try HostPath(parent)) {
-            let certsD = try HostPath(parent).appending(sub)
-            if containerd.configPaths.first == certsD { continue }
-            let caFile = try certsD.appending(registry.hostAndPort).appending("ca.crt")
-            guard facts.isOursOrAbsent(caFile) else {
-                notes.append("\(caFile) was not written by node-agent: left alone")
-                continue
-            }
-            if let c = FileChange.ensure(
-                caFile, holds: Array(caText.utf8), current: facts.runtimeFiles[caFile],
-                reason: "CA for \(parent == "/etc/docker" ? "Docker" : "CRI-O/Podman") pulls from \(registry.hostAndPort)")
-            {
-                changes.append(c)
-            }
-        }
-        return TrustPlan(certificates: certificates, layout: layout, fileChanges: changes, refresh: refresh, notes: notes, native: native)
+        return (changes, refresh)
     }
 
     /// The OS-store file of the `i`th certificate (from 0).
@@ -258,21 +183,6 @@ public struct TrustInstaller: Sendable {
                 "\(refresh[0]) failed (exit \(result.status)): \(result.stderr.trimmingWhitespace().escapedForMessage)",
                 hint: "run it by hand on the node to see why", cause: .exitStatus(result.status))
         }
-    }
-
-    /// The registry's `hosts.toml`: its server, with the CA file. Every string is a TOML basic
-    /// string, escaped: a `config_path` may hold any character a file name can.
-    static func hostsTOML(registry: RegistryAddress, caFile: HostPath) -> String {
-        let server = TOMLString.basic("https://\(registry.hostAndPort)")
-        return """
-            \(HostFiles.ownershipMarker)
-            server = \(server)
-
-            [host.\(server)]
-              capabilities = ["pull", "resolve"]
-              ca = \(TOMLString.basic(caFile.path))
-
-            """
     }
 }
 

@@ -227,29 +227,4 @@ public enum RuntimePullProbe {
     static func tail(_ message: String) -> String {
         message.split(separator: ":").last.map { $0.trimmingBlanks() } ?? message
     }
-
-    /// The checks a succeeding pull overrules: each stands for a step of the pull, and the
-    /// runtime has just taken that step. Their failures become warnings that say so.
-    public static let pathChecks: Set<String> = [
-        "dns-cluster", "dns-host", "dns-resolved", "runtime-proxy", "tcp", "tls", "tls-os-trust",
-        "tls-runtime-trust", "tls-containers-trust", "certs-d", "runtime-restart-pending",
-    ]
-
-    /// The runtime's word decides: a passing runtime-pull turns the failures of the path checks
-    /// into warnings (the model was wrong or the runtime took another path).
-    public static func settle(_ checks: inout [CheckResult]) {
-        guard let pull = checks.first(where: { $0.name == "runtime-pull" }), pull.outcome == .pass else { return }
-        for i in checks.indices where checks[i].outcome == .fail && pathChecks.contains(checks[i].name) {
-            checks[i].outcome = .warn
-            checks[i].reason += " (yet the runtime's own pull got through: see runtime-pull)"
-        }
-        // registry-api stands for more than the path (the registry's health, the credentials),
-        // but where it failed only on verifying the registry's certificate with the agent's
-        // OpenSSL view, the runtime has just verified it with its own (Go's pool and rules).
-        for i in checks.indices
-        where checks[i].name == "registry-api" && checks[i].outcome == .fail && checks[i].details["verify_failed"] == "registry" {
-            checks[i].outcome = .warn
-            checks[i].reason += " (yet the runtime verified the registry's certificate on its own pull: see runtime-pull)"
-        }
-    }
 }

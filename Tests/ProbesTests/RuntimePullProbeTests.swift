@@ -68,36 +68,6 @@ final class RuntimePullProbeTests: XCTestCase {
             RuntimePullProbe.probeReference(registry), "registry-service.openfaas.svc.cluster.local:443/node-agent/pull-probe:absent")
     }
 
-    func testAPassingPullTurnsPathFailuresIntoWarningsButNotHazards() {
-        func check(_ name: String, _ outcome: CheckResult.Outcome) -> CheckResult {
-            CheckResult(name: name, outcome: outcome, reason: name)
-        }
-        var checks = [
-            check("runtime-restart-pending", .fail), check("dns-host", .fail), check("coredns-loop-hazard", .fail),
-            check("runtime-pull", .pass),
-        ]
-        RuntimePullProbe.settle(&checks)
-        XCTAssertEqual(checks.map(\.outcome), [.warn, .warn, .fail, .pass])
-        var failing = [check("dns-host", .fail), check("runtime-pull", .fail)]
-        RuntimePullProbe.settle(&failing)
-        XCTAssertEqual(failing.map(\.outcome), [.fail, .fail])
-    }
-
-    /// registry-api that failed only on the agent's verification of the registry's certificate
-    /// is overruled by the runtime's own verified pull; failing for anything else (a token
-    /// realm's certificate, credentials, the registry's answer) it stays failed.
-    func testAPassingPullSettlesRegistryAPIOnlyWhereItFailedOnTheRegistrysCertificate() {
-        var verify = CheckResult(name: "registry-api", outcome: .fail, reason: "not asked: the certificate does not verify")
-        verify.details["verify_failed"] = "registry"
-        let credentials = CheckResult(name: "registry-api", outcome: .fail, reason: "the credentials were refused")
-        var checks = [verify, credentials, CheckResult(name: "runtime-pull", outcome: .pass, reason: "")]
-        RuntimePullProbe.settle(&checks)
-        XCTAssertEqual(checks.map(\.outcome), [.warn, .fail, .pass])
-        var notPulled = [verify, CheckResult(name: "runtime-pull", outcome: .fail, reason: "")]
-        RuntimePullProbe.settle(&notPulled)
-        XCTAssertEqual(notPulled.map(\.outcome), [.fail, .fail])
-    }
-
     /// A pull the CRI client gave up at the time it was given is a failing check that says so
     /// (the client's own words were "The transport threw an unexpected error." on containerd
     /// 1.6); it is asked again only where the node's lookup of the name was seen to overrun.

@@ -1,0 +1,70 @@
+import FoundationEssentials
+import HostSystem
+import Vocabulary
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// runtime-restart-pending: a runtime that started before the agent's CA reached the OS store.
+extension HazardProbes {
+    /// containerd, CRI-O and Docker load the OS trust store once, at start: a CA added to the store
+    /// later reaches pulls only after a restart, unless certs.d carries it for the registry.
+    /// A running container runtime and when it started.
+    public struct RuntimeProcess: Sendable {
+        public var name: String
+        public var pid: Int
+        public var started: Date
+        public init(name: String, pid: Int, started: Date) {
+            self.name = name
+            self.pid = pid
+            self.started = started
+        }
+    }
+
+    /// `runtimes`: the runtimes as systemd knows them (unit and active-since time), when its bus is
+    /// reachable; otherwise the host's /proc is read (a DaemonSet pod sees it with hostPID).
+    /// `containerdPID`: the node's own containerd, when known; other containerd processes seen in
+    /// /proc (another node's, through a shared /proc) are not this node's runtime.
+    /// `running`: the runtime processes of the host's /proc (`HostProcesses.named`).
+    public static func runtimeRestartPending(
+        files: HostFiles, caFiles: [HostPath], certsDInUse: Bool,
+        runtimes known: [RuntimeProcess]? = nil, running: [HostProcess] = [],
+        containerdPID: Int? = nil
+    ) -> CheckResult {
+        let name = "runtime-restart-pending"
+        let mtimes = caFiles.compactMap { try? modificationTime(files.root.resolve($0)) }
+        guard let installed = mtimes.max() else {
+            return CheckResult(name: name, outcome: .skip, reason: "no CA of the agent's is in the OS trust store")
+        }
+        let runtimes =
+            (known?.isEmpty == false ? known : nil)
+            ?? running.compactMap { p in p.started.map { RuntimeProcess(name: p.name, pid: p.pid, started: $0) } }
+            .filter { $0.name != "containerd" || containerdPID == nil || $0.pid == containerdPID }
+        guard !runtimes.isEmpty else {
+            return CheckResult(
+                name: name, outcome: .skip,
+                reason: "no container runtime (containerd, crio, dockerd) is running: neither systemd nor the host's /proc shows one")
+        }
+        let stale = runtimes.filter { $0.started < installed }
+        let details = Dictionary(
+            uniqueKeysWithValues: runtimes.map { ("\($0.name)[\($0.pid)]", "started \(Int($0.started.timeIntervalSince1970))") })
+        if stale.isEmpty {
+            return CheckResult(
+                name: name, outcome: .pass, reason: "the runtime started after the CA was installed: it trusts it", details: details)
+        }
+        let who = stale.map { "\($0.name) (pid \($0.pid))" }.joined(separator: ", ")
+        if certsDInUse {
+            return CheckResult(
+                name: name, outcome: .warn,
+                reason:
+                    "\(who) started before the CA reached the OS store; pulls use certs.d and work, other uses of the OS store wait for a restart",
+                details: details)
+        }
+        return CheckResult(
+            name: name, outcome: .fail,
+            reason:
+                "\(who) started before the CA reached the OS store and certs.d does not carry it: restart the runtime (or enable containerd's config_path)",
+            details: details)
+    }
+}

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Vocabulary
 
 /// Decides what each Event becomes on the API server, as client-go's EventCorrelator does for
 /// the kubelet and node-problem-detector (tools/record/events_cache.go):

@@ -16,7 +16,6 @@ public final class EventRecorder: @unchecked Sendable {
     /// node` finds either.
     public var nodeUID: String?
     public private(set) var correlator: EventCorrelator
-    private var previous: ReconcileFacts?
 
     public static let component = "node-agent"
     /// Where the kubelet's and node-problem-detector's Events about Nodes go: a Node has no
@@ -57,12 +56,10 @@ public final class EventRecorder: @unchecked Sendable {
         self.correlator = correlator ?? EventCorrelator(object: node)
     }
 
-    /// The Events of a reconcile with these facts (see `NodeEvent.between`), each written unless
-    /// `send` is false (the API did not answer this reconcile's condition request: another
-    /// timeout would only hold the loop back); what became of each.
-    public func record(_ facts: ReconcileFacts, send: Bool = true, now: Date = Date()) -> [Outcome] {
-        let events = NodeEvent.between(previous, facts)
-        previous = facts.keepingKnown(from: previous)
+    /// A reconcile's Events, each written unless `send` is false (the API did not answer this
+    /// reconcile's condition request: another timeout would only hold the loop back); what
+    /// became of each.
+    public func record(_ events: [NodeEvent], send: Bool = true, now: Date = Date()) -> [Outcome] {
         guard send else { return events.map { .failed($0, why: "the API did not answer this reconcile's condition request") } }
         var outcomes: [Outcome] = []
         var silent = false

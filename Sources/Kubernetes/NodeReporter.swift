@@ -5,40 +5,31 @@ import Probes
 import Vocabulary
 
 /// Publishes "can this node pull from the registry" as a node condition, the way
-/// node-problem-detector does (a strategic merge patch of nodes/NAME/status, keyed by type),
-/// only when it changes plus a slow heartbeat; and removes a startup taint once the node is
-/// ready, so that pods land only on nodes that can pull (kubernetes-sigs/node-readiness-controller
-/// watches such conditions). What happens to the node is also told as Events (`events`).
+/// node-problem-detector does (a strategic merge patch of nodes/NAME/status, keyed by type); and
+/// removes a startup taint once the node is ready, so that pods land only on nodes that can pull
+/// (kubernetes-sigs/node-readiness-controller watches such conditions). When to send (a change,
+/// the heartbeat) is AgentCore's `Reconciler`'s; this is the requests. What happens to the node
+/// is also told as Events (`events`).
 public final class NodeReporter: @unchecked Sendable {
     // Used from the reconcile loop only.
     public let api: any KubeAPIClient
     public let node: String
     public let conditionType: String
     public let startupTaint: String?
-    public let heartbeat: TimeInterval
-    private var last: (status: String, reason: String, message: String)?
-    /// RFC 3339, as sent: the node's own while the status it holds is the one sent.
-    private var lastTransition = ""
-    private var lastSent = Date.distantPast
-    /// When the condition was last sent on the monotonic clock (nanoseconds), when the caller
-    /// gives that clock: a wall clock stepped back must not hold the heartbeat back for as long.
-    private var lastSentMonotonic: UInt64?
     private var taintRemoved = false
     /// The node's Events, about the same node through the same API.
     public let events: EventRecorder
-    /// Whether the last `report` reached the API: nil when it sent nothing, false when a
-    /// request got no answer (a timeout, a refused connection).
+    /// Whether the requests since `beginReport` reached the API: nil when none was sent, false
+    /// when one got no answer (a timeout, a refused connection).
     public private(set) var reportReachedAPI: Bool?
 
     public init(
-        api: any KubeAPIClient, node: String, conditionType: String, startupTaint: String?, heartbeat: TimeInterval,
-        events: EventRecorder? = nil
+        api: any KubeAPIClient, node: String, conditionType: String, startupTaint: String?, events: EventRecorder? = nil
     ) {
         self.api = api
         self.node = node
         self.conditionType = conditionType
         self.startupTaint = startupTaint
-        self.heartbeat = heartbeat
         self.events = events ?? EventRecorder(api: api, node: node)
     }
 
@@ -62,55 +53,37 @@ public final class NodeReporter: @unchecked Sendable {
         }
     }
 
-    /// The Events of a reconcile with these facts, written unless this reconcile's condition
-    /// request went unanswered; what became of each.
-    public func recordEvents(_ facts: ReconcileFacts, now: Date = Date()) -> [EventRecorder.Outcome] {
-        events.record(facts, send: reportReachedAPI != false, now: now)
+    /// A reconcile's report begins: no request sent yet.
+    public func beginReport() { reportReachedAPI = nil }
+
+    /// Patches the condition, `now` its heartbeat. `transition` is its lastTransitionTime
+    /// (RFC 3339); nil: the node's own when it already holds this status (a restarted agent),
+    /// else `now`. Returns what it did and the transition it sent.
+    public func patchCondition(ready: Bool, reason: String, message: String, transition: String?, now: Date) throws -> (
+        done: String, transition: String
+    ) {
+        let status = ready ? "True" : "False"
+        let transition = try transition ?? publishedTransition(status: status) ?? now.iso8601
+        let condition: JSONValue = [
+            "type": .string(conditionType), "status": .string(status), "reason": .string(reason),
+            "message": .string(String(message.prefix(1024))),
+            "lastHeartbeatTime": .string(now.iso8601), "lastTransitionTime": .string(transition),
+        ]
+        let r = try send(
+            "PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
+            body: ["status": ["conditions": [condition]]])
+        guard (200..<300).contains(r.status) else {
+            throw AgentError(
+                .io, "the API answered \(r.status) to the \(conditionType) condition of node \(node)\(KubeAPI.refusal(r))",
+                hint: api.hint(r.status, needs: "patch on nodes/status"))
+        }
+        return ("condition \(conditionType)=\(status) (\(reason)) on node \(node)", transition)
     }
 
-    /// Sends the condition when it changed or the heartbeat is due; returns what it did. `now`
-    /// is for the timestamps people read; `monotonic` (nanoseconds of CLOCK_MONOTONIC), when
-    /// given, times the heartbeat instead of `now`.
-    public func report(ready: Bool, reason: String, message: String, now: Date = Date(), monotonic: UInt64? = nil) throws -> [String] {
-        var done: [String] = []
-        reportReachedAPI = nil
-        let status = ready ? "True" : "False"
-        let changed = last.map { $0.status != status || $0.reason != reason || $0.message != message } ?? true
-        if last == nil {
-            // A restarted agent: the condition may already hold this status since long ago.
-            lastTransition = try publishedTransition(status: status) ?? now.iso8601
-        } else if last?.status != status {
-            lastTransition = now.iso8601
-        }
-        let heartbeatDue: Bool
-        if let monotonic, let sent = lastSentMonotonic {
-            heartbeatDue = monotonic < sent || Double(monotonic - sent) / 1e9 >= heartbeat
-        } else {
-            heartbeatDue = now.timeIntervalSince(lastSent) >= heartbeat
-        }
-        if changed || heartbeatDue {
-            let condition: JSONValue = [
-                "type": .string(conditionType), "status": .string(status), "reason": .string(reason),
-                "message": .string(String(message.prefix(1024))),
-                "lastHeartbeatTime": .string(now.iso8601), "lastTransitionTime": .string(lastTransition),
-            ]
-            let r = try send(
-                "PATCH", "/api/v1/nodes/\(node)/status", contentType: "application/strategic-merge-patch+json",
-                body: ["status": ["conditions": [condition]]])
-            guard (200..<300).contains(r.status) else {
-                throw AgentError(
-                    .io, "the API answered \(r.status) to the \(conditionType) condition of node \(node)\(KubeAPI.refusal(r))",
-                    hint: api.hint(r.status, needs: "patch on nodes/status"))
-            }
-            last = (status, reason, message)
-            lastSent = now
-            lastSentMonotonic = monotonic
-            done.append("condition \(conditionType)=\(status) (\(reason)) on node \(node)")
-        }
-        if ready, let key = startupTaint, !taintRemoved {
-            done += try removeTaint(key)
-        }
-        return done
+    /// Removes the startup taint (a node that is ready); once gone it is not looked for again.
+    public func removeStartupTaint() throws -> [String] {
+        guard let key = startupTaint, !taintRemoved else { return [] }
+        return try removeTaint(key)
     }
 
     /// Removes the taint `key` from the node, with its resourceVersion so a concurrent change wins.

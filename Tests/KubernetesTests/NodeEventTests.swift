@@ -5,107 +5,6 @@ import XCTest
 
 @testable import Kubernetes
 
-/// Which Events a reconcile makes, from its facts and the previous one's: readiness when it flips
-/// (and at the first report), a CA rotation, a runtime restart, a DNS mode change.
-final class NodeEventTests: XCTestCase {
-    let ca1 = (sha256: "aa11" + String(repeating: "0", count: 60), subject: "CN=registry CA 1")
-    let ca2 = (sha256: "bb22" + String(repeating: "0", count: 60), subject: "CN=registry CA 2")
-
-    func facts(
-        ready: Bool = true, message: String = "ready to pull from registry:443", certificates: [(sha256: String, subject: String)]? = nil,
-        notes: [String] = ["DNS mode link: systemd-resolved answers on the bus"], changes: [String] = []
-    ) -> ReconcileFacts {
-        ReconcileFacts(ready: ready, message: message, certificates: certificates ?? [ca1], notes: notes, changes: changes)
-    }
-
-    func testReadinessAtTheFirstReportAndWhenItFlipsOnly() {
-        let ready = facts()
-        XCTAssertEqual(NodeEvent.between(nil, ready), [NodeEvent(.normal, "RegistryPullReady", "ready to pull from registry:443")])
-        XCTAssertEqual(NodeEvent.between(ready, ready), [], "no flip, no Event")
-        let down = facts(ready: false, message: "dns-host: NXDOMAIN")
-        XCTAssertEqual(NodeEvent.between(ready, down), [NodeEvent(.warning, "RegistryPullNotReady", "dns-host: NXDOMAIN")])
-        XCTAssertEqual(NodeEvent.between(down, facts(ready: false, message: "tls: expired")), [], "still not ready: the condition says why")
-        XCTAssertEqual(NodeEvent.between(down, ready).map(\.reason), ["RegistryPullReady"])
-        XCTAssertEqual(NodeEvent.between(nil, down).map(\.type), [.warning], "a first report not ready")
-    }
-
-    func testAFailedReconcileIsNotReadyAndForgetsNothingItDidNotSee() {
-        let ready = facts()
-        let failed = ReconcileFacts(failed: "cannot read the CA file")
-        XCTAssertEqual(NodeEvent.between(ready, failed), [NodeEvent(.warning, "RegistryPullNotReady", "cannot read the CA file")])
-        let kept = failed.keepingKnown(from: ready)
-        XCTAssertEqual(kept.certificates, ready.certificates)
-        XCTAssertEqual(kept.dnsMode, "link")
-        // Back with the same CA and mode: only readiness, no rotation or mode change.
-        XCTAssertEqual(NodeEvent.between(kept, facts(changes: ["replace /etc/hosts: x"])).map(\.reason), ["RegistryPullReady"])
-    }
-
-    func testACARotationIsANewSetOfFingerprintsTheAgentInstalled() {
-        let before = facts()
-        let rotated = facts(certificates: [ca2], changes: ["replace /usr/local/share/ca-certificates/node-agent/x.crt: the CA"])
-        XCTAssertEqual(
-            NodeEvent.between(before, rotated),
-            [
-                NodeEvent(
-                    .normal, "RegistryCARotated",
-                    "installed the registry's new CA CN=registry CA 2 (SHA-256 bb22000000000000) in place of CN=registry CA 1 (SHA-256 aa11000000000000)"
-                )
-            ])
-        XCTAssertEqual(NodeEvent.between(before, facts(certificates: [ca2])), [], "nothing installed: not the agent's rotation")
-        XCTAssertEqual(NodeEvent.between(nil, rotated).map(\.reason), ["RegistryPullReady"], "no earlier CA to compare")
-        XCTAssertEqual(NodeEvent.between(rotated, facts(certificates: [ca2], changes: ["x"])).map(\.reason), [])
-        // A second CA added to the bundle is a change of the set too.
-        XCTAssertEqual(NodeEvent.between(before, facts(certificates: [ca1, ca2], changes: ["x"])).map(\.reason), ["RegistryCARotated"])
-    }
-
-    func testARuntimeRestartIsTheRestartLineWithItsPids() {
-        let line = "restart containerd.service (pid 812 -> 1204): it started before the CA reached the OS store"
-        let current = facts(changes: [
-            "link /etc/ssl/certs/abcd.0 -> x", line, "RestartUnit systemd-resolved.service: make resolved read its files",
-        ])
-        XCTAssertEqual(
-            NodeEvent.between(facts(), current),
-            [
-                NodeEvent(
-                    .normal, "ContainerRuntimeRestarted",
-                    "restarted containerd.service (pid 812 -> 1204): it started before the CA reached the OS store")
-            ])
-        XCTAssertFalse(ReconcileFacts.isRuntimeRestart("restart k3s on each node (systemctl restart k3s)"))
-        XCTAssertFalse(ReconcileFacts.isRuntimeRestart("restart "))
-        XCTAssertTrue(ReconcileFacts.isRuntimeRestart("restart crio.service (pid 1 -> 2): why"))
-    }
-
-    func testADNSModeChangeIsAnotherModeOrTheOtherModesThingsTakenAway() {
-        let link = facts()
-        let hosts = facts(notes: ["DNS mode hosts: asked for with --dns-mode hosts", "another note"])
-        XCTAssertEqual(
-            NodeEvent.between(link, hosts),
-            [NodeEvent(.normal, "ClusterDNSModeChanged", "cluster DNS mode hosts (was link): asked for with --dns-mode hosts")])
-        XCTAssertEqual(NodeEvent.between(hosts, hosts), [])
-        // The first reconcile of a restarted agent with another --dns-mode: the old mode's link goes.
-        let switched = facts(
-            notes: ["DNS mode hosts: asked for with --dns-mode hosts"], changes: ["remove the agent's link (another DNS mode is in use)"])
-        XCTAssertEqual(
-            NodeEvent.between(nil, switched),
-            [
-                NodeEvent(.normal, "ClusterDNSModeChanged", "cluster DNS mode hosts: asked for with --dns-mode hosts"),
-                NodeEvent(.normal, "RegistryPullReady", "ready to pull from registry:443"),
-            ])
-        XCTAssertEqual(NodeEvent.between(nil, link).map(\.reason), ["RegistryPullReady"], "the first mode is no change")
-        // An IP registry has no DNS mode: nothing to compare.
-        XCTAssertEqual(NodeEvent.between(link, facts(notes: ["the registry is an IP address: no DNS route needed"])), [])
-    }
-
-    func testTheOrderTellsTheStory() {
-        let current = facts(
-            ready: true, certificates: [ca2], notes: ["DNS mode hosts: why"],
-            changes: ["restart containerd.service (pid 1 -> 2): why"])
-        XCTAssertEqual(
-            NodeEvent.between(facts(ready: false, message: "tls"), current).map(\.reason),
-            ["RegistryCARotated", "ContainerRuntimeRestarted", "ClusterDNSModeChanged", "RegistryPullReady"])
-    }
-}
-
 /// client-go's correlation, with a clock of the test's: the same Event again is one Event with a
 /// higher count; a token bucket per type bounds the rate.
 final class EventCorrelatorTests: XCTestCase {
@@ -228,10 +127,14 @@ final class EventRecorderTests: XCTestCase {
 
     func at(_ seconds: Double) -> Date { t0.addingTimeInterval(seconds) }
 
-    func ready(_ yes: Bool) -> ReconcileFacts {
-        ReconcileFacts(
-            ready: yes, message: yes ? "ready to pull from registry:443" : "registry: connection refused",
-            certificates: [("ab", "CN=ca")], notes: [], changes: [])
+    /// The readiness Event of a reconcile (which Events a reconcile makes is AgentCore's
+    /// ReconcileFactsTests').
+    func ready(_ yes: Bool) -> [NodeEvent] {
+        [
+            yes
+                ? NodeEvent(.normal, "RegistryPullReady", "ready to pull from registry:443")
+                : NodeEvent(.warning, "RegistryPullNotReady", "registry: connection refused")
+        ]
     }
 
     func testTheEventAsTheKubeletAndNodeProblemDetectorWriteIt() throws {
@@ -259,11 +162,11 @@ final class EventRecorderTests: XCTestCase {
 
     func testTheNodesUIDOnceTheReporterReadTheNode() throws {
         api.node = ["metadata": ["name": "node-1", "uid": "5e1f-uid", "resourceVersion": "41"], "status": ["conditions": []]]
-        let reporter = NodeReporter(api: api, node: "node-1", conditionType: "RegistryPullReady", startupTaint: nil, heartbeat: 300)
-        _ = try reporter.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(0))
+        let reporter = NodeReporter(api: api, node: "node-1", conditionType: "RegistryPullReady", startupTaint: nil)
+        _ = try reporter.patchCondition(ready: true, reason: "RegistryPullable", message: "ready", transition: nil, now: at(0))
         XCTAssertEqual(reporter.reportReachedAPI, true)
         _ = api.take()
-        XCTAssertEqual(reporter.recordEvents(ready(true), now: at(0)).count, 1)
+        XCTAssertEqual(reporter.events.record(ready(true), now: at(0)).count, 1)
         XCTAssertEqual(api.take().first?.body?["involvedObject"]?["uid"], "5e1f-uid")
     }
 
@@ -284,8 +187,6 @@ final class EventRecorderTests: XCTestCase {
         XCTAssertEqual(patch.contentType, "application/strategic-merge-patch+json")
         XCTAssertEqual(
             patch.body, ["count": 2, "lastTimestamp": "2027-01-15T08:00:20Z", "message": "ready to pull from registry:443"])
-        XCTAssertEqual(recorder.record(ready(true), now: at(30)), [], "no flip, no Event")
-        XCTAssertTrue(api.take().isEmpty)
     }
 
     func testAnEventTheServerNoLongerHasIsCreatedAgainUnderItsName() throws {
@@ -343,20 +244,22 @@ final class EventRecorderTests: XCTestCase {
             func hint(_ status: Int, needs: String) -> String? { nil }
         }
         let silent = SilentAPI()
-        let reporter = NodeReporter(api: silent, node: "node-1", conditionType: "RegistryPullReady", startupTaint: nil, heartbeat: 300)
-        XCTAssertThrowsError(try reporter.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(0)))
+        let reporter = NodeReporter(api: silent, node: "node-1", conditionType: "RegistryPullReady", startupTaint: nil)
+        XCTAssertThrowsError(
+            try reporter.patchCondition(ready: true, reason: "RegistryPullable", message: "ready", transition: nil, now: at(0)))
         XCTAssertEqual(reporter.reportReachedAPI, false)
         let calls = silent.calls
-        let outcomes = reporter.recordEvents(ready(true), now: at(0))
+        let outcomes = reporter.events.record(ready(true), send: reporter.reportReachedAPI != false, now: at(0))
         XCTAssertEqual(silent.calls, calls, "no request after one that got no answer")
         XCTAssertEqual(outcomes.map(\.written), [false])
         // Several Events, the API silent: one try, the rest not sent.
         let recorder = EventRecorder(api: silent, node: "node-1")
-        let facts = ReconcileFacts(
-            ready: true, message: "ready", certificates: [], notes: [],
-            changes: ["restart containerd.service (pid 1 -> 2): why", "restart crio.service (pid 3 -> 4): why"])
+        let events = [
+            NodeEvent(.normal, "ContainerRuntimeRestarted", "restarted containerd.service (pid 1 -> 2): why"),
+            NodeEvent(.normal, "ContainerRuntimeRestarted", "restarted crio.service (pid 3 -> 4): why"),
+        ]
         silent.calls = 0
-        XCTAssertEqual(recorder.record(facts, now: at(0)).map(\.written), [false, false, false])
+        XCTAssertEqual(recorder.record(events + ready(true), now: at(0)).map(\.written), [false, false, false])
         XCTAssertEqual(silent.calls, 1)
     }
 }

@@ -36,15 +36,15 @@ final class RecordingFakeKubeAPI: KubeAPIClient {
     }
 }
 
-/// The node condition's transitions as the API sees them: when the reporter patches, what the
-/// condition carries (heartbeat, lastTransitionTime kept while the status holds), and the
-/// startup taint's removal once the node is ready.
+/// The node condition's requests as the API sees them: what a patch carries (its heartbeat, the
+/// transition time given, or the node's own for a restarted agent), and the startup taint's
+/// removal once the node is ready. When to send is the Reconciler's (AgentCore's ReconcilerTests).
 final class NodeReporterTests: XCTestCase {
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)  // 2027-01-15T08:00:00Z
     var api = RecordingFakeKubeAPI()
 
-    func reporter(taint: String? = nil, heartbeat: TimeInterval = 300) -> NodeReporter {
-        NodeReporter(api: api, node: "node-1", conditionType: "RegistryPullReady", startupTaint: taint, heartbeat: heartbeat)
+    func reporter(taint: String? = nil) -> NodeReporter {
+        NodeReporter(api: api, node: "node-1", conditionType: "RegistryPullReady", startupTaint: taint)
     }
 
     func at(_ seconds: Double) -> Date { t0.addingTimeInterval(seconds) }
@@ -59,12 +59,18 @@ final class NodeReporterTests: XCTestCase {
         return try XCTUnwrap(conditions[0].object).compactMapValues(\.string)
     }
 
-    func testPatchesOnChangeAndHeartbeatKeepingTheTransitionTimeWhileTheStatusHolds() throws {
+    func patch(_ r: NodeReporter, _ ready: Bool, transition: String? = nil, now: Date) throws -> (done: String, transition: String) {
+        try r.patchCondition(
+            ready: ready, reason: ready ? "RegistryPullable" : "RegistryNotPullable", message: ready ? "ready" : "tcp: refused",
+            transition: transition, now: now)
+    }
+
+    func testAPatchCarriesTheHeartbeatAndTheTransitionTime() throws {
         let r = reporter()
-        // First report: the node is read for a condition of a previous agent (none), then patched.
-        XCTAssertEqual(
-            try r.report(ready: false, reason: "RegistryNotPullable", message: "tcp: refused", now: t0),
-            ["condition RegistryPullReady=False (RegistryNotPullable) on node node-1"])
+        // A first report: the node is read for a condition of a previous agent (none), then patched.
+        let first = try patch(r, false, now: t0)
+        XCTAssertEqual(first.done, "condition RegistryPullReady=False (RegistryNotPullable) on node node-1")
+        XCTAssertEqual(first.transition, "2027-01-15T08:00:00Z")
         var sent = api.take()
         XCTAssertEqual(sent.map { "\($0.method) \($0.path)" }, ["GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1/status"])
         XCTAssertEqual(
@@ -73,33 +79,12 @@ final class NodeReporterTests: XCTestCase {
                 "type": "RegistryPullReady", "status": "False", "reason": "RegistryNotPullable", "message": "tcp: refused",
                 "lastHeartbeatTime": "2027-01-15T08:00:00Z", "lastTransitionTime": "2027-01-15T08:00:00Z",
             ])
-
-        // Nothing changed and the heartbeat is not due: no request at all.
-        XCTAssertEqual(try r.report(ready: false, reason: "RegistryNotPullable", message: "tcp: refused", now: at(299)), [])
-        XCTAssertEqual(api.take().count, 0)
-
-        // The heartbeat: sent again, the transition time kept.
-        XCTAssertEqual(try r.report(ready: false, reason: "RegistryNotPullable", message: "tcp: refused", now: at(300)).count, 1)
+        // A transition time given: sent as it is, the node not read.
+        XCTAssertEqual(try patch(r, false, transition: first.transition, now: at(300)).transition, "2027-01-15T08:00:00Z")
         sent = api.take()
         XCTAssertEqual(sent.count, 1)
         XCTAssertEqual(try condition(sent[0])["lastHeartbeatTime"], "2027-01-15T08:05:00Z")
         XCTAssertEqual(try condition(sent[0])["lastTransitionTime"], "2027-01-15T08:00:00Z")
-
-        // A new message with the same status: sent at once, still the same transition time.
-        XCTAssertEqual(try r.report(ready: false, reason: "RegistryNotPullable", message: "dns-host: NXDOMAIN", now: at(310)).count, 1)
-        sent = api.take()
-        XCTAssertEqual(try condition(sent[0])["message"], "dns-host: NXDOMAIN")
-        XCTAssertEqual(try condition(sent[0])["lastTransitionTime"], "2027-01-15T08:00:00Z")
-
-        // The status flips: a new transition time.
-        XCTAssertEqual(
-            try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(320)),
-            ["condition RegistryPullReady=True (RegistryPullable) on node node-1"])
-        sent = api.take()
-        XCTAssertEqual(sent.count, 1, "no taint to remove, no GET")
-        XCTAssertEqual(try condition(sent[0])["status"], "True")
-        XCTAssertEqual(try condition(sent[0])["lastTransitionTime"], "2027-01-15T08:05:20Z")
-        XCTAssertEqual(try condition(sent[0])["lastHeartbeatTime"], "2027-01-15T08:05:20Z")
     }
 
     /// A restarted agent keeps the transition time the node holds when the status is the same,
@@ -114,21 +99,21 @@ final class NodeReporterTests: XCTestCase {
                 ]
             ],
         ]
-        _ = try reporter().report(ready: true, reason: "RegistryPullable", message: "ready", now: t0)
+        _ = try patch(reporter(), true, now: t0)
         XCTAssertEqual(try condition(api.take()[1])["lastTransitionTime"], "2026-12-24T18:00:00Z")
 
-        _ = try reporter().report(ready: false, reason: "RegistryNotPullable", message: "tcp: refused", now: t0)
+        _ = try patch(reporter(), false, now: t0)
         XCTAssertEqual(try condition(api.take()[1])["lastTransitionTime"], "2027-01-15T08:00:00Z")
 
         // A node that cannot be read (refused): the condition starts anew.
         api.answers["GET /api/v1/nodes/node-1"] = (403, nil)
-        _ = try reporter().report(ready: true, reason: "RegistryPullable", message: "ready", now: t0)
+        _ = try patch(reporter(), true, now: t0)
         XCTAssertEqual(try condition(api.take()[1])["lastTransitionTime"], "2027-01-15T08:00:00Z")
     }
 
-    /// The startup taint goes once the node is ready, with the node's resourceVersion, other
-    /// taints kept; once gone it is not looked for again.
-    func testTheStartupTaintIsRemovedOnceReady() throws {
+    /// The startup taint goes with the node's resourceVersion, other taints kept; once gone it
+    /// is not looked for again.
+    func testTheStartupTaintIsRemovedOnce() throws {
         let taint = "node-agent/registry-not-ready"
         api.node = [
             "metadata": ["resourceVersion": "41"],
@@ -139,42 +124,29 @@ final class NodeReporterTests: XCTestCase {
             ],
         ]
         let r = reporter(taint: taint)
-        XCTAssertEqual(try r.report(ready: false, reason: "RegistryNotPullable", message: "tcp: refused", now: t0).count, 1)
-        XCTAssertEqual(api.take().map(\.method), ["GET", "PATCH"], "not ready: the taint stays")
-
-        XCTAssertEqual(
-            try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(10)),
-            [
-                "condition RegistryPullReady=True (RegistryPullable) on node node-1",
-                "removed startup taint \(taint) from node node-1",
-            ])
+        XCTAssertEqual(try r.removeStartupTaint(), ["removed startup taint \(taint) from node node-1"])
         let sent = api.take()
+        XCTAssertEqual(sent.map { "\($0.method) \($0.path)" }, ["GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1"])
+        XCTAssertEqual(sent[1].contentType, "application/merge-patch+json")
         XCTAssertEqual(
-            sent.map { "\($0.method) \($0.path)" },
-            ["PATCH /api/v1/nodes/node-1/status", "GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1"])
-        XCTAssertEqual(sent[2].contentType, "application/merge-patch+json")
-        XCTAssertEqual(
-            sent[2].body,
+            sent[1].body,
             ["metadata": ["resourceVersion": "41"], "spec": ["taints": [["key": "example.com/other", "effect": "NoExecute"]]]])
-
-        // Ready again at the heartbeat: the condition only.
-        XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(310)).count, 1)
-        XCTAssertEqual(api.take().map { "\($0.method) \($0.path)" }, ["PATCH /api/v1/nodes/node-1/status"])
+        XCTAssertEqual(try r.removeStartupTaint(), [])
+        XCTAssertEqual(api.take().count, 0, "known to be gone")
+        XCTAssertEqual(try reporter().removeStartupTaint(), [], "no startup taint")
+        XCTAssertEqual(api.take().count, 0)
     }
 
     func testANodeWithoutTheTaintIsNotPatched() throws {
         let r = reporter(taint: "node-agent/registry-not-ready")
-        XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: t0).count, 1)
-        XCTAssertEqual(
-            api.take().map { "\($0.method) \($0.path)" },
-            ["GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1/status", "GET /api/v1/nodes/node-1"])
-        XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(300)).count, 1)
-        XCTAssertEqual(api.take().map(\.method), ["PATCH"], "the taint is known to be gone")
+        XCTAssertEqual(try r.removeStartupTaint(), [])
+        XCTAssertEqual(api.take().map { "\($0.method) \($0.path)" }, ["GET /api/v1/nodes/node-1"])
+        XCTAssertEqual(try r.removeStartupTaint(), [])
+        XCTAssertEqual(api.take().count, 0, "the taint is known to be gone")
     }
 
-    /// A refused patch is an error with the API's own words and what the role needs; the
-    /// condition counts as not sent, so the next reconcile sends it again.
-    func testARefusedPatchIsReportedAndRetried() throws {
+    /// A refused patch is an error with the API's own words and what the role needs.
+    func testARefusedPatchIsReported() throws {
         let r = reporter()
         api.answers["PATCH /api/v1/nodes/node-1/status"] = (
             403,
@@ -184,12 +156,9 @@ final class NodeReporterTests: XCTestCase {
             ]
         )
         assertAgentError(
-            try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: t0), .io,
+            try patch(r, true, now: t0), .io,
             #"the API answered 403 to the RegistryPullReady condition of node node-1: Forbidden: nodes "node-1" is forbidden"#,
             "needs patch on nodes/status")
-        api.answers = [:]
-        _ = api.take()
-        XCTAssertEqual(try r.report(ready: true, reason: "RegistryPullable", message: "ready", now: at(1)).count, 1)
-        XCTAssertEqual(api.take().map(\.method), ["GET", "PATCH"], "sent again at once, the node read again as never sent")
+        XCTAssertEqual(r.reportReachedAPI, true, "answered, if refused")
     }
 }

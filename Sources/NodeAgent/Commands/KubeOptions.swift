@@ -34,7 +34,7 @@ struct KubeOptions: ParsableArguments {
     }
 
     /// The reporter for this node, or nil when no node name is known.
-    func reporter(startupTaint: String?, heartbeat: TimeInterval) throws -> NodeReporter? {
+    func reporter(startupTaint: String?) throws -> NodeReporter? {
         let environment = ProcessInfo.processInfo.environment
         guard let name = nodeName ?? environment["NODE_NAME"] else { return nil }
         _ = try DomainName(name, what: "node name")
@@ -46,7 +46,7 @@ struct KubeOptions: ParsableArguments {
             throw AgentError(
                 .invalidInput, "a node name is set but the Kubernetes API is not known", hint: "run in a pod, or pass --kube-api")
         }
-        return NodeReporter(api: api, node: name, conditionType: nodeCondition, startupTaint: startupTaint, heartbeat: heartbeat)
+        return NodeReporter(api: api, node: name, conditionType: nodeCondition, startupTaint: startupTaint)
     }
 
     /// The Kubernetes API from --kube-api or the pod's environment; nil when neither names one.

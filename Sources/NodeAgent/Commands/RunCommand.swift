@@ -17,6 +17,7 @@ struct RunOptions: Sendable {
     var watchInterval: Double
     var change: ChangeOptions
     var reporter: NodeReporter?
+    var conditionHeartbeat: Double
 }
 
 struct RunCommand: ParsableCommand {
@@ -117,7 +118,7 @@ struct RunCommand: ParsableCommand {
         }
         let source = try caSource()
         _ = try ChangeOptions.runner(toolTimeout: change.toolTimeout)
-        let reporter = try kube.reporter(startupTaint: startupTaint, heartbeat: conditionHeartbeat)
+        let reporter = try kube.reporter(startupTaint: startupTaint)
         // Fail fast on bad options: the same validation as bootstrap, before any service starts
         // (the ClusterTrustBundles are listed by the loop: the API may come later than the agent);
         // what the user typed first, then what is worked out from the node (its cluster DNS).
@@ -134,7 +135,7 @@ struct RunCommand: ParsableCommand {
         let logger = Logger(label: "node-agent")
         let options = RunOptions(
             node: node, ca: source, interval: interval, watchInterval: watchInterval, change: change,
-            reporter: reporter)
+            reporter: reporter, conditionHeartbeat: conditionHeartbeat)
         let cache = StatusCache(registry: config.registry.hostAndPort)
         let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
         // The endpoint (the kubelet's probes, node-agent status) and, apart, /metrics for

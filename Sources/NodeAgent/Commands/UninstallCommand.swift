@@ -75,7 +75,7 @@ struct UninstallCommand: ParsableCommand {
             root: try HostRoot(hostRoot), registry: try registry.map { try RegistryAddress($0) }, dbusAddress: dbusAddress,
             refreshMode: trustRefresh, runner: try ChangeOptions.runner(toolTimeout: toolTimeout), dryRun: dryRun)
         // The node's options are checked before anything on the host is removed.
-        let reporter = uninstall.registry == nil ? try kube.reporter(startupTaint: nil, heartbeat: 0) : nil
+        let reporter = uninstall.registry == nil ? try kube.reporter(startupTaint: nil) : nil
         var report = try uninstall.run()
         if let reporter {
             report.changes.append("remove the \(reporter.conditionType) condition of node \(reporter.node)")

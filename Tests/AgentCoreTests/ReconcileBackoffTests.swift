@@ -1,18 +1,17 @@
-import AgentCore
 import XCTest
 
-@testable import NodeAgent
+@testable import AgentCore
 
 /// When `run` reconciles next (before its 10% jitter): the interval while the node is ready;
 /// while it is not, sooner, backing off from twice the watch interval up to the interval.
 final class ReconcileBackoffTests: XCTestCase {
     func delays(_ failures: ClosedRange<Int>, interval: Double = 60, watchInterval: Double = 2) -> [Double] {
-        failures.map { ReconcileService.nextDelay(failures: $0, interval: interval, watchInterval: watchInterval) }
+        failures.map { ReconcileSchedule.nextDelay(failures: $0, interval: interval, watchInterval: watchInterval) }
     }
 
     func testReadyWaitsTheInterval() {
-        XCTAssertEqual(ReconcileService.nextDelay(failures: 0, interval: 60, watchInterval: 2), 60)
-        XCTAssertEqual(ReconcileService.nextDelay(failures: 0, interval: 0.5, watchInterval: 2), 0.5)
+        XCTAssertEqual(ReconcileSchedule.nextDelay(failures: 0, interval: 60, watchInterval: 2), 60)
+        XCTAssertEqual(ReconcileSchedule.nextDelay(failures: 0, interval: 0.5, watchInterval: 2), 0.5)
     }
 
     func testFailuresInARowDoubleTheDelayUpToTheInterval() {
@@ -24,7 +23,7 @@ final class ReconcileBackoffTests: XCTestCase {
 
     /// An outage of a year of retries stays at the interval (no overflow to infinity or zero).
     func testALongOutageStaysAtTheInterval() {
-        XCTAssertEqual(ReconcileService.nextDelay(failures: 1_000_000, interval: 86_400, watchInterval: 3600), 86_400)
-        XCTAssertEqual(ReconcileService.nextDelay(failures: Int.max, interval: 60, watchInterval: 0.05), 60)
+        XCTAssertEqual(ReconcileSchedule.nextDelay(failures: 1_000_000, interval: 86_400, watchInterval: 3600), 86_400)
+        XCTAssertEqual(ReconcileSchedule.nextDelay(failures: Int.max, interval: 60, watchInterval: 0.05), 60)
     }
 }

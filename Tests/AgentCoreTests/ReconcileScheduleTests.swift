@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import NodeAgent
+@testable import AgentCore
 
 /// `run`'s schedule on the monotonic clock (nanoseconds), driven here by a clock of the test's:
 /// due at once at the start, then the interval (or the backoff while not ready) after each
@@ -11,7 +11,7 @@ final class ReconcileScheduleTests: XCTestCase {
     let boot: UInt64 = 5_000 * 1_000_000_000  // some monotonic time after boot
 
     func testDueAtTheStartThenAfterTheIntervalOnTheMonotonicClock() {
-        var s = ReconcileService.Schedule(interval: 60, watchInterval: 2)
+        var s = ReconcileSchedule(interval: 60, watchInterval: 2)
         XCTAssertTrue(s.due(now: boot), "the first reconcile runs at once")
         s.reconciled(ready: true, now: boot, jitter: 1)
         XCTAssertFalse(s.due(now: boot + 59 * second))
@@ -23,7 +23,7 @@ final class ReconcileScheduleTests: XCTestCase {
     }
 
     func testNotReadyBacksOffAndReadyResetsIt() {
-        var s = ReconcileService.Schedule(interval: 60, watchInterval: 2)
+        var s = ReconcileSchedule(interval: 60, watchInterval: 2)
         var now = boot
         var delays: [UInt64] = []
         for ready in [false, false, false, true, false] {
@@ -42,17 +42,17 @@ final class ReconcileScheduleTests: XCTestCase {
     /// the monotonic clock, 60 s later is 60 s later.
     func testAWallClockStepBackDoesNotStallTheLoop() {
         let wall = Date()
-        var s = ReconcileService.Schedule(interval: 60, watchInterval: 2)
+        var s = ReconcileSchedule(interval: 60, watchInterval: 2)
         s.reconciled(ready: true, now: boot, jitter: 1)
         let steppedWall = wall.addingTimeInterval(-3600 + 60)
         XCTAssertLessThan(steppedWall, wall, "the wall clock is behind where it was")
         XCTAssertTrue(s.due(now: boot + 60 * second), "due 60 s later on the monotonic clock")
     }
 
-    /// The service reads its schedule's clock from `clock`, CLOCK_MONOTONIC by default: it
-    /// counts from boot (never 1970) and never goes back.
+    /// `run` reads its schedule's clock from SystemReconcileClock, CLOCK_MONOTONIC: it counts
+    /// from boot (never 1970) and never goes back.
     func testTheDefaultClockIsMonotonic() throws {
-        var a = ReconcileService.Schedule(interval: 1, watchInterval: 1)
+        var a = ReconcileSchedule(interval: 1, watchInterval: 1)
         let first = monotonicNow()
         a.reconciled(ready: true, now: first, jitter: 1)
         XCTAssertLessThan(Double(first) / 1e9, Date().timeIntervalSince1970 - 86_400 * 365, "time since boot, not since 1970")

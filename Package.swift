@@ -73,7 +73,7 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
         ),
         // The agent's CRI calls in a process of their own, run for the runtime-pull check: the gRPC
-        // stack stays out of the agent's idle memory (README, "What runtime-pull costs").
+        // stack stays out of the agent's idle memory (docs/evidence.md, "What runtime-pull costs").
         .executableTarget(
             name: "NodeAgentCRI",
             dependencies: ["CRIClient", "CRIWire", "HostSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -8,19 +8,19 @@ public final class TOMLTable: @unchecked Sendable {
     public private(set) var keys: [String] = []
     private var values: [String: TOMLValue] = [:]
     /// Defined by a `[header]` (or created by one's dotted path: implicit until defined).
-    fileprivate var defined = false
-    fileprivate var inline = false
-    fileprivate var byDottedKey = false
+    var defined = false
+    var inline = false
+    var byDottedKey = false
 
     public subscript(key: String) -> TOMLValue? { values[key] }
 
-    fileprivate func set(_ key: String, _ value: TOMLValue) throws {
+    func set(_ key: String, _ value: TOMLValue) throws {
         guard values[key] == nil else { throw TOMLError("key \(key) is defined twice") }
         keys.append(key)
         values[key] = value
     }
 
-    fileprivate func replace(_ key: String, _ value: TOMLValue) { values[key] = value }
+    func replace(_ key: String, _ value: TOMLValue) { values[key] = value }
 }
 
 public indirect enum TOMLValue: Sendable {
@@ -49,12 +49,12 @@ public struct TOMLDocument: Sendable {
     public let headers: [[String]]
 
     public init(parsing text: String) throws {
-        var parser = Parser(Array(text.unicodeScalars))
+        var parser = TOMLParser(Array(text.unicodeScalars))
         (root, headers) = try parser.document()
     }
 }
 
-private struct Parser {
+struct TOMLParser {
     let s: [Unicode.Scalar]
     var i = 0
     var line = 1
@@ -212,239 +212,6 @@ private struct Parser {
             skipBlanks()
             guard peek == "." else { return parts }
             i += 1
-        }
-    }
-
-    mutating func value() throws -> TOMLValue {
-        guard let c = peek else { throw fail("a value is missing") }
-        switch c {
-        case "\"":
-            if peek(1) == "\"", peek(2) == "\"" { return .string(try multiLineString(basic: true)) }
-            return .string(try basicString())
-        case "'":
-            if peek(1) == "'", peek(2) == "'" { return .string(try multiLineString(basic: false)) }
-            return .string(try literalString())
-        case "[": return try arrayValue()
-        case "{": return try inlineTable()
-        default: return try scalar()
-        }
-    }
-
-    mutating func arrayValue() throws -> TOMLValue {
-        i += 1
-        var items: [TOMLValue] = []
-        while true {
-            try skipSpace()
-            if peek == "]" {
-                i += 1
-                return .array(items)
-            }
-            items.append(try value())
-            try skipSpace()
-            if peek == "," {
-                i += 1
-                continue
-            }
-            guard peek == "]" else { throw fail("an array is not closed") }
-            i += 1
-            return .array(items)
-        }
-    }
-
-    mutating func inlineTable() throws -> TOMLValue {
-        i += 1
-        let t = TOMLTable()
-        t.defined = true
-        skipBlanks()
-        if peek == "}" {
-            i += 1
-            t.inline = true
-            return .table(t)
-        }
-        while true {
-            try keyValue(into: t)
-            skipBlanks()
-            if peek == "," {
-                i += 1
-                continue
-            }
-            guard peek == "}" else { throw fail("an inline table is not closed") }
-            i += 1
-            t.inline = true
-            return .table(t)
-        }
-    }
-
-    /// Integers, floats, booleans and date-times: a run of their characters, then checked.
-    mutating func scalar() throws -> TOMLValue {
-        var text = ""
-        while let c = peek, c.isASCII, c.properties.isAlphabetic || ("0"..."9").contains(c) || "+-_.:".unicodeScalars.contains(c) {
-            text.unicodeScalars.append(c)
-            i += 1
-        }
-        // A date-time may hold one space between the date and the time.
-        if text.count == 10, peek == " ", let n = peek(1), ("0"..."9").contains(n) {
-            i += 1
-            text += "T"
-            while let c = peek, c.isASCII, c.properties.isAlphabetic || ("0"..."9").contains(c) || "+-.:".unicodeScalars.contains(c) {
-                text.unicodeScalars.append(c)
-                i += 1
-            }
-        }
-        switch text {
-        case "true": return .bool(true)
-        case "false": return .bool(false)
-        case "inf", "+inf": return .float(.infinity)
-        case "-inf": return .float(-.infinity)
-        case "nan", "+nan", "-nan": return .float(.nan)
-        case "": throw fail("a value is missing")
-        default: break
-        }
-        if let v = Self.integer(text) { return .integer(v) }
-        if let v = Self.float(text) { return .float(v) }
-        if Self.isDateTime(text) { return .datetime(text) }
-        throw fail("'\(text)' is not a TOML value")
-    }
-
-    static func digits(_ text: Substring, _ allowed: (Unicode.Scalar) -> Bool) -> String? {
-        let u = Array(text.unicodeScalars)
-        guard let f = u.first, let l = u.last, f != "_", l != "_" else { return nil }
-        for k in u.indices where u[k] == "_" && u[k + 1] == "_" { return nil }
-        guard u.allSatisfy({ $0 == "_" || allowed($0) }) else { return nil }
-        return String(text.filter { $0 != "_" })
-    }
-
-    static func integer(_ text: String) -> Int64? {
-        for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where text.hasPrefix(prefix) {
-            guard let d = digits(text.dropFirst(2), { Int(String($0), radix: radix) != nil }) else { return nil }
-            return Int64(d, radix: radix)
-        }
-        var body = text[...]
-        if body.hasPrefix("+") || body.hasPrefix("-") { body = body.dropFirst() }
-        guard let d = digits(body, { ("0"..."9").contains($0) }), d == "0" || !d.hasPrefix("0") else { return nil }
-        return Int64((text.hasPrefix("-") ? "-" : "") + d)
-    }
-
-    static func float(_ text: String) -> Double? {
-        var body = text[...]
-        if body.hasPrefix("+") || body.hasPrefix("-") { body = body.dropFirst() }
-        let parts = body.split(separator: "e", maxSplits: 1, omittingEmptySubsequences: false).flatMap {
-            $0.split(separator: "E", maxSplits: 1, omittingEmptySubsequences: false)
-        }
-        guard parts.count <= 2, body.contains(".") || parts.count == 2 else { return nil }
-        let mantissa = parts[0].split(separator: ".", omittingEmptySubsequences: false)
-        guard mantissa.count <= 2, let whole = digits(mantissa[0], { ("0"..."9").contains($0) }), whole == "0" || !whole.hasPrefix("0")
-        else { return nil }
-        if mantissa.count == 2, digits(mantissa[1], { ("0"..."9").contains($0) }) == nil { return nil }
-        if parts.count == 2 {
-            var e = parts[1]
-            if e.hasPrefix("+") || e.hasPrefix("-") { e = e.dropFirst() }
-            guard digits(e, { ("0"..."9").contains($0) }) != nil else { return nil }
-        }
-        return Double(String(text.filter { $0 != "_" }))
-    }
-
-    /// RFC 3339 dates, times and date-times, loosely: digits in the right places.
-    static func isDateTime(_ text: String) -> Bool {
-        let u = Array(text.unicodeScalars)
-        func d(_ k: Int) -> Bool { k < u.count && ("0"..."9").contains(u[k]) }
-        let isDate = u.count >= 10 && d(0) && d(1) && d(2) && d(3) && u[4] == "-" && d(5) && d(6) && u[7] == "-" && d(8) && d(9)
-        let isTime = u.count >= 8 && d(0) && d(1) && u[2] == ":" && d(3) && d(4) && u[5] == ":" && d(6) && d(7)
-        return isDate || isTime
-    }
-
-    mutating func basicString() throws -> String {
-        i += 1
-        var out = String.UnicodeScalarView()
-        while true {
-            guard let c = peek, c != "\n" else { throw fail("a string is not closed") }
-            i += 1
-            if c == "\"" { return String(out) }
-            if c == "\\" {
-                out.append(try escape())
-            } else {
-                guard c == "\t" || (c.value >= 0x20 && c.value != 0x7F) else { throw fail("a control character in a string") }
-                out.append(c)
-            }
-        }
-    }
-
-    mutating func escape() throws -> Unicode.Scalar {
-        guard let e = peek else { throw fail("a string is not closed") }
-        i += 1
-        switch e {
-        case "b": return "\u{8}"
-        case "t": return "\t"
-        case "n": return "\n"
-        case "f": return "\u{C}"
-        case "r": return "\r"
-        case "\"": return "\""
-        case "\\": return "\\"
-        case "u", "U":
-            let n = e == "u" ? 4 : 8
-            guard i + n <= s.count, let v = UInt32(String(String.UnicodeScalarView(s[i..<i + n])), radix: 16),
-                let scalar = Unicode.Scalar(v)
-            else { throw fail("an invalid \\\(e) escape") }
-            i += n
-            return scalar
-        default: throw fail("an unknown escape \\\(e)")
-        }
-    }
-
-    mutating func literalString() throws -> String {
-        i += 1
-        var out = String.UnicodeScalarView()
-        while true {
-            guard let c = peek, c != "\n" else { throw fail("a string is not closed") }
-            i += 1
-            if c == "'" { return String(out) }
-            guard c == "\t" || (c.value >= 0x20 && c.value != 0x7F) else { throw fail("a control character in a string") }
-            out.append(c)
-        }
-    }
-
-    mutating func multiLineString(basic: Bool) throws -> String {
-        let quote: Unicode.Scalar = basic ? "\"" : "'"
-        i += 3
-        if peek == "\r", peek(1) == "\n" { i += 1 }
-        if peek == "\n" {
-            i += 1
-            line += 1
-        }
-        var out = String.UnicodeScalarView()
-        while true {
-            guard let c = peek else { throw fail("a multi-line string is not closed") }
-            if c == quote, peek(1) == quote, peek(2) == quote {
-                // Up to two more quotes belong to the string.
-                var extra = 0
-                while extra < 2, peek(3 + extra) == quote { extra += 1 }
-                for _ in 0..<extra { out.append(quote) }
-                i += 3 + extra
-                return String(out)
-            }
-            i += 1
-            if c == "\n" {
-                line += 1
-                out.append(c)
-            } else if basic, c == "\\" {
-                // A backslash at the end of a line trims the newline and the blanks after it.
-                var k = i
-                while k < s.count, s[k] == " " || s[k] == "\t" { k += 1 }
-                if k < s.count, s[k] == "\n" || (s[k] == "\r" && k + 1 < s.count && s[k + 1] == "\n") {
-                    i = k
-                    while let n = peek, n == " " || n == "\t" || n == "\n" || n == "\r" {
-                        if n == "\n" { line += 1 }
-                        i += 1
-                    }
-                } else {
-                    out.append(try escape())
-                }
-            } else {
-                guard c == "\t" || c == "\r" || (c.value >= 0x20 && c.value != 0x7F) else {
-                    throw fail("a control character in a string")
-                }
-                out.append(c)
-            }
         }
     }
 }

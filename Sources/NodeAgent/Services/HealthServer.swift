@@ -111,38 +111,6 @@ final class HealthServer: @unchecked Sendable {
         wake.forEach { close($0) }
     }
 
-    /// `--listen`/`--metrics-listen` as given: HOST:PORT (an IPv6 host in brackets), or nil for `off`.
-    static func address(_ text: String, option: String, example: String) throws -> (host: String, port: Int)? {
-        guard text != "off" else { return nil }
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw AgentError(.invalidInput, "\(option) '\(text.escapedForMessage)' is not HOST:PORT", hint: "e.g. \(example), or off")
-        }
-        let host = String(text[..<colon]).trimming(charactersIn: "[]")
-        do {
-            _ = try IPAddress(host)
-        } catch {
-            throw AgentError(
-                .invalidInput, "\(option) '\(text.escapedForMessage)' does not name its host by IP address", hint: "e.g. \(example), or off"
-            )
-        }
-        return (host, port)
-    }
-
-    /// Whether `host` is a loopback address (127.0.0.0/8, ::1): reachable from the node only.
-    static func isLoopback(_ host: String) -> Bool {
-        (try? IPAddress(host)).map(isLoopback) ?? false
-    }
-
-    static func isLoopback(_ address: IPAddress) -> Bool {
-        switch address.family {
-        case .v4: return address.bytes.first == 127
-        case .v6:
-            // ::1, and an IPv4-mapped loopback (::ffff:127.x.y.z) as a dual-stack socket sees one.
-            return address.bytes == [UInt8](repeating: 0, count: 15) + [1]
-                || (address.bytes.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff][...] && address.bytes[12] == 127)
-        }
-    }
-
     /// Serves on a thread of its own until `stop()`.
     func start() {
         let box = Unmanaged.passRetained(self)
@@ -165,7 +133,7 @@ final class HealthServer: @unchecked Sendable {
         thread = nil
     }
 
-    private struct Connection {
+    struct Connection {
         enum Phase: Int, Comparable {
             /// Answered, our side shut: reading and dropping what the client still sends.
             case drain = 0
@@ -270,20 +238,6 @@ final class HealthServer: @unchecked Sendable {
         }
     }
 
-    static func peerIsLoopback(_ peer: sockaddr_storage) -> Bool {
-        var peer = peer
-        switch Int32(peer.ss_family) {
-        case AF_INET:
-            let a = withUnsafeBytes(of: &peer) { $0.load(as: sockaddr_in.self) }
-            return isLoopback(IPAddress(family: .v4, bytes: withUnsafeBytes(of: a.sin_addr) { Array($0) }))
-        case AF_INET6:
-            let a = withUnsafeBytes(of: &peer) { $0.load(as: sockaddr_in6.self) }
-            return isLoopback(IPAddress(family: .v6, bytes: withUnsafeBytes(of: a.sin6_addr) { Array($0) }))
-        default:
-            return false
-        }
-    }
-
     /// At most one line a minute about connections shed or cut off: a flood must not flood the log.
     private func report(now: UInt64) {
         guard shed + cutOff > 0, now >= lastReport + 60_000_000_000 || lastReport == 0 else { return }
@@ -337,85 +291,6 @@ final class HealthServer: @unchecked Sendable {
             // answers were pending are answered now.
             c.enter(.head, at: now, limits: limits)
             answer(&c, now: now)
-        }
-        return true
-    }
-
-    /// Answers the complete requests in the connection's input.
-    private func answer(_ c: inout Connection, now: UInt64) {
-        // A client that pipelines without reading gets its answers as it reads them: no more than
-        // 64 KiB is queued, the rest of its requests wait in its input (at most one read's worth).
-        while !c.closeWhenWritten && c.output.count < 64 * 1024 {
-            switch HTTPRequestParser.parse(c.input[...]) {
-            case .incomplete:
-                return
-            case .invalid(let status, let reason):
-                c.input = []
-                respond(&c, status, "text/plain", Array((reason + "\n").utf8), keepAlive: false, headOnly: false, now: now)
-            case .request(let r):
-                c.input.removeFirst(r.length)
-                let a = Self.answer(method: r.method, path: r.path, scope: scope, local: c.local, snapshot: cache.current)
-                respond(&c, a.status, a.type, a.body, keepAlive: r.keepAlive, headOnly: r.method == "HEAD", now: now)
-            }
-        }
-    }
-
-    /// What a request gets, decided from its method, path, the listener's scope and whether the
-    /// peer is on this node. `/status` (the registry, CA subjects, host paths, proxies, reasons)
-    /// and `/readyz`'s reasons are for the node only: `node-agent status` asks on loopback.
-    static func answer(method: String, path: String, scope: Scope, local: Bool, snapshot s: StatusCache.Snapshot)
-        -> (status: Int, type: String, body: [UInt8])
-    {
-        guard method == "GET" || method == "HEAD" else { return (405, "text/plain", Array("GET or HEAD\n".utf8)) }
-        switch (scope, path) {
-        case (_, "/metrics"):
-            return (200, "text/plain; version=0.0.4", Array(s.metrics))
-        case (.all, "/healthz"):
-            return (s.live ? 200 : 503, "text/plain", Array("ok\n".utf8))
-        case (.all, "/readyz"):
-            let reason = local ? s.readyReason : (s.ready ? "ready" : "not ready")
-            return (s.ready ? 200 : 503, "text/plain", Array((reason + "\n").utf8))
-        case (.all, "/status") where local:
-            return (200, "application/json", Array(s.status))
-        case (.all, "/status"):
-            return (
-                403, "text/plain",
-                Array("/status is answered on loopback only: run `node-agent status` on the node (in the agent's pod)\n".utf8)
-            )
-        case (.all, _):
-            return (404, "text/plain", Array("not found: /healthz, /readyz, /status, /metrics\n".utf8))
-        case (.metrics, _):
-            return (404, "text/plain", Array("not found: this listener serves /metrics only\n".utf8))
-        }
-    }
-
-    static let reasons = [
-        200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
-        503: "Service Unavailable",
-    ]
-
-    private func respond(
-        _ c: inout Connection, _ status: Int, _ type: String, _ body: [UInt8], keepAlive: Bool, headOnly: Bool, now: UInt64
-    ) {
-        var head =
-            "HTTP/1.1 \(status) \(Self.reasons[status] ?? "Error")\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nCache-Control: no-store\r\n"
-        if !keepAlive { head += "Connection: close\r\n" }
-        c.output += Array((head + "\r\n").utf8)
-        if !headOnly { c.output += body }
-        if !keepAlive { c.closeWhenWritten = true }
-        c.served += 1
-        if c.phase == .head { c.enter(.answer, at: now, limits: limits) }
-    }
-
-    /// Writes what the connection has pending, as far as the socket takes it; false on an error.
-    private func flush(_ c: inout Connection) -> Bool {
-        while !c.output.isEmpty {
-            let n = c.output.withUnsafeBytes { send(c.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n > 0 {
-                c.output.removeFirst(n)
-                continue
-            }
-            return n < 0 && (errno == EAGAIN || errno == EINTR)
         }
         return true
     }

@@ -8,7 +8,8 @@ import XCTest
 /// manifest, its ValidatingAdmissionPolicies evaluated with cel-python on every write (the agent's
 /// token names node-1, as a kubelet-projected token names the pod's node), one Node patched by
 /// kubectl's own strategic/merge/JSON patch code, core/v1 Events created and patched as the API
-/// server takes them) in a sandbox
+/// server takes them; and what kubectl needs for the README's quick start: discovery, a store of
+/// the install's kinds, watches, tables: QuickStartIntegrationTests) in a sandbox
 /// node's network namespace, on 127.0.0.20:PORT with the registry's certificate, which the
 /// node's CA file trusts.
 final class APIDouble {

@@ -310,6 +310,9 @@ final class QuickStartIntegrationTests: XCTestCase {
         contexts: [{name: admin, context: {cluster: cluster, user: admin}}]
         current-context: admin
         """.write(toFile: work + "/kubeconfig", atomically: true, encoding: .utf8)
+        // The agent's service account, for the test's own RBAC checks (not a user's command).
+        try String(contentsOfFile: work + "/kubeconfig", encoding: .utf8).replacingOccurrences(of: adminToken, with: saToken)
+            .write(toFile: work + "/agent.kubeconfig", atomically: true, encoding: .utf8)
         let pki = node.folder + "/pki"
         // `kubectl create` sends protobuf, which the double does not read: the same Secret, made
         // by the same command, goes in by apply.
@@ -400,6 +403,16 @@ final class QuickStartIntegrationTests: XCTestCase {
                 let ca = (volumes as? [[String: Any]])?.first { $0["name"] as? String == "registry-ca" }?["secret"] as? [String: Any]
                 XCTAssertEqual(ca?["secretName"] as? String, "registry-tls")
                 XCTAssertEqual(((ca?["items"] as? [[String: Any]])?.first?["key"]) as? String, tlsCrtOnly ? "tls.crt" : "ca.crt")
+                // The API enforces what was applied: the agent's service account may read its node,
+                // and not the Secret its pod mounts (kubelet reads that, not the agent).
+                let asAgent = "kubectl --kubeconfig \(work)/agent.kubeconfig "
+                XCTAssertEqual(try run(asAgent + "get node node-1 -o name", in: work, quiet: true).stdout, "node/node-1\n")
+                let secret = try run(asAgent + "-n openfaas get secret registry-tls", in: work, quiet: true)
+                XCTAssertNotEqual(secret.status, 0)
+                XCTAssertTrue(
+                    secret.stderr.contains(
+                        "User \"system:serviceaccount:openfaas:node-agent\" cannot get resource \"secrets\" in API group \"\" in the namespace \"openfaas\""
+                    ), secret.stderr)
                 agentPod = try startPod("node-agent", in: work, saToken: saToken)
             case "kubectl wait --for=condition=RegistryPullReady node --all --timeout=5m":
                 XCTAssertEqual(r.status, 0, "\(r.stderr)\n\(agentPod.map(podLog) ?? "")")

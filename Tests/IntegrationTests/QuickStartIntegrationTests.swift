@@ -101,7 +101,7 @@ final class QuickStartIntegrationTests: XCTestCase {
     /// The uninstall as docs/install-autoscalers.md#uninstall gives it, in its order (the inline
     /// `kubectl ...` of its steps and the lines of its `sh` block), for the OpenFaaS overlay as
     /// that section says: `-n openfaas`, and the overlay where it deletes `deploy/`.
-    static func uninstallCommands(overlayDelete: String) throws -> [String] {
+    static func uninstallCommands() throws -> [String] {
         let doc = try String(contentsOfFile: uninstallDoc, encoding: .utf8)
         let section = try XCTUnwrap(sectionText(doc, "Uninstall"), "no Uninstall in \(uninstallDoc)")
         XCTAssertTrue(
@@ -282,7 +282,7 @@ final class QuickStartIntegrationTests: XCTestCase {
                 quickStartText.contains("`kubectl create secret tls`") && quickStartText.contains("component `ca-key-tls-crt`"),
                 "the quick start no longer says what to do with a Secret of tls.crt only")
         }
-        let uninstall = try Self.uninstallCommands(overlayDelete: overlayDelete)
+        let uninstall = try Self.uninstallCommands()
         XCTAssertGreaterThanOrEqual(commands.count, 8, "\(commands)")
 
         // The cluster: the sandbox node as node-1, joined with the overlay's startup taint, and

@@ -91,18 +91,7 @@ extension HostFiles {
         for (i, op) in operations.enumerated() {
             guard case .write(let path, let bytes, let mode) = op else { continue }
             let dir = try folder(path)
-            // The agent replaces regular files only: a link there is someone else's (it would
-            // have been followed to its target before), a folder or device is not a file.
-            switch try dir.entryStat(path.lastComponent).map({ HostDirectory.EntryKind($0.st_mode) }) {
-            case nil, .regular?: break
-            case .symlink?:
-                throw AgentError(.notOwned, "\(path) is a symbolic link: the agent does not write through it", hint: HostRoot.notOwnedHint)
-            default: throw AgentError(.notOwned, "\(path) is not a regular file", hint: HostRoot.notOwnedHint)
-            }
-            let temp = Self.temporaryName(for: path.lastComponent)
-            unlinkat(dir.fd, temp, 0)
-            let fd = openat(dir.fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
-            guard fd >= 0 else { throw AgentError(.io, "cannot write \(path)", errno: errno, hint: Self.hint(errno: errno)) }
+            let (fd, temp) = try Self.openTemporary(for: path, in: dir, mode: mode)
             pending[i] = Pending(fd: fd, temp: temp, dir: dir, path: path)
             let failed = Syscall.writeAll(fd, bytes)
             guard failed == 0 else { throw AgentError(.io, "cannot write \(path)", errno: failed, hint: Self.hint(errno: failed)) }
@@ -136,6 +125,23 @@ extension HostFiles {
         committed = true
         var synced: Set<ObjectIdentifier> = []
         for dir in touched where synced.insert(ObjectIdentifier(dir)).inserted { dir.sync() }
+    }
+
+    /// A new temporary file beside `path` in `dir`, opened for writing: its descriptor and name.
+    /// The agent replaces regular files only: a link at `path` is someone else's (it would have
+    /// been followed to its target before), a folder or device is not a file.
+    private static func openTemporary(for path: HostPath, in dir: HostDirectory, mode: mode_t) throws -> (fd: Int32, temp: String) {
+        switch try dir.entryStat(path.lastComponent).map({ HostDirectory.EntryKind($0.st_mode) }) {
+        case nil, .regular?: break
+        case .symlink?:
+            throw AgentError(.notOwned, "\(path) is a symbolic link: the agent does not write through it", hint: HostRoot.notOwnedHint)
+        default: throw AgentError(.notOwned, "\(path) is not a regular file", hint: HostRoot.notOwnedHint)
+        }
+        let temp = temporaryName(for: path.lastComponent)
+        unlinkat(dir.fd, temp, 0)
+        let fd = openat(dir.fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { throw AgentError(.io, "cannot write \(path)", errno: errno, hint: hint(errno: errno)) }
+        return (fd, temp)
     }
 
     /// Removes the file `path` if, at this moment, it is a regular file (not a link) that is the

@@ -48,17 +48,9 @@ public enum TLSProbe {
             connection = try handshake()
         } catch let e as SocketError {
             watch.lap("connect")
-            let endpoint = "\(target.address):\(target.registry.port)"
-            let why =
-                e.isRefused
-                ? "nothing listens on \(endpoint)"
-                : e.isTimeout && e.what == "connect"
-                    ? "\(endpoint) did not answer in time (is the ClusterIP reachable from the host?)"
-                    : e.isTimeout
-                        ? "\(endpoint) accepted the connection but no TLS handshake came within the timeout: the port does not speak TLS, or the server stalls"
-                        : e.description
             return CheckResult(
-                name: name, outcome: .fail, reason: why, durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+                name: name, outcome: .fail, reason: unreachable(e, target: target), durationSeconds: watch.elapsed, phases: watch.phases,
+                details: details)
         } catch {
             watch.lap("handshake")
             return CheckResult(
@@ -103,6 +95,18 @@ public enum TLSProbe {
             + early.map { "; " + $0 }.joined()
         return CheckResult(
             name: name, outcome: outcome, reason: reason, durationSeconds: watch.elapsed, phases: watch.phases, details: details)
+    }
+
+    /// Why no TLS session came about: nothing listens, no answer, or no handshake on the port.
+    static func unreachable(_ e: SocketError, target: ProbeTarget) -> String {
+        let endpoint = "\(target.address):\(target.registry.port)"
+        if e.isRefused { return "nothing listens on \(endpoint)" }
+        if e.isTimeout && e.what == "connect" { return "\(endpoint) did not answer in time (is the ClusterIP reachable from the host?)" }
+        if e.isTimeout {
+            return
+                "\(endpoint) accepted the connection but no TLS handshake came within the timeout: the port does not speak TLS, or the server stalls"
+        }
+        return e.description
     }
 
     static func explain(_ code: Int, target: ProbeTarget, trustLabel: String, peer: [Certificate]) -> String {

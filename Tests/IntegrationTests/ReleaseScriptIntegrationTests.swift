@@ -67,7 +67,12 @@ final class ReleaseScriptIntegrationTests: XCTestCase {
         // The artifacts, each in SHA256SUMS, which verifies.
         let tarball = "node-agent-\(version)-linux-amd64.tar.gz"
         let archive = "node-agent-\(version)-linux-amd64.oci.tar"
-        let files = [tarball, archive, "manifests/node-agent.yaml", "CHANGELOG.md", "release.json"]
+        // The uninstall's cleanup run too, for deploy/'s namespace and the OpenFaaS overlay's.
+        let files = [
+            tarball, archive, "manifests/node-agent.yaml", "manifests/node-agent-cleanup.yaml",
+            "manifests/node-agent-openfaas-cleanup.yaml",
+            "CHANGELOG.md", "release.json",
+        ]
         let sums = try String(contentsOfFile: dist + "/SHA256SUMS", encoding: .utf8)
         for file in files {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dist + "/" + file), file)
@@ -177,6 +182,8 @@ final class ReleaseScriptIntegrationTests: XCTestCase {
                     dist + "/manifests/" + name,
                 ]
             ).split(separator: "\n").map(String.init)
+                // The cleanup's pod is held by the pause image once its init container has run.
+                .filter { !(name.hasSuffix("-cleanup.yaml") && $0.hasPrefix("registry.k8s.io/pause:")) }
             XCTAssertFalse(images.isEmpty, name, file: file, line: line)
             XCTAssertEqual(Set(images), [reference], name, file: file, line: line)
         }

@@ -29,10 +29,12 @@ public struct DNSDesired: Sendable, Equatable {
 }
 
 /// What the node's DNS is, gathered in one place before anything is planned: the host's resolver
-/// setup, the agent's link and resolved's settings of it, the agent's files, and (hosts mode only,
-/// never in a dry run) what the cluster DNS answers for the registry.
+/// setup, the mode chosen from it, the agent's link and resolved's settings of it, the agent's
+/// files, and (hosts mode only, never in a dry run) what the cluster DNS answers for the registry.
 public struct DNSFacts: Sendable {
     public var host: DNSHostFacts
+    /// The mode this run sets up, chosen once (`DNSModeChoice`) from `host`.
+    public var mode: DNSModeChoice
     public var link: AgentLink.Observed
     /// resolved's settings of the agent's link (read in link mode, when the link is the agent's).
     public var linkSettings: LinkDNSSettings?
@@ -43,10 +45,12 @@ public struct DNSFacts: Sendable {
     public var clusterAnswer: DNSAnswer?
 
     public init(
-        host: DNSHostFacts, link: AgentLink.Observed = AgentLink.Observed(state: .absent), linkSettings: LinkDNSSettings? = nil,
+        host: DNSHostFacts, mode: DNSModeChoice, link: AgentLink.Observed = AgentLink.Observed(state: .absent),
+        linkSettings: LinkDNSSettings? = nil,
         files: [HostPath: String] = [:], clusterAnswer: DNSAnswer? = nil
     ) {
         self.host = host
+        self.mode = mode
         self.link = link
         self.linkSettings = linkSettings
         self.files = files
@@ -56,17 +60,19 @@ public struct DNSFacts: Sendable {
     /// The files a DNS plan reads.
     public static let paths = [ResolvedFiles.dropIn, ResolvedFiles.delegate, ResolvedFiles.networkdUnmanaged, ResolvedFiles.hosts]
 
-    /// Reads the facts. The cluster DNS is asked only when hosts mode is what will run and
+    /// Reads the facts and chooses the mode. The cluster DNS is asked only when hosts mode is chosen and
     /// `askClusterDNS` allows it (not in a dry run: a plan sends nothing on the network).
     public static func gather(
         files: HostFiles, link: AgentLink, bus: SystemBus?, desired: DNSDesired,
         askClusterDNS: Bool, timeoutMilliseconds: Int32
     ) throws -> DNSFacts {
-        var facts = DNSFacts(host: DNSHostFacts.discover(files: files, bus: bus), link: try link.observe())
+        let host = DNSHostFacts.discover(files: files, bus: bus)
+        let choice = DNSModeChoice(asked: desired.mode, host: host, registry: desired.registryHost)
+        var facts = DNSFacts(host: host, mode: choice, link: try link.observe())
         for path in paths {
             if let text = try files.readString(path) { facts.files[path] = text }
         }
-        let mode = desired.mode == .auto ? DNSMode.choose(facts.host, for: desired.registryHost).0 : desired.mode
+        let mode = choice.mode
         if mode == .link, let bus, facts.host.resolvedOnBus, case .ours(let index, _, _) = facts.link.state {
             facts.linkSettings = try Resolve1(bus: bus).linkSettings(ifindex: index)
         }

@@ -36,137 +36,157 @@ public struct DNSPlan: Sendable {
         return lines
     }
 
-    /// The plan for `desired` on a node with these facts, in the mode asked for or, for `auto`,
-    /// the safest that works here; what other modes of the agent's left goes. Reads nothing.
+    /// The plan for `desired` on a node with these facts, in the mode they carry (asked for or,
+    /// for `auto`, chosen by `DNSModeChoice`); what other modes of the agent's left goes. Reads nothing.
     public static func make(_ facts: DNSFacts, _ desired: DNSDesired, linkName: String = AgentLink.defaultName) throws -> DNSPlan {
-        var mode = desired.mode
-        var reason = "asked for with --dns-mode \(desired.mode.rawValue)"
-        if desired.mode == .auto { (mode, reason) = DNSMode.choose(facts.host, for: desired.registryHost) }
-        var plan = DNSPlan(mode: mode, reason: reason)
+        let mode = facts.mode.mode
+        var plan = DNSPlan(mode: mode, reason: facts.mode.reason)
         plan.notes = facts.host.notes
         try checkMulticastDNS(facts.host, desired, mode: mode, &plan.notes)
-        if let conf = facts.host.resolvedConf, conf.dnsAddresses.contains(desired.clusterDNS) {
-            let foreign = conf.dnsFiles.filter { $0 != ResolvedFiles.dropIn.description }
-            if !foreign.isEmpty {
-                plan.notes.append(
-                    "resolved's global DNS= is \(conf.dns.joined(separator: " ")) (from \(foreign.joined(separator: ", "))): it holds the cluster DNS \(desired.clusterDNS) (a manual recipe?), so every host lookup may go to it and it is written into /run/systemd/resolve/resolv.conf, the CoreDNS loop; the agent leaves files it does not own alone: remove that DNS= entry, the agent routes \(desired.domain) without it"
-                )
-            }
-        }
-        func ensure(_ path: HostPath, _ text: String, _ reason: String) -> FileChange? {
-            FileChange.ensure(path, holds: Array(text.utf8), current: facts.files[path].map { Array($0.utf8) }, reason: reason)
-        }
-
+        plan.notes += globalClusterDNSNote(facts.host, desired)
         switch mode {
         case .auto:
-            preconditionFailure("auto is resolved above")
+            preconditionFailure("DNSModeChoice never chooses auto")
         case .link:
-            guard facts.host.resolvedOnBus else {
-                throw AgentError(
-                    .unsupportedHost, "systemd-resolved is not on the system bus: the link mode needs it",
-                    hint: "start systemd-resolved, or use --dns-mode hosts")
-            }
-            if facts.host.networkdOnBus {
-                let text = ResolvedFiles.renderNetworkdUnmanaged(linkNames: [linkName, linkName + "-new", linkName + "p"])
-                if let c = ensure(
-                    ResolvedFiles.networkdUnmanaged, text,
-                    "networkd leaves \(linkName) alone (Unmanaged=yes): resolved refuses settings on links networkd manages")
-                {
-                    plan.fileChanges.append(c)
-                    plan.reloadNetworkd = true
-                }
-            }
-            plan.routePlan = try ClusterDNSRoute.plan(
-                linkName: linkName, observed: facts.link, current: facts.linkSettings,
-                clusterDNS: desired.clusterDNS, domain: desired.domain)
-            // A hardened resolved: its global modes would apply to a link that sets none.
-            if let conf = facts.host.resolvedConf {
-                let strict = [("DNSOverTLS", ["yes", "opportunistic"]), ("DNSSEC", ["yes", "allow-downgrade"])].compactMap {
-                    key, modes -> String? in
-                    guard let value = conf.settings[key]?.values.last?.lowercased(), modes.contains(value) else { return nil }
-                    return "\(key)=\(value)"
-                }
-                if !strict.isEmpty {
-                    plan.notes.append(
-                        "resolved's global \(strict.joined(separator: " ")) would apply to the agent's link: it sets its own DNSOverTLS=no DNSSEC=no for the cluster DNS (plain DNS on 53, unsigned cluster zones); the host's other lookups keep the node's policy"
-                    )
-                }
-            }
-            if !facts.host.clientsUseStub {
-                plan.notes.append(
-                    "the host's programs do not ask resolved's stub (/etc/resolv.conf is \(facts.host.resolvConfMode.rawValue)): the link routes resolved's own lookups only"
-                )
-            }
+            try plan.addLink(facts, desired, linkName: linkName)
         case .dropin:
-            if let strict = facts.host.resolvedConf?.strictDNSOverTLS {
-                throw AgentError(
-                    .unsupportedHost,
-                    "--dns-mode dropin cannot work here: \(ResolvedConfiguration.describe(strict, "DNSOverTLS")) applies to the global servers a drop-in adds, so resolved would ask the cluster DNS \(desired.clusterDNS) over TLS on port 853, where kube-dns does not answer; a drop-in can set DNSOverTLS= only for every lookup of the host, which the agent does not change",
-                    hint: "use --dns-mode link (its own link sets DNSOverTLS=no) or hosts")
-            }
-            guard desired.acceptGlobalDNS else {
-                throw AgentError(
-                    .invalidInput,
-                    "--dns-mode dropin puts the cluster DNS in resolved's global DNS=, which gets every lookup of the host and is written into /run/systemd/resolve/resolv.conf (a CoreDNS loop when kubelet hands that file to CoreDNS)",
-                    hint: "use --dns-mode link (or auto); pass --accept-global-dns to do it anyway")
-            }
-            let text = ResolvedFiles.renderDropIn(clusterDNS: desired.clusterDNS, domain: desired.domain)
-            if let c = ensure(ResolvedFiles.dropIn, text, "resolved drop-in: DNS=\(desired.clusterDNS) Domains=~\(desired.domain)") {
-                plan.fileChanges.append(c)
-                plan.resolvedAction = Self.readFilesAction(systemdVersion: facts.host.systemdVersion)
-            }
-            plan.notes.append(
-                "dropin mode: every host lookup may go to the cluster DNS, and it is listed in /run/systemd/resolve/resolv.conf (accepted with --accept-global-dns)"
-            )
+            try plan.addDropIn(facts, desired)
         case .delegate:
-            guard let version = facts.host.systemdVersion, version >= 258 else {
-                throw AgentError(
-                    .unsupportedHost,
-                    "systemd \(facts.host.systemdVersion.map(String.init) ?? "of unknown version") has no dns-delegate.d (it came in 258)",
-                    hint: "use --dns-mode link (or auto)")
-            }
-            if let strict = facts.host.resolvedConf?.strictDNSOverTLS {
-                throw AgentError(
-                    .unsupportedHost,
-                    "--dns-mode delegate cannot work here: \(ResolvedConfiguration.describe(strict, "DNSOverTLS")) applies to a delegate's scope (\(DNSHostFacts.delegateKeys)), so resolved would ask the cluster DNS \(desired.clusterDNS) over TLS on port 853, where kube-dns does not answer",
-                    hint: "use --dns-mode link (its own link sets DNSOverTLS=no), auto (which picks it here) or hosts")
-            }
-            let text = ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain)
-            if let c = ensure(ResolvedFiles.delegate, text, "resolved DNS delegate for \(desired.domain)") {
-                plan.fileChanges.append(c)
-                plan.resolvedAction = "ReloadOrRestartUnit"
-            }
+            try plan.addDelegate(facts, desired)
         case .hosts:
             plan.fileChanges += hostsChanges(facts, desired, &plan.notes)
         }
+        plan.removeOtherModes(facts)
+        return plan
+    }
 
-        // One mode at a time: what other modes of the agent's left goes.
+    /// resolved's global DNS= from files not the agent's holds the cluster DNS (a manual recipe).
+    static func globalClusterDNSNote(_ host: DNSHostFacts, _ desired: DNSDesired) -> [String] {
+        guard let conf = host.resolvedConf, conf.dnsAddresses.contains(desired.clusterDNS) else { return [] }
+        let foreign = conf.dnsFiles.filter { $0 != ResolvedFiles.dropIn.description }
+        guard !foreign.isEmpty else { return [] }
+        return [
+            "resolved's global DNS= is \(conf.dns.joined(separator: " ")) (from \(foreign.joined(separator: ", "))): it holds the cluster DNS \(desired.clusterDNS) (a manual recipe?), so every host lookup may go to it and it is written into /run/systemd/resolve/resolv.conf, the CoreDNS loop; the agent leaves files it does not own alone: remove that DNS= entry, the agent routes \(desired.domain) without it"
+        ]
+    }
+
+    static func ensure(_ facts: DNSFacts, _ path: HostPath, _ text: String, _ reason: String) -> FileChange? {
+        FileChange.ensure(path, holds: Array(text.utf8), current: facts.files[path].map { Array($0.utf8) }, reason: reason)
+    }
+
+    /// The link mode: networkd kept off the agent's link, the link and its settings.
+    mutating func addLink(_ facts: DNSFacts, _ desired: DNSDesired, linkName: String) throws {
+        guard facts.host.resolvedOnBus else {
+            throw AgentError(
+                .unsupportedHost, "systemd-resolved is not on the system bus: the link mode needs it",
+                hint: "start systemd-resolved, or use --dns-mode hosts")
+        }
+        if facts.host.networkdOnBus {
+            let text = ResolvedFiles.renderNetworkdUnmanaged(linkNames: [linkName, linkName + "-new", linkName + "p"])
+            if let c = Self.ensure(
+                facts, ResolvedFiles.networkdUnmanaged, text,
+                "networkd leaves \(linkName) alone (Unmanaged=yes): resolved refuses settings on links networkd manages")
+            {
+                fileChanges.append(c)
+                reloadNetworkd = true
+            }
+        }
+        routePlan = try ClusterDNSRoute.plan(
+            linkName: linkName, observed: facts.link, current: facts.linkSettings,
+            clusterDNS: desired.clusterDNS, domain: desired.domain)
+        // A hardened resolved: its global modes would apply to a link that sets none.
+        if let conf = facts.host.resolvedConf {
+            let strict = [("DNSOverTLS", ["yes", "opportunistic"]), ("DNSSEC", ["yes", "allow-downgrade"])].compactMap {
+                key, modes -> String? in
+                guard let value = conf.settings[key]?.values.last?.lowercased(), modes.contains(value) else { return nil }
+                return "\(key)=\(value)"
+            }
+            if !strict.isEmpty {
+                notes.append(
+                    "resolved's global \(strict.joined(separator: " ")) would apply to the agent's link: it sets its own DNSOverTLS=no DNSSEC=no for the cluster DNS (plain DNS on 53, unsigned cluster zones); the host's other lookups keep the node's policy"
+                )
+            }
+        }
+        if !facts.host.clientsUseStub {
+            notes.append(
+                "the host's programs do not ask resolved's stub (/etc/resolv.conf is \(facts.host.resolvConfMode.rawValue)): the link routes resolved's own lookups only"
+            )
+        }
+    }
+
+    /// The dropin mode: only with --accept-global-dns, and not where DNSOverTLS is strict.
+    mutating func addDropIn(_ facts: DNSFacts, _ desired: DNSDesired) throws {
+        if let strict = facts.host.resolvedConf?.strictDNSOverTLS {
+            throw AgentError(
+                .unsupportedHost,
+                "--dns-mode dropin cannot work here: \(ResolvedConfiguration.describe(strict, "DNSOverTLS")) applies to the global servers a drop-in adds, so resolved would ask the cluster DNS \(desired.clusterDNS) over TLS on port 853, where kube-dns does not answer; a drop-in can set DNSOverTLS= only for every lookup of the host, which the agent does not change",
+                hint: "use --dns-mode link (its own link sets DNSOverTLS=no) or hosts")
+        }
+        guard desired.acceptGlobalDNS else {
+            throw AgentError(
+                .invalidInput,
+                "--dns-mode dropin puts the cluster DNS in resolved's global DNS=, which gets every lookup of the host and is written into /run/systemd/resolve/resolv.conf (a CoreDNS loop when kubelet hands that file to CoreDNS)",
+                hint: "use --dns-mode link (or auto); pass --accept-global-dns to do it anyway")
+        }
+        let text = ResolvedFiles.renderDropIn(clusterDNS: desired.clusterDNS, domain: desired.domain)
+        if let c = Self.ensure(facts, ResolvedFiles.dropIn, text, "resolved drop-in: DNS=\(desired.clusterDNS) Domains=~\(desired.domain)")
+        {
+            fileChanges.append(c)
+            resolvedAction = Self.readFilesAction(systemdVersion: facts.host.systemdVersion)
+        }
+        notes.append(
+            "dropin mode: every host lookup may go to the cluster DNS, and it is listed in /run/systemd/resolve/resolv.conf (accepted with --accept-global-dns)"
+        )
+    }
+
+    /// The delegate mode: systemd 258 and later, and not where DNSOverTLS is strict.
+    mutating func addDelegate(_ facts: DNSFacts, _ desired: DNSDesired) throws {
+        guard let version = facts.host.systemdVersion, version >= 258 else {
+            throw AgentError(
+                .unsupportedHost,
+                "systemd \(facts.host.systemdVersion.map(String.init) ?? "of unknown version") has no dns-delegate.d (it came in 258)",
+                hint: "use --dns-mode link (or auto)")
+        }
+        if let strict = facts.host.resolvedConf?.strictDNSOverTLS {
+            throw AgentError(
+                .unsupportedHost,
+                "--dns-mode delegate cannot work here: \(ResolvedConfiguration.describe(strict, "DNSOverTLS")) applies to a delegate's scope (\(DNSHostFacts.delegateKeys)), so resolved would ask the cluster DNS \(desired.clusterDNS) over TLS on port 853, where kube-dns does not answer",
+                hint: "use --dns-mode link (its own link sets DNSOverTLS=no), auto (which picks it here) or hosts")
+        }
+        let text = ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain)
+        if let c = Self.ensure(facts, ResolvedFiles.delegate, text, "resolved DNS delegate for \(desired.domain)") {
+            fileChanges.append(c)
+            resolvedAction = "ReloadOrRestartUnit"
+        }
+    }
+
+    /// One mode at a time: what other modes of the agent's left goes.
+    mutating func removeOtherModes(_ facts: DNSFacts) {
         if mode != .link, case .ours = facts.link.state {
-            plan.removeLink = true
-            plan.replacesAnotherMode = true
+            removeLink = true
+            replacesAnotherMode = true
         }
         for (other, path) in [(DNSMode.dropin, ResolvedFiles.dropIn), (.delegate, ResolvedFiles.delegate)] where other != mode {
             if ResolvedFiles.isOurs(facts.files[path]) {
-                plan.fileChanges.append(
+                fileChanges.append(
                     FileChange(kind: .remove, path: path, reason: "the agent's \(other.rawValue) file (another DNS mode is in use)"))
-                plan.replacesAnotherMode = true
-                plan.resolvedAction = plan.resolvedAction ?? Self.readFilesAction(systemdVersion: facts.host.systemdVersion)
+                replacesAnotherMode = true
+                resolvedAction = resolvedAction ?? Self.readFilesAction(systemdVersion: facts.host.systemdVersion)
             }
         }
         if mode != .link, ResolvedFiles.isOurs(facts.files[ResolvedFiles.networkdUnmanaged]) {
-            plan.fileChanges.append(
+            fileChanges.append(
                 FileChange(kind: .remove, path: ResolvedFiles.networkdUnmanaged, reason: "the agent's networkd file (its link is not used)")
             )
-            plan.reloadNetworkd = facts.host.networkdOnBus
+            reloadNetworkd = facts.host.networkdOnBus
         }
         if mode != .hosts, let text = facts.files[ResolvedFiles.hosts], !ResolvedFiles.hostsEntries(text).isEmpty {
-            plan.fileChanges.append(
+            fileChanges.append(
                 FileChange(
                     kind: .replace, path: ResolvedFiles.hosts, contents: Array(ResolvedFiles.renderHosts(text, entries: []).utf8),
                     reason: "the agent's /etc/hosts lines go (another DNS mode is in use)"))
-            plan.replacesAnotherMode = true
+            replacesAnotherMode = true
         }
-        return plan
     }
 
     /// nss-mdns before DNS on the hosts line: a route through DNS cannot work where its

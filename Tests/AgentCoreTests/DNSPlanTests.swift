@@ -18,6 +18,22 @@ final class DNSPlanTests: XCTestCase {
     let resolvedNode = DNSHostFacts(resolvConfMode: .stub, nameservers: ["127.0.0.53"], systemdVersion: 252, resolvedOnBus: true)
     let ours = AgentLink.Observed(state: .ours(ifindex: 7, up: true, hasAddress: true))
 
+    /// The plan for `desired`, the mode chosen from the facts as `DNSFacts.gather` chooses it.
+    func planned(_ facts: DNSFacts, _ desired: DNSDesired) throws -> DNSPlan {
+        var facts = facts
+        facts.mode = DNSModeChoice(asked: desired.mode, host: facts.host, registry: desired.registryHost)
+        return try DNSPlan.make(facts, desired)
+    }
+
+    func testThePlanTakesTheModeTheFactsCarryAndItsReason() throws {
+        var facts = DNSFacts(host: resolvedNode, clusterAnswer: .addresses([try IPAddress("10.43.12.7")]))
+        facts.mode = DNSModeChoice(asked: .hosts, host: resolvedNode, registry: desired.registryHost)
+        let plan = try DNSPlan.make(facts, desired)
+        XCTAssertEqual(plan.mode, .hosts, "chosen once, in the facts: the plan does not choose again for auto")
+        XCTAssertEqual(plan.reason, "asked for with --dns-mode hosts")
+        XCTAssertEqual(plan.fileChanges.map(\.path), [ResolvedFiles.hosts])
+    }
+
     func want(_ mode: DNSMode, accept: Bool = false) -> DNSDesired {
         var d = desired
         d.mode = mode
@@ -26,7 +42,7 @@ final class DNSPlanTests: XCTestCase {
     }
 
     func testAutoOnAResolvedNodeRoutesTheDomainThroughANewLinkWithoutFiles() throws {
-        let plan = try DNSPlan.make(DNSFacts(host: resolvedNode), desired)
+        let plan = try planned(DNSFacts(host: resolvedNode), desired)
         XCTAssertEqual(plan.mode, .link)
         XCTAssertFalse(plan.replacesAnotherMode, "nothing of another mode's")
         XCTAssertEqual(plan.fileChanges, [])
@@ -56,12 +72,12 @@ final class DNSPlanTests: XCTestCase {
         let settled = LinkDNSSettings(
             servers: [desired.clusterDNS], domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)], defaultRoute: false,
             modes: .clusterDNS)
-        let plan = try DNSPlan.make(DNSFacts(host: resolvedNode, link: ours, linkSettings: settled), desired)
+        let plan = try planned(DNSFacts(host: resolvedNode, link: ours, linkSettings: settled), desired)
         XCTAssertEqual(plan.summary, [])
         var drifted = settled
         drifted.defaultRoute = true
         XCTAssertEqual(
-            try DNSPlan.make(DNSFacts(host: resolvedNode, link: ours, linkSettings: drifted), desired).summary,
+            try planned(DNSFacts(host: resolvedNode, link: ours, linkSettings: drifted), desired).summary,
             [
                 "set resolved link nodeagent0: DNS=10.43.0.10 Domains=~svc.cluster.local DefaultRoute=no DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no"
             ])
@@ -70,29 +86,29 @@ final class DNSPlanTests: XCTestCase {
     func testALinkLeftHalfMadeIsRemovedFirstAndADownLinkIsBroughtUp() throws {
         let interim = AgentLink.Observed(state: .absent, interimPresent: true)
         XCTAssertEqual(
-            try DNSPlan.make(DNSFacts(host: resolvedNode, link: interim), desired).routePlan?.linkSteps.first,
+            try planned(DNSFacts(host: resolvedNode, link: interim), desired).routePlan?.linkSteps.first,
             ["link", "del", "dev", "nodeagent0-new"])
         let down = AgentLink.Observed(state: .ours(ifindex: 7, up: false, hasAddress: false))
         XCTAssertEqual(
-            try DNSPlan.make(DNSFacts(host: resolvedNode, link: down), desired).routePlan?.linkSteps,
+            try planned(DNSFacts(host: resolvedNode, link: down), desired).routePlan?.linkSteps,
             [["link", "set", "dev", "nodeagent0", "up"], ["addr", "add", AgentLink.address, "dev", "nodeagent0"]])
     }
 
     func testAForeignLinkOfTheAgentsNameIsNeverTouched() {
         assertAgentError(
-            try DNSPlan.make(DNSFacts(host: resolvedNode, link: AgentLink.Observed(state: .foreign)), desired),
+            try planned(DNSFacts(host: resolvedNode, link: AgentLink.Observed(state: .foreign)), desired),
             .unsupportedHost, "a link named nodeagent0 exists and is not node-agent's", "rename or remove that link")
     }
 
     func testNetworkdIsToldToLeaveTheLinkAloneBeforeTheLinkIsMade() throws {
         var host = resolvedNode
         host.networkdOnBus = true
-        let plan = try DNSPlan.make(DNSFacts(host: host), desired)
+        let plan = try planned(DNSFacts(host: host), desired)
         XCTAssertEqual(plan.fileChanges.map(\.path), [ResolvedFiles.networkdUnmanaged])
         XCTAssertEqual(plan.fileChanges.first?.kind, .create)
         XCTAssertTrue(plan.reloadNetworkd)
         let text = ResolvedFiles.renderNetworkdUnmanaged(linkNames: ["nodeagent0", "nodeagent0-new", "nodeagent0p"])
-        let settled = try DNSPlan.make(DNSFacts(host: host, files: [ResolvedFiles.networkdUnmanaged: text]), desired)
+        let settled = try planned(DNSFacts(host: host, files: [ResolvedFiles.networkdUnmanaged: text]), desired)
         XCTAssertEqual(settled.fileChanges, [])
         XCTAssertFalse(settled.reloadNetworkd)
     }
@@ -100,13 +116,13 @@ final class DNSPlanTests: XCTestCase {
     func testTheLinkModeNeedsResolved() {
         let noResolved = DNSHostFacts(resolvConfMode: .foreign, nameservers: ["10.0.0.2"], resolvedOnBus: false)
         assertAgentError(
-            try DNSPlan.make(DNSFacts(host: noResolved), want(.link)), .unsupportedHost,
+            try planned(DNSFacts(host: noResolved), want(.link)), .unsupportedHost,
             "systemd-resolved is not on the system bus", "--dns-mode hosts")
     }
 
     func testDropinNeedsConsentAndRestartsOrReloadsByVersion() throws {
-        assertAgentError(try DNSPlan.make(DNSFacts(host: resolvedNode), want(.dropin)), .invalidInput, "global DNS=", "--accept-global-dns")
-        let old = try DNSPlan.make(DNSFacts(host: resolvedNode), want(.dropin, accept: true))
+        assertAgentError(try planned(DNSFacts(host: resolvedNode), want(.dropin)), .invalidInput, "global DNS=", "--accept-global-dns")
+        let old = try planned(DNSFacts(host: resolvedNode), want(.dropin, accept: true))
         XCTAssertEqual(old.fileChanges.map(\.path), [ResolvedFiles.dropIn])
         XCTAssertEqual(
             String(decoding: old.fileChanges[0].contents, as: UTF8.self),
@@ -114,15 +130,15 @@ final class DNSPlanTests: XCTestCase {
         XCTAssertEqual(old.resolvedAction, "RestartUnit")
         var new = resolvedNode
         new.systemdVersion = 257
-        XCTAssertEqual(try DNSPlan.make(DNSFacts(host: new), want(.dropin, accept: true)).resolvedAction, "ReloadOrRestartUnit")
+        XCTAssertEqual(try planned(DNSFacts(host: new), want(.dropin, accept: true)).resolvedAction, "ReloadOrRestartUnit")
     }
 
     func testDelegateNeedsSystemd258() throws {
         assertAgentError(
-            try DNSPlan.make(DNSFacts(host: resolvedNode), want(.delegate)), .unsupportedHost, "systemd 252 has no dns-delegate.d")
+            try planned(DNSFacts(host: resolvedNode), want(.delegate)), .unsupportedHost, "systemd 252 has no dns-delegate.d")
         var sid = resolvedNode
         sid.systemdVersion = 262
-        let plan = try DNSPlan.make(DNSFacts(host: sid), want(.delegate))
+        let plan = try planned(DNSFacts(host: sid), want(.delegate))
         XCTAssertEqual(plan.fileChanges.map(\.path), [ResolvedFiles.delegate])
         XCTAssertEqual(plan.resolvedAction, "ReloadOrRestartUnit")
     }
@@ -130,7 +146,7 @@ final class DNSPlanTests: XCTestCase {
     func testAutoOnSystemd262WritesTheDelegateAndTakesTheLinkAway() throws {
         var sid = resolvedNode
         sid.systemdVersion = 262
-        let plan = try DNSPlan.make(DNSFacts(host: sid, link: ours), desired)
+        let plan = try planned(DNSFacts(host: sid, link: ours), desired)
         XCTAssertEqual(plan.mode, .delegate)
         XCTAssertEqual(plan.fileChanges.map(\.path), [ResolvedFiles.delegate])
         XCTAssertEqual(
@@ -141,14 +157,14 @@ final class DNSPlanTests: XCTestCase {
         let settled = DNSFacts(
             host: sid, files: [ResolvedFiles.delegate: ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain)]
         )
-        XCTAssertEqual(try DNSPlan.make(settled, desired).summary, [])
+        XCTAssertEqual(try planned(settled, desired).summary, [])
     }
 
     func testHostsModeWritesTheClusterDNSAnswerForTheNameAndItsAliases() throws {
         let address = try IPAddress("10.43.12.7")
         let facts = DNSFacts(
             host: resolvedNode, files: [ResolvedFiles.hosts: "127.0.0.1 localhost\n"], clusterAnswer: .addresses([address]))
-        let plan = try DNSPlan.make(facts, want(.hosts))
+        let plan = try planned(facts, want(.hosts))
         XCTAssertEqual(plan.fileChanges.count, 1)
         XCTAssertEqual(plan.fileChanges[0].kind, .replace)
         let text = String(decoding: plan.fileChanges[0].contents, as: UTF8.self)
@@ -162,7 +178,7 @@ final class DNSPlanTests: XCTestCase {
         let earlier = ResolvedFiles.renderHosts("", entries: [(try IPAddress("10.43.12.7"), desired.registryHost)])
         var notes: [String] = []
         let facts = DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: earlier], clusterAnswer: .timeout)
-        let plan = try DNSPlan.make(facts, want(.hosts))
+        let plan = try planned(facts, want(.hosts))
         XCTAssertEqual(plan.fileChanges, [])
         notes = plan.notes
         XCTAssertEqual(
@@ -172,7 +188,7 @@ final class DNSPlanTests: XCTestCase {
     }
 
     func testADryRunAsksNoDNSServerAndSaysWhatARunWrites() throws {
-        let plan = try DNSPlan.make(DNSFacts(host: resolvedNode, clusterAnswer: nil), want(.hosts))
+        let plan = try planned(DNSFacts(host: resolvedNode, clusterAnswer: nil), want(.hosts))
         XCTAssertEqual(plan.fileChanges, [])
         XCTAssertEqual(
             plan.notes.last,
@@ -183,7 +199,7 @@ final class DNSPlanTests: XCTestCase {
     func testAutoChoosesHostsWhereNSSwitchAsksNoDNS() throws {
         var host = resolvedNode
         host.nsswitchHosts = NSSwitchHosts(parsing: "hosts: files myhostname\n")
-        let plan = try DNSPlan.make(DNSFacts(host: host, clusterAnswer: .nxdomain), desired)
+        let plan = try planned(DNSFacts(host: host, clusterAnswer: .nxdomain), desired)
         XCTAssertEqual(plan.mode, .hosts)
         XCTAssertTrue(plan.reason.hasPrefix("nsswitch.conf's hosts line"), plan.reason)
     }
@@ -197,20 +213,20 @@ final class DNSPlanTests: XCTestCase {
                 ResolvedFiles.dropIn: dropIn, ResolvedFiles.hosts: hosts,
                 ResolvedFiles.delegate: "# a file of someone else's\n",
             ])
-        let plan = try DNSPlan.make(facts, want(.link))
+        let plan = try planned(facts, want(.link))
         XCTAssertEqual(plan.fileChanges.map(\.path), [ResolvedFiles.dropIn, ResolvedFiles.hosts])
         XCTAssertEqual(plan.fileChanges.map(\.kind), [.remove, .replace])
         XCTAssertEqual(String(decoding: plan.fileChanges[1].contents, as: UTF8.self), "127.0.0.1 localhost\n")
         XCTAssertEqual(plan.resolvedAction, "RestartUnit")
         XCTAssertTrue(plan.replacesAnotherMode, "the Event's fact: the mode changed since the agent last set it")
         // The hosts lines alone are another mode's too.
-        XCTAssertTrue(try DNSPlan.make(DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: hosts]), want(.link)).replacesAnotherMode)
+        XCTAssertTrue(try planned(DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: hosts]), want(.link)).replacesAnotherMode)
         // From 256 the removal reloads resolved too, as the addition does.
         var new = resolvedNode
         new.systemdVersion = 262
-        XCTAssertEqual(try DNSPlan.make(DNSFacts(host: new, files: facts.files), want(.link)).resolvedAction, "ReloadOrRestartUnit")
+        XCTAssertEqual(try planned(DNSFacts(host: new, files: facts.files), want(.link)).resolvedAction, "ReloadOrRestartUnit")
 
-        let toHosts = try DNSPlan.make(
+        let toHosts = try planned(
             DNSFacts(host: resolvedNode, link: ours, clusterAnswer: .addresses([try IPAddress("10.43.12.7")])), want(.hosts))
         XCTAssertTrue(toHosts.removeLink)
         XCTAssertTrue(toHosts.replacesAnotherMode)
@@ -224,15 +240,15 @@ final class DNSPlanTests: XCTestCase {
         sid.systemdVersion = 262
         sid.resolvedConf = ResolvedConfiguration(texts: [("/etc/systemd/resolved.conf", "[Resolve]\nDNSOverTLS=yes\n")])
         assertAgentError(
-            try DNSPlan.make(DNSFacts(host: sid), want(.delegate)), .unsupportedHost,
+            try planned(DNSFacts(host: sid), want(.delegate)), .unsupportedHost,
             "--dns-mode delegate cannot work here: resolved's global DNSOverTLS=yes (from /etc/systemd/resolved.conf) applies to a delegate's scope",
             "use --dns-mode link")
         assertAgentError(
-            try DNSPlan.make(DNSFacts(host: sid), want(.dropin, accept: true)), .unsupportedHost,
+            try planned(DNSFacts(host: sid), want(.dropin, accept: true)), .unsupportedHost,
             "--dns-mode dropin cannot work here: resolved's global DNSOverTLS=yes", "use --dns-mode link")
         // auto: the link, and the agent's delegate file of before goes.
         let delegate = ResolvedFiles.renderDelegate(clusterDNS: desired.clusterDNS, domain: desired.domain)
-        let plan = try DNSPlan.make(DNSFacts(host: sid, files: [ResolvedFiles.delegate: delegate]), desired)
+        let plan = try planned(DNSFacts(host: sid, files: [ResolvedFiles.delegate: delegate]), desired)
         XCTAssertEqual(plan.mode, .link)
         XCTAssertEqual(plan.routePlan?.desired.modes, .clusterDNS)
         XCTAssertEqual(plan.fileChanges.map(\.path), [ResolvedFiles.delegate])
@@ -248,25 +264,37 @@ final class DNSPlanTests: XCTestCase {
         host.multicastDNS = MulticastDNSSources(allowFile: ".local\n")
         for mode in [DNSMode.link, .dropin] {
             assertAgentError(
-                try DNSPlan.make(DNSFacts(host: host), want(mode, accept: true)), .unsupportedHost,
+                try planned(DNSFacts(host: host), want(mode, accept: true)), .unsupportedHost,
                 "--dns-mode \(mode.rawValue) cannot work here: nsswitch.conf's hosts line (files mdns4 [NOTFOUND=return] dns) asks mdns4 before DNS",
                 "use --dns-mode hosts (or auto)")
         }
-        let auto = try DNSPlan.make(DNSFacts(host: host, clusterAnswer: .addresses([try IPAddress("10.43.12.7")])), desired)
+        let auto = try planned(DNSFacts(host: host, clusterAnswer: .addresses([try IPAddress("10.43.12.7")])), desired)
         XCTAssertEqual(auto.mode, .hosts)
         XCTAssertEqual(auto.fileChanges.map(\.path), [ResolvedFiles.hosts])
         // Without [NOTFOUND=return] the lookup waits and goes on: a note.
         host.nsswitchHosts = NSSwitchHosts(parsing: "hosts: files mdns4 dns\n")
-        let waits = try DNSPlan.make(DNSFacts(host: host), want(.link))
+        let waits = try planned(DNSFacts(host: host), want(.link))
         XCTAssertTrue(
             waits.notes.last?.hasSuffix(": --dns-mode hosts (or auto) answers from /etc/hosts before it") == true, "\(waits.notes)")
         // files after it: nothing of the agent's is read in time; auto says so.
         host.nsswitchHosts = NSSwitchHosts(parsing: "hosts: mdns4 [NOTFOUND=return] files dns\n")
-        let none = try DNSPlan.make(DNSFacts(host: host), desired)
+        let none = try planned(DNSFacts(host: host), desired)
         XCTAssertEqual(none.mode, .link)
         XCTAssertTrue(
             none.notes.last?.contains("files comes after it, so no DNS mode of the agent's (not even /etc/hosts lines) is read in time")
                 == true,
             "\(none.notes)")
+    }
+}
+
+extension DNSFacts {
+    /// A node's facts as the tests state them; `planned(_:_:)` chooses the mode from what is asked.
+    init(
+        host: DNSHostFacts, link: AgentLink.Observed = AgentLink.Observed(state: .absent), linkSettings: LinkDNSSettings? = nil,
+        files: [HostPath: String] = [:], clusterAnswer: DNSAnswer? = nil
+    ) {
+        self.init(
+            host: host, mode: DNSModeChoice(asked: .hosts, host: host, registry: nil), link: link, linkSettings: linkSettings,
+            files: files, clusterAnswer: clusterAnswer)
     }
 }

@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(
             name: "AgentCoreTests",
-            dependencies: ["AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Vocabulary", "HostSystem", "TestSupport"]),
+            dependencies: ["AgentCore", "ResolvedConfig", "SystemBus", "Probes", "TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(
             name: "NodeAgentTests",
             dependencies: [

@@ -78,58 +78,36 @@ public struct Bootstrap {
         let bus = try? SystemBus(address: config.dbusAddress)
         var confirmed = self
         confirmed.config = Self.confirmedByUnits(config, bus: bus)
-        return try confirmed.run(bus: bus)
+        return try confirmed.run(confirmed.effects(bus: bus))
     }
 
-    private func run(bus: SystemBus?) throws -> Report {
+    /// The job's steps in their order, each effect taken from `effects` (`BootstrapEffects`):
+    /// the facts, the plans (pure), the trust files, the OS store and the runtime restarts
+    /// before or after DNS, the early pull, the checks. BootstrapOrderTests records the order.
+    func run(_ effects: BootstrapEffects) throws -> Report {
         var watch = Stopwatch()
-        let files = HostFiles(root: config.hostRoot, ledger: HostFiles.defaultLedger)
         // The CRI client for the runtime's pull, started now: it loads while the agent reads and
         // writes, and waits for its input, which comes when the pull is due.
-        let helperPull = config.runtimeSocket.map {
-            RuntimePullProbe.HelperPull(helper: Self.criHelper, socket: $0, credentials: config.credentials)
-        }
-        if !config.dryRun, let helperPull {
-            helperPull.prepare(
-                reference: config.pullImage ?? RuntimePullProbe.probeReference(config.registry),
-                milliseconds: ProbeSuite.pullMilliseconds(
-                    timeoutMilliseconds: config.timeoutMilliseconds, deadlineSeconds: config.deadlineSeconds,
-                    realImage: config.pullImage != nil))
-        }
+        if !config.dryRun { effects.preparePull() }
         // One agent at a time changes the node: held until the proof is done, so no other run's
         // writes come between this run's changes and its verdict. A dry run changes nothing.
-        let lock = config.dryRun ? nil : try HostRunLock.acquire(files: files, what: "bootstrap", timeout: lockTimeout)
+        let lock = config.dryRun ? nil : try effects.lock()
         defer { withExtendedLifetime(lock) {} }
 
-        // Facts, read once; a dry run asks nothing on the network. The running containerd was
-        // read with the settings.
-        let running = config.runningContainerd
-        let trustFacts = try TrustFacts.gather(
-            files: files, registry: config.registry, certificates: config.certificates, running: running)
-        let dnsFacts = try desiredDNS.map {
-            try DNSFacts.gather(
-                files: files, link: try AgentLink(runner: runner), bus: bus, desired: $0,
-                askClusterDNS: !config.dryRun, timeoutMilliseconds: config.timeoutMilliseconds)
-        }
-
-        // The plan, from the facts alone.
-        let trustPlan = try TrustInstaller.plan(
-            trustFacts, registry: config.registry, certificates: config.certificates, refreshMode: refreshMode)
+        // Facts, read once; a dry run asks nothing on the network. Then the plans, from the facts alone.
+        let desired = desiredDNS
+        let planTrust = try effects.readTrust()
+        let dnsFacts = try desired.map { try effects.readDNS($0) }
+        let trustPlan = try planTrust()
+        var dnsPlan: DNSPlan?
+        if let desired, let dnsFacts { dnsPlan = try DNSPlan.make(dnsFacts, desired) }
         var notes = config.runtimeNotes + trustPlan.notes
         // A CA taken within the notBefore tolerance: said, since the runtime refuses it until then.
         notes += config.certificates.compactMap { CertificateParser.earlyWarning($0, what: "CA", now: Date()) }
-        var changes = trustPlan.summary
-        var dnsPlan: DNSPlan?
-        var restarts: [Report.RuntimeRestart] = []
-        if let desired = desiredDNS, let dnsFacts {
-            let plan = try DNSPlan.make(dnsFacts, desired)
-            notes.append("DNS mode \(plan.mode.rawValue): \(plan.reason)")
-            notes += plan.notes
-            changes += plan.summary
-            dnsPlan = plan
-        } else {
-            notes.append("the registry is an IP address: no DNS route needed")
-        }
+        notes +=
+            dnsPlan.map { ["DNS mode \($0.mode.rawValue): \($0.reason)"] + $0.notes }
+            ?? ["the registry is an IP address: no DNS route needed"]
+        let changes = trustPlan.summary + (dnsPlan?.summary ?? [])
         watch.lap("plan")
         if config.dryRun {
             return Report(
@@ -138,23 +116,20 @@ public struct Bootstrap {
         }
 
         // Apply: the files (the CA, containerd's folder), then DNS.
-        let installer = TrustInstaller(files: files, runner: runner, refreshMode: refreshMode)
-        try installer.applyFiles(trustPlan)
+        try effects.applyTrustFiles(trustPlan)
         // Where the trust now lives, read once for the restart check and the probes.
-        let locations = try RegistryTrustLocations.discover(
-            files: files, registry: config.registry, running: running, runtime: runtimeWord())
+        let locations = try effects.trustLocations()
         // Where the host's own tool rebuilds the OS store (hooks of its own, which can fail), the
         // store comes before DNS, as it always did: should the tool fail, nothing routes the
         // registry's name yet, and the node is as unable to pull as the report says.
         let storeFirst = trustPlan.refresh != nil && !trustPlan.native
+        var restarts: [Report.RuntimeRestart] = []
         if storeFirst {
-            try installer.refreshStore(trustPlan)
-            if restartRuntime { restarts = try restartStaleRuntimes(files: files, trust: locations, bus: bus) }
+            try effects.refreshStore(trustPlan)
+            if restartRuntime { restarts = try effects.restartStaleRuntimes(locations) }
         }
         watch.lap("trust")
-        if let dnsPlan {
-            try DNSSetup(files: files, runner: runner, bus: bus, busAddress: config.dbusAddress).apply(dnsPlan)
-        }
+        if let dnsPlan { try effects.applyDNS(dnsPlan) }
         watch.lap("dns")
 
         // The runtime's pull needs only what containerd reads on each pull (its hosts folder)
@@ -162,25 +137,20 @@ public struct Bootstrap {
         // store. Not where containerd trusts the registry through the OS store alone: a
         // containerd that has not loaded the system roots yet (Go loads them at its first TLS
         // connection) must not load them before the rebuild; nor when runtimes are to be restarted.
-        var suite = probeSuite(files: files, bus: bus, helperPull: helperPull)
-        suite.runtimeProcesses = config.runtimeProcesses
-        let settings = probeSettings(trust: locations)
-        let early = !restartRuntime && !locations.runtimeCAFiles.isEmpty ? suite.startPull(settings) : nil
+        let early = !restartRuntime && !locations.runtimeCAFiles.isEmpty ? effects.startPull(locations) : nil
         if !storeFirst {
             do {
-                try installer.refreshStore(trustPlan)
-                if restartRuntime { restarts = try restartStaleRuntimes(files: files, trust: locations, bus: bus) }
+                try effects.refreshStore(trustPlan)
+                if restartRuntime { restarts = try effects.restartStaleRuntimes(locations) }
             } catch {
                 _ = early?.wait()
                 throw error
             }
         }
-        // A restarted runtime is another process: the checks read /proc again.
-        if restartRuntime { suite.runtimeProcesses = nil }
         watch.lap("trust-store")
 
-        // Prove.
-        let checks = suite.run(settings, pull: early)
+        // Prove. A restarted runtime is another process: the checks read /proc again.
+        let checks = effects.probe(locations, early, restartRuntime)
         watch.lap("probes")
         var report = Report(
             ready: Readiness.isReady(checks), dryRun: false, registry: config.registry.description,
@@ -188,9 +158,7 @@ public struct Bootstrap {
             certificates: config.certificates.map(Report.CertificateFacts.init))
         report.dnsMode = dnsPlan.map { .init(mode: $0.mode.rawValue, reason: $0.reason, replacedAnotherMode: $0.replacesAnotherMode) }
         report.runtimeRestarts = restarts
-        let hosts = locations.runtimeHosts
-        let watched = hosts.candidates + [hosts.hostsTOML].compactMap { $0 } + locations.runtimeCAFiles
-        report.watchedPaths = watched.compactMap { try? files.root.resolve($0) }
+        report.watchedPaths = effects.watchedPaths(locations)
         return report
     }
 

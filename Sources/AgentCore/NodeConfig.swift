@@ -48,95 +48,38 @@ public struct NodeConfig: Sendable {
         try self.init(o, ca: caFile.map { .file($0) }, dryRun: dryRun, now: now)
     }
 
+    /// The settings validated (`NodeSettings.validated`, reading nothing), then the files they
+    /// name (the CA, the registry's credentials), then the node's facts (`NodeHostFacts`): what the
+    /// user named is checked before what is worked out from the node, so a missing --ca is the
+    /// first thing to fix.
     public init(_ o: NodeSettings, ca: CAInput?, dryRun: Bool, now: Date = Date()) throws {
-        registry = try RegistryAddress(o.registry)
-        domain = try DomainName(o.domain)
-        if case .name(let host) = registry.host, !host.isWithin(domain) {
-            throw AgentError(
-                .invalidInput, "registry host \(host) is not under the domain \(domain): the host would not send it to the cluster DNS",
-                hint: "pass --domain with the registry's cluster domain, e.g. svc.cluster.local")
-        }
-        for (name, value, range) in [
-            ("--timeout", o.timeout, 0.001...120.0), ("--deadline", o.deadline, 0.001...600.0),
-            ("--expiry-warning-days", o.expiryWarningDays, 0.0...3650.0),
-        ] where !range.contains(value) {
-            throw AgentError(.invalidInput, "\(name) \(value) is out of range (\(range.lowerBound)-\(range.upperBound))")
-        }
-        aliases = try o.aliases.flatMap { $0.split(separator: ",") }.map { try DomainName(String($0), what: "alias") }
-        timeoutMilliseconds = Int32(o.timeout * 1000)
-        deadlineSeconds = o.deadline
-        expiryWarningDays = o.expiryWarningDays
-        let explicitDNS = try o.clusterDNS.map { try IPAddress($0) }
-        // What the user named (files, addresses, references) is checked before what is worked out
-        // from the node (its kubelet's cluster DNS): a missing --ca is the first thing to fix.
-        switch ca {
-        case .file(let path):
-            caFile = path
-            certificates = try CertificateParser.parseCAFile(try Self.readCAFile(path), source: path, now: now)
-        case .pem(let bytes, let source):
-            caFile = nil
-            certificates = try CertificateParser.parseCAFile(bytes, source: source, now: now)
-        case nil:
-            caFile = nil
-            certificates = []
-        }
-        let realmHosts = try RegistryCredentials.tokenRealmHosts(o.tokenRealmHosts)
-        if let auth = o.registryAuth {
-            let bytes = try Self.readFile(auth, what: "registry auth file", limit: 1 << 20)
-            credentials = try RegistryCredentials.fromDockerConfig(bytes, registry: registry, source: auth)
-            credentials?.tokenRealmHosts = realmHosts
-            if credentials == nil {
-                throw AgentError(
-                    .invalidInput, "\(auth) has no credentials for \(registry)",
-                    hint: "its `auths` needs an entry named \(registry.hostAndPort)")
-            }
-        }
-        if let address = o.dbusAddress {
-            guard !address.isEmpty, !address.contains(where: { $0.isNewline }) else {
-                throw AgentError(.invalidInput, "the D-Bus address is empty or contains a newline")
-            }
-        }
-        if let image = o.pullImage {
-            guard !image.isEmpty, !image.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-                throw AgentError(
-                    .invalidInput, "--pull-image '\(image)' is not an image reference",
-                    hint: "pass e.g. \(registry.hostAndPort)/team/app:1.0")
-            }
-            pullImage = image
-        }
-        if o.runtimePull, let endpoint = o.runtimeEndpoint { _ = try Self.criSocket(endpoint) }
+        let valid = try o.validated()
+        registry = valid.registry
+        domain = valid.domain
+        aliases = valid.aliases
+        timeoutMilliseconds = valid.timeoutMilliseconds
+        deadlineSeconds = valid.deadlineSeconds
+        expiryWarningDays = valid.expiryWarningDays
+        pullImage = valid.pullImage
+        (caFile, certificates) = try Self.readCA(ca, now: now)
+        credentials = try Self.readCredentials(o.registryAuth, registry: registry, realmHosts: valid.tokenRealmHosts)
         self.dryRun = dryRun
         hostRoot = try HostRoot(o.hostRoot)
-        let files = HostFiles(root: hostRoot)
-        runtimeProcesses = HostProcesses(files: files).named(ProbeSuite.runtimeNames)
-        var ignored: [RunningContainerd.Ignored]
-        (runningContainerd, ignored) = RunningContainerd.qualified(files, among: runtimeProcesses)
-        var kubelet: KubeletDNSConfig?
-        var kubeletProblem: String?
-        var k3sSocket: String?
-        do {
-            kubelet = try KubeletDNSConfig.read(from: files)
-            // k3s and RKE2 give their kubelet a drop-in folder of their own (clusterDNS and
-            // clusterDomain as their server set them: agents have them from it), or, before
-            // v1.31.0, flags from their own config.
-            if kubelet == nil, let k3s = try K3sNode.detect(files: files, running: runningContainerd) {
-                var settings = try KubeletDNSConfig.read(from: files, directory: k3s.kubeletConfigDir) ?? KubeletDNSConfig()
-                if settings.clusterDNS.isEmpty { settings.clusterDNS = try k3s.clusterDNS(files: files) }
-                kubelet = settings
-                k3sSocket = k3s.socket
-            }
-        } catch { kubeletProblem = "\(error)" }
-        guard let dns = explicitDNS ?? kubelet?.clusterDNS.first else {
+        let node = NodeHostFacts.gather(HostFiles(root: hostRoot))
+        runtimeProcesses = node.runtimeProcesses
+        runningContainerd = node.runningContainerd
+        guard let dns = valid.clusterDNS ?? node.kubelet?.clusterDNS.first else {
             throw AgentError(
                 .invalidInput,
                 "the cluster DNS is not known: no --cluster-dns, and "
-                    + (kubeletProblem.map { "kubelet's config cannot be read: \($0)" }
+                    + (node.kubeletProblem.map { "kubelet's config cannot be read: \($0)" }
                         ?? "no clusterDNS in the host's \(KubeletDNSConfig.defaultFile)"),
                 hint: "pass --cluster-dns with the kube-dns Service IP")
         }
         clusterDNS = dns
         // The CRI socket kubelet pulls through, where the node says (else containerd's default).
-        let kubeletEndpoint = o.runtimeEndpoint ?? kubelet?.containerRuntimeEndpoint ?? k3sSocket
+        let kubeletEndpoint = o.runtimeEndpoint ?? node.kubelet?.containerRuntimeEndpoint ?? node.k3sSocket
+        var ignored = node.ignored
         // The node's runtime is the one whose socket kubelet pulls through, where that is known: a
         // second containerd (a nested cluster's, a CI runner's) serves another.
         if let path = kubeletEndpoint.map(Self.socketPath) {
@@ -147,7 +90,7 @@ public struct NodeConfig: Sendable {
                         why: "containerd (pid \(other.pid)) serves \(other.socket), not the socket kubelet uses (\(path)): ignored"))
             }
         }
-        kubeletResolvConf = kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
+        kubeletResolvConf = node.kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
         dbusAddress = o.dbusAddress ?? SystemBus.address(hostRoot: hostRoot.directory)
         if o.runtimePull {
             let endpoint = kubeletEndpoint ?? "unix://" + RunningContainerd.defaultSocket
@@ -156,6 +99,31 @@ public struct NodeConfig: Sendable {
             runtimeSocket = try hostRoot.resolve(try Self.criSocket(endpoint))
         }
         for containerd in ignored { ignore(containerd) }
+    }
+
+    /// The CA's certificates, from its file or PEM already read (none without a CA).
+    static func readCA(_ ca: CAInput?, now: Date) throws -> (file: String?, certificates: [Certificate]) {
+        switch ca {
+        case .file(let path):
+            return (path, try CertificateParser.parseCAFile(try Self.readCAFile(path), source: path, now: now))
+        case .pem(let bytes, let source):
+            return (nil, try CertificateParser.parseCAFile(bytes, source: source, now: now))
+        case nil:
+            return (nil, [])
+        }
+    }
+
+    /// The registry's credentials from a Docker config file (`--registry-auth`), refused when it has none for it.
+    static func readCredentials(_ auth: String?, registry: RegistryAddress, realmHosts: [String]) throws -> RegistryCredentials? {
+        guard let auth else { return nil }
+        let bytes = try Self.readFile(auth, what: "registry auth file", limit: 1 << 20)
+        guard var credentials = try RegistryCredentials.fromDockerConfig(bytes, registry: registry, source: auth) else {
+            throw AgentError(
+                .invalidInput, "\(auth) has no credentials for \(registry)",
+                hint: "its `auths` needs an entry named \(registry.hostAndPort)")
+        }
+        credentials.tokenRealmHosts = realmHosts
+        return credentials
     }
 
     /// A CRI endpoint's socket as a path on the node; refused when it is not a unix socket path.

@@ -30,11 +30,17 @@ struct NodeAgentCRI: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
-        guard var call = command as? any AsyncParsableCommand, !(command is NodeAgentCRI) else {
-            fail(2, "name the call: pull, status or version (node-agent-cri help CALL says how)")
-        }
+        if command is NodeAgentCRI { fail(2, "name the call: pull, status or version (node-agent-cri help CALL says how)") }
         do {
-            try await call.run()
+            if var call = command as? any AsyncParsableCommand {
+                try await call.run()
+            } else {
+                // ArgumentParser's own `help` and `--help`: the help text, exit 0.
+                var help = command
+                try help.run()
+            }
+        } catch let error where exitCode(for: error) == .success {
+            exit(withError: error)
         } catch {
             fail(1, "\(error)")
         }

@@ -1,0 +1,86 @@
+import CRIWire
+import Foundation
+import XCTest
+
+/// The built `node-agent-cri` as the agent runs it: its exit status (0 the runtime answered, 1 it
+/// could not be asked, 2 a malformed call), its words on standard error, its answer on standard
+/// output, and its help.
+final class HelperCommandTests: XCTestCase {
+    /// The program beside the test bundle (`swift build --build-tests` builds every product).
+    var helper: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("node-agent-cri").path
+    }
+
+    func run(_ arguments: [String], input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        guard FileManager.default.isExecutableFile(atPath: helper) else { throw XCTSkip("\(helper) is not built") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: helper)
+        process.arguments = arguments
+        let (stdin, stdout, stderr) = (Pipe(), Pipe(), Pipe())
+        (process.standardInput, process.standardOutput, process.standardError) = (stdin, stdout, stderr)
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try stdin.fileHandleForWriting.close()
+        let out = stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    func testMalformedCallsEndWithStatus2SayingWhy() throws {
+        let missing = NSTemporaryDirectory() + "no-such-\(UUID().uuidString.prefix(8)).sock"
+        let cases: [([String], String?, String)] = [
+            ([], nil, "node-agent-cri: name the call: pull, status or version"),
+            (["pull", "--socket", missing, "--timeout", "1"], "{}", "Missing expected argument '--image <image>'"),
+            (["status", "--socket", missing, "--timeout", "0"], nil, "--timeout takes a number of seconds over 0"),
+            (["status", "--socket", missing, "--timeout", "1", "--image", "x"], nil, "Unknown option '--image'"),
+            (["pull", "--socket", missing, "--image", "x", "--timeout", "1"], "", "nothing on standard input, so nothing pulled"),
+            (["pull", "--socket", missing, "--image", "x", "--timeout", "1"], #"["u","p"]"#, "standard input is not a JSON object"),
+        ]
+        for (arguments, input, said) in cases {
+            let r = try run(arguments, input: input)
+            XCTAssertEqual(r.status, 2, "\(arguments): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(said), "\(arguments): \(r.stderr)")
+            XCTAssertEqual(r.stdout, "", "\(arguments)")
+        }
+    }
+
+    func testARuntimeThatCannotBeAskedIsStatus1AndAnAnswerIsStatus0() throws {
+        let missing = NSTemporaryDirectory() + "no-such-\(UUID().uuidString.prefix(8)).sock"
+        let r = try run(CRIHelperCall.pull(socket: missing, image: "x/y:1", timeoutSeconds: 1), input: "{}")
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.stderr, "node-agent-cri: cannot connect to the container runtime's socket \(missing): No such file or directory\n")
+        XCTAssertEqual(try run(CRIHelperCall.status(socket: missing, timeoutSeconds: 1)).status, 1)
+
+        // A socket nobody accepts on: the runtime's answer is deadline exceeded, on standard output.
+        let path = NSTemporaryDirectory() + "silent-\(UUID().uuidString.prefix(8)).sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(listen(fd, 16), 0)
+        let silent = try run(
+            CRIHelperCall.pull(socket: path, image: "x/y:1", timeoutSeconds: 0.5), input: #"{"username":"u","password":"p"}"#)
+        XCTAssertEqual(silent.status, 0, silent.stderr)
+        let answer = try CRIPullAnswer(decoding: Array(silent.stdout.utf8))
+        XCTAssertEqual(
+            answer,
+            CRIPullAnswer(ok: false, imageRef: nil, code: 4, message: "no answer from the container runtime at \(path) within 0.5 s"))
+    }
+
+    func testHelpIsStatus0() throws {
+        for arguments in [["--help"], ["help", "pull"], ["status", "--help"]] {
+            let r = try run(arguments)
+            XCTAssertEqual(r.status, 0, "\(arguments): \(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("USAGE: node-agent-cri"), "\(arguments): \(r.stdout)")
+        }
+    }
+}

@@ -115,8 +115,9 @@ func readStandardInput(limit: Int) -> [UInt8] {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while bytes.count <= limit {
-        let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-        if n > 0 { bytes += chunk[..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+        let n = Syscall.read(0, into: &chunk)
+        guard n > 0 else { break }
+        bytes += chunk[..<n]
     }
     return bytes
 }

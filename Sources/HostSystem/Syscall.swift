@@ -8,7 +8,6 @@ import Vocabulary
 /// poll(2) says so.
 public enum Syscall {
     /// `call` again while it fails with EINTR.
-    @inlinable
     public static func restarting<T: BinaryInteger>(_ call: () -> T) -> T {
         while true {
             let result = call()

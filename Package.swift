@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "TrustStore", dependencies: ["Vocabulary", "HostSystem", "COpenSSL"]),
         // sd-bus and its clients: resolve1 (systemd-resolved), systemd1 (units, runtime restarts).
         .target(name: "SystemBus", dependencies: ["Vocabulary", "HostSystem", "CSystemd"]),
-        .target(name: "ResolvedConfig", dependencies: ["Vocabulary", "HostSystem", "SystemBus"]),
+        .target(name: "ResolvedConfig", dependencies: ["Vocabulary", "HostSystem", "SystemBus", "Probes"]),
         // HTTP/1.x heads as they travel: the one head parser, under the probes' client (responses)
         // and the health endpoint (requests); pure and fuzzed.
         .target(name: "HTTPWire", dependencies: ["Vocabulary"]),
@@ -88,7 +88,8 @@ let package = Package(
         .testTarget(name: "VocabularyTests", dependencies: ["Vocabulary", "TestSupport"]),
         .testTarget(name: "HostSystemTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
-        .testTarget(name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "Vocabulary", "HostSystem", "TestSupport"]),
+        .testTarget(
+            name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "Probes", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire", "Vocabulary", "HostSystem"]),
         .testTarget(
             name: "ProbesTests",

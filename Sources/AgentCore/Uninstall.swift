@@ -1,4 +1,5 @@
 import HostSystem
+import ResolvedConfig
 import SystemBus
 import TrustStore
 import Vocabulary

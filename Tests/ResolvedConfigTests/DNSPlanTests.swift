@@ -1,4 +1,3 @@
-import AgentCore
 import HostSystem
 import Probes
 import ResolvedConfig

@@ -2,7 +2,6 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import Probes
-import ResolvedConfig
 import SystemBus
 import Vocabulary
 

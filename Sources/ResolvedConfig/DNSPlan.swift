@@ -1,6 +1,5 @@
 import HostSystem
 import Probes
-import ResolvedConfig
 import Vocabulary
 
 /// What routing the cluster domain takes on this node: the mode, why, and every change. Computed

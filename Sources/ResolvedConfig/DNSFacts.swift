@@ -1,7 +1,6 @@
 import FoundationEssentials
 import HostSystem
 import Probes
-import ResolvedConfig
 import SystemBus
 import Vocabulary
 

@@ -91,8 +91,9 @@ public struct AgentLink: Sendable {
             interimPresent: try interim.map { $0 != 0 } ?? runner.run(ip, ["link", "show", "dev", interimName]).succeeded)
     }
 
-    /// The `ip` commands that bring the link to the wanted state (empty when it is there).
-    public func plan() throws -> [[String]] { try Self.plan(name: name, for: try observe()) }
+    /// The `ip` commands that bring the link to the wanted state (empty when it is there), from
+    /// the link as observed now.
+    public func observeAndPlan() throws -> [[String]] { try Self.plan(name: name, for: try observe()) }
 
     /// The steps from the link as observed; runs nothing.
     public static func plan(name: String = defaultName, for observed: Observed) throws -> [[String]] {

@@ -36,7 +36,8 @@ public struct ClusterDNSRoute {
         self.resolved = resolved
     }
 
-    public func plan(clusterDNS: IPAddress, domain: DomainName) throws -> DNSRoutePlan {
+    /// Reads the link and resolved's settings of it, then plans from them (`plan`, pure).
+    public func observeAndPlan(clusterDNS: IPAddress, domain: DomainName) throws -> DNSRoutePlan {
         let observed = try link.observe()
         var current: LinkDNSSettings?
         if case .ours(let index, _, _) = observed.state { current = try resolved.linkSettings(ifindex: index) }

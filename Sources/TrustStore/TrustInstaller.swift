@@ -50,7 +50,7 @@ public struct TrustInstaller: Sendable {
     }
 
     /// Gathers the host's facts, then plans from them.
-    public func plan(registry: RegistryAddress, certificates: [Certificate]) throws -> TrustPlan {
+    public func gatherAndPlan(registry: RegistryAddress, certificates: [Certificate]) throws -> TrustPlan {
         try Self.plan(
             try TrustFacts.gather(files: files, registry: registry), registry: registry, certificates: certificates,
             refreshMode: refreshMode)

@@ -51,7 +51,7 @@ final class ClusterDNSRouteTests: XCTestCase {
                 ? CommandResult(status: 1, stderr: "Error: Unknown device type.\nCommand failed -:1\n") : CommandResult(status: 0)
         }
         let link = try AgentLink(runner: runner, kernelIndex: Self.kernel([:]))
-        let steps = try link.plan()
+        let steps = try link.observeAndPlan()
         // Nothing ran to learn that neither name exists: the kernel said so.
         XCTAssertEqual(runner.commands, [])
         XCTAssertEqual(
@@ -108,7 +108,7 @@ final class ClusterDNSRouteTests: XCTestCase {
             (["link", "show", "dev", "nodeagent0-new"], CommandResult(status: 0)),
         ]
         let link = try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0-new": 9]))
-        XCTAssertEqual(try link.plan().first, ["link", "del", "dev", "nodeagent0-new"])
+        XCTAssertEqual(try link.observeAndPlan().first, ["link", "del", "dev", "nodeagent0-new"])
         XCTAssertEqual(try link.planRemoval(), [["link", "del", "dev", "nodeagent0-new"]])
     }
 
@@ -117,7 +117,7 @@ final class ClusterDNSRouteTests: XCTestCase {
         runner.rules = [
             (["-j", "-d", "addr", "show"], CommandResult(status: 0, stdout: #"[{"ifindex":3,"ifname":"nodeagent0","flags":["UP"]}]"#))
         ]
-        XCTAssertThrowsError(try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 3])).plan()) {
+        XCTAssertThrowsError(try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 3])).observeAndPlan()) {
             XCTAssertEqual(($0 as? AgentError)?.code, .unsupportedHost)
         }
     }
@@ -129,7 +129,7 @@ final class ClusterDNSRouteTests: XCTestCase {
         ]
         let resolved = FakeResolved()
         let route = ClusterDNSRoute(link: try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 7])), resolved: resolved)
-        let plan = try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
+        let plan = try route.observeAndPlan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
         XCTAssertEqual(plan.linkSteps, [])
         XCTAssertTrue(plan.resolvedChangeNeeded)
         try route.apply(plan)
@@ -137,7 +137,7 @@ final class ClusterDNSRouteTests: XCTestCase {
             resolved.calls,
             ["DefaultRoute=false", "DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no", "Domains=[~svc.cluster.local]", "DNS=[10.96.0.10]"])
         // Applied: the next plan is empty and applying it calls nothing.
-        let again = try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
+        let again = try route.observeAndPlan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
         XCTAssertTrue(again.isEmpty)
         resolved.calls = []
         try route.apply(again)
@@ -154,7 +154,7 @@ final class ClusterDNSRouteTests: XCTestCase {
             servers: [try IPAddress("10.96.0.10")], domains: [LinkDomain(name: "svc.cluster.local", routeOnly: true)], defaultRoute: false,
             modes: LinkModes(dnsOverTLS: "yes", dnssec: "no", llmnr: "no", multicastDNS: "no"))
         let route = ClusterDNSRoute(link: try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 7])), resolved: resolved)
-        let plan = try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
+        let plan = try route.observeAndPlan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local"))
         XCTAssertTrue(plan.resolvedChangeNeeded)
         XCTAssertTrue(plan.summary.last?.hasSuffix("DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no") == true, "\(plan.summary)")
         try route.apply(plan)
@@ -169,7 +169,7 @@ final class ClusterDNSRouteTests: XCTestCase {
         let resolved = FakeResolved()
         resolved.settings = LinkDNSSettings(servers: [try IPAddress("10.96.0.10")], domains: [], defaultRoute: true)
         let route = ClusterDNSRoute(link: try AgentLink(runner: runner, kernelIndex: Self.kernel(["nodeagent0": 7])), resolved: resolved)
-        try route.apply(try route.plan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local")))
+        try route.apply(try route.observeAndPlan(clusterDNS: try IPAddress("10.96.0.10"), domain: try DomainName("svc.cluster.local")))
         XCTAssertEqual(
             resolved.calls,
             ["DefaultRoute=false", "DNSOverTLS=no DNSSEC=no LLMNR=no MulticastDNS=no", "Domains=[~svc.cluster.local]", "DNS=[10.96.0.10]"])

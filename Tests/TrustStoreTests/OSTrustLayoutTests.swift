@@ -67,7 +67,7 @@ final class OSTrustLayoutTests: XCTestCase {
         let runner = RecordingRunner()
         let installer = TrustInstaller(files: files, runner: runner)
         let registry = try RegistryAddress("registry.svc.cluster.local")
-        let plan = try installer.plan(registry: registry, certificates: certs)
+        let plan = try installer.gatherAndPlan(registry: registry, certificates: certs)
         XCTAssertEqual(
             plan.fileChanges.first?.path.path, "/etc/pki/ca-trust/source/anchors/node-agent-registry.svc.cluster.local_443-1.crt")
         XCTAssertTrue(plan.fileChanges.contains { $0.path.path == "/etc/containers/certs.d/registry.svc.cluster.local:443/ca.crt" })

@@ -40,7 +40,7 @@ final class RegistryReferenceNamesTests: XCTestCase {
         let installer = TrustInstaller(files: files, runner: RecordingRunner())
         for (text, folders) in [("[::1]:443", ["[::1]:443", "[::1]"]), ("[::1]:5000", ["[::1]:5000"])] {
             let registry = try RegistryAddress(text)
-            let plan = try installer.plan(registry: registry, certificates: certs)
+            let plan = try installer.gatherAndPlan(registry: registry, certificates: certs)
             let certsD = plan.fileChanges.map(\.path).filter { $0.path.hasPrefix("/etc/containerd/certs.d/") }
             XCTAssertEqual(certsD.map(\.parent.lastComponent), folders.flatMap { [$0, $0] }, text)
             try installer.apply(plan)

@@ -27,7 +27,7 @@ final class TrustInstallerTests: XCTestCase {
         let certs = try CertificateParser.parseCAFile(try CertFixtures.bytes("two-cas.pem"), source: "two-cas.pem")
         let runner = RecordingRunner()
         let installer = TrustInstaller(files: files, runner: runner)
-        let plan = try installer.plan(registry: registry, certificates: certs)
+        let plan = try installer.gatherAndPlan(registry: registry, certificates: certs)
         let paths = plan.fileChanges.map(\.path.path)
         XCTAssertEqual(
             paths,
@@ -49,27 +49,29 @@ final class TrustInstallerTests: XCTestCase {
 
         // The fake tool built no bundle: a store whose bundle lacks what its CA sources give is
         // damaged, so the plan rebuilds it from scratch, and does nothing else.
-        let again = try installer.plan(registry: registry, certificates: certs)
+        let again = try installer.gatherAndPlan(registry: registry, certificates: certs)
         XCTAssertEqual(again.fileChanges, [])
         XCTAssertEqual(again.refresh, ["update-ca-certificates", "--fresh"])
         XCTAssertTrue(again.notes.contains { $0.contains("(2 certificates: 2 missing, 0 extra or repeated)") }, "\(again.notes)")
         // A bundle with one of them twice is damaged too.
         try files.writeAtomically(OSTrustLayout.debian.bundle, certs[0].pem + certs[0].pem + certs[1].pem)
         XCTAssertTrue(
-            try installer.plan(registry: registry, certificates: certs).notes.contains { $0.contains("0 missing, 1 extra or repeated") })
+            try installer.gatherAndPlan(registry: registry, certificates: certs).notes.contains {
+                $0.contains("0 missing, 1 extra or repeated")
+            })
         // Once the bundle holds both CAs, there is nothing left to do.
         try files.writeAtomically(OSTrustLayout.debian.bundle, certs.map(\.pem).joined())
-        XCTAssertTrue(try installer.plan(registry: registry, certificates: certs).isEmpty)
+        XCTAssertTrue(try installer.gatherAndPlan(registry: registry, certificates: certs).isEmpty)
     }
 
     func testRotationRemovesOnlyOurOldFilesAndRefreshesFresh() throws {
         let two = try CertificateParser.parseCAFile(try CertFixtures.bytes("two-cas.pem"), source: "two")
         let installer = TrustInstaller(files: files, runner: RecordingRunner())
-        try installer.apply(try installer.plan(registry: registry, certificates: two))
+        try installer.apply(try installer.gatherAndPlan(registry: registry, certificates: two))
         let foreign = try HostPath("/usr/local/share/ca-certificates/node-agent-not-ours.crt")
         try files.writeAtomically(foreign, "someone else's")
         let one = try CertificateParser.parseCAFile(try CertFixtures.bytes("other-ca.crt"), source: "other")
-        let plan = try installer.plan(registry: registry, certificates: one)
+        let plan = try installer.gatherAndPlan(registry: registry, certificates: one)
         XCTAssertEqual(
             plan.fileChanges.filter { $0.kind == .remove }.map(\.path.lastComponent),
             ["registry-service.openfaas.svc.cluster.local_443-2.crt"])
@@ -82,7 +84,7 @@ final class TrustInstallerTests: XCTestCase {
         let path = try HostPath("/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443/hosts.toml")
         try files.writeAtomically(path, "server = \"https://mirror\"\n")
         let certs = try CertificateParser.parseCAFile(try CertFixtures.bytes("ca.crt"), source: "ca")
-        let plan = try TrustInstaller(files: files, runner: RecordingRunner()).plan(registry: registry, certificates: certs)
+        let plan = try TrustInstaller(files: files, runner: RecordingRunner()).gatherAndPlan(registry: registry, certificates: certs)
         XCTAssertFalse(plan.fileChanges.contains { $0.path.parent == path.parent })
         XCTAssertTrue(plan.notes.contains { $0.contains("not written by node-agent") })
     }
@@ -91,7 +93,9 @@ final class TrustInstallerTests: XCTestCase {
         try files.writeAtomically(try HostPath("/etc/os-release"), "ID=gentoo\nPRETTY_NAME=\"Gentoo Linux\"\n")
         let before = FileTree(dir)
         let certs = try CertificateParser.parseCAFile(try CertFixtures.bytes("ca.crt"), source: "ca")
-        XCTAssertThrowsError(try TrustInstaller(files: files, runner: RecordingRunner()).plan(registry: registry, certificates: certs)) {
+        XCTAssertThrowsError(
+            try TrustInstaller(files: files, runner: RecordingRunner()).gatherAndPlan(registry: registry, certificates: certs)
+        ) {
             XCTAssertEqual(($0 as? AgentError)?.code, .unsupportedHost)
         }
         XCTAssertEqual(FileTree(dir), before)

@@ -187,6 +187,7 @@ public struct Bootstrap {
         let config = Self.confirmedByUnits(self.config, bus: bus)
         var suite = probeSuite(files: files, bus: bus)
         suite.runtimeProcesses = config.runtimeProcesses
+        suite.runningContainerd = config.runningContainerd
         let trust = try RegistryTrustLocations.discover(
             files: files, registry: config.registry, running: config.runningContainerd, runtime: runtimeWord(config))
         let checks = suite.run(probeSettings(trust: trust))

@@ -47,6 +47,7 @@ extension Bootstrap {
         let installer = TrustInstaller(files: files, runner: runner, refreshMode: refreshMode)
         var suite = probeSuite(files: files, bus: bus, helperPull: helperPull)
         suite.runtimeProcesses = config.runtimeProcesses
+        suite.runningContainerd = config.runningContainerd
         return BootstrapEffects(
             preparePull: {
                 helperPull?.prepare(
@@ -80,7 +81,7 @@ extension Bootstrap {
             startPull: { suite.startPull(probeSettings(trust: $0)) },
             probe: { locations, early, restarted in
                 var suite = suite
-                if restarted { suite.runtimeProcesses = nil }
+                if restarted { (suite.runtimeProcesses, suite.runningContainerd) = (nil, nil) }
                 return suite.run(probeSettings(trust: locations), pull: early)
             },
             watchedPaths: { locations in

@@ -33,10 +33,13 @@ public struct ContainerRuntime: Sendable {
     /// listening in this network namespace and held by it where that can be read. A process of
     /// another user that names itself containerd, or another node's seen through a shared /proc,
     /// is not modelled: its environment and proxy are not the runtime's.
-    /// `running`: the host's runtime processes, from one pass over /proc (`HostProcesses.named`).
-    public static func discover(processes: HostProcesses, running: [HostProcess]) -> ContainerRuntime? {
+    /// `running`: the host's runtime processes, from one pass over /proc (`HostProcesses.named`);
+    /// `found`: the node's containerd already picked from them (nil: picked here).
+    public static func discover(processes: HostProcesses, running: [HostProcess], found: [RunningContainerd]? = nil)
+        -> ContainerRuntime?
+    {
         let files = processes.files
-        let candidates = RunningContainerd.find(files, among: running).map(\.pid)
+        let candidates = (found ?? RunningContainerd.find(files, among: running)).map(\.pid)
         if let pid = candidates.first {
             var unreadable: String?
             let environ: [UInt8]?

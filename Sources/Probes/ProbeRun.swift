@@ -29,7 +29,8 @@ struct ProbeRun {
         s = settings
         let processes = HostProcesses(files: suite.files)
         running = suite.runtimeProcesses ?? processes.named(ProbeSuite.runtimeNames)
-        runtime = ContainerRuntime.discover(processes: processes, running: running)
+        runtime = ContainerRuntime.discover(
+            processes: processes, running: running, found: suite.runtimeProcesses == nil ? nil : suite.runningContainerd)
     }
 
     /// Every check, then the rules between them. `pull`: the runtime's pull, started first.

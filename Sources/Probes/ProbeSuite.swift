@@ -55,6 +55,9 @@ public struct ProbeSuite {
     /// The runtimes' processes (containerd, crio, dockerd), when the caller has read /proc
     /// already and none was restarted since (nil: read now).
     public var runtimeProcesses: [HostProcess]?
+    /// The node's containerd as the trust side picked it from those processes
+    /// (`RunningContainerd`), given with them (nil: pick now, by the same rule).
+    public var runningContainerd: [RunningContainerd]?
 
     public init(
         files: HostFiles, resolvedLookup: ((String) throws -> [IPAddress])?,

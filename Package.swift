@@ -105,7 +105,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "CRIWireTests", dependencies: ["CRIWire"]),
-        // Runs the built `node-agent` against the sandbox node (scripts/sandbox-node).
+        // Runs the built `node-agent` against the sandbox node (Tests/nodes/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient", "CRIWire"]),
         .testTarget(
             name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "TestSupport", "CRIClient", "CRIWire"]),

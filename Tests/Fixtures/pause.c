@@ -1,5 +1,5 @@
 /* The pod sandbox's process, as Kubernetes' pause: sleeps until SIGINT or SIGTERM, reaps
- * children when it is PID 1. Built static by scripts/sandbox-node into the node's pause image
+ * children when it is PID 1. Built static by Tests/nodes/sandbox-node into the node's pause image
  * (the sandbox_image of its containerd), which cannot be fetched from registry.k8s.io here. */
 #include <signal.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-/// scripts/api-double (a test double of the Kubernetes API server: bearer tokens, RBAC from a
+/// Tests/doubles/api-double (a test double of the Kubernetes API server: bearer tokens, RBAC from a
 /// manifest, its ValidatingAdmissionPolicies evaluated with cel-python on every write (the agent's
 /// token names node-1, as a kubelet-projected token names the pod's node), one Node patched by
 /// kubectl's own strategic/merge/JSON patch code, core/v1 Events created and patched as the API
@@ -70,7 +70,7 @@ final class APIDouble {
         let pki = node.folder + "/pki"
         process = try node.background(
             [
-                "python3", packageRoot.appendingPathComponent("scripts/api-double").path,
+                "python3", packageRoot.appendingPathComponent("Tests/doubles/api-double").path,
                 "--listen", "127.0.0.20:\(port)", "--cert", pki + "/registry.crt", "--key", pki + "/registry.key",
                 "--manifest", manifest, "--node", nodeName, "--log", log, "--state", state, "--events", eventsFile,
             ]
@@ -144,7 +144,7 @@ final class APIDouble {
 }
 
 extension SandboxNode {
-    /// `node-agent run` against scripts/api-double, publishing to node-1 of that API with the
+    /// `node-agent run` against Tests/doubles/api-double, publishing to node-1 of that API with the
     /// token in `tokenFile`; its output in the log file `log`. Reconciles every second.
     func startReporting(_ api: APIDouble, tokenFile: String, heartbeat: Int, log: String, ca: String? = nil) throws -> Process {
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }

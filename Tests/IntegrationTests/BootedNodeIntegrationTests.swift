@@ -4,9 +4,9 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-/// A node booted with its own systemd (scripts/booted-node): what needs systemd itself.
+/// A node booted with its own systemd (Tests/nodes/booted-node): what needs systemd itself.
 final class BootedNodeIntegrationTests: XCTestCase {
-    let script = packageRoot.appendingPathComponent("scripts/booted-node").path
+    let script = packageRoot.appendingPathComponent("Tests/nodes/booted-node").path
     var folder = ""
     var vars: [String: String] = [:]
 

@@ -6,7 +6,7 @@ import Vocabulary
 import XCTest
 
 /// `node-agent run` with its CA from ClusterTrustBundles (issue #29 item 7): the built agent on a
-/// sandbox node lists the bundles of scripts/api-double (certificates.k8s.io served as v1beta1,
+/// sandbox node lists the bundles of Tests/doubles/api-double (certificates.k8s.io served as v1beta1,
 /// as Kubernetes 1.33-1.36 serves it with the feature on; v1 answers 404), with daemonset.yaml's
 /// RBAC, and the node's containerd pulls through the CA they hold. The bundles are written by an
 /// administrator's token through the double's API (validated and admitted as the API server

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 /// Uninstalling from a cluster, in the order docs/install-autoscalers.md gives: a cleanup run of
-/// `node-agent uninstall` on every node (here node-1 of scripts/api-double, daemonset.yaml's RBAC
+/// `node-agent uninstall` on every node (here node-1 of Tests/doubles/api-double, daemonset.yaml's RBAC
 /// and admission policies enforced), then deleting the install. The node ends as it was before
 /// the agent: no RegistryPullReady condition, no startup taint (even where the agent never could
 /// remove it), kubelet's condition and the other taint as they were.

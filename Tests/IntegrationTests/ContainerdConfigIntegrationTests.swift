@@ -22,7 +22,7 @@ final class ContainerdConfigIntegrationTests: XCTestCase {
         let cache = ProcessInfo.processInfo.environment["NODE_AGENT_CACHE"] ?? "/var/cache/node-agent-sandbox"
         let base = cache + "/booted-root-" + suite
         guard FileManager.default.fileExists(atPath: base + "/usr/bin/containerd") else {
-            throw XCTSkip("no \(suite) root with containerd: run NODE_AGENT_SUITE=\(suite) scripts/booted-node deps")
+            throw XCTSkip("no \(suite) root with containerd: run NODE_AGENT_SUITE=\(suite) Tests/nodes/booted-node deps")
         }
         let version = try sh("/usr/sbin/chroot", [base, "containerd", "--version"]).stdout
         let v2x = version.contains("containerd/v2 ")

@@ -5,7 +5,7 @@ import Vocabulary
 import XCTest
 
 /// daemonset.yaml run as kubelet runs it: its pod started from the image that scripts/build-image
-/// built, through the sandbox node's containerd over the CRI (scripts/kubelet-pod, a kubelet
+/// built, through the sandbox node's containerd over the CRI (Tests/doubles/kubelet-pod, a kubelet
 /// double for one pod: the manifest itself is read, its volumes laid out as kubelet lays them
 /// out, its securityContext passed as written). The node's own pull is the judge.
 ///
@@ -147,11 +147,11 @@ final class DaemonSetPodIntegrationTests: XCTestCase {
     }
 }
 
-/// One pod of daemonset.yaml, run by scripts/kubelet-pod in the sandbox node.
+/// One pod of daemonset.yaml, run by Tests/doubles/kubelet-pod in the sandbox node.
 struct KubeletPod {
     let node: SandboxNode
     let directory: String
-    static let script = packageRoot.appendingPathComponent("scripts/kubelet-pod").path
+    static let script = packageRoot.appendingPathComponent("Tests/doubles/kubelet-pod").path
     static let manifest = packageRoot.appendingPathComponent("daemonset.yaml").path
 
     /// The image archive imported into the node's containerd (as if pulled before: the agent's

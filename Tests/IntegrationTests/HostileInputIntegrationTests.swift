@@ -4,7 +4,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-/// Hostile input, one table per side: peers that misbehave on purpose (scripts/hostile-server,
+/// Hostile input, one table per side: peers that misbehave on purpose (Tests/doubles/hostile-server,
 /// inside the node) and host files that are not what they seem. Each row has its expected
 /// outcome; every run must end, within its bound, with that outcome and no crash. (Symlinks out
 /// of the host root, newline injection and oversized CA files are rows of
@@ -19,7 +19,7 @@ final class HostileInputIntegrationTests: XCTestCase {
     func hostile(_ mode: String, _ address: String, _ extra: [String] = []) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: node.script)
-        p.arguments = ["exec", "python3", packageRoot.appendingPathComponent("scripts/hostile-server").path, mode, address] + extra
+        p.arguments = ["exec", "python3", packageRoot.appendingPathComponent("Tests/doubles/hostile-server").path, mode, address] + extra
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = node.folder
         p.environment = env

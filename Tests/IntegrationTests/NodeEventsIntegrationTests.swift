@@ -4,7 +4,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-/// The node's Events as scripts/api-double holds them (created and patched as kube-apiserver takes
+/// The node's Events as Tests/doubles/api-double holds them (created and patched as kube-apiserver takes
 /// core/v1 Events, daemonset.yaml's RBAC enforced), written by `node-agent run` on a sandbox node
 /// while its registry stops and starts: one Event per reason and message, its count going up.
 final class NodeEventsIntegrationTests: XCTestCase {

@@ -7,13 +7,13 @@ import XCTest
 /// README.md's "Quick start: OpenFaaS", read and run as a user would: every `sh` command of that
 /// section, in the README's order, then the uninstall of docs/install-autoscalers.md#uninstall that
 /// the README sends the user to, each run by the real `kubectl` with a kubeconfig for an admin
-/// (system:masters) against scripts/api-double, the cluster of one sandbox node (`node-1`) that
+/// (system:masters) against Tests/doubles/api-double, the cluster of one sandbox node (`node-1`) that
 /// cannot pull from OpenFaaS' registry. Each command must end as the docs say it does.
 ///
 /// The test plays the cluster's other parts, and nothing the user types: after
 /// `kubectl apply -k deploy/overlays/openfaas` it is kubelet, and runs the DaemonSet's pod as the
 /// double stores it (its template as applied, its ConfigMap and the Secret `registry-tls` from
-/// the double) through the node's containerd with scripts/kubelet-pod, the agent in it talking to
+/// the double) through the node's containerd with Tests/doubles/kubelet-pod, the agent in it talking to
 /// the double with its service account; `kubectl exec` ends in the runtime's ExecSync of the same
 /// command in that container (the double serves no exec: kubectl's stream is the one step not run
 /// as typed); for the cleanup it is kubelet again (the cleanup pod's init container, run as the

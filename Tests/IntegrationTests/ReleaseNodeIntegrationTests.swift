@@ -5,7 +5,7 @@ import TrustStore
 import Vocabulary
 import XCTest
 
-/// Every Debian release a node runs, booted for real (scripts/booted-node): its own systemd,
+/// Every Debian release a node runs, booted for real (Tests/nodes/booted-node): its own systemd,
 /// D-Bus, systemd-resolved, and containerd + runc from that release, run as systemd services.
 /// The node boots into a sandbox node's network namespace, so it reaches that node's kube-dns
 /// and registry as a cluster node reaches the Services. On each: the real CRI pull fails before
@@ -82,7 +82,7 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
 
     /// `boot(suite)`, taken down when the test ends, with containerd's certs.d enabled as a node
     /// that uses per-registry configuration has it: how most tests on a booted node start.
-    /// `debs`: packages fetched into the node's apt archive (scripts/booted-node), to install.
+    /// `debs`: packages fetched into the node's apt archive (Tests/nodes/booted-node), to install.
     func bootWithCertsD(_ suite: String, debs: String? = nil) throws -> (sandbox: SandboxNode, node: ReleaseNode) {
         if let debs { setenv("NODE_AGENT_BOOTED_DEBS", debs, 1) }
         defer { if debs != nil { unsetenv("NODE_AGENT_BOOTED_DEBS") } }
@@ -253,7 +253,7 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     /// in their kubelet.conf.d and no /var/lib/kubelet. They cannot be had here: their version
     /// is where the agent reads it (a stand-in /usr/local/bin/k3s that carries the string as
     /// k3s's binary does; RKE2's data/<version>-<digest> folder with bin linked to it, holding
-    /// the containerd it runs), and their start is scripts/k3s-start-double (a test double of
+    /// the containerd it runs), and their start is Tests/doubles/k3s-start-double (a test double of
     /// what that version's start does to certs.d from registries.yaml) and a containerd restart.
     /// - A version that keeps other folders gets the agent's: the real pull works with no
     ///   restart, the folder outlives their restarts, `run` writes it again when it goes, and
@@ -283,8 +283,8 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         /// registries.yaml, then its containerd started again.
         func k3sStart() throws {
             let start = try node.exec([
-                "python3", packageRoot.appendingPathComponent("scripts/k3s-start-double").path, "--root", node.root, "--program", name,
-                "--data-dir", data, "--cleanup", keeps ? "owned" : "all",
+                "python3", packageRoot.appendingPathComponent("Tests/doubles/k3s-start-double").path, "--root", node.root,
+                "--program", name, "--data-dir", data, "--cleanup", keeps ? "owned" : "all",
             ])
             XCTAssertEqual(start.status, 0, start.stderr)
             let restart = try node.systemctl(["restart", "containerd.service"])
@@ -555,7 +555,7 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
 
 /// A booted node of one Debian release in a given network namespace.
 final class ReleaseNode {
-    let script = packageRoot.appendingPathComponent("scripts/booted-node").path
+    let script = packageRoot.appendingPathComponent("Tests/nodes/booted-node").path
     let folder: String
     let suite: String
     let vars: [String: String]
@@ -575,7 +575,7 @@ final class ReleaseNode {
 
     func down() { _ = try? sh(script, ["down"], environment: environment) }
 
-    /// A clean shutdown and a new boot of the same node (scripts/booted-node reboot).
+    /// A clean shutdown and a new boot of the same node (Tests/nodes/booted-node reboot).
     func reboot() throws {
         let r = try sh(script, ["reboot"], environment: environment)
         guard r.status == 0 else { throw AgentError(.io, "\(suite): reboot failed: \(r.stderr)") }

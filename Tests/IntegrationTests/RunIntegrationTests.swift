@@ -211,14 +211,14 @@ final class RunIntegrationTests: XCTestCase {
         assertStopsOnSIGTERM(process, within: 12, logText, "at most one API timeout")
     }
 
-    /// `node-agent run` against scripts/api-double, publishing to node-1 of that API with the
+    /// `node-agent run` against Tests/doubles/api-double, publishing to node-1 of that API with the
     /// token in `tokenFile`; its output in a log file of the node's folder.
     func startReporting(_ api: APIDouble, tokenFile: String, heartbeat: Int, log: String) throws -> Process {
         try node.startReporting(api, tokenFile: tokenFile, heartbeat: heartbeat, log: log)
     }
 
     /// The node condition and the startup taint, judged by the node as it ends up in
-    /// scripts/api-double (the daemonset.yaml's RBAC enforced, every patch applied by kubectl's
+    /// Tests/doubles/api-double (the daemonset.yaml's RBAC enforced, every patch applied by kubectl's
     /// own strategic-merge and merge-patch code): one RegistryPullReady condition beside kubelet's
     /// Ready, merged by type; its lastTransitionTime kept across heartbeats and an agent restart
     /// while the status holds, new when it flips; the startup taint gone, the other one kept.

@@ -4,13 +4,13 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-/// A sandbox node (scripts/sandbox-node) of the test's own, in a folder of its own: the real
+/// A sandbox node (Tests/nodes/sandbox-node) of the test's own, in a folder of its own: the real
 /// systemd-resolved, D-Bus, dnsmasq as kube-dns, the distribution registry with TLS, and a host
 /// root whose trust store Debian's update-ca-certificates built.
 final class SandboxNode {
     let folder: String
     let vars: [String: String]
-    let script = packageRoot.appendingPathComponent("scripts/sandbox-node").path
+    let script = packageRoot.appendingPathComponent("Tests/nodes/sandbox-node").path
 
     var hostRoot: String { vars["HOST_ROOT"]! }
     var caFile: String { vars["CA_FILE"]! }
@@ -30,7 +30,7 @@ final class SandboxNode {
         try sh(script, arguments, environment: scriptEnvironment).status
     }
 
-    /// This process's environment with the node's folder, for scripts/sandbox-node.
+    /// This process's environment with the node's folder, for Tests/nodes/sandbox-node.
     var scriptEnvironment: [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = folder

@@ -8,8 +8,8 @@ import XCTest
 /// the pull secret's password) reach no output channel: bootstrap's and run's stdout and stderr
 /// (the logs), the report JSON, `/status`, `/metrics`, the node condition and the Events the API
 /// holds. And the pull secret's credentials reach no token realm the user did not allow: not one
-/// on another host (scripts/token-server, the sandbox's token-registry's realm), not one over
-/// plain http (scripts/bearer-registry-double, whose realm is http:// on the registry's own host).
+/// on another host (Tests/doubles/token-server, the sandbox's token-registry's realm), not one over
+/// plain http (Tests/doubles/bearer-registry-double, whose realm is http:// on the registry's own host).
 final class SecretLeakIntegrationTests: XCTestCase {
     var node: SandboxNode!
     let domain = "openfaas.svc.cluster.local"
@@ -116,7 +116,7 @@ final class SecretLeakIntegrationTests: XCTestCase {
         let pki = node.folder + "/pki"
         let double = try node.background(
             [
-                "python3", packageRoot.appendingPathComponent("scripts/bearer-registry-double").path,
+                "python3", packageRoot.appendingPathComponent("Tests/doubles/bearer-registry-double").path,
                 "--listen", "127.0.0.20:5443", "--cert", pki + "/registry.crt", "--key", pki + "/registry.key",
                 "--realm", "http://registry-service.\(domain):8080/token", "--realm-listen", "127.0.0.20:8080",
                 "--credentials", "\(user):\(passwordSecret)",

@@ -116,7 +116,7 @@ final class TrustStoreIntegrationTests: XCTestCase {
     }
 }
 
-/// The RHEL layout, rebuilt by p11-kit's real `trust extract` (scripts/rhel-root).
+/// The RHEL layout, rebuilt by p11-kit's real `trust extract` (Tests/nodes/rhel-root).
 final class RHELTrustStoreIntegrationTests: XCTestCase {
     func testRHELAnchorsAndUpdateCATrustThroughP11Kit() throws {
         try requireRoot()
@@ -125,7 +125,7 @@ final class RHELTrustStoreIntegrationTests: XCTestCase {
             try? FileManager.default.removeItem(atPath: root)
             try? FileManager.default.removeItem(atPath: root + ".usr-overlay")
         }
-        let script = packageRoot.appendingPathComponent("scripts/rhel-root").path
+        let script = packageRoot.appendingPathComponent("Tests/nodes/rhel-root").path
         func inRoot(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) { try sh(script, [root] + args) }
         XCTAssertEqual(try inRoot(["chroot", root, "update-ca-trust", "extract"]).status, 0)
         let bundle = root + "/etc/pki/tls/certs/ca-bundle.crt"

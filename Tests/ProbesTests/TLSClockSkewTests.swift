@@ -37,7 +37,7 @@ final class TLSClockSkewTests: XCTestCase {
                 serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
             """
         let r = try sh("/usr/bin/python3", ["-c", script, dir, String(seconds)])
-        guard r.status == 0 else { throw XCTSkip("Python's cryptography is needed (scripts/sandbox-node deps): \(r.stderr)") }
+        guard r.status == 0 else { throw XCTSkip("Python's cryptography is needed (Tests/nodes/sandbox-node deps): \(r.stderr)") }
     }
 
     func probe(leafNotBeforeAhead seconds: Int) throws -> CheckResult {

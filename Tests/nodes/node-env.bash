@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Reads a node's variables (the KEY=VALUE lines `scripts/sandbox-node up` and `env` print) from
+# Reads a node's variables (the KEY=VALUE lines `Tests/nodes/sandbox-node up` and `env` print) from
 # standard input into shell variables of the same names, as data: nothing of them runs (the
 # scripts used to eval that output).
-#   source scripts/lib/node-env.bash; read_node_env < <(scripts/sandbox-node up)
+#   source Tests/nodes/node-env.bash; read_node_env < <(Tests/nodes/sandbox-node up)
 read_node_env() {
   local line value
   while IFS= read -r line; do

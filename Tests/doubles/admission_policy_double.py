@@ -1,5 +1,5 @@
 """admission_policy_double: a test double of kube-apiserver's ValidatingAdmissionPolicy admission
-plugin (admissionregistration.k8s.io/v1), for scripts/api-double. It is not Kubernetes: it
+plugin (admissionregistration.k8s.io/v1), for Tests/doubles/api-double. It is not Kubernetes: it
 evaluates the policies and bindings of a manifest with cel-python (a real CEL engine, Google's
 CEL specification in Python; the API server runs cel-go), and answers as the plugin does:
 

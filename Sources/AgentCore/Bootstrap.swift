@@ -17,6 +17,9 @@ public struct Bootstrap {
     public var acceptGlobalDNS = false
     /// How long a run waits for another agent changing the node (`HostRunLock`) before it gives up.
     public var lockTimeout: Double = 120
+    /// A light reconcile (`run` between network proofs): the registry's API at this address and
+    /// the node's own checks, no DNS question, no runtime pull (ProbeSettings.lightAt). nil: all.
+    public var lightAt: IPAddress?
 
     public init(config: NodeConfig, runner: CommandRunner, refreshMode: TrustRefreshMode) {
         self.config = config
@@ -88,7 +91,7 @@ public struct Bootstrap {
         var watch = Stopwatch()
         // The CRI client for the runtime's pull, started now: it loads while the agent reads and
         // writes, and waits for its input, which comes when the pull is due.
-        if !config.dryRun { effects.preparePull() }
+        if !config.dryRun, lightAt == nil { effects.preparePull() }
         // One agent at a time changes the node: held until the proof is done, so no other run's
         // writes come between this run's changes and its verdict. A dry run changes nothing.
         let lock = config.dryRun ? nil : try effects.lock()
@@ -137,7 +140,7 @@ public struct Bootstrap {
         // store. Not where containerd trusts the registry through the OS store alone: a
         // containerd that has not loaded the system roots yet (Go loads them at its first TLS
         // connection) must not load them before the rebuild; nor when runtimes are to be restarted.
-        let early = !restartRuntime && !locations.runtimeCAFiles.isEmpty ? effects.startPull(locations) : nil
+        let early = !restartRuntime && !locations.runtimeCAFiles.isEmpty && lightAt == nil ? effects.startPull(locations) : nil
         if !storeFirst {
             do {
                 try effects.refreshStore(trustPlan)
@@ -159,6 +162,7 @@ public struct Bootstrap {
         report.dnsMode = dnsPlan.map { .init(mode: $0.mode.rawValue, reason: $0.reason, replacedAnotherMode: $0.replacesAnotherMode) }
         report.runtimeRestarts = restarts
         report.watchedPaths = effects.watchedPaths(locations)
+        report.runtimeProcesses = config.runtimeProcesses.map { "\($0.name) \($0.pid) \($0.started?.timeIntervalSince1970 ?? 0)" }
         return report
     }
 
@@ -212,6 +216,7 @@ public struct Bootstrap {
             expiryWarningDays: config.expiryWarningDays)
         settings.aliases = config.aliases
         settings.pullImage = config.pullImage
+        settings.lightAt = lightAt
         return settings
     }
 

@@ -59,6 +59,10 @@ public enum HealthPages {
             "node_agent_last_reconcile_timestamp_seconds", "When the last reconcile ended (Unix time; 0 before the first).", "gauge",
             [("", lastReconcile ?? 0)])
         metric(
+            "node_agent_last_network_proof_timestamp_seconds",
+            "When the network was last proven in full (Unix time; 0 before the first); light reconciles carry that proof's checks.",
+            "gauge", [("", report?.networkProof?.provenAt.timeIntervalSince1970 ?? 0)])
+        metric(
             "node_agent_info", "The registry the agent makes the node pull from (host:port) and the agent's version; always 1.",
             "gauge", [("{registry=\"\(escape(registry))\",version=\"\(escape(build.version))\"}", 1)])
         // The Prometheus convention for what a binary is (as prometheus_build_info, go_build_info):

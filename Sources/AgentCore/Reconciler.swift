@@ -4,8 +4,17 @@ import Vocabulary
 
 /// The decisions of `run`'s loop, apart from its I/O: when to reconcile (at the start, every
 /// interval, sooner with backoff while the node is not ready, at once when the CA, the
-/// runtime's certs.d or resolved's bus owner changes), what to log and tell systemd, when to
-/// send the node condition (a change, or its heartbeat) and which Events to write.
+/// runtime's certs.d or resolved's bus owner changes) and how much to prove (`Proof`), what to
+/// log and tell systemd, when to send the node condition (a change, or its heartbeat) and which
+/// Events to write.
+///
+/// The network is proven in full (every DNS question, each TLS view, the registry's API, the
+/// runtime's pull) at the start, on each change above, while the node is not ready, when the
+/// last full proof is `proofInterval` old (jittered as the interval is), and at once when a
+/// light reconcile finds something moved. Between full proofs, an interval's reconcile is light:
+/// the node's files, link and resolved's configuration (the plan, reapplied), the runtimes'
+/// processes, the node's own checks and the registry's API at the proven address; the other
+/// checks are the last full proof's, and the report says how old (`Report.networkProof`).
 /// node-problem-detector's condition manager is the model: the state is a value, time an input,
 /// the I/O the caller's (ReconcileService in the executable).
 ///
@@ -20,12 +29,16 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
         public var heartbeat: Double
         /// Whether there is a node and an API to publish the condition and Events to.
         public var publishes: Bool
+        /// Seconds between full network proofs while nothing changes (jittered as the interval
+        /// is); at most the interval: every reconcile proves the network in full.
+        public var proofInterval: Double
 
-        public init(interval: Double, watchInterval: Double, heartbeat: Double, publishes: Bool) {
+        public init(interval: Double, watchInterval: Double, heartbeat: Double, publishes: Bool, proofInterval: Double = 0) {
             self.interval = interval
             self.watchInterval = watchInterval
             self.heartbeat = heartbeat
             self.publishes = publishes
+            self.proofInterval = proofInterval
         }
     }
 
@@ -57,8 +70,15 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
         case settled(folders: [[Int64]?], jitter: Double)
     }
 
+    /// How much a reconcile proves: everything, or (`light`) the node's own state and the
+    /// registry's API at the address the last full proof connected to.
+    public enum Proof: Equatable, Sendable {
+        case full
+        case light(IPAddress)
+    }
+
     public enum Action: Equatable, Sendable {
-        case reconcile(why: String)
+        case reconcile(why: String, proof: Proof)
         /// The health endpoint's answers for a report, or the error (redacted) that ended it.
         case record(Report?, error: String?, at: Date)
         case log(ReconcileLogLine)
@@ -79,7 +99,12 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
     private var lastFolders: [[Int64]?]?
     /// The reconcile under way: why, and whether it left the node ready.
     private var why = ""
+    private var proof = Proof.full
     private var ready = false
+    /// The last full proof's report and when it ended; when the next is due (monotonic).
+    public private(set) var proven: (report: Report, at: ReconcileInstant)?
+    public private(set) var proofDue: UInt64?
+    private var provenNow = false
     /// The condition as last sent, when (monotonic), and its lastTransitionTime.
     public private(set) var sent: NodeCondition?
     private var sentAt: UInt64?
@@ -103,28 +128,96 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
         case .settled(let folders, let jitter):
             lastFolders = folders
             schedule.reconciled(ready: ready, now: now.monotonic, jitter: jitter)
+            if provenNow {
+                // At most a day past the longest --proof-interval, jittered: the sum cannot overflow.
+                proofDue = now.monotonic &+ UInt64(min(max(settings.proofInterval * jitter, 0), 2 * 86_400) * 1e9)
+                provenNow = false
+            }
             return []
         }
     }
 
     private mutating func tick(_ watch: Watch, now: ReconcileInstant) -> [Action] {
         var why: String?
-        if schedule.due(now: now.monotonic) { why = lastCA == nil ? "start" : "interval" }
-        if lastFolders != nil, watch.folders != lastFolders { why = "the runtime's certs.d changed" }
-        if lastCA != nil, watch.ca != lastCA { why = watch.caChanged }
-        if lastOwner != nil, watch.owner != nil, watch.owner != lastOwner { why = "systemd-resolved restarted" }
+        var proof = Proof.full
+        if schedule.due(now: now.monotonic) {
+            why = lastCA == nil ? "start" : "interval"
+            if let light = lightProof(now: now) {
+                proof = light
+            } else if why == "interval", ready, proven != nil, settings.proofInterval > settings.interval {
+                why = "interval, and the network proof is due"
+            }
+        }
+        // Each change below is proven in full.
+        if lastFolders != nil, watch.folders != lastFolders { (why, proof) = ("the runtime's certs.d changed", .full) }
+        if lastCA != nil, watch.ca != lastCA { (why, proof) = (watch.caChanged, .full) }
+        if lastOwner != nil, watch.owner != nil, watch.owner != lastOwner { (why, proof) = ("systemd-resolved restarted", .full) }
         lastOwner = watch.owner ?? lastOwner
         guard let why else { return [] }
         self.why = why
+        self.proof = proof
         lastCA = watch.ca
-        return [.reconcile(why: why)]
+        return [.reconcile(why: why, proof: proof)]
+    }
+
+    /// A light reconcile where one will do: the node was ready, the last full proof is younger
+    /// than its due time, and it connected to the registry (the address the light one asks).
+    private func lightProof(now: ReconcileInstant) -> Proof? {
+        guard settings.proofInterval > settings.interval, ready, let proven, let proofDue, now.monotonic < proofDue,
+            let address = proven.report.checks.first(where: { $0.name == "registry-api" })?.details["address"],
+            let ip = try? IPAddress(address)
+        else { return nil }
+        return .light(ip)
+    }
+
+    /// What a light reconcile found moved since the last full proof (nil: nothing): a change it
+    /// made to the node (drift reapplied), the runtimes' processes (a restart), a check whose
+    /// outcome differs (with the full proof's other checks, as `Readiness` settles them).
+    static func moved(_ light: Report, merged: [CheckResult], since proven: Report) -> String? {
+        if let change = light.changes.first { return "the reconcile changed the node (\(change))" }
+        if light.runtimeProcesses != proven.runtimeProcesses {
+            return
+                "the runtime's processes changed (\(proven.runtimeProcesses.joined(separator: ", ")) -> \(light.runtimeProcesses.joined(separator: ", ")))"
+        }
+        let fresh = Set(light.checks.map(\.name))
+        for check in merged where fresh.contains(check.name) {
+            let was = proven.checks.first { $0.name == check.name }?.outcome
+            if was != check.outcome { return "\(check.name) is now \(check.outcome.rawValue) (was \(was?.rawValue ?? "not run"))" }
+        }
+        return nil
+    }
+
+    /// The full proof's checks with the light reconcile's in their places, settled together.
+    static func merge(_ light: [CheckResult], into proven: [CheckResult]) -> [CheckResult] {
+        let fresh = Dictionary(light.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let known = Set(proven.map(\.name))
+        return Readiness.settle(proven.map { fresh[$0.name] ?? $0 } + light.filter { !known.contains($0.name) })
     }
 
     private mutating func reconciled(_ outcome: Result<Report, any Error>, now: ReconcileInstant) -> [Action] {
         var actions: [Action]
         let condition: NodeCondition
         switch outcome {
-        case .success(let report):
+        case .success(var report):
+            if case .light = proof, let proven {
+                let merged = Self.merge(report.checks, into: proven.report.checks)
+                if let moved = Self.moved(report, merged: merged, since: proven.report) {
+                    why = moved
+                    proof = .full
+                    return [
+                        .log(ReconcileLogLine(.info, "light reconcile: something moved; proving the network now", ["moved": moved])),
+                        .reconcile(why: moved, proof: .full),
+                    ]
+                }
+                report.checks = merged
+                report.ready = Readiness.isReady(merged)
+                report.networkProof = .init(
+                    provenAt: proven.at.wall, ageSeconds: Double(now.monotonic &- proven.at.monotonic) / 1e9, thisReconcile: "light")
+            } else {
+                proven = (report, now)
+                provenNow = true
+                report.networkProof = .init(provenAt: now.wall, ageSeconds: 0, thisReconcile: "full")
+            }
             let failed = report.checks.filter { $0.outcome == .fail }.map(\.name)
             actions = [
                 .record(report, error: nil, at: now.wall),
@@ -132,7 +225,8 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
                     ReconcileLogLine(
                         .info, "reconciled",
                         [
-                            "reason": why, "ready": "\(report.ready)", "changes": "\(report.changes.count)",
+                            "reason": why, "proof": report.networkProof?.thisReconcile ?? "full", "ready": "\(report.ready)",
+                            "changes": "\(report.changes.count)",
                             "failed": failed.joined(separator: ","),
                         ])),
             ]

@@ -30,6 +30,12 @@ public struct Report: Codable, Equatable, Sendable {
     /// The runtimes restarted, for the Events of `run`. Not part of the report's JSON: each is
     /// one of its change lines.
     public var runtimeRestarts: [RuntimeRestart] = []
+    /// When the network was last proven (`run`: a full proof; between them, light reconciles
+    /// carry the full proof's network checks): nil for `bootstrap` and `probe`, which prove it now.
+    public var networkProof: NetworkProof?
+    /// The runtimes' processes as this reconcile found them (name, pid, start): a light
+    /// reconcile that finds them changed proves the network at once. Not part of the JSON.
+    public var runtimeProcesses: [String] = []
 
     public init(
         ready: Bool, dryRun: Bool, registry: String, changes: [String], notes: [String], checks: [CheckResult],
@@ -49,6 +55,7 @@ public struct Report: Codable, Equatable, Sendable {
         case ready
         case dryRun = "dry_run"
         case registry, changes, notes, checks, timings, certificates
+        case networkProof = "network_proof"
     }
 
     public init(from decoder: Decoder) throws {
@@ -61,6 +68,29 @@ public struct Report: Codable, Equatable, Sendable {
         checks = try c.decodeIfPresent([CheckResult].self, forKey: .checks) ?? []
         timings = try c.decodeIfPresent([CheckResult.Phase].self, forKey: .timings) ?? []
         certificates = try c.decodeIfPresent([CertificateFacts].self, forKey: .certificates) ?? []
+        networkProof = try c.decodeIfPresent(NetworkProof.self, forKey: .networkProof)
+    }
+
+    /// When the network checks (DNS, TLS, the registry's API, the runtime's pull) were last run
+    /// in full, and what this reconcile ran: `full`, or `light` (the node's own checks and the
+    /// registry's API at the proven address; the other network checks are the full proof's).
+    public struct NetworkProof: Codable, Equatable, Sendable {
+        public var provenAt: Date
+        /// Seconds between that proof and the end of this reconcile.
+        public var ageSeconds: Double
+        public var thisReconcile: String
+
+        public init(provenAt: Date, ageSeconds: Double, thisReconcile: String) {
+            self.provenAt = provenAt
+            self.ageSeconds = ageSeconds
+            self.thisReconcile = thisReconcile
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case provenAt = "proven_at"
+            case ageSeconds = "age_seconds"
+            case thisReconcile = "this_reconcile"
+        }
     }
 
     /// The DNS mode a reconcile chose, why, and whether it took away what another mode of the

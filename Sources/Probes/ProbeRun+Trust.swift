@@ -32,9 +32,12 @@ extension ProbeRun {
         if let trust {
             let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: s.timeoutMilliseconds))
             step("registry-api") { run, t in
-                RegistryProbe.run(
+                var r = RegistryProbe.run(
                     target: ProbeTarget(registry: run.s.registry, address: address, timeoutMilliseconds: t),
                     trust: trust.source, trustLabel: trust.label, credentials: run.s.credentials, resolve: resolver.firstAddress)
+                // Where a light run asks next (ProbeSettings.lightAt).
+                r.details["address"] = "\(address)"
+                return r
             }
         }
     }

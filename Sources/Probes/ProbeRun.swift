@@ -35,6 +35,11 @@ struct ProbeRun {
 
     /// Every check, then the rules between them. `pull`: the runtime's pull, started first.
     mutating func all(pull: BackgroundWork<RuntimePullProbe.Outcome>?) -> [CheckResult] {
+        if let address = s.lightAt {
+            registryAlive(address)
+            nodeChecks()
+            return Readiness.settle(checks)
+        }
         switch s.registry.host {
         case .ip(let ip): hostAddresses = [ip]
         case .name(let name): nameChecks(name)
@@ -55,6 +60,30 @@ struct ProbeRun {
         // Last and strongest: the runtime's own pull.
         if let pull { runtimePull(pull) }
         return Readiness.settle(checks)
+    }
+
+    /// A light run's only network check: the registry's API at the address the last full run
+    /// connected to, verified with containerd's pool (the system roots and the runtime's CA
+    /// files), one connection.
+    mutating func registryAlive(_ address: IPAddress) {
+        let pool = GoTrustPool.build(files: files, environment: runtime?.environment ?? [:], caFiles: s.trust.runtimeCAFiles)
+        let bundle = try? files.root.resolve(s.trust.osBundle)
+        let trust: (TrustSource, String)? =
+            pool.failure == nil
+            ? (.pool(pool), "containerd's pool (the system roots and the runtime's CA files), \(pool.summary)")
+            : bundle.map { (.file($0), "the OS bundle \(s.trust.osBundle)") }
+        guard let trust else {
+            checks.append(CheckResult(name: "registry-api", outcome: .fail, reason: pool.failure ?? "no trust to verify the registry with"))
+            return
+        }
+        step("registry-api") { run, t in
+            var r = RegistryProbe.run(
+                target: ProbeTarget(registry: run.s.registry, address: address, timeoutMilliseconds: t), trust: trust.0,
+                trustLabel: trust.1, credentials: run.s.credentials,
+                resolve: HostResolver(files: run.files, client: DNSClient(timeoutMilliseconds: t)).firstAddress)
+            r.details["address"] = "\(address)"
+            return r
+        }
     }
 
     /// The time a check has: its timeout, or what is left of the deadline.

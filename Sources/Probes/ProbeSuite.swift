@@ -23,6 +23,11 @@ public struct ProbeSettings: Sendable {
     /// `--pull-image`: the image the runtime is asked to pull; nil asks for a reference that
     /// cannot exist (the registry's "not found" proves the path).
     public var pullImage: String?
+    /// A light run (`run`'s cadence between network proofs): nil runs every check; an address
+    /// runs only the node's own checks and the registry's API at that address (the one the
+    /// last full run connected to), with containerd's pool: no DNS question, one connection,
+    /// no runtime pull.
+    public var lightAt: IPAddress?
 
     public init(
         registry: RegistryAddress, clusterDNS: IPAddress?, trust: RegistryTrustLocations,
@@ -122,7 +127,7 @@ public struct ProbeSuite {
     /// Every check, then the rules between them (`Readiness.settle`). `pull`: the runtime's pull
     /// when the caller started it already (`startPull`).
     public func run(_ s: ProbeSettings, pull started: BackgroundWork<RuntimePullProbe.Outcome>? = nil) -> [CheckResult] {
-        let pull = started ?? startPull(s)
+        let pull = started ?? (s.lightAt == nil ? startPull(s) : nil)
         var run = ProbeRun(self, s)
         return run.all(pull: pull)
     }

@@ -24,7 +24,7 @@ final class ReconcilerTests: XCTestCase {
     /// One watch tick; the reason of the reconcile it starts, or nil.
     func tick(ca: String = "ca-1", owner: String? = ":1.7", folders: [[Int64]?] = [[1]]) -> String? {
         let actions = loop.next(.tick(.init(ca: ca, caChanged: "the CA file changed", owner: owner, folders: folders)), now: now)
-        guard case .reconcile(let why)? = actions.first else {
+        guard case .reconcile(let why, _)? = actions.first else {
             XCTAssertEqual(actions, [])
             return nil
         }
@@ -59,6 +59,13 @@ final class ReconcilerTests: XCTestCase {
                 CheckResult(name: "dns-cluster", outcome: .pass, reason: "resolved"),
                 CheckResult(name: "runtime-pull", outcome: ready ? .pass : .fail, reason: ready ? "pulled" : "tls: unknown authority"),
             ])
+    }
+
+    /// A report as a full proof leaves it: proven now.
+    func proven(_ report: Report) -> Report {
+        var r = report
+        r.networkProof = .init(provenAt: now.wall, ageSeconds: 0, thisReconcile: "full")
+        return r
     }
 
     func publishes(_ actions: [Loop.Action]) -> [ConditionPublish] {
@@ -114,9 +121,11 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(
             done.filter { if case .publish = $0 { false } else if case .writeEvents = $0 { false } else { true } },
             [
-                .record(report(ready: false, changes: ["write /etc/a", "link /etc/b -> a"]), error: nil, at: now.wall),
+                .record(proven(report(ready: false, changes: ["write /etc/a", "link /etc/b -> a"])), error: nil, at: now.wall),
                 .log(
-                    ReconcileLogLine(.info, "reconciled", ["reason": "start", "ready": "false", "changes": "2", "failed": "runtime-pull"])),
+                    ReconcileLogLine(
+                        .info, "reconciled",
+                        ["reason": "start", "proof": "full", "ready": "false", "changes": "2", "failed": "runtime-pull"])),
                 .log(ReconcileLogLine(.info, "changed: write /etc/a")), .log(ReconcileLogLine(.info, "changed: link /etc/b -> a")),
                 .notify("READY=1\nSTATUS=not ready: runtime-pull"), .settle,
             ])
@@ -204,5 +213,188 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(publishes(done), [])
         XCTAssertEqual(events(done), [])
         XCTAssertEqual(done.last, .settle)
+    }
+
+    // MARK: The network proof's cadence (--proof-interval)
+
+    let registryAddress = "10.96.0.20"
+    var lightProof: Loop.Proof { .light(try! IPAddress(registryAddress)) }
+
+    /// A reconcile's report as the probes leave it: a full one (DNS, TLS, the registry's API at
+    /// its address, the node's own checks, the runtime's pull) or a light one (the registry's API
+    /// and the node's own checks).
+    func probed(
+        light: Bool = false, api: CheckResult.Outcome = .pass, certsD: CheckResult.Outcome = .pass, changes: [String] = [],
+        runtime: [String] = ["containerd 812 1799999000.0"]
+    ) -> Report {
+        var checks = [
+            CheckResult(name: "registry-api", outcome: api, reason: "/v2/ answered", details: ["address": registryAddress]),
+            CheckResult(name: "certs-d", outcome: certsD, reason: "hosts.toml"),
+        ]
+        if !light {
+            checks.insert(CheckResult(name: "dns-cluster", outcome: .pass, reason: "resolved"), at: 0)
+            checks.insert(CheckResult(name: "tls-runtime-trust", outcome: .pass, reason: "verified"), at: 1)
+            checks.append(CheckResult(name: "runtime-pull", outcome: .pass, reason: "not found: the path is proven"))
+        }
+        let settled = Readiness.settle(checks)
+        var r = Report(
+            ready: Readiness.isReady(settled), dryRun: false, registry: "registry:443", changes: changes, notes: [], checks: settled)
+        r.runtimeProcesses = runtime
+        return r
+    }
+
+    var proofLoop: Loop { Loop(.init(interval: 60, watchInterval: 2, heartbeat: 300, publishes: true, proofInterval: 600)) }
+
+    /// One watch tick's reconcile (why, how much it proves), or nil.
+    func due() -> (why: String, proof: Loop.Proof)? {
+        let actions = loop.next(.tick(.init(ca: "ca-1", caChanged: "the CA file changed", owner: ":1.7", folders: [[1]])), now: now)
+        guard case .reconcile(let why, let proof)? = actions.first else { return nil }
+        return (why, proof)
+    }
+
+    /// Ticks every watch interval until a reconcile is due; its time since `from` (s), why, proof.
+    func nextReconcile(from: UInt64) -> (after: Int, why: String, proof: Loop.Proof) {
+        while true {
+            if let (why, proof) = due() { return (Int((now.monotonic - from) / second), why, proof) }
+            advance(2)
+        }
+    }
+
+    /// The reconcile's end, with the jitter the settle step draws; every action in order.
+    @discardableResult
+    func ended(_ report: Report, jitter: Double = 1) -> [Loop.Action] {
+        var all: [Loop.Action] = []
+        var pending = loop.next(.reconciled(.success(report)), now: now)
+        while !pending.isEmpty {
+            let action = pending.removeFirst()
+            all.append(action)
+            if case .publish(let p) = action {
+                pending += loop.next(
+                    .published(ConditionPublished(transition: p.condition.map { _ in "node's" }, reachedAPI: true, log: [])), now: now)
+            }
+            if case .settle = action { pending += loop.next(.settled(folders: [[1]], jitter: jitter), now: now) }
+        }
+        return all
+    }
+
+    func recorded(_ actions: [Loop.Action]) -> Report? {
+        actions.lazy.compactMap { if case .record(let r, _, _) = $0 { r } else { nil } }.first
+    }
+
+    /// Full at the start; light at each interval while the last full proof is younger than
+    /// --proof-interval (jittered with the settle step's draw, as the interval is); full again
+    /// when it is due. Broken (the age ignored): every interval light, forever.
+    func testLightBetweenFullProofsAndTheProofAtItsJitteredAge() {
+        let light = lightProof
+        for jitter in [1.0, 1.1, 0.9] {
+            loop = proofLoop
+            var start = now.monotonic
+            XCTAssertEqual(nextReconcile(from: start).proof, .full)
+            ended(probed(), jitter: jitter)
+            var seen: [String] = []
+            for _ in 0..<10 {
+                let n = nextReconcile(from: start)
+                seen.append("\(n.after) \(n.proof == .full ? "full" : "light")")
+                if n.proof == .full { break }
+                ended(probed(light: true), jitter: jitter)
+                XCTAssertEqual(n.proof, light)
+            }
+            XCTAssertEqual(seen.count, 10, "jitter \(jitter): nine light, then the full proof: \(seen)")
+            XCTAssertEqual(seen.last?.hasSuffix("full"), true, "jitter \(jitter): the proof is due at \(600 * jitter) s: \(seen)")
+            let at = Double(seen.last!.split(separator: " ")[0])!
+            XCTAssertTrue((600 * jitter - 1)...(600 * jitter + 2) ~= at, "jitter \(jitter): \(seen)")
+            start = now.monotonic
+            ended(probed(), jitter: jitter)
+        }
+    }
+
+    /// A light reconcile that finds anything moved asks for a full proof at once, and its own
+    /// half-verdict is neither recorded nor published: drift it reapplied, a runtime restart,
+    /// the registry's API failing (the registry stopped), a node check whose outcome changed.
+    /// Broken (the comparison dropped), each case records a light verdict instead.
+    func testALightReconcileThatFindsSomethingMovedProvesInFullAtOnce() {
+        let cases: [(String, Report)] = [
+            ("the reconcile changed the node (add route ~cluster.local)", probed(light: true, changes: ["add route ~cluster.local"])),
+            (
+                "the runtime's processes changed (containerd 812 1799999000.0 -> containerd 990 1800000100.0)",
+                probed(light: true, runtime: ["containerd 990 1800000100.0"])
+            ),
+            ("registry-api is now fail (was pass)", probed(light: true, api: .fail)),
+            ("certs-d is now warn (was pass)", probed(light: true, certsD: .fail)),
+        ]
+        for (moved, lightReport) in cases {
+            loop = proofLoop
+            XCTAssertEqual(due()?.proof, .full)
+            ended(probed())
+            advance(60)
+            XCTAssertEqual(due()?.proof, lightProof)
+            let actions = ended(lightReport)
+            XCTAssertEqual(
+                actions,
+                [
+                    .log(ReconcileLogLine(.info, "light reconcile: something moved; proving the network now", ["moved": moved])),
+                    .reconcile(why: moved, proof: .full),
+                ])
+            // The full proof's verdict is the one published, with that reason.
+            let full = ended(probed(api: lightReport.checks[0].outcome, certsD: lightReport.checks[1].outcome))
+            guard case .log(let line)? = full.dropFirst().first else { return XCTFail("\(full)") }
+            XCTAssertEqual(line.metadata["reason"], moved)
+            XCTAssertEqual(line.metadata["proof"], "full")
+        }
+    }
+
+    /// Between proofs the report carries the full proof's network checks with the light ones in
+    /// their places, says how old the proof is, and is settled with them: a certs-d failure the
+    /// full proof's runtime pull overruled is not "moved" (else every interval would be full).
+    func testTheLightReportCarriesTheProofAndItsAge() throws {
+        loop = proofLoop
+        XCTAssertEqual(due()?.proof, .full)
+        let provenAt = now.wall
+        // certs-d failed, but the runtime's pull passed: a warning in the full proof.
+        let full = probed(certsD: .fail)
+        XCTAssertEqual(full.checks.first { $0.name == "certs-d" }?.outcome, .warn)
+        XCTAssertEqual(try XCTUnwrap(recorded(ended(full))).networkProof?.thisReconcile, "full")
+        advance(60)
+        XCTAssertEqual(due()?.proof, lightProof)
+        let report = try XCTUnwrap(recorded(ended(probed(light: true, certsD: .fail))), "not moved: no full proof asked")
+        XCTAssertEqual(report.checks.map(\.name), ["dns-cluster", "tls-runtime-trust", "registry-api", "certs-d", "runtime-pull"])
+        XCTAssertEqual(report.checks.first { $0.name == "certs-d" }?.outcome, .warn)
+        XCTAssertTrue(report.ready)
+        XCTAssertEqual(report.networkProof, .init(provenAt: provenAt, ageSeconds: 60, thisReconcile: "light"))
+    }
+
+    /// Every change the watch sees is proven in full at once, and so is every reconcile while
+    /// the node is not ready (the backoff's retries: recovery is seen by a full proof). Broken
+    /// (a change keeps the interval's light proof), the CA rotation is proven light.
+    func testChangesAndNotReadyAreProvenInFull() {
+        loop = proofLoop
+        XCTAssertEqual(due()?.proof, .full)
+        ended(probed())
+        advance(60)
+        XCTAssertEqual(due()?.proof, lightProof)
+        ended(probed(light: true))
+        advance(60)
+        let rotated = loop.next(.tick(.init(ca: "ca-2", caChanged: "the CA file changed", owner: ":1.7", folders: [[1]])), now: now)
+        XCTAssertEqual(rotated, [.reconcile(why: "the CA file changed", proof: .full)], "due and changed: the change wins, in full")
+        ended(probed(api: .fail))
+        for _ in 0..<4 {
+            let n = nextReconcile(from: now.monotonic)
+            XCTAssertEqual(n.proof, .full, "not ready: \(n)")
+            ended(probed(api: .fail))
+        }
+        let n = nextReconcile(from: now.monotonic)
+        XCTAssertEqual(n.proof, .full)
+        ended(probed())
+        advance(60)
+        XCTAssertEqual(due()?.proof, lightProof, "ready again, proven: light")
+    }
+
+    /// --proof-interval at most --interval: every reconcile proves in full (the cadence before).
+    func testAProofIntervalNoLongerThanTheIntervalProvesEveryTime() {
+        loop = Loop(.init(interval: 60, watchInterval: 2, heartbeat: 300, publishes: true, proofInterval: 60))
+        for _ in 0..<5 {
+            XCTAssertEqual(nextReconcile(from: now.monotonic).proof, .full)
+            ended(probed())
+        }
     }
 }

@@ -84,6 +84,9 @@ final class StatusCacheTests: XCTestCase {
                 "# HELP node_agent_last_reconcile_timestamp_seconds When the last reconcile ended (Unix time; 0 before the first).",
                 "# TYPE node_agent_last_reconcile_timestamp_seconds gauge",
                 "node_agent_last_reconcile_timestamp_seconds 1764670000.25",
+                "# HELP node_agent_last_network_proof_timestamp_seconds When the network was last proven in full (Unix time; 0 before the first); light reconciles carry that proof's checks.",
+                "# TYPE node_agent_last_network_proof_timestamp_seconds gauge",
+                "node_agent_last_network_proof_timestamp_seconds 0",
                 "# HELP node_agent_info The registry the agent makes the node pull from (host:port) and the agent's version; always 1.",
                 "# TYPE node_agent_info gauge",
                 #"node_agent_info{registry="registry.svc.cluster.local:443",version="1.2.3"} 1"#,
@@ -199,6 +202,9 @@ final class StatusCacheTests: XCTestCase {
             # HELP node_agent_last_reconcile_timestamp_seconds When the last reconcile ended (Unix time; 0 before the first).
             # TYPE node_agent_last_reconcile_timestamp_seconds gauge
             node_agent_last_reconcile_timestamp_seconds 0
+            # HELP node_agent_last_network_proof_timestamp_seconds When the network was last proven in full (Unix time; 0 before the first); light reconciles carry that proof's checks.
+            # TYPE node_agent_last_network_proof_timestamp_seconds gauge
+            node_agent_last_network_proof_timestamp_seconds 0
             # HELP node_agent_info The registry the agent makes the node pull from (host:port) and the agent's version; always 1.
             # TYPE node_agent_info gauge
             node_agent_info{registry="registry.svc.cluster.local:443",version="9.9.9"} 1

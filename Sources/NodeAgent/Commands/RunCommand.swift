@@ -18,6 +18,7 @@ struct RunOptions: Sendable {
     var change: ChangeOptions
     var reporter: NodeReporter?
     var conditionHeartbeat: Double
+    var proofInterval: Double
 }
 
 struct RunCommand: ParsableCommand {
@@ -85,6 +86,12 @@ struct RunCommand: ParsableCommand {
             "Seconds between checks of the CA file and of resolved's bus owner. (env: NODE_AGENT_WATCH_INTERVAL)", valueName: "seconds"))
     var watchInterval: Double = 2
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between full network proofs (DNS, TLS, the registry's API, the runtime's pull) while nothing changes; jittered by 10%. Between them each --interval reconcile is light: the node's files, link, resolved's and the runtime's state, and the registry's API at the proven address; a change, a failure or anything a light one finds moved proves in full at once. At most --interval: every reconcile is full. (env: NODE_AGENT_PROOF_INTERVAL)",
+            valueName: "seconds"))
+    var proofInterval: Double = 600
+
     @OptionGroup var change: ChangeOptions
 
     @OptionGroup var kube: KubeOptions
@@ -116,6 +123,10 @@ struct RunCommand: ParsableCommand {
         guard (0.1...86400).contains(interval), (0.05...3600).contains(watchInterval) else {
             throw AgentError(.invalidInput, "--interval must be 0.1-86400 s and --watch-interval 0.05-3600 s")
         }
+        guard (0.1...86400).contains(proofInterval) else {
+            throw AgentError(
+                .invalidInput, "--proof-interval must be 0.1-86400 s (at most --interval: every reconcile proves the network in full)")
+        }
         let source = try caSource()
         _ = try ChangeOptions.runner(toolTimeout: change.toolTimeout)
         let reporter = try kube.reporter(startupTaint: startupTaint)
@@ -135,7 +146,7 @@ struct RunCommand: ParsableCommand {
         let logger = Logger(label: "node-agent")
         let options = RunOptions(
             node: node, ca: source, interval: interval, watchInterval: watchInterval, change: change,
-            reporter: reporter, conditionHeartbeat: conditionHeartbeat)
+            reporter: reporter, conditionHeartbeat: conditionHeartbeat, proofInterval: proofInterval)
         let cache = StatusCache(registry: config.registry.hostAndPort)
         let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
         // The endpoint (the kubelet's probes, node-agent status) and, apart, /metrics for

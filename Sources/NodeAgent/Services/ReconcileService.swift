@@ -11,8 +11,8 @@ import Vocabulary
 /// Keeps the node set up and proven: reconciles at start, then when the CA changes (a Secret
 /// volume swaps its `..data` link; a selected ClusterTrustBundle changes, appears or goes), when
 /// systemd-resolved restarts (a new owner of its bus name), and every interval (drift of the
-/// agent's files and link, and fresh probes), with jitter, and sooner with backoff while the
-/// node is not ready. The decisions are AgentCore's `Reconciler`'s; this is their I/O.
+/// agent's files and link, and fresh probes: light ones between full network proofs, every
+/// --proof-interval), with jitter, and sooner with backoff while the node is not ready. The decisions are AgentCore's `Reconciler`'s; this is their I/O.
 struct ReconcileService {
     let options: RunOptions
     /// What the last reconcile found, for the health endpoint.
@@ -43,7 +43,7 @@ struct ReconcileService {
         var reconciler = Reconciler<CAWatch.Reading>(
             .init(
                 interval: options.interval, watchInterval: options.watchInterval, heartbeat: options.conditionHeartbeat,
-                publishes: api != nil))
+                publishes: api != nil, proofInterval: options.proofInterval))
         /// The runtime's paths the last reconcile's report named (Report.watchedPaths).
         var watched: [String] = []
         repeat {
@@ -65,10 +65,12 @@ struct ReconcileService {
         reconciler: inout Reconciler<CAWatch.Reading>
     ) -> [Reconciler<CAWatch.Reading>.Action] {
         switch action {
-        case .reconcile:
+        case .reconcile(_, let proof):
             let outcome = Result {
                 let config = try NodeConfig(options.node.settings, ca: try ca.input(), dryRun: false)
-                return try options.change.bootstrap(config).run()
+                var bootstrap = try options.change.bootstrap(config)
+                if case .light(let address) = proof { bootstrap.lightAt = address }
+                return try bootstrap.run()
             }
             if case .success(let report) = outcome { watched = report.watchedPaths }
             return reconciler.next(.reconciled(outcome), now: clock.now())

@@ -37,15 +37,18 @@ let package = Package(
         .target(name: "TrustStore", dependencies: ["Vocabulary", "HostSystem", "COpenSSL"]),
         // sd-bus and its clients: resolve1 (systemd-resolved), systemd1 (units, runtime restarts).
         .target(name: "SystemBus", dependencies: ["Vocabulary", "HostSystem", "CSystemd"]),
-        .target(name: "ResolvedConfig", dependencies: ["Vocabulary", "HostSystem", "SystemBus", "Probes"]),
+        .target(name: "ResolvedConfig", dependencies: ["Vocabulary", "HostSystem", "SystemBus", "Transport"]),
         // HTTP/1.x heads as they travel: the one head parser, under the probes' client (responses)
         // and the health endpoint (requests); pure and fuzzed.
         .target(name: "HTTPWire", dependencies: ["Vocabulary"]),
         // What node-agent-cri and the agent say across its pipe: one type per message, both sides.
         .target(name: "CRIWire", dependencies: ["Vocabulary"]),
-        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "CRIWire", "COpenSSL"]),
+        // The wire the checks and the API client speak: sockets, the bounded HTTP/1.1 client, DNS
+        // over UDP/TCP, TLS (OpenSSL) verified against a given trust, the host's resolver.
+        .target(name: "Transport", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "COpenSSL"]),
+        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Transport", "CRIWire", "COpenSSL"]),
         // The Kubernetes API client and the node's condition and startup taint.
-        .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "Probes"]),
+        .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "Transport"]),
         // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
         // the few protobuf messages are encoded by hand.
         .target(
@@ -58,12 +61,15 @@ let package = Package(
         ),
         // The job: gather facts, plan(facts, desired) purely, apply, probe, report; bootstrap,
         // uninstall, the DNS mode choice, the readiness rule.
-        .target(name: "AgentCore", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes"]),
+        .target(
+            name: "AgentCore",
+            dependencies: ["Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Transport"]),
         // The executable: commands, the health endpoint, the run loop.
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Kubernetes",
+                "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Transport",
+                "Kubernetes",
                 "CSystemd", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -81,7 +87,8 @@ let package = Package(
         ),
         // The parsers of untrusted input behind one libFuzzer entry point (scripts/fuzz).
         .executableTarget(
-            name: "FuzzParsers", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "Probes"]),
+            name: "FuzzParsers",
+            dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "Probes", "Transport"]),
 
         // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.
         .target(name: "TestSupport", dependencies: ["Vocabulary", "HostSystem"], path: "Tests/TestSupport"),
@@ -89,19 +96,27 @@ let package = Package(
         .testTarget(name: "HostSystemTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(
-            name: "ResolvedConfigTests", dependencies: ["ResolvedConfig", "SystemBus", "Probes", "Vocabulary", "HostSystem", "TestSupport"]),
+            name: "ResolvedConfigTests",
+            dependencies: ["ResolvedConfig", "SystemBus", "Probes", "Transport", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire", "Vocabulary", "HostSystem"]),
         .testTarget(
             name: "ProbesTests",
-            dependencies: ["Probes", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "CRIWire", "TestSupport", "COpenSSL"]),
+            dependencies: [
+                "Probes", "Transport", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "CRIWire", "TestSupport", "COpenSSL",
+            ]),
+        .testTarget(
+            name: "TransportTests",
+            dependencies: ["Transport", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "TestSupport", "COpenSSL"]),
         .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(
             name: "AgentCoreTests",
-            dependencies: ["AgentCore", "ResolvedConfig", "SystemBus", "Probes", "TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
+            dependencies: [
+                "AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Transport", "TrustStore", "Vocabulary", "HostSystem", "TestSupport",
+            ]),
         .testTarget(
             name: "NodeAgentTests",
             dependencies: [
-                "NodeAgent", "AgentCore", "Kubernetes", "Vocabulary", "HostSystem", "TestSupport",
+                "NodeAgent", "AgentCore", "Kubernetes", "Probes", "Transport", "Vocabulary", "HostSystem", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "CRIWireTests", dependencies: ["CRIWire"]),

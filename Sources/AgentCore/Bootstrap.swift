@@ -4,6 +4,7 @@ import HostSystem
 import Probes
 import ResolvedConfig
 import SystemBus
+import Transport
 import TrustStore
 import Vocabulary
 

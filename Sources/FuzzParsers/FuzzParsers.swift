@@ -3,6 +3,7 @@ import HTTPWire
 import HostSystem
 import Probes
 import ResolvedConfig
+import Transport
 import TrustStore
 import Vocabulary
 

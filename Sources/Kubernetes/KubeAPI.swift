@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
-import Probes
+import Transport
 import Vocabulary
 
 /// Where and how to reach the Kubernetes API: in a pod, the service account's token and CA

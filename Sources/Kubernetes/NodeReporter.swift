@@ -1,7 +1,6 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
-import Probes
 import Vocabulary
 
 /// Publishes "can this node pull from the registry" as a node condition, the way

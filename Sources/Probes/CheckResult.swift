@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Transport
 import Vocabulary
 
 /// The result of one check: outcome, a reason a person can act on, timings per phase, details.
@@ -20,10 +21,7 @@ public struct CheckResult: Codable, Sendable, Equatable {
     /// Masked as `reason` is.
     public var details: [String: String] { didSet { details = details.mapValues(Redaction.text) } }
 
-    public struct Phase: Codable, Sendable, Equatable {
-        public var name: String
-        public var seconds: Double
-    }
+    public typealias Phase = TimedPhase
 
     public init(
         name: String, outcome: Outcome, reason: String, durationSeconds: Double = 0,
@@ -42,21 +40,4 @@ public struct CheckResult: Codable, Sendable, Equatable {
         case durationSeconds = "duration_seconds"
         case phases, details
     }
-}
-
-/// Measures phases of a check with a monotonic clock.
-public struct Stopwatch {
-    private let start = monotonicNanoseconds()
-    private var last: UInt64
-    public private(set) var phases: [CheckResult.Phase] = []
-
-    public init() { last = start }
-
-    public mutating func lap(_ name: String) {
-        let now = monotonicNanoseconds()
-        phases.append(.init(name: name, seconds: Double(now - last) / 1e9))
-        last = now
-    }
-
-    public var elapsed: Double { Double(monotonicNanoseconds() - start) / 1e9 }
 }

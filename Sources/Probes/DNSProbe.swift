@@ -1,4 +1,5 @@
 import HostSystem
+import Transport
 import Vocabulary
 
 /// The two DNS checks: the cluster DNS asked directly, and the host's own resolution path.

@@ -1,4 +1,5 @@
 import HostSystem
+import Transport
 import Vocabulary
 
 /// The registry's name: the cluster DNS's answer, the node's own lookup (as the runtime makes

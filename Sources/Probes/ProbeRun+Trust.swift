@@ -1,4 +1,5 @@
 import HostSystem
+import Transport
 import TrustStore
 import Vocabulary
 

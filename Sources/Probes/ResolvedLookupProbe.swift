@@ -1,4 +1,5 @@
 import HostSystem
+import Transport
 import Vocabulary
 
 /// Asks systemd-resolved itself (`ResolveHostname` over D-Bus), as its own clients are answered:

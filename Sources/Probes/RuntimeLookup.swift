@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HTTPWire
 import HostSystem
+import Transport
 import Vocabulary
 
 /// The registry's name resolved the way the node's containerd resolves it. Go decides per name

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HTTPWire
 import HostSystem
+import Transport
 import Vocabulary
 
 /// Whether the runtime's pulls of the registry go through an HTTPS proxy (Go's

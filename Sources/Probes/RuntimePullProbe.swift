@@ -1,5 +1,6 @@
 import CRIWire
 import HostSystem
+import Transport
 import Vocabulary
 
 /// The runtime's own word: the node's container runtime, asked over its CRI socket to pull as

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import HostSystem
+import Transport
 import TrustStore
 import Vocabulary
 

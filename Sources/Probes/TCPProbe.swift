@@ -1,4 +1,5 @@
 import HostSystem
+import Transport
 import Vocabulary
 
 #if canImport(Glibc)

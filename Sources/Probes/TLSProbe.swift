@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Transport
 import TrustStore
 import Vocabulary
 

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import HostSystem
-import Probes
 import SystemBus
+import Transport
 import Vocabulary
 
 /// What the cluster domain's route should be: the mode asked for and what it routes.

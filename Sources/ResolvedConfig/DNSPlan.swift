@@ -1,5 +1,4 @@
 import HostSystem
-import Probes
 import Vocabulary
 
 /// What routing the cluster domain takes on this node: the mode, why, and every change. Computed

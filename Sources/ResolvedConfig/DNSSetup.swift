@@ -1,7 +1,6 @@
 import FoundationEssentials
 import Glibc
 import HostSystem
-import Probes
 import SystemBus
 import Vocabulary
 

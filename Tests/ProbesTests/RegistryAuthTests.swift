@@ -6,6 +6,7 @@ import Vocabulary
 import XCTest
 
 @testable import Probes
+@testable import Transport
 
 final class RegistryAuthTests: XCTestCase {
     let registry = try! RegistryAddress("registry-service.openfaas.svc.cluster.local:443")

@@ -4,6 +4,7 @@ import Vocabulary
 import XCTest
 
 @testable import Probes
+@testable import Transport
 
 /// Go's choice between its own resolver and the C library's (net/conf.go, 1.19 to 1.24), and
 /// Go's proxy rule (ProxyFromEnvironment), as the agent predicts them for the node's containerd.

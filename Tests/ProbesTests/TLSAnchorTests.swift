@@ -6,6 +6,7 @@ import Vocabulary
 import XCTest
 
 @testable import Probes
+@testable import Transport
 
 /// Go's `crypto/x509` (containerd's verifier) treats every certificate of its pool as an anchor;
 /// OpenSSL by default wants the chain to reach a self-signed root. A registry whose leaf is signed

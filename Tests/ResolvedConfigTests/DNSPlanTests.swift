@@ -3,6 +3,7 @@ import Probes
 import ResolvedConfig
 import SystemBus
 import TestSupport
+import Transport
 import Vocabulary
 import XCTest
 

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import Probes
+import Transport
 import Vocabulary
 
 /// The health endpoint of a running agent, as `node-agent status` reads it: a URL

@@ -73,7 +73,7 @@ public struct DNSClient: Sendable {
         return a
     }
 
-    enum Exchange {
+    package enum Exchange {
         case success(DNSMessage.Response)
         case failure(DNSAnswer)
     }
@@ -113,7 +113,7 @@ public struct DNSClient: Sendable {
         }
     }
 
-    static func answer(for error: SocketError) -> DNSAnswer {
+    package static func answer(for error: SocketError) -> DNSAnswer {
         error.isTimeout ? .timeout : error.isRefused ? .unreachable : .failure(error.description)
     }
 }

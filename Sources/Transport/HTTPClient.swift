@@ -8,25 +8,25 @@ import Vocabulary
 #endif
 
 /// An HTTP/1.1 response, head and (bounded) body.
-struct HTTPResponse {
-    var status: Int
-    var headers: [(String, String)]
-    var body: [UInt8]
+package struct HTTPResponse {
+    package var status: Int
+    package var headers: [(String, String)]
+    package var body: [UInt8]
 
-    func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
+    package func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
 }
 
 /// A URL of the parts this agent needs: scheme, host, port, path with query.
-struct SimpleURL: Equatable {
-    var tls: Bool
+package struct SimpleURL: Equatable {
+    package var tls: Bool
     /// The host alone (SNI, the name check): an IPv6 address without brackets.
-    var host: String
+    package var host: String
     /// The host as a URL and the Host header write it: an IPv6 address in brackets.
-    var hostForURL: String
-    var port: UInt16
-    var pathAndQuery: String
+    package var hostForURL: String
+    package var port: UInt16
+    package var pathAndQuery: String
 
-    init?(_ text: String) {
+    package init?(_ text: String) {
         let lower = text.lowercased()
         let rest: Substring
         if lower.hasPrefix("https://") {
@@ -57,36 +57,36 @@ struct SimpleURL: Equatable {
 /// of a client's requests share one deadline (its check's budget), so a server that drips a
 /// byte at a time holds it no longer than that. Over TLS it verifies like `TLSProbe` and refuses
 /// to talk when that fails.
-struct HTTPClient {
-    static let maximumHeaderBytes = HTTPResponseHead.maximumBytes
+package struct HTTPClient {
+    package static let maximumHeaderBytes = HTTPResponseHead.maximumBytes
     /// The registry's and token service's answers the probes read are small JSON documents.
-    static let defaultMaximumBodyBytes = 64 * 1024
+    package static let defaultMaximumBodyBytes = 64 * 1024
 
-    var timeoutMilliseconds: Int32
+    package var timeoutMilliseconds: Int32
     /// The largest body taken; a larger one is an error, never a truncated body.
-    var maximumBodyBytes: Int
+    package var maximumBodyBytes: Int
     /// When every request of this client must be over (monotonic milliseconds).
-    let deadline: UInt64
+    package let deadline: UInt64
 
-    init(timeoutMilliseconds: Int32, maximumBodyBytes: Int = Self.defaultMaximumBodyBytes) {
+    package init(timeoutMilliseconds: Int32, maximumBodyBytes: Int = Self.defaultMaximumBodyBytes) {
         self.timeoutMilliseconds = timeoutMilliseconds
         self.maximumBodyBytes = maximumBodyBytes
         deadline = nowMilliseconds() + UInt64(max(0, timeoutMilliseconds))
     }
 
-    struct VerifyFailed: Error, CustomStringConvertible {
-        var code: Int
-        var description: String { "TLS verification failed: \(TLSConnection.verifyText(code))" }
+    package struct VerifyFailed: Error, CustomStringConvertible {
+        package var code: Int
+        package var description: String { "TLS verification failed: \(TLSConnection.verifyText(code))" }
     }
 
-    func get(
+    package func get(
         _ url: SimpleURL, address: IPAddress, trust trustSource: TrustSource?, headers: [(String, String)] = [],
         watch: inout Stopwatch
     ) throws -> HTTPResponse {
         try send("GET", url, address: address, trust: trustSource, headers: headers, body: [], watch: &watch)
     }
 
-    func send(
+    package func send(
         _ method: String, _ url: SimpleURL, address: IPAddress, trust trustSource: TrustSource?, headers: [(String, String)] = [],
         body: [UInt8], watch: inout Stopwatch
     ) throws -> HTTPResponse {
@@ -144,7 +144,7 @@ struct HTTPClient {
 
     /// Decodes a chunked body (as much of it as arrived, until the first error); extensions and
     /// trailers are ignored.
-    static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
+    package static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
         var decoder = HTTPBodyDecoder(framing: .chunked, limit: defaultMaximumBodyBytes)
         _ = try? decoder.take(bytes[...])
         return decoder.body

@@ -62,7 +62,7 @@ public enum DNSMessage {
         return Response(id: id, rcode: UInt8(flags & 0x000f), truncated: flags & 0x0200 != 0, addresses: addresses)
     }
 
-    struct Reader {
+    package struct Reader {
         let bytes: [UInt8]
         var offset = 0
 

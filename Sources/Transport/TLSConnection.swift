@@ -26,10 +26,10 @@ public enum TrustSource: Sendable {
 /// indexed, not decoded (`TrustIndex`): a handshake decodes only the roots that the peer chain's
 /// names lead to, which are the only ones OpenSSL's own lookup would consider, so the verify code
 /// and chain are those of the whole file loaded (a test compares the two).
-final class TLSTrust {
-    let context: OpaquePointer
+package final class TLSTrust {
+    package let context: OpaquePointer
     /// Every trusted certificate ends a chain (Go's rule; a pool's).
-    let anyTrustedIsAnAnchor: Bool
+    package let anyTrustedIsAnAnchor: Bool
     /// nil when the context holds the whole file.
     private let index: TrustIndex?
     private let lock = PlainLock()
@@ -39,10 +39,10 @@ final class TLSTrust {
     private var decoded = 0
 
     /// Roots decoded by the last verification (tests: a few, never the whole bundle).
-    var lastDecoded: Int { lock.withLock { decoded } }
+    package var lastDecoded: Int { lock.withLock { decoded } }
 
     /// `indexed: false` loads the whole file up front (what the index must agree with; tests).
-    init(trustFile: String, indexed: Bool = true) throws {
+    package init(trustFile: String, indexed: Bool = true) throws {
         anyTrustedIsAnAnchor = false
         let ctx = try Self.clientContext()
         // The bundle is a path on this machine (already under the host root): read with the
@@ -62,7 +62,7 @@ final class TLSTrust {
 
     /// A context trusting exactly `pool`'s certificates, each an anchor. An empty pool trusts
     /// nothing (every verification fails: unable to get the local issuer).
-    init(pool: GoTrustPool) throws {
+    package init(pool: GoTrustPool) throws {
         anyTrustedIsAnAnchor = true
         context = try Self.clientContext()
         index = TrustIndex(ders: pool.certificates)
@@ -146,7 +146,7 @@ final class TLSTrust {
     }
 
     /// A name as DER (i2d_X509_NAME).
-    static func der(_ name: OpaquePointer?) -> [UInt8] {
+    package static func der(_ name: OpaquePointer?) -> [UInt8] {
         var out: UnsafeMutablePointer<UInt8>?
         let length = i2d_X509_NAME(name, &out)
         guard length > 0, let out else { return [] }
@@ -161,7 +161,7 @@ final class TLSTrust {
 
     /// The trust for `trustFile`, loaded again only when the file changed (its identity, size or
     /// modification time): `run` probes every minute, and a node's bundle rarely changes.
-    static func cached(_ source: TrustSource) throws -> TLSTrust {
+    package static func cached(_ source: TrustSource) throws -> TLSTrust {
         switch source {
         case .file(let path): return try cached(path)
         case .pool(let pool):
@@ -177,7 +177,7 @@ final class TLSTrust {
         }
     }
 
-    static func cached(_ trustFile: String) throws -> TLSTrust {
+    package static func cached(_ trustFile: String) throws -> TLSTrust {
         guard let key = fileVersion(trustFile) else { return try TLSTrust(trustFile: trustFile) }
         return try cacheLock.withLock {
             if let (k, trust) = cache[trustFile], k == key { return trust }
@@ -191,10 +191,10 @@ final class TLSTrust {
     nonisolated(unsafe) private static var cache: [String: ([UInt64], TLSTrust)] = [:]
 }
 
-final class TLSConnection {
-    let socket: Socket
-    let trust: TLSTrust
-    let ssl: OpaquePointer
+package final class TLSConnection {
+    package let socket: Socket
+    package let trust: TLSTrust
+    package let ssl: OpaquePointer
 
     /// `checkTime`: verify validity periods at that time instead of now (OpenSSL's
     /// X509_VERIFY_PARAM_set_time, which the verify callback's copy of the parameters keeps),
@@ -203,7 +203,7 @@ final class TLSConnection {
     /// as in Go's `crypto/x509` (and so containerd), where a pool certificate is an anchor whether
     /// or not it is self-signed: an intermediate given as the CA verifies (OpenSSL's
     /// X509_V_FLAG_PARTIAL_CHAIN; without it OpenSSL wants the chain up to a root, code 2).
-    init(socket: Socket, trust: TLSTrust, serverName: String, serverIsIP: Bool, checkTime: Date? = nil) throws {
+    package init(socket: Socket, trust: TLSTrust, serverName: String, serverIsIP: Bool, checkTime: Date? = nil) throws {
         self.socket = socket
         self.trust = trust
         guard let s = SSL_new(trust.context) else { throw AgentError(.io, "OpenSSL: cannot create a TLS session") }
@@ -218,20 +218,20 @@ final class TLSConnection {
 
     deinit { SSL_free(ssl) }
 
-    func handshake() throws {
+    package func handshake() throws {
         try retrying("TLS handshake") { SSL_connect(ssl) }
     }
 
-    var verifyCode: Int { SSL_get_verify_result(ssl) }
+    package var verifyCode: Int { SSL_get_verify_result(ssl) }
 
-    static func verifyText(_ code: Int) -> String {
+    package static func verifyText(_ code: Int) -> String {
         X509_verify_cert_error_string(code).map { String(cString: $0) } ?? "code \(code)"
     }
 
-    var peerChain: [Certificate] { certificates(SSL_get_peer_cert_chain(ssl)) }
-    var verifiedChain: [Certificate] { certificates(SSL_get0_verified_chain(ssl)) }
+    package var peerChain: [Certificate] { certificates(SSL_get_peer_cert_chain(ssl)) }
+    package var verifiedChain: [Certificate] { certificates(SSL_get0_verified_chain(ssl)) }
 
-    func write(_ bytes: [UInt8]) throws {
+    package func write(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = try retrying("TLS write") {
@@ -242,7 +242,7 @@ final class TLSConnection {
     }
 
     /// Reads up to `max` bytes; empty at the end of the stream.
-    func read(max: Int) throws -> [UInt8] {
+    package func read(max: Int) throws -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: max)
         do {
             let n = try retrying("TLS read") { buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) } }

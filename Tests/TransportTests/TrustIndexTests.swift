@@ -5,7 +5,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-@testable import Probes
+@testable import Transport
 
 /// The bundle index reads each certificate's names as OpenSSL does, and a handshake verified with
 /// the roots it picks gets the same code and chain as one verified with the whole file loaded.

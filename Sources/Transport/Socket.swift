@@ -16,9 +16,9 @@ public struct SocketError: Error, CustomStringConvertible {
 }
 
 /// A connected socket with a deadline on every read and write; closed with its owner.
-final class Socket {
-    let fd: Int32
-    let deadline: UInt64
+package final class Socket {
+    package let fd: Int32
+    package let deadline: UInt64
 
     private init(fd: Int32, deadline: UInt64) {
         self.fd = fd
@@ -27,7 +27,7 @@ final class Socket {
 
     deinit { close(fd) }
 
-    static func connect(to address: IPAddress, port: UInt16, type: Int32, timeoutMilliseconds: Int32) throws -> Socket {
+    package static func connect(to address: IPAddress, port: UInt16, type: Int32, timeoutMilliseconds: Int32) throws -> Socket {
         let family = address.family == .v4 ? AF_INET : AF_INET6
         let fd = socket(family, type | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SocketError(code: errno, what: "socket") }
@@ -51,7 +51,7 @@ final class Socket {
         return s
     }
 
-    func wait(events: Int16, what: String) throws {
+    package func wait(events: Int16, what: String) throws {
         guard nowMilliseconds() < deadline else { throw SocketError(code: ETIMEDOUT, what: what) }
         var fds = [pollfd(fd: fd, events: events, revents: 0)]
         let r = Syscall.poll(&fds, until: deadline * 1_000_000)
@@ -59,7 +59,7 @@ final class Socket {
         if r == 0 { throw SocketError(code: ETIMEDOUT, what: what) }
     }
 
-    func writeAll(_ bytes: [UInt8]) throws {
+    package func writeAll(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
@@ -75,7 +75,7 @@ final class Socket {
     }
 
     /// Reads what is there (at least one byte, at most `max`); an empty result means end of stream.
-    func readSome(max: Int) throws -> [UInt8] {
+    package func readSome(max: Int) throws -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: max)
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
@@ -90,7 +90,7 @@ final class Socket {
         }
     }
 
-    func readExactly(_ count: Int) throws -> [UInt8] {
+    package func readExactly(_ count: Int) throws -> [UInt8] {
         var out: [UInt8] = []
         while out.count < count {
             let chunk = try readSome(max: count - out.count)
@@ -101,6 +101,6 @@ final class Socket {
     }
 }
 
-func nowMilliseconds() -> UInt64 {
+package func nowMilliseconds() -> UInt64 {
     monotonicNanoseconds() / 1_000_000
 }

@@ -4,7 +4,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-@testable import Probes
+@testable import Transport
 
 final class DNSMessageTests: XCTestCase {
     func testQueryEncoding() throws {

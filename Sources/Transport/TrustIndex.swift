@@ -98,7 +98,7 @@ public struct TrustIndex: Sendable {
     private static let end = Array("-----END CERTIFICATE-----".utf8)
 
     /// Strict base64 (RFC 4648 alphabet, `=` padding, blanks ignored); nil for anything else.
-    static func base64Decode(_ text: [UInt8]) -> [UInt8]? {
+    package static func base64Decode(_ text: [UInt8]) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(text.count * 3 / 4)
         var accumulator: UInt32 = 0
@@ -132,7 +132,7 @@ public struct TrustIndex: Sendable {
     /// The subject and issuer of a DER certificate (RFC 5280: Certificate ::= SEQUENCE {
     /// tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer, validity,
     /// subject, ... } ... }), each as its whole TLV; nil when the bytes do not have that shape.
-    static func names(_ der: [UInt8]) -> (subject: ArraySlice<UInt8>, issuer: ArraySlice<UInt8>)? {
+    package static func names(_ der: [UInt8]) -> (subject: ArraySlice<UInt8>, issuer: ArraySlice<UInt8>)? {
         guard let certificate = tlv(der[...]), certificate.tag == 0x30, certificate.rest.isEmpty,
             let tbs = tlv(certificate.value), tbs.tag == 0x30
         else { return nil }
@@ -150,7 +150,7 @@ public struct TrustIndex: Sendable {
     }
 
     /// One DER element: its tag, its value and what follows it (single-byte tags, definite lengths).
-    static func tlv(_ bytes: ArraySlice<UInt8>) -> (tag: UInt8, value: ArraySlice<UInt8>, rest: ArraySlice<UInt8>)? {
+    package static func tlv(_ bytes: ArraySlice<UInt8>) -> (tag: UInt8, value: ArraySlice<UInt8>, rest: ArraySlice<UInt8>)? {
         var i = bytes.startIndex
         guard bytes.count >= 2 else { return nil }
         let tag = bytes[i]

@@ -56,7 +56,7 @@ public struct HostResolver: Sendable {
     }
 
     /// /etc/hosts (`hosts`, empty to skip it) then DNS, per candidate name.
-    func resolveDNS(_ name: DomainName, hosts: String) throws -> Resolution {
+    package func resolveDNS(_ name: DomainName, hosts: String) throws -> Resolution {
         guard let text = try files.readString(try HostPath("/etc/resolv.conf"), limit: 1 << 20) else {
             let found = hostsEntries(hosts, name: name)
             if !found.isEmpty { return Resolution(answer: .addresses(found), source: "/etc/hosts", asked: [], name: name.name) }
@@ -85,7 +85,7 @@ public struct HostResolver: Sendable {
         return Resolution(answer: last, source: asked.last ?? "", asked: asked, name: name.name)
     }
 
-    func hostsEntries(_ text: String, name: DomainName) -> [IPAddress] {
+    package func hostsEntries(_ text: String, name: DomainName) -> [IPAddress] {
         var out: [IPAddress] = []
         for rawLine in text.split(separator: "\n") {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""

@@ -3,7 +3,7 @@ import HostSystem
 import Vocabulary
 import XCTest
 
-@testable import Probes
+@testable import Transport
 
 /// The agent's HTTP client against a server double on loopback that answers every request with
 /// the same bytes: what a broken or hostile registry, token service or API server can send.

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import XCTest
 
-@testable import Probes
+@testable import Transport
 
 /// The loaded trust is reused while its file is unchanged, and loaded again once it changes.
 final class TLSTrustTests: XCTestCase {

@@ -34,7 +34,11 @@ let package = Package(
         .target(name: "Vocabulary"),
         // The only module that touches the host: its files, its tools, /proc.
         .target(name: "HostSystem", dependencies: ["Vocabulary", "CLinux"]),
-        .target(name: "TrustStore", dependencies: ["Vocabulary", "HostSystem", "COpenSSL"]),
+        // containerd as it runs on the node: which process is the node's (RunningContainerd), its
+        // config (TOML, imports), certs.d and the hosts it selects, k3s/RKE2, its Go build; the
+        // model the trust side writes to and the checks ask.
+        .target(name: "Containerd", dependencies: ["Vocabulary", "HostSystem"]),
+        .target(name: "TrustStore", dependencies: ["Vocabulary", "HostSystem", "Containerd", "COpenSSL"]),
         // sd-bus and its clients: resolve1 (systemd-resolved), systemd1 (units, runtime restarts).
         .target(name: "SystemBus", dependencies: ["Vocabulary", "HostSystem", "CSystemd"]),
         .target(name: "ResolvedConfig", dependencies: ["Vocabulary", "HostSystem", "SystemBus", "Transport"]),
@@ -46,7 +50,7 @@ let package = Package(
         // The wire the checks and the API client speak: sockets, the bounded HTTP/1.1 client, DNS
         // over UDP/TCP, TLS (OpenSSL) verified against a given trust, the host's resolver.
         .target(name: "Transport", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "COpenSSL"]),
-        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Transport", "CRIWire", "COpenSSL"]),
+        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "Transport", "CRIWire", "COpenSSL"]),
         // The Kubernetes API client and the node's condition and startup taint.
         .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "Transport"]),
         // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
@@ -63,12 +67,12 @@ let package = Package(
         // uninstall, the DNS mode choice, the readiness rule.
         .target(
             name: "AgentCore",
-            dependencies: ["Vocabulary", "HostSystem", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Transport"]),
+            dependencies: ["Vocabulary", "HostSystem", "TrustStore", "Containerd", "ResolvedConfig", "SystemBus", "Probes", "Transport"]),
         // The executable: commands, the health endpoint, the run loop.
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "SystemBus", "Probes", "Transport",
+                "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "ResolvedConfig", "SystemBus", "Probes", "Transport",
                 "Kubernetes",
                 "CSystemd", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -88,13 +92,14 @@ let package = Package(
         // The parsers of untrusted input behind one libFuzzer entry point (scripts/fuzz).
         .executableTarget(
             name: "FuzzParsers",
-            dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "ResolvedConfig", "Probes", "Transport"]),
+            dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "ResolvedConfig", "Probes", "Transport"]),
 
         // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.
         .target(name: "TestSupport", dependencies: ["Vocabulary", "HostSystem"], path: "Tests/TestSupport"),
         .testTarget(name: "VocabularyTests", dependencies: ["Vocabulary", "TestSupport"]),
         .testTarget(name: "HostSystemTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport"]),
-        .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
+        .testTarget(name: "ContainerdTests", dependencies: ["Containerd", "TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),
+        .testTarget(name: "TrustStoreTests", dependencies: ["TrustStore", "Containerd", "Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(
             name: "ResolvedConfigTests",
             dependencies: ["ResolvedConfig", "SystemBus", "Probes", "Transport", "Vocabulary", "HostSystem", "TestSupport"]),
@@ -102,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "ProbesTests",
             dependencies: [
-                "Probes", "Transport", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "CRIWire", "TestSupport", "COpenSSL",
+                "Probes", "Transport", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "Containerd", "CRIWire", "TestSupport", "COpenSSL",
             ]),
         .testTarget(
             name: "TransportTests",
@@ -111,18 +116,18 @@ let package = Package(
         .testTarget(
             name: "AgentCoreTests",
             dependencies: [
-                "AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Transport", "TrustStore", "Vocabulary", "HostSystem", "TestSupport",
+                "AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Transport", "TrustStore", "Containerd", "Vocabulary", "HostSystem", "TestSupport",
             ]),
         .testTarget(
             name: "NodeAgentTests",
             dependencies: [
-                "NodeAgent", "AgentCore", "Kubernetes", "Probes", "Transport", "Vocabulary", "HostSystem", "TestSupport",
+                "NodeAgent", "AgentCore", "Kubernetes", "Probes", "Transport", "Containerd", "Vocabulary", "HostSystem", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "CRIWireTests", dependencies: ["CRIWire"]),
         // Runs the built `node-agent` against the sandbox node (Tests/nodes/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient", "CRIWire"]),
         .testTarget(
-            name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "TestSupport", "CRIClient", "CRIWire"]),
+            name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "Containerd", "TestSupport", "CRIClient", "CRIWire"]),
     ]
 )

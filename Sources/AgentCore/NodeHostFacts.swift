@@ -1,7 +1,7 @@
+import Containerd
 import HostSystem
 import Probes
 import ResolvedConfig
-import TrustStore
 
 /// What the node says of itself that its settings need, read once per `NodeConfig` (once per
 /// reconcile): the runtimes' processes, the containerd that serves it, and kubelet's DNS

@@ -1,4 +1,5 @@
 import CRIWire
+import Containerd
 import FoundationEssentials
 import Glibc
 import HostSystem

@@ -2,7 +2,6 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import Transport
-import TrustStore
 import Vocabulary
 
 /// Credentials for one registry, from a Docker `config.json` (the file a pull secret holds).

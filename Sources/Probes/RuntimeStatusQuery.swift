@@ -1,7 +1,7 @@
 import CRIWire
+import Containerd
 import FoundationEssentials
 import HostSystem
-import TrustStore
 import Vocabulary
 
 /// The node's runtime asked for its own word through `node-agent-cri status` (CRI `Version`, and

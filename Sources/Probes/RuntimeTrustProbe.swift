@@ -1,3 +1,4 @@
+import Containerd
 import FoundationEssentials
 import HostSystem
 import Transport

@@ -6,6 +6,7 @@ import Vocabulary
 import XCTest
 
 @testable import AgentCore
+@testable import Containerd
 @testable import Probes
 @testable import TrustStore
 

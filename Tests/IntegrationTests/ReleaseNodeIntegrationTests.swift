@@ -1,7 +1,7 @@
+import Containerd
 import Foundation
 import HostSystem
 import TestSupport
-import TrustStore
 import Vocabulary
 import XCTest
 

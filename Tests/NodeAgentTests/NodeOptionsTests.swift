@@ -1,9 +1,9 @@
 import AgentCore
+import Containerd
 import Foundation
 import HostSystem
 import Probes
 import TestSupport
-import TrustStore
 import Vocabulary
 import XCTest
 

@@ -1,7 +1,6 @@
 import Foundation
 import HostSystem
 import TestSupport
-import TrustStore
 import Vocabulary
 import XCTest
 

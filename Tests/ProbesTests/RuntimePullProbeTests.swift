@@ -1,6 +1,6 @@
 import CRIWire
+import Containerd
 import HostSystem
-import TrustStore
 import Vocabulary
 import XCTest
 

@@ -1,3 +1,4 @@
+import Containerd
 import Foundation
 import HostSystem
 import TestSupport

@@ -1,3 +1,4 @@
+import Containerd
 import HostSystem
 import TestSupport
 import TrustStore

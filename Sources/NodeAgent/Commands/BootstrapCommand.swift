@@ -4,7 +4,6 @@ import FoundationEssentials
 import Glibc
 import HostSystem
 import ResolvedConfig
-import TrustStore
 import Vocabulary
 
 struct BootstrapCommand: ParsableCommand {

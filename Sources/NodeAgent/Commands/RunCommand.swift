@@ -6,7 +6,6 @@ import HostSystem
 import Kubernetes
 import Logging
 import ResolvedConfig
-import TrustStore
 import Vocabulary
 
 /// The options of `run`, validated once at start.

@@ -54,7 +54,7 @@ extension K3sNode {
 
     /// The `:` that ends a mapping key: outside quotes, followed by a blank or the line's end
     /// (host:port keys hold a colon of their own).
-    static func keyEnd(_ line: String) -> String.Index? {
+    package static func keyEnd(_ line: String) -> String.Index? {
         var quote: Character?
         var i = line.startIndex
         while i < line.endIndex {

@@ -1,6 +1,5 @@
 import FoundationEssentials
 import HostSystem
-import TrustStore
 import Vocabulary
 
 /// The node's containerd as it really runs: its process (from the host's /proc: a DaemonSet pod
@@ -65,7 +64,7 @@ public struct ContainerRuntime: Sendable {
         return nil
     }
 
-    static func buildInfo(_ files: HostFiles, _ path: HostPath) -> GoBuildInfo? {
+    package static func buildInfo(_ files: HostFiles, _ path: HostPath) -> GoBuildInfo? {
         try? GoBuildInfo.read { offset, count in try files.readRegion(path, offset: offset, count: count) }
     }
 
@@ -197,7 +196,7 @@ public enum GoHostLookup: Equatable, Sendable {
     }
 
     /// The first resolv.conf keyword or option Go does not know, which sends lookups to cgo.
-    static func unknownResolvConfEntry(_ text: String, goMinor: Int) -> String? {
+    package static func unknownResolvConfEntry(_ text: String, goMinor: Int) -> String? {
         var knownOptions: Set<String> = ["rotate", "single-request", "single-request-reopen", "use-vc", "usevc", "tcp"]
         if goMinor >= 20 { knownOptions.formUnion(["edns0", "trust-ad", "no-reload"]) }
         for line in text.split(separator: "\n") {
@@ -218,7 +217,7 @@ public enum GoHostLookup: Equatable, Sendable {
     }
 
     /// The value of `key` in a GODEBUG list (`a=1,netdns=go`); the last one wins, as in Go.
-    static func godebug(_ value: String?, _ key: String) -> String? {
+    package static func godebug(_ value: String?, _ key: String) -> String? {
         guard let value else { return nil }
         return value.split(separator: ",").compactMap { kv -> String? in
             let p = kv.split(separator: "=", maxSplits: 1)

@@ -35,7 +35,7 @@ public struct GoBuildInfo: Equatable, Sendable {
     /// Whether the binary can call the C library's resolver: built with cgo and without `netgo`.
     public var canUseCgo: Bool { settings["CGO_ENABLED"] == "1" && !tags.contains("netgo") }
 
-    static let magic: [UInt8] = [0xff] + Array(" Go buildinf:".utf8)
+    package static let magic: [UInt8] = [0xff] + Array(" Go buildinf:".utf8)
 
     /// Reads the build information from an ELF file through `read(offset, count)`; nil when the
     /// file is not a 64-bit little-endian ELF Go binary of the 1.18+ layout.
@@ -106,7 +106,7 @@ public struct GoBuildInfo: Equatable, Sendable {
         return GoBuildInfo(goVersion: version, settings: settings, mainModule: mainModule, mainPath: mainPath)
     }
 
-    static func le(_ b: [UInt8], _ at: Int, _ n: Int) -> UInt64 {
+    package static func le(_ b: [UInt8], _ at: Int, _ n: Int) -> UInt64 {
         var v: UInt64 = 0
         for i in (0..<n).reversed() { v = v << 8 | UInt64(b[at + i]) }
         return v

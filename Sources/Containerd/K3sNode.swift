@@ -55,7 +55,7 @@ public struct K3sNode: Sendable, Equatable {
     public var started = true
 
     /// Their binary and their unit, as their install scripts and packages lay them down.
-    func isInstalled(_ files: HostFiles) throws -> Bool {
+    package func isInstalled(_ files: HostFiles) throws -> Bool {
         let name = distribution.rawValue
         let units = distribution == .k3s ? ["k3s", "k3s-agent"] : ["rke2-server", "rke2-agent"]
         let binary = try ["/usr/local/bin/", "/usr/bin/"].contains { try files.exists(try HostPath($0 + name)) }
@@ -152,7 +152,7 @@ public struct K3sNode: Sendable, Equatable {
 
     /// The address `index` (below 16) places after a CIDR's network address (10.43.0.0/16, 10 →
     /// 10.43.0.10); nil when the text is not a CIDR or its range has fewer than 16 addresses.
-    static func indexedAddress(_ cidr: String, _ index: UInt8) -> IPAddress? {
+    package static func indexedAddress(_ cidr: String, _ index: UInt8) -> IPAddress? {
         let parts = cidr.trimmingBlanks().split(separator: "/", omittingEmptySubsequences: false)
         guard index < 16, parts.count == 2, let ip = try? IPAddress(String(parts[0])), let bits = Int(parts[1]), bits >= 0,
             bits <= ip.bytes.count * 8 - 4

@@ -4,6 +4,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
+@testable import Containerd
 @testable import TrustStore
 
 /// "host:port, and host alone for port 443": the one rule for the registry's certs.d folders.

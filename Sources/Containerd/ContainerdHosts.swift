@@ -32,6 +32,17 @@ public struct ContainerdHosts: Sendable, Equatable {
         /// The top level of hosts.toml, or the reference's host: the last one tried.
         public var isServer: Bool
 
+        package init(
+            scheme: String, host: String, capabilities: Set<String>, caFiles: [HostPath]?, skipVerify: Bool?, isServer: Bool
+        ) {
+            self.scheme = scheme
+            self.host = host
+            self.capabilities = capabilities
+            self.caFiles = caFiles
+            self.skipVerify = skipVerify
+            self.isServer = isServer
+        }
+
         /// Whether this host is `registry` itself: the same name and port (the scheme's default
         /// port when none is written).
         public func isEndpoint(of registry: RegistryAddress) -> Bool {
@@ -47,6 +58,12 @@ public struct ContainerdHosts: Sendable, Equatable {
     public var hostsTOML: HostPath?
     /// The hosts in the order containerd tries them; the last is the server.
     public var hosts: [Host]
+
+    package init(folder: HostPath?, hostsTOML: HostPath?, hosts: [Host]) {
+        self.folder = folder
+        self.hostsTOML = hostsTOML
+        self.hosts = hosts
+    }
     /// What a person should know: a hosts.toml that does not decode, a table containerd skips.
     public var notes: [String] = []
     /// Why the runtime refuses every pull from the registry before it connects, if it does.
@@ -99,10 +116,10 @@ public struct ContainerdHosts: Sendable, Equatable {
         return selected
     }
 
-    static let all: Set<String> = ["pull", "resolve", "push"]
+    package static let all: Set<String> = ["pull", "resolve", "push"]
 
     /// containerd's `hostPaths`: `host_port_` (for `host:port`), the host as written, `_default`.
-    static func folderNames(_ host: String) -> [String] {
+    package static func folderNames(_ host: String) -> [String] {
         var names: [String] = []
         if let colon = host.lastIndex(of: ":"), colon > host.startIndex {
             names.append(host[..<colon] + "_" + host[host.index(after: colon)...] + "_")
@@ -111,7 +128,7 @@ public struct ContainerdHosts: Sendable, Equatable {
     }
 
     /// `loadCertFiles`: one host, the reference's, with every `*.crt` of the folder as its CA.
-    static func certFiles(_ files: HostFiles, folder: HostPath) throws -> [Host] {
+    package static func certFiles(_ files: HostFiles, folder: HostPath) throws -> [Host] {
         var cas: [HostPath]?
         for name in try files.list(folder) where name.hasSuffix(".crt") {
             let path = try folder.appending(name)
@@ -120,8 +137,8 @@ public struct ContainerdHosts: Sendable, Equatable {
         return [Host(scheme: "", host: "", capabilities: all, caFiles: cas, skipVerify: nil, isServer: true)]
     }
 
-    struct Invalid: Error, CustomStringConvertible {
-        var description: String
+    package struct Invalid: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// `parseHostsFile`: the `[host."URL"]` tables in the file's order, then the top level.
@@ -148,7 +165,7 @@ public struct ContainerdHosts: Sendable, Equatable {
         return hosts
     }
 
-    static func host(server: String, _ config: TOMLTable, folder: HostPath, isServer: Bool) throws -> Host {
+    package static func host(server: String, _ config: TOMLTable, folder: HostPath, isServer: Bool) throws -> Host {
         var result = Host(scheme: "", host: "", capabilities: all, caFiles: nil, skipVerify: nil, isServer: isServer)
         if !server.isEmpty {
             let url = server.hasPrefix("http") ? server : "https://" + server
@@ -199,7 +216,7 @@ public struct ContainerdHosts: Sendable, Equatable {
 
     /// The names of the `[host."NAME"]` table headers in the order the file writes them
     /// (containerd's `getSortedHosts`; sub-tables such as `[host."NAME".header]` add none).
-    static func hostTablesInOrder(_ headers: [[String]]) -> [String] {
+    package static func hostTablesInOrder(_ headers: [[String]]) -> [String] {
         var names: [String] = []
         for path in headers where path.count >= 2 && path[0] == "host" && names.last != path[1] { names.append(path[1]) }
         return names

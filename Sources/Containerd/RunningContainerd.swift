@@ -72,7 +72,7 @@ public struct RunningContainerd: Sendable, Equatable {
 
     /// Its flags, as containerd's command line (urfave/cli) takes them: `-c X`, `--config X`,
     /// `--config=X`, the same for `-a`/`--address`.
-    static func parse(pid: Int, _ argv: [String]) -> RunningContainerd {
+    package static func parse(pid: Int, _ argv: [String]) -> RunningContainerd {
         var c = RunningContainerd(pid: pid, config: nil, address: nil)
         var i = 1
         while i < argv.count {

@@ -84,7 +84,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// across restarts and `registries.yaml` does not claim the registry; otherwise the folders
     /// are read as they are (k3s's own entry may hold a CA that verifies) and `remedy` gives the
     /// restart and the `registries.yaml` lines.
-    static func k3sConfig(_ k3s: K3sNode, files: HostFiles, registry: RegistryAddress?) throws -> ContainerdRegistryConfig {
+    package static func k3sConfig(_ k3s: K3sNode, files: HostFiles, registry: RegistryAddress?) throws -> ContainerdRegistryConfig {
         let name = k3s.distribution.rawValue
         let generated = k3s.generatedConfig
         let bundle = (try? OSTrustLayout.detect(try OSRelease.read(from: files)).bundle.path) ?? "/etc/ssl/certs/ca-certificates.crt"
@@ -154,7 +154,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     }
 
     /// `github.com/containerd/containerd/v2/cmd/containerd` -> 2, `.../containerd/cmd/containerd` -> 1.
-    static func majorVersion(goPath: String?) -> Int? {
+    package static func majorVersion(goPath: String?) -> Int? {
         let prefix = "github.com/containerd/containerd"
         guard let goPath, goPath.hasPrefix(prefix) else { return nil }
         let next = goPath.dropFirst(prefix.count).split(separator: "/").first ?? ""
@@ -164,7 +164,9 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
 
     /// What `config_path` (nil or empty: unset) gives, with a note naming the file that decided
     /// it when it is not config.toml itself.
-    static func settled(_ configPath: String?, decidedBy: HostPath, main configFile: HostPath = configFile) -> ContainerdRegistryConfig {
+    package static func settled(_ configPath: String?, decidedBy: HostPath, main configFile: HostPath = configFile)
+        -> ContainerdRegistryConfig
+    {
         guard let found = configPath, !found.isEmpty else {
             let how =
                 decidedBy == configFile
@@ -185,7 +187,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// The files of `imports`: paths relative to the config file's folder, a `*`/`?`/`[`
     /// pattern in the last component matched as Go's filepath.Glob does (sorted; a leading dot
     /// matches too), the config file itself skipped.
-    static func expandImports(_ imports: [String], of configFile: HostPath = configFile, files: HostFiles) throws -> [HostPath] {
+    package static func expandImports(_ imports: [String], of configFile: HostPath = configFile, files: HostFiles) throws -> [HostPath] {
         var out: [HostPath] = []
         for item in imports {
             let absolute = item.hasPrefix("/") ? item : configFile.parent.path + "/" + item
@@ -208,7 +210,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
 
     /// What one containerd config file says that matters here: its version, imports, CRI
     /// registry config_path, and whether it configures the CRI plugin at all.
-    struct ConfigFile {
+    package struct ConfigFile {
         var version = 1
         var imports: [String] = []
         var configPath: String?

@@ -1,8 +1,9 @@
+import HostSystem
 import TestSupport
 import Vocabulary
 import XCTest
 
-@testable import HostSystem
+@testable import Containerd
 
 final class GoBuildInfoTests: XCTestCase {
     /// A `.go.buildinfo` section as Go 1.18+ writes it: header, then two length-prefixed strings.

@@ -38,7 +38,7 @@ extension K3sNode {
     }
 
     /// RKE2 unpacks each release into `data/<tag>-<digest>` and links `bin` to the one running.
-    static func rke2Version(_ files: HostFiles, dataDir: String = "/var/lib/rancher/rke2") throws -> Version? {
+    package static func rke2Version(_ files: HostFiles, dataDir: String = "/var/lib/rancher/rke2") throws -> Version? {
         if let target = files.symlinkTarget(try HostPath(dataDir + "/bin")),
             let folder = target.split(separator: "/").dropLast().last, let v = Version(String(folder))
         {
@@ -51,7 +51,7 @@ extension K3sNode {
 
     /// k3s keeps its version only in its binary (`-X …/pkg/version.Version=v1.31.1+k3s1`): the
     /// first `v<n>.<n>.<n>+k3s<n>` in the file. Read once per file version.
-    static func k3sVersion(_ files: HostFiles, dataDir: String = "/var/lib/rancher/k3s") -> Version? {
+    package static func k3sVersion(_ files: HostFiles, dataDir: String = "/var/lib/rancher/k3s") -> Version? {
         for candidate in ["/usr/local/bin/k3s", dataDir + "/data/current/bin/k3s"] {
             guard let path = try? HostPath(candidate), let real = try? files.root.resolve(path),
                 let stamp = fileVersion(real)
@@ -69,9 +69,9 @@ extension K3sNode {
 
     /// Binary path → its file version and the version found in it (k3s's binary is ~70 MB).
     nonisolated(unsafe) static var versionCache: [String: (stamp: [UInt64], version: Version?)] = [:]
-    static let cacheLock = PlainLock()
+    package static let cacheLock = PlainLock()
 
-    static func scanForK3sVersion(_ files: HostFiles, _ path: HostPath) -> Version? {
+    package static func scanForK3sVersion(_ files: HostFiles, _ path: HostPath) -> Version? {
         let marker = Array("+k3s".utf8)
         let chunk = 1 << 20
         var offset = 0

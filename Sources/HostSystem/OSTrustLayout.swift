@@ -18,7 +18,7 @@ public struct OSTrustLayout: Sendable, Equatable {
     public var freshArguments: [String]
     public var bundle: HostPath
 
-    static func path(_ p: String) -> HostPath { try! HostPath(p) }
+    package static func path(_ p: String) -> HostPath { try! HostPath(p) }
 
     public static let debian = OSTrustLayout(
         family: .debian, anchors: path("/usr/local/share/ca-certificates/node-agent"), ownFolder: true,
@@ -38,7 +38,7 @@ public struct OSTrustLayout: Sendable, Equatable {
         freshArguments: [], bundle: path("/var/lib/ca-certificates/ca-bundle.pem"))
 
     /// `os-release` IDs of each family; ID_LIKE is matched against the same lists.
-    static let families: [(ids: [String], layout: OSTrustLayout)] = [
+    package static let families: [(ids: [String], layout: OSTrustLayout)] = [
         (["debian", "ubuntu", "raspbian", "linuxmint", "pop"], debian),
         (["alpine"], alpine),
         (["rhel", "centos", "fedora", "rocky", "almalinux", "amzn", "ol", "azurelinux", "mariner"], rhel),
@@ -46,7 +46,7 @@ public struct OSTrustLayout: Sendable, Equatable {
     ]
 
     /// Systems whose OS trust store cannot be changed from a node agent, and what to do instead.
-    static let immutable: [String: String] = [
+    package static let immutable: [String: String] = [
         "bottlerocket": "Bottlerocket's trust store is set through its API: settings.pki.<name> (apiclient or user data)",
         "talos": "Talos's trust store is set in the machine config: a TrustedRootsConfig document",
         "cos": "Container-Optimized OS keeps / read-only: add the CA through GKE's containerd private CA config",

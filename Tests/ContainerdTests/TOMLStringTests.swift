@@ -4,6 +4,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
+@testable import Containerd
 @testable import TrustStore
 
 /// Strings written into hosts.toml are TOML basic strings, escaped, and read back unchanged.

@@ -8,19 +8,19 @@ public final class TOMLTable: @unchecked Sendable {
     public private(set) var keys: [String] = []
     private var values: [String: TOMLValue] = [:]
     /// Defined by a `[header]` (or created by one's dotted path: implicit until defined).
-    var defined = false
-    var inline = false
-    var byDottedKey = false
+    package var defined = false
+    package var inline = false
+    package var byDottedKey = false
 
     public subscript(key: String) -> TOMLValue? { values[key] }
 
-    func set(_ key: String, _ value: TOMLValue) throws {
+    package func set(_ key: String, _ value: TOMLValue) throws {
         guard values[key] == nil else { throw TOMLError("key \(key) is defined twice") }
         keys.append(key)
         values[key] = value
     }
 
-    func replace(_ key: String, _ value: TOMLValue) { values[key] = value }
+    package func replace(_ key: String, _ value: TOMLValue) { values[key] = value }
 }
 
 public indirect enum TOMLValue: Sendable {
@@ -40,7 +40,7 @@ public indirect enum TOMLValue: Sendable {
 
 public struct TOMLError: Error, CustomStringConvertible, Sendable {
     public var description: String
-    init(_ text: String) { description = text }
+    package init(_ text: String) { description = text }
 }
 
 public struct TOMLDocument: Sendable {
@@ -54,19 +54,19 @@ public struct TOMLDocument: Sendable {
     }
 }
 
-struct TOMLParser {
-    let s: [Unicode.Scalar]
-    var i = 0
-    var line = 1
+package struct TOMLParser {
+    package let s: [Unicode.Scalar]
+    package var i = 0
+    package var line = 1
 
-    init(_ s: [Unicode.Scalar]) { self.s = s }
+    package init(_ s: [Unicode.Scalar]) { self.s = s }
 
-    var peek: Unicode.Scalar? { i < s.count ? s[i] : nil }
-    func peek(_ n: Int) -> Unicode.Scalar? { i + n < s.count ? s[i + n] : nil }
-    func fail(_ what: String) -> TOMLError { TOMLError("line \(line): \(what)") }
+    package var peek: Unicode.Scalar? { i < s.count ? s[i] : nil }
+    package func peek(_ n: Int) -> Unicode.Scalar? { i + n < s.count ? s[i + n] : nil }
+    package func fail(_ what: String) -> TOMLError { TOMLError("line \(line): \(what)") }
 
-    mutating func skipBlanks() { while let c = peek, c == " " || c == "\t" { i += 1 } }
-    mutating func skipComment() throws {
+    package mutating func skipBlanks() { while let c = peek, c == " " || c == "\t" { i += 1 } }
+    package mutating func skipComment() throws {
         guard peek == "#" else { return }
         while let c = peek, c != "\n" {
             if c != "\t" && (c.value < 0x20 || c.value == 0x7F), !(c == "\r" && peek(1) == "\n") {
@@ -76,7 +76,7 @@ struct TOMLParser {
         }
     }
     /// Blanks, an optional comment, then a newline or the end.
-    mutating func endOfLine() throws {
+    package mutating func endOfLine() throws {
         skipBlanks()
         try skipComment()
         if peek == "\r", peek(1) == "\n" { i += 1 }
@@ -86,7 +86,7 @@ struct TOMLParser {
         line += 1
     }
     /// Blanks, newlines and comments (inside arrays, between lines).
-    mutating func skipSpace() throws {
+    package mutating func skipSpace() throws {
         while true {
             skipBlanks()
             try skipComment()
@@ -97,7 +97,7 @@ struct TOMLParser {
         }
     }
 
-    mutating func document() throws -> (TOMLTable, [[String]]) {
+    package mutating func document() throws -> (TOMLTable, [[String]]) {
         let root = TOMLTable()
         root.defined = true
         var current = root
@@ -125,7 +125,7 @@ struct TOMLParser {
     }
 
     /// The table a `[path]` header defines: created, or defined now if only implied so far.
-    mutating func defineTable(_ root: TOMLTable, _ path: [String]) throws -> TOMLTable {
+    package mutating func defineTable(_ root: TOMLTable, _ path: [String]) throws -> TOMLTable {
         let parent = try walk(root, path.dropLast(), creating: true)
         let name = path.last!
         if let existing = parent[name] {
@@ -141,7 +141,7 @@ struct TOMLParser {
         return t
     }
 
-    mutating func appendTable(_ root: TOMLTable, _ path: [String]) throws -> TOMLTable {
+    package mutating func appendTable(_ root: TOMLTable, _ path: [String]) throws -> TOMLTable {
         let parent = try walk(root, path.dropLast(), creating: true)
         let name = path.last!
         let t = TOMLTable()
@@ -157,7 +157,7 @@ struct TOMLParser {
 
     /// The table at `path` under `table` (the last table of an array of tables), creating
     /// implicit ones.
-    mutating func walk(_ table: TOMLTable, _ path: ArraySlice<String>, creating: Bool, dotted: Bool = false) throws -> TOMLTable {
+    package mutating func walk(_ table: TOMLTable, _ path: ArraySlice<String>, creating: Bool, dotted: Bool = false) throws -> TOMLTable {
         var t = table
         for name in path {
             switch t[name] {
@@ -178,7 +178,7 @@ struct TOMLParser {
         return t
     }
 
-    mutating func keyValue(into table: TOMLTable) throws {
+    package mutating func keyValue(into table: TOMLTable) throws {
         let path = try key()
         skipBlanks()
         guard peek == "=" else { throw fail("a key without '='") }
@@ -189,7 +189,7 @@ struct TOMLParser {
         try parent.set(path.last!, v)
     }
 
-    mutating func key() throws -> [String] {
+    package mutating func key() throws -> [String] {
         var parts: [String] = []
         while true {
             skipBlanks()

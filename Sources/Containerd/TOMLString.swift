@@ -1,8 +1,8 @@
 /// TOML strings as the agent writes them into `hosts.toml` (TOMLDocument reads them back).
-enum TOMLString {
+package enum TOMLString {
     /// `text` as a TOML basic string, quotes included: `"` and `\` escaped, and every control
     /// character (U+0000 to U+001F, U+007F) as `\uXXXX`, so that any path reads back unchanged.
-    static func basic(_ text: String) -> String {
+    package static func basic(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -1,7 +1,7 @@
 /// TOML values: arrays, inline tables, and the scalars (integers, floats, booleans and
 /// date-times), as strictly as go-toml reads them.
 extension TOMLParser {
-    mutating func value() throws -> TOMLValue {
+    package mutating func value() throws -> TOMLValue {
         guard let c = peek else { throw fail("a value is missing") }
         switch c {
         case "\"":
@@ -16,7 +16,7 @@ extension TOMLParser {
         }
     }
 
-    mutating func arrayValue() throws -> TOMLValue {
+    package mutating func arrayValue() throws -> TOMLValue {
         i += 1
         var items: [TOMLValue] = []
         while true {
@@ -37,7 +37,7 @@ extension TOMLParser {
         }
     }
 
-    mutating func inlineTable() throws -> TOMLValue {
+    package mutating func inlineTable() throws -> TOMLValue {
         i += 1
         let t = TOMLTable()
         t.defined = true
@@ -62,7 +62,7 @@ extension TOMLParser {
     }
 
     /// Integers, floats, booleans and date-times: a run of their characters, then checked.
-    mutating func scalar() throws -> TOMLValue {
+    package mutating func scalar() throws -> TOMLValue {
         var text = ""
         while let c = peek, c.isASCII, c.properties.isAlphabetic || ("0"..."9").contains(c) || "+-_.:".unicodeScalars.contains(c) {
             text.unicodeScalars.append(c)
@@ -92,7 +92,7 @@ extension TOMLParser {
         throw fail("'\(text)' is not a TOML value")
     }
 
-    static func digits(_ text: Substring, _ allowed: (Unicode.Scalar) -> Bool) -> String? {
+    package static func digits(_ text: Substring, _ allowed: (Unicode.Scalar) -> Bool) -> String? {
         let u = Array(text.unicodeScalars)
         guard let f = u.first, let l = u.last, f != "_", l != "_" else { return nil }
         for k in u.indices where u[k] == "_" && u[k + 1] == "_" { return nil }
@@ -100,7 +100,7 @@ extension TOMLParser {
         return String(text.filter { $0 != "_" })
     }
 
-    static func integer(_ text: String) -> Int64? {
+    package static func integer(_ text: String) -> Int64? {
         for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where text.hasPrefix(prefix) {
             guard let d = digits(text.dropFirst(2), { Int(String($0), radix: radix) != nil }) else { return nil }
             return Int64(d, radix: radix)
@@ -111,7 +111,7 @@ extension TOMLParser {
         return Int64((text.hasPrefix("-") ? "-" : "") + d)
     }
 
-    static func float(_ text: String) -> Double? {
+    package static func float(_ text: String) -> Double? {
         var body = text[...]
         if body.hasPrefix("+") || body.hasPrefix("-") { body = body.dropFirst() }
         let parts = body.split(separator: "e", maxSplits: 1, omittingEmptySubsequences: false).flatMap {
@@ -131,7 +131,7 @@ extension TOMLParser {
     }
 
     /// RFC 3339 dates, times and date-times, loosely: digits in the right places.
-    static func isDateTime(_ text: String) -> Bool {
+    package static func isDateTime(_ text: String) -> Bool {
         let u = Array(text.unicodeScalars)
         func d(_ k: Int) -> Bool { k < u.count && ("0"..."9").contains(u[k]) }
         let isDate = u.count >= 10 && d(0) && d(1) && d(2) && d(3) && u[4] == "-" && d(5) && d(6) && u[7] == "-" && d(8) && d(9)

@@ -4,6 +4,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
+@testable import Containerd
 @testable import TrustStore
 
 /// containerd's folder and host selection, on a host root in a temporary folder. The same

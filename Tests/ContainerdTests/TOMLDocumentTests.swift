@@ -4,7 +4,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
-@testable import TrustStore
+@testable import Containerd
 
 /// The agent's TOML reader against Python's `tomllib` (a TOML 1.0 reader that refuses what the
 /// specification refuses): the same documents accepted, with the same keys and values (floats and

@@ -1,7 +1,7 @@
 /// TOML's four string forms (basic, literal, and their multi-line forms) with their escapes; an
 /// unknown escape or a control character is an error.
 extension TOMLParser {
-    mutating func basicString() throws -> String {
+    package mutating func basicString() throws -> String {
         i += 1
         var out = String.UnicodeScalarView()
         while true {
@@ -17,7 +17,7 @@ extension TOMLParser {
         }
     }
 
-    mutating func escape() throws -> Unicode.Scalar {
+    package mutating func escape() throws -> Unicode.Scalar {
         guard let e = peek else { throw fail("a string is not closed") }
         i += 1
         switch e {
@@ -39,7 +39,7 @@ extension TOMLParser {
         }
     }
 
-    mutating func literalString() throws -> String {
+    package mutating func literalString() throws -> String {
         i += 1
         var out = String.UnicodeScalarView()
         while true {
@@ -51,7 +51,7 @@ extension TOMLParser {
         }
     }
 
-    mutating func multiLineString(basic: Bool) throws -> String {
+    package mutating func multiLineString(basic: Bool) throws -> String {
         let quote: Unicode.Scalar = basic ? "\"" : "'"
         i += 3
         if peek == "\r", peek(1) == "\n" { i += 1 }

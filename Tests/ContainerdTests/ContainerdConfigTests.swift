@@ -4,6 +4,7 @@ import TestSupport
 import Vocabulary
 import XCTest
 
+@testable import Containerd
 @testable import TrustStore
 
 final class ContainerdConfigTests: XCTestCase {

@@ -50,7 +50,9 @@ let package = Package(
         // The wire the checks and the API client speak: sockets, the bounded HTTP/1.1 client, DNS
         // over UDP/TCP, TLS (OpenSSL) verified against a given trust, the host's resolver.
         .target(name: "Transport", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "COpenSSL"]),
-        .target(name: "Probes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "Transport", "CRIWire", "COpenSSL"]),
+        .target(
+            name: "Probes",
+            dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "Transport", "CRIWire", "COpenSSL"]),
         // The Kubernetes API client and the node's condition and startup taint.
         .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "Transport"]),
         // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
@@ -72,7 +74,8 @@ let package = Package(
         .executableTarget(
             name: "NodeAgent",
             dependencies: [
-                "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "ResolvedConfig", "SystemBus", "Probes", "Transport",
+                "AgentCore", "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "ResolvedConfig", "SystemBus", "Probes",
+                "Transport",
                 "Kubernetes",
                 "CSystemd", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -107,7 +110,8 @@ let package = Package(
         .testTarget(
             name: "ProbesTests",
             dependencies: [
-                "Probes", "Transport", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "Containerd", "CRIWire", "TestSupport", "COpenSSL",
+                "Probes", "Transport", "HTTPWire", "Vocabulary", "HostSystem", "TrustStore", "Containerd", "CRIWire", "TestSupport",
+                "COpenSSL",
             ]),
         .testTarget(
             name: "TransportTests",
@@ -116,7 +120,8 @@ let package = Package(
         .testTarget(
             name: "AgentCoreTests",
             dependencies: [
-                "AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Transport", "TrustStore", "Containerd", "Vocabulary", "HostSystem", "TestSupport",
+                "AgentCore", "ResolvedConfig", "SystemBus", "Probes", "Transport", "TrustStore", "Containerd", "Vocabulary", "HostSystem",
+                "TestSupport",
             ]),
         .testTarget(
             name: "NodeAgentTests",
@@ -128,6 +133,7 @@ let package = Package(
         // Runs the built `node-agent` against the sandbox node (Tests/nodes/sandbox-node).
         .testTarget(name: "CRIClientTests", dependencies: ["CRIClient", "CRIWire"]),
         .testTarget(
-            name: "IntegrationTests", dependencies: ["Vocabulary", "HostSystem", "TrustStore", "Containerd", "TestSupport", "CRIClient", "CRIWire"]),
+            name: "IntegrationTests",
+            dependencies: ["Vocabulary", "HostSystem", "TrustStore", "Containerd", "TestSupport", "CRIClient", "CRIWire"]),
     ]
 )

@@ -145,8 +145,12 @@ public struct DNSHostFacts: Sendable {
         {
             return version
         }
-        for dir in ["/usr/lib/systemd", "/usr/lib/x86_64-linux-gnu/systemd", "/usr/lib/aarch64-linux-gnu/systemd", "/usr/lib64/systemd"] {
-            if let names = try? files.list(try! HostPath(dir)),
+        // systemd's own folder, the node's multiarch folders (Debian's x86_64-linux-gnu,
+        // aarch64-linux-gnu, riscv64-linux-gnu...: as the node names them, none written in) and
+        // the lib64 of RHEL-family nodes.
+        let multiarch = ((try? files.list(try! HostPath("/usr/lib"))) ?? []).filter { $0.contains("-linux-gnu") }.sorted()
+        for dir in ["/usr/lib/systemd"] + multiarch.map { "/usr/lib/\($0)/systemd" } + ["/usr/lib64/systemd"] {
+            if let path = try? HostPath(dir), let names = try? files.list(path),
                 let lib = names.first(where: { $0.hasPrefix("libsystemd-shared-") && $0.hasSuffix(".so") })
             {
                 return leadingNumber(String(lib.dropFirst("libsystemd-shared-".count)))

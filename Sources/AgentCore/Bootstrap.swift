@@ -171,7 +171,7 @@ public struct Bootstrap {
     /// Restarts each active runtime unit that entered the active state before the newest of the
     /// agent's OS-store CA files was written. Once restarted it is newer, so it is not restarted again.
     func restartStaleRuntimes(files: HostFiles, trust: RegistryTrustLocations, bus: SystemBus?) throws -> [Report.RuntimeRestart] {
-        let written = trust.osStoreFiles.compactMap { try? modificationTime(files.root.resolve($0)).timeIntervalSince1970 }.max()
+        let written = trust.osStoreFiles.compactMap { files.modificationTime($0)?.timeIntervalSince1970 }.max()
         guard let written else { return [] }
         let systemd = Systemd1(bus: try bus ?? SystemBus(address: config.dbusAddress))
         var done: [Report.RuntimeRestart] = []

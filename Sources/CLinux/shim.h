@@ -11,6 +11,12 @@
 #define SYS_openat2 437
 #endif
 
+/// O_PATH, which Glibc's Swift module leaves out (it is behind _GNU_SOURCE): a descriptor that
+/// names a file without opening it for reading.
+/// Its value is the same on every Linux architecture (asm-generic/fcntl.h, x86 and arm64 alike);
+/// <fcntl.h> is not included here, so that `stat` keeps coming from Glibc.
+static inline int node_agent_o_path(void) { return 010000000; }
+
 /// openat2(2): `path` resolved from `dirfd` under the RESOLVE_* rules (kernel 5.6+). -1 with
 /// errno ENOSYS where the kernel (or a seccomp profile, EPERM) does not allow it.
 static inline int node_agent_openat2(int dirfd, const char *path, unsigned long long flags, unsigned long long mode,

@@ -23,6 +23,30 @@ static inline STACK_OF(X509) *node_agent_sk_x509_new(void) { return sk_X509_new_
 static inline int node_agent_sk_x509_push(STACK_OF(X509) *sk, X509 *x) { return sk_X509_push(sk, x); }
 static inline void node_agent_sk_x509_pop_free(STACK_OF(X509) *sk) { sk_X509_pop_free(sk, X509_free); }
 
+// Adds every certificate and CRL of a PEM buffer to `store`, as X509_load_cert_crl_file does for a
+// file (what SSL_CTX_load_verify_locations reads): the number added, 0 when none or on an error.
+static inline int node_agent_store_add_pem(X509_STORE *store, const void *bytes, int length) {
+    BIO *bio = BIO_new_mem_buf(bytes, length);
+    if (bio == NULL) return 0;
+    STACK_OF(X509_INFO) *infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (infos == NULL) return 0;
+    int count = 0;
+    for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
+        X509_INFO *info = sk_X509_INFO_value(infos, i);
+        if (info->x509 != NULL) {
+            if (!X509_STORE_add_cert(store, info->x509)) { count = 0; break; }
+            count++;
+        }
+        if (info->crl != NULL) {
+            if (!X509_STORE_add_crl(store, info->crl)) { count = 0; break; }
+            count++;
+        }
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    return count;
+}
+
 // Verifies the chain in `ctx` (the one a TLS handshake hands to its verify callback) in a context
 // of its own, trusting `store` and, when given, only the certificates in `trusted`; copies the
 // outcome back into `ctx` (error code, depth and the verified chain), as if `ctx` itself had been

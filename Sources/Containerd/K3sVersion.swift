@@ -53,21 +53,20 @@ extension K3sNode {
     /// first `v<n>.<n>.<n>+k3s<n>` in the file. Read once per file version.
     package static func k3sVersion(_ files: HostFiles, dataDir: String = "/var/lib/rancher/k3s") -> Version? {
         for candidate in ["/usr/local/bin/k3s", dataDir + "/data/current/bin/k3s"] {
-            guard let path = try? HostPath(candidate), let real = try? files.root.resolve(path),
-                let stamp = fileVersion(real)
-            else { continue }
-            if let cached = cacheLock.withLock({ versionCache[real] }), cached.stamp == stamp {
+            guard let path = try? HostPath(candidate), let stamp = files.version(path) else { continue }
+            let key = files.root.directory + "\u{0}" + path.path
+            if let cached = cacheLock.withLock({ versionCache[key] }), cached.stamp == stamp {
                 if let v = cached.version { return v }
                 continue
             }
             let found = scanForK3sVersion(files, path)
-            cacheLock.withLock { versionCache[real] = (stamp, found) }
+            cacheLock.withLock { versionCache[key] = (stamp, found) }
             if let found { return found }
         }
         return nil
     }
 
-    /// Binary path → its file version and the version found in it (k3s's binary is ~70 MB).
+    /// Host root and binary path → its file version and the version found in it (k3s's binary is ~70 MB).
     nonisolated(unsafe) static var versionCache: [String: (stamp: [UInt64], version: Version?)] = [:]
     package static let cacheLock = PlainLock()
 

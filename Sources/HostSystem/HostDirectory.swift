@@ -209,8 +209,11 @@ extension HostRoot {
             let target = HostPath(components: current)
             guard let dir = try openDirectory(target.parent) else { return nil }
             let fd = openat(dir.fd, target.lastComponent, flags | O_NOFOLLOW | O_CLOEXEC)
-            if fd >= 0 { return fd }
-            let code = errno
+            // O_PATH with O_NOFOLLOW opens a link itself rather than failing: followed as below.
+            let openedLink = fd >= 0 && flags & node_agent_o_path() != 0 && Self.isLink(fd)
+            if fd >= 0 && !openedLink { return fd }
+            if openedLink { close(fd) }
+            let code = openedLink ? ELOOP : errno
             guard code == ELOOP || code == ENXIO, let link = dir.linkTarget(target.lastComponent) else {
                 if code == ENOENT || code == ENOTDIR { return nil }
                 throw AgentError(.io, "cannot read \(path)", errno: code)
@@ -227,5 +230,21 @@ extension HostRoot {
             current = next
         }
         throw AgentError(.io, "too many symlinks while reading \(path)")
+    }
+
+    private static func isLink(_ fd: Int32) -> Bool {
+        var st = stat()
+        return fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFLNK
+    }
+
+    /// What `path` is, links followed inside the root, looked at through a descriptor of its own
+    /// (O_PATH: nothing is opened for reading, a device or FIFO is not touched); nil when it does
+    /// not exist.
+    public func status(_ path: HostPath) throws -> stat? {
+        guard let fd = try openForReading(path, flags: node_agent_o_path()) else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw AgentError(.io, "cannot look at \(path)", errno: errno) }
+        return st
     }
 }

@@ -21,8 +21,20 @@ public struct HostFiles: Sendable {
     }
 
     public func exists(_ path: HostPath) throws -> Bool {
-        var st = stat()
-        return stat(try root.resolve(path), &st) == 0
+        try root.status(path) != nil
+    }
+
+    /// When the file at `path` was last modified; nil when it does not exist or cannot be looked at.
+    public func modificationTime(_ path: HostPath) -> Date? {
+        guard let st = try? root.status(path) else { return nil }
+        return Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
+    }
+
+    /// The file's identity and version (device, inode, size, modification time): equal values
+    /// mean it was neither replaced nor changed; nil when it does not exist or cannot be looked at.
+    public func version(_ path: HostPath) -> [UInt64]? {
+        guard let st = try? root.status(path) else { return nil }
+        return [UInt64(st.st_dev), UInt64(st.st_ino), UInt64(st.st_size), UInt64(st.st_mtim.tv_sec), UInt64(st.st_mtim.tv_nsec)]
     }
 
     /// Opens `path` for reading without waiting (O_NONBLOCK: opening a FIFO must not wait for a
@@ -81,9 +93,8 @@ public struct HostFiles: Sendable {
 
     /// Names in a folder (not `.`/`..`), sorted; empty when the folder does not exist.
     public func list(_ path: HostPath) throws -> [String] {
-        let real = try root.resolve(path)
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: real) else { return [] }
-        return names.sorted()
+        guard let folder = try? root.openDirectory(path) else { return [] }
+        return folder.names().sorted()
     }
 }
 
@@ -100,9 +111,7 @@ extension HostFiles {
 
     /// What `path` is, symlinks followed within the root; nil when it does not exist.
     public func kind(_ path: HostPath) -> Kind? {
-        guard let real = try? root.resolve(path) else { return nil }
-        var st = stat()
-        guard stat(real, &st) == 0 else { return nil }
+        guard let st = try? root.status(path) else { return nil }
         switch st.st_mode & S_IFMT {
         case S_IFDIR: return .directory
         case S_IFREG: return .regular

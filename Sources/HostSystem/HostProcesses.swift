@@ -65,7 +65,7 @@ public struct HostProcesses: Sendable {
     /// Its executable, as the process's own mount view names it (`/proc/PID/exe`); nil without
     /// ptrace access or when it is gone. A replaced binary's " (deleted)" is dropped.
     public func executable(_ pid: Int) -> String? {
-        guard let target = (try? files.root.resolve(try proc.appending(String(pid)))).flatMap({ readSymlink($0 + "/exe") }) else {
+        guard let process = try? files.root.openDirectory(try proc.appending(String(pid))), let target = process.linkTarget("exe") else {
             return nil
         }
         return target.hasSuffix(" (deleted)") ? String(target.dropLast(10)) : target
@@ -120,12 +120,10 @@ public struct HostProcesses: Sendable {
     /// ptrace access, measured on a booted node with setpriv): links that cannot be read are
     /// unknown, not "not held", or the node's own containerd would be taken for another's.
     public func holdsSocketIfKnown(_ pid: Int, inode: String) -> Bool? {
-        guard let fd = try? files.root.resolve(try proc.appending(String(pid)).appending("fd")),
-            let entries = try? FileManager.default.contentsOfDirectory(atPath: fd)
-        else { return nil }
+        guard let fds = try? files.root.openDirectory(try proc.appending(String(pid)).appending("fd")) else { return nil }
         var unreadable = false
-        for entry in entries {
-            guard let target = readSymlink(fd + "/" + entry) else {
+        for entry in fds.names() {
+            guard let target = fds.linkTarget(entry) else {
                 if errno == EACCES || errno == EPERM { unreadable = true }
                 continue
             }

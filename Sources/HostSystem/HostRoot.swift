@@ -129,13 +129,6 @@ public func readSymlink(at dir: Int32, _ name: String) -> String? {
     return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
-/// The modification time of a file on this machine.
-public func modificationTime(_ path: String) throws -> Date {
-    var st = stat()
-    guard stat(path, &st) == 0 else { throw AgentError(.io, "cannot stat \(path)", errno: errno) }
-    return Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
-}
-
 /// A file's identity and version: device, inode, size and modification time. Equal values mean
 /// the file was neither replaced nor changed; nil when it cannot be read.
 public func fileVersion(_ path: String) -> [UInt64]? {

@@ -10,9 +10,7 @@ extension ProbeRun {
         // containerd's view decides where it is the node's runtime, or where its folders name the
         // registry's CA; the OS bundle's (OpenSSL's, the OS's own tools') then only warns.
         let containerdDecides = runtime != nil || !s.trust.runtimeCAFiles.isEmpty
-        if let bundle = try? files.root.resolve(s.trust.osBundle) {
-            step("tls-os-trust") { $0.osTrust(address, bundle: bundle, containerdDecides: containerdDecides, $1) }
-        }
+        step("tls-os-trust") { $0.osTrust(address, containerdDecides: containerdDecides, $1) }
         if containerdDecides {
             step("tls-runtime-trust") { run, t in
                 let r = RuntimeTrustProbe.run(
@@ -44,10 +42,10 @@ extension ProbeRun {
     }
 
     /// What the OS's own tools (curl, wget, apt: OpenSSL with the OS bundle) see.
-    func osTrust(_ address: IPAddress, bundle: String, containerdDecides: Bool, _ t: Int32) -> CheckResult {
+    func osTrust(_ address: IPAddress, containerdDecides: Bool, _ t: Int32) -> CheckResult {
         var tls = TLSProbe.run(
             name: "tls-os-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
-            trust: .file(bundle), trustLabel: "the OS bundle \(s.trust.osBundle)", warningDays: s.expiryWarningDays)
+            trust: .hostFile(files, s.trust.osBundle), trustLabel: "the OS bundle \(s.trust.osBundle)", warningDays: s.expiryWarningDays)
         if containerdDecides, tls.outcome == .fail {
             tls.outcome = .warn
             tls.reason +=

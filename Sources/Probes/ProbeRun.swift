@@ -51,7 +51,7 @@ struct ProbeRun {
         // DNS's answer so that TLS is still examined when only the host's DNS is broken.
         let addresses = hostAddresses.isEmpty ? clusterAddresses : hostAddresses
         step("tcp") { run, t in TCPProbe.run(addresses: addresses, port: run.s.registry.port, timeoutMilliseconds: t) }
-        trust = (try? files.root.resolve(s.trust.osBundle)).map { (.file($0), "the OS bundle \(s.trust.osBundle)") }
+        trust = (.hostFile(files, s.trust.osBundle), "the OS bundle \(s.trust.osBundle)")
         if let address = addresses.first, checks.last?.outcome == .pass {
             trustChecks(address)
         } else {
@@ -69,11 +69,10 @@ struct ProbeRun {
     /// files), one connection.
     mutating func registryAlive(_ address: IPAddress) {
         let pool = GoTrustPool.build(files: files, environment: runtime?.environment ?? [:], caFiles: s.trust.runtimeCAFiles)
-        let bundle = try? files.root.resolve(s.trust.osBundle)
         let trust: (TrustSource, String)? =
             pool.failure == nil
             ? (.pool(pool), "containerd's pool (the system roots and the runtime's CA files), \(pool.summary)")
-            : bundle.map { (.file($0), "the OS bundle \(s.trust.osBundle)") }
+            : (.hostFile(files, s.trust.osBundle), "the OS bundle \(s.trust.osBundle)")
         guard let trust else {
             checks.append(CheckResult(name: "registry-api", outcome: .fail, reason: pool.failure ?? "no trust to verify the registry with"))
             return

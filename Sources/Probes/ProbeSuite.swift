@@ -112,7 +112,7 @@ public struct ProbeSuite {
         var certificates = Set<[UInt8]>()
         var newer: [String] = []
         for file in trust.osStoreFiles {
-            guard let path = try? files.root.resolve(file), let written = try? modificationTime(path), written > started,
+            guard let written = files.modificationTime(file), written > started,
                 let bytes = try? files.read(file)
             else { continue }
             newer.append(file.path)

@@ -33,7 +33,7 @@ extension HazardProbes {
         containerdPID: Int? = nil
     ) -> CheckResult {
         let name = "runtime-restart-pending"
-        let mtimes = caFiles.compactMap { try? modificationTime(files.root.resolve($0)) }
+        let mtimes = caFiles.compactMap { files.modificationTime($0) }
         guard let installed = mtimes.max() else {
             return CheckResult(name: name, outcome: .skip, reason: "no CA of the agent's is in the OS trust store")
         }

@@ -8,11 +8,12 @@ import Vocabulary
     import Glibc
 #endif
 
-/// What a TLS check trusts: a CA file as OpenSSL reads it (the OS bundle, for the OS's own
-/// tools), or the pool containerd's Go builds for a host (`GoTrustPool`), where every
-/// certificate is an anchor.
+/// What a TLS check trusts: a CA file as OpenSSL reads it (a file named on this machine; the OS
+/// bundle of the host, for the OS's own tools, read inside its root), or the pool containerd's Go
+/// builds for a host (`GoTrustPool`), where every certificate is an anchor.
 public enum TrustSource: Sendable {
     case file(String)
+    case hostFile(HostFiles, HostPath)
     case pool(GoTrustPool)
 }
 
@@ -42,18 +43,25 @@ package final class TLSTrust {
     package var lastDecoded: Int { lock.withLock { decoded } }
 
     /// `indexed: false` loads the whole file up front (what the index must agree with; tests).
-    package init(trustFile: String, indexed: Bool = true) throws {
+    /// The bundle is a file named on this machine, read with the guards of every file read
+    /// (regular files only, bounded).
+    package convenience init(trustFile: String, indexed: Bool = true) throws {
+        let bytes = try HostFiles.readLocalFile(trustFile, what: "trust bundle", limit: 16 << 20)
+        try self.init(pem: bytes, naming: trustFile, indexed: indexed)
+    }
+
+    /// A bundle's bytes (PEM): indexed; where the index refuses them, loaded whole as OpenSSL
+    /// loads a CA file (every certificate and CRL OpenSSL's PEM reader takes).
+    package init(pem bytes: [UInt8], naming name: String, indexed: Bool = true) throws {
         anyTrustedIsAnAnchor = false
         let ctx = try Self.clientContext()
-        // The bundle is a path on this machine (already under the host root): read with the
-        // guards of every file read (regular files only, bounded).
-        let bytes = !indexed ? nil : try? HostFiles.readLocalFile(trustFile, what: "trust bundle", limit: 16 << 20)
-        index = bytes.flatMap { TrustIndex(pem: $0) }
+        index = indexed ? TrustIndex(pem: bytes) : nil
         if index == nil {
-            guard SSL_CTX_load_verify_locations(ctx, trustFile, nil) == 1 else {
+            let added = bytes.withUnsafeBytes { node_agent_store_add_pem(SSL_CTX_get_cert_store(ctx), $0.baseAddress, Int32($0.count)) }
+            guard added > 0 else {
                 ERR_clear_error()
                 SSL_CTX_free(ctx)
-                throw AgentError(.io, "cannot load trust from \(trustFile)")
+                throw AgentError(.io, "cannot load trust from \(name)")
             }
         }
         context = ctx
@@ -164,6 +172,7 @@ package final class TLSTrust {
     package static func cached(_ source: TrustSource) throws -> TLSTrust {
         switch source {
         case .file(let path): return try cached(path)
+        case .hostFile(let files, let path): return try cached(files, path)
         case .pool(let pool):
             return try cacheLock.withLock {
                 let key = "pool\u{0}" + pool.version
@@ -183,6 +192,25 @@ package final class TLSTrust {
             if let (k, trust) = cache[trustFile], k == key { return trust }
             let trust = try TLSTrust(trustFile: trustFile)
             cache[trustFile] = (key, trust)
+            return trust
+        }
+    }
+
+    /// A bundle of the host, read inside its root (links followed as a chroot would), loaded again
+    /// only when it changed.
+    package static func cached(_ files: HostFiles, _ path: HostPath) throws -> TLSTrust {
+        let name = "\(path) (host root \(files.root.directory))"
+        let load = {
+            guard let bytes = try files.read(path, limit: 16 << 20) else {
+                throw AgentError(.io, "cannot load trust from \(path): it does not exist")
+            }
+            return try TLSTrust(pem: bytes, naming: path.description)
+        }
+        guard let key = files.version(path) else { return try load() }
+        return try cacheLock.withLock {
+            if let (k, trust) = cache[name], k == key { return trust }
+            let trust = try load()
+            cache[name] = (key, trust)
             return trust
         }
     }

@@ -42,7 +42,7 @@ public struct DebianTrustStore {
         }
 
         // <name>.pem links of local certificates: create the missing, drop those whose target is gone.
-        HostFiles.removeStaleTemporaries(in: try files.root.resolve(Self.etcCerts))
+        if let certs = try files.root.openDirectory(Self.etcCerts) { HostFiles.removeStaleTemporaries(in: certs) }
         for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key })
         where files.symlinkTarget(try Self.etcCerts.appending(name)) != target {
             try files.replaceSymlink(try Self.etcCerts.appending(name), target: target)
@@ -146,7 +146,7 @@ public struct DebianTrustStore {
         var links: [String: [Int: String]] = [:]  // hash -> index -> target
         var folder = try CertsFolder(files: files)
         for name in folder.names where Self.isHashLink(name) {
-            guard let target = readSymlink(folder.real + "/" + name) else { continue }
+            guard let target = folder.etcCerts?.linkTarget(name) else { continue }
             // Dangling as the node sees it: the target's own links resolve inside the host root.
             if !target.hasPrefix("/"), !target.contains(".."), !folder.leadsToFile(name) {
                 try files.removeEntry(try Self.etcCerts.appending(name))
@@ -202,16 +202,16 @@ public struct DebianTrustStore {
     public static func nativeBlocker(files: HostFiles) throws -> String? {
         for name in try files.list(hooks) where name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) {
             let hook = try hooks.appending(name)
-            guard files.kind(hook) == .regular || files.symlinkTarget(hook) != nil, access(try files.root.resolve(hook), X_OK) == 0 else {
-                continue
-            }
+            // run-parts runs what is executable, links followed (root: any execute bit).
+            guard let st = try files.root.status(hook), st.st_mode & S_IFMT == S_IFREG,
+                st.st_mode & 0o111 != 0
+            else { continue }
             return "\(hook.path) is a hook update-ca-certificates runs"
         }
         guard let conf = try files.readString(Self.conf) else { return "\(Self.conf.path) is missing" }
         // One pass over /etc/ssl/certs, each folder resolved inside the root once: a few hundred
         // entries, read on every run (measured: 6,500 stat calls before, docs/evidence.md).
         var folder = try CertsFolder(files: files)
-        let certs = folder.real
         for raw in conf.split(separator: "\n") {
             let line = String(raw)
             guard !line.hasPrefix("#") else { continue }
@@ -219,14 +219,14 @@ public struct DebianTrustStore {
                 let name = String(line.dropFirst())
                 let base = String(name.split(separator: "/").last ?? "")
                 let pem = (base.hasSuffix(".crt") ? String(base.dropLast(4)) : base) + ".pem"
-                if readSymlink(certs + "/" + pem) != nil {
+                if folder.etcCerts?.linkTarget(pem) != nil {
                     return "\(Self.etcCerts.path)/\(pem) links \(name), which \(Self.conf.path) deselects"
                 }
             } else {
                 let target = Self.certsDir.path + "/" + line
                 guard folder.isFile(target) else { continue }  // the tool skips it too, with a warning
                 let pem = pemName(String(line.split(separator: "/").last ?? ""))
-                if readSymlink(certs + "/" + pem) != target {
+                if folder.etcCerts?.linkTarget(pem) != target {
                     return "\(line), which \(Self.conf.path) selects, has no link \(Self.etcCerts.path)/\(pem)"
                 }
             }
@@ -252,25 +252,27 @@ public struct DebianTrustStore {
 /// folder resolved once: a few hundred entries on every run, without a stat per path component.
 struct CertsFolder {
     let files: HostFiles
-    let real: String
+    /// /etc/ssl/certs, opened inside the root once (nil: it does not exist).
+    let etcCerts: HostDirectory?
     let names: [String]
     let listed: Set<String>
-    var folders: [String: String] = [:]
+    var folders: [String: HostDirectory?] = [:]
     var alive: [String: Bool] = [:]
 
     init(files: HostFiles) throws {
         self.files = files
-        real = try files.root.resolve(DebianTrustStore.etcCerts)
-        names = try files.list(DebianTrustStore.etcCerts)
+        etcCerts = try files.root.openDirectory(DebianTrustStore.etcCerts)
+        names = (etcCerts?.names() ?? []).sorted()
         listed = Set(names)
     }
 
     /// Whether a node path names a file, links followed inside the root.
     mutating func isFile(_ path: String) -> Bool {
         guard let p = try? HostPath(path) else { return false }
-        if folders[p.parent.path] == nil { folders[p.parent.path] = (try? files.root.resolve(p.parent)) ?? "" }
-        var st = stat()
-        guard lstat(folders[p.parent.path]! + "/" + p.lastComponent, &st) == 0 else { return false }
+        if folders[p.parent.path] == nil { folders[p.parent.path] = .some((try? files.root.openDirectory(p.parent)) ?? nil) }
+        guard let folder = folders[p.parent.path] ?? nil, let st = try? folder.entryStat(p.lastComponent) else {
+            return false
+        }
         return st.st_mode & S_IFMT != S_IFLNK || ((try? files.exists(p)) ?? false)
     }
 
@@ -278,7 +280,7 @@ struct CertsFolder {
     mutating func leadsToFile(_ name: String, _ depth: Int = 0) -> Bool {
         if let known = alive[name] { return known }
         var result = listed.contains(name)
-        if result, let target = readSymlink(real + "/" + name) {
+        if result, let target = etcCerts?.linkTarget(name) {
             if !target.contains("/") {
                 result = depth < 8 && leadsToFile(target, depth + 1)
             } else {

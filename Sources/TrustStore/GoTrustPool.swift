@@ -95,7 +95,7 @@ public struct GoTrustPool: Sendable {
             }
             folderCount.append((name, count))
         }
-        let key = paths.map { p in "\(p.path):\((try? files.root.resolve(p)).flatMap(fileVersion) ?? [])" }.joined(separator: "|")
+        let key = paths.map { p in "\(p.path):\(files.version(p) ?? [])" }.joined(separator: "|")
         let cacheKey = files.root.directory + "\u{0}" + key
         if let cached = cacheLock.withLock({ cache[cacheKey] }) { return cached }
         var certificates: [[UInt8]] = []

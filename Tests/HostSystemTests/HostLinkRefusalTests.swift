@@ -141,6 +141,29 @@ final class HostLinkRefusalTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: dir + "/etc/important/abcd1234.0", encoding: .utf8), "regular\n")
     }
 
+    func testLooksAreTakenInsideTheRootThroughDescriptors() throws { try bothWays(caseLooksAreTakenInsideTheRoot) }
+
+    /// exists, kind, version, modificationTime and list follow links as a chroot would (absolute
+    /// targets from the root, `..` never above it), and never look at the machine's own files.
+    func caseLooksAreTakenInsideTheRoot() throws {
+        try link("/etc/absolute", to: "/etc/important")  // a folder, by an absolute link
+        try link("/etc/upward", to: "../../../../etc/important/canary")  // climbs, stays in the root
+        try link("/etc/outside", to: outside + "/canary")  // the machine's path: inside, it is missing
+        try link("/etc/dangling", to: "/nowhere")
+        let path = { (p: String) in try HostPath(p) }
+        XCTAssertEqual(files.kind(try path("/etc/absolute")), .directory, "a link to a folder is a folder")
+        XCTAssertEqual(files.kind(try path("/etc/upward")), .regular)
+        XCTAssertEqual(try files.list(try path("/etc/absolute")), ["canary"])
+        XCTAssertTrue(try files.exists(try path("/etc/upward")))
+        XCTAssertFalse(try files.exists(try path("/etc/outside")), "the machine's file was looked at")
+        XCTAssertNil(files.kind(try path("/etc/outside")))
+        XCTAssertNil(files.version(try path("/etc/outside")))
+        XCTAssertEqual(try files.list(try path("/etc/outside")), [])
+        XCTAssertFalse(try files.exists(try path("/etc/dangling")))
+        XCTAssertEqual(files.version(try path("/etc/upward")), files.version(try path("/etc/important/canary")))
+        XCTAssertNotNil(files.modificationTime(try path("/etc/upward")))
+    }
+
     /// Runs a case with openat2(2), then again on fresh folders with the fallback walk (one
     /// `openat(O_NOFOLLOW)` per component: kernels before 5.6, seccomp profiles without openat2).
     func bothWays(_ body: () throws -> Void) throws {

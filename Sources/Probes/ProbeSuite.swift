@@ -111,10 +111,8 @@ public struct ProbeSuite {
         guard let pid, let started = running.first(where: { $0.pid == pid })?.started else { return nil }
         var certificates = Set<[UInt8]>()
         var newer: [String] = []
-        for file in trust.osStoreFiles {
-            guard let written = files.modificationTime(file), written > started,
-                let bytes = try? files.read(file)
-            else { continue }
+        for file in OSStoreWrites(files: files, trust.osStoreFiles).notLoaded(byRuntimeStartedAt: started) {
+            guard let bytes = try? files.read(file) else { continue }
             newer.append(file.path)
             certificates.formUnion(GoTrustPool.pemCertificates(bytes))
         }

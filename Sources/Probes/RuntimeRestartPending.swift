@@ -6,6 +6,23 @@ import Vocabulary
     import Glibc
 #endif
 
+/// The agent's CA files in the OS store and when each was written. A runtime loads the store once,
+/// when it starts (containerd's Go at its first TLS verification after that): a file written
+/// later is not loaded by it. The one rule behind runtime-restart-pending and the runtime-trust
+/// check's `ProbeSuite.notLoaded`.
+struct OSStoreWrites {
+    let written: [(path: HostPath, at: Date)]
+
+    init(files: HostFiles, _ paths: [HostPath]) {
+        written = paths.compactMap { path in files.modificationTime(path).map { (path, $0) } }
+    }
+
+    /// The files a runtime started at `started` has not loaded.
+    func notLoaded(byRuntimeStartedAt started: Date) -> [HostPath] {
+        written.filter { $0.at > started }.map(\.path)
+    }
+}
+
 /// runtime-restart-pending: a runtime that started before the agent's CA reached the OS store.
 extension HazardProbes {
     /// containerd, CRI-O and Docker load the OS trust store once, at start: a CA added to the store
@@ -33,8 +50,8 @@ extension HazardProbes {
         containerdPID: Int? = nil
     ) -> CheckResult {
         let name = "runtime-restart-pending"
-        let mtimes = caFiles.compactMap { files.modificationTime($0) }
-        guard let installed = mtimes.max() else {
+        let writes = OSStoreWrites(files: files, caFiles)
+        guard !writes.written.isEmpty else {
             return CheckResult(name: name, outcome: .skip, reason: "no CA of the agent's is in the OS trust store")
         }
         let runtimes =
@@ -46,7 +63,7 @@ extension HazardProbes {
                 name: name, outcome: .skip,
                 reason: "no container runtime (containerd, crio, dockerd) is running: neither systemd nor the host's /proc shows one")
         }
-        let stale = runtimes.filter { $0.started < installed }
+        let stale = runtimes.filter { !writes.notLoaded(byRuntimeStartedAt: $0.started).isEmpty }
         let details = Dictionary(
             uniqueKeysWithValues: runtimes.map { ("\($0.name)[\($0.pid)]", "started \(Int($0.started.timeIntervalSince1970))") })
         if stale.isEmpty {

@@ -166,57 +166,6 @@ package final class TLSTrust {
     nonisolated(unsafe) private static let emptyStore = X509_STORE_new()
 
     deinit { SSL_CTX_free(context) }
-
-    /// The trust for `trustFile`, loaded again only when the file changed (its identity, size or
-    /// modification time): `run` probes every minute, and a node's bundle rarely changes.
-    package static func cached(_ source: TrustSource) throws -> TLSTrust {
-        switch source {
-        case .file(let path): return try cached(path)
-        case .hostFile(let files, let path): return try cached(files, path)
-        case .pool(let pool):
-            return try cacheLock.withLock {
-                let key = "pool\u{0}" + pool.version
-                if let (_, trust) = cache[key] { return trust }
-                let trust = try TLSTrust(pool: pool)
-                // A few pools (a node's hosts.toml gives one or two): start over past that.
-                if cache.keys.filter({ $0.hasPrefix("pool\u{0}") }).count >= 4 { cache = cache.filter { !$0.key.hasPrefix("pool\u{0}") } }
-                cache[key] = ([], trust)
-                return trust
-            }
-        }
-    }
-
-    package static func cached(_ trustFile: String) throws -> TLSTrust {
-        guard let key = fileVersion(trustFile) else { return try TLSTrust(trustFile: trustFile) }
-        return try cacheLock.withLock {
-            if let (k, trust) = cache[trustFile], k == key { return trust }
-            let trust = try TLSTrust(trustFile: trustFile)
-            cache[trustFile] = (key, trust)
-            return trust
-        }
-    }
-
-    /// A bundle of the host, read inside its root (links followed as a chroot would), loaded again
-    /// only when it changed.
-    package static func cached(_ files: HostFiles, _ path: HostPath) throws -> TLSTrust {
-        let name = "\(path) (host root \(files.root.directory))"
-        let load = {
-            guard let bytes = try files.read(path, limit: 16 << 20) else {
-                throw AgentError(.io, "cannot load trust from \(path): it does not exist")
-            }
-            return try TLSTrust(pem: bytes, naming: path.description)
-        }
-        guard let key = files.version(path) else { return try load() }
-        return try cacheLock.withLock {
-            if let (k, trust) = cache[name], k == key { return trust }
-            let trust = try load()
-            cache[name] = (key, trust)
-            return trust
-        }
-    }
-
-    private static let cacheLock = PlainLock()
-    nonisolated(unsafe) private static var cache: [String: ([UInt64], TLSTrust)] = [:]
 }
 
 package final class TLSConnection {

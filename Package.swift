@@ -95,7 +95,10 @@ let package = Package(
         // The parsers of untrusted input behind one libFuzzer entry point (scripts/fuzz).
         .executableTarget(
             name: "FuzzParsers",
-            dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "ResolvedConfig", "Probes", "Transport"]),
+            dependencies: [
+                "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "ResolvedConfig", "Probes", "Transport", "AgentCore",
+                "CRIWire",
+            ]),
 
         // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.
         .target(name: "TestSupport", dependencies: ["Vocabulary", "HostSystem"], path: "Tests/TestSupport"),

@@ -155,6 +155,14 @@ public struct Report: Codable, Equatable, Sendable {
         }
     }
 
+    /// A report as `json()` wrote it (the agent's /status, `bootstrap --output json`): what
+    /// `status` reads back. Throws when the text is not such a report.
+    public init(decodingJSON bytes: [UInt8]) throws {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        self = try decoder.decode(Report.self, from: Data(bytes))
+    }
+
     public func json() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

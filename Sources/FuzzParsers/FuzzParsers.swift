@@ -1,3 +1,5 @@
+import AgentCore
+import CRIWire
 import Containerd
 import Foundation
 import HTTPWire
@@ -124,6 +126,21 @@ enum FuzzParsers {
         // /proc/net/unix and the process's status (parts of the input separated by 0xFE), read as
         // the agent finds the node's containerd (its user, its parents).
         "proc": { bytes in FuzzParsers.fakeProc.check(bytes) },
+        // The agent's /status as `node-agent status` reads it back (from any address it is
+        // pointed at): what decodes renders, and its own JSON decodes to the same report.
+        "status-report": { bytes in
+            guard let report = try? Report(decodingJSON: bytes) else { return }
+            _ = report.text()
+            precondition((try? Report(decodingJSON: Array(report.json().utf8))) == report, "a report's own JSON reads back different")
+        },
+        // What node-agent-cri writes to the agent's pipe: each message that decodes encodes to
+        // the same message.
+        "cri-answer": { bytes in
+            FuzzParsers.roundTrip(CRIPullAnswer.self, bytes)
+            FuzzParsers.roundTrip(CRIRuntimeStatus.self, bytes)
+            FuzzParsers.roundTrip(CRIRuntimeVersion.self, bytes)
+            FuzzParsers.roundTrip(CRIPullCredentials.self, bytes)
+        },
         // Names and addresses from flags, config files and kubelet's config.
         "names": { bytes in
             let text = String(decoding: bytes, as: UTF8.self)
@@ -132,6 +149,11 @@ enum FuzzParsers {
             _ = try? RegistryAddress(text)
         },
     ]
+
+    static func roundTrip<M: CRIHelperMessage>(_ type: M.Type, _ bytes: [UInt8]) {
+        guard let message = try? M(decoding: bytes) else { return }
+        precondition((try? M(decoding: message.encoded())) == message, "\(M.self) encodes to a different message")
+    }
 
     static let registries = [
         try! RegistryAddress("registry-service.openfaas.svc.cluster.local:443"), try! RegistryAddress("127.0.0.20:5000"),

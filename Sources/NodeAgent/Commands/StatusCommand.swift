@@ -152,11 +152,9 @@ struct StatusCommand: ParsableCommand {
                 ready: false, json: json,
                 text: header + "Its last reconcile failed: \(error)\nNOT READY: the agent could not check this node.\n")
         }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
         let report: Report
         do {
-            report = try decoder.decode(Report.self, from: Data(body))
+            report = try Report(decodingJSON: body)
         } catch {
             throw NoReport("\(source)/status is not a report this node-agent reads: \(error)", hint: "is the agent a different version?")
         }

@@ -164,7 +164,11 @@ public struct Bootstrap {
         report.dnsMode = dnsPlan.map { .init(mode: $0.mode.rawValue, reason: $0.reason, replacedAnotherMode: $0.replacesAnotherMode) }
         report.runtimeRestarts = restarts
         report.watchedPaths = effects.watchedPaths(locations)
-        report.runtimeProcesses = config.runtimeProcesses.map { "\($0.name) \($0.pid) \($0.started?.timeIntervalSince1970 ?? 0)" }
+        // The node's containerd (the one that serves its socket: another sandbox's or a CI
+        // runner's containerd on the same host is not the node's) and the other runtimes.
+        let containerd = Set(config.runningContainerd.map(\.pid))
+        report.runtimeProcesses = config.runtimeProcesses.filter { $0.name != "containerd" || containerd.contains($0.pid) }
+            .map { "\($0.name) \($0.pid) \($0.started?.timeIntervalSince1970 ?? 0)" }
         return report
     }
 

@@ -108,6 +108,7 @@ final class BootstrapIntegrationTests: XCTestCase {
             import socket
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind(("127.0.0.77", 53))
+            print("listening 127.0.0.77:53", flush=True)
             s.settimeout(3)
             n = 0
             try:
@@ -118,9 +119,13 @@ final class BootstrapIntegrationTests: XCTestCase {
                 pass
             print(n)
             """
+        // The agent runs once the listener says it is bound (up to 10 s), not after a fixed wait.
+        let ready =
+            "for _ in $(seq 200); do grep -q '^listening' /tmp/questions && break; sleep 0.05; done;"
+            + " grep -q '^listening' /tmp/questions || { echo 'the DNS listener on 127.0.0.77:53 did not listen within 10 s'; exit 1; };"
         func questions(_ extra: [String]) throws -> (count: String, agent: String) {
             let script =
-                "python3 -c \"$0\" > /tmp/questions & sleep 0.5; \"$@\"; echo \"exit $?\"; wait; echo \"questions $(cat /tmp/questions)\""
+                "python3 -c \"$0\" > /tmp/questions & \(ready) \"$@\"; echo \"exit $?\"; wait; echo \"questions $(tail -n 1 /tmp/questions)\""
             let args = node.bootstrapArguments(clusterDNS: "127.0.0.77", extra: ["--dns-mode", "hosts", "--timeout", "0.5"] + extra)
             let run = try node.exec(["bash", "-c", script, listener, SandboxNode.binary] + args)
             let count = run.stdout.split(separator: "\n").last { $0.hasPrefix("questions ") }.map { String($0.dropFirst(10)) } ?? ""

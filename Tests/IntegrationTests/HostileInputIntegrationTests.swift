@@ -15,7 +15,8 @@ final class HostileInputIntegrationTests: XCTestCase {
     override func setUpWithError() throws { node = try SandboxNode() }
     override func tearDown() { node?.down() }
 
-    /// Starts a hostile peer inside the node; stopped when the returned process is terminated.
+    /// Starts a hostile peer inside the node and returns once it listens (startDouble: its
+    /// `listening` line, not a fixed wait); stopped when the returned process is terminated.
     func hostile(_ mode: String, _ address: String, _ extra: [String] = []) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: node.script)
@@ -23,10 +24,7 @@ final class HostileInputIntegrationTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment
         env["NODE_AGENT_SANDBOX"] = node.folder
         p.environment = env
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        Thread.sleep(forTimeInterval: 0.4)
+        try startDouble(p, "hostile-server \(mode) \(address)")
         return p
     }
 

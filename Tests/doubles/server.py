@@ -7,14 +7,34 @@ made once. It changes no double's answers: what a double says stays in the doubl
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     from doubles import server   # in a double under Tests/doubles/
 """
+import os
 import socket
 import ssl
 import threading
+import time
 
 # http.server (with the email, html and mimetypes modules it loads) and what issue_certificate
 # runs are imported where they are used: the doubles that speak below HTTP (silent-server,
-# hostile-server's DNS and TLS modes) start as fast as they did alone, and their tests give them
-# 0.4 s to listen.
+# hostile-server's DNS and TLS modes) start as fast as they did alone.
+#
+# Ready, not a guess: a double that its test starts and then connects to says when it listens,
+# one line `listening ADDR:PORT` on stdout once its socket is bound (ready() below), and the test
+# waits for that line (Tests/IntegrationTests/TestDouble.swift, sandbox-node's wait_for), with a
+# bound and a failure naming the double, never a fixed sleep: under load Python alone takes 0.4 s
+# to start. NODE_AGENT_DOUBLE_BIND_DELAY=SECONDS (tests of that waiting only) delays each bind.
+
+
+def _bind_delay():
+    delay = float(os.environ.get("NODE_AGENT_DOUBLE_BIND_DELAY") or 0)
+    if delay > 0:
+        time.sleep(delay)
+
+
+def ready(sock):
+    """Says on stdout that the double listens on SOCK (bound, and listening if TCP): one line,
+    `listening ADDR:PORT`, flushed. Call it once every socket the test reaches is bound."""
+    host, port = sock.getsockname()[:2]
+    print(f"listening {host}:{port}", flush=True)
 
 
 def address(listen):
@@ -87,6 +107,7 @@ def http_server(listen, handler, cert=None, key=None):
     it is accepted). Call serve_forever(), or in_background()."""
     from http.server import ThreadingHTTPServer
 
+    _bind_delay()
     server = ThreadingHTTPServer(address(listen), handler)
     if cert:
         server.socket = tls_context(cert, key).wrap_socket(server.socket, server_side=True)
@@ -103,6 +124,7 @@ def tcp_listener(addr, port, backlog):
     that speak below HTTP."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    _bind_delay()
     s.bind((addr, port))
     s.listen(backlog)
     return s
@@ -118,5 +140,6 @@ def accept_forever(listener, serve):
 def udp_socket(addr, port):
     """A UDP socket bound to ADDR:PORT."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    _bind_delay()
     s.bind((addr, port))
     return s

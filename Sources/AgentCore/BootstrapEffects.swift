@@ -11,7 +11,8 @@ import Vocabulary
 /// steps (`Bootstrap.run(_:)`) is the only thing left in the job and can be tested with a
 /// recorder. `Bootstrap.effects(bus:)` gives the real ones.
 struct BootstrapEffects {
-    /// Starts the CRI helper for the runtime's pull: it loads while the agent reads and writes.
+    /// Starts the CRI helper for the runtime's pull, and asks the runtime's status through
+    /// another (`RuntimeStatusQuery.prefetch`): both load while the agent reads and writes.
     var preparePull: () -> Void
     /// The node's run lock (`HostRunLock`), held until the report is made.
     var lock: () throws -> AnyObject?
@@ -51,6 +52,11 @@ extension Bootstrap {
         suite.runningContainerd = config.runningContainerd
         return BootstrapEffects(
             preparePull: {
+                // The runtime's own word on its config (`trustLocations` takes it): another run
+                // of the helper, started now beside the pull's, off the critical path.
+                if let socket = config.runtimeSocket {
+                    RuntimeStatusQuery.prefetch(helper: Self.criHelper, socket: socket, pid: config.runningContainerd.first?.pid)
+                }
                 helperPull?.prepare(
                     reference: config.pullImage ?? RuntimePullProbe.probeReference(config.registry),
                     milliseconds: ProbeSuite.pullMilliseconds(

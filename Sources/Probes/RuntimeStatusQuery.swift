@@ -13,13 +13,35 @@ public enum RuntimeStatusQuery {
     public static func ask(helper: String, socket: String, pid: Int?, timeoutSeconds: Double = 3) -> RuntimeWord? {
         let key = pid.map { "\(socket)\u{0}\($0)" }
         if let key, let cached = lock.withLock({ cache[key] }) { return cached }
+        // Asked ahead (`prefetch`) for this helper, socket and process: its answer.
+        let ahead = lock.withLock { () -> BackgroundWork<RuntimeWord?>? in
+            defer { pending = nil }
+            guard let p = pending, p.call == "\(helper)\u{0}\(socket)\u{0}\(pid ?? -1)\u{0}\(timeoutSeconds)" else { return nil }
+            return p.work
+        }
+        guard let word = ahead?.wait() ?? run(helper: helper, socket: socket, timeoutSeconds: timeoutSeconds) else { return nil }
+        if let key { lock.withLock { cache = [key: word] } }
+        return word
+    }
+
+    /// Starts the ask on a thread of its own, so that the helper's start (a process, its gRPC
+    /// stack) and the runtime's two answers overlap what the caller does until it `ask`s with the
+    /// same arguments, which then waits for this answer. Nothing when the answer is kept already.
+    /// The runtime's config is that of its running process, so asking ahead changes nothing of
+    /// the answer (the key holds the process).
+    public static func prefetch(helper: String, socket: String, pid: Int?, timeoutSeconds: Double = 3) {
+        if let pid, lock.withLock({ cache["\(socket)\u{0}\(pid)"] }) != nil { return }
+        let work = BackgroundWork { run(helper: helper, socket: socket, timeoutSeconds: timeoutSeconds) }
+        lock.withLock { pending = ("\(helper)\u{0}\(socket)\u{0}\(pid ?? -1)\u{0}\(timeoutSeconds)", work) }
+    }
+
+    static func run(helper: String, socket: String, timeoutSeconds: Double) -> RuntimeWord? {
         guard
             let r = try? ProcessRunner(timeoutSeconds: timeoutSeconds + 2).run(
                 helper, CRIHelperCall.status(socket: socket, timeoutSeconds: timeoutSeconds)),
-            r.status == 0, let word = parse(r.stdout)
+            r.status == 0
         else { return nil }
-        if let key { lock.withLock { cache = [key: word] } }
-        return word
+        return parse(r.stdout)
     }
 
     /// The helper's JSON answer.
@@ -31,4 +53,6 @@ public enum RuntimeStatusQuery {
 
     private static let lock = PlainLock()
     nonisolated(unsafe) private static var cache: [String: RuntimeWord] = [:]
+    /// The ask started ahead, with the arguments it was started for.
+    nonisolated(unsafe) private static var pending: (call: String, work: BackgroundWork<RuntimeWord?>)?
 }

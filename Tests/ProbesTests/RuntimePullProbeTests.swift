@@ -1,6 +1,8 @@
 import CRIWire
 import Containerd
+import Foundation
 import HostSystem
+import TestSupport
 import Vocabulary
 import XCTest
 
@@ -143,5 +145,38 @@ final class RuntimePullProbeTests: XCTestCase {
         XCTAssertEqual(two, RuntimeWord(version: "2.1.9", reportsRegistry: false, configPath: nil))
         XCTAssertNil(RuntimeStatusQuery.parse(#"{"runtime_version":"2.1.9"}"#))
         XCTAssertNil(RuntimeStatusQuery.parse("node-agent-cri: no"))
+    }
+
+    /// The status asked ahead (bootstrap starts it beside the pull's helper) is the answer the
+    /// later ask gets, from that one run of the helper; an ask with other arguments runs its own.
+    func testAStatusAskedAheadAnswersTheAskWithOneRunOfTheHelper() throws {
+        let dir = try makeTemporaryDirectory("status-ahead")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let helper = dir + "/node-agent-cri"
+        let answer = #"{"registry":true,"runtime_name":"containerd","runtime_version":"v1.7.24"}"#
+        try Data("#!/bin/sh\necho \"$*\" >> \(dir)/calls\nprintf '%s' '\(answer)'\n".utf8).write(to: URL(fileURLWithPath: helper))
+        XCTAssertEqual(chmod(helper, 0o755), 0)
+        let socket = dir + "/containerd.sock"
+        let other = dir + "/other.sock"
+        /// The helper's runs so far for `path`.
+        func calls(_ path: String) -> Int {
+            ((try? String(contentsOfFile: dir + "/calls", encoding: .utf8)) ?? "").split(separator: "\n").filter {
+                $0.contains(" \(path) ")
+            }.count
+        }
+
+        RuntimeStatusQuery.prefetch(helper: helper, socket: socket, pid: nil)
+        let word = RuntimeStatusQuery.ask(helper: helper, socket: socket, pid: nil)
+        XCTAssertEqual(word, RuntimeWord(version: "v1.7.24", reportsRegistry: true, configPath: ""))
+        XCTAssertEqual(calls(socket), 1, "the ask ran the helper again instead of taking the answer asked ahead")
+
+        RuntimeStatusQuery.prefetch(helper: helper, socket: socket, pid: nil)
+        XCTAssertNotNil(RuntimeStatusQuery.ask(helper: helper, socket: other, pid: nil))
+        XCTAssertEqual(calls(other), 1, "an ask for another socket took the answer asked ahead for this one")
+        // Taken once (the other ask let it go): the next ask runs the helper itself.
+        XCTAssertNotNil(RuntimeStatusQuery.ask(helper: helper, socket: socket, pid: nil))
+        let deadline = Date().addingTimeInterval(5)
+        while calls(socket) < 3, Date() < deadline { usleep(20_000) }
+        XCTAssertEqual(calls(socket), 3)
     }
 }

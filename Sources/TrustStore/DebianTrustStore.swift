@@ -71,12 +71,12 @@ public struct DebianTrustStore {
     /// as they occur): two runs interleaved, a half-removed store, a bundle edited by hand. Nil
     /// when it is whole. Compared as a multiset of certificates, so order and spacing do not count.
     public func bundleDamage(bundle: String) throws -> String? {
-        var expected: [String: Int] = [:]
+        var expected: [[UInt8]: Int] = [:]
         for source in try sources() {
-            for body in Self.certificateBodies(String(decoding: source.bytes, as: UTF8.self)) { expected[body, default: 0] += 1 }
+            for body in Self.certificateBodies(source.bytes) { expected[body, default: 0] += 1 }
         }
-        var actual: [String: Int] = [:]
-        for body in Self.certificateBodies(bundle) { actual[body, default: 0] += 1 }
+        var actual: [[UInt8]: Int] = [:]
+        for body in Self.certificateBodies(Array(bundle.utf8)) { actual[body, default: 0] += 1 }
         guard actual != expected else { return nil }
         let missing = expected.reduce(0) { $0 + max(0, $1.value - (actual[$1.key] ?? 0)) }
         let extra = actual.reduce(0) { $0 + max(0, $1.value - (expected[$1.key] ?? 0)) }
@@ -103,17 +103,25 @@ public struct DebianTrustStore {
 
     /// The base64 bodies of the CERTIFICATE blocks of a PEM text, in order.
     package static func certificateBodies(_ text: String) -> [String] {
-        var out: [String] = []
-        var current: [Substring]?
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
-            if trimmed == "-----BEGIN CERTIFICATE-----" {
+        certificateBodies(Array(text.utf8)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The same, of PEM bytes: read a line at a time as bytes (a node's ~140 CA files and its
+    /// bundle; a String per line was most of the facts' time), lines split at LF with a CR
+    /// before it dropped (CRLF files too: a String splits at "\r\n" as one character, so
+    /// those gave no bodies), blanks before a body line dropped.
+    package static func certificateBodies(_ bytes: [UInt8]) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        var current: [UInt8]?
+        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            let trimmed = line.last == UInt8(ascii: "\r") ? line.dropLast() : line
+            if trimmed.elementsEqual(PEMMarkers.beginCertificate) {
                 current = []
-            } else if trimmed == "-----END CERTIFICATE-----" {
-                if let lines = current { out.append(lines.joined()) }
+            } else if trimmed.elementsEqual(PEMMarkers.endCertificate) {
+                if let body = current { out.append(body) }
                 current = nil
             } else if current != nil {
-                current!.append(trimmed.drop(while: { $0 == " " }))
+                current!.append(contentsOf: trimmed.drop(while: { $0 == UInt8(ascii: " ") }))
             }
         }
         return out

@@ -118,28 +118,39 @@ public struct GoTrustPool: Sendable {
     /// The DER of each `CERTIFICATE` block without headers (Go's `AppendCertsFromPEM`, which
     /// skips other blocks and certificates it cannot parse: here, whose DER does not walk).
     public static func pemCertificates(_ bytes: [UInt8]) -> [[UInt8]] {
+        // Read as bytes, a line at a time (as Go's encoding/pem): a node's pool is ~280
+        // certificates (the bundle and /etc/ssl/certs' files), each line a String was most of
+        // tls-runtime-trust's time.
         var out: [[UInt8]] = []
-        var body: String?
+        var body: [UInt8]?
         var hasHeaders = false
         for raw in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            let line = String(decoding: raw.last == UInt8(ascii: "\r") ? raw.dropLast() : raw, as: UTF8.self)
-            if line.hasPrefix("-----BEGIN ") {
-                body = line == "-----BEGIN CERTIFICATE-----" ? "" : nil
+            let line = raw.last == UInt8(ascii: "\r") ? raw.dropLast() : raw
+            if line.starts(with: PEMMarkers.beginPrefix) {
+                body = line.elementsEqual(PEMMarkers.beginCertificate) ? [] : nil
                 hasHeaders = false
-            } else if line.hasPrefix("-----END ") {
-                if let b = body, !hasHeaders, line == "-----END CERTIFICATE-----",
-                    let data = Data(base64Encoded: b, options: .ignoreUnknownCharacters), DERWalk.isOneElement(Array(data))
+            } else if line.starts(with: PEMMarkers.endPrefix) {
+                if let b = body, !hasHeaders, line.elementsEqual(PEMMarkers.endCertificate),
+                    let data = Data(base64Encoded: Data(b), options: .ignoreUnknownCharacters), DERWalk.isOneElement(Array(data))
                 {
                     out.append(Array(data))
                 }
                 body = nil
             } else if body != nil {
-                if line.contains(":") { hasHeaders = true }
-                body! += line
+                if line.contains(UInt8(ascii: ":")) { hasHeaders = true }
+                body!.append(contentsOf: line)
             }
         }
         return out
     }
+}
+
+/// The PEM lines the readers of this module look for, as bytes.
+enum PEMMarkers {
+    static let beginPrefix = Array("-----BEGIN ".utf8)
+    static let endPrefix = Array("-----END ".utf8)
+    static let beginCertificate = Array("-----BEGIN CERTIFICATE-----".utf8)
+    static let endCertificate = Array("-----END CERTIFICATE-----".utf8)
 }
 
 /// A DER element's outer framing, checked without decoding what it holds.

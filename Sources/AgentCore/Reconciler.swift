@@ -105,6 +105,10 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
     public private(set) var proven: (report: Report, at: ReconcileInstant)?
     public private(set) var proofDue: UInt64?
     private var provenNow = false
+    /// What a light reconcile changed on the node before it asked for a full proof: the full
+    /// proof's report carries it (its log lines, /status, the Events), since by then the node
+    /// needs no change.
+    private var lightChanges: [String] = []
     /// The condition as last sent, when (monotonic), and its lastTransitionTime.
     public private(set) var sent: NodeCondition?
     private var sentAt: UInt64?
@@ -204,6 +208,7 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
                 if let moved = Self.moved(report, merged: merged, since: proven.report) {
                     why = moved
                     proof = .full
+                    lightChanges = report.changes
                     return [
                         .log(ReconcileLogLine(.info, "light reconcile: something moved; proving the network now", ["moved": moved])),
                         .reconcile(why: moved, proof: .full),
@@ -214,6 +219,8 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
                 report.networkProof = .init(
                     provenAt: proven.at.wall, ageSeconds: Double(now.monotonic &- proven.at.monotonic) / 1e9, thisReconcile: "light")
             } else {
+                report.changes = lightChanges + report.changes
+                lightChanges = []
                 proven = (report, now)
                 provenNow = true
                 report.networkProof = .init(provenAt: now.wall, ageSeconds: 0, thisReconcile: "full")

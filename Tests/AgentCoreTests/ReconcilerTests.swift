@@ -343,6 +343,24 @@ final class ReconcilerTests: XCTestCase {
         }
     }
 
+    /// Drift a light reconcile repaired is logged and reported with the full proof it asks for
+    /// (which finds nothing left to change). Broken (the light one's changes dropped), the
+    /// repair is never told.
+    func testWhatALightReconcileChangedIsToldWithTheFullProof() throws {
+        loop = proofLoop
+        XCTAssertEqual(due()?.proof, .full)
+        ended(probed())
+        advance(60)
+        XCTAssertEqual(due()?.proof, lightProof)
+        ended(probed(light: true, changes: ["set resolved link nodeagent0: DNS=10.96.0.10"]))
+        let full = ended(probed())
+        XCTAssertEqual(try XCTUnwrap(recorded(full)).changes, ["set resolved link nodeagent0: DNS=10.96.0.10"])
+        XCTAssertTrue(full.contains(.log(ReconcileLogLine(.info, "changed: set resolved link nodeagent0: DNS=10.96.0.10"))), "\(full)")
+        advance(60)
+        XCTAssertEqual(due()?.proof, lightProof)
+        XCTAssertEqual(try XCTUnwrap(recorded(ended(probed(light: true)))).changes, [], "told once")
+    }
+
     /// Between proofs the report carries the full proof's network checks with the light ones in
     /// their places, says how old the proof is, and is settled with them: a certs-d failure the
     /// full proof's runtime pull overruled is not "moved" (else every interval would be full).

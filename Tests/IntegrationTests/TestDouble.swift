@@ -26,9 +26,12 @@ func startDouble(_ process: Process, _ name: String, timeout: TimeInterval = 20)
         throw AgentError(
             .io, "the test double \(name) exited (status \(process.terminationStatus)) before it listened: \(output.printed)")
     case .timedOut:
-        process.terminate()
-        process.waitUntilExit()
         let waited = String(format: "%.1f", Date().timeIntervalSince(started))
+        process.terminate()
+        let end = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < end { usleep(50_000) }  // its end, bounded: then SIGKILL
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
         throw AgentError(.io, "the test double \(name) did not say it listens within \(waited) s: \(output.printed)")
     }
 }

@@ -38,6 +38,11 @@ struct ProbeRun {
     /// Every check, then the rules between them. `pull`: the runtime's pull, started first.
     mutating func all(pull: BackgroundWork<RuntimePullProbe.Outcome>?) -> [CheckResult] {
         if let address = s.lightAt {
+            // kube-dns answering: the one DNS question of a light run (a kube-dns outage breaks
+            // the node's pulls as a registry outage does, and is seen as soon).
+            if case .name(let name) = s.registry.host, let dns = s.clusterDNS {
+                step("dns-cluster") { _, t in DNSProbe.cluster(name: name, server: dns, client: DNSClient(timeoutMilliseconds: t)).0 }
+            }
             registryAlive(address)
             nodeChecks()
             return Readiness.settle(checks)
@@ -64,7 +69,7 @@ struct ProbeRun {
         return Readiness.settle(checks)
     }
 
-    /// A light run's only network check: the registry's API at the address the last full run
+    /// A light run's check of the registry: its API at the address the last full run
     /// connected to, verified with containerd's pool (the system roots and the runtime's CA
     /// files), one connection.
     mutating func registryAlive(_ address: IPAddress) {

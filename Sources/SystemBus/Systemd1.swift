@@ -19,20 +19,27 @@ public final class Systemd1 {
     static let manager = "org.freedesktop.systemd1.Manager"
 
     let bus: SystemBus
+    /// The bus's answer that no systemd serves it: the next unit asked gets it again without a
+    /// round trip (a node without systemd on its bus, or a sandbox's bus: bootstrap asks after
+    /// eight units, each a round trip through the bus daemon, milliseconds at load).
+    private var absent: AgentError?
 
     public init(bus: SystemBus) { self.bus = bus }
 
     /// The unit's state, or nil when systemd does not know it (not installed).
     public func unit(_ name: String) throws -> UnitState? {
+        if let absent { throw absent }
         let path: String
         do {
             path = try bus.call(
                 destination: Self.service, path: Self.path, interface: Self.manager, member: "LoadUnit",
                 build: { try $0.append(string: name) }, read: { try $0.string(type: "o") })
         } catch let e as BusCallError {
-            throw AgentError(
+            let error = AgentError(
                 .dbus, "systemd: \(e.message)", hint: e.name.contains("ServiceUnknown") ? "systemd is not running on this bus" : nil,
                 cause: .busError(e.name))
+            if e.name == "org.freedesktop.DBus.Error.ServiceUnknown" { absent = error }
+            throw error
         }
         let unit = "org.freedesktop.systemd1.Unit"
         let load = try bus.property(destination: Self.service, path: path, interface: unit, name: "LoadState", signature: "s") {

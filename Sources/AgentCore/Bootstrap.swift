@@ -164,12 +164,17 @@ public struct Bootstrap {
         report.dnsMode = dnsPlan.map { .init(mode: $0.mode.rawValue, reason: $0.reason, replacedAnotherMode: $0.replacesAnotherMode) }
         report.runtimeRestarts = restarts
         report.watchedPaths = effects.watchedPaths(locations)
-        // The node's containerd (the one that serves its socket: another sandbox's or a CI
-        // runner's containerd on the same host is not the node's) and the other runtimes.
-        let containerd = Set(config.runningContainerd.map(\.pid))
-        report.runtimeProcesses = config.runtimeProcesses.filter { $0.name != "containerd" || containerd.contains($0.pid) }
-            .map { "\($0.name) \($0.pid) \($0.started?.timeIntervalSince1970 ?? 0)" }
+        report.runtimeProcesses = runtimeProcessesOfTheNode
         return report
+    }
+
+    /// The node's containerd (the one that serves its socket: another sandbox's or a CI runner's
+    /// containerd on the same host is not the node's) and the other runtimes, as `run` compares
+    /// them between reconciles: name, pid, start.
+    var runtimeProcessesOfTheNode: [String] {
+        let containerd = Set(config.runningContainerd.map(\.pid))
+        return config.runtimeProcesses.filter { $0.name != "containerd" || containerd.contains($0.pid) }
+            .map { "\($0.name) \($0.pid) \($0.started?.timeIntervalSince1970 ?? 0)" }
     }
 
     /// Restarts each active runtime unit that entered the active state before the newest of the

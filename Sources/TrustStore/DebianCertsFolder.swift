@@ -1,0 +1,47 @@
+import Glibc
+import HostSystem
+
+/// /etc/ssl/certs as the node sees it, read once: its names, and whether each leads to a file
+/// (a hash link to a `.pem` link to a certificate), links followed inside the host root with each
+/// folder resolved once: a few hundred entries on every run, without a stat per path component.
+struct CertsFolder {
+    let files: HostFiles
+    /// /etc/ssl/certs, opened inside the root once (nil: it does not exist).
+    let etcCerts: HostDirectory?
+    let names: [String]
+    let listed: Set<String>
+    var folders: [String: HostDirectory?] = [:]
+    var alive: [String: Bool] = [:]
+
+    init(files: HostFiles) throws {
+        self.files = files
+        etcCerts = try files.root.openDirectory(DebianTrustStore.etcCerts)
+        names = (etcCerts?.names() ?? []).sorted()
+        listed = Set(names)
+    }
+
+    /// Whether a node path names a file, links followed inside the root.
+    mutating func isFile(_ path: String) -> Bool {
+        guard let p = try? HostPath(path) else { return false }
+        if folders[p.parent.path] == nil { folders[p.parent.path] = .some((try? files.root.openDirectory(p.parent)) ?? nil) }
+        guard let folder = folders[p.parent.path] ?? nil, let st = try? folder.entryStat(p.lastComponent) else {
+            return false
+        }
+        return st.st_mode & S_IFMT != S_IFLNK || ((try? files.exists(p)) ?? false)
+    }
+
+    /// Whether the entry `name` leads to a file.
+    mutating func leadsToFile(_ name: String, _ depth: Int = 0) -> Bool {
+        if let known = alive[name] { return known }
+        var result = listed.contains(name)
+        if result, let target = etcCerts?.linkTarget(name) {
+            if !target.contains("/") {
+                result = depth < 8 && leadsToFile(target, depth + 1)
+            } else {
+                result = isFile(target.hasPrefix("/") ? target : DebianTrustStore.etcCerts.path + "/" + target)
+            }
+        }
+        alive[name] = result
+        return result
+    }
+}

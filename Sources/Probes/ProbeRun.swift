@@ -37,16 +37,7 @@ struct ProbeRun {
 
     /// Every check, then the rules between them. `pull`: the runtime's pull, started first.
     mutating func all(pull: BackgroundWork<RuntimePullProbe.Outcome>?) -> [CheckResult] {
-        if let address = s.lightAt {
-            // kube-dns answering: the one DNS question of a light run (a kube-dns outage breaks
-            // the node's pulls as a registry outage does, and is seen as soon).
-            if case .name(let name) = s.registry.host, let dns = s.clusterDNS {
-                step("dns-cluster") { _, t in DNSProbe.cluster(name: name, server: dns, client: DNSClient(timeoutMilliseconds: t)).0 }
-            }
-            registryAlive(address)
-            nodeChecks()
-            return Readiness.settle(checks)
-        }
+        if let address = s.lightAt { return light(address) }
         switch s.registry.host {
         case .ip(let ip): hostAddresses = [ip]
         case .name(let name): nameChecks(name)
@@ -67,26 +58,6 @@ struct ProbeRun {
         // Last and strongest: the runtime's own pull.
         if let pull { runtimePull(pull) }
         return Readiness.settle(checks)
-    }
-
-    /// A light run's check of the registry: its API at the address the last full run
-    /// connected to, verified with containerd's pool (the system roots and the runtime's CA
-    /// files), one connection.
-    mutating func registryAlive(_ address: IPAddress) {
-        let pool = GoTrustPool.build(files: files, environment: runtime?.environment ?? [:], caFiles: s.trust.runtimeCAFiles)
-        // Where containerd's pool cannot be built, the OS bundle (read inside the host root).
-        let trust: (TrustSource, String) =
-            pool.failure == nil
-            ? (.pool(pool), "containerd's pool (the system roots and the runtime's CA files), \(pool.summary)")
-            : (.hostFile(files, s.trust.osBundle), "the OS bundle \(s.trust.osBundle)")
-        step("registry-api") { run, t in
-            var r = RegistryProbe.run(
-                target: ProbeTarget(registry: run.s.registry, address: address, timeoutMilliseconds: t), trust: trust.0,
-                trustLabel: trust.1, credentials: run.s.credentials,
-                resolve: HostResolver(files: run.files, client: DNSClient(timeoutMilliseconds: t)).firstAddress)
-            r.details["address"] = "\(address)"
-            return r
-        }
     }
 
     /// The time a check has: its timeout, or what is left of the deadline.

@@ -13,8 +13,11 @@ import Vocabulary
 /// last full proof is `proofInterval` old (jittered as the interval is), and at once when a
 /// light reconcile finds something moved. Between full proofs, an interval's reconcile is light:
 /// the node's files, link and resolved's configuration (the plan, reapplied), the runtimes'
-/// processes, the node's own checks and the registry's API at the proven address; the other
-/// checks are the last full proof's, and the report says how old (`Report.networkProof`).
+/// processes, the node's own checks, kube-dns asked one question and a TCP connect to the
+/// registry at the proven address; the other checks are the last full proof's, and the report
+/// says how old (`Report.networkProof`). While the registry is unreachable (the last full proof's
+/// TCP connect failed), the backoff's retries are light too, and the full proof follows at once
+/// when the registry accepts the connection (Reconciler+Light).
 /// node-problem-detector's condition manager is the model: the state is a value, time an input,
 /// the I/O the caller's (ReconcileService in the executable).
 ///
@@ -70,8 +73,8 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
         case settled(folders: [[Int64]?], jitter: Double)
     }
 
-    /// How much a reconcile proves: everything, or (`light`) the node's own state and the
-    /// registry's API at the address the last full proof connected to.
+    /// How much a reconcile proves: everything, or (`light`) the node's own state, one DNS
+    /// question and a TCP connect to the registry at an address (Reconciler+Light).
     public enum Proof: Equatable, Sendable {
         case full
         case light(IPAddress)
@@ -146,7 +149,7 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
         var proof = Proof.full
         if schedule.due(now: now.monotonic) {
             why = lastCA == nil ? "start" : "interval"
-            if let light = lightProof(now: now) {
+            if let light = Self.lightProof(settings, ready: ready, proven: proven?.report, due: proofDue, now: now) {
                 proof = light
             } else if why == "interval", ready, proven != nil, settings.proofInterval > settings.interval {
                 why = "interval, and the network proof is due"
@@ -162,40 +165,6 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
         self.proof = proof
         lastCA = watch.ca
         return [.reconcile(why: why, proof: proof)]
-    }
-
-    /// A light reconcile where one will do: the node was ready, the last full proof is younger
-    /// than its due time, and it connected to the registry (the address the light one asks).
-    private func lightProof(now: ReconcileInstant) -> Proof? {
-        guard settings.proofInterval > settings.interval, ready, let proven, let proofDue, now.monotonic < proofDue,
-            let address = proven.report.checks.first(where: { $0.name == "registry-api" })?.details["address"],
-            let ip = try? IPAddress(address)
-        else { return nil }
-        return .light(ip)
-    }
-
-    /// What a light reconcile found moved since the last full proof (nil: nothing): a change it
-    /// made to the node (drift reapplied), the runtimes' processes (a restart), a check whose
-    /// outcome differs (with the full proof's other checks, as `Readiness` settles them).
-    static func moved(_ light: Report, merged: [CheckResult], since proven: Report) -> String? {
-        if let change = light.changes.first { return "the reconcile changed the node (\(change))" }
-        if light.runtimeProcesses != proven.runtimeProcesses {
-            return
-                "the runtime's processes changed (\(proven.runtimeProcesses.joined(separator: ", ")) -> \(light.runtimeProcesses.joined(separator: ", ")))"
-        }
-        let fresh = Set(light.checks.map(\.name))
-        for check in merged where fresh.contains(check.name) {
-            let was = proven.checks.first { $0.name == check.name }?.outcome
-            if was != check.outcome { return "\(check.name) is now \(check.outcome.rawValue) (was \(was?.rawValue ?? "not run"))" }
-        }
-        return nil
-    }
-
-    /// The full proof's checks with the light reconcile's in their places, settled together.
-    static func merge(_ light: [CheckResult], into proven: [CheckResult]) -> [CheckResult] {
-        let fresh = Dictionary(light.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let known = Set(proven.map(\.name))
-        return Readiness.settle(proven.map { fresh[$0.name] ?? $0 } + light.filter { !known.contains($0.name) })
     }
 
     private mutating func reconciled(_ outcome: Result<Report, any Error>, now: ReconcileInstant) -> [Action] {

@@ -72,8 +72,9 @@ public struct Report: Codable, Equatable, Sendable {
     }
 
     /// When the network checks (DNS, TLS, the registry's API, the runtime's pull) were last run
-    /// in full, and what this reconcile ran: `full`, or `light` (the node's own checks and the
-    /// registry's API at the proven address; the other network checks are the full proof's).
+    /// in full, and what this reconcile ran: `full`, or `light` (the node's own checks, one
+    /// cluster DNS question and a TCP connect to the registry at the proven address; the other
+    /// network checks are the full proof's).
     public struct NetworkProof: Codable, Equatable, Sendable {
         public var provenAt: Date
         /// Seconds between that proof and the end of this reconcile.

@@ -4,11 +4,21 @@ import Vocabulary
 
 /// The two DNS checks: the cluster DNS asked directly, and the host's own resolution path.
 public enum DNSProbe {
-    public static func cluster(name: DomainName, server: IPAddress, client: DNSClient) -> (CheckResult, [IPAddress]) {
+    /// `family`: ask only for that family's record (A or AAAA), one question; nil asks for A,
+    /// then AAAA when A has none.
+    public static func cluster(
+        name: DomainName, server: IPAddress, client: DNSClient, family: IPAddress.Family? = nil
+    ) -> (CheckResult, [IPAddress]) {
         var watch = Stopwatch()
-        let answer = client.lookup(name, server: server)
+        let answer =
+            switch family {
+            case nil: client.lookup(name, server: server)
+            case .v4: client.query(name, type: .a, server: server)
+            case .v6: client.query(name, type: .aaaa, server: server)
+            }
         watch.lap("resolve")
         var details = ["server": server.description, "answer": answer.summary]
+        if let family { details["asked"] = family == .v4 ? "A" : "AAAA" }
         switch answer {
         case .addresses(let a):
             details["addresses"] = a.map(\.description).joined(separator: ",")

@@ -25,9 +25,9 @@ public struct ProbeSettings: Sendable {
     /// cannot exist (the registry's "not found" proves the path).
     public var pullImage: String?
     /// A light run (`run`'s cadence between network proofs): nil runs every check; an address
-    /// runs only the node's own checks, the cluster DNS asked for the registry's name, and the
-    /// registry's API at that address (the one the last full run connected to), with
-    /// containerd's pool: one connection, no runtime pull.
+    /// runs only the node's own checks, the cluster DNS asked one question for the registry's
+    /// name (that address's family), and a TCP connect to that address (the one the last full
+    /// run connected to): no TLS handshake, no request, no runtime pull (ProbeRun+Light).
     public var lightAt: IPAddress?
 
     public init(

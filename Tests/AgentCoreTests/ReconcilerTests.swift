@@ -220,21 +220,31 @@ final class ReconcilerTests: XCTestCase {
     let registryAddress = "10.96.0.20"
     var lightProof: Loop.Proof { .light(try! IPAddress(registryAddress)) }
 
-    /// A reconcile's report as the probes leave it: a full one (DNS, TLS, the registry's API at
-    /// its address, the node's own checks, the runtime's pull) or a light one (the registry's API
-    /// and the node's own checks).
+    /// A reconcile's report as the probes leave it: a full one (DNS, TCP, TLS, the registry's API
+    /// at its address, the node's own checks, the runtime's pull) or a light one (a TCP connect
+    /// to that address and the node's own checks: ProbeRun+Light).
     func probed(
-        light: Bool = false, api: CheckResult.Outcome = .pass, certsD: CheckResult.Outcome = .pass, changes: [String] = [],
-        runtime: [String] = ["containerd 812 1799999000.0"]
+        light: Bool = false, tcp: CheckResult.Outcome = .pass, api: CheckResult.Outcome = .pass,
+        certsD: CheckResult.Outcome = .pass, changes: [String] = [], runtime: [String] = ["containerd 812 1799999000.0"],
+        dns: String? = nil, pull: CheckResult.Outcome = .pass
     ) -> Report {
         var checks = [
-            CheckResult(name: "registry-api", outcome: api, reason: "/v2/ answered", details: ["address": registryAddress]),
+            CheckResult(
+                name: "tcp", outcome: tcp, reason: tcp == .pass ? "connected" : "refused",
+                details: ["\(registryAddress):443": tcp == .pass ? "connected" : "refused (nothing listens)"]),
             CheckResult(name: "certs-d", outcome: certsD, reason: "hosts.toml"),
         ]
+        if light { checks[0].details["address"] = registryAddress }
+        if let dns {
+            checks.insert(CheckResult(name: "dns-cluster", outcome: .pass, reason: "resolved", details: ["addresses": dns]), at: 0)
+        }
         if !light {
-            checks.insert(CheckResult(name: "dns-cluster", outcome: .pass, reason: "resolved"), at: 0)
-            checks.insert(CheckResult(name: "tls-runtime-trust", outcome: .pass, reason: "verified"), at: 1)
-            checks.append(CheckResult(name: "runtime-pull", outcome: .pass, reason: "not found: the path is proven"))
+            checks.insert(
+                CheckResult(name: "dns-cluster", outcome: .pass, reason: "resolved", details: ["addresses": registryAddress]), at: 0)
+            checks.insert(CheckResult(name: "tls-runtime-trust", outcome: .pass, reason: "verified"), at: 2)
+            checks.insert(
+                CheckResult(name: "registry-api", outcome: api, reason: "/v2/ answered", details: ["address": registryAddress]), at: 3)
+            checks.append(CheckResult(name: "runtime-pull", outcome: pull, reason: "not found: the path is proven"))
         }
         let settled = Readiness.settle(checks)
         var r = Report(
@@ -310,7 +320,8 @@ final class ReconcilerTests: XCTestCase {
 
     /// A light reconcile that finds anything moved asks for a full proof at once, and its own
     /// half-verdict is neither recorded nor published: drift it reapplied, a runtime restart,
-    /// the registry's API failing (the registry stopped), a node check whose outcome changed.
+    /// the registry's listener refusing its TCP connect (the registry stopped: a failure the full
+    /// proof's passing pull makes a warning, still a change), a node check whose outcome changed.
     /// Broken (the comparison dropped), each case records a light verdict instead.
     func testALightReconcileThatFindsSomethingMovedProvesInFullAtOnce() {
         let cases: [(String, Report)] = [
@@ -319,7 +330,7 @@ final class ReconcilerTests: XCTestCase {
                 "the runtime's processes changed (containerd 812 1799999000.0 -> containerd 990 1800000100.0)",
                 probed(light: true, runtime: ["containerd 990 1800000100.0"])
             ),
-            ("registry-api is now fail (was pass)", probed(light: true, api: .fail)),
+            ("tcp is now warn (was pass)", probed(light: true, tcp: .fail)),
             ("certs-d is now warn (was pass)", probed(light: true, certsD: .fail)),
         ]
         for (moved, lightReport) in cases {
@@ -336,7 +347,7 @@ final class ReconcilerTests: XCTestCase {
                     .reconcile(why: moved, proof: .full),
                 ])
             // The full proof's verdict is the one published, with that reason.
-            let full = ended(probed(api: lightReport.checks[0].outcome, certsD: lightReport.checks[1].outcome))
+            let full = ended(probed(tcp: lightReport.checks[0].outcome, certsD: lightReport.checks[1].outcome))
             guard case .log(let line)? = full.dropFirst().first else { return XCTFail("\(full)") }
             XCTAssertEqual(line.metadata["reason"], moved)
             XCTAssertEqual(line.metadata["proof"], "full")
@@ -375,7 +386,8 @@ final class ReconcilerTests: XCTestCase {
         advance(60)
         XCTAssertEqual(due()?.proof, lightProof)
         let report = try XCTUnwrap(recorded(ended(probed(light: true, certsD: .fail))), "not moved: no full proof asked")
-        XCTAssertEqual(report.checks.map(\.name), ["dns-cluster", "tls-runtime-trust", "registry-api", "certs-d", "runtime-pull"])
+        XCTAssertEqual(
+            report.checks.map(\.name), ["dns-cluster", "tcp", "tls-runtime-trust", "registry-api", "certs-d", "runtime-pull"])
         XCTAssertEqual(report.checks.first { $0.name == "certs-d" }?.outcome, .warn)
         XCTAssertTrue(report.ready)
         XCTAssertEqual(report.networkProof, .init(provenAt: provenAt, ageSeconds: 60, thisReconcile: "light"))
@@ -405,6 +417,66 @@ final class ReconcilerTests: XCTestCase {
         ended(probed())
         advance(60)
         XCTAssertEqual(due()?.proof, lightProof, "ready again, proven: light")
+    }
+
+    /// While the last full proof could not connect to the registry (stopped, no endpoints), the
+    /// backoff's retries are light, a TCP connect to where it failed, at the same times as the
+    /// full retries were; the one that connects proves in full at once, so recovery is seen as
+    /// soon. Broken (not-ready retries always full, as before), each retry is full.
+    func testWhileTheRegistryIsUnreachableTheRetriesAreATCPConnectThenTheProof() throws {
+        func retries(proofInterval: Double) -> [String] {
+            loop = Loop(.init(interval: 60, watchInterval: 2, heartbeat: 300, publishes: true, proofInterval: proofInterval))
+            XCTAssertEqual(due()?.proof, .full)
+            ended(probed(tcp: .fail, pull: .fail))
+            var seen: [String] = []
+            for _ in 0..<4 {
+                let n = nextReconcile(from: now.monotonic)
+                seen.append("\(n.after) \(n.proof == .full ? "full" : "light")")
+                let r = recorded(ended(probed(light: n.proof != .full, tcp: .fail, pull: .fail)))
+                XCTAssertEqual(r?.ready, false, "recorded, not ready: nothing moved, no full proof asked")
+            }
+            return seen
+        }
+        XCTAssertEqual(retries(proofInterval: 60), ["4 full", "8 full", "16 full", "32 full"], "every reconcile full: the cadence before")
+        XCTAssertEqual(retries(proofInterval: 600), ["4 light", "8 light", "16 light", "32 light"], "the same times, light")
+        // The registry accepts the connection: the full proof at once, at the retry's time.
+        let n = nextReconcile(from: now.monotonic)
+        XCTAssertEqual(n.proof, lightProof)
+        XCTAssertEqual(
+            ended(probed(light: true)),
+            [
+                .log(
+                    ReconcileLogLine(
+                        .info, "light reconcile: something moved; proving the network now", ["moved": "tcp is now pass (was fail)"])),
+                .reconcile(why: "tcp is now pass (was fail)", proof: .full),
+            ])
+        XCTAssertTrue(try XCTUnwrap(recorded(ended(probed()))).ready)
+        // Not ready for another reason (the registry's API fails): the retries are full.
+        ended(probed(api: .fail))
+        XCTAssertEqual(nextReconcile(from: now.monotonic).proof, .full)
+    }
+
+    /// kube-dns answering other addresses for the registry than the full proof's (the Service
+    /// was recreated): proven in full at once. Broken (the answer not compared), light on.
+    func testALightReconcileWhoseDNSAnswerMovedProvesInFull() {
+        loop = proofLoop
+        XCTAssertEqual(due()?.proof, .full)
+        ended(probed())
+        advance(60)
+        XCTAssertEqual(due()?.proof, lightProof)
+        XCTAssertNotNil(recorded(ended(probed(light: true, dns: registryAddress))), "the same answer: light")
+        advance(60)
+        XCTAssertEqual(due()?.proof, lightProof)
+        XCTAssertEqual(
+            ended(probed(light: true, dns: "10.96.0.77")).last,
+            .reconcile(why: "dns-cluster answers 10.96.0.77 (was 10.96.0.20)", proof: .full))
+        // An answer of the other family (the full proof's was A): not compared.
+        loop = proofLoop
+        XCTAssertEqual(due()?.proof, .full)
+        ended(probed())
+        advance(60)
+        XCTAssertEqual(due()?.proof, lightProof)
+        XCTAssertNotNil(recorded(ended(probed(light: true, dns: "fd00::20"))))
     }
 
     /// --proof-interval at most --interval: every reconcile proves in full (the cadence before).

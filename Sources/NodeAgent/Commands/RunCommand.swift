@@ -87,7 +87,7 @@ struct RunCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Seconds between full network proofs (DNS, TLS, the registry's API, the runtime's pull) while nothing changes; jittered by 10%. Between them each --interval reconcile is light: the node's files, link, resolved's and the runtime's state, and the cluster DNS's answer and the registry's API at the proven address; a change, a failure or anything a light one finds moved proves in full at once. At most --interval: every reconcile is full. (env: NODE_AGENT_PROOF_INTERVAL)",
+            "Seconds between full network proofs (DNS, TLS, the registry's API, the runtime's pull) while nothing changes; jittered by 10%. Between them each --interval reconcile is light: the node's files, link, resolved's and the runtime's state, one cluster DNS question and a TCP connect to the registry at the proven address (no TLS: a registry that accepts connections but fails TLS with the node's CA unchanged is seen at the next full proof); a change, a failure or anything a light one finds moved proves in full at once, and while the registry refuses connections the retries are a TCP connect until it accepts. At most --interval: every reconcile is full. (env: NODE_AGENT_PROOF_INTERVAL)",
             valueName: "seconds"))
     var proofInterval: Double = 600
 

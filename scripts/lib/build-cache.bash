@@ -48,10 +48,12 @@ build_cache() {
     echo "build cache: resolving in $dir failed: a clean build in $local_scratch" >&2
     return 0
   fi
-  # The pins (each dependency's location, version and revision); not the originHash, which changes
-  # with any edit of Package.swift's dependency list even when it resolves to the same versions.
+  # The pins (each dependency's identity, version and revision); not the originHash, which changes
+  # with any edit of Package.swift's dependency list even when it resolves to the same versions,
+  # nor the location, which one resolve writes with ".git" and another without for the same
+  # package (a fresh clone and an older checkout took turns emptying the cache that way).
   local resolved
-  resolved=$(grep -v '"originHash"' Package.resolved | sha256sum | cut -c1-64)
+  resolved=$(grep -E '"(identity|version|revision)"' Package.resolved | tr -d ' ' | sha256sum | cut -c1-64)
   if [[ $(cat "$dir/resolved.sha256" 2>/dev/null || true) != "$resolved" ]]; then
     # New dependencies (or a first use): nothing built is kept.
     find "$dir" -mindepth 1 -maxdepth 1 ! -name checkouts ! -name repositories ! -name artifacts \

@@ -71,12 +71,12 @@ public struct DebianTrustStore {
     /// as they occur): two runs interleaved, a half-removed store, a bundle edited by hand. Nil
     /// when it is whole. Compared as a multiset of certificates, so order and spacing do not count.
     public func bundleDamage(bundle: String) throws -> String? {
-        var expected: [[UInt8]: Int] = [:]
+        var expected: [HashedBytes: Int] = [:]
         for source in try sources() {
-            for body in Self.certificateBodies(source.bytes) { expected[body, default: 0] += 1 }
+            for body in Self.certificateBodies(source.bytes) { expected[HashedBytes(body), default: 0] += 1 }
         }
-        var actual: [[UInt8]: Int] = [:]
-        for body in Self.certificateBodies(Array(bundle.utf8)) { actual[body, default: 0] += 1 }
+        var actual: [HashedBytes: Int] = [:]
+        for body in Self.certificateBodies(Array(bundle.utf8)) { actual[HashedBytes(body), default: 0] += 1 }
         guard actual != expected else { return nil }
         let missing = expected.reduce(0) { $0 + max(0, $1.value - (actual[$1.key] ?? 0)) }
         let extra = actual.reduce(0) { $0 + max(0, $1.value - (expected[$1.key] ?? 0)) }

@@ -44,13 +44,14 @@ public struct GoTrustPool: Sendable {
         var pool = system ?? systemRoots(files: files, environment: environment)
         if !notLoaded.isEmpty {
             let before = pool.certificates.count
-            pool.certificates.removeAll { notLoaded.contains($0) }
+            let drop = Set(notLoaded.map(HashedBytes.init))
+            pool.certificates.removeAll { drop.contains(HashedBytes($0)) }
             if pool.certificates.count < before {
                 pool.summary += " less \(before - pool.certificates.count) added to the OS store after the runtime started"
                 pool.version += "|-\(notLoaded.hashValue)"
             }
         }
-        var seen = Set(pool.certificates)
+        var seen = Set(pool.certificates.map(HashedBytes.init))
         for path in caFiles ?? [] {
             guard let bytes = try? files.read(path, limit: CertificateParser.maximumFileSize) else {
                 pool.failure =
@@ -65,7 +66,7 @@ public struct GoTrustPool: Sendable {
                     pool.failure
                     ?? "the CA file \(path) that hosts.toml names holds no certificate containerd can load (\"unable to load CA cert\"): it refuses every pull from this registry"
             }
-            for der in certs where seen.insert(der).inserted { pool.certificates.append(der) }
+            for der in certs where seen.insert(HashedBytes(der)).inserted { pool.certificates.append(der) }
         }
         if let caFiles, !caFiles.isEmpty { pool.summary += " + " + caFiles.map(\.path).joined(separator: ", ") }
         return pool
@@ -99,10 +100,10 @@ public struct GoTrustPool: Sendable {
         let cacheKey = files.root.directory + "\u{0}" + key
         if let cached = cacheLock.withLock({ cache[cacheKey] }) { return cached }
         var certificates: [[UInt8]] = []
-        var seen = Set<[UInt8]>()
+        var seen = Set<HashedBytes>()
         for path in paths {
             guard let bytes = try? files.read(path, limit: 16 << 20) else { continue }
-            for der in pemCertificates(bytes) where seen.insert(der).inserted { certificates.append(der) }
+            for der in pemCertificates(bytes) where seen.insert(HashedBytes(der)).inserted { certificates.append(der) }
         }
         let bundle = paths.first.flatMap { p in bundles.contains(p.path) ? p.path : nil }
         let parts = [bundle] + folderCount.map { "\($0.1) files of \($0.0)" }

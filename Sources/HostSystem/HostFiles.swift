@@ -55,6 +55,11 @@ public struct HostFiles: Sendable {
         // Only regular files are read.
         guard let (fd, st) = try openForReading(path) else { return nil }
         defer { close(fd) }
+        return try Self.readOpened(fd, st, path, limit: limit)
+    }
+
+    /// The bytes of `path` opened as `fd` (`st` its fstat), with `read`'s rules.
+    static func readOpened(_ fd: Int32, _ st: stat, _ path: HostPath, limit: Int) throws -> [UInt8] {
         switch st.st_mode & S_IFMT {
         case S_IFREG: break
         // A file masked the systemd way (a link to /dev/null) reads as empty.

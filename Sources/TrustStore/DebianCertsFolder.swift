@@ -10,7 +10,8 @@ struct CertsFolder {
     let etcCerts: HostDirectory?
     let names: [String]
     let listed: Set<String>
-    var folders: [String: HostDirectory?] = [:]
+    /// The folders the links lead to, each opened once.
+    let reads: HostFolderReads
     var alive: [String: Bool] = [:]
 
     init(files: HostFiles) throws {
@@ -18,16 +19,15 @@ struct CertsFolder {
         etcCerts = try files.root.openDirectory(DebianTrustStore.etcCerts)
         names = (etcCerts?.names() ?? []).sorted()
         listed = Set(names)
+        reads = HostFolderReads(files: files)
     }
 
     /// Whether a node path names a file, links followed inside the root.
     mutating func isFile(_ path: String) -> Bool {
-        guard let p = try? HostPath(path) else { return false }
-        if folders[p.parent.path] == nil { folders[p.parent.path] = .some((try? files.root.openDirectory(p.parent)) ?? nil) }
-        guard let folder = folders[p.parent.path] ?? nil, let st = try? folder.entryStat(p.lastComponent) else {
+        guard let p = try? HostPath(path), let folder = reads.folder(p.parent), let st = try? folder.entryStat(p.lastComponent) else {
             return false
         }
-        return st.st_mode & S_IFMT != S_IFLNK || ((try? files.exists(p)) ?? false)
+        return st.st_mode & S_IFMT != S_IFLNK || ((try? reads.status(p)) ?? nil) != nil
     }
 
     /// Whether the entry `name` leads to a file.

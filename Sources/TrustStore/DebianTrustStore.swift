@@ -42,15 +42,16 @@ public struct DebianTrustStore {
         }
 
         // <name>.pem links of local certificates: create the missing, drop those whose target is gone.
-        if let certs = try files.root.openDirectory(Self.etcCerts) { HostFiles.removeStaleTemporaries(in: certs) }
-        for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key })
-        where files.symlinkTarget(try Self.etcCerts.appending(name)) != target {
+        let certs = try files.root.openDirectory(Self.etcCerts)
+        if let certs { HostFiles.removeStaleTemporaries(in: certs) }
+        for (name, target) in wantedLinks.sorted(by: { $0.key < $1.key }) where certs?.linkTarget(name) != target {
             try files.replaceSymlink(try Self.etcCerts.appending(name), target: target)
             changes.append("link \(Self.etcCerts.path)/\(name) -> \(target)")
         }
+        // The folder's ~280 links read through its one descriptor.
         for name in try files.list(Self.etcCerts) {
             let link = try Self.etcCerts.appending(name)
-            guard let target = files.symlinkTarget(link), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else {
+            guard let target = certs?.linkTarget(name), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else {
                 continue
             }
             try files.removeEntry(link)
@@ -90,13 +91,15 @@ public struct DebianTrustStore {
     /// deselected ones skipped), then every local `*.crt` (`local`), as update-ca-certificates reads them.
     func sources() throws -> [(path: HostPath, bytes: [UInt8], local: Bool)] {
         var out: [(path: HostPath, bytes: [UInt8], local: Bool)] = []
+        // ~140 files in one or two folders: each folder opened once.
+        let reads = HostFolderReads(files: files)
         for line in (try files.readString(Self.conf) ?? "").split(separator: "\n", omittingEmptySubsequences: true) {
             guard !line.hasPrefix("#"), !line.hasPrefix("!") else { continue }
             let path = try Self.certsDir.appending(String(line))
-            if let bytes = try files.read(path) { out.append((path, bytes, false)) }
+            if let bytes = try reads.read(path) { out.append((path, bytes, false)) }
         }
         for cert in try localCertificates() {
-            if let bytes = try files.read(cert) { out.append((cert, bytes, true)) }
+            if let bytes = try reads.read(cert) { out.append((cert, bytes, true)) }
         }
         return out
     }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Glibc
 import HostSystem
 import Vocabulary
 
@@ -76,36 +77,46 @@ public struct GoTrustPool: Sendable {
     public static func systemRoots(files: HostFiles, environment: [String: String]) -> GoTrustPool {
         let bundles = environment["SSL_CERT_FILE"].map { [$0] } ?? goBundles
         let folders = environment["SSL_CERT_DIR"].map { $0.split(separator: ":").map(String.init) } ?? goFolders
-        // Every file Go would read, in its order.
-        var paths: [HostPath] = []
+        // Every file Go would read, in its order, with its version. A folder's ~280 entries (its
+        // files are links to a folder of ~140) through one descriptor per folder.
+        let reads = HostFolderReads(files: files)
+        func kind(_ path: HostPath) -> (kind: mode_t, version: [UInt64])? {
+            guard let st = (try? reads.status(path)) ?? nil else { return nil }
+            let version: [UInt64] = [
+                UInt64(st.st_dev), UInt64(st.st_ino), UInt64(st.st_size), UInt64(st.st_mtim.tv_sec), UInt64(st.st_mtim.tv_nsec),
+            ]
+            return (st.st_mode & S_IFMT, version)
+        }
+        var paths: [(path: HostPath, version: [UInt64])] = []
         for name in bundles {
-            guard let path = try? HostPath(name), files.kind(path) == .regular else { continue }
-            paths.append(path)
+            guard let path = try? HostPath(name), let found = kind(path), found.kind == S_IFREG else { continue }
+            paths.append((path, found.version))
             break
         }
         var folderCount: [(String, Int)] = []
         for name in folders {
-            guard let folder = try? HostPath(name), files.kind(folder) == .directory else { continue }
+            guard let folder = try? HostPath(name), kind(folder)?.kind == S_IFDIR else { continue }
+            let opened = reads.folder(folder)
             var count = 0
-            for entry in (try? files.list(folder)) ?? [] {
+            for entry in (opened?.names() ?? []).sorted() {
                 guard let path = try? folder.appending(entry) else { continue }
-                if let target = files.symlinkTarget(path), !target.contains("/") { continue }
-                guard files.kind(path) == .regular else { continue }
-                paths.append(path)
+                if let target = opened?.linkTarget(entry), !target.contains("/") { continue }
+                guard let found = kind(path), found.kind == S_IFREG else { continue }
+                paths.append((path, found.version))
                 count += 1
             }
             folderCount.append((name, count))
         }
-        let key = paths.map { p in "\(p.path):\(files.version(p) ?? [])" }.joined(separator: "|")
+        let key = paths.map { "\($0.path.path):\($0.version)" }.joined(separator: "|")
         let cacheKey = files.root.directory + "\u{0}" + key
         if let cached = cacheLock.withLock({ cache[cacheKey] }) { return cached }
         var certificates: [[UInt8]] = []
         var seen = Set<HashedBytes>()
-        for path in paths {
-            guard let bytes = try? files.read(path, limit: 16 << 20) else { continue }
+        for (path, _) in paths {
+            guard let bytes = try? reads.read(path, limit: 16 << 20) else { continue }
             for der in pemCertificates(bytes) where seen.insert(HashedBytes(der)).inserted { certificates.append(der) }
         }
-        let bundle = paths.first.flatMap { p in bundles.contains(p.path) ? p.path : nil }
+        let bundle = paths.first.flatMap { p in bundles.contains(p.path.path) ? p.path.path : nil }
         let parts = [bundle] + folderCount.map { "\($0.1) files of \($0.0)" }
         let summary = "Go's system roots (\(parts.compactMap { $0 }.joined(separator: " and ")): \(certificates.count) certificates)"
         let pool = GoTrustPool(certificates: certificates, summary: summary, failure: nil, version: key)

@@ -164,6 +164,37 @@ final class HostLinkRefusalTests: XCTestCase {
         XCTAssertNotNil(files.modificationTime(try path("/etc/upward")))
     }
 
+    func testFolderReadsFollowLinksInsideTheRoot() throws { try bothWays(caseFolderReadsFollowLinksInsideTheRoot) }
+
+    /// HostFolderReads (a trust store's files read through one descriptor per folder) follows
+    /// links as HostFiles does: absolute targets from the root, `..` never above it, the
+    /// machine's own files never read, loops refused, only regular files read.
+    func caseFolderReadsFollowLinksInsideTheRoot() throws {
+        try link("/etc/absolute", to: "/etc/important")
+        try link("/etc/upward", to: "../../../../etc/important/canary")
+        try link("/etc/outside", to: outside + "/canary")
+        try link("/etc/hop", to: "absolute/canary")  // relative, through a link to a folder
+        try link("/etc/loop-a", to: "loop-b")
+        try link("/etc/loop-b", to: "loop-a")
+        XCTAssertEqual(mkfifo(dir + "/etc/important/fifo", 0o600), 0)
+        let reads = HostFolderReads(files: files)
+        let path = { (p: String) in try HostPath(p) }
+        for name in ["/etc/absolute/canary", "/etc/upward", "/etc/hop"] {
+            XCTAssertEqual(try reads.read(try path(name)), Array("inside canary\n".utf8), name)
+            XCTAssertEqual(try reads.status(try path(name))?.st_size, 14, name)
+        }
+        XCTAssertNil(try reads.read(try path("/etc/outside")), "the machine's file was read")
+        XCTAssertNil(try reads.status(try path("/etc/outside")))
+        XCTAssertNil(try reads.read(try path("/etc/missing/file")))
+        XCTAssertEqual(reads.linkTarget(try path("/etc/hop")), "absolute/canary")
+        let folder = try XCTUnwrap(try reads.status(try path("/etc/absolute")))
+        XCTAssertEqual(folder.st_mode & S_IFMT, S_IFDIR, "a link to a folder is a folder")
+        assertAgentError(try reads.read(try path("/etc/loop-a")), .io)
+        assertAgentError(try reads.read(try path("/etc/important/fifo")), .io)  // not waited on: O_NONBLOCK
+        XCTAssertNotNil(try reads.status(try path("/etc/important/fifo")))
+        assertCanariesUntouched()
+    }
+
     /// Runs a case with openat2(2), then again on fresh folders with the fallback walk (one
     /// `openat(O_NOFOLLOW)` per component: kernels before 5.6, seccomp profiles without openat2).
     func bothWays(_ body: () throws -> Void) throws {

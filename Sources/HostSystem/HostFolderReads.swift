@@ -1,0 +1,99 @@
+internal import CLinux
+import Vocabulary
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Many files of a few host folders looked at and read, each folder opened inside the root once
+/// (`HostRoot.openDirectory`: links on the way followed as a chroot follows them) and each file
+/// opened in it by its own name (`openat` with O_NOFOLLOW). A file that is a link is followed by
+/// hand with `HostRoot.openForReading`'s rules: an absolute target from the root, `..` never
+/// above it, at most 40 links; each folder on the way again opened inside the root. A trust store
+/// is ~140 CA files in one folder and ~280 links to them in another: opened this way, a file
+/// costs an `openat` and an `fstat` instead of the root's and the path's resolution every time.
+/// For one pass on one thread (it keeps the folders open until it goes).
+public final class HostFolderReads {
+    public let files: HostFiles
+    private var folders: [HostPath: HostDirectory?] = [:]
+
+    public init(files: HostFiles) { self.files = files }
+
+    /// The folder `path`, opened inside the root once; nil when it does not exist or cannot be opened.
+    public func folder(_ path: HostPath) -> HostDirectory? {
+        if let known = folders[path] { return known }
+        let opened = (try? files.root.openDirectory(path)) ?? nil
+        folders[path] = .some(opened)
+        return opened
+    }
+
+    /// The target of the link `path` as written in it; nil when it is not a link.
+    public func linkTarget(_ path: HostPath) -> String? { folder(path.parent)?.linkTarget(path.lastComponent) }
+
+    /// What `path` is, links followed inside the root, looked at through an O_PATH descriptor
+    /// (nothing opened for reading); nil when it does not exist.
+    public func status(_ path: HostPath) throws -> stat? {
+        guard let (fd, st) = try open(path, flags: node_agent_o_path()) else { return nil }
+        close(fd)
+        return st
+    }
+
+    /// The file's bytes, with `HostFiles.read`'s rules (regular files only, a /dev/null mask
+    /// empty, `limit`); nil when it does not exist.
+    public func read(_ path: HostPath, limit: Int = 16 << 20) throws -> [UInt8]? {
+        guard let (fd, st) = try open(path, flags: O_RDONLY | O_NONBLOCK) else { return nil }
+        defer { close(fd) }
+        return try HostFiles.readOpened(fd, st, path, limit: limit)
+    }
+
+    /// `path` opened with `flags` and its fstat, links followed as the type says; nil when absent.
+    private func open(_ path: HostPath, flags: Int32) throws -> (Int32, stat)? {
+        var current = path.components
+        for _ in 0...40 {
+            guard !current.isEmpty else { return try files.root.openForReading(.root, flags: flags).map { try Self.stat($0, path) } }
+            let target = HostPath(components: current)
+            guard let dir = folder(target.parent) else { return nil }
+            let fd = openat(dir.fd, target.lastComponent, flags | O_NOFOLLOW | O_CLOEXEC)
+            let code: Int32
+            if fd >= 0 {
+                let (fd, st) = try Self.stat(fd, path)
+                // O_PATH with O_NOFOLLOW opens a link itself rather than failing: followed below.
+                guard st.st_mode & S_IFMT == S_IFLNK else { return (fd, st) }
+                close(fd)
+                code = ELOOP
+            } else {
+                code = errno
+            }
+            guard code == ELOOP || code == ENXIO, let link = dir.linkTarget(target.lastComponent) else {
+                if code == ENOENT || code == ENOTDIR { return nil }
+                throw AgentError(.io, "cannot read \(path)", errno: code)
+            }
+            current = Self.following(link, from: current)
+        }
+        throw AgentError(.io, "too many symlinks while reading \(path)")
+    }
+
+    private static func stat(_ fd: Int32, _ path: HostPath) throws -> (Int32, stat) {
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else {
+            let error = AgentError(.io, "cannot read \(path)", errno: errno)
+            close(fd)
+            throw error
+        }
+        return (fd, st)
+    }
+
+    /// Where the link `link` at `components` leads, as a chroot reads it: absolute from the root,
+    /// relative from the link's folder, `..` never above the root.
+    static func following(_ link: String, from components: [String]) -> [String] {
+        var next = link.hasPrefix("/") ? [] : Array(components.dropLast())
+        for part in link.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
+            if part == ".." {
+                _ = next.popLast()
+            } else {
+                next.append(String(part))
+            }
+        }
+        return next
+    }
+}

@@ -97,11 +97,12 @@ extension HostFiles {
             guard failed == 0 else { throw AgentError(.io, "cannot write \(path)", errno: failed, hint: Self.hint(errno: failed)) }
             guard fchmod(fd, mode) == 0 else { throw AgentError(.io, "cannot write \(path)", errno: errno) }
         }
-        // Durable before any of them replaces a file.
-        for i in pending.keys.sorted() {
-            guard fsync(pending[i]!.fd) == 0 else {
-                throw AgentError(.io, "cannot sync \(pending[i]!.path)", errno: errno, hint: Self.hint(errno: errno))
-            }
+        // Durable before any of them replaces a file: synced together (`syncTogether`).
+        let order = pending.keys.sorted()
+        for (i, code) in zip(order, Self.syncTogether(order.map { pending[$0]!.fd })) where code != 0 {
+            throw AgentError(.io, "cannot sync \(pending[i]!.path)", errno: code, hint: Self.hint(errno: code))
+        }
+        for i in order {
             close(pending[i]!.fd)
             pending[i]!.fd = -1
         }
@@ -124,7 +125,20 @@ extension HostFiles {
         }
         committed = true
         var synced: Set<ObjectIdentifier> = []
-        for dir in touched where synced.insert(ObjectIdentifier(dir)).inserted { dir.sync() }
+        _ = Self.syncTogether(touched.filter { synced.insert(ObjectIdentifier($0)).inserted }.map(\.fd))
+    }
+
+    /// fsync of every descriptor at once, one thread each (the first on this one), and each one's
+    /// errno (0: synced). ext4's journal commits concurrent fsyncs together, and the device
+    /// flushes once for them: one after another, each file or folder waited for a commit and a
+    /// flush of its own (measured here, 10 new files of a batch: 33 ms one after another, 4.4 ms
+    /// together, medians of 15; docs/evidence.md).
+    static func syncTogether(_ fds: [Int32]) -> [Int32] {
+        @Sendable func sync(_ fd: Int32) -> Int32 { fsync(fd) == 0 ? 0 : errno }
+        guard fds.count > 1 else { return fds.map(sync) }
+        let others = fds.dropFirst().map { fd in BackgroundWork { sync(fd) } }
+        let first = sync(fds[0])
+        return [first] + others.map { $0.wait() }
     }
 
     /// A new temporary file beside `path` in `dir`, opened for writing: its descriptor and name.

@@ -53,7 +53,8 @@ extension Bootstrap {
         return BootstrapEffects(
             preparePull: {
                 // The runtime's own word on its config (`trustLocations` takes it): another run
-                // of the helper, started now beside the pull's, off the critical path.
+                // of the helper, started now beside the pull's and first (its answer is waited
+                // for before DNS; the pull's start only when the files are in place).
                 if let socket = config.runtimeSocket {
                     RuntimeStatusQuery.prefetch(helper: Self.criHelper, socket: socket, pid: config.runningContainerd.first?.pid)
                 }

@@ -29,18 +29,27 @@ public enum RuntimeStatusQuery {
     /// same arguments, which then waits for this answer. Nothing when the answer is kept already.
     /// The runtime's config is that of its running process, so asking ahead changes nothing of
     /// the answer (the key holds the process).
+    /// The helper is started here, on the caller's thread, and only its answer is awaited on the
+    /// other: on a loaded node a new thread waited for a CPU (20 ms at load 9) before it started
+    /// the helper, and bootstrap then waited for the answer.
     public static func prefetch(helper: String, socket: String, pid: Int?, timeoutSeconds: Double = 3) {
         if let pid, lock.withLock({ cache["\(socket)\u{0}\(pid)"] }) != nil { return }
-        let work = BackgroundWork { run(helper: helper, socket: socket, timeoutSeconds: timeoutSeconds) }
+        let program = try? runner(timeoutSeconds).start(
+            helper, CRIHelperCall.status(socket: socket, timeoutSeconds: timeoutSeconds), withInput: false)
+        let work = BackgroundWork { program.flatMap { answer(try? $0.finish(input: [])) } }
         lock.withLock { pending = ("\(helper)\u{0}\(socket)\u{0}\(pid ?? -1)\u{0}\(timeoutSeconds)", work) }
     }
 
     static func run(helper: String, socket: String, timeoutSeconds: Double) -> RuntimeWord? {
-        guard
-            let r = try? ProcessRunner(timeoutSeconds: timeoutSeconds + 2).run(
-                helper, CRIHelperCall.status(socket: socket, timeoutSeconds: timeoutSeconds)),
-            r.status == 0
-        else { return nil }
+        answer(try? runner(timeoutSeconds).run(helper, CRIHelperCall.status(socket: socket, timeoutSeconds: timeoutSeconds)))
+    }
+
+    /// The helper's own limit is the call's; this one only stops a helper that hangs.
+    static func runner(_ timeoutSeconds: Double) -> ProcessRunner { ProcessRunner(timeoutSeconds: timeoutSeconds + 2) }
+
+    /// The word in the helper's output, when it exited 0.
+    static func answer(_ r: CommandResult?) -> RuntimeWord? {
+        guard let r, r.status == 0 else { return nil }
         return parse(r.stdout)
     }
 

@@ -180,3 +180,31 @@ final class RuntimePullProbeTests: XCTestCase {
         XCTAssertEqual(calls(socket), 3)
     }
 }
+
+extension RuntimePullProbeTests {
+    /// The status helper asked ahead is a child of this process when `prefetch` returns: started
+    /// on the caller's thread, not by a thread that may wait for a CPU first (on a loaded node
+    /// the helper started 20 ms late, and bootstrap waited for its answer).
+    func testAStatusAskedAheadIsStartedBeforePrefetchReturns() throws {
+        let dir = try makeTemporaryDirectory("status-started")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let helper = dir + "/node-agent-cri"
+        let answer = #"{"registry":true,"runtime_name":"containerd","runtime_version":"v1.7.24"}"#
+        try Data("#!/bin/sh\nprintf '%s' '\(answer)'\n".utf8).write(to: URL(fileURLWithPath: helper))
+        XCTAssertEqual(chmod(helper, 0o755), 0)
+        /// This process's children, from each of its threads' lists.
+        func children() -> [String] {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            return tasks.flatMap { task in
+                ((try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ")
+                    .map(String.init)
+            }
+        }
+        let before = Set(children())
+        RuntimeStatusQuery.prefetch(helper: helper, socket: dir + "/containerd.sock", pid: nil)
+        XCTAssertFalse(Set(children()).subtracting(before).isEmpty, "the helper was not started when prefetch returned")
+        XCTAssertEqual(
+            RuntimeStatusQuery.ask(helper: helper, socket: dir + "/containerd.sock", pid: nil),
+            RuntimeWord(version: "v1.7.24", reportsRegistry: true, configPath: ""))
+    }
+}

@@ -12,10 +12,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        // CRIClient: gRPC over HTTP/2 on the runtime's unix socket. The Posix transport has no
-        // package traits: it always brings swift-nio-ssl and swift-certificates (BoringSSL).
-        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
-        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        // CRIClient: HTTP/2 on the runtime's unix socket, with gRPC's thin layer written here.
+        // grpc-swift's transport for a unix socket always brings swift-nio-ssl and BoringSSL:
+        // xN the build (docs/evidence.md, "A leaner CRI transport").
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
     ],
     targets: [
         // C at the edge: module maps + shim headers for what Swift cannot import directly.
@@ -61,8 +62,10 @@ let package = Package(
             name: "CRIClient",
             dependencies: [
                 "CRIWire",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ]
         ),
         // The job: gather facts, plan(facts, desired) purely, apply, probe, report; bootstrap,
@@ -134,7 +137,15 @@ let package = Package(
             ]),
         .testTarget(name: "CRIWireTests", dependencies: ["CRIWire"]),
         // Runs the built `node-agent` against the sandbox node (Tests/nodes/sandbox-node).
-        .testTarget(name: "CRIClientTests", dependencies: ["CRIClient", "CRIWire"]),
+        .testTarget(
+            name: "CRIClientTests",
+            dependencies: [
+                "CRIClient", "CRIWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Vocabulary", "HostSystem", "TrustStore", "Containerd", "TestSupport", "CRIClient", "CRIWire"]),

@@ -1,17 +1,16 @@
 import CRIWire
-import GRPCCore
-import GRPCNIOTransportHTTP2Posix
 import Glibc
 
 /// The runtime could not be asked at all: its socket is missing or refuses connections, or what
-/// answers there does not speak gRPC.
+/// answers there does not speak HTTP/2.
 public struct CRIClientError: Error, CustomStringConvertible, Sendable {
     public var description: String
 }
 
 /// A client of a container runtime's CRI socket (runtime.v1, gRPC over HTTP/2 on a unix socket),
 /// for the calls `node-agent-cri` makes: each connects, asks once, and is given up when its
-/// timeout has passed (deadline exceeded, naming the socket and the seconds).
+/// timeout has passed (deadline exceeded, naming the socket and the seconds). HTTP/2 is
+/// swift-nio-http2's; gRPC's thin layer over it is `GRPCCall` and `GRPCFraming`.
 public enum CRIClient {
     /// `ImageService/PullImage` of `image`, with a pull secret's `username` and `password`.
     /// Throws only when the runtime could not be asked; the runtime's refusal is an answer.
@@ -20,51 +19,55 @@ public enum CRIClient {
         timeoutSeconds: Double
     ) async throws -> CRIPullAnswer {
         let request = PullImageRequest(image: image, username: username, password: password)
-        switch try await call(
-            socketPath, "runtime.v1.ImageService", "PullImage", request, PullImageRequestSerializer(),
-            PullImageResponseDeserializer(), timeoutSeconds: timeoutSeconds)
+        let outcome = try await call(socketPath, "runtime.v1.ImageService", "PullImage", request.encoded(), timeoutSeconds: timeoutSeconds)
         {
+            try PullImageResponse(decoding: $0)
+        }
+        switch outcome {
         case .success(let response): return CRIPullAnswer(ok: true, imageRef: response.imageRef, code: 0, message: "")
-        case .failure(let error): return CRIPullAnswer(ok: false, imageRef: nil, code: error.code.rawValue, message: error.message)
+        case .failure(let error): return CRIPullAnswer(ok: false, imageRef: nil, code: error.code, message: error.message)
         }
     }
 
     /// `RuntimeService/Version`: the runtime's name and version (`containerd`, `1.6.20~ds1`).
     public static func version(socketPath: String, timeoutSeconds: Double) async throws -> CRIRuntimeVersion {
-        switch try await call(
-            socketPath, "runtime.v1.RuntimeService", "Version", VersionRequest(), VersionRequestSerializer(),
-            VersionResponseDeserializer(), timeoutSeconds: timeoutSeconds)
-        {
+        let outcome = try await call(
+            socketPath, "runtime.v1.RuntimeService", "Version", VersionRequest().encoded(), timeoutSeconds: timeoutSeconds
+        ) {
+            try VersionResponse(decoding: $0)
+        }
+        switch outcome {
         case .success(let response): return CRIRuntimeVersion(runtimeName: response.runtimeName, runtimeVersion: response.runtimeVersion)
         case .failure(let error):
-            throw CRIClientError(description: "the container runtime at \(socketPath) refused Version: \(error.code) \(error.message)")
+            throw CRIClientError(description: "the container runtime at \(socketPath) refused Version: \(error.name) \(error.message)")
         }
     }
 
     /// `RuntimeService/Status` with `verbose`: the runtime's `info` map (containerd: `config`,
     /// its effective CRI config as JSON; `golang`, the Go version it was built with).
     public static func statusInfo(socketPath: String, timeoutSeconds: Double) async throws -> [String: String] {
-        switch try await call(
-            socketPath, "runtime.v1.RuntimeService", "Status", StatusRequest(), StatusRequestSerializer(),
-            StatusResponseDeserializer(), timeoutSeconds: timeoutSeconds)
-        {
+        let outcome = try await call(
+            socketPath, "runtime.v1.RuntimeService", "Status", StatusRequest().encoded(), timeoutSeconds: timeoutSeconds
+        ) {
+            try StatusResponse(decoding: $0)
+        }
+        switch outcome {
         case .success(let response): return response.info
         case .failure(let error):
-            throw CRIClientError(description: "the container runtime at \(socketPath) refused Status: \(error.code) \(error.message)")
+            throw CRIClientError(description: "the container runtime at \(socketPath) refused Status: \(error.name) \(error.message)")
         }
     }
 
     /// One unary RPC: the runtime's answer, or its gRPC status (deadline exceeded when
     /// `timeoutSeconds` passed first). Throws when the socket cannot be reached or does not
-    /// speak gRPC.
-    static func call<Request: Sendable, Response: Sendable>(
-        _ socketPath: String, _ service: String, _ method: String, _ request: Request,
-        _ serializer: some MessageSerializer<Request> & Sendable, _ deserializer: some MessageDeserializer<Response> & Sendable,
-        timeoutSeconds: Double
-    ) async throws -> Result<Response, RPCError> {
+    /// speak HTTP/2.
+    static func call<Response: Sendable>(
+        _ socketPath: String, _ service: String, _ method: String, _ request: [UInt8], timeoutSeconds: Double,
+        _ decode: @escaping @Sendable ([UInt8]) throws -> Response
+    ) async throws -> Result<Response, GRPCStatus> {
         // A missing or refused socket (no runtime, or a stopped one), or one where no HTTP/2
-        // server answers, is found here before gRPC starts, and said in the socket's own words:
-        // its errno, or what answered instead.
+        // server answers, is found here before the call starts, and said in the socket's own
+        // words: its errno, or what answered instead.
         let clock = ContinuousClock()
         let start = clock.now
         guard try checkHTTP2Server(socketPath, timeoutSeconds: timeoutSeconds) else {
@@ -73,44 +76,35 @@ public enum CRIClient {
         let elapsed = start.duration(to: clock.now).components
         let remaining = timeoutSeconds - Double(elapsed.seconds) - Double(elapsed.attoseconds) / 1e18
 
-        let descriptor = MethodDescriptor(fullyQualifiedService: service, method: method)
-        // Fail at once if the connection fails rather than queue for a reconnect.
-        var options = CallOptions.defaults
-        options.waitForReady = false
-        let outcome: Result<Response, RPCError>?
+        let outcome: Result<[UInt8], GRPCStatus>?
         do {
-            outcome = try await within(seconds: remaining) { [options] in
-                let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
-                return try await withGRPCClient(transport: transport) { client in
-                    try await client.unary(
-                        request: ClientRequest(message: request), descriptor: descriptor,
-                        serializer: serializer, deserializer: deserializer, options: options
-                    ) { response in
-                        response.accepted.flatMap { $0.message }
-                    }
-                }
+            outcome = try await within(seconds: remaining) {
+                try await GRPCCall.unary(
+                    socketPath: socketPath, service: service, method: method, message: request, timeoutSeconds: remaining)
             }
-        } catch let error as RPCError where error.code == .unavailable && error.cause != nil {
-            // grpc's own error for a connection that failed or broke (the runtime's own statuses
-            // come without a cause): not the runtime's answer.
-            throw CRIClientError(
-                description:
-                    "the container runtime at \(socketPath) could not be asked: \(error.message) (\(error.cause.map { "\($0)" } ?? ""))")
-        } catch let error as RPCError {
-            return .failure(error)
         } catch {
             throw CRIClientError(description: "the container runtime at \(socketPath) could not be asked: \(error)")
         }
-        return outcome ?? .failure(timedOut(socketPath, timeoutSeconds))
+        switch outcome {
+        case nil: return .failure(timedOut(socketPath, timeoutSeconds))
+        case .failure(let status)?: return .failure(status)
+        case .success(let bytes)?:
+            do {
+                return .success(try decode(bytes))
+            } catch {
+                return .failure(
+                    GRPCStatus(code: GRPCStatus.internalError, message: "the runtime's \(method) answer could not be read: \(error)"))
+            }
+        }
     }
 
-    static func timedOut(_ socketPath: String, _ timeoutSeconds: Double) -> RPCError {
-        RPCError(code: .deadlineExceeded, message: "no answer from the container runtime at \(socketPath) within \(timeoutSeconds) s")
+    static func timedOut(_ socketPath: String, _ timeoutSeconds: Double) -> GRPCStatus {
+        GRPCStatus(
+            code: GRPCStatus.deadlineExceeded, message: "no answer from the container runtime at \(socketPath) within \(timeoutSeconds) s")
     }
 
-    /// `body`'s result, or nil when `seconds` passed first: then `body` is cancelled (grpc
-    /// answers a cancelled call with its own words, "The transport threw an unexpected error.",
-    /// which are not the runtime's) and waited for.
+    /// `body`'s result, or nil when `seconds` passed first: then `body` is cancelled (which
+    /// closes the call's connection) and waited for.
     static func within<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }

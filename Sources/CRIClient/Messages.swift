@@ -1,5 +1,3 @@
-import GRPCCore
-
 // The CRI messages a pull and a version query need, from runtime.v1's api.proto (k8s.io/cri-api;
 // the field numbers are those of Debian's golang-github-kubernetes-cri-api-dev 0.32.3, which
 // scripts/cri compiles). Only the fields used are modelled; the rest are left unset on the way
@@ -110,37 +108,5 @@ struct StatusResponse: Sendable, Equatable {
             }
             info[key] = text
         }
-    }
-}
-
-// grpc-swift 2 takes any serializer: these four are what generated code would have provided.
-
-struct PullImageRequestSerializer: MessageSerializer {
-    func serialize<Bytes: GRPCContiguousBytes>(_ message: PullImageRequest) throws -> Bytes { Bytes(message.encoded()) }
-}
-
-struct VersionRequestSerializer: MessageSerializer {
-    func serialize<Bytes: GRPCContiguousBytes>(_ message: VersionRequest) throws -> Bytes { Bytes(message.encoded()) }
-}
-
-struct StatusRequestSerializer: MessageSerializer {
-    func serialize<Bytes: GRPCContiguousBytes>(_ message: StatusRequest) throws -> Bytes { Bytes(message.encoded()) }
-}
-
-struct StatusResponseDeserializer: MessageDeserializer {
-    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> StatusResponse {
-        try StatusResponse(decoding: bytes.withUnsafeBytes { Array($0) })
-    }
-}
-
-struct PullImageResponseDeserializer: MessageDeserializer {
-    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> PullImageResponse {
-        try PullImageResponse(decoding: bytes.withUnsafeBytes { Array($0) })
-    }
-}
-
-struct VersionResponseDeserializer: MessageDeserializer {
-    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> VersionResponse {
-        try VersionResponse(decoding: bytes.withUnsafeBytes { Array($0) })
     }
 }

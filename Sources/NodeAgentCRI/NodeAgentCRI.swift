@@ -7,8 +7,9 @@ import HostSystem
 // node-agent-cri: the agent's CRI calls, in a process of their own. The agent runs it for the
 // runtime-pull check and reads one JSON object from it (CRIWire: the calls and the messages, the
 // same types on both sides); the gRPC stack (grpc-swift, swift-nio, BoringSSL under the
-// transport) is linked here and not into the agent, whose idle memory it raised from 17 to
-// 23 MiB (docs/evidence.md, "What runtime-pull costs"). Exit status: 0 the runtime answered (its
+// transport, then) was linked here and not into the agent, whose idle memory it raised from 17
+// to 23 MiB (docs/evidence.md, "What runtime-pull costs"); it is swift-nio-http2 and a thin gRPC
+// layer now (CRIClient). Exit status: 0 the runtime answered (its
 // answer on standard output, a refusal included), 1 it could not be asked (why, on standard
 // error), 2 the call was malformed.
 

@@ -95,6 +95,32 @@ public final class SystemBus: @unchecked Sendable {
             })
     }
 
+    /// Reads the properties `names` of `interface` in one round trip (`GetAll`): `read` gets
+    /// each one's name and signature with the reader inside its variant; the others are skipped.
+    public func properties(
+        destination: String, path: String, interface: String, names: Set<String>,
+        read: (_ name: String, _ signature: String, MessageReader) throws -> Void
+    ) throws {
+        try call(
+            destination: destination, path: path, interface: "org.freedesktop.DBus.Properties", member: "GetAll",
+            build: { try $0.append(string: interface) },
+            read: { r in
+                try r.enter("a", "{sv}")
+                while try r.enter("e", "sv") {
+                    let name = try r.string()
+                    if names.contains(name), let signature = try r.variantSignature() {
+                        try r.enter("v", signature)
+                        try read(name, signature, r)
+                        try r.exit()
+                    } else {
+                        try r.skip("v")
+                    }
+                    try r.exit()
+                }
+                try r.exit()
+            })
+    }
+
     static func error(_ r: Int32, _ what: String) -> AgentError {
         AgentError(.dbus, what, errno: -r)
     }
@@ -227,6 +253,19 @@ public struct MessageReader {
         guard let p, size > 0 else { return [] }
         return Array(UnsafeRawBufferPointer(start: p, count: size))
     }
+
+    /// The signature of the variant at the reader's position; nil when it is not a variant.
+    public func variantSignature() throws -> String? {
+        var type: CChar = 0
+        var contents: UnsafePointer<CChar>?
+        let r = sd_bus_message_peek_type(message, &type, &contents)
+        try check(r)
+        guard r > 0, type == CChar(UInt8(ascii: "v")), let contents else { return nil }
+        return String(cString: contents)
+    }
+
+    /// Skips the values of `types` (a signature) at the reader's position.
+    public func skip(_ types: String) throws { try check(sd_bus_message_skip(message, types)) }
 
     /// Enters a container; returns false at the end of an array (nothing left to enter).
     @discardableResult

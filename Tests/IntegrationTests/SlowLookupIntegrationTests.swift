@@ -92,7 +92,12 @@ extension ReleaseNodeIntegrationTests {
         XCTAssertEqual(pulled.outcome, "pass", pulled.reason)
         XCTAssertEqual(pulled.details["stage"], "registry", "\(pulled.details)")
         XCTAssertNotNil(pulled.details["first_ask_seconds"], "\(pulled.details)")
-        XCTAssertTrue(pulled.reason.contains("(asked again with the rest of --deadline: the first ask ran out of its 4.0 s"), pulled.reason)
+        // The first ask's own seconds: its 4 s budget, and a little more on a loaded machine (4.1 s
+        // was seen with two test processes and three builds on two cores).
+        XCTAssertNotNil(
+            pulled.reason.range(
+                of: #"\(asked again with the rest of --deadline: the first ask ran out of its 4\.[0-9] s"#, options: .regularExpression),
+            pulled.reason)
         let settled = try XCTUnwrap(on.report.check("dns-host"), on.output)
         XCTAssertEqual(settled.outcome, "warn", settled.reason)
         XCTAssertTrue(settled.reason.contains("had not answered after 2.0 s"), settled.reason)

@@ -122,20 +122,22 @@ public struct Bootstrap {
 
         // Apply: the files (the CA, containerd's folder), then DNS.
         try effects.applyTrustFiles(trustPlan)
-        // Where the trust now lives, read once for the restart check and the probes.
-        let locations = try effects.trustLocations()
         // Where the host's own tool rebuilds the OS store (hooks of its own, which can fail), the
         // store comes before DNS, as it always did: should the tool fail, nothing routes the
         // registry's name yet, and the node is as unable to pull as the report says.
         let storeFirst = trustPlan.refresh != nil && !trustPlan.native
         var restarts: [Report.RuntimeRestart] = []
-        if storeFirst {
+        // Where the trust now lives, read once for the restart check and the probes. It waits for
+        // the runtime's status (asked at the start): otherwise read after DNS, which it overlaps.
+        let first = storeFirst ? try effects.trustLocations() : nil
+        if let first {
             try effects.refreshStore(trustPlan)
-            if restartRuntime { restarts = try effects.restartStaleRuntimes(locations) }
+            if restartRuntime { restarts = try effects.restartStaleRuntimes(first) }
         }
         watch.lap("trust")
         if let dnsPlan { try effects.applyDNS(dnsPlan) }
         watch.lap("dns")
+        let locations = try first ?? effects.trustLocations()
 
         // The runtime's pull needs only what containerd reads on each pull (its hosts folder)
         // and the DNS route, both in place: started now, it overlaps the native rebuild of the OS

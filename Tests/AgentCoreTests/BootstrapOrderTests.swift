@@ -124,8 +124,8 @@ final class BootstrapOrderTests: XCTestCase {
         XCTAssertEqual(
             r.steps,
             [
-                "prepare pull", "lock", "read trust", "read DNS", "plan trust", "apply trust files", "trust locations",
-                "apply DNS link", "start pull", "refresh store", "pull done", "probe",
+                "prepare pull", "lock", "read trust", "read DNS", "plan trust", "apply trust files", "apply DNS link",
+                "trust locations", "start pull", "refresh store", "pull done", "probe",
             ])
     }
 
@@ -136,7 +136,8 @@ final class BootstrapOrderTests: XCTestCase {
         let restarting = Recorder()
         _ = try bootstrap(restartRuntime: true).run(effects(restarting, native: true))
         XCTAssertEqual(
-            Array(restarting.steps.suffix(4)), ["apply DNS link", "refresh store", "restart runtimes", "probe, runtimes read again"])
+            Array(restarting.steps.suffix(5)),
+            ["apply DNS link", "trust locations", "refresh store", "restart runtimes", "probe, runtimes read again"])
     }
 
     func testADryRunReadsAndPlansAndChangesNothing() throws {

@@ -16,6 +16,9 @@ public final class NodeReporter: @unchecked Sendable {
     public let conditionType: String
     public let startupTaint: String?
     private var taintRemoved = false
+    /// The Node as the status patch just answered it (the object after the write: its taints and
+    /// resourceVersion), for the taint's removal that follows in the same report; read once.
+    private var patchedNode: JSONValue?
     /// The node's Events, about the same node through the same API.
     public let events: EventRecorder
     /// Whether the requests since `beginReport` reached the API: nil when none was sent, false
@@ -53,7 +56,10 @@ public final class NodeReporter: @unchecked Sendable {
     }
 
     /// A reconcile's report begins: no request sent yet.
-    public func beginReport() { reportReachedAPI = nil }
+    public func beginReport() {
+        reportReachedAPI = nil
+        patchedNode = nil
+    }
 
     /// Patches the condition, `now` its heartbeat. `transition` is its lastTransitionTime
     /// (RFC 3339); nil: the node's own when it already holds this status (a restarted agent),
@@ -76,6 +82,7 @@ public final class NodeReporter: @unchecked Sendable {
                 .io, "the API answered \(r.status) to the \(conditionType) condition of node \(node)\(KubeAPI.refusal(r))",
                 hint: api.hint(r.status, needs: "patch on nodes/status"))
         }
+        patchedNode = readableNode(r.json)
         return ("condition \(conditionType)=\(status) (\(reason)) on node \(node)", transition)
     }
 
@@ -85,15 +92,11 @@ public final class NodeReporter: @unchecked Sendable {
         return try removeTaint(key)
     }
 
-    /// Removes the taint `key` from the node, with its resourceVersion so a concurrent change wins.
+    /// Removes the taint `key` from the node, with its resourceVersion so a concurrent change wins
+    /// (409: the error, and the next report reads the node again). The node's taints are the
+    /// status patch's answer just before when there is one, else a GET.
     public func removeTaint(_ key: String) throws -> [String] {
-        let r = try send("GET", "/api/v1/nodes/\(node)")
-        guard r.status == 200, let object = r.json, let version = object["metadata"]?["resourceVersion"]?.string else {
-            throw AgentError(
-                .io, "cannot read node \(node) from the API: \(r.status)\(KubeAPI.refusal(r))",
-                hint: api.hint(r.status, needs: "get on nodes"))
-        }
-        let taints = object["spec"]?["taints"]?.array ?? []
+        let (taints, version) = try taintsAndVersion()
         let remaining = taints.filter { $0["key"]?.string != key }
         guard remaining.count != taints.count else {
             taintRemoved = true
@@ -108,6 +111,33 @@ public final class NodeReporter: @unchecked Sendable {
         }
         taintRemoved = true
         return ["removed startup taint \(key) from node \(node)"]
+    }
+
+    /// The node's taints and resourceVersion: the status patch's answer when this report has one
+    /// (the Node after that write: one request fewer), else the node read with a GET.
+    private func taintsAndVersion() throws -> (taints: [JSONValue], version: String) {
+        defer { patchedNode = nil }
+        if let node = patchedNode, let version = node["metadata"]?["resourceVersion"]?.string {
+            return (node["spec"]?["taints"]?.array ?? [], version)
+        }
+        let r = try send("GET", "/api/v1/nodes/\(node)")
+        guard r.status == 200, let object = r.json, let version = object["metadata"]?["resourceVersion"]?.string else {
+            throw AgentError(
+                .io, "cannot read node \(node) from the API: \(r.status)\(KubeAPI.refusal(r))",
+                hint: api.hint(r.status, needs: "get on nodes"))
+        }
+        return (object["spec"]?["taints"]?.array ?? [], version)
+    }
+
+    /// An answer that is this Node with a resourceVersion and taints that read as a list (or
+    /// none); nil otherwise (no body, a Status, another shape): the taint's removal then GETs.
+    private func readableNode(_ json: JSONValue?) -> JSONValue? {
+        guard let json, json["kind"]?.string ?? "Node" == "Node", json["metadata"]?["name"]?.string == node,
+            let version = json["metadata"]?["resourceVersion"]?.string, !version.isEmpty
+        else { return nil }
+        if let spec = json["spec"], spec.object == nil { return nil }
+        if let taints = json["spec"]?["taints"], taints.array == nil, taints != .null { return nil }
+        return json
     }
 
     /// Deletes the condition (uninstall): the node goes back to not having it at all.

@@ -248,6 +248,17 @@ final class RunIntegrationTests: XCTestCase {
         try eventually(20, "the condition published and the startup taint removed") {
             try api.condition("RegistryPullReady") != nil && taintKeys() == ["example.com/other"]
         }
+        // A new node's requests about itself, to the taint gone: the node read for a previous
+        // agent's transition time, the condition, the taint (its taints and resourceVersion from
+        // the status patch's answer). Broken (the taint's GET, as at 97e9134): four.
+        let nodeRequests = api.requests.compactMap { r -> String? in
+            guard let path = r["path"] as? String, path.hasPrefix("/api/v1/nodes/node-1") else { return nil }
+            return "\(r["method"] as? String ?? "") \(path)"
+        }
+        let taintGone = try XCTUnwrap(nodeRequests.firstIndex(of: "PATCH /api/v1/nodes/node-1"), "\(nodeRequests)")
+        XCTAssertEqual(
+            Array(nodeRequests[...taintGone]),
+            ["GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1/status", "PATCH /api/v1/nodes/node-1"])
         let first = try XCTUnwrap(try api.condition("RegistryPullReady"), logText())
         XCTAssertEqual(first["status"], "True")
         XCTAssertEqual(first["reason"], "RegistryPullable")
@@ -286,7 +297,8 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(up["lastTransitionTime"]), try XCTUnwrap(down["lastTransitionTime"]), "flipped back: \(up)")
 
         // A restarted agent keeps the transition time the node has while the status holds, and
-        // finds the taint already gone (a GET, no patch of the node).
+        // finds the taint already gone in its status patch's answer (no GET after it, no patch of
+        // the node).
         agent.terminate()
         agent.waitUntilExit()
         let patchesBefore = statusPatches().count
@@ -298,12 +310,12 @@ final class RunIntegrationTests: XCTestCase {
         XCTAssertEqual(again["status"], "True")
         XCTAssertNotEqual(again["lastHeartbeatTime"], up["lastHeartbeatTime"])
         XCTAssertEqual(again["lastTransitionTime"], up["lastTransitionTime"], "the status held across the restart")
-        try eventually(5, "the restarted agent's taint check (a GET after its condition patch)") {
-            let since = api.requests.dropFirst(requestsBefore)
-            guard let patched = since.firstIndex(where: { $0["path"] as? String == "/api/v1/nodes/node-1/status" }) else { return false }
-            return since[patched...].contains { $0["method"] as? String == "GET" }
-        }
         Thread.sleep(forTimeInterval: 2)
+        let since = api.requests.dropFirst(requestsBefore)
+        let patched = try XCTUnwrap(since.firstIndex { $0["path"] as? String == "/api/v1/nodes/node-1/status" })
+        XCTAssertFalse(
+            since[patched...].contains { $0["path"] as? String == "/api/v1/nodes/node-1" && $0["method"] as? String == "GET" },
+            "the taint's check reads the status patch's answer")
         XCTAssertFalse(
             api.requests.dropFirst(requestsBefore).contains {
                 $0["path"] as? String == "/api/v1/nodes/node-1" && $0["method"] as? String == "PATCH"

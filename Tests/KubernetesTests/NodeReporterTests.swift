@@ -145,6 +145,81 @@ final class NodeReporterTests: XCTestCase {
         XCTAssertEqual(api.take().count, 0, "the taint is known to be gone")
     }
 
+    /// The Node as the API server answers a status patch: the whole object after the write.
+    func answered(_ version: String, taints: [JSONValue]) -> (status: Int, json: JSONValue?) {
+        (
+            200,
+            [
+                "kind": "Node", "apiVersion": "v1", "metadata": ["name": "node-1", "resourceVersion": .string(version)],
+                "spec": ["taints": .array(taints)], "status": ["conditions": []],
+            ]
+        )
+    }
+
+    /// A ready node's first report: the taints and resourceVersion come from the status patch's
+    /// answer (the Node after that write), so the taint costs one PATCH, no GET. An answer that
+    /// cannot be read (no body, a Status, another node) falls back to the GET. Broken (the GET
+    /// always, as at 97e9134), three requests where two do.
+    func testTheTaintIsReadFromTheStatusPatchsAnswer() throws {
+        let taint = "node-agent/registry-not-ready"
+        let other: JSONValue = ["key": "example.com/other", "effect": "NoExecute"]
+        api.answers["PATCH /api/v1/nodes/node-1/status"] = answered(
+            "42", taints: [["key": .string(taint), "effect": "NoSchedule"], other])
+        let r = reporter(taint: taint)
+        r.beginReport()
+        _ = try patch(r, true, transition: "2027-01-15T08:00:00Z", now: t0)
+        XCTAssertEqual(try r.removeStartupTaint(), ["removed startup taint \(taint) from node node-1"])
+        let sent = api.take()
+        XCTAssertEqual(sent.map { "\($0.method) \($0.path)" }, ["PATCH /api/v1/nodes/node-1/status", "PATCH /api/v1/nodes/node-1"])
+        XCTAssertEqual(sent[1].body, ["metadata": ["resourceVersion": "42"], "spec": ["taints": [other]]])
+
+        // Answers that are not this Node: the GET, with the node's own resourceVersion (41).
+        api.node = ["metadata": ["resourceVersion": "41"], "spec": ["taints": [["key": .string(taint), "effect": "NoSchedule"]]]]
+        let elsewhere: JSONValue = ["kind": "Node", "metadata": ["name": "node-2", "resourceVersion": "42"], "spec": [:]]
+        let unreadable: [(status: Int, json: JSONValue?)] = [
+            (200, nil), (200, ["kind": "Status", "metadata": ["resourceVersion": "42"]]), (200, elsewhere),
+        ]
+        for answer in unreadable {
+            api.answers["PATCH /api/v1/nodes/node-1/status"] = answer
+            let fresh = reporter(taint: taint)
+            fresh.beginReport()
+            _ = try patch(fresh, true, transition: "2027-01-15T08:00:00Z", now: t0)
+            XCTAssertEqual(try fresh.removeStartupTaint().count, 1)
+            let sent = api.take()
+            XCTAssertEqual(
+                sent.map { "\($0.method) \($0.path)" },
+                ["PATCH /api/v1/nodes/node-1/status", "GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1"], "\(answer)")
+            XCTAssertEqual(sent.last?.body?["metadata"], ["resourceVersion": "41"])
+        }
+    }
+
+    /// Another writer changes the node's taints between the status patch and the taint's: the
+    /// resourceVersion of the answer is stale, the API answers 409 and the removal is an error;
+    /// the next report (no condition patch due) reads the node with a GET and removes the taint
+    /// from what it holds now, the other writer's taint kept.
+    func testATaintChangedAfterTheStatusPatchIsAConflictThenReadAgain() throws {
+        let taint = "node-agent/registry-not-ready"
+        let startup: JSONValue = ["key": .string(taint), "effect": "NoSchedule"]
+        let added: JSONValue = ["key": "example.com/added", "effect": "NoSchedule"]
+        api.answers["PATCH /api/v1/nodes/node-1/status"] = answered("42", taints: [startup])
+        api.answers["PATCH /api/v1/nodes/node-1"] = (
+            409, ["kind": "Status", "reason": "Conflict", "message": #"Operation cannot be fulfilled on nodes "node-1""#]
+        )
+        let r = reporter(taint: taint)
+        r.beginReport()
+        _ = try patch(r, true, transition: "2027-01-15T08:00:00Z", now: t0)
+        assertAgentError(try r.removeStartupTaint(), .io, "the API answered 409 to removing taint \(taint) from node node-1: Conflict")
+        XCTAssertEqual(api.take().map { "\($0.method) \($0.path)" }, ["PATCH /api/v1/nodes/node-1/status", "PATCH /api/v1/nodes/node-1"])
+
+        api.answers["PATCH /api/v1/nodes/node-1"] = nil
+        api.node = ["metadata": ["name": "node-1", "resourceVersion": "43"], "spec": ["taints": [startup, added]]]
+        r.beginReport()
+        XCTAssertEqual(try r.removeStartupTaint(), ["removed startup taint \(taint) from node node-1"])
+        let sent = api.take()
+        XCTAssertEqual(sent.map { "\($0.method) \($0.path)" }, ["GET /api/v1/nodes/node-1", "PATCH /api/v1/nodes/node-1"])
+        XCTAssertEqual(sent[1].body, ["metadata": ["resourceVersion": "43"], "spec": ["taints": [added]]])
+    }
+
     /// A refused patch is an error with the API's own words and what the role needs.
     func testARefusedPatchIsReported() throws {
         let r = reporter()

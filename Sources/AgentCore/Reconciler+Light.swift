@@ -38,10 +38,13 @@ extension Reconciler {
             return
                 "the runtime's processes changed (\(proven.runtimeProcesses.joined(separator: ", ")) -> \(light.runtimeProcesses.joined(separator: ", ")))"
         }
-        let fresh = Set(light.checks.map(\.name))
-        for check in merged where fresh.contains(check.name) {
+        // Told as the light check found it (its own outcome and reason), not as merged: beside
+        // the last full proof's passing pull a refused connect reads as a warning.
+        let fresh = Dictionary(light.checks.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for check in merged {
+            guard let own = fresh[check.name] else { continue }
             let was = proven.checks.first { $0.name == check.name }?.outcome
-            if was != check.outcome { return "\(check.name) is now \(check.outcome.rawValue) (was \(was?.rawValue ?? "not run"))" }
+            if was != check.outcome { return "\(check.name) \(own.outcome.verb) (was \(was?.rawValue ?? "not run")): \(own.reason)" }
         }
         func answer(_ r: Report) -> Set<Substring>? {
             r.checks.first { $0.name == "dns-cluster" }?.details["addresses"].map { Set($0.split(separator: ",")) }
@@ -59,5 +62,17 @@ extension Reconciler {
         let fresh = Dictionary(light.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let known = Set(proven.map(\.name))
         return Readiness.settle(proven.map { fresh[$0.name] ?? $0 } + light.filter { !known.contains($0.name) })
+    }
+}
+
+extension CheckResult.Outcome {
+    /// What a check did, as a log line says it: "tcp failed".
+    var verb: String {
+        switch self {
+        case .pass: "passed"
+        case .fail: "failed"
+        case .warn: "warned"
+        case .skip: "was skipped"
+        }
     }
 }

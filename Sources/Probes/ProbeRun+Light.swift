@@ -29,6 +29,16 @@ extension ProbeRun {
     mutating func registryListening(_ address: IPAddress) {
         step("tcp") { run, t in
             var r = TCPProbe.run(addresses: [address], port: run.s.registry.port, timeoutMilliseconds: t)
+            // Its own words: one connect to the proven address, no name resolved.
+            let at = "\(address):\(run.s.registry.port)"
+            if r.outcome == .pass {
+                r.reason = "connected to the registry at \(at) (light check)"
+            } else if let why = r.details[at] {
+                r.reason =
+                    why.hasPrefix("refused")
+                    ? "the registry refused a connection at \(at) (nothing listens; light check)"
+                    : "no connection to the registry at \(at): \(why) (light check)"
+            }
             r.details["address"] = "\(address)"
             r.details["light"] = "a TCP connect to the proven address; TLS and the registry's API as of the last full proof"
             return r

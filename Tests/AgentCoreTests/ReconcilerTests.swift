@@ -234,7 +234,13 @@ final class ReconcilerTests: XCTestCase {
                 details: ["\(registryAddress):443": tcp == .pass ? "connected" : "refused (nothing listens)"]),
             CheckResult(name: "certs-d", outcome: certsD, reason: "hosts.toml"),
         ]
-        if light { checks[0].details["address"] = registryAddress }
+        if light {
+            checks[0].details["address"] = registryAddress
+            checks[0].reason =
+                tcp == .pass
+                ? "connected to the registry at \(registryAddress):443 (light check)"
+                : "the registry refused a connection at \(registryAddress):443 (nothing listens; light check)"
+        }
         if let dns {
             checks.insert(CheckResult(name: "dns-cluster", outcome: .pass, reason: "resolved", details: ["addresses": dns]), at: 0)
         }
@@ -322,6 +328,8 @@ final class ReconcilerTests: XCTestCase {
     /// half-verdict is neither recorded nor published: drift it reapplied, a runtime restart,
     /// the registry's listener refusing its TCP connect (the registry stopped: a failure the full
     /// proof's passing pull makes a warning, still a change), a node check whose outcome changed.
+    /// The log and the full proof's reason tell the light check as it found it (failed, its own
+    /// reason), not as merged (a warning, at 97e9134: "tcp is now warn (was pass)").
     /// Broken (the comparison dropped), each case records a light verdict instead.
     func testALightReconcileThatFindsSomethingMovedProvesInFullAtOnce() {
         let cases: [(String, Report)] = [
@@ -330,8 +338,11 @@ final class ReconcilerTests: XCTestCase {
                 "the runtime's processes changed (containerd 812 1799999000.0 -> containerd 990 1800000100.0)",
                 probed(light: true, runtime: ["containerd 990 1800000100.0"])
             ),
-            ("tcp is now warn (was pass)", probed(light: true, tcp: .fail)),
-            ("certs-d is now warn (was pass)", probed(light: true, certsD: .fail)),
+            (
+                "tcp failed (was pass): the registry refused a connection at \(registryAddress):443 (nothing listens; light check)",
+                probed(light: true, tcp: .fail)
+            ),
+            ("certs-d failed (was pass): hosts.toml", probed(light: true, certsD: .fail)),
         ]
         for (moved, lightReport) in cases {
             loop = proofLoop
@@ -447,8 +458,9 @@ final class ReconcilerTests: XCTestCase {
             [
                 .log(
                     ReconcileLogLine(
-                        .info, "light reconcile: something moved; proving the network now", ["moved": "tcp is now pass (was fail)"])),
-                .reconcile(why: "tcp is now pass (was fail)", proof: .full),
+                        .info, "light reconcile: something moved; proving the network now",
+                        ["moved": "tcp passed (was fail): connected to the registry at \(registryAddress):443 (light check)"])),
+                .reconcile(why: "tcp passed (was fail): connected to the registry at \(registryAddress):443 (light check)", proof: .full),
             ])
         XCTAssertTrue(try XCTUnwrap(recorded(ended(probed()))).ready)
         // Not ready for another reason (the registry's API fails): the retries are full.

@@ -110,8 +110,9 @@ final class NetworkProofIntegrationTests: XCTestCase {
         try eventually(10, "not ready after the registry stopped") { text().contains("ready=false") }
         let detected = Date().timeIntervalSince(stopped)
         XCTAssertLessThan(detected, 1.1 + 2, text())
-        // tcp refused: a warning beside the last full proof's passing pull (Readiness), a change.
-        XCTAssertTrue(text().contains("moved=tcp is now warn (was pass)"), text())
+        // tcp refused: a change, told as the light check found it (not as the warning it is
+        // beside the last full proof's passing pull).
+        XCTAssertTrue(text().contains("moved=tcp failed (was pass): the registry refused a connection at "), text())
         let verdict = try XCTUnwrap(text().split(separator: "\n").first { $0.contains("ready=false") })
         XCTAssertTrue(verdict.contains("proof=full"), "the verdict is a full proof's: \(verdict)")
         print("registry stop -> ready=false in \(String(format: "%.2f", detected)) s (--interval 1)")
@@ -130,7 +131,7 @@ final class NetworkProofIntegrationTests: XCTestCase {
         }
         let recovered = Date().timeIntervalSince(started)
         XCTAssertLessThan(recovered, 1.1 + 2, text())
-        XCTAssertTrue(text().contains("moved=tcp is now pass (was fail)"), text())
+        XCTAssertTrue(text().contains("moved=tcp passed (was fail): connected to the registry at "), text())
         XCTAssertGreaterThan(try handshakes().hellos, hellos, "the recovery is proven in full")
         print("registry start -> ready=true in \(String(format: "%.2f", recovered)) s (--interval 1)")
     }

@@ -153,6 +153,7 @@ final class LightRunTests: XCTestCase {
         XCTAssertFalse(checks.contains { $0.name.hasPrefix("tls") || $0.name == "registry-api" }, "\(checks.map(\.name))")
         let tcp = try XCTUnwrap(checks.first { $0.name == "tcp" }, "\(checks.map(\.name))")
         XCTAssertEqual(tcp.outcome, .pass, tcp.reason)
+        XCTAssertEqual(tcp.reason, "connected to the registry at 127.0.0.1:\(listener.port) (light check)")
         XCTAssertEqual(tcp.details["address"], "127.0.0.1")
         XCTAssertEqual(checks.first { $0.name == "dns-cluster" }?.outcome, .pass)
     }
@@ -183,7 +184,9 @@ final class LightRunTests: XCTestCase {
         let checks = try lightRun(port: listener.port, at: "127.0.0.1", dns: dns.address)
         let tcp = try XCTUnwrap(checks.first { $0.name == "tcp" })
         XCTAssertEqual(tcp.outcome, .fail)
-        XCTAssertTrue(tcp.reason.contains("refused (nothing listens)"), tcp.reason)
+        // Its own words, not the full proof's ("the registry's name resolves but ..."): the light
+        // check resolved nothing, it connected to the proven address.
+        XCTAssertEqual(tcp.reason, "the registry refused a connection at 127.0.0.1:\(listener.port) (nothing listens; light check)")
         XCTAssertFalse(Readiness.isReady(checks))
     }
 }

@@ -19,7 +19,7 @@ public enum RuntimePullProbe {
 
     /// The pull through `node-agent-cri`, which can be started ahead: `prepare` starts the
     /// program for the reference and time it will be asked for, so that its start (loading it,
-    /// its gRPC stack) happens while the agent still writes the node's files; the pull then only
+    /// its NIO event loop and HTTP/2 client) happens while the agent still writes the node's files; the pull then only
     /// hands it its input, which is its go. Unused, it is stopped when this goes (and, given no
     /// input, it pulls nothing).
     public final class HelperPull: @unchecked Sendable {

@@ -158,9 +158,19 @@ public struct Report: Codable, Equatable, Sendable {
 
     /// A report as `json()` wrote it (the agent's /status, `bootstrap --output json`): what
     /// `status` reads back. Throws when the text is not such a report.
+    /// A date with fractions of a second is read as the whole second it falls in: `json()` writes
+    /// whole seconds, so a report reads back the same from its own JSON (fuzz target status-report).
     public init(decodingJSON bytes: [UInt8]) throws {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+            guard let date = (try? Date(text, strategy: .iso8601)) ?? (try? Date(text, strategy: fractional)) else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "\(text) is not an ISO 8601 date"))
+            }
+            return Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down))
+        }
         self = try decoder.decode(Report.self, from: Data(bytes))
     }
 

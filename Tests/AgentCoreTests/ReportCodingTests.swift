@@ -51,6 +51,23 @@ final class ReportCodingTests: XCTestCase {
         XCTAssertEqual(report.json(), decoded.json())
     }
 
+    /// A date with fractions of a second (the agent writes whole seconds; another writer, or a
+    /// fuzzer, may not): read as the whole second it falls in, so that the report's own JSON
+    /// reads back the same. The fuzz target status-report found it: "2027-12-06T21:00:00.5Z"
+    /// decoded to .5 s past, `json()` wrote it without the fraction, and the two reports differed.
+    func testADateWithFractionsOfASecondReadsBackTheSame() throws {
+        let json = #"""
+            {"ready": true, "registry": "r:443", "certificates": [{"subject": "CN=a", "issuer": "CN=a", "sha256": "ab",
+             "subject_hash": "1a2b3c4d", "ca": true, "not_before": "2025-01-01T00:00:00.999Z", "not_after": "2035-01-01T00:00:00.5Z"}]}
+            """#
+        let report = try Report(decodingJSON: Array(json.utf8))
+        let certificate = try XCTUnwrap(report.certificates.first)
+        XCTAssertEqual(certificate.notBefore, Date(timeIntervalSince1970: 1_735_689_600))
+        XCTAssertEqual(certificate.notAfter, Date(timeIntervalSince1970: 2_051_222_400))
+        XCTAssertEqual(try Report(decodingJSON: Array(report.json().utf8)), report)
+        XCTAssertThrowsError(try Report(decodingJSON: Array(json.replacingOccurrences(of: "00.5Z", with: "0x.5Z").utf8)))
+    }
+
     /// What an older or newer agent may leave out: only `ready` and `registry` are needed.
     func testAMinimalReport() throws {
         let decoded = try JSONDecoder().decode(Report.self, from: Data(#"{"ready": true, "registry": "r:443"}"#.utf8))

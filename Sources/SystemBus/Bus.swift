@@ -76,51 +76,6 @@ public final class SystemBus: @unchecked Sendable {
             member: "NameHasOwner", build: { try $0.append(string: name) }, read: { try $0.bool() })) ?? false
     }
 
-    /// Reads a property; `read` gets the reader positioned inside the variant.
-    public func property<T>(
-        destination: String, path: String, interface: String, name: String,
-        signature: String, read: (MessageReader) throws -> T
-    ) throws -> T {
-        try call(
-            destination: destination, path: path, interface: "org.freedesktop.DBus.Properties", member: "Get",
-            build: { w in
-                try w.append(string: interface)
-                try w.append(string: name)
-            },
-            read: { r in
-                try r.enter("v", signature)
-                let value = try read(r)
-                try r.exit()
-                return value
-            })
-    }
-
-    /// Reads the properties `names` of `interface` in one round trip (`GetAll`): `read` gets
-    /// each one's name and signature with the reader inside its variant; the others are skipped.
-    public func properties(
-        destination: String, path: String, interface: String, names: Set<String>,
-        read: (_ name: String, _ signature: String, MessageReader) throws -> Void
-    ) throws {
-        try call(
-            destination: destination, path: path, interface: "org.freedesktop.DBus.Properties", member: "GetAll",
-            build: { try $0.append(string: interface) },
-            read: { r in
-                try r.enter("a", "{sv}")
-                while try r.enter("e", "sv") {
-                    let name = try r.string()
-                    if names.contains(name), let signature = try r.variantSignature() {
-                        try r.enter("v", signature)
-                        try read(name, signature, r)
-                        try r.exit()
-                    } else {
-                        try r.skip("v")
-                    }
-                    try r.exit()
-                }
-                try r.exit()
-            })
-    }
-
     static func error(_ r: Int32, _ what: String) -> AgentError {
         AgentError(.dbus, what, errno: -r)
     }

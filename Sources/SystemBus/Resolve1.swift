@@ -216,6 +216,8 @@ public final class Resolve1: ResolvedClient {
     private func mapped<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
+        } catch let e as PropertyMismatch {
+            throw AgentError(.dbus, "resolved's settings cannot be read: \(e.text(expectedAs: "resolved's")) (\(e.interface) at \(e.path))")
         } catch let e as BusCallError {
             switch e.name {
             case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner":

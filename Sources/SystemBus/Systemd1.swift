@@ -26,6 +26,32 @@ public final class Systemd1 {
 
     public init(bus: SystemBus) { self.bus = bus }
 
+    static let unitInterface = "org.freedesktop.systemd1.Unit"
+    /// What `unit` reads of the Unit interface, with systemd's signatures.
+    static let unitProperties = ["LoadState": "s", "ActiveState": "s", "SubState": "s", "ActiveEnterTimestamp": "t"]
+
+    /// Runs a read of unit `name`'s properties (`property`: a Get's): what keeps it from being read
+    /// as systemd gives it (a property missing or of another type, the bus's refusal) is an error
+    /// naming the unit, the property and what was found.
+    private func reading<T>(_ name: String, property: String? = nil, _ body: () throws -> T) throws -> T {
+        let what = "systemd's state of \(name) cannot be read"
+        let hint =
+            "the agent reads a unit's state only as systemd defines it: check what serves \(Self.service) on the bus at \(bus.address)"
+        do {
+            return try body()
+        } catch let e as PropertyMismatch {
+            throw AgentError(.dbus, "\(what): \(e.text(expectedAs: "systemd's")) (\(e.interface) at \(e.path))", hint: hint)
+        } catch let e as BusCallError
+            where e.name == "org.freedesktop.DBus.Error.UnknownProperty" || e.name == "org.freedesktop.DBus.Error.UnknownInterface"
+        {
+            throw AgentError(
+                .dbus, "\(what): \(property ?? "an interface") is missing (\(e.member) answered \(e.name): \(e.message))", hint: hint,
+                cause: .busError(e.name))
+        } catch let e as BusCallError {
+            throw AgentError(.dbus, "\(what): \(e)", cause: e.name.isEmpty ? nil : .busError(e.name))
+        }
+    }
+
     /// The unit's state, or nil when systemd does not know it (not installed).
     public func unit(_ name: String) throws -> UnitState? {
         if let absent { throw absent }
@@ -41,27 +67,28 @@ public final class Systemd1 {
             if e.name == "org.freedesktop.DBus.Error.ServiceUnknown" { absent = error }
             throw error
         }
-        // The unit's state in one round trip (GetAll), where a Get each took four.
+        // The unit's state in one round trip (GetAll), where a Get each took four; as strict as
+        // the Gets: a property missing or of another type than systemd's is an error, never "" or 0.
         var (load, active, sub, since) = ("", "", "", UInt64(0))
-        try bus.properties(
-            destination: Self.service, path: path, interface: "org.freedesktop.systemd1.Unit",
-            names: ["LoadState", "ActiveState", "SubState", "ActiveEnterTimestamp"]
-        ) { name, signature, r in
-            switch (name, signature) {
-            case ("LoadState", "s"): load = try r.string()
-            case ("ActiveState", "s"): active = try r.string()
-            case ("SubState", "s"): sub = try r.string()
-            case ("ActiveEnterTimestamp", "t"): since = try r.uint64()
-            default: break
+        try reading(name) {
+            try bus.properties(destination: Self.service, path: path, interface: Self.unitInterface, expected: Self.unitProperties) {
+                property, r in
+                switch property {
+                case "LoadState": load = try r.string()
+                case "ActiveState": active = try r.string()
+                case "SubState": sub = try r.string()
+                default: since = try r.uint64()
+                }
             }
         }
         guard load == "loaded" else { return nil }
         var pid: UInt32 = 0
         if name.hasSuffix(".service") {
-            pid = try bus.property(
-                destination: Self.service, path: path, interface: "org.freedesktop.systemd1.Service",
-                name: "MainPID", signature: "u"
-            ) { try $0.uint32() }
+            pid = try reading(name, property: "MainPID") {
+                try bus.property(
+                    destination: Self.service, path: path, interface: "org.freedesktop.systemd1.Service", name: "MainPID", signature: "u"
+                ) { try $0.uint32() }
+            }
         }
         return UnitState(name: name, activeState: active, subState: sub, activeEnterTimestamp: since, mainPID: pid)
     }

@@ -46,6 +46,41 @@ public final class HostFolderReads {
         return try HostFiles.readOpened(fd, st, path, limit: limit)
     }
 
+    /// What `path` is and, when it is a regular file, its bytes (`limit` as `read`), links
+    /// followed inside the root: one pass for what `status` then `read` give. The last entry is
+    /// looked at (`fstatat`, the link itself) before it is opened, so a folder, FIFO or device is
+    /// never opened; a file swapped for another kind in between is looked at again, not read.
+    /// Nil when it does not exist.
+    public func statusAndBytes(_ path: HostPath, limit: Int = 16 << 20) throws -> (stat: stat, bytes: [UInt8]?)? {
+        var current = path.components
+        for _ in 0...40 {
+            guard !current.isEmpty else { return try status(path).map { ($0, nil) } }
+            let target = HostPath(components: current)
+            guard let dir = folder(target.parent) else { return nil }
+            let name = target.lastComponent
+            guard let entry = try dir.entryStat(name) else { return nil }
+            switch entry.st_mode & S_IFMT {
+            case S_IFLNK:
+                guard let link = dir.linkTarget(name) else { continue }  // replaced meanwhile: looked at again
+                current = Self.following(link, from: current)
+                continue
+            case S_IFREG: break
+            default: return (entry, nil)
+            }
+            let fd = openat(dir.fd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ENOENT || errno == ELOOP { continue }  // replaced meanwhile: looked at again
+                throw AgentError(.io, "cannot read \(path)", errno: errno)
+            }
+            defer { close(fd) }
+            var st = Glibc.stat()
+            guard fstat(fd, &st) == 0 else { throw AgentError(.io, "cannot read \(path)", errno: errno) }
+            guard st.st_mode & S_IFMT == S_IFREG else { return (st, nil) }
+            return (st, try HostFiles.readOpened(fd, st, path, limit: limit))
+        }
+        throw AgentError(.io, "too many symlinks while reading \(path)")
+    }
+
     /// `path` opened with `flags` and its fstat, links followed as the type says; nil when absent.
     private func open(_ path: HostPath, flags: Int32) throws -> (Int32, stat)? {
         var current = path.components

@@ -123,10 +123,12 @@ public func readSymlink(_ path: String) -> String? { readSymlink(at: AT_FDCWD, p
 
 /// The target of the symlink `name` in the open folder `dir` (`readlinkat`), or nil when it is not one.
 public func readSymlink(at dir: Int32, _ name: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let n = readlinkat(dir, name, &buffer, buffer.count - 1)
-    guard n >= 0 else { return nil }
-    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    // A trust store's pass reads a few hundred links: the buffer on the stack, not two arrays a link.
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Int(PATH_MAX) + 1) { buffer in
+        let n = readlinkat(dir, name, buffer.baseAddress!, buffer.count - 1)
+        guard n >= 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self)
+    }
 }
 
 /// A file's identity and version: device, inode, size and modification time. Equal values mean

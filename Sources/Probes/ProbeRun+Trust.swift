@@ -9,14 +9,14 @@ extension ProbeRun {
     mutating func trustChecks(_ address: IPAddress) {
         // containerd's view decides where it is the node's runtime, or where its folders name the
         // registry's CA; the OS bundle's (OpenSSL's, the OS's own tools') then only warns.
-        let containerdDecides = runtime != nil || !s.trust.runtimeCAFiles.isEmpty
+        let containerdDecides = containerdDecides
         step("tls-os-trust") { $0.osTrust(address, containerdDecides: containerdDecides, $1) }
         if containerdDecides {
             step("tls-runtime-trust") { run, t in
                 let r = RuntimeTrustProbe.run(
                     hosts: run.s.trust.runtimeHosts, registry: run.s.registry, address: address, files: run.files,
                     environment: run.runtime?.environment ?? [:], timeoutMilliseconds: t, warningDays: run.s.expiryWarningDays,
-                    remedy: run.s.trust.remedy,
+                    remedy: run.s.trust.remedy, systemRoots: run.systemRoots?.wait() ?? nil,
                     notLoaded: ProbeSuite.notLoaded(files: run.files, trust: run.s.trust, running: run.running, pid: run.runtime?.pid))
                 if let source = r.trust, let label = r.label { run.trust = (source, label) }
                 return r.check

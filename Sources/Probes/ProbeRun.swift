@@ -23,6 +23,9 @@ struct ProbeRun {
     var clusterAddresses: [IPAddress] = []
     /// What the registry's certificate is verified with for the API request and the aliases.
     var trust: (source: TrustSource, label: String)?
+    /// Go's system roots as the runtime loads them, read and parsed beside the name checks
+    /// (which wait on the node's resolver), after the OS bundle's trust for tls-os-trust.
+    var systemRoots: BackgroundWork<GoTrustPool?>?
 
     var files: HostFiles { suite.files }
 
@@ -38,6 +41,15 @@ struct ProbeRun {
     /// Every check, then the rules between them. `pull`: the runtime's pull, started first.
     mutating func all(pull: BackgroundWork<RuntimePullProbe.Outcome>?) -> [CheckResult] {
         if let address = s.lightAt { return light(address) }
+        // Files only, which nothing changes while the checks run: loaded on a thread of their
+        // own while the name checks wait, and taken (or waited for) by the TLS checks.
+        let (files, bundle, environment) = (files, s.trust.osBundle, runtime?.environment ?? [:])
+        let roots = containerdDecides
+        systemRoots = BackgroundWork {
+            _ = try? TLSTrust.cached(.hostFile(files, bundle))
+            return roots ? GoTrustPool.systemRoots(files: files, environment: environment) : nil
+        }
+        defer { _ = systemRoots?.wait() }
         switch s.registry.host {
         case .ip(let ip): hostAddresses = [ip]
         case .name(let name): nameChecks(name)
@@ -59,6 +71,10 @@ struct ProbeRun {
         if let pull { runtimePull(pull) }
         return Readiness.settle(checks)
     }
+
+    /// Whether containerd's view of the registry's certificate decides (tls-runtime-trust): where
+    /// it is the node's runtime, or where its folders name the registry's CA.
+    var containerdDecides: Bool { runtime != nil || !s.trust.runtimeCAFiles.isEmpty }
 
     /// The time a check has: its timeout, or what is left of the deadline.
     func remainingMilliseconds() -> Int32 {

@@ -17,7 +17,8 @@ public enum RuntimeTrustProbe {
     /// default; `tls-containers-trust` and containers/image, whose CA files are lenient).
     public static func run(
         hosts: ContainerdHosts, registry: RegistryAddress, address: IPAddress, files: HostFiles, environment: [String: String],
-        timeoutMilliseconds: Int32, warningDays: Double, remedy: String?, name: String = "tls-runtime-trust",
+        timeoutMilliseconds: Int32, warningDays: Double, remedy: String?, systemRoots: GoTrustPool? = nil,
+        name: String = "tls-runtime-trust",
         who: String = "containerd", notLoaded: (certificates: Set<[UInt8]>, why: String)? = nil
     ) -> (check: CheckResult, trust: TrustSource?, label: String?) {
         let lenient = who != "containerd"
@@ -30,7 +31,8 @@ public enum RuntimeTrustProbe {
         let source = hosts.hostsTOML.map { "\($0)" } ?? hosts.folder.map { "the *.crt files of \($0)" } ?? "no folder of certs.d"
         // containerd builds every host's TLS before it tries any: one CA it cannot load refuses them all.
         // The system roots once for all hosts: each reading walks /etc/ssl/certs.
-        let system = GoTrustPool.systemRoots(files: files, environment: environment)
+        // `systemRoots`: read by the caller for this `environment` (ProbeRun, beside the name checks).
+        let system = systemRoots ?? GoTrustPool.systemRoots(files: files, environment: environment)
         var pools: [GoTrustPool] = []
         for host in hosts.hosts {
             let pool = GoTrustPool.build(

@@ -13,6 +13,8 @@ struct CertsFolder {
     /// The folders the links lead to, each opened once.
     let reads: HostFolderReads
     var alive: [String: Bool] = [:]
+    /// Each entry's link target, read once in the pass (nil: not a link).
+    private var targets: [String: String?] = [:]
 
     init(files: HostFiles) throws {
         self.files = files
@@ -30,11 +32,20 @@ struct CertsFolder {
         return st.st_mode & S_IFMT != S_IFLNK || ((try? reads.status(p)) ?? nil) != nil
     }
 
+    /// The target of the entry `name` as written in it, read once in this pass (nil: not a link).
+    /// A pass that replaces a link reads it through `etcCerts` instead.
+    mutating func linkTarget(_ name: String) -> String? {
+        if let known = targets[name] { return known }
+        let target = etcCerts?.linkTarget(name)
+        targets[name] = .some(target)
+        return target
+    }
+
     /// Whether the entry `name` leads to a file.
     mutating func leadsToFile(_ name: String, _ depth: Int = 0) -> Bool {
         if let known = alive[name] { return known }
         var result = listed.contains(name)
-        if result, let target = etcCerts?.linkTarget(name) {
+        if result, let target = linkTarget(name) {
             if !target.contains("/") {
                 result = depth < 8 && leadsToFile(target, depth + 1)
             } else {

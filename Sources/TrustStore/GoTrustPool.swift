@@ -73,50 +73,57 @@ public struct GoTrustPool: Sendable {
         return pool
     }
 
-    /// Go's system roots on the node (read again only when a file changed).
+    /// Go's system roots on the node (parsed again only when a file changed).
     public static func systemRoots(files: HostFiles, environment: [String: String]) -> GoTrustPool {
         let bundles = environment["SSL_CERT_FILE"].map { [$0] } ?? goBundles
         let folders = environment["SSL_CERT_DIR"].map { $0.split(separator: ":").map(String.init) } ?? goFolders
-        // Every file Go would read, in its order, with its version. A folder's ~280 entries (its
+        // Every file Go would read, in its order, with its version, each looked at and read in one
+        // pass (a folder, FIFO or device is looked at, never opened). A folder's ~280 entries (its
         // files are links to a folder of ~140) through one descriptor per folder.
         let reads = HostFolderReads(files: files)
-        func kind(_ path: HostPath) -> (kind: mode_t, version: [UInt64])? {
-            guard let st = (try? reads.status(path)) ?? nil else { return nil }
-            let version: [UInt64] = [
-                UInt64(st.st_dev), UInt64(st.st_ino), UInt64(st.st_size), UInt64(st.st_mtim.tv_sec), UInt64(st.st_mtim.tv_nsec),
-            ]
-            return (st.st_mode & S_IFMT, version)
+        var found: [(path: HostPath, bytes: [UInt8])] = []
+        var key = ""
+        func take(_ path: HostPath) -> Bool {
+            let looked: (stat: stat, bytes: [UInt8]?)?
+            do {
+                looked = try reads.statusAndBytes(path, limit: 16 << 20)
+            } catch {
+                // A file that cannot be read (too large): taken, as a regular file, without certificates.
+                looked = ((try? reads.status(path)) ?? nil).map { ($0, nil) }
+            }
+            guard let (st, bytes) = looked, st.st_mode & S_IFMT == S_IFREG else { return false }
+            if let bytes { found.append((path, bytes)) }
+            key +=
+                "\(key.isEmpty ? "" : "|")\(path.path):\(st.st_dev).\(st.st_ino).\(st.st_size).\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+            return true
         }
-        var paths: [(path: HostPath, version: [UInt64])] = []
+        var bundle: String?
         for name in bundles {
-            guard let path = try? HostPath(name), let found = kind(path), found.kind == S_IFREG else { continue }
-            paths.append((path, found.version))
+            guard let path = try? HostPath(name), take(path) else { continue }
+            bundle = name
             break
         }
         var folderCount: [(String, Int)] = []
         for name in folders {
-            guard let folder = try? HostPath(name), kind(folder)?.kind == S_IFDIR else { continue }
+            guard let folder = try? HostPath(name), let st = (try? reads.status(folder)) ?? nil, st.st_mode & S_IFMT == S_IFDIR else {
+                continue
+            }
             let opened = reads.folder(folder)
             var count = 0
             for entry in (opened?.names() ?? []).sorted() {
                 guard let path = try? folder.appending(entry) else { continue }
                 if let target = opened?.linkTarget(entry), !target.contains("/") { continue }
-                guard let found = kind(path), found.kind == S_IFREG else { continue }
-                paths.append((path, found.version))
-                count += 1
+                if take(path) { count += 1 }
             }
             folderCount.append((name, count))
         }
-        let key = paths.map { "\($0.path.path):\($0.version)" }.joined(separator: "|")
         let cacheKey = files.root.directory + "\u{0}" + key
         if let cached = cacheLock.withLock({ cache[cacheKey] }) { return cached }
         var certificates: [[UInt8]] = []
         var seen = Set<HashedBytes>()
-        for (path, _) in paths {
-            guard let bytes = try? reads.read(path, limit: 16 << 20) else { continue }
+        for (_, bytes) in found {
             for der in pemCertificates(bytes) where seen.insert(HashedBytes(der)).inserted { certificates.append(der) }
         }
-        let bundle = paths.first.flatMap { p in bundles.contains(p.path.path) ? p.path.path : nil }
         let parts = [bundle] + folderCount.map { "\($0.1) files of \($0.0)" }
         let summary = "Go's system roots (\(parts.compactMap { $0 }.joined(separator: " and ")): \(certificates.count) certificates)"
         let pool = GoTrustPool(certificates: certificates, summary: summary, failure: nil, version: key)

@@ -105,4 +105,40 @@ final class PEMReadingTests: XCTestCase {
         XCTAssertEqual(DebianTrustStore.certificateBodies(crlf), DebianTrustStore.certificateBodies(a))
         XCTAssertEqual(DebianTrustStore.certificateBodies(a).count, 1)
     }
+
+    /// The store check's fast path (DebianTrustStore.bundleDamage): a bundle that is byte for
+    /// byte the concatenation of its sources holds their certificates, each as many times, when
+    /// no source ends inside a block. Every pair of shapes: where the rule lets the fast path
+    /// answer, the bodies of the whole are the bodies of the parts; and a source that ends inside
+    /// a block is caught (its lines run on into the next file's, so the two differ).
+    func testTheStoreCheckAnswersWithoutParsingOnlyWhereParsingAgrees() throws {
+        let shapes = try shapes()
+        var caught = 0
+        for (i, a) in shapes.enumerated() {
+            for (j, b) in shapes.enumerated() {
+                let whole = DebianTrustStore.certificateBodies(DebianTrustStore.concatenation([a, b]))
+                let parts = DebianTrustStore.certificateBodies(a) + DebianTrustStore.certificateBodies(b)
+                if DebianTrustStore.endsOutsideABlock(a) && DebianTrustStore.endsOutsideABlock(b) {
+                    XCTAssertEqual(whole, parts, "shapes \(i), \(j)")
+                } else if whole != parts {
+                    caught += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(caught, 0)
+        let open = Array("-----BEGIN CERTIFICATE-----\nMIIB\n".utf8)
+        XCTAssertFalse(DebianTrustStore.endsOutsideABlock(open))
+        XCTAssertFalse(DebianTrustStore.endsOutsideABlock(Array("-----BEGIN CERTIFICATE-----\r\n".utf8)))
+        XCTAssertTrue(DebianTrustStore.endsOutsideABlock(open + Array("-----END CERTIFICATE-----\r\n\n".utf8)))
+        XCTAssertTrue(DebianTrustStore.endsOutsideABlock([]))
+    }
+
+    /// The `<name>.pem` link names update-ca-certificates gives (its sed: spaces and commas to
+    /// `_`, parentheses to `=`), which the native rebuild and the store's checks compare with.
+    func testLinkNamesAreTheToolsNames() {
+        XCTAssertEqual(DebianTrustStore.pemName("mozilla/A (B), C.crt".split(separator: "/").last.map(String.init)!), "A_=B=__C.pem")
+        XCTAssertEqual(DebianTrustStore.pemName("ISRG_Root_X1.crt"), "ISRG_Root_X1.pem")
+        XCTAssertEqual(DebianTrustStore.pemName("no-suffix"), "no-suffix.pem")
+        XCTAssertEqual(DebianTrustStore.pemName("é (é).crt"), "é_=é=.pem")
+    }
 }

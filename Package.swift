@@ -100,7 +100,10 @@ let package = Package(
             name: "FuzzParsers",
             dependencies: [
                 "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "ResolvedConfig", "Probes", "Transport", "AgentCore",
-                "CRIWire",
+                "CRIWire", "CRIClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]),
 
         // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.

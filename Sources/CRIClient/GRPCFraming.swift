@@ -8,13 +8,13 @@ import NIOHTTP2
 // here rather than taken from grpc-swift because the transport grpc-swift has for a unix socket
 // always builds swift-nio-ssl and BoringSSL too (docs/evidence.md, "A leaner CRI transport").
 
-enum GRPCFraming {
+package enum GRPCFraming {
     /// gRPC's usual bound on a received message (grpc-swift's and grpc-go's default, 4 MiB).
-    static let maxMessageBytes = 4 * 1024 * 1024
+    package static let maxMessageBytes = 4 * 1024 * 1024
 
     /// The request's headers: `POST /service/method`, gRPC's content type, `te: trailers`, and the
     /// time left as `grpc-timeout` (milliseconds, at most 8 digits, else seconds).
-    static func requestHeaders(service: String, method: String, timeoutSeconds: Double) -> HPACKHeaders {
+    package static func requestHeaders(service: String, method: String, timeoutSeconds: Double) -> HPACKHeaders {
         let milliseconds = max(1, Int((min(max(timeoutSeconds, 0), 86_400) * 1000).rounded(.up)))
         let timeout = milliseconds <= 99_999_999 ? "\(milliseconds)m" : "\(milliseconds / 1000)S"
         return [
@@ -24,7 +24,7 @@ enum GRPCFraming {
     }
 
     /// A message as it travels: uncompressed (0), its length (4 bytes, big-endian), its bytes.
-    static func lengthPrefixed(_ message: [UInt8]) -> ByteBuffer {
+    package static func lengthPrefixed(_ message: [UInt8]) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(5 + message.count)
         buffer.writeInteger(UInt8(0))
@@ -37,14 +37,14 @@ enum GRPCFraming {
 /// The response to a unary call, frame by frame: its headers (`:status` 200, a gRPC content
 /// type), one length-prefixed message, its trailers. `consume` says the outcome once it is known:
 /// the message (status OK), or the status the runtime or its stream ended the call with.
-struct GRPCResponseReader {
-    var maxMessageBytes = GRPCFraming.maxMessageBytes
+package struct GRPCResponseReader {
+    package var maxMessageBytes = GRPCFraming.maxMessageBytes
     private var headersSeen = false
     private var received = ByteBuffer()
 
-    init(maxMessageBytes: Int = GRPCFraming.maxMessageBytes) { self.maxMessageBytes = maxMessageBytes }
+    package init(maxMessageBytes: Int = GRPCFraming.maxMessageBytes) { self.maxMessageBytes = maxMessageBytes }
 
-    mutating func consume(_ frame: HTTP2Frame.FramePayload) -> Result<[UInt8], GRPCStatus>? {
+    package mutating func consume(_ frame: HTTP2Frame.FramePayload) -> Result<[UInt8], GRPCStatus>? {
         switch frame {
         case .headers(let headers):
             if !headersSeen {
@@ -77,7 +77,7 @@ struct GRPCResponseReader {
     }
 
     /// The stream ended (or broke) before the outcome was known.
-    func ended() -> GRPCStatus {
+    package func ended() -> GRPCStatus {
         GRPCStatus(code: GRPCStatus.unavailable, message: "the runtime's connection closed before its answer was complete")
     }
 

@@ -5,35 +5,35 @@ import NIOHTTP2
 /// client sets it when the call ended otherwise (a reset stream, a timeout, a bad answer). The
 /// codes and their names are gRPC's (grpc/doc/statuscodes.md); the names are those grpc-swift
 /// printed, which the agent's messages have shown so far.
-struct GRPCStatus: Error, Equatable, Sendable, CustomStringConvertible {
-    var code: Int
-    var message: String
+package struct GRPCStatus: Error, Equatable, Sendable, CustomStringConvertible {
+    package var code: Int
+    package var message: String
 
-    init(code: Int, message: String) {
+    package init(code: Int, message: String) {
         self.code = code
         self.message = message
     }
 
-    static let names = [
+    package static let names = [
         "ok", "cancelled", "unknown", "invalidArgument", "deadlineExceeded", "notFound", "alreadyExists",
         "permissionDenied", "resourceExhausted", "failedPrecondition", "aborted", "outOfRange", "unimplemented",
         "internalError", "unavailable", "dataLoss", "unauthenticated",
     ]
 
     /// The code's name (`unavailable`), or its number when gRPC names none.
-    var name: String { Self.names.indices.contains(code) ? Self.names[code] : "code \(code)" }
+    package var name: String { Self.names.indices.contains(code) ? Self.names[code] : "code \(code)" }
 
-    var description: String { "\(name): \"\(message)\"" }
+    package var description: String { "\(name): \"\(message)\"" }
 
-    static let cancelled = 1, unknown = 2, deadlineExceeded = 4, resourceExhausted = 8, unimplemented = 12
-    static let internalError = 13, unavailable = 14
+    package static let cancelled = 1, unknown = 2, deadlineExceeded = 4, resourceExhausted = 8, unimplemented = 12
+    package static let internalError = 13, unavailable = 14
 }
 
 extension GRPCStatus {
     /// The status in a response's trailers (or a trailers-only response's headers): `grpc-status`
     /// as a number, `grpc-message` percent-decoded. A missing or malformed `grpc-status` is the
     /// server's fault, said as such (gRPC's spec leaves the code to the client: unknown here).
-    init(trailers: HPACKHeaders) {
+    package init(trailers: HPACKHeaders) {
         let message = trailers.first(name: "grpc-message").map(Self.percentDecoded) ?? ""
         guard let text = trailers.first(name: "grpc-status") else {
             self.init(code: Self.unknown, message: "the runtime's answer ended without a grpc-status")
@@ -48,7 +48,7 @@ extension GRPCStatus {
 
     /// A response whose `:status` is not 200 carries no gRPC status: the code gRPC's spec derives
     /// from the HTTP one (grpc/doc/http-grpc-status-mapping.md).
-    init(httpStatus: String) {
+    package init(httpStatus: String) {
         let code: Int
         switch httpStatus {
         case "400": code = Self.internalError
@@ -62,7 +62,7 @@ extension GRPCStatus {
     }
 
     /// A stream the runtime reset: the code gRPC's spec derives from the HTTP/2 error code.
-    init(reset errorCode: HTTP2ErrorCode) {
+    package init(reset errorCode: HTTP2ErrorCode) {
         let code: Int
         switch errorCode {
         case .refusedStream: code = Self.unavailable
@@ -75,7 +75,7 @@ extension GRPCStatus {
     }
 
     /// `grpc-message`'s percent-encoding undone (%XX of UTF-8 bytes; anything else kept as sent).
-    static func percentDecoded(_ text: String) -> String {
+    package static func percentDecoded(_ text: String) -> String {
         let bytes = Array(text.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)

@@ -6,15 +6,19 @@
 /// `PullImageRequest { ImageSpec image = 1; AuthConfig auth = 2; PodSandboxConfig sandbox_config = 3; }`
 /// with `ImageSpec { string image = 1; ... }` and
 /// `AuthConfig { string username = 1; string password = 2; ... string server_address = 4; ... }`.
-struct PullImageRequest: Sendable, Equatable {
-    var image: String
-    var username: String?
-    var password: String?
+package struct PullImageRequest: Sendable, Equatable {
+    package var image: String
+    package var username: String?
+    package var password: String?
+
+    package init(image: String, username: String?, password: String?) {
+        (self.image, self.username, self.password) = (image, username, password)
+    }
 
     /// As kubelet sends a pull secret: username and password only, `server_address` unset (with
     /// it set to `host:443` as well, containerd 1.6 dropped the credentials and the pull got a 401;
     /// shared/design/RUNTIME.md).
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ProtoWriter()
         w.message(1) { $0.string(1, image) }
         if (username ?? "").isEmpty == false || (password ?? "").isEmpty == false {
@@ -28,12 +32,12 @@ struct PullImageRequest: Sendable, Equatable {
 }
 
 /// `PullImageResponse { string image_ref = 1; }`
-struct PullImageResponse: Sendable, Equatable {
-    var imageRef = ""
+package struct PullImageResponse: Sendable, Equatable {
+    package var imageRef = ""
 
-    init(imageRef: String = "") { self.imageRef = imageRef }
+    package init(imageRef: String = "") { self.imageRef = imageRef }
 
-    init(decoding bytes: [UInt8]) throws {
+    package init(decoding bytes: [UInt8]) throws {
         try ProtoReader.strings(bytes) { field, value in
             if field == 1 { imageRef = value }
         }
@@ -54,15 +58,15 @@ struct VersionRequest: Sendable, Equatable {
 
 /// `VersionResponse { string version = 1; string runtime_name = 2; string runtime_version = 3;
 /// string runtime_api_version = 4; }`
-struct VersionResponse: Sendable, Equatable {
-    var version = ""
-    var runtimeName = ""
-    var runtimeVersion = ""
-    var runtimeAPIVersion = ""
+package struct VersionResponse: Sendable, Equatable {
+    package var version = ""
+    package var runtimeName = ""
+    package var runtimeVersion = ""
+    package var runtimeAPIVersion = ""
 
-    init() {}
+    package init() {}
 
-    init(decoding bytes: [UInt8]) throws {
+    package init(decoding bytes: [UInt8]) throws {
         try ProtoReader.strings(bytes) { field, value in
             switch field {
             case 1: version = value
@@ -92,12 +96,12 @@ struct StatusRequest: Sendable, Equatable {
 
 /// `StatusResponse { RuntimeStatus status = 1; map<string, string> info = 2; }`: the info map
 /// alone (a map is a repeated entry message `{ string key = 1; string value = 2; }`).
-struct StatusResponse: Sendable, Equatable {
-    var info: [String: String] = [:]
+package struct StatusResponse: Sendable, Equatable {
+    package var info: [String: String] = [:]
 
-    init(info: [String: String] = [:]) { self.info = info }
+    package init(info: [String: String] = [:]) { self.info = info }
 
-    init(decoding bytes: [UInt8]) throws {
+    package init(decoding bytes: [UInt8]) throws {
         var reader = ProtoReader(bytes)
         while let (field, value) = try reader.next() {
             guard field == 2, case .bytes(let entry) = value else { continue }

@@ -4,10 +4,12 @@
 ///
 /// proto3 strings and sub-messages are both "length-delimited" (wire type 2): a varint tag
 /// `field << 3 | 2`, a varint length, the bytes. Empty strings are not written (proto3 default).
-struct ProtoWriter {
-    private(set) var bytes: [UInt8] = []
+package struct ProtoWriter {
+    package private(set) var bytes: [UInt8] = []
 
-    mutating func varint(_ value: UInt64) {
+    package init() {}
+
+    package mutating func varint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {
             bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
@@ -16,38 +18,38 @@ struct ProtoWriter {
         bytes.append(UInt8(v))
     }
 
-    mutating func lengthDelimited(_ field: Int, _ payload: [UInt8]) {
+    package mutating func lengthDelimited(_ field: Int, _ payload: [UInt8]) {
         varint(UInt64(field) << 3 | 2)
         varint(UInt64(payload.count))
         bytes += payload
     }
 
-    mutating func string(_ field: Int, _ value: String?) {
+    package mutating func string(_ field: Int, _ value: String?) {
         guard let value, !value.isEmpty else { return }
         lengthDelimited(field, Array(value.utf8))
     }
 
     /// A sub-message; written even when empty (an empty `ImageSpec` still means "present").
-    mutating func message(_ field: Int, _ build: (inout ProtoWriter) -> Void) {
+    package mutating func message(_ field: Int, _ build: (inout ProtoWriter) -> Void) {
         var inner = ProtoWriter()
         build(&inner)
         lengthDelimited(field, inner.bytes)
     }
 }
 
-struct ProtoDecodingError: Error, CustomStringConvertible {
-    var description: String
+package struct ProtoDecodingError: Error, CustomStringConvertible {
+    package var description: String
 }
 
 /// Reads the fields of one message, in order, skipping what the caller does not ask for: a newer
 /// runtime may send fields this client has never heard of, and that must not fail the call.
-struct ProtoReader {
+package struct ProtoReader {
     private let bytes: [UInt8]
     private var offset = 0
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    enum Value {
+    package enum Value {
         case varint(UInt64)
         case bytes(ArraySlice<UInt8>)
         /// Fixed 32- or 64-bit values: skipped, none of our fields has them.
@@ -55,7 +57,7 @@ struct ProtoReader {
     }
 
     /// The next field's number and value, or nil at the end of the message.
-    mutating func next() throws -> (field: Int, value: Value)? {
+    package mutating func next() throws -> (field: Int, value: Value)? {
         guard offset < bytes.count else { return nil }
         let tag = try readVarint()
         let field = Int(truncatingIfNeeded: tag >> 3)
@@ -102,7 +104,7 @@ struct ProtoReader {
     /// Reads every field of `bytes`, calling `string` for each length-delimited one (proto3: a
     /// repeated occurrence of a singular field replaces the earlier value, so the caller simply
     /// assigns).
-    static func strings(_ bytes: [UInt8], _ string: (Int, String) -> Void) throws {
+    package static func strings(_ bytes: [UInt8], _ string: (Int, String) -> Void) throws {
         var reader = ProtoReader(bytes)
         while let (field, value) = try reader.next() {
             if case .bytes(let payload) = value { string(field, String(decoding: payload, as: UTF8.self)) }

@@ -15,7 +15,7 @@ import Vocabulary
 /// picks its parser from NODE_AGENT_FUZZ_TARGET; built plainly it replays files given on the
 /// command line through the same parsers (a corpus or a crash reproducer).
 enum FuzzParsers {
-    static let targets: [String: @Sendable ([UInt8]) -> Void] = [
+    static let parsers: [String: @Sendable ([UInt8]) -> Void] = [
         // PEM or DER, one or many certificates, as --ca and the trust store give them.
         "certificate": { bytes in
             if let certs = try? CertificateParser.parse(bytes, source: "fuzz") {
@@ -149,6 +149,9 @@ enum FuzzParsers {
             _ = try? RegistryAddress(text)
         },
     ]
+
+    /// Every target: the parsers above and the CRI client's gRPC layer (GRPCTargets.swift).
+    static let targets = parsers.merging(grpcTargets) { first, _ in first }
 
     static func roundTrip<M: CRIHelperMessage>(_ type: M.Type, _ bytes: [UInt8]) {
         guard let message = try? M(decoding: bytes) else { return }

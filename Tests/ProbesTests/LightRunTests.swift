@@ -14,23 +14,15 @@ import XCTest
 final class LightRunTests: XCTestCase {
     /// A TCP listener on 127.0.0.1 that counts the connections it accepts and the bytes they send.
     final class Listener: @unchecked Sendable {
-        let fd: Int32
-        let port: UInt16
+        let socket: LoopbackSocket
+        var port: UInt16 { socket.port }
         private let lock = NSLock()
         private var counts = (connections: 0, bytes: 0)
 
         init() throws {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            self.fd = fd
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &sa) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-            }
-            guard bound, listen(fd, 8) == 0 else { throw AgentError(.io, "cannot listen on loopback") }
-            port = UInt16(bigEndian: sa.sin_port)
+            socket = try LoopbackSocket(SOCK_STREAM)
+            let fd = socket.fd
+            guard listen(fd, 8) == 0 else { throw AgentError(.io, "cannot listen on loopback") }
             Thread.detachNewThread { [self] in
                 while true {
                     let c = accept(fd, nil, nil)
@@ -56,8 +48,8 @@ final class LightRunTests: XCTestCase {
         }
 
         func stop() {
-            shutdown(fd, Int32(SHUT_RDWR))
-            close(fd)
+            shutdown(socket.fd, Int32(SHUT_RDWR))
+            socket.close()
         }
     }
 

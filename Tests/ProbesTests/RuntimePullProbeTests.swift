@@ -152,10 +152,7 @@ final class RuntimePullProbeTests: XCTestCase {
     func testAStatusAskedAheadAnswersTheAskWithOneRunOfTheHelper() throws {
         let dir = try makeTemporaryDirectory("status-ahead")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let helper = dir + "/node-agent-cri"
-        let answer = #"{"registry":true,"runtime_name":"containerd","runtime_version":"v1.7.24"}"#
-        try Data("#!/bin/sh\necho \"$*\" >> \(dir)/calls\nprintf '%s' '\(answer)'\n".utf8).write(to: URL(fileURLWithPath: helper))
-        XCTAssertEqual(chmod(helper, 0o755), 0)
+        let helper = try fakeStatusHelper(in: dir, recordingCalls: true)
         let socket = dir + "/containerd.sock"
         let other = dir + "/other.sock"
         /// The helper's runs so far for `path`.
@@ -182,16 +179,25 @@ final class RuntimePullProbeTests: XCTestCase {
 }
 
 extension RuntimePullProbeTests {
+    /// A `node-agent-cri` in `dir` that answers every status ask with containerd 1.7's word
+    /// (`v1.7.24`, registry config reported, no config_path), and with `recordingCalls` appends
+    /// its arguments to `dir`/calls.
+    func fakeStatusHelper(in dir: String, recordingCalls: Bool) throws -> String {
+        let helper = dir + "/node-agent-cri"
+        let answer = #"{"registry":true,"runtime_name":"containerd","runtime_version":"v1.7.24"}"#
+        let record = recordingCalls ? "echo \"$*\" >> \(dir)/calls\n" : ""
+        try Data("#!/bin/sh\n\(record)printf '%s' '\(answer)'\n".utf8).write(to: URL(fileURLWithPath: helper))
+        XCTAssertEqual(chmod(helper, 0o755), 0)
+        return helper
+    }
+
     /// The status helper asked ahead is a child of this process when `prefetch` returns: started
     /// on the caller's thread, not by a thread that may wait for a CPU first (on a loaded node
     /// the helper started 20 ms late, and bootstrap waited for its answer).
     func testAStatusAskedAheadIsStartedBeforePrefetchReturns() throws {
         let dir = try makeTemporaryDirectory("status-started")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let helper = dir + "/node-agent-cri"
-        let answer = #"{"registry":true,"runtime_name":"containerd","runtime_version":"v1.7.24"}"#
-        try Data("#!/bin/sh\nprintf '%s' '\(answer)'\n".utf8).write(to: URL(fileURLWithPath: helper))
-        XCTAssertEqual(chmod(helper, 0o755), 0)
+        let helper = try fakeStatusHelper(in: dir, recordingCalls: false)
         /// This process's children, from each of its threads' lists.
         func children() -> [String] {
             let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []

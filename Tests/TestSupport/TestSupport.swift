@@ -151,3 +151,43 @@ public final class TemporaryHostRoot {
         try text.write(toFile: full, atomically: true, encoding: .utf8)
     }
 }
+
+/// A socket bound to 127.0.0.1 on a port the kernel picks (`SOCK_STREAM` or `SOCK_DGRAM`), for
+/// doubles of a peer: closed by `close()` or with the object. Nothing is sent or read here.
+public final class LoopbackSocket: @unchecked Sendable {
+    public let fd: Int32
+    public let port: UInt16
+    private let lock = NSLock()
+    private var open = true
+
+    public init(_ type: __socket_type) throws {
+        let fd = socket(AF_INET, Int32(type.rawValue), 0)
+        guard fd >= 0 else { throw AgentError(.io, "cannot open a loopback socket: \(String(cString: strerror(errno)))") }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &sa) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard bound else {
+            Glibc.close(fd)
+            throw AgentError(.io, "cannot bind a socket on 127.0.0.1")
+        }
+        self.fd = fd
+        port = UInt16(bigEndian: sa.sin_port)
+    }
+
+    /// Closes the socket once (later calls do nothing).
+    public func close() {
+        guard
+            lock.withLock({ () -> Bool in
+                defer { open = false }
+                return open
+            })
+        else { return }
+        Glibc.close(fd)
+    }
+
+    deinit { close() }
+}

@@ -43,7 +43,7 @@ final class DNSMessageTests: XCTestCase {
     }
 
     func testTimeoutAgainstASilentServer() throws {
-        let silent = try SilentUDPPort()
+        let silent = try LoopbackSocket(SOCK_DGRAM)  // receives, never answers
         let client = DNSClient(timeoutMilliseconds: 200, port: silent.port)
         XCTAssertEqual(client.query(try DomainName("x.local"), type: .a, server: try IPAddress("127.0.0.1")), .timeout)
     }
@@ -53,7 +53,7 @@ final class DNSMessageTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let files = HostFiles(root: try HostRoot(dir))
         try files.writeAtomically(try HostPath("/etc/hosts"), "127.0.0.1 localhost\n10.0.0.7 Registry.Local reg # pinned\n")
-        let silent = try SilentUDPPort()
+        let silent = try LoopbackSocket(SOCK_DGRAM)  // receives, never answers
         try files.writeAtomically(try HostPath("/etc/resolv.conf"), "search x\nnameserver 127.0.0.1\n")
         let resolver = HostResolver(files: files, client: DNSClient(timeoutMilliseconds: 150, port: silent.port))
         let pinned = try resolver.resolve(try DomainName("registry.local"))
@@ -80,26 +80,4 @@ final class DNSMessageTests: XCTestCase {
         // Enough dots: as given first.
         XCTAssertEqual(conf.candidates(for: try DomainName("registry.openfaas.svc")).first?.name, "registry.openfaas.svc")
     }
-}
-
-/// A UDP port on 127.0.0.1 that receives and never answers.
-final class SilentUDPPort {
-    let fd: Int32
-    let port: UInt16
-
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        self.fd = fd
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let r = withUnsafeMutablePointer(to: &sa) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard r else { throw AgentError(.io, "cannot bind a UDP port") }
-        port = UInt16(bigEndian: sa.sin_port)
-    }
-
-    deinit { close(fd) }
 }

@@ -83,7 +83,8 @@ public struct Bootstrap {
         let bus = try? SystemBus(address: config.dbusAddress)
         var confirmed = self
         confirmed.config = Self.confirmedByUnits(config, bus: bus)
-        return try confirmed.run(confirmed.effects(bus: bus))
+        // The CA files the run reads two or three times, read once while unchanged (HostReadMemo).
+        return try HostReadMemo.during { try confirmed.run(confirmed.effects(bus: bus)) }
     }
 
     /// The job's steps in their order, each effect taken from `effects` (`BootstrapEffects`):

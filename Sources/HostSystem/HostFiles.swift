@@ -69,7 +69,7 @@ public struct HostFiles: Sendable {
                 .io, "\(path) is not a regular file (a folder, FIFO, socket or device)",
                 hint: "the agent reads only regular files there; replace it with one")
         }
-        return try Self.readToEnd(fd, limit: limit, naming: path.description, code: .io)
+        return try Self.readToEnd(fd, limit: limit, naming: path.description, code: .io, sizeHint: Int(st.st_size))
     }
 
     /// Up to `count` bytes of a regular file from `offset` (fewer at its end), or nil when it

@@ -41,6 +41,9 @@ public final class HostFolderReads {
     /// The file's bytes, with `HostFiles.read`'s rules (regular files only, a /dev/null mask
     /// empty, `limit`); nil when it does not exist.
     public func read(_ path: HostPath, limit: Int = 16 << 20) throws -> [UInt8]? {
+        // A regular file in one pass (kept for the run: `HostReadMemo`); anything else as before.
+        guard let (_, bytes) = try statusAndBytes(path, limit: limit) else { return nil }
+        if let bytes { return bytes }
         guard let (fd, st) = try open(path, flags: O_RDONLY | O_NONBLOCK) else { return nil }
         defer { close(fd) }
         return try HostFiles.readOpened(fd, st, path, limit: limit)
@@ -64,7 +67,9 @@ public final class HostFolderReads {
                 guard let link = dir.linkTarget(name) else { continue }  // replaced meanwhile: looked at again
                 current = Self.following(link, from: current)
                 continue
-            case S_IFREG: break
+            case S_IFREG:
+                // Read before in this run and unchanged since (identity, size, times): kept.
+                if Int(entry.st_size) <= limit, let kept = HostReadMemo.bytes(entry) { return (entry, kept) }
             default: return (entry, nil)
             }
             let fd = openat(dir.fd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
@@ -76,7 +81,9 @@ public final class HostFolderReads {
             var st = Glibc.stat()
             guard fstat(fd, &st) == 0 else { throw AgentError(.io, "cannot read \(path)", errno: errno) }
             guard st.st_mode & S_IFMT == S_IFREG else { return (st, nil) }
-            return (st, try HostFiles.readOpened(fd, st, path, limit: limit))
+            let bytes = try HostFiles.readOpened(fd, st, path, limit: limit)
+            HostReadMemo.keep(bytes, st)
+            return (st, bytes)
         }
         throw AgentError(.io, "too many symlinks while reading \(path)")
     }
@@ -116,6 +123,11 @@ public final class HostFolderReads {
             throw error
         }
         return (fd, st)
+    }
+
+    /// Where the link `link` at `path` leads, by the rules below.
+    public static func following(_ link: String, from path: HostPath) -> HostPath {
+        HostPath(components: following(link, from: path.components))
     }
 
     /// Where the link `link` at `components` leads, as a chroot reads it: absolute from the root,

@@ -36,16 +36,20 @@ extension HostFiles {
     }
 
     /// The rest of an open file, refused once it passes `limit` bytes.
-    static func readToEnd(_ fd: Int32, limit: Int, naming name: String, code: AgentError.Code) throws -> [UInt8] {
+    /// `sizeHint`: the size fstat gave, so that a small file (a CA file, ~2 KB, ~140 of them a
+    /// run) takes a buffer its size rather than 64 KB zeroed for each.
+    static func readToEnd(_ fd: Int32, limit: Int, naming name: String, code: AgentError.Code, sizeHint: Int = 65535) throws -> [UInt8] {
         var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = Syscall.read(fd, into: &buffer)
-            if n < 0 { throw AgentError(code, "cannot read \(name)", errno: errno) }
-            if n == 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-            if out.count > limit {
-                throw AgentError(code, "\(name) is larger than \(limit) bytes")
+        let chunk = min(max(sizeHint + 1, 4096), 65536)
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunk) { buffer in
+            while true {
+                let n = Syscall.restarting { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+                if n < 0 { throw AgentError(code, "cannot read \(name)", errno: errno) }
+                if n == 0 { break }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<n]))
+                if out.count > limit {
+                    throw AgentError(code, "\(name) is larger than \(limit) bytes")
+                }
             }
         }
         return out

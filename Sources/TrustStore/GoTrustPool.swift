@@ -83,7 +83,7 @@ public struct GoTrustPool: Sendable {
         let reads = HostFolderReads(files: files)
         var found: [(path: HostPath, bytes: [UInt8])] = []
         var key = ""
-        func take(_ path: HostPath) -> Bool {
+        func take(_ path: HostPath, as name: HostPath? = nil) -> Bool {
             let looked: (stat: stat, bytes: [UInt8]?)?
             do {
                 looked = try reads.statusAndBytes(path, limit: 16 << 20)
@@ -92,9 +92,9 @@ public struct GoTrustPool: Sendable {
                 looked = ((try? reads.status(path)) ?? nil).map { ($0, nil) }
             }
             guard let (st, bytes) = looked, st.st_mode & S_IFMT == S_IFREG else { return false }
-            if let bytes { found.append((path, bytes)) }
+            if let bytes { found.append((name ?? path, bytes)) }
             key +=
-                "\(key.isEmpty ? "" : "|")\(path.path):\(st.st_dev).\(st.st_ino).\(st.st_size).\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+                "\(key.isEmpty ? "" : "|")\((name ?? path).path):\(st.st_dev).\(st.st_ino).\(st.st_size).\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
             return true
         }
         var bundle: String?
@@ -112,8 +112,11 @@ public struct GoTrustPool: Sendable {
             var count = 0
             for entry in (opened?.names() ?? []).sorted() {
                 guard let path = try? folder.appending(entry) else { continue }
-                if let target = opened?.linkTarget(entry), !target.contains("/") { continue }
-                if take(path) { count += 1 }
+                let target = opened?.linkTarget(entry)
+                if let target, !target.contains("/") { continue }
+                // A link into another folder (Debian's <name>.pem): followed from here, by the
+                // rules `statusAndBytes` follows it with, its target read once.
+                if take(target.map { HostFolderReads.following($0, from: path) } ?? path, as: path) { count += 1 }
             }
             folderCount.append((name, count))
         }

@@ -97,6 +97,24 @@ public struct TrustIndex: Sendable {
     private static let begin = Array("-----BEGIN CERTIFICATE-----".utf8)
     private static let end = Array("-----END CERTIFICATE-----".utf8)
 
+    static let padValue: UInt32 = 64
+    static let blankValue: UInt32 = 65
+
+    /// Each byte's value in base64: 0-63 for the alphabet, `padValue` for `=`, `blankValue` for a
+    /// space or tab, 255 for anything else (one load a byte: ~200 KB of a bundle on each load).
+    private static let base64Values: [UInt8] = (0...255).map { b -> UInt8 in
+        switch UInt8(b) {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return UInt8(b) - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return UInt8(b) - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt8(b) - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "+"): return 62
+        case UInt8(ascii: "/"): return 63
+        case UInt8(ascii: "="): return UInt8(padValue)
+        case UInt8(ascii: " "), UInt8(ascii: "\t"): return UInt8(blankValue)
+        default: return 255
+        }
+    }
+
     /// Strict base64 (RFC 4648 alphabet, `=` padding, blanks ignored); nil for anything else.
     package static func base64Decode(_ text: [UInt8]) -> [UInt8]? {
         var out: [UInt8] = []
@@ -105,17 +123,13 @@ public struct TrustIndex: Sendable {
         var bits = 0
         var padding = 0
         for c in text {
-            let v: UInt32
-            switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a")) + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0")) + 52
-            case UInt8(ascii: "+"): v = 62
-            case UInt8(ascii: "/"): v = 63
-            case UInt8(ascii: "="):
+            let v = UInt32(Self.base64Values[Int(c)])
+            switch v {
+            case 0..<64: break
+            case Self.padValue:
                 padding += 1
                 continue
-            case UInt8(ascii: " "), UInt8(ascii: "\t"): continue
+            case Self.blankValue: continue
             default: return nil
             }
             guard padding == 0 else { return nil }

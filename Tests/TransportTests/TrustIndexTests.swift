@@ -119,4 +119,50 @@ final class TrustIndexTests: XCTestCase {
             }
         }
     }
+
+    /// The decoder as it was (a switch a byte), the oracle for the table it reads now.
+    static func switchDecode(_ text: [UInt8]) -> [UInt8]? {
+        var out: [UInt8] = []
+        var accumulator: UInt32 = 0
+        var bits = 0
+        var padding = 0
+        for c in text {
+            let v: UInt32
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a")) + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0")) + 52
+            case UInt8(ascii: "+"): v = 62
+            case UInt8(ascii: "/"): v = 63
+            case UInt8(ascii: "="):
+                padding += 1
+                continue
+            case UInt8(ascii: " "), UInt8(ascii: "\t"): continue
+            default: return nil
+            }
+            guard padding == 0 else { return nil }
+            accumulator = (accumulator << 6) | v
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        return padding <= 2 && !out.isEmpty ? out : nil
+    }
+
+    func testTheBase64TableDecodesAsTheSwitchDid() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("ABCXYZabcxyz0189+/= \t-_:\r\n".utf8) + [0, 0x80, 0xFF]
+        for length in 0..<40 {
+            for _ in 0..<200 {
+                let text = (0..<length).map { _ in alphabet.randomElement(using: &rng)! }
+                XCTAssertEqual(TrustIndex.base64Decode(text), Self.switchDecode(text), "\(text)")
+            }
+        }
+        for b in 0...255 {
+            let text = Array("QUJD".utf8) + [UInt8(b)] + Array("RA==".utf8)
+            XCTAssertEqual(TrustIndex.base64Decode(text), Self.switchDecode(text), "byte \(b)")
+        }
+    }
 }

@@ -18,9 +18,45 @@ public enum Redaction {
         return mask + value[at...]
     }
 
-    /// `text` with the userinfo of every `scheme://user[:password]@host` in it masked: the last
-    /// guard before a report, condition, Event or log line leaves the agent, whatever built it.
+    /// `text` with the userinfo of every `scheme://user[:password]@host` in it masked, and its
+    /// control characters escaped (`oneLine`): the last guard before a report, condition, Event
+    /// or log line leaves the agent, whatever built it.
     public static func text(_ text: String) -> String {
+        masked(oneLine(text))
+    }
+
+    /// `text` with every control character escaped (a newline as `\n`, ESC as `\x1b`, a C1
+    /// control as `\u{9b}`), nothing cut: a registry's error message passed on by containerd
+    /// (its JSON `errors[].message`, decoded) or a peer's header can hold line breaks and
+    /// terminal escapes, which must not start a forged line in the agent's log or reach the
+    /// terminal of whoever reads a report or `kubectl describe node`. Idempotent: an escape is
+    /// printable.
+    public static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = String.UnicodeScalarView()
+        for ch in text.unicodeScalars {
+            guard isControl(ch) else {
+                out.append(ch)
+                continue
+            }
+            let escaped: String =
+                switch ch {
+                case "\n": "\\n"
+                case "\r": "\\r"
+                case "\t": "\\t"
+                default: ch.value < 0x80 ? "\\x" + ch.value.hex(width: 2) : "\\u{" + ch.value.hex(width: 2) + "}"
+                }
+            out.append(contentsOf: escaped.unicodeScalars)
+        }
+        return String(out)
+    }
+
+    /// C0 controls, DEL and C1 controls (0x9B is a terminal's CSI, as ESC [ is).
+    static func isControl(_ ch: Unicode.Scalar) -> Bool {
+        ch.value < 0x20 || (0x7f...0x9f).contains(ch.value)
+    }
+
+    static func masked(_ text: String) -> String {
         // Fast path: nothing that could be a URL with userinfo.
         guard text.contains("://"), text.contains("@") else { return text }
         var out = ""
@@ -51,5 +87,5 @@ public enum Redaction {
     }
 
     /// Whether `text` holds a URL with userinfo (what `text(_:)` would mask).
-    public static func hasUserinfo(_ text: String) -> Bool { Self.text(text) != text }
+    public static func hasUserinfo(_ text: String) -> Bool { masked(text) != text }
 }

@@ -136,6 +136,46 @@ final class HostileInputIntegrationTests: XCTestCase {
         XCTAssertTrue(check?.reason.contains(tooLarge) ?? false, "bootstrap: \(check?.reason ?? boot.stderr.suffix(600).description)")
     }
 
+    /// A registry's own words reach the agent through containerd: its pull error quotes the
+    /// answer's reason phrase and distribution's JSON error message, decoded. Whoever answers at
+    /// the registry's address puts a line break, ESC, BEL and a C1 CSI there (the double's
+    /// error-words mode: HEAD of the manifest 200, its GET 500); the real containerd passes them
+    /// on, and the report (text and JSON), its reasons and the condition's blockers say them
+    /// escaped, on one line, never raw. (Before Redaction.oneLine the text report held
+    /// a forged "level=info msg=reconciled ready=true" line and the escapes raw.)
+    func testARegistrysWordsPassedOnByTheRuntimeStayOnOneLine() throws {
+        let peer = try hostile("http-error-words", "127.0.0.31", [node.caFile, node.vars["CA_KEY"]!])
+        defer {
+            peer.terminate()
+            peer.waitUntilExit()
+        }
+        func bootstrap(_ output: String) throws -> (status: Int32, stdout: String, stderr: String) {
+            let run = try node.agent(
+                [
+                    "bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile, "--registry", "127.0.0.31:443",
+                    "--cluster-dns", node.clusterDNS, "--timeout", "2", "--output", output,
+                ])
+            return (run.status, run.stdout, run.stderr)
+        }
+        let json = try bootstrap("json")
+        XCTAssertEqual(json.status, 1, json.stderr)
+        let check = try JSONReport.decode(json.stdout).check("runtime-pull")
+        XCTAssertEqual(check?.outcome, "fail", check?.reason ?? json.stderr)
+        let reason = check?.reason ?? ""
+        XCTAssertTrue(reason.contains("500 Internal\\x1b[2J Error"), "containerd passed the reason phrase on: \(reason)")
+        XCTAssertTrue(reason.contains(#"unknown: x\nlevel=info msg=reconciled ready=true\x1b]0;owned\x07\u{9b}2J"#), reason)
+        let text = try bootstrap("text")
+        XCTAssertEqual(text.status, 1, text.stderr)
+        for (name, out) in [("json", json.stdout + json.stderr), ("text", text.stdout + text.stderr)] {
+            XCTAssertFalse(
+                out.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n") || (0x7f...0x9f).contains($0.value) },
+                "\(name): a control character other than the report's own line ends")
+            XCTAssertFalse(
+                out.split(separator: "\n").contains { $0.hasPrefix("level=info") }, "\(name): a line the registry wrote")
+        }
+        XCTAssertTrue(text.stdout.contains(#"x\nlevel=info msg=reconciled ready=true"#), text.stdout)
+    }
+
     /// A Node as big as the API server sends them (here 600 KiB: 3,200 images in its status, as
     /// a node that has pulled many gets with nodeStatusMaxImages lifted): the agent reads it
     /// whole, so it publishes its condition and removes its startup taint. (Answers were cut

@@ -70,6 +70,22 @@ final class RuntimePullProbeTests: XCTestCase {
             RuntimePullProbe.probeReference(registry), "registry-service.openfaas.svc.cluster.local:443/node-agent/pull-probe:absent")
     }
 
+    /// containerd passes on the registry's own words (the message of its JSON error, decoded,
+    /// so a `\n` or `\u001b` in it is a real line break or ESC): the check says them on one line,
+    /// so whoever answers at the registry's address cannot start a line of the agent's log or
+    /// send escapes to a terminal through a reason or a detail.
+    func testTheRegistrysWordsPassedOnByTheRuntimeStayOnOneLine() {
+        let words =
+            "unexpected status code https://r:443/v2/app/manifests/1: 500 Internal Server Error - Server message: unknown: x\n"
+            + "level=info msg=reconciled ready=true\u{1b}]0;owned\u{07}\u{9b}2J"
+        let check = RuntimePullProbe.run(image: "r:443/app:1", registry: registry, runtime: "containerd", pull: answer(false, words))
+        XCTAssertEqual(check.outcome, .fail)
+        for text in [check.reason] + Array(check.details.values) {
+            XCTAssertFalse(text.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }, text)
+        }
+        XCTAssertTrue(check.reason.contains("unknown: x\\nlevel=info msg=reconciled ready=true\\x1b]0;owned\\x07\\u{9b}2J"), check.reason)
+    }
+
     /// A pull the CRI client gave up at the time it was given is a failing check that says so
     /// (the client's own words were "The transport threw an unexpected error." on containerd
     /// 1.6); it is asked again only where the node's lookup of the name was seen to overrun.

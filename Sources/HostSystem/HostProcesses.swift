@@ -1,3 +1,4 @@
+internal import CLinux
 import FoundationEssentials
 
 #if canImport(Glibc)
@@ -38,11 +39,13 @@ public struct HostProcesses: Sendable {
             .flatMap { $0.split(separator: " ").dropFirst().first.flatMap { Double($0) } }  // "btime" alone: no index 1
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var found: [HostProcess] = []
-        for pid in ((try? files.list(proc)) ?? []).compactMap(Int.init).sorted() {
-            guard let dir = try? proc.appending(String(pid)),
-                let comm = (try? files.readString(try dir.appending("comm"), limit: 4096))??.trimmingWhitespace(),
+        // /proc opened inside the root once: a node runs hundreds of processes, each comm read.
+        let folder = (try? files.root.openDirectory(proc)) ?? nil
+        let pids = folder.map { $0.names() } ?? ((try? files.list(proc)) ?? [])
+        for pid in pids.compactMap(Int.init).sorted() {
+            guard let comm = read(in: folder, pid, "comm")?.trimmingWhitespace(),
                 names.contains(comm),
-                let stat = (try? files.readString(try dir.appending("stat"), limit: 4096)) ?? nil,
+                let stat = read(in: folder, pid, "stat"),
                 let close = stat.lastIndex(of: ")")
             else { continue }
             // Fields after the command name: state (field 3 of the line), starttime (22).
@@ -54,6 +57,29 @@ public struct HostProcesses: Sendable {
             found.append(HostProcess(pid: pid, name: comm, started: started))
         }
         return found
+    }
+
+    /// /proc/PID/`name` (at most 4 KB) through /proc's descriptor: openat2 beneath it, no link
+    /// followed (comm and stat are plain files of a plain folder); by the root's rules where the
+    /// kernel has no openat2. Nil when the process is gone or the file cannot be read.
+    private func read(in folder: HostDirectory?, _ pid: Int, _ name: String) -> String? {
+        if let folder {
+            switch HostRoot.openat2(
+                folder.fd, [String(pid), name], flags: O_RDONLY | O_NONBLOCK,
+                resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+            {
+            case .opened(let fd):
+                defer { close(fd) }
+                var st = stat()
+                guard fstat(fd, &st) == 0, let path = try? proc.appending(String(pid)).appending(name),
+                    let bytes = try? HostFiles.readOpened(fd, st, path, limit: 4096)
+                else { return nil }
+                return String(decoding: bytes, as: UTF8.self)
+            case .failed: return nil
+            case .unavailable: break
+            }
+        }
+        return (try? files.readString(try proc.appending(String(pid)).appending(name), limit: 4096)) ?? nil
     }
 
     /// Its environment (`/proc/PID/environ`, NUL-separated NAME=value). Throws when it cannot be

@@ -13,6 +13,8 @@ struct CertsFolder {
     /// The folders the links lead to, each opened once.
     let reads: HostFolderReads
     var alive: [String: Bool] = [:]
+    /// What `isFile` found, by node path.
+    private var filesSeen: [String: Bool] = [:]
     /// Each entry's link target, read once in the pass (nil: not a link).
     private var targets: [String: String?] = [:]
 
@@ -24,8 +26,16 @@ struct CertsFolder {
         reads = HostFolderReads(files: files)
     }
 
-    /// Whether a node path names a file, links followed inside the root.
+    /// Whether a node path names a file, links followed inside the root; looked at once in the
+    /// pass (the store's conf lines and the links to the same certificates ask for each twice).
     mutating func isFile(_ path: String) -> Bool {
+        if let known = filesSeen[path] { return known }
+        let result = Self.isFile(path, reads)
+        filesSeen[path] = result
+        return result
+    }
+
+    private static func isFile(_ path: String, _ reads: HostFolderReads) -> Bool {
         guard let p = try? HostPath(path), let folder = reads.folder(p.parent), let st = try? folder.entryStat(p.lastComponent) else {
             return false
         }

@@ -8,8 +8,8 @@ struct CertsFolder {
     let files: HostFiles
     /// /etc/ssl/certs, opened inside the root once (nil: it does not exist).
     let etcCerts: HostDirectory?
-    let names: [String]
-    let listed: Set<String>
+    private(set) var names: [String]
+    private(set) var listed: Set<String>
     /// The folders the links lead to, each opened once.
     let reads: HostFolderReads
     var alive: [String: Bool] = [:]
@@ -49,6 +49,15 @@ struct CertsFolder {
         let target = etcCerts?.linkTarget(name)
         targets[name] = .some(target)
         return target
+    }
+
+    /// The entry `name`, removed by the pass: gone from what the pass knows.
+    mutating func forget(_ name: String) {
+        names.removeAll { $0 == name }
+        listed.remove(name)
+        targets[name] = nil
+        alive = [:]
+        filesSeen = filesSeen.filter { !$0.key.hasPrefix(DebianTrustStore.etcCerts.path + "/") }
     }
 
     /// Whether the entry `name` leads to a file.

@@ -44,16 +44,17 @@ public struct DebianTrustStore {
             try files.replaceSymlink(try Self.etcCerts.appending(name), target: target)
             changes.append("link \(Self.etcCerts.path)/\(name) -> \(target)")
         }
-        // The folder's ~280 links read through its one descriptor.
-        for name in try files.list(Self.etcCerts) {
-            let link = try Self.etcCerts.appending(name)
-            guard let target = certs?.linkTarget(name), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else {
+        // The folder's ~280 links read through its one descriptor, once for this and the rehash.
+        var folder = try CertsFolder(files: files)
+        for name in folder.names {
+            guard let target = folder.linkTarget(name), target.hasPrefix(Self.localDir.path + "/"), wantedLinks[name] == nil else {
                 continue
             }
-            try files.removeEntry(link)
+            try files.removeEntry(try Self.etcCerts.appending(name))
+            folder.forget(name)
             changes.append("remove \(Self.etcCerts.path)/\(name)")
         }
-        changes += try rehash(localHashes: hashes)
+        changes += try rehash(localHashes: hashes, folder: &folder)
 
         let bundlePath = try Self.etcCerts.appending(Self.bundleName)
         if try files.read(bundlePath) != bundle {
@@ -182,10 +183,10 @@ public struct DebianTrustStore {
     /// numbers them: certificates of one subject hash in file-name order, 0, 1, ...; dangling hash
     /// links go. A bucket's other members are read from its existing links, so only local
     /// certificates are parsed.
-    func rehash(localHashes: [String: String]) throws -> [String] {
+    /// `folder`: /etc/ssl/certs as the rebuild left it, read in this pass.
+    func rehash(localHashes: [String: String], folder: inout CertsFolder) throws -> [String] {
         var changes: [String] = []
         var links: [String: [Int: String]] = [:]  // hash -> index -> target
-        var folder = try CertsFolder(files: files)
         for name in folder.names where Self.isHashLink(name) {
             guard let target = folder.linkTarget(name) else { continue }
             // Dangling as the node sees it: the target's own links resolve inside the host root.

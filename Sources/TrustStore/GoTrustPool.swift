@@ -153,9 +153,11 @@ public struct GoTrustPool: Sendable {
                 hasHeaders = false
             } else if line.starts(with: PEMMarkers.endPrefix) {
                 if let b = body, !hasHeaders, line.elementsEqual(PEMMarkers.endCertificate),
-                    let data = Data(base64Encoded: Data(b), options: .ignoreUnknownCharacters), DERWalk.isOneElement(Array(data))
+                    let data = Data(base64Encoded: Data(b), options: .ignoreUnknownCharacters)
                 {
-                    out.append(Array(data))
+                    // One copy out of the Data, walked and kept (~280 certificates a pool).
+                    let der = [UInt8](data)
+                    if DERWalk.isOneElement(der) { out.append(der) }
                 }
                 body = nil
             } else if body != nil {

@@ -107,7 +107,7 @@ let package = Package(
             ]),
 
         // Helpers shared by the tests: temporary folders, certificate fixtures, file-tree snapshots.
-        .target(name: "TestSupport", dependencies: ["Vocabulary", "HostSystem"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Vocabulary", "HostSystem", "SystemBus"], path: "Tests/TestSupport"),
         .testTarget(name: "VocabularyTests", dependencies: ["Vocabulary", "TestSupport"]),
         .testTarget(name: "HostSystemTests", dependencies: ["Vocabulary", "HostSystem", "TestSupport"]),
         .testTarget(name: "ContainerdTests", dependencies: ["Containerd", "TrustStore", "Vocabulary", "HostSystem", "TestSupport"]),

@@ -44,14 +44,26 @@ public struct Bootstrap {
     static func confirmedByUnits(_ config: NodeConfig, bus: SystemBus?) -> NodeConfig {
         guard let bus, !config.runningContainerd.isEmpty else { return config }
         let systemd = Systemd1(bus: bus)
+        var confirmed = config
         let roots = Set(
             containerdUnits.compactMap { name -> Int? in
-                guard let u = try? systemd.unit(name), u.activeState == "active", u.mainPID > 0 else { return nil }
+                let unit: UnitState?
+                do {
+                    unit = try systemd.unit(name)
+                } catch {
+                    // No systemd on the bus says nothing; a unit whose state systemd cannot give
+                    // is said, since its containerd cannot be told from another one.
+                    if (error as? AgentError)?.cause != .busError("org.freedesktop.DBus.Error.ServiceUnknown") {
+                        confirmed.runtimeNotes.append(
+                            "\(name)'s state was not read (\(error)): the running containerd processes are not told apart by it")
+                    }
+                    return nil
+                }
+                guard let u = unit, u.activeState == "active", u.mainPID > 0 else { return nil }
                 return Int(u.mainPID)
             })
-        guard !roots.isEmpty else { return config }
+        guard !roots.isEmpty else { return confirmed }
         let processes = HostProcesses(files: HostFiles(root: config.hostRoot))
-        var confirmed = config
         let units = roots.sorted().map(String.init).joined(separator: ", ")
         for c in config.runningContainerd where !processes.descends(c.pid, from: roots) {
             confirmed.ignore(

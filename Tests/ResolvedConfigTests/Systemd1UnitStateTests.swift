@@ -12,7 +12,7 @@ import XCTest
 /// property and what was found, as the four Gets' was, never an empty state or a zero time.
 final class Systemd1UnitStateTests: XCTestCase {
     func testAUnitsStateIsReadAsSystemdGivesItInOneGetAll() throws {
-        let node = try DoubleBus(["--unit", "containerd.service,4242,1765000000000000", "--unit", "k3s.service,77,1765000001000000"])
+        let node = try SystemdDoubleBus(["--unit", "containerd.service,4242,1765000000000000", "--unit", "k3s.service,77,1765000001000000"])
         defer { node.close() }
         let systemd = Systemd1(bus: node.bus)
         let containerd = try XCTUnwrap(try systemd.unit("containerd.service"))
@@ -37,7 +37,7 @@ final class Systemd1UnitStateTests: XCTestCase {
     }
 
     func testAMissingPropertyIsAnErrorNamingItNotAnEmptyState() throws {
-        let node = try DoubleBus([
+        let node = try SystemdDoubleBus([
             "--unit", "containerd.service", "--missing", "containerd.service:ActiveState",
             "--unit", "k3s.service", "--missing", "k3s.service:LoadState",
             "--unit", "rke2-agent.service", "--missing", "rke2-agent.service:ActiveEnterTimestamp",
@@ -56,7 +56,7 @@ final class Systemd1UnitStateTests: XCTestCase {
     }
 
     func testAPropertyOfAnotherTypeIsAnErrorNamingItNotAZero() throws {
-        let node = try DoubleBus([
+        let node = try SystemdDoubleBus([
             "--unit", "containerd.service", "--wrong-type", "containerd.service:ActiveEnterTimestamp:s",
             "--unit", "k3s.service", "--wrong-type", "k3s.service:ActiveState:u",
             "--unit", "crio.service", "--wrong-type", "crio.service:MainPID:t",
@@ -67,72 +67,5 @@ final class Systemd1UnitStateTests: XCTestCase {
             try systemd.unit("containerd.service"), .dbus, "containerd.service", "ActiveEnterTimestamp", "of type 's'", "systemd's is 't'")
         assertAgentError(try systemd.unit("k3s.service"), .dbus, "k3s.service", "ActiveState", "of type 'u'", "systemd's is 's'")
         assertAgentError(try systemd.unit("crio.service"), .dbus, "crio.service", "MainPID", "of type 't'", "systemd's is 'u'")
-    }
-}
-
-/// A private bus (dbus-daemon with its own config, under a temporary folder) with
-/// Tests/doubles/systemd1-double serving org.freedesktop.systemd1 on it, started with `arguments`.
-private final class DoubleBus {
-    let dir: String
-    let daemon = Process()
-    let double = Process()
-    let bus: SystemBus
-
-    init(_ arguments: [String]) throws {
-        dir = try makeTemporaryDirectory("systemd1")
-        let address = "unix:path=\(dir)/bus"
-        let config = """
-            <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
-             "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-            <busconfig><type>session</type><listen>\(address)</listen><auth>EXTERNAL</auth>
-            <policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
-            <allow receive_sender="*"/></policy></busconfig>
-            """
-        try Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/bus.conf"))
-        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/dbus-daemon")
-        daemon.arguments = ["--config-file=\(dir)/bus.conf", "--nofork", "--nopidfile"]
-        daemon.standardError = FileHandle.nullDevice
-        try daemon.run()
-        // Connected once the daemon listens.
-        let deadline = Date().addingTimeInterval(20)
-        var bus: SystemBus?
-        while bus == nil, Date() < deadline, daemon.isRunning {
-            bus = try? SystemBus(address: address)
-            if bus == nil { usleep(10_000) }
-        }
-        guard let bus else {
-            daemon.terminate()
-            throw AgentError(.io, "dbus-daemon did not listen at \(address) within 20 s")
-        }
-        self.bus = bus
-        // The double: ready once it owns systemd's name (it serves its objects before taking it).
-        _ = FileManager.default.createFile(atPath: dir + "/double.log", contents: nil)
-        double.executableURL = packageRoot.appendingPathComponent("Tests/doubles/systemd1-double")
-        double.arguments = ["--address", address] + arguments
-        double.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/double.log"))
-        double.standardError = double.standardOutput
-        try double.run()
-        while !bus.hasOwner("org.freedesktop.systemd1"), Date() < deadline, double.isRunning { usleep(10_000) }
-        guard bus.hasOwner("org.freedesktop.systemd1") else {
-            let said = (try? String(contentsOfFile: dir + "/double.log", encoding: .utf8)) ?? ""
-            close()
-            throw AgentError(.io, "the test double systemd1-double did not serve org.freedesktop.systemd1 within 20 s: \(said)")
-        }
-    }
-
-    /// The calls the double answered, in order (its own test.double.Calls.List).
-    func calls() throws -> [String] {
-        try bus.call(
-            destination: "org.freedesktop.systemd1", path: "/test/double", interface: "test.double.Calls", member: "List",
-            read: { try $0.string() }
-        ).split(separator: "\n").map(String.init)
-    }
-
-    func close() {
-        for p in [double, daemon] where p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(atPath: dir)
     }
 }

@@ -213,14 +213,17 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
                         ? "READY=1\nSTATUS=ready to pull from \(report.registry)"
                         : "READY=1\nSTATUS=not ready: \(failed.joined(separator: ", "))"))
             // Reasons, notes and changes are masked where they are made (CheckResult, Report);
-            // this is the last guard before the condition, the Events and the log.
-            let message = Redaction.text(
-                report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; "))
+            // this is the last guard before the condition, the Events and the log: one line
+            // (a remedy's lines to add to a file read as `\n` there).
+            let message = Redaction.oneLine(
+                Redaction.text(
+                    report.ready ? "ready to pull from \(report.registry)" : Readiness.blockers(report.checks).joined(separator: "; ")))
             condition = NodeCondition(
                 ready: report.ready, reason: report.ready ? "RegistryPullable" : "RegistryNotPullable", message: message)
             current = ReconcileFacts(report, message: message)
         case .failure(let error):
-            let said = Redaction.text("\(error)")
+            // One line: systemd's STATUS= is one assignment a line.
+            let said = Redaction.oneLine(Redaction.text("\(error)"))
             actions = [
                 .record(nil, error: said, at: now.wall),
                 .log(ReconcileLogLine(.error, "reconcile failed", ["reason": why, "error": said])),

@@ -176,7 +176,7 @@ public enum RuntimePullProbe {
     public static func check(_ outcome: Outcome, image: String?, runtime: String) -> CheckResult {
         let reference = outcome.reference
         let phases = [CheckResult.Phase(name: "pull", seconds: outcome.seconds)]
-        let answer: CRIPullAnswer
+        var answer: CRIPullAnswer
         switch outcome.answer {
         case .failure(let error):
             return CheckResult(
@@ -185,6 +185,9 @@ public enum RuntimePullProbe {
                 durationSeconds: outcome.seconds, phases: phases, details: ["reference": reference])
         case .success(let a): answer = a
         }
+        // The runtime's words quote the registry's (its reason phrase, its JSON error message):
+        // said on one line, so whoever answers there cannot add a line to the report.
+        answer.message = Redaction.oneLine(answer.message)
         var details = ["reference": reference, "runtime": runtime]
         // Asked again after a first ask ran out of its time while the node's lookup waits.
         let again =

@@ -19,23 +19,30 @@ public enum Redaction {
     }
 
     /// `text` with the userinfo of every `scheme://user[:password]@host` in it masked, and its
-    /// control characters escaped (`oneLine`): the last guard before a report, condition, Event
-    /// or log line leaves the agent, whatever built it.
+    /// control characters escaped but for its line breaks (a remedy may give lines to add to a
+    /// file): the last guard before a report, condition, Event or log line leaves the agent,
+    /// whatever built it. What must be one line (a log line, the condition, systemd's STATUS)
+    /// takes `oneLine` as well.
     public static func text(_ text: String) -> String {
-        masked(oneLine(text))
+        masked(escaped(text, keepingLineBreaks: true))
     }
 
-    /// `text` with every control character escaped (a newline as `\n`, ESC as `\x1b`, a C1
-    /// control as `\u{9b}`), nothing cut: a registry's error message passed on by containerd
-    /// (its JSON `errors[].message`, decoded) or a peer's header can hold line breaks and
-    /// terminal escapes, which must not start a forged line in the agent's log or reach the
-    /// terminal of whoever reads a report or `kubectl describe node`. Idempotent: an escape is
-    /// printable.
+    /// `text` with every control character escaped, its line breaks too (a newline as `\n`, ESC
+    /// as `\x1b`, a C1 control as `\u{9b}`), nothing cut: a registry's error message passed on by
+    /// containerd (its JSON `errors[].message`, decoded) or a peer's header can hold line breaks
+    /// and terminal escapes, which must not start a forged line in the agent's log or report, nor
+    /// reach the terminal of whoever reads it or `kubectl describe node`. Idempotent: an escape
+    /// is printable.
     public static func oneLine(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        escaped(text, keepingLineBreaks: false)
+    }
+
+    static func escaped(_ text: String, keepingLineBreaks: Bool) -> String {
+        func escapes(_ ch: Unicode.Scalar) -> Bool { isControl(ch) && !(keepingLineBreaks && ch == "\n") }
+        guard text.unicodeScalars.contains(where: escapes) else { return text }
         var out = String.UnicodeScalarView()
         for ch in text.unicodeScalars {
-            guard isControl(ch) else {
+            guard escapes(ch) else {
                 out.append(ch)
                 continue
             }

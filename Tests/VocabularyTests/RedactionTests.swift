@@ -39,20 +39,29 @@ final class RedactionTests: XCTestCase {
         XCTAssertFalse(Redaction.hasUserinfo(masked), "masking is idempotent")
         XCTAssertEqual(Redaction.text(masked), masked)
     }
-    /// What leaves the agent is one line: control characters are escaped (nothing is cut), other
-    /// characters kept; userinfo is still masked after a line break; escaping twice changes nothing.
+    /// Control characters are escaped (nothing is cut), other characters kept; `text` keeps line
+    /// breaks (a remedy's lines to add to a file), `oneLine` escapes them too; userinfo is still
+    /// masked after a line break; escaping twice changes nothing.
     func testControlCharactersAreEscapedAndNothingElse() {
         let forged =
             "unexpected status code 500 - Server message: x\n2026-12-07T04:00:00Z info: reconciled ready=true\r\u{1b}[2J\u{9b}31m\u{7f}\t"
-        let said = Redaction.text(forged)
-        XCTAssertFalse(said.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }, said)
+        let line = Redaction.oneLine(forged)
+        XCTAssertFalse(line.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }, line)
         XCTAssertEqual(
-            said,
+            line,
             "unexpected status code 500 - Server message: x\\n2026-12-07T04:00:00Z info: reconciled ready=true\\r\\x1b[2J\\u{9b}31m\\x7f\\t"
         )
-        XCTAssertEqual(Redaction.text(said), said)
-        for same in ["é ✓ 日本 🙂", "CN=Sandbox Registry CA,O=node-agent sandbox", "a\\nb"] { XCTAssertEqual(Redaction.text(same), same) }
-        XCTAssertEqual(Redaction.text("see\nhttp://u:S3cret@proxy:3128"), "see\\nhttp://***@proxy:3128")
+        XCTAssertEqual(Redaction.oneLine(line), line)
+        XCTAssertEqual(
+            Redaction.text(forged),
+            "unexpected status code 500 - Server message: x\n2026-12-07T04:00:00Z info: reconciled ready=true\\r\\x1b[2J\\u{9b}31m\\x7f\\t")
+        XCTAssertEqual(Redaction.oneLine(Redaction.text(forged)), line)
+        for same in ["é ✓ 日本 🙂", "CN=Sandbox Registry CA,O=node-agent sandbox", "a\\nb"] {
+            XCTAssertEqual(Redaction.text(same), same)
+            XCTAssertEqual(Redaction.oneLine(same), same)
+        }
+        XCTAssertEqual(Redaction.text("configs:\n  \"r:443\":\n"), "configs:\n  \"r:443\":\n")
+        XCTAssertEqual(Redaction.oneLine(Redaction.text("see\nhttp://u:S3cret@proxy:3128")), "see\\nhttp://***@proxy:3128")
         XCTAssertFalse(Redaction.hasUserinfo("a\nb"), "a line break is not userinfo")
     }
 }

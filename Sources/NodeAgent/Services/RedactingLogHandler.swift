@@ -1,8 +1,8 @@
 import Logging
 import Vocabulary
 
-/// A log handler that masks the userinfo of every URL (Redaction) in the message and metadata
-/// before the handler it wraps writes them: the last guard of the log, whatever a line was
+/// A log handler that masks the userinfo of every URL (Redaction) in the message and metadata,
+/// and writes each on one line (control characters escaped), before the handler it wraps writes them: the last guard of the log, whatever a line was
 /// built from (a check's reason, an error from the API, a proxy URL).
 struct RedactingLogHandler: LogHandler {
     var wrapped: any LogHandler
@@ -29,8 +29,9 @@ struct RedactingLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var event = event
-        event.message = "\(Redaction.text(event.message.description))"
-        event.metadata = event.metadata?.mapValues { .string(Redaction.text($0.description)) }
+        // One line each: a line break in a reason would start a line the agent did not write.
+        event.message = "\(Redaction.oneLine(Redaction.text(event.message.description)))"
+        event.metadata = event.metadata?.mapValues { .string(Redaction.oneLine(Redaction.text($0.description))) }
         wrapped.log(event: event)
     }
 }

@@ -234,18 +234,10 @@ private func describe(_ ch: Unicode.Scalar) -> String {
 }
 
 extension String {
-    /// The text with control characters escaped, safe to print on one line.
+    /// The text with control characters escaped (`Redaction.oneLine`), safe to print on one
+    /// line, cut at 80 characters.
     public var escapedForMessage: String {
-        var out = ""
-        for ch in unicodeScalars {
-            switch ch {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if ch.value < 0x20 || ch.value == 0x7f { out += "\\x" + ch.value.hex(width: 2) } else { out.unicodeScalars.append(ch) }
-            }
-        }
+        let out = Redaction.oneLine(self)
         return out.count > 80 ? String(out.prefix(80)) + "…" : out
     }
 }

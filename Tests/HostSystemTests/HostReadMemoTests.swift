@@ -10,17 +10,17 @@ import XCTest
 /// the run is read again, one changed within the last second is not kept at all, and outside a
 /// run nothing is kept.
 final class HostReadMemoTests: XCTestCase {
-    var dir = ""
-    var files: HostFiles!
+    var root: TemporaryHostRoot!
+    var dir: String { root.directory }
+    var files: HostFiles { root.files }
 
     override func setUpWithError() throws {
-        dir = try makeTemporaryDirectory("readmemo")
-        files = HostFiles(root: try HostRoot(dir))
+        root = try TemporaryHostRoot("readmemo")
         try FileManager.default.createDirectory(atPath: dir + "/etc/ssl/certs", withIntermediateDirectories: true)
     }
 
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: dir)
+    override func tearDown() {
+        root = nil
     }
 
     /// Writes `text` into the file in place (the same inode: truncated and written again).

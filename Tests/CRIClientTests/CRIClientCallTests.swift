@@ -48,23 +48,12 @@ final class CRIClientCallTests: XCTestCase {
     /// deadline exceeded naming the socket and the seconds, not grpc's words for a cancelled call.
     func testAServerThatTakesTheCallAndNeverAnswersTimesOutSayingSo() async throws {
         let (path, fd) = try listen()
-        let server = Thread {
-            var open: [Int32] = []
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { break }
-                open.append(c)
-                // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
-                let settings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
-                _ = send(c, settings, settings.count, Int32(MSG_NOSIGNAL))
-            }
-            open.forEach { close($0) }
+        let peer = AcceptLoop(fd) { c in
+            // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+            let settings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
+            _ = send(c, settings, settings.count, Int32(MSG_NOSIGNAL))
         }
-        server.start()
-        defer {
-            shutdown(fd, Int32(SHUT_RDWR))
-            close(fd)
-        }
+        defer { peer.stop() }
         let start = Date()
         let r = try await CRIClient.pullImage(socketPath: path, image: "x/y:1", username: nil, password: nil, timeoutSeconds: 1)
         XCTAssertFalse(r.ok)
@@ -76,21 +65,13 @@ final class CRIClientCallTests: XCTestCase {
     /// A peer that answers the HTTP/2 preface with HTTP/1.1 and hangs up: a protocol failure.
     func testAPeerThatIsNotGRPCThrows() async throws {
         let (path, fd) = try listen()
-        let server = Thread {
-            // Answers each connection (the reachability check's, then grpc's) until the socket is closed.
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { return }
-                // MSG_NOSIGNAL: the reachability check hangs up at once (EPIPE, not SIGPIPE).
-                _ = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n".withCString { send(c, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-                close(c)
-            }
+        // Answers each connection (the reachability check's, then grpc's) and hangs up.
+        let peer = AcceptLoop(fd) { c in
+            // MSG_NOSIGNAL: the reachability check hangs up at once (EPIPE, not SIGPIPE).
+            _ = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n".withCString { send(c, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            shutdown(c, Int32(SHUT_RDWR))
         }
-        server.start()
-        defer {
-            shutdown(fd, Int32(SHUT_RDWR))
-            close(fd)
-        }
+        defer { peer.stop() }
         do {
             _ = try await CRIClient.pullImage(socketPath: path, image: "x/y:1", username: nil, password: nil, timeoutSeconds: 5)
             XCTFail("a peer that is not gRPC answered")
@@ -100,6 +81,39 @@ final class CRIClientCallTests: XCTestCase {
     }
 
     // MARK: helpers
+
+    /// A peer's thread that accepts on a listening socket and hands each connection to `answer`,
+    /// until `stop`. One owner for every descriptor: `stop` shuts the socket down, waits until the
+    /// thread has left its loop and closed the connections it took, and only then closes the
+    /// socket. Before, a test closed the socket while its peer's thread was between two accepts;
+    /// the next test's socket got the same number, and that thread accepted its connection and
+    /// answered "HTTP/1.1 400" (testASilentSocketTimesOut failed so in a clean-clone run, and
+    /// always with a pause of 1.2 s put after the peer's close).
+    final class AcceptLoop: Sendable {
+        private let fd: Int32
+        private let done = DispatchSemaphore(value: 0)
+
+        init(_ fd: Int32, _ answer: @escaping @Sendable (Int32) -> Void) {
+            self.fd = fd
+            Thread.detachNewThread { [done] in
+                var taken: [Int32] = []
+                while true {
+                    let c = accept(fd, nil, nil)
+                    if c < 0 { break }
+                    taken.append(c)
+                    answer(c)
+                }
+                taken.forEach { close($0) }
+                done.signal()
+            }
+        }
+
+        func stop() {
+            shutdown(fd, Int32(SHUT_RDWR))
+            done.wait()
+            close(fd)
+        }
+    }
 
     /// A listening unix socket in the test's folder that accepts nothing by itself.
     func listen() throws -> (String, Int32) {

@@ -55,7 +55,7 @@ let package = Package(
             name: "Probes",
             dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "Transport", "CRIWire", "COpenSSL"]),
         // The Kubernetes API client and the node's condition and startup taint.
-        .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "Transport"]),
+        .target(name: "Kubernetes", dependencies: ["Vocabulary", "HostSystem", "HTTPWire", "Transport"]),
         // Asks the container runtime over its CRI socket (PullImage, Version), as kubelet does;
         // the few protobuf messages are encoded by hand.
         .target(

@@ -112,6 +112,8 @@ public struct HTTPBodyDecoder: Sendable {
     private var chunked = Chunked.sizeLine
     private var line: [UInt8] = []
     private var trailerBytes = 0
+    /// Body bytes handed over by `drain()` and no longer held.
+    private var drained = 0
 
     public init(framing: HTTPBodyFraming, limit: Int) {
         self.framing = framing
@@ -132,10 +134,10 @@ public struct HTTPBodyDecoder: Sendable {
             case .empty:
                 isComplete = true
             case .length(let n):
-                let count = min(n - body.count, bytes.endIndex - i)
+                let count = min(n - drained - body.count, bytes.endIndex - i)
                 body += bytes[i..<i + count]
                 i += count
-                isComplete = body.count == n
+                isComplete = drained + body.count == n
             case .untilClose:
                 guard bytes.endIndex - i <= limit - body.count else { throw .bodyTooLarge(limit: limit) }
                 body += bytes[i...]
@@ -147,12 +149,23 @@ public struct HTTPBodyDecoder: Sendable {
         return i - bytes.startIndex
     }
 
+    /// Hands over the body bytes taken so far and forgets them: the reader of a stream (a
+    /// Kubernetes watch) takes each part as it comes, so `limit` bounds what is held between two
+    /// drains, not the whole stream.
+    public mutating func drain() -> [UInt8] {
+        defer {
+            drained += body.count
+            body = []
+        }
+        return body
+    }
+
     /// The peer closed the connection: the body, when that is how it ends; else why it is cut short.
     public mutating func finish() throws(HTTPResponseError) -> [UInt8] {
         if framing == .untilClose { isComplete = true }
         guard isComplete else {
             switch framing {
-            case .length(let n): throw .cutShort("\(body.count) of the \(n) bytes of Content-Length arrived")
+            case .length(let n): throw .cutShort("\(drained + body.count) of the \(n) bytes of Content-Length arrived")
             default: throw .cutShort("the chunked body ended without its last chunk (\(body.count) bytes arrived)")
             }
         }

@@ -61,6 +61,12 @@ public struct HTTPResponseReader: Sendable {
         }
     }
 
+    /// The body bytes arrived since the last call (a stream's reader takes them as they come;
+    /// `bodyLimit` then bounds what is held between two calls).
+    public mutating func drainBody() -> [UInt8] {
+        decoder?.drain() ?? []
+    }
+
     /// The connection ended (or the response is complete): the head and body, or why there are none.
     public mutating func finish() throws(HTTPResponseError) -> (head: HTTPResponseHead, body: [UInt8]) {
         guard let head, decoder != nil else {

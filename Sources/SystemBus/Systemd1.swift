@@ -5,6 +5,9 @@ import Vocabulary
 /// The state of one systemd unit, as `org.freedesktop.systemd1` reports it.
 public struct UnitState: Equatable, Sendable {
     public var name: String
+    /// systemd's LoadState: "loaded", or "masked", "bad-setting", "error"... for a unit that
+    /// still runs as it was started (a running unit masked since stays active with its process).
+    public var loadState: String
     public var activeState: String
     public var subState: String
     /// When the unit last entered the active state, microseconds since the epoch (0: never).
@@ -52,7 +55,11 @@ public final class Systemd1 {
         }
     }
 
-    /// The unit's state, or nil when systemd does not know it (not installed).
+    /// The unit's state, or nil when systemd has no file for it (LoadState "not-found": not
+    /// installed). Any other LoadState is the unit's state as systemd runs it: a running
+    /// containerd.service masked since (systemd 252: LoadState "masked", ActiveState "active",
+    /// its main process) is still the node's containerd; read as not installed before, it was
+    /// neither told from another containerd nor seen as a runtime to restart.
     public func unit(_ name: String) throws -> UnitState? {
         if let absent { throw absent }
         let path: String
@@ -81,7 +88,7 @@ public final class Systemd1 {
                 }
             }
         }
-        guard load == "loaded" else { return nil }
+        guard load != "not-found" else { return nil }
         var pid: UInt32 = 0
         if name.hasSuffix(".service") {
             pid = try reading(name, property: "MainPID") {
@@ -90,7 +97,7 @@ public final class Systemd1 {
                 ) { try $0.uint32() }
             }
         }
-        return UnitState(name: name, activeState: active, subState: sub, activeEnterTimestamp: since, mainPID: pid)
+        return UnitState(name: name, loadState: load, activeState: active, subState: sub, activeEnterTimestamp: since, mainPID: pid)
     }
 
     /// Restarts the unit (`RestartUnit`, mode "replace"; `ReloadOrRestartUnit` when
@@ -108,7 +115,11 @@ public final class Systemd1 {
                     try $0.append(string: "replace")
                 }, read: { try $0.string(type: "o") })
         } catch let e as BusCallError {
-            throw AgentError(.dbus, "systemd refused to restart \(name): \(e.message)", cause: .busError(e.name))
+            let hint =
+                e.name == "org.freedesktop.systemd1.UnitMasked"
+                ? "the unit runs but is masked, so systemd restarts it no more: restart its runtime yourself (or `systemctl unmask \(name)`) so that it loads the CA"
+                : nil
+            throw AgentError(.dbus, "systemd refused to restart \(name): \(e.message)", hint: hint, cause: .busError(e.name))
         }
         let deadline = nowSeconds() + timeoutSeconds
         while nowSeconds() < deadline {

@@ -36,6 +36,22 @@ final class ConfirmedByUnitsTests: XCTestCase {
         XCTAssertTrue(notes.first?.contains("ActiveEnterTimestamp") ?? false, "\(notes)")
     }
 
+    /// A running containerd.service masked since: systemd 252 answers LoadState "masked",
+    /// ActiveState "active" and its main process (measured on a booted bookworm node). Read as not
+    /// installed before, so the other containerd (pid 9999, not below it) was not set aside.
+    func testAMaskedUnitThatStillRunsIsTheNodesContainerd() throws {
+        let node = try SystemdDoubleBus(["--unit", "containerd.service,4242,1765000000000000", "--load-state", "containerd.service:masked"])
+        defer { node.close() }
+        var config = try config()
+        config.runningContainerd.append(RunningContainerd(pid: 9999, config: nil, address: nil))
+        let confirmed = Bootstrap.confirmedByUnits(config, bus: node.bus)
+        XCTAssertEqual(confirmed.runningContainerd.map(\.pid), [4242], "\(confirmed.runtimeNotes)")
+        let unit = try XCTUnwrap(try Systemd1(bus: node.bus).unit("containerd.service"))
+        XCTAssertEqual(unit.loadState, "masked")
+        XCTAssertEqual(unit.activeState, "active")
+        XCTAssertEqual(unit.mainPID, 4242)
+    }
+
     func testNoSystemdOnTheBusSaysNothing() throws {
         let node = try SystemdDoubleBus([])
         defer { node.close() }

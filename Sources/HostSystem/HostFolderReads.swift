@@ -30,51 +30,40 @@ public final class HostFolderReads {
     /// The target of the link `path` as written in it; nil when it is not a link.
     public func linkTarget(_ path: HostPath) -> String? { folder(path.parent)?.linkTarget(path.lastComponent) }
 
-    /// What `path` is, links followed inside the root, looked at through an O_PATH descriptor
-    /// (nothing opened for reading); nil when it does not exist.
-    public func status(_ path: HostPath) throws -> stat? {
-        guard let (fd, st) = try open(path, flags: node_agent_o_path()) else { return nil }
-        close(fd)
-        return st
-    }
+    /// What `path` is, links followed inside the root (`find`): the last entry looked at, nothing
+    /// opened; nil when it does not exist.
+    public func status(_ path: HostPath) throws -> stat? { try find(path)?.entry }
 
     /// The file's bytes, with `HostFiles.read`'s rules (regular files only, a /dev/null mask
     /// empty, `limit`); nil when it does not exist.
     public func read(_ path: HostPath, limit: Int = 16 << 20) throws -> [UInt8]? {
-        // A regular file in one pass (kept for the run: `HostReadMemo`); anything else as before.
+        // A regular file in one pass (kept for the run: `HostReadMemo`); anything else opened
+        // (without blocking) so that `readOpened` says what it is, or reads a mask as empty.
         guard let (_, bytes) = try statusAndBytes(path, limit: limit) else { return nil }
         if let bytes { return bytes }
-        guard let (fd, st) = try open(path, flags: O_RDONLY | O_NONBLOCK) else { return nil }
+        guard let found = try find(path) else { return nil }
+        let fd = found.open(O_RDONLY | O_NONBLOCK)
+        guard fd >= 0 else { throw AgentError(.io, "cannot read \(path)", errno: errno) }
         defer { close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw AgentError(.io, "cannot read \(path)", errno: errno) }
         return try HostFiles.readOpened(fd, st, path, limit: limit)
     }
 
     /// What `path` is and, when it is a regular file, its bytes (`limit` as `read`), links
     /// followed inside the root: one pass for what `status` then `read` give. The last entry is
-    /// looked at (`fstatat`, the link itself) before it is opened, so a folder, FIFO or device is
-    /// never opened; a file swapped for another kind in between is looked at again, not read.
-    /// Nil when it does not exist.
+    /// looked at before it is opened, so a folder, FIFO or device is never opened; a file
+    /// swapped for another kind or removed in between is looked for again, not read. Nil when it
+    /// does not exist.
     public func statusAndBytes(_ path: HostPath, limit: Int = 16 << 20) throws -> (stat: stat, bytes: [UInt8]?)? {
-        var current = path.components
         for _ in 0...40 {
-            guard !current.isEmpty else { return try status(path).map { ($0, nil) } }
-            let target = HostPath(components: current)
-            guard let dir = folder(target.parent) else { return nil }
-            let name = target.lastComponent
-            guard let entry = try dir.entryStat(name) else { return nil }
-            switch entry.st_mode & S_IFMT {
-            case S_IFLNK:
-                guard let link = dir.linkTarget(name) else { continue }  // replaced meanwhile: looked at again
-                current = Self.following(link, from: current)
-                continue
-            case S_IFREG:
-                // Read before in this run and unchanged since (identity, size, times): kept.
-                if Int(entry.st_size) <= limit, let kept = HostReadMemo.bytes(entry) { return (entry, kept) }
-            default: return (entry, nil)
-            }
-            let fd = openat(dir.fd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
+            guard let found = try find(path) else { return nil }
+            guard found.entry.st_mode & S_IFMT == S_IFREG else { return (found.entry, nil) }
+            // Read before in this run and unchanged since (identity, size, times): kept.
+            if Int(found.entry.st_size) <= limit, let kept = HostReadMemo.bytes(found.entry) { return (found.entry, kept) }
+            let fd = found.open(O_RDONLY | O_NONBLOCK)
             guard fd >= 0 else {
-                if errno == ENOENT || errno == ELOOP { continue }  // replaced meanwhile: looked at again
+                if errno == ENOENT || errno == ELOOP { continue }  // replaced meanwhile: looked for again
                 throw AgentError(.io, "cannot read \(path)", errno: errno)
             }
             defer { close(fd) }
@@ -85,44 +74,45 @@ public final class HostFolderReads {
             HostReadMemo.keep(bytes, st)
             return (st, bytes)
         }
-        throw AgentError(.io, "too many symlinks while reading \(path)")
+        throw AgentError(.io, "\(path) kept changing while it was read")
     }
 
-    /// `path` opened with `flags` and its fstat, links followed as the type says; nil when absent.
-    private func open(_ path: HostPath, flags: Int32) throws -> (Int32, stat)? {
+    /// The entry a path leads to: its folder (nil for the root itself), its name, and what it is.
+    struct Found {
+        let folder: HostDirectory?
+        let name: String
+        let entry: stat
+        let root: HostRoot
+
+        /// The entry opened with `flags` (never following a link: it is not one, or was not when looked at).
+        func open(_ flags: Int32) -> Int32 {
+            guard let folder else { return (try? root.openForReading(.root, flags: flags)) ?? -1 }
+            return openat(folder.fd, name, flags | O_NOFOLLOW | O_CLOEXEC)
+        }
+    }
+
+    /// Where `path` leads, the one walk of this type: each folder opened inside the root
+    /// (`folder`), each last entry looked at itself (`fstatat`), a link followed by hand by
+    /// `following`'s rules, at most 40 links. Nil when something on the way does not exist.
+    func find(_ path: HostPath) throws -> Found? {
         var current = path.components
         for _ in 0...40 {
-            guard !current.isEmpty else { return try files.root.openForReading(.root, flags: flags).map { try Self.stat($0, path) } }
+            guard !current.isEmpty else {
+                guard let fd = try files.root.openForReading(.root, flags: node_agent_o_path()) else { return nil }
+                defer { close(fd) }
+                var st = Glibc.stat()
+                guard fstat(fd, &st) == 0 else { throw AgentError(.io, "cannot read \(path)", errno: errno) }
+                return Found(folder: nil, name: "", entry: st, root: files.root)
+            }
             let target = HostPath(components: current)
             guard let dir = folder(target.parent) else { return nil }
-            let fd = openat(dir.fd, target.lastComponent, flags | O_NOFOLLOW | O_CLOEXEC)
-            let code: Int32
-            if fd >= 0 {
-                let (fd, st) = try Self.stat(fd, path)
-                // O_PATH with O_NOFOLLOW opens a link itself rather than failing: followed below.
-                guard st.st_mode & S_IFMT == S_IFLNK else { return (fd, st) }
-                close(fd)
-                code = ELOOP
-            } else {
-                code = errno
-            }
-            guard code == ELOOP || code == ENXIO, let link = dir.linkTarget(target.lastComponent) else {
-                if code == ENOENT || code == ENOTDIR { return nil }
-                throw AgentError(.io, "cannot read \(path)", errno: code)
-            }
+            let name = target.lastComponent
+            guard let entry = try dir.entryStat(name) else { return nil }
+            guard entry.st_mode & S_IFMT == S_IFLNK else { return Found(folder: dir, name: name, entry: entry, root: files.root) }
+            guard let link = dir.linkTarget(name) else { continue }  // replaced meanwhile: looked at again
             current = Self.following(link, from: current)
         }
         throw AgentError(.io, "too many symlinks while reading \(path)")
-    }
-
-    private static func stat(_ fd: Int32, _ path: HostPath) throws -> (Int32, stat) {
-        var st = Glibc.stat()
-        guard fstat(fd, &st) == 0 else {
-            let error = AgentError(.io, "cannot read \(path)", errno: errno)
-            close(fd)
-            throw error
-        }
-        return (fd, st)
     }
 
     /// Where the link `link` at `path` leads, by the rules below.

@@ -112,10 +112,12 @@ public struct Bootstrap {
         let lock = config.dryRun ? nil : try effects.lock()
         defer { withExtendedLifetime(lock) {} }
 
-        // Facts, read once; a dry run asks nothing on the network. Then the plans, from the facts alone.
+        // Facts, read once; a dry run asks nothing on the network. Then the plans, from the facts
+        // alone. The trust facts and the DNS facts are read side by side: neither reads what the
+        // other reads, and nothing changes before both plans are made.
         let desired = desiredDNS
-        let planTrust = try effects.readTrust()
-        let dnsFacts = try desired.map { try effects.readDNS($0) }
+        let (planTrust, dnsFacts) = try BootstrapEffects.sideBySide(
+            effects.readTrust, beside: desired.map { desired in { try effects.readDNS(desired) } })
         let trustPlan = try planTrust()
         var dnsPlan: DNSPlan?
         if let desired, let dnsFacts { dnsPlan = try DNSPlan.make(dnsFacts, desired) }
@@ -133,8 +135,7 @@ public struct Bootstrap {
                 timings: watch.phases, certificates: config.certificates.map(Report.CertificateFacts.init))
         }
 
-        // Apply: the files (the CA, containerd's folder), then DNS.
-        try effects.applyTrustFiles(trustPlan)
+        // Apply: the files (the CA, containerd's folder), and DNS.
         // Where the host's own tool rebuilds the OS store (hooks of its own, which can fail), the
         // store comes before DNS, as it always did: should the tool fail, nothing routes the
         // registry's name yet, and the node is as unable to pull as the report says.
@@ -142,14 +143,23 @@ public struct Bootstrap {
         var restarts: [Report.RuntimeRestart] = []
         // Where the trust now lives, read once for the restart check and the probes. It waits for
         // the runtime's status (asked at the start): otherwise read after DNS, which it overlaps.
-        let first = storeFirst ? try effects.trustLocations() : nil
-        if let first {
+        var first: RegistryTrustLocations?
+        if storeFirst {
+            try effects.applyTrustFiles(trustPlan)
+            first = try effects.trustLocations()
             try effects.refreshStore(trustPlan)
-            if restartRuntime { restarts = try effects.restartStaleRuntimes(first) }
+            if restartRuntime, let first { restarts = try effects.restartStaleRuntimes(first) }
+            watch.lap("trust")
+            if let dnsPlan { try effects.applyDNS(dnsPlan) }
+            watch.lap("dns")
+        } else {
+            // Otherwise the trust files and the DNS route are made side by side: the pull that
+            // proves them needs both, and neither needs the other (a failure of either still
+            // fails the run, as before; the OS store is rebuilt after both, as before).
+            try BootstrapEffects.sideBySide(
+                { try effects.applyTrustFiles(trustPlan) }, beside: dnsPlan.map { plan in { try effects.applyDNS(plan) } },
+                hereDone: { watch.lap("trust") }, bothDone: { watch.lap("dns") })
         }
-        watch.lap("trust")
-        if let dnsPlan { try effects.applyDNS(dnsPlan) }
-        watch.lap("dns")
         let locations = try first ?? effects.trustLocations()
 
         // The runtime's pull needs only what containerd reads on each pull (its hosts folder)

@@ -99,3 +99,22 @@ extension Bootstrap {
             })
     }
 }
+
+extension BootstrapEffects {
+    /// `here` on this thread and `beside` on a thread of its own, at the same time; both have
+    /// ended before either's error goes up (`here`'s first), so nothing of the run goes on
+    /// behind its error. `hereDone` runs when `here` has ended, `bothDone` when both have.
+    @discardableResult
+    static func sideBySide<A, B: Sendable>(
+        _ here: () throws -> A, beside: (() throws -> B)?, hereDone: () -> Void = {}, bothDone: () -> Void = {}
+    ) throws -> (A, B?) {
+        // Only this call runs `beside`, on the one thread it starts, and waits for it.
+        nonisolated(unsafe) let other = beside
+        let work = other == nil ? nil : BackgroundWork { Result { try other!() } }
+        let mine = Result { try here() }
+        hereDone()
+        let theirs = work?.wait()
+        bothDone()
+        return (try mine.get(), try theirs?.get())
+    }
+}

@@ -12,8 +12,19 @@ extension HostFiles {
 
     /// The folders and their missing parents, recorded in the ledger with one write. Returns the
     /// folders the ledger lists once they are made (the agent's, in which links are refused).
+    /// One ledger change at a time in this process: a run writes its trust files and its DNS
+    /// files side by side, and two read-modify-writes of the ledger at once would each write the
+    /// list without the other's folders.
+    /// (The ledger's own write, a HostFiles without a ledger, takes no lock.)
     @discardableResult
     public func makeDirectories(_ paths: [HostPath]) throws -> Set<HostPath> {
+        guard ledger != nil else { return try makeDirectoriesAlone(paths) }
+        return try Self.ledgerLock.withLock { try makeDirectoriesAlone(paths) }
+    }
+
+    static let ledgerLock = PlainLock()
+
+    private func makeDirectoriesAlone(_ paths: [HostPath]) throws -> Set<HostPath> {
         var missing: [HostPath] = []
         for path in paths {
             for folder in try missingDirectories(path) where !missing.contains(folder) { missing.append(folder) }

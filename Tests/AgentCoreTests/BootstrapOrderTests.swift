@@ -33,6 +33,38 @@ final class BootstrapOrderTests: XCTestCase {
 
     struct Refused: Error {}
 
+    /// Steps that each say they run and then wait (up to 1 s) to see another run: two steps
+    /// meet only when they run at the same time (each is marked when either sees the other).
+    final class Meeting: @unchecked Sendable {
+        private let lock = PlainLock()
+        private var running: Set<String> = []
+        private var seen: Set<String> = []
+        func begin(_ step: String, meeting other: String) {
+            lock.withLock { _ = running.insert(step) }
+            defer { lock.withLock { _ = running.remove(step) } }
+            for _ in 0..<100 {
+                let met = lock.withLock { () -> Bool in
+                    if running.contains(other) { seen.formUnion([step, other]) }
+                    return seen.contains(step)
+                }
+                if met { return }
+                usleep(10_000)
+            }
+        }
+        /// The steps that ran while the other ran.
+        var met: Set<String> { lock.withLock { seen } }
+    }
+
+    /// The steps in their order, each pair of steps made side by side in the order named here
+    /// (the two threads record in either order).
+    func settled(_ steps: [String]) -> [String] {
+        var steps = steps
+        for (a, b) in [("read trust", "read DNS"), ("apply trust files", "apply DNS link")] {
+            if let i = steps.firstIndex(of: b), i + 1 < steps.count, steps[i + 1] == a { steps.swapAt(i, i + 1) }
+        }
+        return steps
+    }
+
     let root = try! TemporaryHostRoot("bootstrap-order")
 
     func bootstrap(dryRun: Bool = false, restartRuntime: Bool = false) throws -> Bootstrap {
@@ -49,7 +81,7 @@ final class BootstrapOrderTests: XCTestCase {
     /// Effects that record their step; the trust plan rebuilds the store `native`ly or with the
     /// host's tool, and containerd reads a CA file of the agent's when `runtimeCA`.
     func effects(
-        _ r: Recorder, native: Bool, runtimeCA: Bool = true, refreshFails: Bool = false
+        _ r: Recorder, native: Bool, runtimeCA: Bool = true, refreshFails: Bool = false, meeting: Meeting? = nil
     ) throws -> BootstrapEffects {
         let plan = TrustPlan(
             certificates: [], layout: .debian, fileChanges: [], refresh: ["update-ca-certificates"], notes: [], native: native)
@@ -66,6 +98,7 @@ final class BootstrapOrderTests: XCTestCase {
             },
             readTrust: {
                 r.record("read trust")
+                meeting?.begin("read trust", meeting: "read DNS")
                 return {
                     r.record("plan trust")
                     return plan
@@ -73,9 +106,13 @@ final class BootstrapOrderTests: XCTestCase {
             },
             readDNS: { desired in
                 r.record("read DNS")
+                meeting?.begin("read DNS", meeting: "read trust")
                 return DNSFacts(host: host, mode: DNSModeChoice(asked: desired.mode, host: host, registry: desired.registryHost))
             },
-            applyTrustFiles: { _ in r.record("apply trust files") },
+            applyTrustFiles: { _ in
+                r.record("apply trust files")
+                meeting?.begin("apply trust files", meeting: "apply DNS")
+            },
             trustLocations: {
                 r.record("trust locations")
                 return locations
@@ -88,7 +125,10 @@ final class BootstrapOrderTests: XCTestCase {
                 r.record("restart runtimes")
                 return []
             },
-            applyDNS: { r.record("apply DNS \($0.mode.rawValue)") },
+            applyDNS: {
+                r.record("apply DNS \($0.mode.rawValue)")
+                meeting?.begin("apply DNS", meeting: "apply trust files")
+            },
             startPull: { _ in
                 r.record("start pull")
                 return BackgroundWork {
@@ -109,7 +149,7 @@ final class BootstrapOrderTests: XCTestCase {
         let r = Recorder()
         let report = try bootstrap(restartRuntime: true).run(effects(r, native: false))
         XCTAssertEqual(
-            r.steps,
+            settled(r.steps),
             [
                 "prepare pull", "lock", "read trust", "read DNS", "plan trust", "apply trust files", "trust locations",
                 "refresh store", "restart runtimes", "apply DNS link", "probe, runtimes read again",
@@ -122,7 +162,7 @@ final class BootstrapOrderTests: XCTestCase {
         let r = Recorder()
         _ = try bootstrap().run(effects(r, native: true))
         XCTAssertEqual(
-            r.steps,
+            settled(r.steps),
             [
                 "prepare pull", "lock", "read trust", "read DNS", "plan trust", "apply trust files", "apply DNS link",
                 "trust locations", "start pull", "refresh store", "pull done", "probe",
@@ -136,14 +176,27 @@ final class BootstrapOrderTests: XCTestCase {
         let restarting = Recorder()
         _ = try bootstrap(restartRuntime: true).run(effects(restarting, native: true))
         XCTAssertEqual(
-            Array(restarting.steps.suffix(5)),
+            Array(settled(restarting.steps).suffix(5)),
             ["apply DNS link", "trust locations", "refresh store", "restart runtimes", "probe, runtimes read again"])
+    }
+
+    /// The trust facts and the DNS facts are read at the same time, and where the store is
+    /// rebuilt natively (after DNS) the trust files and the DNS route are made at the same time:
+    /// the pull that proves them waits for both, and neither needs the other. Where the host's
+    /// tool rebuilds the store, DNS still waits for the files and the store (the order above).
+    func testFactsAndThenFilesAndRouteAreMadeSideBySide() throws {
+        let native = Meeting()
+        _ = try bootstrap().run(effects(Recorder(), native: true, meeting: native))
+        XCTAssertEqual(native.met, ["read trust", "read DNS", "apply trust files", "apply DNS"])
+        let tool = Meeting()
+        _ = try bootstrap().run(effects(Recorder(), native: false, meeting: tool))
+        XCTAssertEqual(tool.met, ["read trust", "read DNS"])
     }
 
     func testADryRunReadsAndPlansAndChangesNothing() throws {
         let r = Recorder()
         let report = try bootstrap(dryRun: true).run(effects(r, native: false))
-        XCTAssertEqual(r.steps, ["read trust", "read DNS", "plan trust"])
+        XCTAssertEqual(settled(r.steps), ["read trust", "read DNS", "plan trust"])
         XCTAssertTrue(report.dryRun)
         XCTAssertTrue(report.notes.contains { $0.hasPrefix("DNS mode link: ") }, "\(report.notes)")
     }

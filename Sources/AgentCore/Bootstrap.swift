@@ -22,6 +22,8 @@ public struct Bootstrap {
     /// A light reconcile (`run` between network proofs): the registry's API at this address and
     /// the node's own checks, no DNS question, no runtime pull (ProbeSettings.lightAt). nil: all.
     public var lightAt: IPAddress?
+    /// A light reconcile's word on kube-dns from the cluster (ProbeSettings.kubeDNSWord).
+    public var kubeDNSWord: (ready: Int, said: String)?
 
     public init(config: NodeConfig, runner: CommandRunner, refreshMode: TrustRefreshMode) {
         self.config = config
@@ -253,6 +255,7 @@ public struct Bootstrap {
         settings.aliases = config.aliases
         settings.pullImage = config.pullImage
         settings.lightAt = lightAt
+        settings.kubeDNSWord = kubeDNSWord
         return settings
     }
 

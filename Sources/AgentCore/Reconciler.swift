@@ -54,12 +54,16 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
         public var owner: String?
         /// The runtime's certs.d folders and files (Report.watchedPaths), fingerprinted.
         public var folders: [[Int64]?]
+        /// The ready endpoints of the kube-dns Service's EndpointSlices, while the agent's watch
+        /// of them is live (nil: not known now).
+        public var kubeDNSReady: Int?
 
-        public init(ca: CA, caChanged: String, owner: String?, folders: [[Int64]?]) {
+        public init(ca: CA, caChanged: String, owner: String?, folders: [[Int64]?], kubeDNSReady: Int? = nil) {
             self.ca = ca
             self.caChanged = caChanged
             self.owner = owner
             self.folders = folders
+            self.kubeDNSReady = kubeDNSReady
         }
     }
 
@@ -100,6 +104,7 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
     private var lastCA: CA?
     private var lastOwner: String?
     private var lastFolders: [[Int64]?]?
+    private var lastKubeDNS: Int?
     /// The reconcile under way: why, and whether it left the node ready.
     private var why = ""
     private var proof = Proof.full
@@ -160,6 +165,16 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
         if lastCA != nil, watch.ca != lastCA { (why, proof) = (watch.caChanged, .full) }
         if lastOwner != nil, watch.owner != nil, watch.owner != lastOwner { (why, proof) = ("systemd-resolved restarted", .full) }
         lastOwner = watch.owner ?? lastOwner
+        // The cluster's word on kube-dns: no ready endpoint any more is proven at once (not at
+        // the next interval), and ready endpoints again while the node is not ready.
+        if why == nil, lastCA != nil, let now = watch.kubeDNSReady, now != lastKubeDNS {
+            if now == 0 {
+                (why, proof) = ("kube-dns has no ready endpoints (EndpointSlice watch)", .full)
+            } else if lastKubeDNS == 0, !ready {
+                (why, proof) = ("kube-dns has \(now) ready endpoints again (EndpointSlice watch)", .full)
+            }
+        }
+        lastKubeDNS = watch.kubeDNSReady
         guard let why else { return [] }
         self.why = why
         self.proof = proof

@@ -139,7 +139,7 @@ public final class KubeDNSWatch: @unchecked Sendable {
         switch answer.status {
         case 403:
             return
-                "\(what): refused (403\(words)); the agent needs get on that Service and get, list, watch on endpointslices in \(service.namespace)"
+                "\(what): refused (403\(words)); the agent needs get on that Service and list, watch on endpointslices in \(service.namespace)"
         case 404: return "\(what): not found (404\(words)); --kube-dns-service names the cluster DNS Service"
         default: return "\(what): HTTP \(answer.status)\(words)"
         }

@@ -12,7 +12,14 @@ extension ProbeRun {
     mutating func light(_ address: IPAddress) -> [CheckResult] {
         // kube-dns answering: one question, for the proven address's family (a kube-dns outage
         // breaks the node's pulls as a registry outage does, and is seen as soon).
-        if case .name(let name) = s.registry.host, let dns = s.clusterDNS {
+        if case .name(let name) = s.registry.host, let dns = s.clusterDNS, let word = s.kubeDNSWord, word.ready > 0 {
+            // The cluster's own word (its EndpointSlices, watched live): no question.
+            step("dns-cluster") { _, _ in
+                CheckResult(
+                    name: "dns-cluster", outcome: .pass, reason: "\(word.said); \(name) not asked of \(dns) (light check)",
+                    details: ["server": "\(dns)", "source": "EndpointSlice watch", "ready_endpoints": "\(word.ready)"])
+            }
+        } else if case .name(let name) = s.registry.host, let dns = s.clusterDNS {
             step("dns-cluster") { _, t in
                 DNSProbe.cluster(name: name, server: dns, client: DNSClient(timeoutMilliseconds: t), family: address.family).0
             }

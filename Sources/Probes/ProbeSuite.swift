@@ -29,6 +29,10 @@ public struct ProbeSettings: Sendable {
     /// name (that address's family), and a TCP connect to that address (the one the last full
     /// run connected to): no TLS handshake, no request, no runtime pull (ProbeRun+Light).
     public var lightAt: IPAddress?
+    /// A light run's word on kube-dns from the cluster (the Service's EndpointSlices, watched):
+    /// with at least one ready endpoint, `dns-cluster` takes it and asks no question; nil (or 0
+    /// ready) asks the question as without it.
+    public var kubeDNSWord: (ready: Int, said: String)?
 
     public init(
         registry: RegistryAddress, clusterDNS: IPAddress?, trust: RegistryTrustLocations,

@@ -11,7 +11,8 @@ import XCTest
 /// server takes them; and what kubectl needs for the README's quick start: discovery, a store of
 /// the install's kinds, watches, tables: QuickStartIntegrationTests) in a sandbox
 /// node's network namespace, on 127.0.0.20:PORT with the registry's certificate, which the
-/// node's CA file trusts.
+/// node's CA file trusts. It holds kubeadm's kube-dns Service (clusterIP: the node's cluster DNS,
+/// the dnsmasq double) and its EndpointSlice, one ready endpoint, as a cluster does.
 final class APIDouble {
     static let serviceAccount = "system:serviceaccount:node-agent:node-agent"
     static let manifest = packageRoot.appendingPathComponent("daemonset.yaml").path
@@ -73,6 +74,7 @@ final class APIDouble {
                 "python3", packageRoot.appendingPathComponent("Tests/doubles/api-double").path,
                 "--listen", "127.0.0.20:\(port)", "--cert", pki + "/registry.crt", "--key", pki + "/registry.key",
                 "--manifest", manifest, "--node", nodeName, "--log", log, "--state", state, "--events", eventsFile,
+                "--kube-dns", node.clusterDNS,
             ]
                 + tokens.sorted { $0.key < $1.key }.flatMap { ["--token", "\($0.key)=\($0.value)"] } + extra,
             output: errors)

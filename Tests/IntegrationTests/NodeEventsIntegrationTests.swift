@@ -23,14 +23,15 @@ final class NodeEventsIntegrationTests: XCTestCase {
 
     func count(_ event: [String: Any]?) -> Int { event?["count"] as? Int ?? 0 }
 
-    /// The (verb, resource) pairs daemonset.yaml's ClusterRole and Role (Events) grant, read by PyYAML.
+    /// The (verb, group/resource) pairs daemonset.yaml's ClusterRole, Role (Events) and Role
+    /// node-agent-kube-dns (the kube-dns watch) grant, read by PyYAML.
     func granted(_ manifest: String) throws -> Set<String> {
         let r = try node.exec([
             "python3", "-c",
             """
             import sys, yaml
             for d in yaml.safe_load_all(open(sys.argv[1])):
-                if d and d.get("kind") in ("ClusterRole", "Role") and d["metadata"]["name"] == "node-agent":
+                if d and d.get("kind") in ("ClusterRole", "Role") and d["metadata"]["name"] in ("node-agent", "node-agent-kube-dns"):
                     for rule in d["rules"]:
                         for g in rule["apiGroups"]:
                             for res in rule["resources"]:
@@ -133,7 +134,7 @@ final class NodeEventsIntegrationTests: XCTestCase {
             api.requests.compactMap { r -> String? in
                 guard let verb = r["verb"] as? String, let resource = r["resource"] as? String else { return nil }
                 let sub = (r["subresource"] as? String).map { $0.isEmpty ? "" : "/" + $0 } ?? ""
-                return "\(verb) /\(resource)\(sub)"
+                return "\(verb) \(r["group"] as? String ?? "")/\(resource)\(sub)"
             })
         XCTAssertEqual(used, try granted(APIDouble.manifest))
     }

@@ -36,7 +36,7 @@ enum EnvironmentOptions {
         ],
         "run": NodeOptions.environmentNames + [
             "ca", "ca-cluster-trust-bundle-signer", "ca-cluster-trust-bundle-labels", "ca-cluster-trust-bundle-interval",
-            "interval", "watch-interval", "proof-interval", "dns-mode", "trust-refresh", "listen", "metrics-listen",
+            "interval", "watch-interval", "proof-interval", "kube-dns-service", "dns-mode", "trust-refresh", "listen", "metrics-listen",
             "node-name", "kube-api", "kube-token-file", "kube-ca-file", "node-condition",
             "startup-taint", "condition-heartbeat", "tool-timeout",
         ],

@@ -18,6 +18,8 @@ struct RunOptions: Sendable {
     var reporter: NodeReporter?
     var conditionHeartbeat: Double
     var proofInterval: Double
+    /// The kube-dns Service's EndpointSlices, watched (nil: no API, or --kube-dns-service off).
+    var kubeDNS: KubeDNSWatch?
 }
 
 struct RunCommand: ParsableCommand {
@@ -91,6 +93,12 @@ struct RunCommand: ParsableCommand {
             valueName: "seconds"))
     var proofInterval: Double = 600
 
+    @Option(
+        help:
+            "The cluster DNS Service, NAMESPACE/NAME, whose EndpointSlices the agent watches (one watch per node) where it has the Kubernetes API: while the watch is live, the Service's clusterIP is the cluster DNS address and at least one endpoint is ready, a light reconcile takes that word and asks kube-dns no question; no ready endpoint is proven at once. kube-system/kube-dns on kubeadm and k3s, kube-system/rke2-coredns-rke2-coredns on RKE2; 'off': no watch, the light reconcile asks kube-dns one question. (env: NODE_AGENT_KUBE_DNS_SERVICE)"
+    )
+    var kubeDnsService: String = "kube-system/kube-dns"
+
     @OptionGroup var change: ChangeOptions
 
     @OptionGroup var kube: KubeOptions
@@ -129,6 +137,8 @@ struct RunCommand: ParsableCommand {
         let source = try caSource()
         _ = try ChangeOptions.runner(toolTimeout: change.toolTimeout)
         let reporter = try kube.reporter(startupTaint: startupTaint)
+        let dnsService = kubeDnsService == "off" ? nil : try KubeDNSService(kubeDnsService)
+        let kubeDNS = try dnsService.flatMap { service in try kube.api().map { KubeDNSWatch(service: service, transport: $0) } }
         // Fail fast on bad options: the same validation as bootstrap, before any service starts
         // (the ClusterTrustBundles are listed by the loop: the API may come later than the agent);
         // what the user typed first, then what is worked out from the node (its cluster DNS).
@@ -145,7 +155,7 @@ struct RunCommand: ParsableCommand {
         let logger = Logger(label: "node-agent")
         let options = RunOptions(
             node: node, ca: source, interval: interval, watchInterval: watchInterval, change: change,
-            reporter: reporter, conditionHeartbeat: conditionHeartbeat, proofInterval: proofInterval)
+            reporter: reporter, conditionHeartbeat: conditionHeartbeat, proofInterval: proofInterval, kubeDNS: kubeDNS)
         let cache = StatusCache(registry: config.registry.hostAndPort)
         let reconcile = ReconcileService(options: options, cache: cache, logger: logger)
         // The endpoint (the kubelet's probes, node-agent status) and, apart, /metrics for

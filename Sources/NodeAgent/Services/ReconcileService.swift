@@ -23,6 +23,8 @@ struct ReconcileService {
     let resolved: any BusOwnerWatch
     /// The node's condition, taint and Events (nil: no node or API known).
     let api: (any NodeStatusAPI)?
+    /// The cluster DNS address the last reconcile routed to, for the kube-dns watch's word.
+    let clusterDNS = LastClusterDNS()
 
     init(options: RunOptions, cache: StatusCache, logger: Logger) {
         self.options = options
@@ -46,9 +48,18 @@ struct ReconcileService {
                 publishes: api != nil, proofInterval: options.proofInterval))
         /// The runtime's paths the last reconcile's report named (Report.watchedPaths).
         var watched: [String] = []
+        options.kubeDNS?.start()
+        var kubeDNSSaid: String?
         repeat {
             let reading = ca.read(now: clock.now().monotonic)
-            let watch = Reconciler.Watch(ca: reading, caChanged: ca.changed, owner: resolved.owner(), folders: Self.fingerprint(watched))
+            // The cluster's word on kube-dns, said in the log when it changes.
+            let word = options.kubeDNS?.reading(for: clusterDNS.address)
+            if let word, word.said != kubeDNSSaid {
+                logger.info("\(word.said)", metadata: ["taken": "\(word.ready.map { $0 > 0 } ?? false)"])
+                kubeDNSSaid = word.said
+            }
+            let watch = Reconciler.Watch(
+                ca: reading, caChanged: ca.changed, owner: resolved.owner(), folders: Self.fingerprint(watched), kubeDNSReady: word?.ready)
             var pending = reconciler.next(.tick(watch), now: clock.now())
             while !pending.isEmpty {
                 let action = pending.removeFirst()
@@ -69,7 +80,14 @@ struct ReconcileService {
             let outcome = Result {
                 let config = try NodeConfig(options.node.settings, ca: try ca.input(), dryRun: false)
                 var bootstrap = try options.change.bootstrap(config)
-                if case .light(let address) = proof { bootstrap.lightAt = address }
+                clusterDNS.address = config.clusterDNS
+                if case .light(let address) = proof {
+                    bootstrap.lightAt = address
+                    // kube-dns is not asked while the cluster says it has ready endpoints.
+                    if let word = options.kubeDNS?.reading(for: config.clusterDNS), let ready = word.ready, ready > 0 {
+                        bootstrap.kubeDNSWord = (ready, word.said)
+                    }
+                }
                 return try bootstrap.run()
             }
             if case .success(let report) = outcome { watched = report.watchedPaths }
@@ -120,6 +138,11 @@ struct ReconcileService {
     func notify(_ state: String) {
         _ = sd_notify(0, state)
     }
+}
+
+/// The cluster DNS address of the last reconcile's config (set on the loop's thread only).
+final class LastClusterDNS: @unchecked Sendable {
+    var address: IPAddress?
 }
 
 /// The node's API through `NodeReporter`: the condition and the startup taint, then the Events,

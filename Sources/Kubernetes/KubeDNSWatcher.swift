@@ -97,7 +97,9 @@ public final class KubeDNSWatch: @unchecked Sendable {
                 try known.list(list.json)
                 publish(ips, known)
                 wasLive = true
+                var quick = 0
                 while true {
+                    let began = monotonicNanoseconds()
                     let path =
                         service.slicesPath + "&watch=true&allowWatchBookmarks=true&resourceVersion=\(known.resourceVersion)"
                         + "&timeoutSeconds=\(Int.random(in: watchSeconds))"
@@ -122,6 +124,10 @@ public final class KubeDNSWatch: @unchecked Sendable {
                     }
                     if let ended { return (Self.said(ended), wasLive, false) }
                     if let refused = refusal(answer, what: "the EndpointSlice watch of \(service)") { return (refused, wasLive, true) }
+                    // A stream the server ends at once, again and again (a proxy that cuts it),
+                    // is not watched again in a loop: the session ends, and backoff follows.
+                    quick = monotonicNanoseconds() - began < 1_000_000_000 ? quick + 1 : 0
+                    if quick >= 3 { return ("the EndpointSlice watch ended at once 3 times in a row", wasLive, false) }
                 }
             }
         } catch let e as EndpointSliceSet.End {

@@ -163,6 +163,19 @@ final class KubeDNSWatchTests: XCTestCase {
         XCTAssertTrue(api.asked.last?.contains("resourceVersion=300&") ?? false, "from the bookmark's version: \(api.asked)")
     }
 
+    /// Streams the server ends at once are not watched again in a loop: the third ends the
+    /// session (backoff follows). Broken, the session never ends here (the scripted double then
+    /// throws only when its queue is empty, after the fourth).
+    func testStreamsEndedAtOnceEndTheSession() throws {
+        let api = try api()
+        api.watches = Array(repeating: .init(), count: 4)
+        let (why, wasLive, refused) = KubeDNSWatch(service: service, transport: api, watchSeconds: 5...5).session()
+        XCTAssertEqual(why, "the EndpointSlice watch ended at once 3 times in a row")
+        XCTAssertTrue(wasLive)
+        XCTAssertFalse(refused)
+        XCTAssertEqual(api.watches.count, 1, "three watches asked")
+    }
+
     func testRefusalsAndAMissingServiceFailClosed() throws {
         let forbidden: JSONValue = [
             "kind": "Status", "code": 403, "reason": "Forbidden",

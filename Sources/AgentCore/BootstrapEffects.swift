@@ -11,8 +11,8 @@ import Vocabulary
 /// steps (`Bootstrap.run(_:)`) is the only thing left in the job and can be tested with a
 /// recorder. `Bootstrap.effects(bus:)` gives the real ones.
 struct BootstrapEffects {
-    /// Starts the CRI helper for the runtime's pull, and asks the runtime's status through
-    /// another (`RuntimeStatusQuery.prefetch`): both load while the agent reads and writes.
+    /// Starts the CRI helper for the runtime's pull, which asks the runtime's status first
+    /// (`RuntimeStatusQuery.expect`): it loads and asks while the agent reads and writes.
     var preparePull: () -> Void
     /// The node's run lock (`HostRunLock`), held until the report is made.
     var lock: () throws -> AnyObject?
@@ -52,17 +52,22 @@ extension Bootstrap {
         suite.runningContainerd = config.runningContainerd
         return BootstrapEffects(
             preparePull: {
-                // The runtime's own word on its config (`trustLocations` takes it): another run
-                // of the helper, started now beside the pull's and first (its answer is waited
-                // for before DNS; the pull's start only when the files are in place).
-                if let socket = config.runtimeSocket {
-                    RuntimeStatusQuery.prefetch(helper: Self.criHelper, socket: socket, pid: config.runningContainerd.first?.pid)
-                }
-                helperPull?.prepare(
+                guard let socket = config.runtimeSocket, let helperPull else { return }
+                // The runtime's own word on its config (`trustLocations` takes it), unless kept
+                // from an earlier run: asked first by the pull's helper, started now (one process
+                // for both; its status answer is read when the trust is located, its pull's go
+                // given when the files are in place).
+                let pid = config.runningContainerd.first?.pid
+                let status = RuntimeStatusQuery.needsAsking(socket: socket, pid: pid) ? RuntimeStatusQuery.timeoutSeconds : nil
+                helperPull.prepare(
                     reference: config.pullImage ?? RuntimePullProbe.probeReference(config.registry),
                     milliseconds: ProbeSuite.pullMilliseconds(
                         timeoutMilliseconds: config.timeoutMilliseconds, deadlineSeconds: config.deadlineSeconds,
-                        realImage: config.pullImage != nil))
+                        realImage: config.pullImage != nil),
+                    statusSeconds: status)
+                if status != nil {
+                    RuntimeStatusQuery.expect(helper: Self.criHelper, socket: socket, pid: pid) { helperPull.status() }
+                }
             },
             lock: { [lockTimeout] in try HostRunLock.acquire(files: files, what: "bootstrap", timeout: lockTimeout) },
             readTrust: { [refreshMode] in

@@ -10,7 +10,12 @@ import Vocabulary
 ///
 /// and reads one `CRIPullAnswer`, `CRIRuntimeStatus` or `CRIRuntimeVersion` from its standard
 /// output (exit 0; 1: the runtime could not be asked, why on standard error; 2: a malformed call).
-/// JSON objects, keys sorted, in snake case.
+/// A pull given `--status-timeout SECONDS` first asks the runtime's status, before its input
+/// comes, and writes it as a line of its own: a `CRIRuntimeStatus`, or a `CRIHelperFailure` when
+/// the runtime could not be asked for it; the pull's answer follows on the next line. (One
+/// process and one start for both: bootstrap reads the status while the node's files are
+/// written, and gives the pull its input once they are in place.)
+/// JSON objects, keys sorted, in snake case, one a line.
 public protocol CRIHelperMessage: Codable, Sendable, Equatable {}
 
 extension CRIHelperMessage {
@@ -30,8 +35,10 @@ extension CRIHelperMessage {
 
 /// The arguments of the calls above, as the agent passes them and the helper parses them.
 public enum CRIHelperCall {
-    public static func pull(socket: String, image: String, timeoutSeconds: Double) -> [String] {
+    /// `statusSeconds`: the status first, within that time (`--status-timeout`).
+    public static func pull(socket: String, image: String, timeoutSeconds: Double, statusSeconds: Double? = nil) -> [String] {
         ["pull", "--socket", socket, "--image", image, "--timeout", "\(timeoutSeconds)"]
+            + (statusSeconds.map { ["--status-timeout", "\($0)"] } ?? [])
     }
 
     public static func status(socket: String, timeoutSeconds: Double) -> [String] {
@@ -91,4 +98,12 @@ public struct CRIRuntimeVersion: CRIHelperMessage {
         case runtimeName = "runtime_name"
         case runtimeVersion = "runtime_version"
     }
+}
+
+/// Why the runtime could not be asked for what the line stands for (the status a pull with
+/// `--status-timeout` writes first): the helper's words, as it would say them on standard error.
+public struct CRIHelperFailure: CRIHelperMessage {
+    public var error: String
+
+    public init(error: String) { self.error = error }
 }

@@ -190,6 +190,8 @@ public final class StartedProgram: @unchecked Sendable {
     let errors: Int32
     let timeoutSeconds: Double
     var finished = false
+    /// Standard output read before `finish` (`firstLine`) and not taken yet.
+    var readAhead: [UInt8] = []
 
     init(executable: String, pid: pid_t, input: Int32, output: Int32, errors: Int32, timeoutSeconds: Double) {
         self.executable = executable
@@ -261,7 +263,7 @@ public final class StartedProgram: @unchecked Sendable {
         }
         let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return CommandResult(
-            status: exitStatus, stdout: String(decoding: out, as: UTF8.self),
+            status: exitStatus, stdout: String(decoding: readAhead + out, as: UTF8.self),
             stderr: String(decoding: err, as: UTF8.self))
     }
 }

@@ -61,12 +61,30 @@ struct CallOptions: ParsableArguments {
 /// `PullImage`, with the credentials on standard input (`CRIPullCredentials`, `{}` without them):
 /// a process's arguments are readable by every user of the node. The pull starts once that input
 /// has come, so the agent can start this program ahead of the pull; with no input it pulls nothing.
+/// With `--status-timeout`, the runtime's status comes first, on a line of its own, while the
+/// input has not come: the agent's one run of this program for both.
 struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Pull an image, as kubelet asks for it: a CRIPullAnswer.")
     @OptionGroup var call: CallOptions
     @Option(help: "The image reference.") var image: String
+    @Option(
+        help:
+            "First, before the input is read: the runtime's version and registry config within these seconds, a CRIRuntimeStatus line (a CRIHelperFailure line when it cannot be asked)."
+    )
+    var statusTimeout: Double?
+
+    func validate() throws {
+        if let statusTimeout, !(statusTimeout > 0) { throw ValidationError("--status-timeout takes a number of seconds over 0") }
+    }
 
     func run() async throws {
+        if let statusTimeout {
+            do {
+                emit(try await Status.ask(socket: call.socket, timeoutSeconds: statusTimeout))
+            } catch {
+                emit(CRIHelperFailure(error: "\(error)"))
+            }
+        }
         let input = readStandardInput(limit: 65536)
         if input.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             fail(2, "nothing on standard input, so nothing pulled: it takes a JSON object ({} without credentials)")
@@ -87,9 +105,13 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var call: CallOptions
 
     func run() async throws {
-        let version = try await CRIClient.version(socketPath: call.socket, timeoutSeconds: call.timeout)
-        let info = try await CRIClient.statusInfo(socketPath: call.socket, timeoutSeconds: call.timeout)
-        emit(CRIRuntimeStatus(version: version, info: info))
+        emit(try await Self.ask(socket: call.socket, timeoutSeconds: call.timeout))
+    }
+
+    static func ask(socket: String, timeoutSeconds: Double) async throws -> CRIRuntimeStatus {
+        let version = try await CRIClient.version(socketPath: socket, timeoutSeconds: timeoutSeconds)
+        let info = try await CRIClient.statusInfo(socketPath: socket, timeoutSeconds: timeoutSeconds)
+        return CRIRuntimeStatus(version: version, info: info)
     }
 }
 

@@ -1,4 +1,5 @@
 import CRIWire
+import Containerd
 import HostSystem
 import Transport
 import Vocabulary
@@ -21,13 +22,18 @@ public enum RuntimePullProbe {
     /// program for the reference and time it will be asked for, so that its start (loading it,
     /// its NIO event loop and HTTP/2 client) happens while the agent still writes the node's files; the pull then only
     /// hands it its input, which is its go. Unused, it is stopped when this goes (and, given no
-    /// input, it pulls nothing).
+    /// input, it pulls nothing). Prepared with `statusSeconds`, the same program first answers
+    /// the runtime's status (`status`), before its go: one process for both.
     public final class HelperPull: @unchecked Sendable {
         let helper: String
         let socket: String
         let credentials: RegistryCredentials?
         private let lock = PlainLock()
         private var prepared: (reference: String, milliseconds: Int32, program: StartedProgram)?
+        /// The prepared program's status line: the seconds it was given, and the line once read
+        /// (nil inside: no whole line came).
+        private var statusSeconds: Double?
+        private var statusRead: [UInt8]??
 
         public init(helper: String, socket: String, credentials: RegistryCredentials?) {
             self.helper = helper
@@ -35,29 +41,58 @@ public enum RuntimePullProbe {
             self.credentials = credentials
         }
 
-        func start(_ reference: String, _ milliseconds: Int32) throws -> StartedProgram {
+        func start(_ reference: String, _ milliseconds: Int32, statusSeconds: Double? = nil) throws -> StartedProgram {
             let seconds = Double(max(milliseconds, 1)) / 1000
             // The helper's own limit is the call's; this one only stops a helper that hangs.
             return try ProcessRunner(timeoutSeconds: seconds + 5)
-                .start(helper, CRIHelperCall.pull(socket: socket, image: reference, timeoutSeconds: seconds), withInput: true)
+                .start(
+                    helper, CRIHelperCall.pull(socket: socket, image: reference, timeoutSeconds: seconds, statusSeconds: statusSeconds),
+                    withInput: true)
         }
 
-        /// Starts the program for a pull of `reference` within `milliseconds`, to come.
-        public func prepare(reference: String, milliseconds: Int32) {
-            let program = try? start(reference, milliseconds)
-            lock.withLock { prepared = program.map { (reference, milliseconds, $0) } }
+        /// Starts the program for a pull of `reference` within `milliseconds`, to come; with
+        /// `statusSeconds`, it asks the runtime's status first, within those seconds (`status`).
+        public func prepare(reference: String, milliseconds: Int32, statusSeconds: Double? = nil) {
+            let program = try? start(reference, milliseconds, statusSeconds: statusSeconds)
+            lock.withLock {
+                prepared = program.map { (reference, milliseconds, $0) }
+                self.statusSeconds = program == nil ? nil : statusSeconds
+                statusRead = nil
+            }
+        }
+
+        /// The runtime's word, from the prepared program's first line (waited for at most its
+        /// seconds and 2 more, as a status run of the helper is): nil when no program was
+        /// prepared for it, or it ended, said it could not ask, or wrote something else.
+        public func status() -> RuntimeWord? {
+            lock.withLock { readStatus() }.flatMap { RuntimeStatusQuery.parse(String(decoding: $0, as: UTF8.self)) }
+        }
+
+        /// The status line, read once; under the lock.
+        private func readStatus() -> [UInt8]? {
+            if let read = statusRead { return read }
+            guard let seconds = statusSeconds, let program = prepared?.program else { return nil }
+            let line = program.firstLine(timeoutSeconds: seconds + 2)
+            statusRead = .some(line)
+            return line
         }
 
         public func pull(_ reference: String, _ milliseconds: Int32) throws -> CRIPullAnswer {
-            let ready = lock.withLock { () -> StartedProgram? in
-                defer { prepared = nil }
+            let ready = lock.withLock { () -> (program: StartedProgram, statusLeft: Bool)? in
+                defer { (prepared, statusSeconds, statusRead) = (nil, nil, nil) }
                 guard let p = prepared, p.reference == reference, p.milliseconds == milliseconds else { return nil }
-                return p.program
+                // Its status line comes first (read now if nobody asked for it); one that did
+                // not come in time may still come before the answer.
+                return (p.program, statusSeconds != nil && readStatus() == nil)
             }
-            let program = try ready ?? start(reference, milliseconds)
+            let program = try ready?.program ?? start(reference, milliseconds)
             let input = CRIPullCredentials(username: credentials?.username, password: credentials?.password)
             let result = try program.finish(input: input.encoded())
-            return try answer(status: result.status, stdout: result.stdout, stderr: result.stderr, helper: helper)
+            var stdout = result.stdout
+            if ready?.statusLeft == true, let end = stdout.firstIndex(of: "\n"), stdout[end...].count > 1 {
+                stdout = String(stdout[stdout.index(after: end)...])
+            }
+            return try answer(status: result.status, stdout: stdout, stderr: result.stderr, helper: helper)
         }
     }
 

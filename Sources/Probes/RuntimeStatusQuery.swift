@@ -9,17 +9,20 @@ import Vocabulary
 /// containerd's config changes only when it restarts, so the answer is kept per socket and
 /// runtime process and asked again when the process changes.
 public enum RuntimeStatusQuery {
+    /// The seconds the runtime is given for each of its two answers.
+    public static let timeoutSeconds: Double = 3
+
     /// nil when the runtime cannot be asked (no socket, no helper, no answer in time).
-    public static func ask(helper: String, socket: String, pid: Int?, timeoutSeconds: Double = 3) -> RuntimeWord? {
+    public static func ask(helper: String, socket: String, pid: Int?, timeoutSeconds: Double = timeoutSeconds) -> RuntimeWord? {
         let key = pid.map { "\(socket)\u{0}\($0)" }
         if let key, let cached = lock.withLock({ cache[key] }) { return cached }
-        // Asked ahead (`prefetch`) for this helper, socket and process: its answer.
-        let ahead = lock.withLock { () -> BackgroundWork<RuntimeWord?>? in
+        // Asked ahead (`prefetch`, `expect`) for this helper, socket and process: its answer.
+        let ahead = lock.withLock { () -> (@Sendable () -> RuntimeWord?)? in
             defer { pending = nil }
-            guard let p = pending, p.call == "\(helper)\u{0}\(socket)\u{0}\(pid ?? -1)\u{0}\(timeoutSeconds)" else { return nil }
-            return p.work
+            guard let p = pending, p.call == call(helper, socket, pid, timeoutSeconds) else { return nil }
+            return p.answer
         }
-        guard let word = ahead?.wait() ?? run(helper: helper, socket: socket, timeoutSeconds: timeoutSeconds) else { return nil }
+        guard let word = ahead?() ?? run(helper: helper, socket: socket, timeoutSeconds: timeoutSeconds) else { return nil }
         if let key { lock.withLock { cache = [key: word] } }
         return word
     }
@@ -37,7 +40,26 @@ public enum RuntimeStatusQuery {
         let program = try? runner(timeoutSeconds).start(
             helper, CRIHelperCall.status(socket: socket, timeoutSeconds: timeoutSeconds), withInput: false)
         let work = BackgroundWork { program.flatMap { answer(try? $0.finish(input: [])) } }
-        lock.withLock { pending = ("\(helper)\u{0}\(socket)\u{0}\(pid ?? -1)\u{0}\(timeoutSeconds)", work) }
+        expect(helper: helper, socket: socket, pid: pid, timeoutSeconds: timeoutSeconds) { work.wait() }
+    }
+
+    /// Whether the runtime's word for this socket and process is to be asked (not kept already).
+    public static func needsAsking(socket: String, pid: Int?) -> Bool {
+        guard let pid else { return true }
+        return lock.withLock { cache["\(socket)\u{0}\(pid)"] } == nil
+    }
+
+    /// The ask with these arguments is answered by `answer` (once): the status line of the pull's
+    /// helper started with `--status-timeout` (`RuntimePullProbe.HelperPull.status`), one run of
+    /// the helper for both. nil from it: the ask runs the helper itself.
+    public static func expect(
+        helper: String, socket: String, pid: Int?, timeoutSeconds: Double = timeoutSeconds, _ answer: @escaping @Sendable () -> RuntimeWord?
+    ) {
+        lock.withLock { pending = (call(helper, socket, pid, timeoutSeconds), answer) }
+    }
+
+    static func call(_ helper: String, _ socket: String, _ pid: Int?, _ timeoutSeconds: Double) -> String {
+        "\(helper)\u{0}\(socket)\u{0}\(pid ?? -1)\u{0}\(timeoutSeconds)"
     }
 
     static func run(helper: String, socket: String, timeoutSeconds: Double) -> RuntimeWord? {
@@ -63,5 +85,5 @@ public enum RuntimeStatusQuery {
     private static let lock = PlainLock()
     nonisolated(unsafe) private static var cache: [String: RuntimeWord] = [:]
     /// The ask started ahead, with the arguments it was started for.
-    nonisolated(unsafe) private static var pending: (call: String, work: BackgroundWork<RuntimeWord?>)?
+    nonisolated(unsafe) private static var pending: (call: String, answer: @Sendable () -> RuntimeWord?)?
 }

@@ -76,6 +76,22 @@ final class HelperCommandTests: XCTestCase {
             CRIPullAnswer(ok: false, imageRef: nil, code: 4, message: "no answer from the container runtime at \(path) within 0.5 s"))
     }
 
+    /// A pull given --status-timeout writes the runtime's status first, on a line of its own,
+    /// before it reads its input (here: why the runtime could not be asked), then pulls as before.
+    func testAStatusFirstComesOnALineOfItsOwnBeforeThePull() throws {
+        let missing = NSTemporaryDirectory() + "no-such-\(UUID().uuidString.prefix(8)).sock"
+        let call = CRIHelperCall.pull(socket: missing, image: "x/y:1", timeoutSeconds: 1, statusSeconds: 1)
+        XCTAssertEqual(Array(call.suffix(2)), ["--status-timeout", "1.0"])
+        let r = try run(call, input: "{}")
+        XCTAssertEqual(r.status, 1, r.stderr)
+        let said = "cannot connect to the container runtime's socket \(missing): No such file or directory"
+        XCTAssertEqual(r.stdout, String(decoding: CRIHelperFailure(error: said).encoded(), as: UTF8.self) + "\n")
+        XCTAssertEqual(r.stderr, "node-agent-cri: \(said)\n")
+        let zero = try run(["pull", "--socket", missing, "--image", "x", "--timeout", "1", "--status-timeout", "0"], input: "{}")
+        XCTAssertEqual(zero.status, 2)
+        XCTAssertTrue(zero.stderr.contains("--status-timeout takes a number of seconds over 0"), zero.stderr)
+    }
+
     func testHelpIsStatus0() throws {
         for arguments in [["--help"], ["help", "pull"], ["status", "--help"]] {
             let r = try run(arguments)

@@ -305,6 +305,26 @@ final class RuntimePullIntegrationTests: XCTestCase {
         XCTAssertEqual(try JSONReport.decode(again.stdout).check("runtime-pull")?.outcome, "pass", again.stdout)
     }
 
+    /// bootstrap asks the runtime's status and its pull through one run of node-agent-cri (the
+    /// status first, on a line of its own, the pull once the files are in place): one process
+    /// start and one program load fewer on the way to the verdict than a run for each.
+    func testBootstrapAsksTheStatusAndThePullThroughOneRunOfItsHelper() throws {
+        let folder = node.folder + "/counted"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: SandboxNode.binary, toPath: folder + "/node-agent")
+        let real = URL(fileURLWithPath: SandboxNode.binary).deletingLastPathComponent().path + "/node-agent-cri"
+        let wrapper = "#!/bin/sh\necho \"$*\" >> \(folder)/runs\nexec \(real) \"$@\"\n"
+        try wrapper.write(toFile: folder + "/node-agent-cri", atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(folder + "/node-agent-cri", 0o755), 0)
+        let run = try node.exec([folder + "/node-agent"] + node.bootstrapArguments(extra: ["--output", "json"]))
+        let report = try JSONReport.decode(run.stdout)
+        XCTAssertTrue(report.ready, run.stdout + run.stderr)
+        XCTAssertEqual(report.check("runtime-pull")?.outcome, "pass", report.check("runtime-pull")?.reason ?? "")
+        let runs = try String(contentsOfFile: folder + "/runs", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(runs.count, 1, "\(runs)")
+        XCTAssertTrue(runs.first?.hasPrefix("pull ") == true && runs.first?.contains("--status-timeout") == true, "\(runs)")
+    }
+
     /// Where the model cannot know, the runtime's word decides. containerd without config_path,
     /// restarted, the CA reaching the OS store after it started but before it verified anything:
     /// Go loads the roots at the first verification, so the pull works although the runtime

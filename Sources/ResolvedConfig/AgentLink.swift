@@ -26,15 +26,19 @@ public struct AgentLink: Sendable {
     /// The kernel's index of a link by name in this network namespace: 0 when there is no such
     /// link, nil when the kernel cannot be asked (then `ip` is).
     let kernelIndex: @Sendable (String) -> Int32?
+    /// Whether the kernel has the dummy driver (`AgentLink.dummyDriver`).
+    let dummyDriver: @Sendable () -> Bool?
 
     public init(
-        name: String = defaultName, runner: CommandRunner, kernelIndex: @escaping @Sendable (String) -> Int32? = AgentLink.kernelIndex
+        name: String = defaultName, runner: CommandRunner, kernelIndex: @escaping @Sendable (String) -> Int32? = AgentLink.kernelIndex,
+        dummyDriver: @escaping @Sendable () -> Bool? = AgentLink.dummyDriver
     )
         throws
     {
         self.name = name
         self.runner = runner
         self.kernelIndex = kernelIndex
+        self.dummyDriver = dummyDriver
         guard let ip = findExecutable("ip") else {
             throw AgentError(.unsupportedHost, "the `ip` tool (iproute2) is missing", hint: "install iproute2 in the agent's image")
         }
@@ -47,6 +51,16 @@ public struct AgentLink: Sendable {
         let index = if_nametoindex(name)
         if index != 0 { return Int32(bitPattern: index) }
         return errno == ENODEV ? 0 : nil
+    }
+
+    /// Whether the kernel has the dummy driver: true where it is loaded or built in
+    /// (/sys/module/dummy), false where it is not and cannot be loaded (a kernel without module
+    /// support, which has no /proc/modules, and sysfs there to show the driver absent), nil
+    /// otherwise (a module the kernel may load when the link is asked for: `ip` tries it).
+    public static let dummyDriver: @Sendable () -> Bool? = {
+        if access("/sys/module/dummy", F_OK) == 0 { return true }
+        guard access("/sys/module", F_OK) == 0, access("/proc/modules", F_OK) != 0, errno == ENOENT else { return nil }
+        return false
     }
 
     public enum State: Equatable, Sendable {
@@ -125,9 +139,13 @@ public struct AgentLink: Sendable {
 
     /// Runs the plan's steps, all in one `ip -batch -` (one process, not one per step; `ip`
     /// stops at the first step that fails and names its line). When the kernel has no `dummy`
-    /// driver, the steps from that one on run again with a `veth` pair instead.
+    /// driver, the steps from that one on run again with a `veth` pair instead; where the kernel
+    /// is known to lack it (`dummyDriver`), the pair is asked for at once (one `ip` run fewer).
     public func apply(_ steps: [[String]]) throws {
         var rest = steps
+        if dummyDriver() == false, let i = rest.firstIndex(where: { $0.suffix(2) == ["type", "dummy"] }) {
+            rest.replaceSubrange(i...i, with: vethSteps(instead: rest[i]))
+        }
         while !rest.isEmpty {
             let batch = rest.map { $0.map(Self.batchWord).joined(separator: " ") }.joined(separator: "\n") + "\n"
             let result = try runner.run(ip, ["-batch", "-"], input: Array(batch.utf8))
@@ -144,9 +162,7 @@ public struct AgentLink: Sendable {
             }
             let step = rest[failedLine - 1]
             if step.suffix(2) == ["type", "dummy"] {
-                rest =
-                    [["link", "add", step[2], "type", "veth", "peer", "name", peerName], ["link", "set", "dev", peerName, "up"]]
-                    + rest[failedLine...]
+                rest = vethSteps(instead: step) + rest[failedLine...]
                 continue
             }
             let said = result.stderr.split(separator: "\n").filter { !$0.hasPrefix("Command failed") }.joined(separator: "; ")
@@ -154,6 +170,11 @@ public struct AgentLink: Sendable {
                 .commandFailed, "ip \(step.joined(separator: " ")) failed: \(said.trimmingWhitespace().escapedForMessage)",
                 hint: "the agent needs CAP_NET_ADMIN in the host's network namespace")
         }
+    }
+
+    /// The veth pair's steps in place of the `link add NAME type dummy` step.
+    func vethSteps(instead step: [String]) -> [[String]] {
+        [["link", "add", step[2], "type", "veth", "peer", "name", peerName], ["link", "set", "dev", peerName, "up"]]
     }
 
     /// A word of a batch line, quoted when it holds a blank (ip's batch reader splits on blanks

@@ -50,7 +50,8 @@ final class ClusterDNSRouteTests: XCTestCase {
             return input.hasPrefix("link add nodeagent0-new type dummy")
                 ? CommandResult(status: 1, stderr: "Error: Unknown device type.\nCommand failed -:1\n") : CommandResult(status: 0)
         }
-        let link = try AgentLink(runner: runner, kernelIndex: Self.kernel([:]))
+        // A kernel that may load the driver when asked (nil): ip tries it.
+        let link = try AgentLink(runner: runner, kernelIndex: Self.kernel([:]), dummyDriver: { nil })
         let steps = try link.observeAndPlan()
         // Nothing ran to learn that neither name exists: the kernel said so.
         XCTAssertEqual(runner.commands, [])
@@ -74,6 +75,29 @@ final class ClusterDNSRouteTests: XCTestCase {
             addr add 169.254.53.53/32 dev nodeagent0
 
             """)
+    }
+
+    /// A kernel known to lack the dummy driver (no module support, none built in: this
+    /// machine's) is asked for the veth pair at once, in one `ip` run; one that has the driver
+    /// gets the dummy link.
+    func testAKernelWithoutTheDummyDriverGetsTheVethPairInOneRun() throws {
+        let steps = try AgentLink.plan(for: .init(state: .absent))
+        let runner = RecordingRunner()
+        runner.answer = { arguments, input in
+            input.contains("type dummy") ? CommandResult(status: 1, stderr: "Error: Unknown device type.\nCommand failed -:1\n") : nil
+        }
+        try AgentLink(runner: runner, kernelIndex: Self.kernel([:]), dummyDriver: { false }).apply(steps)
+        XCTAssertEqual(runner.commands.count, 1)
+        XCTAssertTrue(
+            runner.inputs.first?.hasPrefix("link add nodeagent0-new type veth peer name nodeagent0p\n") == true, "\(runner.inputs)")
+        let dummy = RecordingRunner()
+        try AgentLink(runner: dummy, kernelIndex: Self.kernel([:]), dummyDriver: { true }).apply(steps)
+        XCTAssertEqual(dummy.commands.count, 1)
+        XCTAssertTrue(dummy.inputs.first?.hasPrefix("link add nodeagent0-new type dummy\n") == true, "\(dummy.inputs)")
+        // This machine's kernel, as the agent reads it here.
+        if access("/proc/modules", F_OK) != 0 && access("/sys/module/dummy", F_OK) != 0 && access("/sys/module", F_OK) == 0 {
+            XCTAssertEqual(AgentLink.dummyDriver(), false)
+        }
     }
 
     func testABatchStepThatFailsIsNamedWithWhatIpSaid() throws {

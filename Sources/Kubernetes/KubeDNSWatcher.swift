@@ -91,6 +91,11 @@ public final class KubeDNSWatch: @unchecked Sendable {
             let ips =
                 svc.json?["spec"]?["clusterIPs"]?.array?.compactMap(\.string) ?? svc.json?["spec"]?["clusterIP"]?.string.map { [$0] } ?? []
             var known = EndpointSliceSet()
+            // 410s in a row with no event taken between: listed again at once, as client-go's
+            // reflector does, but not in a loop (a server or proxy that answers every watch 410
+            // would get a list and a watch per round trip from every node): the third ends the
+            // session, and backoff follows.
+            var goneInARow = 0
             listing: while true {
                 let list = try transport.get(service.slicesPath)
                 if let refused = refusal(list, what: "the EndpointSlices of \(service)") { return (refused, wasLive, true) }
@@ -113,12 +118,15 @@ public final class KubeDNSWatch: @unchecked Sendable {
                                 ended = error
                                 throw error
                             }
+                            goneInARow = 0
                             self.publish(ips, known)
                         }
                     } catch  where ended != nil {}  // the event that ended the stream says why
                     var gone = answer.status == 410
                     if case .gone = ended { gone = true }
                     if gone {
+                        goneInARow += 1
+                        if goneInARow >= 3 { return ("the EndpointSlice watch was answered 410 Gone 3 times in a row", wasLive, false) }
                         set(notTaken: "the EndpointSlice watch is listing again (410 Gone)")
                         continue listing
                     }

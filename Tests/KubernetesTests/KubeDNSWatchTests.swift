@@ -163,6 +163,20 @@ final class KubeDNSWatchTests: XCTestCase {
         XCTAssertTrue(api.asked.last?.contains("resourceVersion=300&") ?? false, "from the bookmark's version: \(api.asked)")
     }
 
+    /// A server that answers every watch 410 is not listed and watched again in a loop: the
+    /// third 410 in a row (no event taken between) ends the session, and backoff follows. Broken,
+    /// the session lists again after each and ends only when the scripted queue is empty.
+    func testGoneAgainAndAgainEndsTheSession() throws {
+        let api = try api()
+        let gone = ScriptedWatchAPI.Watch(status: 410, json: ["kind": "Status", "code": 410, "reason": "Expired"])
+        api.watches = Array(repeating: gone, count: 5)
+        let (why, wasLive, refused) = KubeDNSWatch(service: service, transport: api, watchSeconds: 5...5).session()
+        XCTAssertEqual(why, "the EndpointSlice watch was answered 410 Gone 3 times in a row")
+        XCTAssertTrue(wasLive)
+        XCTAssertFalse(refused)
+        XCTAssertEqual(api.asked.filter { $0.hasPrefix("WATCH") }.count, 3, "\(api.asked)")
+    }
+
     /// Streams the server ends at once are not watched again in a loop: the third ends the
     /// session (backoff follows). Broken, the session never ends here (the scripted double then
     /// throws only when its queue is empty, after the fourth).

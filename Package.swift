@@ -100,7 +100,7 @@ let package = Package(
             name: "FuzzParsers",
             dependencies: [
                 "Vocabulary", "HostSystem", "HTTPWire", "TrustStore", "Containerd", "ResolvedConfig", "Probes", "Transport", "AgentCore",
-                "CRIWire", "CRIClient",
+                "CRIWire", "CRIClient", "Kubernetes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -4,6 +4,7 @@ import Containerd
 import Foundation
 import HTTPWire
 import HostSystem
+import Kubernetes
 import Probes
 import ResolvedConfig
 import Transport
@@ -106,6 +107,23 @@ enum FuzzParsers {
         "json": { bytes in
             guard let value = try? JSONValue.parse(bytes) else { return }
             precondition((try? JSONValue.parse(value.encoded())) != nil, "the encoding of a parsed value does not parse")
+        },
+        // A Kubernetes watch's body as the API server (or anything between) streams it, in two
+        // reads: its lines (bounded), each an event of the kube-dns EndpointSlice watch, and the
+        // same bytes as a list's answer. The slices stay within their bound whatever comes.
+        "kube-watch": { bytes in
+            var set = EndpointSliceSet()
+            try? set.list(try? JSONValue.parse(bytes))
+            var lines = WatchLines()
+            let cut = bytes.count / 2
+            for part in [Array(bytes[..<cut]), Array(bytes[cut...])] {
+                guard let taken = try? lines.take(part) else { return }
+                for line in taken {
+                    precondition(line.count <= KubeWatchBounds.maximumEventBytes, "a line over the bound was taken")
+                    do throws(EndpointSliceSet.End) { try set.apply(line) } catch { return }
+                    precondition(set.slices.count <= EndpointSliceSet.maximumSlices, "more slices than the bound")
+                }
+            }
         },
         // containerd's config.toml (and its imports), as the agent reads config_path from it.
         "containerd-toml": { bytes in _ = ContainerdRegistryConfig.parse(String(decoding: bytes, as: UTF8.self)) },

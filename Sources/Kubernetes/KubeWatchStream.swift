@@ -82,12 +82,14 @@ extension KubeAPI: KubeWatchTransport {
 }
 
 /// A watch body's lines: one JSON event each, as the API server writes them (`\n` after each).
-struct WatchLines {
+package struct WatchLines {
     private var pending: [UInt8] = []
+
+    package init() {}
 
     /// The whole lines in `bytes` with what came before; a line longer than
     /// `KubeWatchBounds.maximumEventBytes` is an error.
-    mutating func take(_ bytes: [UInt8]) throws -> [[UInt8]] {
+    package mutating func take(_ bytes: [UInt8]) throws -> [[UInt8]] {
         pending += bytes
         var lines: [[UInt8]] = []
         var start = pending.startIndex

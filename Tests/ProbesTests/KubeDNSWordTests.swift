@@ -14,19 +14,7 @@ import XCTest
 /// is asked in every case.
 final class KubeDNSWordTests: XCTestCase {
     func lightRun(port: UInt16, dns: IPAddress, word: (ready: Int, said: String)?) throws -> [CheckResult] {
-        let dir = try makeTemporaryDirectory("light-word")
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        var suite = ProbeSuite(files: HostFiles(root: try HostRoot(dir)), resolvedLookup: nil)
-        suite.runtimeProcesses = []
-        suite.runningContainerd = []
-        let trust = RegistryTrustLocations(
-            osBundle: try HostPath("/etc/ssl/certs/ca-certificates.crt"), runtimeCAFiles: [],
-            runtimeHosts: ContainerdHosts(folder: nil, hostsTOML: nil, hosts: []), osStoreFiles: [], note: nil, remedy: nil)
-        var settings = ProbeSettings(
-            registry: try RegistryAddress("registry.test:\(port)"), clusterDNS: dns, trust: trust, timeoutMilliseconds: 1000)
-        settings.lightAt = try IPAddress("127.0.0.1")
-        settings.kubeDNSWord = word
-        return suite.run(settings)
+        try LightRunTests.lightRun(port: port, at: "127.0.0.1", dns: dns, word: word)
     }
 
     func testAReadyEndpointIsTakenAndKubeDNSIsNotAsked() throws {

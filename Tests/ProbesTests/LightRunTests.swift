@@ -118,10 +118,13 @@ final class LightRunTests: XCTestCase {
         deinit { close(fd) }
     }
 
-    /// A light run of the registry `registry.test:PORT` at `address`, kube-dns at `dns`.
-    func lightRun(port: UInt16, at address: String, dns: IPAddress) throws -> [CheckResult] {
+    /// A light run of the registry `registry.test:PORT` at `address`, kube-dns at `dns`, with
+    /// the cluster's `word` on kube-dns (KubeDNSWordTests) or none.
+    static func lightRun(
+        port: UInt16, at address: String, dns: IPAddress, word: (ready: Int, said: String)? = nil
+    ) throws -> [CheckResult] {
         let dir = try makeTemporaryDirectory("light-run")
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         var suite = ProbeSuite(files: HostFiles(root: try HostRoot(dir)), resolvedLookup: nil)
         suite.runtimeProcesses = []
         suite.runningContainerd = []
@@ -131,7 +134,12 @@ final class LightRunTests: XCTestCase {
         var settings = ProbeSettings(
             registry: try RegistryAddress("registry.test:\(port)"), clusterDNS: dns, trust: trust, timeoutMilliseconds: 1000)
         settings.lightAt = try IPAddress(address)
+        settings.kubeDNSWord = word
         return suite.run(settings)
+    }
+
+    func lightRun(port: UInt16, at address: String, dns: IPAddress) throws -> [CheckResult] {
+        try Self.lightRun(port: port, at: address, dns: dns)
     }
 
     /// The light run connects to the registry's listener and sends it nothing: no TLS

@@ -23,8 +23,6 @@ struct ReconcileService {
     let resolved: any BusOwnerWatch
     /// The node's condition, taint and Events (nil: no node or API known).
     let api: (any NodeStatusAPI)?
-    /// The cluster DNS address the last reconcile routed to, for the kube-dns watch's word.
-    let clusterDNS = LastClusterDNS()
 
     init(options: RunOptions, cache: StatusCache, logger: Logger) {
         self.options = options
@@ -50,10 +48,12 @@ struct ReconcileService {
         var watched: [String] = []
         options.kubeDNS?.start()
         var kubeDNSSaid: String?
+        /// The cluster DNS address the last reconcile routed to, for the kube-dns watch's word.
+        var lastClusterDNS: IPAddress?
         repeat {
             let reading = ca.read(now: clock.now().monotonic)
             // The cluster's word on kube-dns, said in the log when it changes.
-            let word = options.kubeDNS?.reading(for: clusterDNS.address)
+            let word = options.kubeDNS?.reading(for: lastClusterDNS)
             if let word, word.said != kubeDNSSaid {
                 logger.info("\(word.said)", metadata: ["taken": "\(word.ready.map { $0 > 0 } ?? false)"])
                 kubeDNSSaid = word.said
@@ -63,7 +63,7 @@ struct ReconcileService {
             var pending = reconciler.next(.tick(watch), now: clock.now())
             while !pending.isEmpty {
                 let action = pending.removeFirst()
-                pending += perform(action, ca: ca, watched: &watched, reconciler: &reconciler)
+                pending += perform(action, ca: ca, watched: &watched, clusterDNS: &lastClusterDNS, reconciler: &reconciler)
             }
         } while stop.wait(seconds: options.watchInterval) == nil
         logger.info("stopping: graceful shutdown")
@@ -72,7 +72,7 @@ struct ReconcileService {
 
     /// Does one action; returns what the reconciler asks next.
     func perform(
-        _ action: Reconciler<CAWatch.Reading>.Action, ca: CAWatch, watched: inout [String],
+        _ action: Reconciler<CAWatch.Reading>.Action, ca: CAWatch, watched: inout [String], clusterDNS: inout IPAddress?,
         reconciler: inout Reconciler<CAWatch.Reading>
     ) -> [Reconciler<CAWatch.Reading>.Action] {
         switch action {
@@ -80,7 +80,7 @@ struct ReconcileService {
             let outcome = Result {
                 let config = try NodeConfig(options.node.settings, ca: try ca.input(), dryRun: false)
                 var bootstrap = try options.change.bootstrap(config)
-                clusterDNS.address = config.clusterDNS
+                clusterDNS = config.clusterDNS
                 if case .light(let address) = proof {
                     bootstrap.lightAt = address
                     // kube-dns is not asked while the cluster says it has ready endpoints.
@@ -138,11 +138,6 @@ struct ReconcileService {
     func notify(_ state: String) {
         _ = sd_notify(0, state)
     }
-}
-
-/// The cluster DNS address of the last reconcile's config (set on the loop's thread only).
-final class LastClusterDNS: @unchecked Sendable {
-    var address: IPAddress?
 }
 
 /// The node's API through `NodeReporter`: the condition and the startup taint, then the Events,

@@ -42,10 +42,7 @@ public struct KubeAPI: Sendable {
     public func request(_ method: String, _ path: String, contentType: String? = nil, body: JSONValue? = nil) throws -> (
         status: Int, json: JSONValue?
     ) {
-        guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingWhitespace(), !token.isEmpty else {
-            throw AgentError(.io, "cannot read the service account token \(tokenFile)")
-        }
-        var headers = [("Authorization", "Bearer " + token), ("Accept", "application/json")]
+        var headers = [("Authorization", "Bearer " + (try token())), ("Accept", "application/json")]
         var bytes: [UInt8] = []
         if let body {
             bytes = body.encoded()
@@ -55,6 +52,14 @@ public struct KubeAPI: Sendable {
             method, url: base + path, address: address, trustFile: caFile, headers: headers, body: bytes,
             timeoutMilliseconds: timeoutMilliseconds, maximumBodyBytes: Self.maximumResponseBytes)
         return (r.status, try? JSONValue.parse(r.body))
+    }
+
+    /// The service account token, read for each request (the kubelet rotates the file).
+    func token() throws -> String {
+        guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingWhitespace(), !token.isEmpty else {
+            throw AgentError(.io, "cannot read the service account token \(tokenFile)")
+        }
+        return token
     }
 
     /// The API's own word on a refused request, from its Status: ": REASON: MESSAGE" (e.g.

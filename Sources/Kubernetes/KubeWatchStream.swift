@@ -34,9 +34,7 @@ extension KubeAPI: KubeWatchTransport {
     /// of the agent; the socket's deadline is the watch's timeout and a minute more, and TCP
     /// keepalives (30 s idle, 3 probes 10 s apart) see a peer that went away without a word.
     public func watch(_ path: String, seconds: Int, event: ([UInt8]) throws -> Void) throws -> (status: Int, json: JSONValue?) {
-        guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingWhitespace(), !token.isEmpty else {
-            throw AgentError(.io, "cannot read the service account token \(tokenFile)")
-        }
+        let token = try self.token()
         guard let url = SimpleURL(base + path) else { throw AgentError(.invalidInput, "'\(path.escapedForMessage)' is not a path") }
         let trust = try TLSTrust.cached(.file(caFile))
         let socket = try Socket.connect(

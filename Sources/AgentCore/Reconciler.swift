@@ -238,7 +238,7 @@ public struct Reconciler<CA: Equatable & Sendable>: Sendable {
             current = ReconcileFacts(report, message: message)
         case .failure(let error):
             // One line: systemd's STATUS= is one assignment a line.
-            let said = Redaction.oneLine(Redaction.text("\(error)"))
+            let said = Redaction.line("\(error)")
             actions = [
                 .record(nil, error: said, at: now.wall),
                 .log(ReconcileLogLine(.error, "reconcile failed", ["reason": why, "error": said])),

@@ -141,7 +141,7 @@ public final class KubeDNSWatch: @unchecked Sendable {
         } catch let e as EndpointSliceSet.End {
             return (Self.said(e), wasLive, false)
         } catch {
-            return ("the EndpointSlice watch broke: \(Redaction.oneLine(Redaction.text("\(error)")))", wasLive, false)
+            return ("the EndpointSlice watch broke: \(Redaction.line("\(error)"))", wasLive, false)
         }
     }
 
@@ -149,7 +149,7 @@ public final class KubeDNSWatch: @unchecked Sendable {
     /// or another answer.
     func refusal(_ answer: (status: Int, json: JSONValue?), what: String) -> String? {
         guard answer.status != 200 else { return nil }
-        let words = Redaction.oneLine(Redaction.text(KubeAPI.refusal(answer)))
+        let words = Redaction.line(KubeAPI.refusal(answer))
         switch answer.status {
         case 403:
             return
@@ -161,8 +161,8 @@ public final class KubeDNSWatch: @unchecked Sendable {
 
     static func said(_ end: EndpointSliceSet.End) -> String {
         switch end {
-        case .gone(let m): return "the EndpointSlice watch: 410 Gone (\(Redaction.oneLine(Redaction.text(m))))"
-        case .error(let m): return "the EndpointSlice watch ended: \(Redaction.oneLine(Redaction.text(m)))"
+        case .gone(let m): return "the EndpointSlice watch: 410 Gone (\(Redaction.line(m)))"
+        case .error(let m): return "the EndpointSlice watch ended: \(Redaction.line(m))"
         }
     }
 

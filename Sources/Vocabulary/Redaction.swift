@@ -37,6 +37,13 @@ public enum Redaction {
         escaped(text, keepingLineBreaks: false)
     }
 
+    /// `text` and `oneLine` both: credentials masked, every control character escaped. What
+    /// must be one line and may carry what the agent did not write (a log line, a reason built
+    /// from an error).
+    public static func line(_ text: String) -> String {
+        oneLine(Self.text(text))
+    }
+
     static func escaped(_ text: String, keepingLineBreaks: Bool) -> String {
         func escapes(_ ch: Unicode.Scalar) -> Bool { isControl(ch) && !(keepingLineBreaks && ch == "\n") }
         guard text.unicodeScalars.contains(where: escapes) else { return text }

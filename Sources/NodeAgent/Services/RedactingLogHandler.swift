@@ -30,8 +30,8 @@ struct RedactingLogHandler: LogHandler {
     func log(event: LogEvent) {
         var event = event
         // One line each: a line break in a reason would start a line the agent did not write.
-        event.message = "\(Redaction.oneLine(Redaction.text(event.message.description)))"
-        event.metadata = event.metadata?.mapValues { .string(Redaction.oneLine(Redaction.text($0.description))) }
+        event.message = "\(Redaction.line(event.message.description))"
+        event.metadata = event.metadata?.mapValues { .string(Redaction.line($0.description)) }
         wrapped.log(event: event)
     }
 }

@@ -16,7 +16,7 @@ public enum RuntimeStatusQuery {
     public static func ask(helper: String, socket: String, pid: Int?, timeoutSeconds: Double = timeoutSeconds) -> RuntimeWord? {
         let key = pid.map { "\(socket)\u{0}\($0)" }
         if let key, let cached = lock.withLock({ cache[key] }) { return cached }
-        // Asked ahead (`prefetch`, `expect`) for this helper, socket and process: its answer.
+        // Answered ahead (`expect`: the pull helper's status line) for this helper, socket and process.
         let ahead = lock.withLock { () -> (@Sendable () -> RuntimeWord?)? in
             defer { pending = nil }
             guard let p = pending, p.call == call(helper, socket, pid, timeoutSeconds) else { return nil }
@@ -25,22 +25,6 @@ public enum RuntimeStatusQuery {
         guard let word = ahead?() ?? run(helper: helper, socket: socket, timeoutSeconds: timeoutSeconds) else { return nil }
         if let key { lock.withLock { cache = [key: word] } }
         return word
-    }
-
-    /// Starts the ask on a thread of its own, so that the helper's start (a process, its gRPC
-    /// stack) and the runtime's two answers overlap what the caller does until it `ask`s with the
-    /// same arguments, which then waits for this answer. Nothing when the answer is kept already.
-    /// The runtime's config is that of its running process, so asking ahead changes nothing of
-    /// the answer (the key holds the process).
-    /// The helper is started here, on the caller's thread, and only its answer is awaited on the
-    /// other: on a loaded node a new thread waited for a CPU (20 ms at load 9) before it started
-    /// the helper, and bootstrap then waited for the answer.
-    public static func prefetch(helper: String, socket: String, pid: Int?, timeoutSeconds: Double = 3) {
-        if let pid, lock.withLock({ cache["\(socket)\u{0}\(pid)"] }) != nil { return }
-        let program = try? runner(timeoutSeconds).start(
-            helper, CRIHelperCall.status(socket: socket, timeoutSeconds: timeoutSeconds), withInput: false)
-        let work = BackgroundWork { program.flatMap { answer(try? $0.finish(input: [])) } }
-        expect(helper: helper, socket: socket, pid: pid, timeoutSeconds: timeoutSeconds) { work.wait() }
     }
 
     /// Whether the runtime's word for this socket and process is to be asked (not kept already).
@@ -84,6 +68,6 @@ public enum RuntimeStatusQuery {
 
     private static let lock = PlainLock()
     nonisolated(unsafe) private static var cache: [String: RuntimeWord] = [:]
-    /// The ask started ahead, with the arguments it was started for.
+    /// The answer expected ahead, with the arguments it was expected for.
     nonisolated(unsafe) private static var pending: (call: String, answer: @Sendable () -> RuntimeWord?)?
 }

@@ -163,10 +163,11 @@ final class RuntimePullProbeTests: XCTestCase {
         XCTAssertNil(RuntimeStatusQuery.parse("node-agent-cri: no"))
     }
 
-    /// The status asked ahead (bootstrap starts it beside the pull's helper) is the answer the
-    /// later ask gets, from that one run of the helper; an ask with other arguments runs its own.
-    func testAStatusAskedAheadAnswersTheAskWithOneRunOfTheHelper() throws {
-        let dir = try makeTemporaryDirectory("status-ahead")
+    /// The status line of the pull's helper (`expect`) is the answer the later ask with the same
+    /// arguments gets, without a run of its own; an ask with other arguments runs its own and lets
+    /// the expected answer go; an expected nil (no status line) makes the ask run the helper.
+    func testTheExpectedStatusAnswersTheAskWithoutAnotherRunOfTheHelper() throws {
+        let dir = try makeTemporaryDirectory("status-expected")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let helper = try fakeStatusHelper(in: dir, recordingCalls: true)
         let socket = dir + "/containerd.sock"
@@ -177,20 +178,27 @@ final class RuntimePullProbeTests: XCTestCase {
                 $0.contains(" \(path) ")
             }.count
         }
+        let fromThePull = RuntimeWord(version: "2.1.9", reportsRegistry: true, configPath: "/etc/containerd/certs.d")
+        let helpers = RuntimeWord(version: "v1.7.24", reportsRegistry: true, configPath: "")
 
-        RuntimeStatusQuery.prefetch(helper: helper, socket: socket, pid: nil)
-        let word = RuntimeStatusQuery.ask(helper: helper, socket: socket, pid: nil)
-        XCTAssertEqual(word, RuntimeWord(version: "v1.7.24", reportsRegistry: true, configPath: ""))
-        XCTAssertEqual(calls(socket), 1, "the ask ran the helper again instead of taking the answer asked ahead")
+        RuntimeStatusQuery.expect(helper: helper, socket: socket, pid: nil) { fromThePull }
+        XCTAssertEqual(RuntimeStatusQuery.ask(helper: helper, socket: socket, pid: nil), fromThePull)
+        XCTAssertEqual(calls(socket), 0, "the ask ran the helper instead of taking the pull helper's status line")
 
-        RuntimeStatusQuery.prefetch(helper: helper, socket: socket, pid: nil)
-        XCTAssertNotNil(RuntimeStatusQuery.ask(helper: helper, socket: other, pid: nil))
-        XCTAssertEqual(calls(other), 1, "an ask for another socket took the answer asked ahead for this one")
+        RuntimeStatusQuery.expect(helper: helper, socket: socket, pid: nil) { fromThePull }
+        XCTAssertEqual(
+            RuntimeStatusQuery.ask(helper: helper, socket: other, pid: nil), helpers)
+        XCTAssertEqual(calls(other), 1, "an ask for another socket took the answer expected for this one")
         // Taken once (the other ask let it go): the next ask runs the helper itself.
-        XCTAssertNotNil(RuntimeStatusQuery.ask(helper: helper, socket: socket, pid: nil))
-        let deadline = Date().addingTimeInterval(5)
-        while calls(socket) < 3, Date() < deadline { usleep(20_000) }
-        XCTAssertEqual(calls(socket), 3)
+        XCTAssertEqual(
+            RuntimeStatusQuery.ask(helper: helper, socket: socket, pid: nil), helpers)
+        XCTAssertEqual(calls(socket), 1)
+
+        // No status line from the pull's helper: the ask runs the helper for its answer.
+        RuntimeStatusQuery.expect(helper: helper, socket: socket, pid: nil) { nil }
+        XCTAssertEqual(
+            RuntimeStatusQuery.ask(helper: helper, socket: socket, pid: nil), helpers)
+        XCTAssertEqual(calls(socket), 2)
     }
 }
 
@@ -205,28 +213,5 @@ extension RuntimePullProbeTests {
         try Data("#!/bin/sh\n\(record)printf '%s' '\(answer)'\n".utf8).write(to: URL(fileURLWithPath: helper))
         XCTAssertEqual(chmod(helper, 0o755), 0)
         return helper
-    }
-
-    /// The status helper asked ahead is a child of this process when `prefetch` returns: started
-    /// on the caller's thread, not by a thread that may wait for a CPU first (on a loaded node
-    /// the helper started 20 ms late, and bootstrap waited for its answer).
-    func testAStatusAskedAheadIsStartedBeforePrefetchReturns() throws {
-        let dir = try makeTemporaryDirectory("status-started")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let helper = try fakeStatusHelper(in: dir, recordingCalls: false)
-        /// This process's children, from each of its threads' lists.
-        func children() -> [String] {
-            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
-            return tasks.flatMap { task in
-                ((try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ")
-                    .map(String.init)
-            }
-        }
-        let before = Set(children())
-        RuntimeStatusQuery.prefetch(helper: helper, socket: dir + "/containerd.sock", pid: nil)
-        XCTAssertFalse(Set(children()).subtracting(before).isEmpty, "the helper was not started when prefetch returned")
-        XCTAssertEqual(
-            RuntimeStatusQuery.ask(helper: helper, socket: dir + "/containerd.sock", pid: nil),
-            RuntimeWord(version: "v1.7.24", reportsRegistry: true, configPath: ""))
     }
 }

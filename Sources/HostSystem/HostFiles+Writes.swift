@@ -13,6 +13,11 @@ extension HostFiles {
     /// Whether a file's text (nil: no file) starts with the agent's marker.
     public static func isOwned(_ text: String?) -> Bool { text?.hasPrefix(ownershipMarker) ?? false }
 
+    /// How the first line of a shared file the agent created (there was none) starts, such as
+    /// /etc/hosts: others may add lines, which the agent keeps; the agent removes the file only
+    /// when nothing but its own lines is left, so a host without the file gets none back.
+    public static let creationMarker = "# created by node-agent"
+
     /// The temporary name beside `name` that this process writes before renaming. A kill between
     /// the two leaves it behind; the next write into the folder removes it (its process is gone).
     public static func temporaryName(for name: String) -> String { ".\(name).\(temporaryTag)\(getpid())" }
@@ -159,8 +164,8 @@ extension HostFiles {
     }
 
     /// Removes the file `path` if, at this moment, it is a regular file (not a link) that is the
-    /// agent's: its text starts with the ownership marker, or it is the ledger. Anything else is
-    /// refused and left as it is; a missing file is not an error.
+    /// agent's: its text starts with the ownership marker or the creation marker, or it is the
+    /// ledger. Anything else is refused and left as it is; a missing file is not an error.
     func removeOwnedFile(_ path: HostPath, in dir: HostDirectory, checkOnly: Bool = false) throws {
         let name = path.lastComponent
         guard let before = try dir.entryStat(name) else { return }
@@ -174,14 +179,14 @@ extension HostFiles {
             throw AgentError(.io, "cannot read \(path) before removing it", errno: errno)
         }
         defer { close(fd) }
-        let marker = Array(Self.ownershipMarker.utf8)
-        var head = [UInt8](repeating: 0, count: marker.count)
+        let markers = [Self.ownershipMarker, Self.creationMarker].map { Array($0.utf8) }
+        var head = [UInt8](repeating: 0, count: markers.map(\.count).max()!)
         let n = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_ino == before.st_ino, st.st_dev == before.st_dev else {
             throw AgentError(.notOwned, "\(path) changed while it was being removed: left as it is", hint: HostRoot.notOwnedHint)
         }
-        guard (n == marker.count && head == marker) || path == ledger else {
+        guard markers.contains(where: { n >= $0.count && head.starts(with: $0) }) || path == ledger else {
             throw AgentError(.notOwned, "\(path) does not carry the agent's marker: not removed", hint: HostRoot.notOwnedHint)
         }
         if checkOnly { return }

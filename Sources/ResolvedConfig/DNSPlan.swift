@@ -178,11 +178,11 @@ public struct DNSPlan: Sendable {
             )
             reloadNetworkd = facts.host.networkdOnBus
         }
-        if mode != .hosts, let text = facts.files[ResolvedFiles.hosts], !ResolvedFiles.hostsEntries(text).isEmpty {
-            fileChanges.append(
-                FileChange(
-                    kind: .replace, path: ResolvedFiles.hosts, contents: Array(ResolvedFiles.renderHosts(text, entries: []).utf8),
-                    reason: "the agent's /etc/hosts lines go (another DNS mode is in use)"))
+        if mode != .hosts,
+            let change = ResolvedFiles.hostsChange(
+                facts.files[ResolvedFiles.hosts], entries: [], reason: "the agent's /etc/hosts lines go (another DNS mode is in use)")
+        {
+            fileChanges.append(change)
             replacesAnotherMode = true
         }
     }
@@ -218,7 +218,7 @@ public struct DNSPlan: Sendable {
     /// it was not asked (a dry run), nothing changes and the note says so.
     static func hostsChanges(_ facts: DNSFacts, _ desired: DNSDesired, _ notes: inout [String]) -> [FileChange] {
         let host = desired.registryHost
-        let current = facts.files[ResolvedFiles.hosts] ?? ""
+        let current = facts.files[ResolvedFiles.hosts]
         let names = [host] + desired.aliases.filter { $0 != host }
         var entries: [(IPAddress, DomainName)]
         switch facts.clusterAnswer {
@@ -230,17 +230,14 @@ public struct DNSPlan: Sendable {
         case .addresses(let addresses)?:
             entries = names.flatMap { name in addresses.map { ($0, name) } }
         case let answer?:
-            entries = ResolvedFiles.hostsEntries(current).filter { names.contains($0.1) }
+            entries = ResolvedFiles.hostsEntries(current ?? "").filter { names.contains($0.1) }
             notes.append(
                 "the cluster DNS answered \(answer.summary) for \(host): \(entries.isEmpty ? "no /etc/hosts line can be written" : "the earlier /etc/hosts lines stay")"
             )
         }
-        let text = ResolvedFiles.renderHosts(current, entries: entries)
-        guard text != current else { return [] }
-        return [
-            FileChange(
-                kind: current.isEmpty ? .create : .replace, path: ResolvedFiles.hosts, contents: Array(text.utf8),
-                reason: "/etc/hosts lines for \(entries.map { "\($0.1)=\($0.0)" }.joined(separator: ", "))")
-        ]
+        let reason =
+            entries.isEmpty
+            ? "the agent's /etc/hosts lines go" : "/etc/hosts lines for \(entries.map { "\($0.1)=\($0.0)" }.joined(separator: ", "))"
+        return ResolvedFiles.hostsChange(current, entries: entries, reason: reason).map { [$0] } ?? []
     }
 }

@@ -42,7 +42,8 @@ public struct DNSSetup {
         _ = try Systemd1(bus: bus).restart("systemd-resolved.service", reloadIfPossible: action == "ReloadOrRestartUnit")
     }
 
-    /// Removes every DNS artefact of the agent's: the link, the drop-in, the delegate, the hosts lines.
+    /// Removes every DNS artefact of the agent's: the link, the drop-in, the delegate, the hosts
+    /// lines (and /etc/hosts itself where the agent created it and nothing else is in it).
     public func removeAll(dryRun: Bool) throws -> [String] {
         var done: [String] = []
         done += try ClusterDNSRoute(link: try AgentLink(runner: runner), resolved: resolved).remove(dryRun: dryRun)
@@ -59,9 +60,12 @@ public struct DNSSetup {
                 if let bus, bus.hasOwner(Network1.service) { try Network1(bus: bus).reload() }
             }
         }
-        if let text = try files.readString(ResolvedFiles.hosts), !ResolvedFiles.hostsEntries(text).isEmpty {
-            done.append("remove the agent's lines from /etc/hosts")
-            if !dryRun { try files.writeAtomically(ResolvedFiles.hosts, ResolvedFiles.renderHosts(text, entries: [])) }
+        if let change = ResolvedFiles.hostsChange(try files.readString(ResolvedFiles.hosts), entries: [], reason: "the agent's lines go") {
+            done.append(
+                change.kind == .remove
+                    ? "remove /etc/hosts: the agent created it, and its lines were all it held" : "remove the agent's lines from /etc/hosts"
+            )
+            if !dryRun { try change.apply(to: files) }
         }
         if restart {
             let action = DNSPlan.readFilesAction(systemdVersion: DNSHostFacts.systemdVersion(files: files, bus: bus))

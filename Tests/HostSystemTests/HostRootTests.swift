@@ -64,6 +64,20 @@ final class HostRootTests: XCTestCase {
         XCTAssertNil(try files.read(path))
     }
 
+    /// A shared file the agent created (/etc/hosts where there was none) starts with the creation
+    /// marker: it may be removed; without a marker at its start, a file is refused.
+    func testAFileStartingWithTheCreationMarkerMayBeRemovedAndOnlySuch() throws {
+        let path = try HostPath("/etc/hosts")
+        try files.writeAtomically(path, HostFiles.creationMarker + " (there was none)\n10.0.0.1 a # node-agent\n")
+        try files.remove(path)
+        XCTAssertNil(try files.read(path))
+        for text in ["10.0.0.1 a\n" + HostFiles.creationMarker + "\n", String(HostFiles.creationMarker.dropLast()), ""] {
+            try files.writeAtomically(path, text)
+            assertAgentError(try files.remove(path), .notOwned)
+            XCTAssertEqual(try files.readString(path), text)
+        }
+    }
+
     /// A batch: in order, each file whole; a failure before the renames changes nothing.
     func testABatchReplacesInOrderOrNotAtAll() throws {
         let a = try HostPath("/etc/a/ca.crt")

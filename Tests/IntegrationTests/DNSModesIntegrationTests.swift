@@ -95,6 +95,31 @@ final class DNSModesIntegrationTests: XCTestCase {
         XCTAssertEqual(node.snapshot().difference(from: before), [])
     }
 
+    /// A root without /etc/hosts (minimal roots lack it, as the booted Debian test nodes do):
+    /// hosts mode creates it, saying so in it; the link taking over and uninstall leave no
+    /// /etc/hosts behind, not even an empty one.
+    func testHostsModeTakesAwayTheEtcHostsItCreated() throws {
+        let hostsFile = node.hostRoot + "/etc/hosts"
+        try FileManager.default.removeItem(atPath: hostsFile)
+        let before = node.snapshot()
+        let run = try bootstrap(["--dns-mode", "hosts"])
+        XCTAssertEqual(run.status, 0, run.output)
+        let hosts = try String(contentsOfFile: hostsFile, encoding: .utf8)
+        XCTAssertTrue(hosts.hasPrefix(HostFiles.creationMarker + " (there was no /etc/hosts)"), hosts)
+        XCTAssertTrue(hosts.hasSuffix("127.0.0.20 registry-service.openfaas.svc.cluster.local # node-agent\n"), hosts)
+        let dry = try node.agent(["uninstall", "--host-root", node.hostRoot, "--dry-run"])
+        XCTAssertTrue(
+            dry.stdout.contains("remove /etc/hosts: the agent created it, and its lines were all it held"), dry.stdout + dry.stderr)
+        XCTAssertEqual(try String(contentsOfFile: hostsFile, encoding: .utf8), hosts, "a dry run changes nothing")
+
+        let link = try bootstrap(["--dns-mode", "link"])
+        XCTAssertEqual(link.status, 0, link.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: hostsFile), "another mode: the file goes with the agent's lines")
+        XCTAssertEqual(try bootstrap(["--dns-mode", "hosts"]).status, 0)
+        XCTAssertEqual(try node.agent(["uninstall", "--host-root", node.hostRoot]).status, 0)
+        XCTAssertEqual(node.snapshot().difference(from: before), [])
+    }
+
     func testAnUplinkHostGetsHostsLinesBecauseRoutingDomainsWouldNotReachItsPrograms() throws {
         let resolvConf = node.hostRoot + "/etc/resolv.conf"
         try FileManager.default.removeItem(atPath: resolvConf)

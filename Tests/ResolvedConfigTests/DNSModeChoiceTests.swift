@@ -115,7 +115,7 @@ final class HostsFileTests: XCTestCase {
 
             """)
         XCTAssertEqual(
-            ResolvedFiles.hostsEntries(text).map { "\($0.0) \($0.1)" },
+            ResolvedFiles.hostsEntries(text ?? "").map { "\($0.0) \($0.1)" },
             ["10.96.5.1 registry-service.openfaas.svc.cluster.local", "fd00::5 registry.local"])
     }
 
@@ -136,6 +136,53 @@ final class HostsFileTests: XCTestCase {
         XCTAssertEqual(ResolvedFiles.renderHosts("10.0.0.1 a # node-agent was here\n", entries: []), "10.0.0.1 a # node-agent was here\n")
         XCTAssertEqual(ResolvedFiles.renderHosts("", entries: []), "")
         XCTAssertEqual(ResolvedFiles.renderHosts("\n", entries: []), "\n")
+        XCTAssertEqual(ResolvedFiles.renderHosts("127.0.0.1 localhost", entries: []), "127.0.0.1 localhost", "nothing of the agent's")
+    }
+
+    /// Where there was no /etc/hosts (minimal roots lack it), the file the agent writes says so
+    /// and goes with the agent's last line; a file that was there stays, even an empty one.
+    func testAFileTheAgentCreatedGoesWithItsLastLineAndOneThatWasThereStays() throws {
+        let entries = [(try IPAddress("10.96.5.1"), registry)]
+        let created = try XCTUnwrap(ResolvedFiles.renderHosts(nil, entries: entries))
+        XCTAssertEqual(
+            created,
+            """
+            # created by node-agent (there was no /etc/hosts): removed with its last node-agent line unless other lines were added
+            10.96.5.1 registry-service.openfaas.svc.cluster.local # node-agent
+
+            """)
+        XCTAssertEqual(ResolvedFiles.renderHosts(created, entries: entries), created, "idempotent")
+        XCTAssertEqual(
+            ResolvedFiles.renderHosts(created, entries: [(try IPAddress("10.96.5.2"), registry)]),
+            ResolvedFiles.hostsCreatedLine + "\n10.96.5.2 registry-service.openfaas.svc.cluster.local # node-agent\n")
+        XCTAssertNil(ResolvedFiles.renderHosts(created, entries: []), "no file, as before the agent")
+        XCTAssertNil(ResolvedFiles.renderHosts(nil, entries: []), "none made for no lines")
+        XCTAssertNil(
+            ResolvedFiles.renderHosts(ResolvedFiles.hostsCreatedLine + "\n", entries: []), "the creation line alone is the agent's")
+
+        let empty = try XCTUnwrap(ResolvedFiles.renderHosts("", entries: entries))
+        XCTAssertEqual(empty, "10.96.5.1 registry-service.openfaas.svc.cluster.local # node-agent\n", "no creation line: it was there")
+        XCTAssertEqual(ResolvedFiles.renderHosts(empty, entries: []), "", "there before the agent, empty: it stays")
+    }
+
+    /// Lines someone else adds to the file the agent created make it theirs too: it stays when
+    /// the agent's lines go, their lines as they are, without the agent's creation line.
+    func testOthersLinesInTheFileTheAgentCreatedKeepIt() throws {
+        let entries = [(try IPAddress("10.96.5.1"), registry)]
+        let created = try XCTUnwrap(ResolvedFiles.renderHosts(nil, entries: entries))
+        let appended = created + "10.0.0.9\tdb.internal  \n\n"
+        XCTAssertEqual(
+            ResolvedFiles.renderHosts(appended, entries: entries),
+            ResolvedFiles.hostsCreatedLine
+                + "\n10.0.0.9\tdb.internal  \n\n10.96.5.1 registry-service.openfaas.svc.cluster.local # node-agent\n",
+            "while the agent's lines are there, the creation line stays: the file may be the agent's alone again")
+        XCTAssertEqual(ResolvedFiles.renderHosts(appended, entries: []), "10.0.0.9\tdb.internal  \n\n")
+        // Written above the creation line: the file no longer starts with it, it is not only the agent's.
+        let prepended = "127.0.0.1 localhost\n" + created
+        XCTAssertEqual(
+            ResolvedFiles.renderHosts(prepended, entries: entries),
+            "127.0.0.1 localhost\n10.96.5.1 registry-service.openfaas.svc.cluster.local # node-agent\n")
+        XCTAssertEqual(ResolvedFiles.renderHosts(prepended, entries: []), "127.0.0.1 localhost\n")
     }
 }
 

@@ -175,7 +175,7 @@ final class DNSPlanTests: XCTestCase {
     }
 
     func testHostsModeKeepsEarlierLinesWhenTheClusterDNSCannotAnswer() throws {
-        let earlier = ResolvedFiles.renderHosts("", entries: [(try IPAddress("10.43.12.7"), desired.registryHost)])
+        let earlier = try XCTUnwrap(ResolvedFiles.renderHosts("", entries: [(try IPAddress("10.43.12.7"), desired.registryHost)]))
         var notes: [String] = []
         let facts = DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: earlier], clusterAnswer: .timeout)
         let plan = try planned(facts, want(.hosts))
@@ -185,6 +185,41 @@ final class DNSPlanTests: XCTestCase {
             notes.last,
             "the cluster DNS answered no answer (timeout) for registry-service.openfaas.svc.cluster.local: the earlier /etc/hosts lines stay"
         )
+    }
+
+    /// No /etc/hosts on the node: hosts mode creates it, saying so in it; another mode takes it
+    /// away with the agent's lines, unless someone else's lines are in it now.
+    func testHostsModeCreatesEtcHostsWhereThereIsNoneAndAnotherModeRemovesIt() throws {
+        let answer = DNSAnswer.addresses([try IPAddress("10.43.12.7")])
+        let plan = try planned(DNSFacts(host: resolvedNode, clusterAnswer: answer), want(.hosts))
+        XCTAssertEqual(plan.fileChanges.map(\.kind), [.create])
+        let created = String(decoding: plan.fileChanges[0].contents, as: UTF8.self)
+        XCTAssertTrue(created.hasPrefix(ResolvedFiles.hostsCreatedLine + "\n"), created)
+        XCTAssertEqual(ResolvedFiles.hostsEntries(created).count, 2)
+
+        let link = try planned(DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: created]), want(.link))
+        XCTAssertEqual(
+            link.fileChanges,
+            [
+                FileChange(
+                    kind: .remove, path: ResolvedFiles.hosts,
+                    reason:
+                        "the agent's /etc/hosts lines go (another DNS mode is in use); the agent created the file and nothing else is in it"
+                )
+            ])
+        XCTAssertTrue(link.replacesAnotherMode)
+        let shared = try planned(DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: created + "10.0.0.9 db\n"]), want(.link))
+        XCTAssertEqual(shared.fileChanges.map(\.kind), [.replace])
+        XCTAssertEqual(String(decoding: shared.fileChanges[0].contents, as: UTF8.self), "10.0.0.9 db\n")
+
+        // An empty /etc/hosts is there: the lines are added to it, and it stays when they go.
+        let empty = try planned(DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: ""], clusterAnswer: answer), want(.hosts))
+        XCTAssertEqual(empty.fileChanges.map(\.kind), [.replace])
+        let added = String(decoding: empty.fileChanges[0].contents, as: UTF8.self)
+        XCTAssertFalse(added.contains(HostFiles.creationMarker), added)
+        let back = try planned(DNSFacts(host: resolvedNode, files: [ResolvedFiles.hosts: added]), want(.link))
+        XCTAssertEqual(back.fileChanges.map(\.kind), [.replace])
+        XCTAssertEqual(back.fileChanges[0].contents, [])
     }
 
     func testADryRunAsksNoDNSServerAndSaysWhatARunWrites() throws {
@@ -206,7 +241,8 @@ final class DNSPlanTests: XCTestCase {
 
     func testWhatOtherModesOfTheAgentsLeftGoes() throws {
         let dropIn = ResolvedFiles.renderDropIn(clusterDNS: desired.clusterDNS, domain: desired.domain)
-        let hosts = ResolvedFiles.renderHosts("127.0.0.1 localhost\n", entries: [(try IPAddress("10.43.12.7"), desired.registryHost)])
+        let hosts = try XCTUnwrap(
+            ResolvedFiles.renderHosts("127.0.0.1 localhost\n", entries: [(try IPAddress("10.43.12.7"), desired.registryHost)]))
         let facts = DNSFacts(
             host: resolvedNode,
             files: [

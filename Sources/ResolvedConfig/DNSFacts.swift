@@ -65,7 +65,7 @@ public struct DNSFacts: Sendable {
         files: HostFiles, link: AgentLink, bus: SystemBus?, desired: DNSDesired,
         askClusterDNS: Bool, timeoutMilliseconds: Int32
     ) throws -> DNSFacts {
-        let host = DNSHostFacts.discover(files: files, bus: bus)
+        let host = try DNSHostFacts.discover(files: files, bus: bus)
         let choice = DNSModeChoice(asked: desired.mode, host: host, registry: desired.registryHost)
         var facts = DNSFacts(host: host, mode: choice, link: try link.observe())
         for path in paths {

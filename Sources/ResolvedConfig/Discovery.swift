@@ -67,7 +67,11 @@ public struct DNSHostFacts: Sendable {
         return resolvConfMode == .stub || resolvConfMode == .static || (resolvConfMode == .foreign && nameservers.first == "127.0.0.53")
     }
 
-    public static func discover(files: HostFiles, bus: SystemBus?) -> DNSHostFacts {
+    /// `settleSeconds`: how long resolved is waited for while systemd moves it between states
+    /// (`ResolvedPresence`); a throw when it has not settled by then.
+    public static func discover(files: HostFiles, bus: SystemBus?, settleSeconds: Double = ResolvedPresence.settleSeconds) throws
+        -> DNSHostFacts
+    {
         var notes: [String] = []
         let resolvConf = try! HostPath("/etc/resolv.conf")
         var mode = ResolvConfMode.missing
@@ -91,7 +95,7 @@ public struct DNSHostFacts: Sendable {
         var networkd = false
         var networkManager = false
         if let bus {
-            onBus = bus.hasOwner("org.freedesktop.resolve1")
+            onBus = try ResolvedPresence.onBus(bus, settleSeconds: settleSeconds)
             networkd = bus.hasOwner(Network1.service)
             networkManager = bus.hasOwner("org.freedesktop.NetworkManager")
         }

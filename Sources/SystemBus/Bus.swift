@@ -135,6 +135,11 @@ public struct MessageWriter {
         try check(sd_bus_message_append_basic(message, CChar(UInt8(ascii: "i")), &v))
     }
 
+    public func append(uint32 value: UInt32) throws {
+        var v = value
+        try check(sd_bus_message_append_basic(message, CChar(UInt8(ascii: "u")), &v))
+    }
+
     public func append(uint64 value: UInt64) throws {
         var v = value
         try check(sd_bus_message_append_basic(message, CChar(UInt8(ascii: "t")), &v))

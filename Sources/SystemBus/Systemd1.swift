@@ -13,6 +13,18 @@ public struct UnitState: Equatable, Sendable {
     /// When the unit last entered the active state, microseconds since the epoch (0: never).
     public var activeEnterTimestamp: UInt64
     public var mainPID: UInt32
+    /// The id of the job systemd has queued or runs for the unit (its `Job`), 0 when none: a
+    /// unit `systemctl restart` has stopped is "inactive" with its start job queued.
+    public var job: UInt32 = 0
+
+    /// What systemd is doing to the unit, when it is between states: starting, stopping,
+    /// reloading, or a job queued for it; nil when it rests (active, inactive, failed).
+    public var transition: String? {
+        switch activeState {
+        case "activating", "deactivating", "reloading", "refreshing": return "\(activeState) (\(subState))"
+        default: return job == 0 ? nil : "\(activeState) (\(subState)) with job \(job) of systemd's queued"
+        }
+    }
 }
 
 /// Client of systemd's manager API (`org.freedesktop.systemd1`): unit state, restart, reload.
@@ -31,7 +43,7 @@ public final class Systemd1 {
 
     static let unitInterface = "org.freedesktop.systemd1.Unit"
     /// What `unit` reads of the Unit interface, with systemd's signatures.
-    static let unitProperties = ["LoadState": "s", "ActiveState": "s", "SubState": "s", "ActiveEnterTimestamp": "t"]
+    static let unitProperties = ["LoadState": "s", "ActiveState": "s", "SubState": "s", "ActiveEnterTimestamp": "t", "Job": "(uo)"]
 
     /// Runs a read of unit `name`'s properties (`property`: a Get's): what keeps it from being read
     /// as systemd gives it (a property missing or of another type, the bus's refusal) is an error
@@ -76,7 +88,7 @@ public final class Systemd1 {
         }
         // The unit's state in one round trip (GetAll), where a Get each took four; as strict as
         // the Gets: a property missing or of another type than systemd's is an error, never "" or 0.
-        var (load, active, sub, since) = ("", "", "", UInt64(0))
+        var (load, active, sub, since, job) = ("", "", "", UInt64(0), UInt32(0))
         try reading(name) {
             try bus.properties(destination: Self.service, path: path, interface: Self.unitInterface, expected: Self.unitProperties) {
                 property, r in
@@ -84,6 +96,11 @@ public final class Systemd1 {
                 case "LoadState": load = try r.string()
                 case "ActiveState": active = try r.string()
                 case "SubState": sub = try r.string()
+                case "Job":
+                    try r.enter("r", "uo")
+                    job = try r.uint32()
+                    _ = try r.string(type: "o")
+                    try r.exit()
                 default: since = try r.uint64()
                 }
             }
@@ -97,7 +114,8 @@ public final class Systemd1 {
                 ) { try $0.uint32() }
             }
         }
-        return UnitState(name: name, loadState: load, activeState: active, subState: sub, activeEnterTimestamp: since, mainPID: pid)
+        return UnitState(
+            name: name, loadState: load, activeState: active, subState: sub, activeEnterTimestamp: since, mainPID: pid, job: job)
     }
 
     /// Restarts the unit (`RestartUnit`, mode "replace"; `ReloadOrRestartUnit` when

@@ -18,6 +18,35 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     func testSidSystemd262Containerd21() throws { try endToEnd("sid") }
     func testBookwormBootUnit() throws { try bootUnit("bookworm") }
 
+    /// resolved restarting while the agent reads the node (a package upgrade, `systemctl
+    /// restart`; a drop-in makes its start take 2 s here): its name is off the bus meanwhile.
+    /// A reconcile in that moment on a booted trixie node took resolved for absent, wrote
+    /// /etc/hosts lines and removed its link, to undo both at the next one. Now the agent waits
+    /// for systemd to have resolved started, keeps its link, changes nothing, and the pull agrees.
+    func testTrixieResolvedRestartingIsWaitedForNotTakenForAbsent() throws {
+        let (sandbox, node) = try bootWithCertsD("trixie")
+        let bootstrap = ["bootstrap", "--host-root", node.root, "--registry", sandbox.registry, "--ca", sandbox.caFile, "--output", "json"]
+        let first = try node.agent(bootstrap)
+        XCTAssertEqual(first.status, 0, first.output)
+        let slow = try node.inside(
+            "mkdir -p /etc/systemd/system/systemd-resolved.service.d && printf '[Service]\\nExecStartPre=/bin/sleep 2\\n' > /etc/systemd/system/systemd-resolved.service.d/slow-start.conf && systemctl daemon-reload"
+        )
+        XCTAssertEqual(slow.status, 0, slow.stderr)
+        let files = try node.files()
+        XCTAssertEqual(try node.systemctl(["restart", "--no-block", "systemd-resolved.service"]).status, 0)
+        try eventually(10, "resolved starting again") {
+            try node.systemctl(["show", "-p", "ActiveState", "--value", "systemd-resolved.service"]).stdout == "activating\n"
+        }
+        let again = try node.agent(bootstrap)
+        XCTAssertEqual(again.status, 0, again.output)
+        let report = try JSONReport.decode(again.stdout)
+        XCTAssertEqual(report.changes, [], "the agent changed the node while resolved restarted: \(again.output)")
+        XCTAssertTrue(report.notes.contains { $0.hasPrefix("DNS mode link: ") }, "\(report.notes)")
+        XCTAssertEqual(try node.files(), files, "the agent's run while resolved restarted changed the node's files")
+        let pull = try node.pullTestImage(from: sandbox)
+        XCTAssertTrue(pull.ok, "the agent said ready and the pull failed: \(pull.error)")
+    }
+
     /// A second containerd on the node, as a CI runner's: root, in the node's network, serving
     /// the same socket path in a mount namespace of its own (a unit with a private
     /// /run/containerd), started with a config whose config_path is its own. The agent runs

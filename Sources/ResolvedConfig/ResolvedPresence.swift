@@ -1,0 +1,48 @@
+import Glibc
+import SystemBus
+import Vocabulary
+
+/// Whether systemd-resolved is on the system bus, where a moment's absence is not taken for a
+/// node without it. While systemd stops, starts or restarts resolved (`systemctl restart`, a
+/// package upgrade, the boot), its name is off the bus for a moment; a DNS mode chosen in that
+/// moment (the link removed, /etc/hosts lines written) is undone at the next reconcile: changes
+/// to the node for nothing, in files the node's own mode does not need. systemd's word on the
+/// unit tells the moment from a node where resolved does not run.
+public enum ResolvedPresence {
+    static let name = "org.freedesktop.resolve1"
+    static let unit = "systemd-resolved.service"
+    /// How long resolved is given to come back while systemd moves it between states.
+    public static let settleSeconds = 5.0
+
+    /// true when resolved is on the bus, now or once systemd has it started within `seconds`;
+    /// false when it is not and systemd says it rests (stopped, failed, not installed) or no
+    /// systemd on the bus says anything. Throws when systemd still has it between states after
+    /// `seconds`: nothing is to be chosen from that moment.
+    public static func onBus(
+        _ bus: SystemBus, settleSeconds seconds: Double = settleSeconds, pause: (Double) -> Void = { usleep(UInt32($0 * 1e6)) }
+    ) throws -> Bool {
+        if bus.hasOwner(name) { return true }
+        let systemd = Systemd1(bus: bus)
+        let start = monotonicNanoseconds()
+        while true {
+            // No systemd to ask, or its state unreadable: the name's absence is all there is.
+            guard let state = (try? systemd.unit(unit)) ?? nil, let moving = state.transition ?? activeOffTheBus(state) else {
+                return bus.hasOwner(name)
+            }
+            if bus.hasOwner(name) { return true }
+            guard Double(monotonicNanoseconds() - start) / 1e9 < seconds else {
+                throw AgentError(
+                    .unsupportedHost,
+                    "systemd-resolved is not on the system bus and systemd has it \(moving) after \(Int(seconds)) s: no DNS mode is chosen while it is between states",
+                    hint: "the next reconcile asks again; if it stays so, see `journalctl -u \(unit)` on the node")
+            }
+            pause(0.05)
+        }
+    }
+
+    /// Active by systemd's word and not on the bus: it has just started (it takes its name after
+    /// it tells systemd it is ready) or its bus connection is being made again.
+    static func activeOffTheBus(_ state: UnitState) -> String? {
+        state.activeState == "active" ? "active (\(state.subState)) but not on the bus" : nil
+    }
+}

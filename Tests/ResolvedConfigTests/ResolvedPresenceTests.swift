@@ -1,0 +1,82 @@
+import Foundation
+import ResolvedConfig
+import SystemBus
+import TestSupport
+import Vocabulary
+import XCTest
+
+/// `ResolvedPresence.onBus` through the real SystemBus against Tests/doubles/systemd1-double (a
+/// test double of systemd's manager, on a private bus the test starts): resolved's name off the
+/// bus while systemd moves its unit between states is waited for, not taken for a node without
+/// resolved (a reconcile in that moment went to /etc/hosts lines and back on a booted trixie
+/// node); a unit at rest off the bus is absent at once; a unit still moving after the wait is an
+/// error that names it.
+final class ResolvedPresenceTests: XCTestCase {
+    /// Takes resolved's name on the bus, as resolved does once it has started.
+    func takeResolvedsName(_ bus: SystemBus) throws {
+        let reply = try bus.call(
+            destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "RequestName",
+            build: {
+                try $0.append(string: "org.freedesktop.resolve1")
+                try $0.append(uint32: 4)  // DBUS_NAME_FLAG_DO_NOT_QUEUE
+            }, read: { try $0.uint32() })
+        XCTAssertEqual(reply, 1, "not the name's primary owner")
+    }
+
+    /// `systemctl restart systemd-resolved`: stopped, its start job queued; then on the bus.
+    func testARestartingResolvedIsWaitedForAndFound() throws {
+        let node = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:inactive:dead:77"])
+        defer { node.close() }
+        let resolved = try SystemBus(address: node.bus.address)
+        var pauses = 0
+        let on = try ResolvedPresence.onBus(node.bus, settleSeconds: 10) { _ in
+            pauses += 1
+            guard pauses == 3 else { return }
+            do { try self.takeResolvedsName(resolved) } catch { XCTFail("\(error)") }
+        }
+        XCTAssertTrue(on, "a restarting resolved was taken for a node without it")
+        XCTAssertEqual(pauses, 3)
+    }
+
+    /// Starting (ActiveState "activating") and never on the bus within the wait: an error naming
+    /// resolved and systemd's state, not "not running".
+    func testAResolvedStillStartingAfterTheWaitIsAnErrorNotAbsence() throws {
+        let node = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:activating:start"])
+        defer { node.close() }
+        var pauses = 0
+        assertAgentError(
+            try ResolvedPresence.onBus(node.bus, settleSeconds: 0.3) {
+                pauses += 1
+                usleep(UInt32($0 * 1e6))
+            }, .unsupportedHost,
+            "systemd-resolved", "activating (start)", "no DNS mode is chosen")
+        XCTAssertGreaterThan(pauses, 1, "not waited for")
+    }
+
+    /// Stopped (no job), not installed, or no systemd to ask: absent at once, no wait.
+    func testAResolvedAtRestOffTheBusIsAbsentAtOnce() throws {
+        let never: (Double) -> Void = { _ in XCTFail("waited for a resolved that systemd says is not coming") }
+        let stopped = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:inactive:dead"])
+        defer { stopped.close() }
+        XCTAssertFalse(try ResolvedPresence.onBus(stopped.bus, settleSeconds: 10, pause: never))
+        let failed = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:failed:failed"])
+        defer { failed.close() }
+        XCTAssertFalse(try ResolvedPresence.onBus(failed.bus, settleSeconds: 10, pause: never))
+        let notInstalled = try SystemdDoubleBus(["--unit", "containerd.service"])
+        defer { notInstalled.close() }
+        XCTAssertFalse(try ResolvedPresence.onBus(notInstalled.bus, settleSeconds: 10, pause: never))
+        notInstalled.stopDouble()
+        XCTAssertFalse(try ResolvedPresence.onBus(notInstalled.bus, settleSeconds: 10, pause: never))
+    }
+
+    /// On the bus: true at once, systemd not asked.
+    func testAResolvedOnTheBusIsTakenWithoutAskingSystemd() throws {
+        let node = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:activating:start"])
+        defer { node.close() }
+        let resolved = try SystemBus(address: node.bus.address)
+        try takeResolvedsName(resolved)
+        XCTAssertTrue(try ResolvedPresence.onBus(node.bus, settleSeconds: 10) { _ in XCTFail("waited") })
+        withExtendedLifetime(resolved) {}
+        XCTAssertEqual(try node.calls(), [])
+    }
+}

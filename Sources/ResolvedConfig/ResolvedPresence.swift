@@ -15,9 +15,11 @@ public enum ResolvedPresence {
     public static let settleSeconds = 5.0
 
     /// true when resolved is on the bus, now or once systemd has it started within `seconds`;
-    /// false when it is not and systemd says it rests (stopped, failed, not installed) or no
-    /// systemd on the bus says anything. Throws when systemd still has it between states after
-    /// `seconds`: nothing is to be chosen from that moment.
+    /// false when it is not and systemd says it rests (stopped, failed, not installed), no
+    /// systemd on the bus says anything, or it stays active and off the bus for `seconds` (a
+    /// resolved that never takes its name is one the agent cannot talk to, as before). Throws
+    /// when systemd still has it starting, stopping or a job queued after `seconds`: nothing is
+    /// to be chosen from that moment.
     public static func onBus(
         _ bus: SystemBus, settleSeconds seconds: Double = settleSeconds, pause: (Double) -> Void = { usleep(UInt32($0 * 1e6)) }
     ) throws -> Bool {
@@ -31,6 +33,7 @@ public enum ResolvedPresence {
             }
             if bus.hasOwner(name) { return true }
             guard Double(monotonicNanoseconds() - start) / 1e9 < seconds else {
+                guard state.transition != nil else { return false }
                 throw AgentError(
                     .unsupportedHost,
                     "systemd-resolved is not on the system bus and systemd has it \(moving) after \(Int(seconds)) s: no DNS mode is chosen while it is between states",

@@ -53,6 +53,20 @@ final class ResolvedPresenceTests: XCTestCase {
         XCTAssertGreaterThan(pauses, 1, "not waited for")
     }
 
+    /// Active by systemd's word and never on the bus: waited for, then taken as before (not on
+    /// the bus), since that is how it stays, not a moment between states.
+    func testAnActiveResolvedThatNeverTakesItsNameIsAbsentAfterTheWait() throws {
+        let node = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:active:running"])
+        defer { node.close() }
+        var pauses = 0
+        XCTAssertFalse(
+            try ResolvedPresence.onBus(node.bus, settleSeconds: 0.3) {
+                pauses += 1
+                usleep(UInt32($0 * 1e6))
+            })
+        XCTAssertGreaterThan(pauses, 1, "not waited for")
+    }
+
     /// Stopped (no job), not installed, or no systemd to ask: absent at once, no wait.
     func testAResolvedAtRestOffTheBusIsAbsentAtOnce() throws {
         let never: (Double) -> Void = { _ in XCTFail("waited for a resolved that systemd says is not coming") }

@@ -10,7 +10,9 @@ import XCTest
 /// ask kube-dns nothing while an endpoint is ready; kube-dns killed and its endpoint marked not
 /// ready (as the endpoints controller marks it when CoreDNS's readiness probe fails) is proven at
 /// the next watch tick, not at the next interval. Without the Role (403), the light reconcile asks
-/// its one question as before and a kube-dns kill is still seen within an interval.
+/// its one question as before and a kube-dns kill is still seen within an interval. The node's
+/// containerd pulls (the ground truth) fail while the agent says not ready and work once it is
+/// ready again.
 final class KubeDNSWatchIntegrationTests: XCTestCase {
     var node: SandboxNode!
 
@@ -96,6 +98,9 @@ final class KubeDNSWatchIntegrationTests: XCTestCase {
             "the reconcile was not the watch's: \(text(log))")
         XCTAssertLessThan(after, 8, "seen \(after) s after the kill, not at once (the interval is 10 s)")
         print("kube-dns killed and marked not ready -> not ready in \(after) s")
+        // The runtime's own word agrees: containerd cannot pull while kube-dns is down.
+        let down = try node.pull(node.testImage)
+        XCTAssertFalse(down.ok, "the agent said not ready and the pull worked")
 
         // Back: ready again, at once too.
         XCTAssertEqual(try node.control(["start", "kube-dns"]), 0)
@@ -104,6 +109,8 @@ final class KubeDNSWatchIntegrationTests: XCTestCase {
             body: #"{"endpoints":[{"addresses":["10.244.0.2"],"conditions":{"ready":true,"serving":true}}]}"#)
         XCTAssertEqual(back.code, "200", back.body)
         try eventually(15, "ready again") { try node.endpoint("/readyz").code == "200" }
+        let up = try node.pull(node.testImage)
+        XCTAssertTrue(up.ok, "the agent said ready and the pull failed: \(up.error)")
         XCTAssertFalse(text(log).contains(admin), "a token in the log")
         XCTAssertFalse(text(log).contains(try String(contentsOfFile: agentToken, encoding: .utf8)), "a token in the log")
     }

@@ -54,8 +54,21 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     /// the processes' descriptors: systemd's containerd.service says which one is the node's.
     /// Before, the second one's config decided where root wrote the CA (the node's containerd
     /// names no -c).
-    func testBookwormSecondContainerdIsNotTheNodes() throws {
+    func testBookwormSecondContainerdIsNotTheNodes() throws { try secondContainerd(maskedNodeUnit: false) }
+
+    /// The same with the node's containerd.service masked while it runs (an admin's `systemctl
+    /// mask`, a package's postinst): systemd 252 answers LoadState "masked", ActiveState "active"
+    /// and its main PID, so the unit still says which containerd is the node's. Read as "not
+    /// installed" before de0e19f, the unit said nothing and the second one's config could decide.
+    func testBookwormMaskedContainerdUnitStillSaysWhichIsTheNodes() throws { try secondContainerd(maskedNodeUnit: true) }
+
+    func secondContainerd(maskedNodeUnit: Bool) throws {
         let (sandbox, node) = try bootWithCertsD("bookworm")
+        if maskedNodeUnit {
+            XCTAssertEqual(try node.systemctl(["mask", "containerd.service"]).status, 0)
+            let state = try node.systemctl(["show", "-p", "LoadState", "-p", "ActiveState", "containerd.service"]).stdout
+            XCTAssertEqual(state, "LoadState=masked\nActiveState=active\n", "not a running unit masked since")
+        }
         let setup = try node.inside(
             "mkdir -p /etc/impostor && printf 'version = 2\\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\\n  config_path = \"/etc/impostor-certs.d\"\\n' > /etc/impostor/config.toml"
                 + " && systemd-run --unit=impostor -p TemporaryFileSystem=/run/containerd /usr/bin/containerd -c /etc/impostor/config.toml"

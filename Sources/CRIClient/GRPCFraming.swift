@@ -48,8 +48,18 @@ package struct GRPCResponseReader {
         switch frame {
         case .headers(let headers):
             if !headersSeen {
+                let status = headers.headers.first(name: ":status")
+                // Informational answers (1xx) may come before the response (RFC 9113 8.1): skipped;
+                // one that ends the stream is no response at all.
+                if let status, status.count == 3, status.hasPrefix("1") {
+                    guard headers.endStream else { return nil }
+                    return .failure(
+                        GRPCStatus(
+                            code: GRPCStatus.internalError,
+                            message: "the runtime ended the call with an informational HTTP status \(status)"))
+                }
                 headersSeen = true
-                if let status = headers.headers.first(name: ":status"), status != "200" {
+                if let status, status != "200" {
                     return .failure(GRPCStatus(httpStatus: status))
                 }
                 let type = headers.headers.first(name: "content-type") ?? ""

@@ -120,6 +120,28 @@ final class GRPCFramingTests: XCTestCase {
         }
     }
 
+    /// An informational answer (1xx) before the response is skipped, as HTTP/2 allows it; one
+    /// that ends the stream is an error saying so, not the answer.
+    func testAnInformationalAnswerBeforeTheResponseIsSkipped() async throws {
+        let version = VersionResponse(decodingFields: ["0.1.0", "containerd", "2.1.9", "v1"])
+        let server = try await ScriptedHTTP2Server.start(
+            folder: folder,
+            answer: [
+                .headers(.init(headers: [":status": "103"])), .headers(.init(headers: Self.okHeaders)), Self.message(version),
+                Self.trailers(["grpc-status": "0"]),
+            ])
+        defer { server.stop() }
+        let answer = try await CRIClient.version(socketPath: server.path, timeoutSeconds: 5)
+        XCTAssertEqual(answer.runtimeVersion, "2.1.9")
+
+        var reader = GRPCResponseReader()
+        guard case .failure(let status)? = reader.consume(Self.trailers([":status": "100"])) else {
+            return XCTFail("a 1xx that ends the stream was taken as an answer")
+        }
+        XCTAssertEqual(status.code, 13)
+        XCTAssertEqual(status.message, "the runtime ended the call with an informational HTTP status 100")
+    }
+
     func testGRPCTimeoutAndPercentDecoding() {
         func timeout(_ seconds: Double) -> String? {
             GRPCFraming.requestHeaders(service: "s", method: "m", timeoutSeconds: seconds).first(name: "grpc-timeout")

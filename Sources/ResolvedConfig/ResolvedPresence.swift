@@ -1,5 +1,6 @@
 import Glibc
 import SystemBus
+import Transport
 import Vocabulary
 
 /// Whether systemd-resolved is on the system bus, where a moment's absence is not taken for a
@@ -25,14 +26,14 @@ public enum ResolvedPresence {
     ) throws -> Bool {
         if bus.hasOwner(name) { return true }
         let systemd = Systemd1(bus: bus)
-        let start = monotonicNanoseconds()
+        let clock = Stopwatch()
         while true {
             // No systemd to ask, or its state unreadable: the name's absence is all there is.
             guard let state = (try? systemd.unit(unit)) ?? nil, let moving = state.transition ?? activeOffTheBus(state) else {
                 return bus.hasOwner(name)
             }
             if bus.hasOwner(name) { return true }
-            guard Double(monotonicNanoseconds() - start) / 1e9 < seconds else {
+            guard clock.elapsed < seconds else {
                 guard state.transition != nil else { return false }
                 throw AgentError(
                     .unsupportedHost,

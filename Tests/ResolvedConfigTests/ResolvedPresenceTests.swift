@@ -41,30 +41,40 @@ final class ResolvedPresenceTests: XCTestCase {
     /// Starting (ActiveState "activating") and never on the bus within the wait: an error naming
     /// resolved and systemd's state, not "not running".
     func testAResolvedStillStartingAfterTheWaitIsAnErrorNotAbsence() throws {
-        let node = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:activating:start"])
+        let (node, pauses) = try waitedFor(state: "activating:start") { node, pause in
+            assertAgentError(
+                try ResolvedPresence.onBus(node.bus, settleSeconds: 0.3, pause: pause), .unsupportedHost, "systemd-resolved",
+                "activating (start)", "no DNS mode is chosen")
+        }
         defer { node.close() }
-        var pauses = 0
-        assertAgentError(
-            try ResolvedPresence.onBus(node.bus, settleSeconds: 0.3) {
-                pauses += 1
-                usleep(UInt32($0 * 1e6))
-            }, .unsupportedHost,
-            "systemd-resolved", "activating (start)", "no DNS mode is chosen")
         XCTAssertGreaterThan(pauses, 1, "not waited for")
     }
 
     /// Active by systemd's word and never on the bus: waited for, then taken as before (not on
     /// the bus), since that is how it stays, not a moment between states.
     func testAnActiveResolvedThatNeverTakesItsNameIsAbsentAfterTheWait() throws {
-        let node = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:active:running"])
+        let (node, pauses) = try waitedFor(state: "active:running") { node, pause in
+            XCTAssertFalse(try ResolvedPresence.onBus(node.bus, settleSeconds: 0.3, pause: pause))
+        }
         defer { node.close() }
+        XCTAssertGreaterThan(pauses, 1, "not waited for")
+    }
+
+    /// `body` with resolved's unit in `state` (ACTIVE:SUB) on the double and resolved never on
+    /// the bus, given a pause that sleeps and counts: the double and the pauses taken.
+    func waitedFor(state: String, _ body: (SystemdDoubleBus, (Double) -> Void) throws -> Void) throws -> (SystemdDoubleBus, Int) {
+        let node = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:\(state)"])
         var pauses = 0
-        XCTAssertFalse(
-            try ResolvedPresence.onBus(node.bus, settleSeconds: 0.3) {
+        do {
+            try body(node) {
                 pauses += 1
                 usleep(UInt32($0 * 1e6))
-            })
-        XCTAssertGreaterThan(pauses, 1, "not waited for")
+            }
+        } catch {
+            node.close()
+            throw error
+        }
+        return (node, pauses)
     }
 
     /// Stopped (no job), not installed, or no systemd to ask: absent at once, no wait.

@@ -45,15 +45,21 @@ public struct NodeConfig: Sendable {
         case pem([UInt8], source: String)
     }
 
-    public init(_ o: NodeSettings, caFile: String?, dryRun: Bool, now: Date = Date()) throws {
-        try self.init(o, ca: caFile.map { .file($0) }, dryRun: dryRun, now: now)
+    public init(
+        _ o: NodeSettings, caFile: String?, dryRun: Bool, now: Date = Date(),
+        runtimeSettleSeconds: Double = ContainerdPresence.settleSeconds
+    ) throws {
+        try self.init(o, ca: caFile.map { .file($0) }, dryRun: dryRun, now: now, runtimeSettleSeconds: runtimeSettleSeconds)
     }
 
     /// The settings validated (`NodeSettings.validated`, reading nothing), then the files they
     /// name (the CA, the registry's credentials), then the node's facts (`NodeHostFacts`): what the
     /// user named is checked before what is worked out from the node, so a missing --ca is the
-    /// first thing to fix.
-    public init(_ o: NodeSettings, ca: CAInput?, dryRun: Bool, now: Date = Date()) throws {
+    /// first thing to fix. With no containerd running, a containerd unit systemd moves between
+    /// states is given `runtimeSettleSeconds` (`ContainerdPresence`; 0: the facts as found).
+    public init(
+        _ o: NodeSettings, ca: CAInput?, dryRun: Bool, now: Date = Date(), runtimeSettleSeconds: Double = ContainerdPresence.settleSeconds
+    ) throws {
         let valid = try o.validated()
         registry = valid.registry
         domain = valid.domain
@@ -66,7 +72,10 @@ public struct NodeConfig: Sendable {
         credentials = try Self.readCredentials(o.registryAuth, registry: registry, realmHosts: valid.tokenRealmHosts)
         self.dryRun = dryRun
         hostRoot = try HostRoot(o.hostRoot)
-        let node = NodeHostFacts.gather(HostFiles(root: hostRoot))
+        dbusAddress = o.dbusAddress ?? SystemBus.address(hostRoot: hostRoot.directory)
+        let files = HostFiles(root: hostRoot)
+        let node = try ContainerdPresence.settled(
+            { NodeHostFacts.gather(files) }, busAddress: dbusAddress, settleSeconds: runtimeSettleSeconds)
         runtimeProcesses = node.runtimeProcesses
         runningContainerd = node.runningContainerd
         guard let dns = valid.clusterDNS ?? node.kubelet?.clusterDNS.first else {
@@ -92,7 +101,6 @@ public struct NodeConfig: Sendable {
             }
         }
         kubeletResolvConf = node.kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
-        dbusAddress = o.dbusAddress ?? SystemBus.address(hostRoot: hostRoot.directory)
         if o.runtimePull {
             let endpoint = kubeletEndpoint ?? "unix://" + RunningContainerd.defaultSocket
             // Whether it exists is seen at each probe: the runtime may start after the agent

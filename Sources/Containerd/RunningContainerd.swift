@@ -56,8 +56,8 @@ public struct RunningContainerd: Sendable, Equatable {
             // Listening in this network namespace; and held by this process where its file
             // descriptors can be read (the DaemonSet has no CAP_SYS_PTRACE: there the listening
             // path it names has to do).
-            guard let inode = processes.listeningUnixSocketInode(path: socket),
-                processes.holdsSocketIfKnown(process.pid, inode: inode) ?? true
+            let inodes = processes.listeningUnixSocketInodes(path: socket)
+            guard !inodes.isEmpty, processes.holdsSocketIfKnown(process.pid, inodes: inodes) ?? true
             else { continue }
             found.append(c)
         }

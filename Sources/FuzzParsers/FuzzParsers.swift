@@ -201,7 +201,7 @@ enum FuzzParsers {
             let processes = HostProcesses(files: files)
             _ = processes.named(["containerd", String(decoding: parts.first ?? Data(), as: UTF8.self)])
             _ = processes.commandLine(4242)
-            _ = processes.listeningUnixSocketInode(path: "/run/containerd/containerd.sock")
+            _ = processes.listeningUnixSocketInodes(path: "/run/containerd/containerd.sock")
             _ = RunningContainerd.find(files)
             _ = processes.userIDs(4242)
             _ = processes.descends(4242, from: [1])  // a status naming itself as its parent ends the walk

@@ -156,15 +156,13 @@ public struct HostProcesses: Sendable {
         return (real, effective)
     }
 
-    /// Whether it holds the socket with this inode open (its /proc/PID/fd links, `socket:[N]`).
-    public func holdsSocket(_ pid: Int, inode: String) -> Bool { holdsSocketIfKnown(pid, inode: inode) ?? false }
-
-    /// The same, nil when its /proc/PID/fd cannot be read (another user's process without
+    /// Whether it holds a socket with one of these inodes open (its /proc/PID/fd links,
+    /// `socket:[N]`); nil when its /proc/PID/fd cannot be read (another user's process without
     /// CAP_SYS_PTRACE, as in the DaemonSet's pod). Root without CAP_SYS_PTRACE can list a root
     /// process's fd folder (its owner's bits) and still not read one link in it (that takes
     /// ptrace access, measured on a booted node with setpriv): links that cannot be read are
     /// unknown, not "not held", or the node's own containerd would be taken for another's.
-    public func holdsSocketIfKnown(_ pid: Int, inode: String) -> Bool? {
+    public func holdsSocketIfKnown(_ pid: Int, inodes: Set<String>) -> Bool? {
         guard let fds = try? files.root.openDirectory(try proc.appending(String(pid)).appending("fd")) else { return nil }
         var unreadable = false
         for entry in fds.names() {
@@ -172,20 +170,23 @@ public struct HostProcesses: Sendable {
                 if errno == EACCES || errno == EPERM { unreadable = true }
                 continue
             }
-            if target == "socket:[\(inode)]" { return true }
+            if target.hasPrefix("socket:["), target.hasSuffix("]"), inodes.contains(String(target.dropFirst(8).dropLast())) { return true }
         }
         return unreadable ? nil : false
     }
 
-    /// The inode of the listening unix socket bound at `path`, from /proc/net/unix: this network
-    /// namespace's sockets (a DaemonSet pod with hostNetwork sees the node's).
-    public func listeningUnixSocketInode(path: String) -> String? {
-        guard let text = try? files.readString(try HostPath("/proc/net/unix"), limit: 16 << 20) else { return nil }
+    /// The inodes of the listening unix sockets bound at `path`, from /proc/net/unix: this network
+    /// namespace's sockets (a DaemonSet pod with hostNetwork sees the node's). Several where
+    /// processes in other mount namespaces of the same network bind the same path (a nested
+    /// cluster's containerd, a CI runner's): /proc/net/unix lists each, in no order of theirs.
+    public func listeningUnixSocketInodes(path: String) -> Set<String> {
+        guard let text = try? files.readString(try HostPath("/proc/net/unix"), limit: 16 << 20) else { return [] }
+        var inodes: Set<String> = []
         for line in text.split(separator: "\n").dropFirst() {
             // Num RefCount Protocol Flags Type St Inode Path; flags 00010000 = listening.
             let f = line.split(separator: " ", omittingEmptySubsequences: true)
-            if f.count >= 8, f[7] == path, f[3] == "00010000" { return String(f[6]) }
+            if f.count >= 8, f[7] == path, f[3] == "00010000" { inodes.insert(String(f[6])) }
         }
-        return nil
+        return inodes
     }
 }

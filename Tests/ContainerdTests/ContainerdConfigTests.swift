@@ -405,6 +405,27 @@ final class K3sTests: XCTestCase {
         XCTAssertNil(try K3sNode.detect(files: files, running: []))
     }
 
+    /// Two containerds in one network namespace, each in a mount namespace of its own, bind the
+    /// same path (a nested cluster's, a CI runner's): /proc/net/unix lists two listening sockets
+    /// there, in no order of theirs. The node's containerd holds the one listed second. Only the
+    /// first was looked at before: the node's containerd was then "not serving", and the config
+    /// files decided where the CA went (seen on a booted bookworm node in the sandbox's network).
+    func testTheNodesContainerdIsFoundWhereTwoSocketsShareItsPath() throws {
+        let files = try node([
+            "/proc/42/comm": "containerd\n", "/proc/42/stat": "42 (containerd) S" + String(repeating: " 0", count: 30) + "\n",
+            "/proc/42/cmdline": "containerd\u{0}-c\u{0}/etc/containerd-node/config.toml\u{0}",
+            "/proc/42/status": "Name:\tcontainerd\nUid:\t0\t0\t0\t0\n",
+            "/proc/net/unix":
+                "Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 1111 /run/containerd/containerd.sock\n"
+                + "0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/containerd/containerd.sock\n",
+        ])
+        try FileManager.default.createDirectory(atPath: files.root.directory + "/proc/42/fd", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: files.root.directory + "/proc/42/fd/3", withDestinationPath: "socket:[9999]")
+        XCTAssertEqual(RunningContainerd.find(files), [], "held neither socket, yet taken")
+        try FileManager.default.createSymbolicLink(atPath: files.root.directory + "/proc/42/fd/7", withDestinationPath: "socket:[4242]")
+        XCTAssertEqual(RunningContainerd.find(files).map(\.config?.path), ["/etc/containerd-node/config.toml"])
+    }
+
     /// A new node's first boot: k3s installed (its binary, its unit), not started, no containerd
     /// running. It is k3s's node (cluster DNS from its config), and nothing is written for a
     /// containerd that will read the OS bundle when it starts.

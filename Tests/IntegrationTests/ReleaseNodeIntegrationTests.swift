@@ -47,6 +47,36 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         XCTAssertTrue(pull.ok, "the agent said ready and the pull failed: \(pull.error)")
     }
 
+    /// The same moment for containerd: its unit starts it with `-c` a config of its own (certs.d
+    /// in /etc/containerd-node), and `bootstrap` runs while systemd has it activating (its start
+    /// slowed by 2 s). No containerd serves the socket then; taken for a node whose config files
+    /// decide, the CA went where the default config says, where this containerd never reads.
+    func testBookwormContainerdStartingIsWaitedForNotTakenForAbsent() throws {
+        let (sandbox, node) = try bootWithCertsD("bookworm")
+        let own = try node.inside(
+            "mkdir -p /etc/containerd-node /etc/systemd/system/containerd.service.d"
+                + " && sed 's#/etc/containerd/certs.d#/etc/containerd-node/certs.d#' /etc/containerd/config.toml > /etc/containerd-node/config.toml"
+                + " && printf '[Service]\\nExecStartPre=/bin/sleep 2\\nExecStart=\\nExecStart=/usr/bin/containerd -c /etc/containerd-node/config.toml\\n'"
+                + " > /etc/systemd/system/containerd.service.d/own-config.conf && systemctl daemon-reload")
+        XCTAssertEqual(own.status, 0, own.stderr)
+        XCTAssertEqual(try node.systemctl(["restart", "--no-block", "containerd.service"]).status, 0)
+        try eventually(10, "containerd starting again") {
+            try node.systemctl(["show", "-p", "ActiveState", "--value", "containerd.service"]).stdout == "activating\n"
+        }
+        let r = try node.agent([
+            "bootstrap", "--host-root", node.root, "--registry", sandbox.registry, "--ca", sandbox.caFile, "--output", "json",
+        ])
+        XCTAssertEqual(r.status, 0, r.output)
+        let running = try node.inside("tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value containerd.service)/cmdline").stdout
+        XCTAssertTrue(running.contains("-c /etc/containerd-node/config.toml"), "not the node's own containerd: \(running)")
+        XCTAssertEqual(try node.inside("ls /etc/containerd-node/certs.d | grep -c :443").stdout, "1\n", r.output)
+        XCTAssertEqual(
+            try node.inside("ls /etc/containerd/certs.d 2>/dev/null | grep -c :443").stdout, "0\n",
+            "the CA went where the default config says: \(r.output)")
+        let pull = try node.pullTestImage(from: sandbox)
+        XCTAssertTrue(pull.ok, "the agent said ready and the pull failed: \(pull.error)")
+    }
+
     /// A second containerd on the node, as a CI runner's: root, in the node's network, serving
     /// the same socket path in a mount namespace of its own (a unit with a private
     /// /run/containerd), started with a config whose config_path is its own. The agent runs

@@ -154,7 +154,7 @@ struct ChangeOptions: ParsableArguments {
 }
 
 extension NodeConfig {
-    init(_ options: NodeOptions, caFile: String?, dryRun: Bool) throws {
-        try self.init(options.settings, caFile: caFile, dryRun: dryRun)
+    init(_ options: NodeOptions, caFile: String?, dryRun: Bool, runtimeSettleSeconds: Double = ContainerdPresence.settleSeconds) throws {
+        try self.init(options.settings, caFile: caFile, dryRun: dryRun, runtimeSettleSeconds: runtimeSettleSeconds)
     }
 }

@@ -144,7 +144,8 @@ struct RunCommand: ParsableCommand {
         // what the user typed first, then what is worked out from the node (its cluster DNS).
         var file: String?
         if case .file(let path) = source { file = path }
-        let config = try NodeConfig(node, caFile: file, dryRun: true)
+        // (Its node facts change nothing: a containerd restarting now is the loop's to wait for.)
+        let config = try NodeConfig(node, caFile: file, dryRun: true, runtimeSettleSeconds: 0)
         // Before the endpoint's thread starts, so that it inherits the block.
         let stop = StopSignals()
         LoggingSystem.bootstrap { label in

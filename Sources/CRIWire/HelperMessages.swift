@@ -15,6 +15,15 @@ import Vocabulary
 /// the runtime could not be asked for it; the pull's answer follows on the next line. (One
 /// process and one start for both: bootstrap reads the status while the node's files are
 /// written, and gives the pull its input once they are in place.)
+///
+///     node-agent-cri standby   < CRIPullCall line, then CRIPullCredentials
+///
+/// is the same pull with its call on standard input instead of its arguments, so that the agent
+/// can start the program before it knows the runtime's socket (while it parses its own command
+/// line, the second CPU idle): one `CRIPullCall` line when the socket is known, the status line
+/// back when the call asks for it, then the credentials and end of file as the go. Its input
+/// closed before a call has come, it ends at once, with status 0, saying nothing and asking
+/// nothing (the agent did not need it).
 /// JSON objects, keys sorted, in snake case, one a line.
 public protocol CRIHelperMessage: Codable, Sendable, Equatable {}
 
@@ -43,6 +52,44 @@ public enum CRIHelperCall {
 
     public static func status(socket: String, timeoutSeconds: Double) -> [String] {
         ["status", "--socket", socket, "--timeout", "\(timeoutSeconds)"]
+    }
+
+    /// The pull whose call comes on standard input (`CRIPullCall`).
+    public static let standby = ["standby"]
+}
+
+/// A standby helper's call, its input's first line (`CRIHelperCall.standby`): what `pull`'s
+/// arguments say, `--socket`, `--image`, `--timeout` and `--status-timeout`.
+public struct CRIPullCall: CRIHelperMessage {
+    public var socket: String
+    public var image: String
+    public var timeoutSeconds: Double
+    /// The runtime's status first, within these seconds, on a line of its own.
+    public var statusSeconds: Double?
+
+    public init(socket: String, image: String, timeoutSeconds: Double, statusSeconds: Double? = nil) {
+        self.socket = socket
+        self.image = image
+        self.timeoutSeconds = timeoutSeconds
+        self.statusSeconds = statusSeconds
+    }
+
+    /// The line the agent writes: the call and its newline (JSON text has none inside).
+    public func line() -> [UInt8] { encoded() + [0x0A] }
+
+    /// Why the call cannot be made, as `pull`'s own checks of its arguments say it; nil: it can.
+    public var problem: String? {
+        if socket.isEmpty { return "the call names no socket" }
+        if image.isEmpty { return "the call names no image" }
+        guard timeoutSeconds > 0, timeoutSeconds.isFinite else { return "--timeout takes a number of seconds over 0" }
+        if let statusSeconds, !(statusSeconds > 0 && statusSeconds.isFinite) { return "--status-timeout takes a number of seconds over 0" }
+        return nil
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case socket, image
+        case timeoutSeconds = "timeout_seconds"
+        case statusSeconds = "status_timeout_seconds"
     }
 }
 

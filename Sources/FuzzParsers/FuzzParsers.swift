@@ -151,13 +151,14 @@ enum FuzzParsers {
             _ = report.text()
             precondition((try? Report(decodingJSON: Array(report.json().utf8))) == report, "a report's own JSON reads back different")
         },
-        // What node-agent-cri writes to the agent's pipe: each message that decodes encodes to
-        // the same message.
+        // What node-agent-cri and the agent write to each other's pipes: each message that
+        // decodes encodes to the same message.
         "cri-answer": { bytes in
             FuzzParsers.roundTrip(CRIPullAnswer.self, bytes)
             FuzzParsers.roundTrip(CRIRuntimeStatus.self, bytes)
             FuzzParsers.roundTrip(CRIRuntimeVersion.self, bytes)
             FuzzParsers.roundTrip(CRIPullCredentials.self, bytes)
+            FuzzParsers.roundTrip(CRIPullCall.self, bytes)
         },
         // Names and addresses from flags, config files and kubelet's config.
         "names": { bytes in

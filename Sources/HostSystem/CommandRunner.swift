@@ -210,10 +210,30 @@ public final class StartedProgram: @unchecked Sendable {
         Syscall.waitpid(pid)
     }
 
+    /// Writes `bytes` to the program's standard input, leaving it open; false when it could not
+    /// be written whole. A program that exits without reading it makes write fail with EPIPE,
+    /// and the rest is dropped. The SIGPIPE that comes with it is sent to this thread: blocked
+    /// here and taken before unblocking, so that it ends no caller that does not ignore it (a
+    /// test process found this).
+    func writeInput(_ bytes: [UInt8]) -> Bool {
+        var pipeSignal = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+        let written = Syscall.writeAll(inputFD, bytes) == 0
+        if sigismember(&previous, SIGPIPE) == 0 {
+            var now = timespec(tv_sec: 0, tv_nsec: 0)
+            while sigtimedwait(&pipeSignal, nil, &now) == SIGPIPE {}
+        }
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        return written
+    }
+
     /// Gives the program `input` (at most `ProcessRunner.inputLimit` bytes), then end of file,
     /// and collects its output and exit status; it is stopped, with what it started, when it has
-    /// not finished `timeoutSeconds` from now. Once only.
-    public func finish(input: [UInt8]) throws -> CommandResult {
+    /// not finished `timeoutSeconds` from now (nil: the time it was started with). Once only.
+    public func finish(input: [UInt8], timeoutSeconds: Double? = nil) throws -> CommandResult {
         precondition(!finished, "a started program is finished once")
         finished = true
         if input.count > ProcessRunner.inputLimit {
@@ -225,25 +245,12 @@ public final class StartedProgram: @unchecked Sendable {
                 "the input for \(executable) is \(input.count) bytes, over the \(ProcessRunner.inputLimit) a pipe takes at once")
         }
         if inputFD >= 0 {
-            // It fits the pipe (inputLimit), so this never blocks. A program that exits without
-            // reading it makes write fail with EPIPE, and the rest is dropped. The SIGPIPE that
-            // comes with it is sent to this thread: blocked here and taken before unblocking, so
-            // that it ends no caller that does not ignore it (a test process found this).
-            var pipeSignal = sigset_t()
-            var previous = sigset_t()
-            sigemptyset(&pipeSignal)
-            sigaddset(&pipeSignal, SIGPIPE)
-            pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
-            _ = Syscall.writeAll(inputFD, input)
+            // It fits the pipe (inputLimit), so this never blocks.
+            _ = writeInput(input)
             close(inputFD)
             inputFD = -1
-            if sigismember(&previous, SIGPIPE) == 0 {
-                var now = timespec(tv_sec: 0, tv_nsec: 0)
-                while sigtimedwait(&pipeSignal, nil, &now) == SIGPIPE {}
-            }
-            pthread_sigmask(SIG_SETMASK, &previous, nil)
         }
-        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
+        let deadline = monotonicNanoseconds() + UInt64((timeoutSeconds ?? self.timeoutSeconds) * 1e9)
         let (out, err, ended) = ProcessRunner.drain(output, errors, until: deadline)
         close(output)
         close(errors)
@@ -257,7 +264,7 @@ public final class StartedProgram: @unchecked Sendable {
             let name = executable.split(separator: "/").last.map(String.init) ?? executable
             throw AgentError(
                 .commandFailed,
-                "\(name) did not finish within \(Int(timeoutSeconds)) s and was stopped, with what it started"
+                "\(name) did not finish within \(Int(timeoutSeconds ?? self.timeoutSeconds)) s and was stopped, with what it started"
                     + (err.isEmpty ? "" : " (it said: \(String(decoding: err.suffix(200), as: UTF8.self).escapedForMessage))"),
                 hint: "find what hangs on the node (for update-ca-certificates: a hook in /etc/ca-certificates/update.d, a stuck mount)")
         }

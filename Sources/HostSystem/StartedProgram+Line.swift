@@ -22,4 +22,14 @@ extension StartedProgram {
         readAhead.removeSubrange(...end)
         return line
     }
+
+    /// Writes `bytes` (at most `ProcessRunner.inputLimit`, so it never blocks on the pipe) to
+    /// the program's standard input and leaves it open, for more and `finish`'s end of file:
+    /// false when the program's input was given already or it ended without reading it. Before
+    /// `finish`.
+    public func give(_ bytes: [UInt8]) -> Bool {
+        precondition(!finished, "a finished program's input is closed")
+        guard inputFD >= 0, bytes.count <= ProcessRunner.inputLimit else { return false }
+        return writeInput(bytes)
+    }
 }

@@ -1,7 +1,9 @@
+import AgentCore
 import ArgumentParser
 import FoundationEssentials
 import Glibc
 import HostSystem
+import Probes
 import Vocabulary
 
 @main
@@ -46,6 +48,10 @@ struct NodeAgent: ParsableCommand {
             input = try EnvironmentOptions.resolve(
                 CommandLine.arguments.dropFirst().map { $0 },
                 environment: ProcessInfo.processInfo.environment)
+            // The CRI helper for bootstrap's pull, started before the parse and the settings:
+            // its start runs on the CPU they leave idle; ended here when the run did not take it.
+            if Self.startsTheHelperAhead(input.arguments) { HelperStandby.start(helper: Bootstrap.criHelper) }
+            defer { HelperStandby.release() }
             var command: ParsableCommand
             do {
                 command = try parseAsRoot(input.arguments)
@@ -68,6 +74,18 @@ struct NodeAgent: ParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+}
+
+extension NodeAgent {
+    /// Whether the command line, as EnvironmentOptions filled it, is a bootstrap that will pull:
+    /// not its help, its version or a dry run (which start no helper), nor another command. Read
+    /// before the parse, so a line that does not parse may say yes: the helper started for it
+    /// ends unused (`HelperStandby.release`), as one does when the run stops before its pull.
+    static func startsTheHelperAhead(_ arguments: [String]) -> Bool {
+        guard arguments.first == "bootstrap" else { return false }
+        let options = arguments.dropFirst().prefix { $0 != "--" }
+        return !options.contains { ["--help", "-h", "--version", "--dry-run"].contains($0) }
     }
 }
 

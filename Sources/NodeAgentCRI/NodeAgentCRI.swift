@@ -18,7 +18,7 @@ struct NodeAgentCRI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node-agent-cri",
         abstract: "The node agent's calls to the container runtime's CRI socket, each answered with one JSON object.",
-        subcommands: [Pull.self, Status.self, Version.self])
+        subcommands: [Pull.self, Status.self, Version.self, Standby.self])
 
     static func main() async {
         let command: any ParsableCommand
@@ -31,7 +31,7 @@ struct NodeAgentCRI: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
-        if command is NodeAgentCRI { fail(2, "name the call: pull, status or version (node-agent-cri help CALL says how)") }
+        if command is NodeAgentCRI { fail(2, "name the call: pull, status, version or standby (node-agent-cri help CALL says how)") }
         do {
             if var call = command as? any AsyncParsableCommand {
                 try await call.run()
@@ -78,24 +78,59 @@ struct Pull: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if let statusTimeout {
+        var input = StandardInput()
+        try await Self.pull(socket: call.socket, image: image, timeoutSeconds: call.timeout, statusSeconds: statusTimeout, input: &input)
+    }
+
+    /// The status line first when `statusSeconds` is given, then the pull once the credentials
+    /// (the rest of `input`, to its end) have come.
+    static func pull(socket: String, image: String, timeoutSeconds: Double, statusSeconds: Double?, input: inout StandardInput)
+        async throws
+    {
+        if let statusSeconds {
             do {
-                emit(try await Status.ask(socket: call.socket, timeoutSeconds: statusTimeout))
+                emit(try await Status.ask(socket: socket, timeoutSeconds: statusSeconds))
             } catch {
                 emit(CRIHelperFailure(error: "\(error)"))
             }
         }
-        let input = readStandardInput(limit: 65536)
-        if input.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+        let rest = input.rest(limit: 65536)
+        if rest.allSatisfy(isBlank) {
             fail(2, "nothing on standard input, so nothing pulled: it takes a JSON object ({} without credentials)")
         }
-        guard let credentials = try? CRIPullCredentials(decoding: input) else {
+        guard let credentials = try? CRIPullCredentials(decoding: rest) else {
             fail(2, "standard input is not a JSON object with \"username\" and \"password\"")
         }
         let answer = try await CRIClient.pullImage(
-            socketPath: call.socket, image: image, username: credentials.username, password: credentials.password,
-            timeoutSeconds: call.timeout)
+            socketPath: socket, image: image, username: credentials.username, password: credentials.password,
+            timeoutSeconds: timeoutSeconds)
         emit(answer)
+    }
+}
+
+/// `pull` with its call on standard input: started ahead, before the agent knows the runtime's
+/// socket, it waits for one `CRIPullCall` line, then does as `pull` with it (the status line when
+/// the call asks for it, then the credentials and end of file as the go). Its input closed before
+/// a call came: the agent did not need it, and it ends at once, status 0, having asked nothing.
+struct Standby: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pull as pull does, its call (a CRIPullCall line) and then its credentials on standard input.")
+
+    func run() async throws {
+        var input = StandardInput()
+        var next = input.line(limit: 65536)
+        // Blank lines before the call are passed over.
+        while let blank = next, blank.allSatisfy(isBlank) { next = input.line(limit: 65536) }
+        guard let line = next else {
+            if input.ended && input.pending.allSatisfy(isBlank) { return }
+            fail(2, "standard input's first line is not a call: a CRIPullCall object, on one line")
+        }
+        guard let call = try? CRIPullCall(decoding: line) else {
+            fail(2, "standard input's first line is not a CRIPullCall object (socket, image, timeout_seconds)")
+        }
+        if let problem = call.problem { fail(2, problem) }
+        try await Pull.pull(
+            socket: call.socket, image: call.image, timeoutSeconds: call.timeoutSeconds, statusSeconds: call.statusSeconds, input: &input)
     }
 }
 
@@ -134,13 +169,43 @@ func emit(_ message: some CRIHelperMessage) {
     writeStandard(String(decoding: message.encoded(), as: UTF8.self) + "\n")
 }
 
-func readStandardInput(limit: Int) -> [UInt8] {
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while bytes.count <= limit {
+/// A space, tab or line break.
+func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
+
+/// Standard input, read as it comes: a line, then the rest to its end.
+struct StandardInput {
+    /// Read and not taken yet.
+    var pending: [UInt8] = []
+    /// End of file was reached.
+    var ended = false
+
+    /// Reads more; false at end of file.
+    mutating func more() -> Bool {
+        guard !ended else { return false }
+        var chunk = [UInt8](repeating: 0, count: 4096)
         let n = Syscall.read(0, into: &chunk)
-        guard n > 0 else { break }
-        bytes += chunk[..<n]
+        guard n > 0 else {
+            ended = true
+            return false
+        }
+        pending += chunk[..<n]
+        return true
     }
-    return bytes
+
+    /// The next line without its newline; nil when the input ended, or `limit` bytes came, before one.
+    mutating func line(limit: Int) -> [UInt8]? {
+        while !pending.contains(0x0A) {
+            guard pending.count <= limit, more() else { return nil }
+        }
+        let end = pending.firstIndex(of: 0x0A)!
+        defer { pending.removeSubrange(...end) }
+        return Array(pending[..<end])
+    }
+
+    /// What is left, to end of file (past `limit` bytes: read no further).
+    mutating func rest(limit: Int) -> [UInt8] {
+        while pending.count <= limit, more() {}
+        defer { pending = [] }
+        return pending
+    }
 }

@@ -52,8 +52,13 @@ public enum RuntimePullProbe {
 
         /// Starts the program for a pull of `reference` within `milliseconds`, to come; with
         /// `statusSeconds`, it asks the runtime's status first, within those seconds (`status`).
+        /// The program this process started ahead (`HelperStandby`), when there is one, is given
+        /// the call instead of a program being started now.
         public func prepare(reference: String, milliseconds: Int32, statusSeconds: Double? = nil) {
-            let program = try? start(reference, milliseconds, statusSeconds: statusSeconds)
+            let seconds = Double(max(milliseconds, 1)) / 1000
+            let call = CRIPullCall(socket: socket, image: reference, timeoutSeconds: seconds, statusSeconds: statusSeconds)
+            let program =
+                HelperStandby.take(helper: helper, call: call) ?? (try? start(reference, milliseconds, statusSeconds: statusSeconds))
             lock.withLock {
                 prepared = program.map { (reference, milliseconds, $0) }
                 self.statusSeconds = program == nil ? nil : statusSeconds
@@ -87,7 +92,7 @@ public enum RuntimePullProbe {
             }
             let program = try ready?.program ?? start(reference, milliseconds)
             let input = CRIPullCredentials(username: credentials?.username, password: credentials?.password)
-            let result = try program.finish(input: input.encoded())
+            let result = try program.finish(input: input.encoded(), timeoutSeconds: Double(max(milliseconds, 1)) / 1000 + 5)
             var stdout = result.stdout
             if ready?.statusLeft == true, let end = stdout.firstIndex(of: "\n"), stdout[end...].count > 1 {
                 stdout = String(stdout[stdout.index(after: end)...])

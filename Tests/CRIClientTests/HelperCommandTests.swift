@@ -30,7 +30,7 @@ final class HelperCommandTests: XCTestCase {
     func testMalformedCallsEndWithStatus2SayingWhy() throws {
         let missing = NSTemporaryDirectory() + "no-such-\(UUID().uuidString.prefix(8)).sock"
         let cases: [([String], String?, String)] = [
-            ([], nil, "node-agent-cri: name the call: pull, status or version"),
+            ([], nil, "node-agent-cri: name the call: pull, status, version or standby"),
             (["pull", "--socket", missing, "--timeout", "1"], "{}", "Missing expected argument '--image <image>'"),
             (["status", "--socket", missing, "--timeout", "0"], nil, "--timeout takes a number of seconds over 0"),
             (["status", "--socket", missing, "--timeout", "1", "--image", "x"], nil, "Unknown option '--image'"),
@@ -90,6 +90,43 @@ final class HelperCommandTests: XCTestCase {
         let zero = try run(["pull", "--socket", missing, "--image", "x", "--timeout", "1", "--status-timeout", "0"], input: "{}")
         XCTAssertEqual(zero.status, 2)
         XCTAssertTrue(zero.stderr.contains("--status-timeout takes a number of seconds over 0"), zero.stderr)
+    }
+
+    /// `standby`: its call on its input's first line, then as `pull` (the status line first when
+    /// asked, then the credentials, then the pull); its input closed before a call, it ends at
+    /// once with status 0, saying nothing and asking nothing.
+    func testAStandbyHelperTakesItsCallFromItsInputOrEndsQuietlyWithoutOne() throws {
+        for input in ["", "\n", " "] {
+            let watch = Date()
+            let idle = try run(CRIHelperCall.standby, input: input)
+            XCTAssertEqual(idle.status, 0, idle.stderr)
+            XCTAssertEqual(idle.stdout + idle.stderr, "")
+            XCTAssertLessThan(Date().timeIntervalSince(watch), 2)
+        }
+        let missing = NSTemporaryDirectory() + "no-such-\(UUID().uuidString.prefix(8)).sock"
+        let said = "cannot connect to the container runtime's socket \(missing): No such file or directory"
+        let call = String(decoding: CRIPullCall(socket: missing, image: "x/y:1", timeoutSeconds: 1, statusSeconds: 1).line(), as: UTF8.self)
+        let r = try run(CRIHelperCall.standby, input: call + #"{"username":"u","password":"p"}"#)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.stdout, String(decoding: CRIHelperFailure(error: said).encoded(), as: UTF8.self) + "\n")
+        XCTAssertEqual(r.stderr, "node-agent-cri: \(said)\n")
+        // A call and no credentials: nothing pulled, as `pull` without input.
+        let pullOnly = String(decoding: CRIPullCall(socket: missing, image: "x/y:1", timeoutSeconds: 1).line(), as: UTF8.self)
+        let none = try run(CRIHelperCall.standby, input: pullOnly)
+        XCTAssertEqual(none.status, 2)
+        XCTAssertTrue(none.stderr.contains("nothing on standard input, so nothing pulled"), none.stderr)
+        XCTAssertEqual(none.stdout, "")
+        let cases = [
+            ("{}\n{}", "is not a CRIPullCall object"),
+            (#"{"socket":"/s","image":"i","timeout_seconds":0}"# + "\n{}", "--timeout takes a number of seconds over 0"),
+            ("{\"socket\":", "standard input's first line is not a call"),
+        ]
+        for (input, expected) in cases {
+            let bad = try run(CRIHelperCall.standby, input: input)
+            XCTAssertEqual(bad.status, 2, input)
+            XCTAssertTrue(bad.stderr.contains(expected), "\(input): \(bad.stderr)")
+            XCTAssertEqual(bad.stdout, "", input)
+        }
     }
 
     func testHelpIsStatus0() throws {

@@ -65,4 +65,29 @@ final class HelperMessagesTests: XCTestCase {
         XCTAssertEqual(
             CRIHelperCall.status(socket: "/run/c.sock", timeoutSeconds: 3), ["status", "--socket", "/run/c.sock", "--timeout", "3.0"])
     }
+
+    /// A standby helper's call: one line of JSON, snake case, read back as it was; its checks say
+    /// what `pull`'s checks of its arguments say.
+    func testAStandbyCallTravelsOnOneLineAndReadsBack() throws {
+        XCTAssertEqual(CRIHelperCall.standby, ["standby"])
+        let call = CRIPullCall(socket: "/run/c.sock", image: "r:443/i\n:1", timeoutSeconds: 4, statusSeconds: 3)
+        let line = call.line()
+        XCTAssertEqual(line.last, 0x0A)
+        XCTAssertEqual(line.filter { $0 == 0x0A }.count, 1, "a newline inside a value travels escaped")
+        XCTAssertEqual(
+            String(decoding: line, as: UTF8.self),
+            #"{"image":"r:443/i\n:1","socket":"/run/c.sock","status_timeout_seconds":3,"timeout_seconds":4}"# + "\n")
+        XCTAssertEqual(try CRIPullCall(decoding: line.dropLast()), call)
+        let pullOnly = CRIPullCall(socket: "/s", image: "i", timeoutSeconds: 0.5)
+        XCTAssertEqual(String(decoding: pullOnly.encoded(), as: UTF8.self), #"{"image":"i","socket":"/s","timeout_seconds":0.5}"#)
+        XCTAssertEqual(try CRIPullCall(decoding: pullOnly.encoded()), pullOnly)
+        XCTAssertNil(call.problem)
+        XCTAssertEqual(CRIPullCall(socket: "/s", image: "i", timeoutSeconds: 0).problem, "--timeout takes a number of seconds over 0")
+        XCTAssertEqual(
+            CRIPullCall(socket: "/s", image: "i", timeoutSeconds: 1, statusSeconds: -1).problem,
+            "--status-timeout takes a number of seconds over 0")
+        XCTAssertEqual(CRIPullCall(socket: "", image: "i", timeoutSeconds: 1).problem, "the call names no socket")
+        XCTAssertThrowsError(try CRIPullCall(decoding: Array(#"{"socket":"/s","image":"i"}"#.utf8)))
+        XCTAssertThrowsError(try CRIPullCall(decoding: Array(#"{"username":"u","password":"p"}"#.utf8)))
+    }
 }

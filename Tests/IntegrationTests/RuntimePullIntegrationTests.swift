@@ -305,24 +305,57 @@ final class RuntimePullIntegrationTests: XCTestCase {
         XCTAssertEqual(try JSONReport.decode(again.stdout).check("runtime-pull")?.outcome, "pass", again.stdout)
     }
 
-    /// bootstrap asks the runtime's status and its pull through one run of node-agent-cri (the
-    /// status first, on a line of its own, the pull once the files are in place): one process
-    /// start and one program load fewer on the way to the verdict than a run for each.
-    func testBootstrapAsksTheStatusAndThePullThroughOneRunOfItsHelper() throws {
+    /// A copy of the agent beside a node-agent-cri that logs each run's arguments and what it
+    /// wrote (`runs`), and its exit status (`exits`).
+    func countedAgent() throws -> (agent: String, folder: String) {
         let folder = node.folder + "/counted"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: SandboxNode.binary, toPath: folder + "/node-agent")
         let real = URL(fileURLWithPath: SandboxNode.binary).deletingLastPathComponent().path + "/node-agent-cri"
-        let wrapper = "#!/bin/sh\necho \"$*\" >> \(folder)/runs\nexec \(real) \"$@\"\n"
+        let wrapper = """
+            #!/bin/sh
+            echo "run: $*" >> \(folder)/runs
+            { \(real) "$@"; echo "exit: $?" >> \(folder)/exits; } | tee -a \(folder)/runs
+
+            """
         try wrapper.write(toFile: folder + "/node-agent-cri", atomically: true, encoding: .utf8)
         XCTAssertEqual(chmod(folder + "/node-agent-cri", 0o755), 0)
-        let run = try node.exec([folder + "/node-agent"] + node.bootstrapArguments(extra: ["--output", "json"]))
+        return (folder + "/node-agent", folder)
+    }
+
+    /// bootstrap asks the runtime's status and its pull through one run of node-agent-cri (the
+    /// status first, on a line of its own, the pull once the files are in place): one process
+    /// start and one program load fewer on the way to the verdict than a run for each. The run is
+    /// started before the agent's command line is parsed, its call given on its input once the
+    /// runtime's socket is known (`standby`).
+    func testBootstrapAsksTheStatusAndThePullThroughOneRunOfItsHelper() throws {
+        let (agent, folder) = try countedAgent()
+        let run = try node.exec([agent] + node.bootstrapArguments(extra: ["--output", "json"]))
         let report = try JSONReport.decode(run.stdout)
         XCTAssertTrue(report.ready, run.stdout + run.stderr)
         XCTAssertEqual(report.check("runtime-pull")?.outcome, "pass", report.check("runtime-pull")?.reason ?? "")
         let runs = try String(contentsOfFile: folder + "/runs", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(runs.count, 1, "\(runs)")
-        XCTAssertTrue(runs.first?.hasPrefix("pull ") == true && runs.first?.contains("--status-timeout") == true, "\(runs)")
+        XCTAssertEqual(runs.count, 3, "\(runs)")
+        XCTAssertEqual(runs.first, "run: standby", "\(runs)")
+        XCTAssertTrue(runs.dropFirst().first?.contains(#""runtime_name":"containerd""#) == true, "the status line first: \(runs)")
+        XCTAssertTrue(runs.last?.contains(#""code":"#) == true, "then the pull's answer: \(runs)")
+        XCTAssertEqual(try String(contentsOfFile: folder + "/exits", encoding: .utf8), "exit: 0\n")
+    }
+
+    /// A bootstrap that stops before its pull (here: a CA file that is not there) ends the
+    /// helper it started ahead: its input closed before any call, it says nothing, asks nothing
+    /// and exits 0, before the agent does.
+    func testAHelperStartedAheadAndNotUsedEndsWithoutPulling() throws {
+        let (agent, folder) = try countedAgent()
+        let run = try node.exec([agent] + node.bootstrapArguments(ca: node.folder + "/no-such-ca.crt"))
+        XCTAssertEqual(run.status, 2, run.stderr)
+        // Nothing written: neither a status line nor a pull's answer.
+        XCTAssertEqual(try String(contentsOfFile: folder + "/runs", encoding: .utf8), "run: standby\n")
+        XCTAssertEqual(try String(contentsOfFile: folder + "/exits", encoding: .utf8), "exit: 0\n")
+        // A dry run starts none.
+        try FileManager.default.removeItem(atPath: folder + "/runs")
+        XCTAssertEqual(try node.exec([agent] + node.bootstrapArguments(extra: ["--dry-run"])).status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/runs"))
     }
 
     /// Where the model cannot know, the runtime's word decides. containerd without config_path,

@@ -28,7 +28,13 @@ final class HelperPullTests: XCTestCase {
         let script = """
             #!/bin/sh
             echo "$*" >> \(dir)/calls
-            case "$*" in *--status-timeout*) \(first) ;; esac
+            case "$*" in
+            standby)
+                IFS= read -r call || { echo ended >> \(dir)/calls; exit 0; }
+                printf '%s\\n' "$call" > \(dir)/call
+                case "$call" in *status_timeout*) \(first) ;; esac ;;
+            *--status-timeout*) \(first) ;;
+            esac
             cat > \(dir)/input
             printf '%s\\n' '\(pullAnswer)'
 
@@ -109,5 +115,63 @@ final class HelperPullTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("did not finish within 5 s"), "\($0)")
         }
         XCTAssertLessThan(Date().timeIntervalSince(watch), 8)
+    }
+
+    /// The helper started ahead (`HelperStandby`, `node-agent-cri standby`) is the one the pull
+    /// takes: its call comes on its input's first line, then its status line and its pull, one run.
+    func testThePullTakesTheHelperStartedAheadAndGivesItItsCall() throws {
+        let helper = try helper(first: "printf '%s\\n' '\(statusLine)'")
+        HelperStandby.start(helper: helper)
+        let pull = prepared(helper)
+        XCTAssertNil(HelperStandby.release(), "taken: nothing left to release")
+        XCTAssertEqual(pull.status(), RuntimeWord(version: "v1.7.24", reportsRegistry: true, configPath: ""))
+        XCTAssertEqual(try pull.pull("r/p:absent", 2000).code, 5)
+        XCTAssertEqual(calls, ["standby"])
+        let call = try String(contentsOfFile: dir + "/call", encoding: .utf8)
+        XCTAssertEqual(
+            try CRIPullCall(decoding: Array(call.dropLast().utf8)),
+            CRIPullCall(socket: socket, image: "r/p:absent", timeoutSeconds: 2, statusSeconds: 1))
+        XCTAssertEqual(try String(contentsOfFile: dir + "/input", encoding: .utf8), #"{"password":"p","username":"u"}"#)
+    }
+
+    /// One started ahead for another helper is not taken (the pull starts its own), and one
+    /// nobody took ends at its release: its input closed before a call, it asks nothing.
+    func testAHelperStartedAheadAndNotTakenEndsAtItsReleaseWithoutACall() throws {
+        let helper = try helper(first: "printf '%s\\n' '\(statusLine)'")
+        HelperStandby.start(helper: helper)
+        let other = dir + "/other-node-agent-cri"
+        XCTAssertEqual(link(helper, other), 0)
+        let pull = prepared(other)
+        XCTAssertEqual(try pull.pull("r/p:absent", 2000).code, 5)
+        let watch = Date()
+        let ended = HelperStandby.release()
+        XCTAssertLessThan(Date().timeIntervalSince(watch), 2)
+        XCTAssertEqual(ended?.status, 0)
+        XCTAssertEqual(ended?.stdout, "")
+        XCTAssertEqual(calls.filter { $0 != "standby" && $0 != "ended" }.count, 1, "the other helper's pull: \(calls)")
+        XCTAssertTrue(calls.contains("ended"), "\(calls)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/call"))
+        XCTAssertNil(HelperStandby.release(), "released once")
+    }
+
+    /// A helper started ahead that ended before its call: the pull starts one of its own.
+    func testAHelperStartedAheadThatEndedIsReplaced() throws {
+        let helper = try helper(first: "printf '%s\\n' '\(statusLine)'")
+        let script = try String(contentsOfFile: helper, encoding: .utf8)
+        let dying = script.replacingOccurrences(of: "\nstandby)\n", with: "\nstandby)\n    [ -e \(dir)/die ] && exit 0\n")
+        XCTAssertNotEqual(dying, script)
+        try dying.write(toFile: helper, atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(helper, 0o755), 0)
+        FileManager.default.createFile(atPath: dir + "/die", contents: nil)
+        HelperStandby.start(helper: helper)
+        Thread.sleep(forTimeInterval: 0.5)
+        try FileManager.default.removeItem(atPath: dir + "/die")
+        let pull = prepared(helper)
+        XCTAssertEqual(pull.status(), RuntimeWord(version: "v1.7.24", reportsRegistry: true, configPath: ""))
+        XCTAssertEqual(try pull.pull("r/p:absent", 2000).code, 5)
+        XCTAssertEqual(calls.count, 2, "\(calls)")
+        XCTAssertEqual(calls.first, "standby")
+        XCTAssertTrue(calls.last?.hasPrefix("pull ") == true, "\(calls)")
+        XCTAssertNil(HelperStandby.release())
     }
 }

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Glibc
 import HostSystem
 import SystemBus
@@ -15,23 +16,25 @@ public enum ContainerdPresence {
     public static let settleSeconds = 5.0
 
     /// The facts `gather` reads, once more each pause while systemd has one of
-    /// `Bootstrap.containerdUnits` starting, stopping or reloading, or containerd.service active
-    /// with its main process a containerd that does not serve its socket yet (systemd may say
-    /// ready before it does), until a containerd is found or the units rest (`seconds` at most).
-    /// A unit only waiting with a queued start job is at rest: at boot, containerd's start waits
-    /// for the agent's own boot unit (`Before=`), and waiting for it would wait for the agent. No
-    /// bus, no systemd on it, or a state it cannot give: the facts as found. Throws when a unit
-    /// still moves after `seconds`, naming it and its state: nothing is to be written from that
-    /// moment.
+    /// `Bootstrap.containerdUnits` starting, stopping or reloading, or has had one active for less
+    /// than `activeWithin` (default: `seconds`) with its main process a containerd that does not
+    /// serve its socket yet (a `Type=simple` unit is active once forked), until a containerd is
+    /// found or the units rest (`seconds` at most). Active for longer and not serving here is how
+    /// that node is (its socket in another network namespace: an agent run without the host's
+    /// network), not a moment. A unit only waiting with a queued start job is at rest: at boot,
+    /// containerd's start waits for the agent's own boot unit (`Before=`), and waiting for it
+    /// would wait for the agent. No bus, no systemd on it, or a state it cannot give: the facts as
+    /// found. Throws when a unit still moves after `seconds`, naming it and its state: nothing is
+    /// to be written from that moment.
     public static func settled(
         _ gather: () -> NodeHostFacts, busAddress: String, settleSeconds seconds: Double = settleSeconds,
-        pause: (Double) -> Void = { usleep(UInt32($0 * 1e6)) }
+        activeWithin: Double? = nil, pause: (Double) -> Void = { usleep(UInt32($0 * 1e6)) }
     ) throws -> NodeHostFacts {
         var facts = gather()
         guard facts.runningContainerd.isEmpty, seconds > 0, let bus = try? SystemBus(address: busAddress) else { return facts }
         let systemd = Systemd1(bus: bus)
         let clock = Stopwatch()
-        while let moment = moving(systemd, facts) {
+        while let moment = moving(systemd, facts, activeFor: activeWithin ?? seconds) {
             guard clock.elapsed < seconds else {
                 throw AgentError(
                     .unsupportedHost,
@@ -51,13 +54,14 @@ public enum ContainerdPresence {
     /// The first of the containerd units systemd has between states, in words (`NAME STATE`);
     /// nil when all rest or systemd cannot say (a unit's state unreadable is said by the checks,
     /// `Bootstrap.confirmedByUnits`).
-    static func moving(_ systemd: Systemd1, _ facts: NodeHostFacts) -> String? {
+    static func moving(_ systemd: Systemd1, _ facts: NodeHostFacts, activeFor seconds: Double, now: Date = Date()) -> String? {
         for name in Bootstrap.containerdUnits {
             guard let state = (try? systemd.unit(name)) ?? nil else { continue }
             if ["activating", "deactivating", "reloading", "refreshing"].contains(state.activeState) {
                 return "\(name) \(state.activeState) (\(state.subState))"
             }
             if state.activeState == "active", state.mainPID > 0,
+                now.timeIntervalSince1970 - Double(state.activeEnterTimestamp) / 1e6 < seconds,
                 facts.runtimeProcesses.contains(where: { $0.name == "containerd" && $0.pid == Int(state.mainPID) })
             {
                 return "\(name) active, its containerd (pid \(state.mainPID)) not yet serving its socket"

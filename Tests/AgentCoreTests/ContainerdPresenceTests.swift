@@ -55,11 +55,13 @@ final class ContainerdPresenceTests: XCTestCase {
         XCTAssertEqual(settled.runningContainerd, [found])
     }
 
-    /// Active by systemd's word (a `Type=simple` unit is so once forked; one that says ready
-    /// early) and its main process a containerd that does not serve its socket yet: waited
-    /// for; still so after the wait, an error saying so.
+    /// Active by systemd's word since a moment (a `Type=simple` unit is so once forked; one that
+    /// says ready early) and its main process a containerd that does not serve its socket yet:
+    /// waited for; still so after the wait, an error saying so. Active for longer, it is how the
+    /// node is (an agent without the host's network sees no socket of it): taken at once.
     func testAnActiveUnitsContainerdNotYetServingIsWaitedFor() throws {
-        let node = try SystemdDoubleBus(["--unit", "containerd.service,4242"])
+        let now = UInt64(Date().timeIntervalSince1970 * 1e6)
+        let node = try SystemdDoubleBus(["--unit", "containerd.service,4242,\(now)"])
         defer { node.close() }
         var started = NodeHostFacts()
         started.runtimeProcesses = [HostProcess(pid: 4242, name: "containerd", started: nil)]
@@ -72,8 +74,14 @@ final class ContainerdPresenceTests: XCTestCase {
         XCTAssertEqual(settled.runningContainerd, [found])
         XCTAssertEqual(scans, 4)
         assertAgentError(
-            try ContainerdPresence.settled({ started }, busAddress: node.bus.address, settleSeconds: 0.2),
+            try ContainerdPresence.settled({ started }, busAddress: node.bus.address, settleSeconds: 0.2, activeWithin: 60),
             .unsupportedHost, "containerd.service active, its containerd (pid 4242) not yet serving its socket after 0 s")
+        let long = try SystemdDoubleBus(["--unit", "containerd.service,4242,\(now - 60_000_000)"])
+        defer { long.close() }
+        let settled2 = try ContainerdPresence.settled(
+            { started }, busAddress: long.bus.address, settleSeconds: 10, pause: { _ in XCTFail("waited for a containerd active a minute") }
+        )
+        XCTAssertEqual(settled2.runningContainerd, [])
     }
 
     /// Stopping (k3s's unit here: it starts the node's containerd) and still so after the wait:

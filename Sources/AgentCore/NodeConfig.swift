@@ -87,7 +87,8 @@ public struct NodeConfig: Sendable {
                 hint: "pass --cluster-dns with the kube-dns Service IP")
         }
         clusterDNS = dns
-        // The CRI socket kubelet pulls through, where the node says (else containerd's default).
+        // The CRI socket kubelet pulls through, where the node says (else, below, the running
+        // containerd's or containerd's default).
         let kubeletEndpoint = o.runtimeEndpoint ?? node.kubelet?.containerRuntimeEndpoint ?? node.k3sSocket
         var ignored = node.ignored
         // The node's runtime is the one whose socket kubelet pulls through, where that is known: a
@@ -101,13 +102,16 @@ public struct NodeConfig: Sendable {
             }
         }
         kubeletResolvConf = node.kubelet?.resolvConf ?? "/run/systemd/resolve/resolv.conf"
+        for containerd in ignored { ignore(containerd) }
         if o.runtimePull {
-            let endpoint = kubeletEndpoint ?? "unix://" + RunningContainerd.defaultSocket
+            // Where kubelet's is not known: the socket of the one containerd running (its -a, or
+            // its config's `[grpc] address`), else containerd's default.
+            let running = runningContainerd.count == 1 ? runningContainerd[0].socket : RunningContainerd.defaultSocket
+            let endpoint = kubeletEndpoint ?? "unix://" + running
             // Whether it exists is seen at each probe: the runtime may start after the agent
             // (bootstrap from cloud-init, before containerd), and the other checks judge until then.
             runtimeSocket = try hostRoot.resolve(try Self.criSocket(endpoint))
         }
-        for containerd in ignored { ignore(containerd) }
     }
 
     /// The CA's certificates, from its file or PEM already read (none without a CA).

@@ -208,12 +208,30 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         settled(ConfigFile(parsing: text).configPath, decidedBy: configFile)
     }
 
+    /// The socket a containerd started with config file `configFile` (its `-c`; nil: the
+    /// default file) and no `-a` serves: the `[grpc]` table's `address`, the last file of the
+    /// main one and its `imports` (in order) that sets it, as containerd merges them (each
+    /// release's own `containerd config dump` agrees: ContainerdConfigIntegrationTests); nil when
+    /// none does (containerd's default socket) or the files cannot be read.
+    public static func grpcAddress(configFile: HostPath?, files: HostFiles) -> String? {
+        let main = configFile ?? Self.configFile
+        guard let text = try? files.readString(main) else { return nil }
+        let config = ConfigFile(parsing: text)
+        var address = config.grpcAddress
+        for importPath in (try? expandImports(config.imports, of: main, files: files)) ?? [] {
+            if let set = ((try? files.readString(importPath)) ?? nil).flatMap({ ConfigFile(parsing: $0).grpcAddress }) { address = set }
+        }
+        return address
+    }
+
     /// What one containerd config file says that matters here: its version, imports, CRI
-    /// registry config_path, and whether it configures the CRI plugin at all.
+    /// registry config_path, whether it configures the CRI plugin at all, and its gRPC socket.
     package struct ConfigFile {
         var version = 1
         var imports: [String] = []
         var configPath: String?
+        /// `[grpc] address` (nil: unset or empty, as containerd takes an empty one).
+        var grpcAddress: String?
         var mentionsCRI = false
 
         static let criPlugins = ["plugins.\"io.containerd.grpc.v1.cri\"", "plugins.\"io.containerd.cri.v1.images\""]
@@ -237,6 +255,9 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                 if Self.criPlugins.contains(where: { fullKey.hasPrefix($0 + ".") }) { mentionsCRI = true }
                 if Self.criPlugins.contains(where: { fullKey == $0 + ".registry.config_path" }) {
                     configPath = value.trimming(charactersIn: "\"'")
+                } else if fullKey == "grpc.address" {
+                    let address = value.trimming(charactersIn: "\"'")
+                    grpcAddress = address.isEmpty ? nil : address
                 } else if fullKey == "version", let v = Int(value) {
                     version = v
                 } else if fullKey == "imports" {

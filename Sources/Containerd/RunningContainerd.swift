@@ -51,8 +51,10 @@ public struct RunningContainerd: Sendable, Equatable {
                         why: "a process named containerd (pid \(process.pid)) runs as uid \(uid): not the node's runtime, ignored"))
                 continue
             }
-            let c = parse(pid: process.pid, processes.commandLine(process.pid))
-            let socket = c.address ?? defaultSocket
+            var c = parse(pid: process.pid, processes.commandLine(process.pid))
+            // Without -a, the socket its config file names (`[grpc] address`), else the default.
+            if c.address == nil { c.address = ContainerdRegistryConfig.grpcAddress(configFile: c.config, files: files) }
+            let socket = c.socket
             // Listening in this network namespace; and held by this process where its file
             // descriptors can be read (the DaemonSet has no CAP_SYS_PTRACE: there the listening
             // path it names has to do).

@@ -56,4 +56,29 @@ final class NodeSettingsTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: root.directory + "/var/lib/kubelet/config.yaml", withIntermediateDirectories: true)
         XCTAssertNotNil(NodeHostFacts.gather(root.files).kubeletProblem, "a folder where kubelet's file is: the reason is kept")
     }
+
+    /// Where kubelet's endpoint is not known (no containerRuntimeEndpoint, no --runtime-endpoint),
+    /// the runtime's pull goes through the socket the one running containerd serves: here the
+    /// one its config file names (`[grpc] address`); before, containerd's default socket, where
+    /// nothing listened, and the pull was not asked.
+    func testThePullGoesThroughTheRunningContainerdsSocketWhereKubeletNamesNone() throws {
+        let root = try TemporaryHostRoot("runtime-socket")
+        try root.put("/var/lib/kubelet/config.yaml", "clusterDNS:\n- 10.43.0.10\n")
+        try root.put("/etc/containerd/config.toml", "version = 2\n[grpc]\n  address = \"/run/containerd-alt/containerd.sock\"\n")
+        try root.put("/proc/42/comm", "containerd\n")
+        try root.put("/proc/42/stat", "42 (containerd) S" + String(repeating: " 0", count: 30) + "\n")
+        try root.put("/proc/42/cmdline", "containerd\u{0}")
+        try root.put("/proc/42/status", "Name:\tcontainerd\nUid:\t0\t0\t0\t0\n")
+        try root.put(
+            "/proc/net/unix",
+            "Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/containerd-alt/containerd.sock\n"
+        )
+        var settings = NodeSettings(registry: "registry-service.openfaas.svc.cluster.local:443")
+        settings.hostRoot = root.directory
+        let config = try NodeConfig(settings, ca: nil, dryRun: true)
+        XCTAssertEqual(config.runningContainerd.map(\.socket), ["/run/containerd-alt/containerd.sock"])
+        XCTAssertEqual(config.runtimeSocket, root.directory + "/run/containerd-alt/containerd.sock")
+        settings.runtimeEndpoint = "unix:///run/containerd/containerd.sock"
+        XCTAssertEqual(try NodeConfig(settings, ca: nil, dryRun: true).runtimeSocket, root.directory + "/run/containerd/containerd.sock")
+    }
 }

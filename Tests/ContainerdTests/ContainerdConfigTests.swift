@@ -426,6 +426,31 @@ final class K3sTests: XCTestCase {
         XCTAssertEqual(RunningContainerd.find(files).map(\.config?.path), ["/etc/containerd-node/config.toml"])
     }
 
+    /// A containerd started with no -a serves the socket its config file names (`[grpc]
+    /// address`, the last of the file and its imports that sets it): found there, where kubelet
+    /// pulls through it. Before, only containerd's default socket was looked for, and this node's
+    /// containerd was "not running": the default config file decided where the CA went.
+    func testAContainerdServesTheSocketItsConfigNames() throws {
+        let files = try node([
+            "/etc/containerd-alt/config.toml":
+                "version = 2\nimports = [\"conf.d/*.toml\"]\n[grpc]\n  address = \"/run/containerd-alt/main.sock\"\n",
+            "/etc/containerd-alt/conf.d/10-socket.toml": "version = 2\n[grpc]\n  address = '/run/containerd-alt/containerd.sock'\n",
+            "/etc/containerd-alt/conf.d/20-empty.toml": "version = 2\n[grpc]\n  address = \"\"\n",
+            "/proc/42/comm": "containerd\n", "/proc/42/stat": "42 (containerd) S" + String(repeating: " 0", count: 30) + "\n",
+            "/proc/42/cmdline": "containerd\u{0}--config=/etc/containerd-alt/config.toml\u{0}",
+            "/proc/42/status": "Name:\tcontainerd\nUid:\t0\t0\t0\t0\n",
+            "/proc/net/unix":
+                "Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/containerd-alt/containerd.sock\n",
+        ])
+        let running = RunningContainerd.find(files)
+        XCTAssertEqual(running.map(\.socket), ["/run/containerd-alt/containerd.sock"])
+        XCTAssertEqual(running.first?.config?.path, "/etc/containerd-alt/config.toml")
+        // With -a, the flag wins over the file, as containerd takes it.
+        try "containerd\u{0}-c\u{0}/etc/containerd-alt/config.toml\u{0}-a\u{0}/run/elsewhere.sock\u{0}".write(
+            toFile: files.root.directory + "/proc/42/cmdline", atomically: true, encoding: .utf8)
+        XCTAssertEqual(RunningContainerd.find(files), [])
+    }
+
     /// A new node's first boot: k3s installed (its binary, its unit), not started, no containerd
     /// running. It is k3s's node (cluster DNS from its config), and nothing is written for a
     /// containerd that will read the OS bundle when it starts.

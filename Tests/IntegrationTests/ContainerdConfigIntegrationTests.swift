@@ -58,6 +58,33 @@ final class ContainerdConfigIntegrationTests: XCTestCase {
                 ["config.toml": "imports = [\"/etc/containerd/conf.d/*.toml\"]\n" + shipped + v2Table, "conf.d/10-cri.toml": dropInWithout]
             ),
         ]
+        // The gRPC socket (`[grpc] address`): where a containerd started without -a serves.
+        let socketTable = "[grpc]\n  address = \"/run/containerd-alt/containerd.sock\"\n"
+        variants += [
+            ("a grpc address in the main file", ["config.toml": shipped + socketTable]),
+            (
+                "config default with another grpc address",
+                [
+                    "config.toml": defaults.replacingOccurrences(
+                        of: "address = \(v2x ? "'/run/containerd/containerd.sock'" : "\"/run/containerd/containerd.sock\"")",
+                        with: "address = '/run/containerd-alt/containerd.sock'")
+                ]
+            ),
+            (
+                "an import sets the grpc address",
+                [
+                    "config.toml": "imports = [\"/etc/containerd/conf.d/*.toml\"]\n" + shipped + socketTable,
+                    "conf.d/10-socket.toml": "version = 2\n[grpc]\n  address = \"/run/containerd-alt/imported.sock\"\n",
+                ]
+            ),
+            (
+                "an import with an empty grpc address",
+                [
+                    "config.toml": "imports = [\"/etc/containerd/conf.d/*.toml\"]\n" + shipped + socketTable,
+                    "conf.d/10-socket.toml": "version = 2\n[grpc]\n  address = \"\"\n",
+                ]
+            ),
+        ]
         if v2x {
             variants.append(
                 (
@@ -79,22 +106,24 @@ final class ContainerdConfigIntegrationTests: XCTestCase {
             let etc = dir + "/etc/containerd"
             try FileManager.default.createDirectory(atPath: etc + "/conf.d", withIntermediateDirectories: true)
             for (path, text) in files { try text.write(toFile: etc + "/" + path, atomically: true, encoding: .utf8) }
-            let theirs = try dumpedConfigPath(base: base, etc: etc, hasFile: files["config.toml"] != nil)
+            let theirs = try dumped(base: base, etc: etc, hasFile: files["config.toml"] != nil)
             // The agent reads the version from the release's binary, as on the node.
-            let ours = try ContainerdRegistryConfig.read(from: HostFiles(root: try HostRoot(dir)), major: major)
-                .configPaths.map(\.path).joined(separator: ":")
-            XCTAssertEqual(ours, theirs, "\(suite), \(name): the agent reads config_path '\(ours)', containerd '\(theirs)'")
-            rows.append("\(name): containerd '\(theirs)', agent '\(ours)'")
+            let node = HostFiles(root: try HostRoot(dir))
+            let ours = try ContainerdRegistryConfig.read(from: node, major: major).configPaths.map(\.path).joined(separator: ":")
+            XCTAssertEqual(ours, theirs.configPath, "\(suite), \(name): the agent reads config_path '\(ours)', containerd '\(theirs)'")
+            let socket = ContainerdRegistryConfig.grpcAddress(configFile: nil, files: node) ?? RunningContainerd.defaultSocket
+            XCTAssertEqual(socket, theirs.socket, "\(suite), \(name): the agent reads the gRPC socket '\(socket)', containerd '\(theirs)'")
+            rows.append("\(name): containerd '\(theirs.configPath)' at \(theirs.socket), agent '\(ours)' at \(socket)")
         }
         print("containerd \(suite) (\(version.trimmingCharacters(in: .whitespacesAndNewlines))):\n  " + rows.joined(separator: "\n  "))
     }
 
     /// `containerd config dump` of the release's own containerd, with `etc` as its
     /// /etc/containerd (bound over the cached root's in a mount namespace of its own: the cache
-    /// is not changed): the CRI registry's effective config_path.
+    /// is not changed): the CRI registry's effective config_path and the gRPC socket.
     /// Without a config file the daemon runs with its defaults, where containerd 1.x's `config
     /// dump` refuses the missing file: an empty file gives those defaults to every version.
-    func dumpedConfigPath(base: String, etc: String, hasFile: Bool) throws -> String {
+    func dumped(base: String, etc: String, hasFile: Bool) throws -> (configPath: String, socket: String) {
         if !hasFile { try "".write(toFile: etc + "/empty.toml", atomically: true, encoding: .utf8) }
         let config = hasFile ? "/etc/containerd/config.toml" : "/etc/containerd/empty.toml"
         let dump = try sh(
@@ -113,15 +142,19 @@ final class ContainerdConfigIntegrationTests: XCTestCase {
                 import sys, tomllib
                 c = tomllib.loads(open(sys.argv[1]).read())
                 p = c.get("plugins", {})
+                path = ""
                 for name in ("io.containerd.cri.v1.images", "io.containerd.grpc.v1.cri"):
                     r = p.get(name, {}).get("registry")
                     if r is not None and "config_path" in r:
-                        print(r["config_path"]); break
+                        path = r["config_path"]; break
+                print(path)
+                print(c.get("grpc", {}).get("address", ""))
                 """,
                 try writeTemporary(dump.stdout),
             ])
         XCTAssertEqual(read.status, 0, read.stderr)
-        return read.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let lines = read.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        return (lines.first ?? "", lines.count > 1 ? lines[1] : "")
     }
 
     func writeTemporary(_ text: String) throws -> String {

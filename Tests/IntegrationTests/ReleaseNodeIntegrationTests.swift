@@ -77,6 +77,38 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         XCTAssertTrue(pull.ok, "the agent said ready and the pull failed: \(pull.error)")
     }
 
+    /// containerd started with `-c` a config of its own that names its socket (`[grpc] address`,
+    /// no `-a`), kubelet pulling through that socket: the agent finds the containerd where its
+    /// config says and writes the CA where it reads. Before, only the default socket was looked
+    /// for: containerd "not running", and the CA written by the default config into
+    /// /etc/containerd/certs.d, which this containerd never reads.
+    func testBookwormContainerdServingTheSocketItsConfigNames() throws {
+        let (sandbox, node) = try bootWithCertsD("bookworm")
+        let socket = "/run/containerd-alt/containerd.sock"
+        let own = try node.inside(
+            "mkdir -p /etc/containerd-node /etc/systemd/system/containerd.service.d"
+                + " && sed 's#/etc/containerd/certs.d#/etc/containerd-node/certs.d#' /etc/containerd/config.toml > /etc/containerd-node/config.toml"
+                + " && printf '[grpc]\\n  address = \"\(socket)\"\\n' >> /etc/containerd-node/config.toml"
+                + " && printf '[Service]\\nExecStart=\\nExecStart=/usr/bin/containerd -c /etc/containerd-node/config.toml\\n'"
+                + " > /etc/systemd/system/containerd.service.d/own-config.conf && systemctl daemon-reload && systemctl restart containerd.service"
+                + " && sed -i 's#^containerRuntimeEndpoint: .*#containerRuntimeEndpoint: unix://\(socket)#' /var/lib/kubelet/config.yaml")
+        XCTAssertEqual(own.status, 0, own.stdout + own.stderr)
+        try eventually(10, "containerd serving \(socket)") { try node.inside("test -S \(socket)").status == 0 }
+        let r = try node.agent([
+            "bootstrap", "--host-root", node.root, "--registry", sandbox.registry, "--ca", sandbox.caFile, "--output", "json",
+        ])
+        XCTAssertEqual(r.status, 0, r.output)
+        let report = try JSONReport.decode(r.stdout)
+        XCTAssertEqual(report.check("runtime-pull")?.outcome, "pass", r.output)
+        XCTAssertEqual(try node.inside("ls /etc/containerd-node/certs.d | grep -c :443").stdout, "1\n", r.output)
+        XCTAssertEqual(
+            try node.inside("ls /etc/containerd/certs.d 2>/dev/null | grep -c :443").stdout, "0\n",
+            "the CA went where the default config says: \(r.output)")
+        let pull = try node.pull(
+            sandbox.testImage, user: sandbox.vars["REGISTRY_USER"]!, password: sandbox.vars["REGISTRY_PASSWORD"]!, socket: socket)
+        XCTAssertTrue(pull.ok, "the agent said ready and the pull failed: \(pull.error)")
+    }
+
     /// A second containerd on the node, as a CI runner's: root, in the node's network, serving
     /// the same socket path in a mount namespace of its own (a unit with a private
     /// /run/containerd), started with a config whose config_path is its own. The agent runs

@@ -16,6 +16,10 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// another program owns certs.d (k3s and RKE2 versions that delete foreign folders, a host
     /// their registries.yaml claims).
     public var agentWrites = true
+    /// Whether the CRI config asks for containerd's local pull, not its transfer service (2.1
+    /// and later): `use_local_image_pull`, or an option the transfer service does not take
+    /// (containerd's CheckLocalImagePullConfigs), in the main file or an import.
+    public var localPull = false
     /// What a person can do when containerd's folders do not give it the registry's CA and the
     /// agent may not write them (the `registries.yaml` lines on k3s and RKE2).
     public var remedy: String?
@@ -64,8 +68,10 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         // config dump` of 1.6.20 and 1.7.24 shows config_path = ""); 2.x merges keys (2.1.9
         // keeps the main file's config_path, version 2 files included).
         let merges = (major ?? binaryMajor(files) ?? (main.version >= 3 ? 2 : 1)) >= 2
+        var localPull = main.localPull
         for importPath in try expandImports(main.imports, of: configFile, files: files) {
             guard let imported = try files.readString(importPath).map(ConfigFile.init(parsing:)) else { continue }
+            localPull = localPull || imported.localPull
             if merges {
                 if let path = imported.configPath {
                     configPath = path
@@ -76,7 +82,9 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                 decidedBy = importPath
             }
         }
-        return settled(configPath, decidedBy: decidedBy, main: configFile)
+        var config = settled(configPath, decidedBy: decidedBy, main: configFile)
+        config.localPull = localPull
+        return config
     }
 
     /// containerd's folders on a k3s or RKE2 node: their certs.d, which their containerd reads
@@ -224,6 +232,18 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         return address
     }
 
+    /// containerd 2.1.9's CheckLocalImagePullConfigs, for one key of the CRI image config and
+    /// its value: an option the transfer service does not take, set (or off its default).
+    static func asksLocalPull(_ key: String, value: String) -> Bool {
+        switch key {
+        case "use_local_image_pull", "discard_unpacked_layers", "image_pull_with_sync_fs": return value == "true"
+        case "disable_snapshot_annotations": return value == "false"
+        case "max_concurrent_downloads": return value != "3"
+        default:
+            return ["registry.mirrors.", "registry.configs.", "registry.auths."].contains { key.hasPrefix($0) }
+        }
+    }
+
     /// What one containerd config file says that matters here: its version, imports, CRI
     /// registry config_path, whether it configures the CRI plugin at all, and its gRPC socket.
     package struct ConfigFile {
@@ -232,6 +252,9 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         var configPath: String?
         /// `[grpc] address` (nil: unset or empty, as containerd takes an empty one).
         var grpcAddress: String?
+        /// A CRI image option that makes containerd 2.1+ pull locally, not through its transfer
+        /// service (CheckLocalImagePullConfigs, v2.1.9: the option set, or not at its default).
+        var localPull = false
         var mentionsCRI = false
 
         static let criPlugins = ["plugins.\"io.containerd.grpc.v1.cri\"", "plugins.\"io.containerd.cri.v1.images\""]
@@ -246,6 +269,11 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                     // containerd 2.x writes plugin names in single quotes ('io.containerd.cri.v1.images').
                     table = line.trimming(charactersIn: "[] ").replacing("'", with: "\"")
                     if Self.criPlugins.contains(where: { table == $0 || table.hasPrefix($0 + ".") }) { mentionsCRI = true }
+                    // A mirrors, configs or auths table of the CRI registry: the local pull.
+                    if let plugin = Self.criPlugins.first(where: { table.hasPrefix($0 + ".registry.") }) {
+                        let sub = table.dropFirst(plugin.count + ".registry.".count)
+                        if ["mirrors", "configs", "auths"].contains(where: { sub.hasPrefix($0 + ".") }) { localPull = true }
+                    }
                     continue
                 }
                 guard let eq = line.firstIndex(of: "=") else { continue }
@@ -253,6 +281,12 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                 let value = line[line.index(after: eq)...].trimmingBlanks()
                 let fullKey = table.isEmpty ? key : table + "." + key
                 if Self.criPlugins.contains(where: { fullKey.hasPrefix($0 + ".") }) { mentionsCRI = true }
+                if let plugin = Self.criPlugins.first(where: { fullKey.hasPrefix($0 + ".") }),
+                    ContainerdRegistryConfig.asksLocalPull(
+                        String(fullKey.dropFirst(plugin.count + 1)), value: value.trimming(charactersIn: "\"'"))
+                {
+                    localPull = true
+                }
                 if Self.criPlugins.contains(where: { fullKey == $0 + ".registry.config_path" }) {
                     configPath = value.trimming(charactersIn: "\"'")
                 } else if fullKey == "grpc.address" {

@@ -27,7 +27,7 @@ public struct RegistryTrustLocations: Sendable {
     public static func discover(
         files: HostFiles, registry: RegistryAddress, running: [RunningContainerd]? = nil, runtime: RuntimeWord? = nil
     ) throws -> RegistryTrustLocations {
-        let containerd = try ContainerdRegistryConfig.read(from: files, registry: registry, running: running)
+        let containerd = try ContainerdRegistryConfig.read(from: files, major: runtime?.major, registry: registry, running: running)
         var roots = containerd.configPaths
         var runtimeConfig: (word: RuntimeWord, disagreement: String?)?
         if let runtime, runtime.reportsRegistry {
@@ -42,6 +42,22 @@ public struct RegistryTrustLocations: Sendable {
             runtimeConfig = (runtime, disagreement)
         }
         let major = runtime?.major ?? ContainerdRegistryConfig.binaryMajor(files) ?? 2
+        var note = containerd.note
+        // containerd 2.1 and later pull for CRI through their transfer service (unless the CRI
+        // config asks for the local pull), which takes config_path as one folder (v2.1.9 to
+        // v2.2.7: registry.WithHostDir(ConfigPath), not split; containerd#12808): a list names
+        // a folder with colons in its name, which is no folder, so no certs.d is read. Where the
+        // minor version is not known, the transfer service is taken: the checks then do not
+        // count on folders containerd may not read.
+        if roots.count > 1, major >= 2, major > 2 || (runtime?.minor ?? 1) >= 1, !containerd.localPull,
+            let one = try? HostPath(roots.map(\.path).joined(separator: ":"))
+        {
+            note = [
+                note,
+                "containerd \(runtime?.version ?? "\(major).x") pulls through its transfer service, which takes config_path \"\(one.path)\" as one folder, not a list (containerd#12808): no certs.d is read; set config_path to one folder (\(roots[0].path)) and restart containerd",
+            ].compactMap { $0 }.joined(separator: "; ")
+            roots = [one]
+        }
         // The probe's reference names the registry host:port (RuntimePullProbe.probeReference).
         let hosts = try ContainerdHosts.select(files: files, roots: roots, host: registry.hostAndPort, major: major)
         var cas: [HostPath] = []
@@ -53,7 +69,7 @@ public struct RegistryTrustLocations: Sendable {
         let own = try files.list(layout.anchors).filter { $0.hasPrefix(prefix) && $0.hasSuffix(".crt") }
             .map { try layout.anchors.appending($0) }
         var locations = RegistryTrustLocations(
-            osBundle: layout.bundle, runtimeCAFiles: cas, runtimeHosts: hosts, osStoreFiles: own, note: containerd.note,
+            osBundle: layout.bundle, runtimeCAFiles: cas, runtimeHosts: hosts, osStoreFiles: own, note: note,
             remedy: containerd.remedy)
         locations.runtimeConfig = runtimeConfig
         return locations
@@ -80,5 +96,12 @@ public struct RuntimeWord: Sendable, Equatable {
     public var major: Int? {
         let digits = (version.hasPrefix("v") ? version.dropFirst() : version[...]).prefix { $0.isASCII && $0.isNumber }
         return Int(digits)
+    }
+
+    /// The minor version (`2.1.9+unknown` -> 1); nil when the text has none.
+    public var minor: Int? {
+        let parts = (version.hasPrefix("v") ? version.dropFirst() : version[...]).split(separator: ".", maxSplits: 2)
+        guard parts.count >= 2 else { return nil }
+        return Int(parts[1].prefix { $0.isASCII && $0.isNumber })
     }
 }

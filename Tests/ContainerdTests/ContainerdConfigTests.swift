@@ -451,6 +451,58 @@ final class K3sTests: XCTestCase {
         XCTAssertEqual(RunningContainerd.find(files), [])
     }
 
+    /// containerd 2.1+ pulls for CRI through its transfer service, which takes config_path as one
+    /// folder (containerd#12808): with a list, no certs.d folder is read and the checks must not
+    /// count on the first one. 1.x and 2.0 (local pull) search the list; so does 2.1 when its
+    /// CRI config asks for the local pull (CheckLocalImagePullConfigs), in the file or an import.
+    func testTheTransferServiceReadsAConfigPathListAsOneFolder() throws {
+        let registry = try RegistryAddress("registry-service.openfaas.svc.cluster.local:443")
+        let list = "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d:/etc/docker/certs.d\"\n"
+        let folder = "/etc/containerd/certs.d/registry-service.openfaas.svc.cluster.local:443"
+        func locations(_ config: String, _ version: String, imports: [String: String] = [:]) throws -> RegistryTrustLocations {
+            var layout = [
+                "/etc/os-release": "ID=debian\n", "/etc/containerd/config.toml": config,
+                folder + "/hosts.toml":
+                    "server = \"https://registry-service.openfaas.svc.cluster.local\"\n[host.\"https://registry-service.openfaas.svc.cluster.local\"]\n  ca = \"ca.crt\"\n",
+                folder + "/ca.crt": "x",
+            ]
+            layout.merge(imports) { $1 }
+            let word = RuntimeWord(version: version, reportsRegistry: false, configPath: nil)
+            return try RegistryTrustLocations.discover(files: try node(layout), registry: registry, running: [], runtime: word)
+        }
+        let transfer = try locations("version = 2\n" + list, "2.1.9+unknown")
+        XCTAssertEqual(transfer.runtimeCAFiles, [], "a folder of the list taken as read by containerd 2.1's transfer service")
+        XCTAssertTrue(transfer.note?.contains("takes config_path \"/etc/containerd/certs.d:/etc/docker/certs.d\" as one folder") == true)
+        for version in ["1.7.24~ds1", "2.0.7"] {
+            XCTAssertEqual(try locations("version = 2\n" + list, version).runtimeCAFiles.map(\.path), [folder + "/ca.crt"], version)
+        }
+        for (name, config, imports) in [
+            (
+                "use_local_image_pull", "version = 2\n" + list + "[plugins.\"io.containerd.grpc.v1.cri\"]\n  use_local_image_pull = true\n",
+                [:]
+            ),
+            (
+                "a mirror in an import", "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n" + list,
+                [
+                    "/etc/containerd/conf.d/m.toml":
+                        "[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n  endpoint = [\"https://m\"]\n"
+                ]
+            ),
+            (
+                "max_concurrent_downloads",
+                "version = 2\n" + list + "[plugins.\"io.containerd.grpc.v1.cri\"]\n  max_concurrent_downloads = 5\n", [:]
+            ),
+        ] {
+            XCTAssertEqual(
+                try locations(config, "2.1.9", imports: imports).runtimeCAFiles.map(\.path), [folder + "/ca.crt"],
+                "\(name): the local pull searches the list")
+        }
+        let single = "version = 2\n" + list.replacingOccurrences(of: ":/etc/docker/certs.d", with: "")
+        XCTAssertEqual(try locations(single, "2.1.9").runtimeCAFiles.map(\.path), [folder + "/ca.crt"], "one folder is read")
+        XCTAssertFalse(ContainerdRegistryConfig.asksLocalPull("max_concurrent_downloads", value: "3"))
+        XCTAssertTrue(ContainerdRegistryConfig.asksLocalPull("disable_snapshot_annotations", value: "false"))
+    }
+
     /// A new node's first boot: k3s installed (its binary, its unit), not started, no containerd
     /// running. It is k3s's node (cluster DNS from its config), and nothing is written for a
     /// containerd that will read the OS bundle when it starts.

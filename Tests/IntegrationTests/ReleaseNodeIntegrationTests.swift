@@ -114,8 +114,9 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     /// containerd#12808): a colon-separated list is no folder, and no certs.d is read. With Go's
     /// system roots loaded before the CA reached the OS store (a pull that got to TLS before
     /// bootstrap), the pull still fails after bootstrap, whose CA is in the list's first folder:
-    /// the agent says so, not ready (its runtime-pull; its model of certs.d does not know this
-    /// rule yet and says the folder is read).
+    /// the agent says so, not ready, and its model says why: no certs.d is read, containerd's
+    /// trust is the OS store as it loaded it, a restart pending. Before, it said the first
+    /// folder was read (tls-runtime-trust and certs-d passed), and only its runtime-pull failed.
     func testSidTransferServiceReadsNoCertsDFromAList() throws {
         let (sandbox, node) = try boot("sid")
         addTeardownBlock {
@@ -138,7 +139,11 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         let after = try node.pull(sandbox.testImage, user: user, password: password)
         XCTAssertTrue(after.error.contains("x509"), "containerd read the list's first folder: \(after.ok) \(after.error)")
         XCTAssertEqual(r.status, 1, "the agent said ready where the pull fails: \(r.output)")
-        XCTAssertEqual(try JSONReport.decode(r.stdout).check("runtime-pull")?.outcome, "fail", r.output)
+        let report = try JSONReport.decode(r.stdout)
+        XCTAssertEqual(report.check("runtime-pull")?.outcome, "fail", r.output)
+        XCTAssertEqual(report.check("tls-runtime-trust")?.outcome, "fail", r.output)
+        XCTAssertNotEqual(report.check("certs-d")?.outcome, "pass", r.output)
+        XCTAssertTrue(r.output.contains("transfer service, which takes config_path"), r.output)
     }
 
     /// A second containerd on the node, as a CI runner's: root, in the node's network, serving

@@ -38,9 +38,8 @@ public enum ContainerdPresence {
             guard clock.elapsed < seconds else {
                 throw AgentError(
                     .unsupportedHost,
-                    "no containerd serves its socket and systemd has \(moment) after \(Int(seconds)) s: the node's runtime is not told from its config files while it is between states",
-                    hint:
-                        "the next reconcile asks again; if it stays so, see `journalctl -u \(moment.split(separator: " ")[0])` on the node")
+                    "no containerd serves its socket and systemd has \(moment.unit) \(moment.state) after \(Int(seconds)) s: the node's runtime is not told from its config files while it is between states",
+                    hint: "the next reconcile asks again; if it stays so, see `journalctl -u \(moment.unit)` on the node")
             }
             pause(0.05)
             facts = gather()
@@ -51,20 +50,22 @@ public enum ContainerdPresence {
         return gather()
     }
 
-    /// The first of the containerd units systemd has between states, in words (`NAME STATE`);
+    /// The first of the containerd units systemd has between states, and that state in words;
     /// nil when all rest or systemd cannot say (a unit's state unreadable is said by the checks,
     /// `Bootstrap.confirmedByUnits`).
-    static func moving(_ systemd: Systemd1, _ facts: NodeHostFacts, activeFor seconds: Double, now: Date = Date()) -> String? {
+    static func moving(_ systemd: Systemd1, _ facts: NodeHostFacts, activeFor seconds: Double, now: Date = Date()) -> (
+        unit: String, state: String
+    )? {
         for name in Bootstrap.containerdUnits {
             guard let state = (try? systemd.unit(name)) ?? nil else { continue }
             if ["activating", "deactivating", "reloading", "refreshing"].contains(state.activeState) {
-                return "\(name) \(state.activeState) (\(state.subState))"
+                return (name, "\(state.activeState) (\(state.subState))")
             }
             if state.activeState == "active", state.mainPID > 0,
                 now.timeIntervalSince1970 - Double(state.activeEnterTimestamp) / 1e6 < seconds,
                 facts.runtimeProcesses.contains(where: { $0.name == "containerd" && $0.pid == Int(state.mainPID) })
             {
-                return "\(name) active, its containerd (pid \(state.mainPID)) not yet serving its socket"
+                return (name, "active, its containerd (pid \(state.mainPID)) not yet serving its socket")
             }
         }
         return nil

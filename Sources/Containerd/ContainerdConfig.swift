@@ -50,7 +50,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         if let k3s = try K3sNode.detect(files: files, running: running) { return try k3sConfig(k3s, files: files, registry: registry) }
         // The file the running containerd was started with (-c), else containerd's default.
         let configFile = running.lazy.compactMap(\.config).first ?? Self.configFile
-        guard let text = try files.readString(configFile) else {
+        guard let layers = try layers(configFile, files: files) else {
             // Measured on 1.6.20, 1.7.24 and 2.1.9: with no file, config_path is empty and a
             // pull does not read /etc/containerd/certs.d (2.1.9 included).
             return ContainerdRegistryConfig(
@@ -59,7 +59,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                     "no \(configFile): containerd's config_path is empty, so it ignores certs.d; create the file with config_path = \"\(defaultCertsD)\" in its CRI registry table, or rely on the OS trust store (needs a containerd restart)"
             )
         }
-        let main = ConfigFile(parsing: text)
+        let main = layers.main
         var configPath = main.configPath
         var decidedBy = configFile
         // Its `imports`, in order, each over what came before. containerd 1.x replaces a
@@ -69,8 +69,7 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
         // keeps the main file's config_path, version 2 files included).
         let merges = (major ?? binaryMajor(files) ?? (main.version >= 3 ? 2 : 1)) >= 2
         var localPull = main.localPull
-        for importPath in try expandImports(main.imports, of: configFile, files: files) {
-            guard let imported = try files.readString(importPath).map(ConfigFile.init(parsing:)) else { continue }
+        for (importPath, imported) in layers.imports {
             localPull = localPull || imported.localPull
             if merges {
                 if let path = imported.configPath {
@@ -222,14 +221,23 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
     /// release's own `containerd config dump` agrees: ContainerdConfigIntegrationTests); nil when
     /// none does (containerd's default socket) or the files cannot be read.
     public static func grpcAddress(configFile: HostPath?, files: HostFiles) -> String? {
-        let main = configFile ?? Self.configFile
-        guard let text = try? files.readString(main) else { return nil }
+        guard let layers = (try? layers(configFile ?? Self.configFile, files: files)) ?? nil else { return nil }
+        return ([layers.main] + layers.imports.map(\.file)).compactMap(\.grpcAddress).last
+    }
+
+    /// A config file and the files of its `imports` (`expandImports`), each parsed, in the order
+    /// containerd merges them; an import that does not exist is passed over. nil when `main`
+    /// does not exist.
+    package static func layers(_ main: HostPath, files: HostFiles) throws -> (
+        main: ConfigFile, imports: [(path: HostPath, file: ConfigFile)]
+    )? {
+        guard let text = try files.readString(main) else { return nil }
         let config = ConfigFile(parsing: text)
-        var address = config.grpcAddress
-        for importPath in (try? expandImports(config.imports, of: main, files: files)) ?? [] {
-            if let set = ((try? files.readString(importPath)) ?? nil).flatMap({ ConfigFile(parsing: $0).grpcAddress }) { address = set }
+        var imports: [(path: HostPath, file: ConfigFile)] = []
+        for path in try expandImports(config.imports, of: main, files: files) {
+            if let imported = try files.readString(path) { imports.append((path, ConfigFile(parsing: imported))) }
         }
-        return address
+        return (config, imports)
     }
 
     /// containerd 2.1.9's CheckLocalImagePullConfigs, for one key of the CRI image config and
@@ -280,12 +288,10 @@ public struct ContainerdRegistryConfig: Sendable, Equatable {
                 let key = line[..<eq].trimmingBlanks().replacing("'", with: "\"")
                 let value = line[line.index(after: eq)...].trimmingBlanks()
                 let fullKey = table.isEmpty ? key : table + "." + key
-                if Self.criPlugins.contains(where: { fullKey.hasPrefix($0 + ".") }) { mentionsCRI = true }
-                if let plugin = Self.criPlugins.first(where: { fullKey.hasPrefix($0 + ".") }),
-                    ContainerdRegistryConfig.asksLocalPull(
-                        String(fullKey.dropFirst(plugin.count + 1)), value: value.trimming(charactersIn: "\"'"))
-                {
-                    localPull = true
+                if let plugin = Self.criPlugins.first(where: { fullKey.hasPrefix($0 + ".") }) {
+                    mentionsCRI = true
+                    let option = String(fullKey.dropFirst(plugin.count + 1))
+                    if ContainerdRegistryConfig.asksLocalPull(option, value: value.trimming(charactersIn: "\"'")) { localPull = true }
                 }
                 if Self.criPlugins.contains(where: { fullKey == $0 + ".registry.config_path" }) {
                     configPath = value.trimming(charactersIn: "\"'")

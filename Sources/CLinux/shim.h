@@ -4,6 +4,7 @@
 #define NODE_AGENT_CLINUX_SHIM_H
 #include <errno.h>
 #include <linux/openat2.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,5 +24,20 @@ static inline int node_agent_openat2(int dirfd, const char *path, unsigned long 
                                      unsigned long long resolve) {
     struct open_how how = {.flags = flags, .mode = mode, .resolve = resolve};
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/// SO_PEERCRED's pid for a connected unix socket: the process that called listen(2) on the socket
+/// it is connected to, in the caller's PID namespace (0 where that process is not visible there);
+/// -1 with errno when it cannot be read. `struct ucred` is behind _GNU_SOURCE, which Glibc's
+/// Swift module leaves out: its layout (pid, uid, gid: three 32-bit fields) is the kernel's.
+static inline int node_agent_peer_pid(int fd) {
+    struct {
+        int pid;
+        unsigned int uid;
+        unsigned int gid;
+    } credentials = {0, 0, 0};
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    return credentials.pid;
 }
 #endif

@@ -63,7 +63,37 @@ public struct RunningContainerd: Sendable, Equatable {
             else { continue }
             found.append(c)
         }
-        return (found, ignored)
+        // Each socket asked who serves it in the node's root: a process that listens at the
+        // same path in a mount namespace of its own (a nested cluster's containerd, a CI
+        // runner's, a pod's with the host's network) is not the node's runtime, whatever it
+        // calls itself and however it was started. Unknown (another PID namespace, a server
+        // that is none of these processes): they are taken as before.
+        var kept: [RunningContainerd] = []
+        for socket in Set(found.map(\.socket)).sorted() {
+            let here = found.filter { $0.socket == socket }
+            switch processes.server(ofSocket: socket) {
+            case .process(let pid) where here.contains(where: { $0.pid == pid }):
+                kept += here.filter { $0.pid == pid }
+                ignored += here.filter { $0.pid != pid }.map {
+                    Ignored(
+                        pid: $0.pid,
+                        why:
+                            "containerd (pid \($0.pid)) listens at \(socket) in a mount namespace of its own: the node's \(socket) is served by pid \(pid); not the node's runtime, ignored"
+                    )
+                }
+            case .nobody:
+                ignored += here.map {
+                    Ignored(
+                        pid: $0.pid,
+                        why:
+                            "containerd (pid \($0.pid)) listens at \(socket) in a mount namespace of its own: nothing serves \(socket) in the node's root; not the node's runtime, ignored"
+                    )
+                }
+            default:
+                kept += here
+            }
+        }
+        return (kept.sorted { $0.pid < $1.pid }, ignored)
     }
 
     /// containerd's socket when its command line names none.

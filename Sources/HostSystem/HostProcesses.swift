@@ -21,6 +21,17 @@ public struct HostProcess: Sendable, Equatable {
     }
 }
 
+/// Who serves a unix socket in the node's root (`HostProcesses.server(ofSocket:)`).
+public enum SocketServer: Sendable, Equatable {
+    /// The process that listens on it, by its pid in the host root's /proc.
+    case process(Int)
+    /// Nothing listens at that path in the node's root: no file there, not a socket, or refused.
+    case nobody
+    /// It cannot be told from here (no connection for another reason, a link in its place, a
+    /// /proc of another PID namespace, a listener this namespace cannot see).
+    case unknown
+}
+
 /// The host's processes through the host root's /proc (a DaemonSet pod sees the node's with
 /// hostPID; a sandbox node's host root mounts its /proc). What another process lets a reader see
 /// depends on the reader: its environment and executable need ptrace access (the same user and
@@ -173,6 +184,51 @@ public struct HostProcesses: Sendable {
             if target.hasPrefix("socket:["), target.hasSuffix("]"), inodes.contains(String(target.dropFirst(8).dropLast())) { return true }
         }
         return unreadable ? nil : false
+    }
+
+    /// Who serves the unix socket at `path` in the node's root, by the kernel's word rather than
+    /// by what a process calls itself: a connection to the socket there, and the pid SO_PEERCRED
+    /// gives for it (the process that listened on it). Nothing is sent; the connection is closed
+    /// at once (grpc-go logs nothing for a connection that ends before its preface). The
+    /// socket's folder is opened inside the root (links on the way as a chroot takes them); a
+    /// link as the socket itself is not followed.
+    public func server(ofSocket path: String) -> SocketServer {
+        guard let socketPath = try? HostPath(path), !socketPath.components.isEmpty else { return .unknown }
+        // SO_PEERCRED's pid is in this process's PID namespace: it names a process of this
+        // /proc only where this /proc is of the same namespace (a DaemonSet with hostPID).
+        guard let procFolder = (try? files.root.openDirectory(proc)) ?? nil, procFolder.linkTarget("self") == String(getpid()) else {
+            return .unknown
+        }
+        let folder: HostDirectory
+        do {
+            guard let opened = try files.root.openDirectory(socketPath.parent) else { return .nobody }
+            folder = opened
+        } catch { return .unknown }
+        let name = socketPath.lastComponent
+        var st = stat()
+        guard fstatat(folder.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return errno == ENOENT ? .nobody : .unknown }
+        switch st.st_mode & S_IFMT {
+        case S_IFSOCK: break
+        case S_IFLNK: return .unknown
+        default: return .nobody  // a file that is not a socket: nothing listens there
+        }
+        // Through the folder's descriptor: no second walk of the path, and no unix address
+        // length limit on the node's own path.
+        let through = Array("/proc/self/fd/\(folder.fd)/\(name)".utf8)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        guard through.count < MemoryLayout.size(ofValue: address.sun_path) else { return .unknown }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: through) }
+        // Non-blocking: a listener whose backlog is full answers EAGAIN instead of holding the agent.
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return .unknown }
+        defer { close(fd) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { return errno == ECONNREFUSED ? .nobody : .unknown }
+        let pid = node_agent_peer_pid(fd)
+        return pid > 0 ? .process(Int(pid)) : .unknown
     }
 
     /// The inodes of the listening unix sockets bound at `path`, from /proc/net/unix: this network

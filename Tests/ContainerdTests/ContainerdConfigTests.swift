@@ -426,6 +426,85 @@ final class K3sTests: XCTestCase {
         XCTAssertEqual(RunningContainerd.find(files).map(\.config?.path), ["/etc/containerd-node/config.toml"])
     }
 
+    /// Two root processes named containerd listen at the node's socket path, one in a mount
+    /// namespace of its own (a pod's with the host's network, a nested cluster's): the socket in
+    /// the node's root names its server (SO_PEERCRED), and only that one is the node's. Before,
+    /// both were taken, the lower pid first, so the other's `-c` decided where the CA went once
+    /// the node's containerd had restarted. This test process listens at the node's path and
+    /// plays the node's containerd; pid 42 is the other.
+    func testTheSocketInTheNodesRootNamesWhichContainerdIsTheNodes() throws {
+        let me = Int(getpid())
+        func process(_ pid: Int, _ config: String) -> [String: String] {
+            [
+                "/proc/\(pid)/comm": "containerd\n",
+                "/proc/\(pid)/stat": "\(pid) (containerd) S" + String(repeating: " 0", count: 30) + "\n",
+                "/proc/\(pid)/cmdline": "containerd\u{0}-c\u{0}\(config)\u{0}",
+                "/proc/\(pid)/status": "Name:\tcontainerd\nUid:\t0\t0\t0\t0\n",
+            ]
+        }
+        var layout = process(42, "/etc/containerd/nested.toml").merging(process(me, "/etc/containerd/config.toml")) { a, _ in a }
+        layout["/proc/net/unix"] =
+            "Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 1111 /run/containerd/containerd.sock\n"
+            + "0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/containerd/containerd.sock\n"
+        layout["/etc/containerd/config.toml"] =
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n"
+        layout["/etc/containerd/nested.toml"] =
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/srv/nested/certs.d\"\n"
+        let files = try node(layout)
+        let root = files.root.directory
+        let socket = "/run/containerd/containerd.sock"
+        // A /proc of another PID namespace (its `self` is not this process): SO_PEERCRED's pid
+        // would name none of its processes, and both are taken, as without ptrace access before.
+        try FileManager.default.createSymbolicLink(atPath: root + "/proc/self", withDestinationPath: "1")
+        XCTAssertEqual(RunningContainerd.find(files).map(\.pid), [42, me].sorted())
+        // This process's namespace: nothing serves the path in the node's root, so both listen
+        // in mount namespaces of their own.
+        try FileManager.default.removeItem(atPath: root + "/proc/self")
+        try FileManager.default.createSymbolicLink(atPath: root + "/proc/self", withDestinationPath: String(me))
+        let nobody = RunningContainerd.qualified(files)
+        XCTAssertEqual(nobody.found, [])
+        XCTAssertEqual(
+            nobody.ignored.map(\.why).sorted(),
+            [42, me].map {
+                "containerd (pid \($0)) listens at \(socket) in a mount namespace of its own: nothing serves \(socket) in the node's root; not the node's runtime, ignored"
+            }.sorted())
+        // This process listens there: it is the node's containerd, 42 is not.
+        try FileManager.default.createDirectory(atPath: root + "/run/containerd", withIntermediateDirectories: true)
+        let listener = try listen(at: root + socket)
+        defer { close(listener) }
+        let served = RunningContainerd.qualified(files)
+        XCTAssertEqual(served.found.map(\.pid), [me])
+        XCTAssertEqual(
+            served.ignored.map(\.why),
+            [
+                "containerd (pid 42) listens at \(socket) in a mount namespace of its own: the node's \(socket) is served by pid \(me); not the node's runtime, ignored"
+            ])
+        XCTAssertEqual(try ContainerdRegistryConfig.read(from: files).configPaths.map(\.path), ["/etc/containerd/certs.d"])
+        // A link in the socket's place is not followed: unknown, both taken.
+        close(listener)
+        try FileManager.default.removeItem(atPath: root + socket)
+        let other = try listen(at: root + "/run/containerd/other.sock")
+        defer { close(other) }
+        try FileManager.default.createSymbolicLink(atPath: root + socket, withDestinationPath: "other.sock")
+        XCTAssertEqual(RunningContainerd.find(files).map(\.pid), [42, me].sorted())
+    }
+
+    /// A unix socket listening at `path`, this process its server; its descriptor.
+    func listen(at path: String) throws -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw XCTSkip("\(path) is too long for a unix address") }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0, String(cString: strerror(errno)))
+        XCTAssertEqual(Glibc.listen(fd, 4), 0)
+        return fd
+    }
+
     /// A containerd started with no -a serves the socket its config file names (`[grpc]
     /// address`, the last of the file and its imports that sets it): found there, where kubelet
     /// pulls through it. Before, only containerd's default socket was looked for, and this node's

@@ -166,6 +166,55 @@ final class HostSafetyIntegrationTests: XCTestCase {
         }
     }
 
+    /// A root process named containerd in the node's network, listening at the node's own socket
+    /// path in a mount namespace of its own (a pod's with the host's network, a nested cluster's,
+    /// a CI runner's), started before the node's containerd last restarted, so that its pid is
+    /// the lower, and naming a config and a proxy of its own. The socket in the node's root says
+    /// which process serves it: before, both were taken, and the lower pid's config decided
+    /// where root wrote the CA (/etc/fake-certs.d) while its proxy was modelled as the runtime's.
+    /// The sandbox's bus has no systemd, so no unit says which containerd is the node's.
+    func testARootProcessServingTheNodesSocketPathInAMountNamespaceOfItsOwnIsNotTheNodesRuntime() throws {
+        let bin = node.folder + "/fake-bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: bin + "/containerd", withDestinationPath: "/usr/bin/python3")
+        try FileManager.default.createDirectory(atPath: node.hostRoot + "/etc/fake", withIntermediateDirectories: true)
+        try "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/fake-certs.d\"\n".write(
+            toFile: node.hostRoot + "/etc/fake/config.toml", atomically: false, encoding: .utf8)
+        let socket = "/run/containerd/containerd.sock"
+        let code = "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[4]); s.listen(); time.sleep(120)"
+        // Its own /run/containerd (a tmpfs in a mount namespace of its own), in the node's network.
+        let started = try node.exec([
+            "sh", "-c",
+            "HTTPS_PROXY=http://127.0.0.1:9 unshare -m --propagation private sh -c 'mount -t tmpfs tmpfs /run/containerd && exec \"$0\" \"$@\"' \"$0\" -c \"$1\" -c /etc/fake/config.toml -a \"$2\" >/dev/null 2>&1 & echo $!",
+            bin + "/containerd", code, socket,
+        ])
+        let pid = try XCTUnwrap(Int32(started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), started.stderr)
+        defer { kill(pid, SIGKILL) }
+        func listeners() throws -> Int {
+            try node.exec(["sh", "-c", "grep -c ' \(socket)$' /proc/net/unix"]).stdout.split(separator: "\n").first.flatMap { Int($0) } ?? 0
+        }
+        try eventually(5, "the fake's socket beside the node's") { try listeners() >= 2 }
+        // The node's containerd restarted after it: its pid is now the higher.
+        XCTAssertEqual(try node.control(["stop", "containerd"]), 0)
+        XCTAssertEqual(try node.control(["start", "containerd"]), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(Int32(try node.containerdPID())), pid)
+        XCTAssertEqual(try listeners(), 2)
+
+        let r = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(
+            r.stdout.contains(
+                "containerd (pid \(pid)) listens at \(socket) in a mount namespace of its own: the node's \(socket) is served by pid \(try node.containerdPID())"
+            ), r.stdout)
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: node.hostRoot + "/etc/fake-certs.d"), "root wrote where the fake's config said")
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: node.hostRoot + "/etc/containerd/certs.d/\(node.registry)/hosts.toml"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("127.0.0.1:9"), "the fake's proxy modelled as the runtime's: \(r.stdout)")
+        let pulled = try node.pull(node.testImage)
+        XCTAssertTrue(pulled.ok, pulled.error)
+    }
+
     /// Bootstraps, uninstalls and a `run` at once: the lock keeps them apart. Sampled all along,
     /// the bundle never lacks the system CAs; at the end one bootstrap leaves the state of one run.
     func testConcurrentRunsNeverLeaveABrokenStore() throws {

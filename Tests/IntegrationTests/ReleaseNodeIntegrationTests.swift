@@ -150,15 +150,18 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
     /// the same socket path in a mount namespace of its own (a unit with a private
     /// /run/containerd), started with a config whose config_path is its own. The agent runs
     /// without CAP_SYS_PTRACE, as in the DaemonSet's pod, so it cannot tell the sockets apart by
-    /// the processes' descriptors: systemd's containerd.service says which one is the node's.
-    /// Before, the second one's config decided where root wrote the CA (the node's containerd
-    /// names no -c).
+    /// the processes' descriptors: the socket in the node's root names the process that serves
+    /// it (SO_PEERCRED). Before, the second one's config decided where root wrote the CA (the
+    /// node's containerd names no -c), and then systemd's containerd.service did.
     func testBookwormSecondContainerdIsNotTheNodes() throws { try secondContainerd(maskedNodeUnit: false) }
 
-    /// The same with the node's containerd.service masked while it runs (an admin's `systemctl
-    /// mask`, a package's postinst): systemd 252 answers LoadState "masked", ActiveState "active"
-    /// and its main PID, so the unit still says which containerd is the node's. Read as "not
-    /// installed" before de0e19f, the unit said nothing and the second one's config could decide.
+    /// A second containerd in the node's own mount namespace, serving a socket of its own, on a
+    /// node whose kubelet is not configured yet (bootstrap before the node joins): each socket
+    /// names its own server and no kubelet names its socket, so systemd's containerd.service
+    /// says which one is the node's, here masked while it runs (an admin's `systemctl mask`, a
+    /// package's postinst): systemd 252 answers LoadState "masked", ActiveState "active" and its
+    /// main PID, so the unit still says which containerd is the node's. Read as "not installed"
+    /// before de0e19f, the unit said nothing and the second one's config could decide.
     func testBookwormMaskedContainerdUnitStillSaysWhichIsTheNodes() throws { try secondContainerd(maskedNodeUnit: true) }
 
     func secondContainerd(maskedNodeUnit: Bool) throws {
@@ -167,15 +170,19 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
             XCTAssertEqual(try node.systemctl(["mask", "containerd.service"]).status, 0)
             let state = try node.systemctl(["show", "-p", "LoadState", "-p", "ActiveState", "containerd.service"]).stdout
             XCTAssertEqual(state, "LoadState=masked\nActiveState=active\n", "not a running unit masked since")
+            XCTAssertEqual(try node.inside("rm /var/lib/kubelet/config.yaml").status, 0)
         }
+        // Masked: in the node's mount namespace at a socket of its own; otherwise at the node's
+        // socket path in a mount namespace of its own.
+        let socket = maskedNodeUnit ? "/run/impostor/containerd.sock" : "/run/containerd/containerd.sock"
         let setup = try node.inside(
-            "mkdir -p /etc/impostor && printf 'version = 2\\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\\n  config_path = \"/etc/impostor-certs.d\"\\n' > /etc/impostor/config.toml"
-                + " && systemd-run --unit=impostor -p TemporaryFileSystem=/run/containerd /usr/bin/containerd -c /etc/impostor/config.toml"
-                + " -a /run/containerd/containerd.sock --root /var/lib/impostor --state /run/containerd/state")
+            "mkdir -p /etc/impostor /run/impostor && printf 'version = 2\\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\\n  config_path = \"/etc/impostor-certs.d\"\\n' > /etc/impostor/config.toml"
+                + " && systemd-run --unit=impostor \(maskedNodeUnit ? "" : "-p TemporaryFileSystem=/run/containerd") /usr/bin/containerd -c /etc/impostor/config.toml"
+                + " -a \(socket) --root /var/lib/impostor --state /run/impostor/state")
         XCTAssertEqual(setup.status, 0, setup.stdout + setup.stderr)
         var sockets = ""
         for _ in 0..<100 {
-            sockets = try node.exec(["sh", "-c", "grep ' /run/containerd/containerd.sock$' /proc/net/unix"]).stdout
+            sockets = try node.exec(["sh", "-c", "grep -E ' /run/(containerd|impostor)/containerd.sock$' /proc/net/unix"]).stdout
             if sockets.split(separator: "\n").count >= 2 { break }
             usleep(100_000)
         }
@@ -187,10 +194,15 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         let r = try node.exec([
             "setpriv", "--bounding-set", "-sys_ptrace", "--inh-caps", "-sys_ptrace", SandboxNode.binary, "bootstrap", "--host-root",
             node.root,
-            "--registry", sandbox.registry, "--ca", sandbox.caFile,
+            "--registry", sandbox.registry, "--ca", sandbox.caFile, "--cluster-dns", sandbox.clusterDNS,
         ])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
-        XCTAssertTrue(r.stdout.contains("is not the node's containerd.service, k3s or RKE2 unit's"), r.stdout)
+        XCTAssertTrue(
+            r.stdout.contains(
+                maskedNodeUnit
+                    ? "is not the node's containerd.service, k3s or RKE2 unit's"
+                    : "listens at /run/containerd/containerd.sock in a mount namespace of its own: the node's /run/containerd/containerd.sock is served by pid \(try node.containerdPID())"
+            ), r.stdout)
         XCTAssertNotEqual(
             try node.inside("test -e /etc/impostor-certs.d").status, 0, "root wrote where the second containerd's config said")
         XCTAssertEqual(try node.inside("ls /etc/containerd/certs.d | grep -c :443").stdout, "1\n")

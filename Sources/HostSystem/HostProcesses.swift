@@ -223,8 +223,13 @@ public struct HostProcesses: Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return .unknown }
         defer { close(fd) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        // The folder's descriptor must stay open until the connection is made: the path names it
+        // by number, and an optimised build may otherwise release the folder after its last use
+        // above (its number then taken by the socket just made).
+        let connected = withExtendedLifetime(folder) {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
         }
         guard connected == 0 else { return errno == ECONNREFUSED ? .nobody : .unknown }
         let pid = node_agent_peer_pid(fd)

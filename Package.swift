@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "CRIClient",
             dependencies: [
-                "CRIWire",
+                "CRIWire", "HostSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "CRIClientTests",
             dependencies: [
-                "CRIClient", "CRIWire",
+                "CRIClient", "CRIWire", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -1,5 +1,6 @@
 import CRIWire
 import Glibc
+import HostSystem
 
 /// The runtime could not be asked at all: its socket is missing or refuses connections, or what
 /// answers there does not speak HTTP/2.
@@ -125,19 +126,13 @@ public enum CRIClient {
         func failure(_ what: String) -> CRIClientError {
             CRIClientError(description: "cannot connect to the container runtime's socket \(path): \(what)")
         }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count < capacity else { throw failure("the path is longer than a unix socket address allows (\(capacity - 1) bytes)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
-        defer { close(fd) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let fd: Int32
+        switch UnixSocket.connect(to: path) {
+        case .success(let connected): fd = connected
+        case .failure(.pathTooLong(let limit)): throw failure("the path is longer than a unix socket address allows (\(limit) bytes)")
+        case .failure(.failed(let code)): throw failure(String(cString: strerror(code)))
         }
-        guard connected == 0 else { throw failure(String(cString: strerror(errno))) }
+        defer { close(fd) }
 
         let hello = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]
         guard send(fd, hello, hello.count, Int32(MSG_NOSIGNAL)) == hello.count else { throw failure(String(cString: strerror(errno))) }

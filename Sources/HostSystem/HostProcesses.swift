@@ -213,27 +213,22 @@ public struct HostProcesses: Sendable {
         default: return .nobody  // a file that is not a socket: nothing listens there
         }
         // Through the folder's descriptor: no second walk of the path, and no unix address
-        // length limit on the node's own path.
-        let through = Array("/proc/self/fd/\(folder.fd)/\(name)".utf8)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        guard through.count < MemoryLayout.size(ofValue: address.sun_path) else { return .unknown }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: through) }
-        // Non-blocking: a listener whose backlog is full answers EAGAIN instead of holding the agent.
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { return .unknown }
-        defer { close(fd) }
-        // The folder's descriptor must stay open until the connection is made: the path names it
-        // by number, and an optimised build may otherwise release the folder after its last use
-        // above (its number then taken by the socket just made).
-        let connected = withExtendedLifetime(folder) {
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
+        // length limit on the node's own path. Non-blocking: a listener whose backlog is full
+        // answers EAGAIN instead of holding the agent. The folder's descriptor must stay open
+        // until the connection is made: the path names it by number, and an optimised build may
+        // otherwise release the folder after its last use (its number then taken by the socket
+        // just made).
+        let connection = withExtendedLifetime(folder) {
+            UnixSocket.connect(to: "/proc/self/fd/\(folder.fd)/\(name)", nonBlocking: true)
         }
-        guard connected == 0 else { return errno == ECONNREFUSED ? .nobody : .unknown }
-        let pid = node_agent_peer_pid(fd)
-        return pid > 0 ? .process(Int(pid)) : .unknown
+        switch connection {
+        case .success(let fd):
+            defer { close(fd) }
+            let pid = node_agent_peer_pid(fd)
+            return pid > 0 ? .process(Int(pid)) : .unknown
+        case .failure(.failed(ECONNREFUSED)): return .nobody
+        case .failure: return .unknown  // the path too long, no socket, or no connection for another reason
+        }
     }
 
     /// The inodes of the listening unix sockets bound at `path`, from /proc/net/unix: this network

@@ -1,5 +1,6 @@
 import CRIClient
 import Foundation
+import TestSupport
 import XCTest
 
 /// The call's failures without a runtime: a missing socket, one that never answers, one that does
@@ -21,6 +22,17 @@ final class CRIClientCallTests: XCTestCase {
             XCTFail("a missing socket answered")
         } catch {
             XCTAssertTrue("\(error)".contains(path) && "\(error)".contains("No such file or directory"), "\(error)")
+        }
+        // A path no unix socket address holds is said as such, not tried.
+        let long = folder + "/" + String(repeating: "x", count: 108)
+        do {
+            _ = try await CRIClient.version(socketPath: long, timeoutSeconds: 2)
+            XCTFail("a path too long answered")
+        } catch {
+            XCTAssertEqual(
+                "\(error)",
+                "cannot connect to the container runtime's socket \(long): the path is longer than a unix socket address allows (107 bytes)"
+            )
         }
     }
 
@@ -118,14 +130,6 @@ final class CRIClientCallTests: XCTestCase {
     /// A listening unix socket in the test's folder that accepts nothing by itself.
     func listen() throws -> (String, Int32) {
         let path = folder + "/silent.sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, Glibc.listen(fd, 16) == 0 else { throw CocoaError(.fileWriteUnknown) }
-        return (path, fd)
+        return (path, try listeningUnixSocket(at: path))
     }
 }

@@ -1,5 +1,6 @@
 import CRIWire
 import Foundation
+import TestSupport
 import XCTest
 
 /// The built `node-agent-cri` as the agent runs it: its exit status (0 the runtime answered, 1 it
@@ -54,19 +55,11 @@ final class HelperCommandTests: XCTestCase {
 
         // A socket nobody accepts on: the runtime's answer is deadline exceeded, on standard output.
         let path = NSTemporaryDirectory() + "silent-\(UUID().uuidString.prefix(8)).sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try listeningUnixSocket(at: path)
         defer {
             close(fd)
             unlink(path)
         }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        XCTAssertEqual(bound, 0)
-        XCTAssertEqual(listen(fd, 16), 0)
         let silent = try run(
             CRIHelperCall.pull(socket: path, image: "x/y:1", timeoutSeconds: 0.5), input: #"{"username":"u","password":"p"}"#)
         XCTAssertEqual(silent.status, 0, silent.stderr)

@@ -470,7 +470,7 @@ final class K3sTests: XCTestCase {
             }.sorted())
         // This process listens there: it is the node's containerd, 42 is not.
         try FileManager.default.createDirectory(atPath: root + "/run/containerd", withIntermediateDirectories: true)
-        let listener = try listen(at: root + socket)
+        let listener = try listeningUnixSocket(at: root + socket, backlog: 4)
         defer { close(listener) }
         let served = RunningContainerd.qualified(files)
         XCTAssertEqual(served.found.map(\.pid), [me])
@@ -483,26 +483,10 @@ final class K3sTests: XCTestCase {
         // A link in the socket's place is not followed: unknown, both taken.
         close(listener)
         try FileManager.default.removeItem(atPath: root + socket)
-        let other = try listen(at: root + "/run/containerd/other.sock")
+        let other = try listeningUnixSocket(at: root + "/run/containerd/other.sock", backlog: 4)
         defer { close(other) }
         try FileManager.default.createSymbolicLink(atPath: root + socket, withDestinationPath: "other.sock")
         XCTAssertEqual(RunningContainerd.find(files).map(\.pid), [42, me].sorted())
-    }
-
-    /// A unix socket listening at `path`, this process its server; its descriptor.
-    func listen(at path: String) throws -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw XCTSkip("\(path) is too long for a unix address") }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        XCTAssertEqual(bound, 0, String(cString: strerror(errno)))
-        XCTAssertEqual(Glibc.listen(fd, 4), 0)
-        return fd
     }
 
     /// A containerd started with no -a serves the socket its config file names (`[grpc]

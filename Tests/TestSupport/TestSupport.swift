@@ -1,6 +1,7 @@
 import Foundation
 import HostSystem
 import Vocabulary
+import XCTest
 
 /// The package's root folder (where Package.swift is).
 public let packageRoot: URL = {
@@ -190,4 +191,22 @@ public final class LoopbackSocket: @unchecked Sendable {
     }
 
     deinit { close() }
+}
+
+/// A unix stream socket listening at `path` (its folder made beforehand), this process its
+/// server, accepting nothing by itself: its descriptor, the caller's to close; the socket's file
+/// stays. The test is skipped where `path` is too long for a unix socket address.
+public func listeningUnixSocket(at path: String, backlog: Int32 = 16) throws -> Int32 {
+    guard var address = UnixSocket.address(path) else { throw XCTSkip("\(path) is too long for a unix address") }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw AgentError(.io, "cannot open a unix socket: \(String(cString: strerror(errno)))") }
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard bound == 0, listen(fd, backlog) == 0 else {
+        let said = String(cString: strerror(errno))
+        close(fd)
+        throw AgentError(.io, "cannot listen at \(path): \(said)")
+    }
+    return fd
 }

@@ -67,4 +67,23 @@ static inline int node_agent_verify_into(X509_STORE_CTX *ctx, X509_STORE *store,
     X509_STORE_CTX_free(c);
     return ok;
 }
+
+// A verify context for the peer's chain of a finished handshake, made as OpenSSL's handshake
+// makes the one it verifies (ssl_verify_cert_chain): the chain as received (leaf first) in
+// `store`, the connection's security level, the "ssl_server" purpose, then `param` over those.
+// NULL when the peer sent no chain. The caller verifies it once and frees it.
+static inline X509_STORE_CTX *node_agent_peer_verify_context(SSL *ssl, X509_STORE *store, const X509_VERIFY_PARAM *param) {
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    if (chain == NULL || sk_X509_num(chain) == 0) return NULL;
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    if (ctx == NULL) return NULL;
+    if (!X509_STORE_CTX_init(ctx, store, sk_X509_value(chain, 0), chain)) {
+        X509_STORE_CTX_free(ctx);
+        return NULL;
+    }
+    X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(ctx), SSL_get_security_level(ssl));
+    X509_STORE_CTX_set_default(ctx, "ssl_server");
+    X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(ctx), param);
+    return ctx;
+}
 #endif

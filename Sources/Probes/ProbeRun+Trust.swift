@@ -17,7 +17,8 @@ extension ProbeRun {
                     hosts: run.s.trust.runtimeHosts, registry: run.s.registry, address: address, files: run.files,
                     environment: run.runtime?.environment ?? [:], timeoutMilliseconds: t, warningDays: run.s.expiryWarningDays,
                     remedy: run.s.trust.remedy, systemRoots: run.systemRoots?.wait() ?? nil,
-                    notLoaded: ProbeSuite.notLoaded(files: run.files, trust: run.s.trust, running: run.running, pid: run.runtime?.pid))
+                    notLoaded: ProbeSuite.notLoaded(files: run.files, trust: run.s.trust, running: run.running, pid: run.runtime?.pid),
+                    on: &run.registryConnection)
                 if let source = r.trust, let label = r.label { run.trust = (source, label) }
                 return r.check
             }
@@ -33,19 +34,24 @@ extension ProbeRun {
             step("registry-api") { run, t in
                 var r = RegistryProbe.run(
                     target: ProbeTarget(registry: run.s.registry, address: address, timeoutMilliseconds: t),
-                    trust: trust.source, trustLabel: trust.label, credentials: run.s.credentials, resolve: resolver.firstAddress)
+                    trust: trust.source, trustLabel: trust.label, credentials: run.s.credentials, resolve: resolver.firstAddress,
+                    connection: run.registryConnection)
+
                 // Where a light run asks next (ProbeSettings.lightAt).
                 r.details["address"] = "\(address)"
                 return r
             }
         }
+        // registry-api's request ended it (Connection: close); else closed here.
+        registryConnection = nil
     }
 
     /// What the OS's own tools (curl, wget, apt: OpenSSL with the OS bundle) see.
-    func osTrust(_ address: IPAddress, containerdDecides: Bool, _ t: Int32) -> CheckResult {
+    mutating func osTrust(_ address: IPAddress, containerdDecides: Bool, _ t: Int32) -> CheckResult {
         var tls = TLSProbe.run(
             name: "tls-os-trust", target: ProbeTarget(registry: s.registry, address: address, timeoutMilliseconds: t),
-            trust: .hostFile(files, s.trust.osBundle), trustLabel: "the OS bundle \(s.trust.osBundle)", warningDays: s.expiryWarningDays)
+            trust: .hostFile(files, s.trust.osBundle), trustLabel: "the OS bundle \(s.trust.osBundle)", warningDays: s.expiryWarningDays,
+            on: &registryConnection)
         if containerdDecides, tls.outcome == .fail {
             tls.outcome = .warn
             tls.reason +=
@@ -55,7 +61,7 @@ extension ProbeRun {
     }
 
     /// containers/image's folders for the registry, verified as it verifies.
-    func containersTrust(_ address: IPAddress, crioRuns: Bool, _ t: Int32) -> CheckResult {
+    mutating func containersTrust(_ address: IPAddress, crioRuns: Bool, _ t: Int32) -> CheckResult {
         guard
             let hosts = try? ContainersImageHosts.select(
                 files: files, host: s.registry.hostAndPort, repository: RuntimePullProbe.probeRepository(s.registry))
@@ -64,7 +70,7 @@ extension ProbeRun {
         }
         var r = RuntimeTrustProbe.run(
             hosts: hosts, registry: s.registry, address: address, files: files, environment: [:], timeoutMilliseconds: t,
-            warningDays: s.expiryWarningDays, remedy: nil, name: "tls-containers-trust", who: "containers/image"
+            warningDays: s.expiryWarningDays, remedy: nil, name: "tls-containers-trust", who: "containers/image", on: &registryConnection
         ).check
         if !crioRuns, r.outcome == .fail {
             r.outcome = .warn

@@ -23,6 +23,10 @@ struct ProbeRun {
     var clusterAddresses: [IPAddress] = []
     /// What the registry's certificate is verified with for the API request and the aliases.
     var trust: (source: TrustSource, label: String)?
+    /// The TLS connection to the registry's address of the run's first TLS check: the next
+    /// checks of the registry's certificate verify its peer chain again with their trust, and
+    /// registry-api asks on it (one handshake where there were three).
+    var registryConnection: TLSConnection?
     /// Go's system roots as the runtime loads them, read and parsed beside the name checks
     /// (which wait on the node's resolver), after the OS bundle's trust for tls-os-trust.
     var systemRoots: BackgroundWork<GoTrustPool?>?

@@ -133,9 +133,12 @@ package struct AuthChallenge: Equatable {
 /// `GET /v2/` over TLS: 200, or 401 with `WWW-Authenticate`, means the registry API is alive.
 /// With credentials it also proves that they work, through Basic or Bearer (token) auth.
 public enum RegistryProbe {
-    public static func run(
+    /// `connection`: one to `target` whose handshake a TLS check made; the first request is
+    /// made on it once its peer chain verifies with `trust` (`HTTPClient`'s rule for it).
+    package static func run(
         target: ProbeTarget, trust: TrustSource, trustLabel: String,
-        credentials: RegistryCredentials? = nil, resolve: (String) -> IPAddress? = { try? IPAddress($0) }
+        credentials: RegistryCredentials? = nil, resolve: (String) -> IPAddress? = { try? IPAddress($0) },
+        connection: TLSConnection? = nil
     ) -> CheckResult {
         var watch = Stopwatch()
         let base = "https://\(target.registry.hostAndPort)/v2/"
@@ -148,7 +151,7 @@ public enum RegistryProbe {
                 details: details)
         }
         do {
-            let first = try client.get(url, address: target.address, trust: trust, watch: &watch)
+            let first = try client.get(url, address: target.address, trust: trust, reusing: connection, watch: &watch)
             details["status"] = String(first.status)
             let apiVersion = first.header("docker-distribution-api-version")
             details["api_version"] = apiVersion ?? ""

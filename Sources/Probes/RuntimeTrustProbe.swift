@@ -15,11 +15,13 @@ public enum RuntimeTrustProbe {
     /// registry-api check and the aliases verify with.
     /// `name`, `who`: the check and the pulling library it stands for (containerd's by
     /// default; `tls-containers-trust` and containers/image, whose CA files are lenient).
-    public static func run(
+    /// `shared`: the connection to `address` of the run's first TLS check (`TLSProbe`), whose
+    /// peer chain each pool verifies again; one is made where there is none.
+    package static func run(
         hosts: ContainerdHosts, registry: RegistryAddress, address: IPAddress, files: HostFiles, environment: [String: String],
         timeoutMilliseconds: Int32, warningDays: Double, remedy: String?, systemRoots: GoTrustPool? = nil,
         name: String = "tls-runtime-trust",
-        who: String = "containerd", notLoaded: (certificates: Set<[UInt8]>, why: String)? = nil
+        who: String = "containerd", notLoaded: (certificates: Set<[UInt8]>, why: String)? = nil, on shared: inout TLSConnection?
     ) -> (check: CheckResult, trust: TrustSource?, label: String?) {
         let lenient = who != "containerd"
         func result(_ outcome: CheckResult.Outcome, _ reason: String) -> CheckResult {
@@ -65,7 +67,7 @@ public enum RuntimeTrustProbe {
             var tls = TLSProbe.run(
                 name: name,
                 target: ProbeTarget(registry: registry, address: address, timeoutMilliseconds: timeoutMilliseconds),
-                trust: .pool(pool), trustLabel: label, warningDays: warningDays)
+                trust: .pool(pool), trustLabel: label, warningDays: warningDays, on: &shared)
             tls.reason += tried
             if let folder = hosts.folder { tls.details["folder"] = folder.path }
             if tls.outcome != .fail { return (tls, .pool(pool), label) }

@@ -27,26 +27,58 @@ public enum TLSProbe {
         name: String, target: ProbeTarget, trust trustSource: TrustSource, trustLabel: String,
         warningDays: Double = 14, now: Date = Date()
     ) -> CheckResult {
+        var connection: TLSConnection?
+        return run(
+            name: name, target: target, trust: trustSource, trustLabel: trustLabel, warningDays: warningDays, now: now, on: &connection)
+    }
+
+    /// As `run`, on `connection` where the caller has one to `target` (its handshake done for
+    /// another check): its peer's chain verified again with this trust, no second handshake.
+    /// Where there is none, the handshake is made and its connection left there for the next.
+    package static func run(
+        name: String, target: ProbeTarget, trust trustSource: TrustSource, trustLabel: String,
+        warningDays: Double = 14, now: Date = Date(), on shared: inout TLSConnection?
+    ) -> CheckResult {
         var watch = Stopwatch()
         var details: [String: String] = ["address": "\(target.address):\(target.registry.port)", "trust": trustLabel]
-        var connection: TLSConnection
-        /// A verified handshake, its validity periods checked at `checkTime` (now when nil).
-        func handshake(checkTime: Date? = nil) throws -> TLSConnection {
+        let connection: TLSConnection
+        var code: Int
+        var verified: [Certificate]
+        do {
             let trust = try TLSTrust.cached(trustSource)
             watch.lap("load trust")
-            let socket = try Socket.connect(
-                to: target.address, port: target.registry.port,
-                type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: target.timeoutMilliseconds)
-            watch.lap("connect")
-            let c = try TLSConnection(
-                socket: socket, trust: trust, serverName: target.registry.hostName,
-                serverIsIP: target.serverIsIP, checkTime: checkTime)
-            try c.handshake()
-            watch.lap("handshake")
-            return c
-        }
-        do {
-            connection = try handshake()
+            if let shared {
+                connection = shared
+                (code, verified) = connection.verify(with: trust)
+                watch.lap("verify")
+            } else {
+                let socket = try Socket.connect(
+                    to: target.address, port: target.registry.port,
+                    type: Int32(SOCK_STREAM.rawValue), timeoutMilliseconds: target.timeoutMilliseconds)
+                watch.lap("connect")
+                connection = try TLSConnection(
+                    socket: socket, trust: trust, serverName: target.registry.hostName, serverIsIP: target.serverIsIP)
+                try connection.handshake()
+                watch.lap("handshake")
+                (code, verified) = (connection.verifyCode, connection.verifiedChain)
+                shared = connection
+            }
+            var early: [String] = []
+            // Not yet valid (OpenSSL 9): verified once more with the clock moved ahead by the
+            // tolerance. A chain that verifies then is a clock skew of minutes, not a wrong
+            // certificate: said as a warning (Go, and so containerd, refuses it until then;
+            // registry-api and runtime-pull judge that), not as a broken chain.
+            if code == 9 {
+                let ahead = connection.verify(with: trust, checkTime: now.addingTimeInterval(CertificateParser.notBeforeTolerance))
+                if ahead.code == 0, ahead.chain.allSatisfy({ $0.notAfter > now }) {
+                    early = ahead.chain.compactMap { CertificateParser.earlyWarning($0, what: "certificate", now: now) }
+                    (code, verified) = (0, ahead.chain)
+                    details["not_yet_valid"] = "within tolerance"
+                }
+            }
+            return judge(
+                name: name, connection: connection, code: code, verified: verified, early: early, target: target,
+                trustLabel: trustLabel, warningDays: warningDays, now: now, watch: watch, details: details)
         } catch let e as SocketError {
             watch.lap("connect")
             return CheckResult(
@@ -57,22 +89,15 @@ public enum TLSProbe {
             return CheckResult(
                 name: name, outcome: .fail, reason: "\(error)", durationSeconds: watch.elapsed, phases: watch.phases, details: details)
         }
-        var code = connection.verifyCode
-        var early: [String] = []
-        // Not yet valid (OpenSSL 9): once more with the clock moved ahead by the tolerance. A
-        // chain that verifies then is a clock skew of minutes, not a wrong certificate: said as
-        // a warning (Go, and so containerd, refuses it until then; registry-api and runtime-pull
-        // judge that), not as a broken chain.
-        if code == 9, let ahead = try? handshake(checkTime: now.addingTimeInterval(CertificateParser.notBeforeTolerance)),
-            ahead.verifyCode == 0, ahead.verifiedChain.allSatisfy({ $0.notAfter > now })
-        {
-            early = ahead.verifiedChain.compactMap { CertificateParser.earlyWarning($0, what: "certificate", now: now) }
-            connection = ahead
-            code = 0
-            details["not_yet_valid"] = "within tolerance"
-        }
+    }
+
+    /// The outcome of one verification of the peer's chain.
+    private static func judge(
+        name: String, connection: TLSConnection, code: Int, verified: [Certificate], early: [String], target: ProbeTarget,
+        trustLabel: String, warningDays: Double, now: Date, watch: Stopwatch, details: [String: String]
+    ) -> CheckResult {
+        var details = details
         let peer = connection.peerChain
-        let verified = connection.verifiedChain
         details["verify_code"] = String(code)
         details["verify_text"] = TLSConnection.verifyText(code)
         details["peer_chain"] = peer.map(\.subject).joined(separator: " | ")

@@ -79,16 +79,31 @@ package struct HTTPClient {
         package var description: String { "TLS verification failed: \(TLSConnection.verifyText(code))" }
     }
 
+    /// `reusing`: a TLS connection to `address` for `url`'s host whose handshake is done and
+    /// unused (a TLS check's): the request is made on it once its peer chain verifies with
+    /// `trust`, and on a connection of its own where it ends before an answer (a server that
+    /// closed it meanwhile), so that only the server's answer to a fresh request is judged.
     package func get(
         _ url: SimpleURL, address: IPAddress, trust trustSource: TrustSource?, headers: [(String, String)] = [],
-        watch: inout Stopwatch
+        reusing: TLSConnection? = nil, watch: inout Stopwatch
     ) throws -> HTTPResponse {
-        try send("GET", url, address: address, trust: trustSource, headers: headers, body: [], watch: &watch)
+        if let reusing, url.tls {
+            do {
+                return try send("GET", url, address: address, trust: trustSource, headers: headers, body: [], on: reusing, watch: &watch)
+            } catch let e as VerifyFailed {
+                throw e
+            } catch let e as HTTPAnswerError where e.answered {
+                throw e
+            } catch {
+                watch.lap("no answer on the check's connection")
+            }
+        }
+        return try send("GET", url, address: address, trust: trustSource, headers: headers, body: [], watch: &watch)
     }
 
     package func send(
         _ method: String, _ url: SimpleURL, address: IPAddress, trust trustSource: TrustSource?, headers: [(String, String)] = [],
-        body: [UInt8], watch: inout Stopwatch
+        body: [UInt8], on reused: TLSConnection? = nil, watch: inout Stopwatch
     ) throws -> HTTPResponse {
         var trust: TLSTrust?
         if url.tls {
@@ -98,13 +113,25 @@ package struct HTTPClient {
         }
         let now = nowMilliseconds()
         guard now < deadline else { throw SocketError(code: ETIMEDOUT, what: "another request within the same budget") }
-        // The socket's own deadline bounds everything on this connection (handshake, writes, reads).
-        let socket = try Socket.connect(
-            to: address, port: url.port, type: Int32(SOCK_STREAM.rawValue),
-            timeoutMilliseconds: Int32(clamping: deadline - now))
-        watch.lap("connect")
+        let socket: Socket
         var tls: TLSConnection?
-        if let trust {
+        if let reused, let trust {
+            guard !reused.socket.peerHungUp else { throw SocketError(code: EPIPE, what: "the check's connection") }
+            let verified = reused.verify(with: trust)
+            watch.lap("verify")
+            guard verified.code == 0 else { throw VerifyFailed(code: verified.code) }
+            // This client's deadline from here on, not the check's that made it.
+            socket = reused.socket
+            socket.deadline = deadline
+            tls = reused
+        } else {
+            // The socket's own deadline bounds everything on this connection (handshake, writes, reads).
+            socket = try Socket.connect(
+                to: address, port: url.port, type: Int32(SOCK_STREAM.rawValue),
+                timeoutMilliseconds: Int32(clamping: deadline - now))
+            watch.lap("connect")
+        }
+        if let trust, tls == nil {
             let c = try TLSConnection(
                 socket: socket, trust: trust, serverName: url.host,
                 serverIsIP: (try? IPAddress(url.host)) != nil)

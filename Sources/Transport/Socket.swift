@@ -18,7 +18,9 @@ public struct SocketError: Error, CustomStringConvertible {
 /// A connected socket with a deadline on every read and write; closed with its owner.
 package final class Socket {
     package let fd: Int32
-    package let deadline: UInt64
+    /// When every wait on it ends (monotonic milliseconds); a connection taken over for
+    /// another request gets that request's.
+    package var deadline: UInt64
 
     private init(fd: Int32, deadline: UInt64) {
         self.fd = fd
@@ -49,6 +51,17 @@ package final class Socket {
             guard err == 0 else { throw SocketError(code: err, what: "connect") }
         }
         return s
+    }
+
+    /// Whether the peer has ended its side (or the connection failed), without waiting: a
+    /// connection kept for a later request is not written to then (the write would raise SIGPIPE
+    /// where it is not ignored, and nothing would answer).
+    package var peerHungUp: Bool {
+        // POLLRDHUP (Linux): the peer shut its side down.
+        let rdHangUp: Int16 = 0x2000
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN) | rdHangUp, revents: 0)]
+        guard poll(&fds, 1, 0) > 0 else { return false }
+        return fds[0].revents & (rdHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0
     }
 
     package func wait(events: Int16, what: String) throws {

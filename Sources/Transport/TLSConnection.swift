@@ -97,6 +97,12 @@ package final class TLSTrust {
             }, Unmanaged.passUnretained(self).toOpaque())
     }
 
+    /// Verifies `storeContext` as a handshake with this trust verifies it: with the index's
+    /// roots, or OpenSSL's own verification where the whole file is loaded.
+    package func verifyContext(_ storeContext: OpaquePointer) -> Int32 {
+        index == nil ? X509_verify_cert(storeContext) : verify(storeContext)
+    }
+
     /// Verifies the peer's chain in `storeContext` with the bundle's roots whose subjects are the
     /// chain's names (and the issuers of those, for cross-signed roots): byte-equal names first,
     /// then, if that does not verify, names equal in OpenSSL's canonical form.
@@ -189,8 +195,39 @@ package final class TLSConnection {
         if !serverIsIP { _ = node_agent_ssl_set_sni(s, serverName) }
         SSL_set_hostflags(s, UInt32(X509_CHECK_FLAG_NEVER_CHECK_SUBJECT))
         SSL_set1_host(s, serverName)
-        if let checkTime { X509_VERIFY_PARAM_set_time(SSL_get0_param(s), time_t(checkTime.timeIntervalSince1970)) }
-        if trust.anyTrustedIsAnAnchor { X509_VERIFY_PARAM_set_flags(SSL_get0_param(s), UInt(X509_V_FLAG_PARTIAL_CHAIN)) }
+        Self.configure(SSL_get0_param(s), checkTime: checkTime, anchors: trust.anyTrustedIsAnAnchor)
+    }
+
+    /// The settings that differ between trusts and tries: the time validity is checked at (now
+    /// when nil), and whether any trusted certificate ends a chain.
+    private static func configure(_ param: OpaquePointer?, checkTime: Date?, anchors: Bool) {
+        if let checkTime {
+            X509_VERIFY_PARAM_set_time(param, time_t(checkTime.timeIntervalSince1970))
+        } else {
+            X509_VERIFY_PARAM_clear_flags(param, UInt(X509_V_FLAG_USE_CHECK_TIME))
+        }
+        if anchors {
+            X509_VERIFY_PARAM_set_flags(param, UInt(X509_V_FLAG_PARTIAL_CHAIN))
+        } else {
+            X509_VERIFY_PARAM_clear_flags(param, UInt(X509_V_FLAG_PARTIAL_CHAIN))
+        }
+    }
+
+    /// The peer's chain of this finished handshake verified again, as a handshake with `other`
+    /// would verify it (the same name, `other`'s roots and anchors), at `checkTime` (now when
+    /// nil): what a second connection to the same server would find, without its handshake.
+    /// The server sends one chain for one name, so only the trust and the time can differ.
+    package func verify(with other: TLSTrust, checkTime: Date? = nil) -> (code: Int, chain: [Certificate]) {
+        guard let param = X509_VERIFY_PARAM_new() else { return (Int(X509_V_ERR_OUT_OF_MEM), []) }
+        defer { X509_VERIFY_PARAM_free(param) }
+        X509_VERIFY_PARAM_set1(param, SSL_get0_param(ssl))
+        Self.configure(param, checkTime: checkTime, anchors: other.anyTrustedIsAnAnchor)
+        guard let context = node_agent_peer_verify_context(ssl, SSL_CTX_get_cert_store(other.context), param) else {
+            return (Int(X509_V_ERR_UNSPECIFIED), [])
+        }
+        defer { X509_STORE_CTX_free(context) }
+        _ = withExtendedLifetime(other) { other.verifyContext(context) }
+        return (Int(X509_STORE_CTX_get_error(context)), certificates(X509_STORE_CTX_get0_chain(context)))
     }
 
     deinit { SSL_free(ssl) }

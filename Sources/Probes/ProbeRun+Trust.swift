@@ -36,7 +36,6 @@ extension ProbeRun {
                     target: ProbeTarget(registry: run.s.registry, address: address, timeoutMilliseconds: t),
                     trust: trust.source, trustLabel: trust.label, credentials: run.s.credentials, resolve: resolver.firstAddress,
                     connection: run.registryConnection)
-
                 // Where a light run asks next (ProbeSettings.lightAt).
                 r.details["address"] = "\(address)"
                 return r

@@ -141,15 +141,23 @@ final class TLSSharedHandshakeTests: XCTestCase {
 
     func handshakes(_ dir: String) -> Int { Int((try? String(contentsOfFile: dir + "/count", encoding: .utf8)) ?? "0") ?? 0 }
 
-    /// tls-os-trust, tls-runtime-trust and registry-api as a run makes them: one handshake in
-    /// all, each verdict as before (the OS file of the root passes, Go's pool of the intermediate
-    /// passes as an anchor where OpenSSL's file of it does not).
-    func testTheRegistrysTLSChecksAndItsAPIShareOneHandshake() throws {
+    /// `startRegistry` in a folder of its own, both gone when the test ends: the folder (its
+    /// handshake count) and the target to probe.
+    func registry(closeFirst: Bool) throws -> (dir: String, target: ProbeTarget) {
         let dir = try makeTemporaryDirectory("shared-handshake")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (server, port) = try startRegistry(dir, closeFirst: false)
-        defer { server.terminate() }
-        let target = ProbeTarget(registry: try RegistryAddress("localhost:\(port)"), address: try IPAddress("127.0.0.1"))
+        let (server, port) = try startRegistry(dir, closeFirst: closeFirst)
+        addTeardownBlock {
+            server.terminate()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        return (dir, ProbeTarget(registry: try RegistryAddress("localhost:\(port)"), address: try IPAddress("127.0.0.1")))
+    }
+
+    /// tls-os-trust, tls-runtime-trust and registry-api as a run makes them: one handshake in
+    /// all, each verdict as before (OpenSSL's file of the intermediate fails, code 2; Go's pool
+    /// of it passes, the intermediate an anchor).
+    func testTheRegistrysTLSChecksAndItsAPIShareOneHandshake() throws {
+        let (dir, target) = try registry(closeFirst: false)
         var shared: TLSConnection?
         let os = untilListening {
             TLSProbe.run(
@@ -181,11 +189,7 @@ final class TLSSharedHandshakeTests: XCTestCase {
     /// A server that closed the check's connection before registry-api's request (an idle
     /// timeout): the request is made again on a connection of its own and its answer judged.
     func testARequestTheCheckConnectionDoesNotAnswerIsAskedOnAFreshOne() throws {
-        let dir = try makeTemporaryDirectory("shared-handshake")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (server, port) = try startRegistry(dir, closeFirst: true)
-        defer { server.terminate() }
-        let target = ProbeTarget(registry: try RegistryAddress("localhost:\(port)"), address: try IPAddress("127.0.0.1"))
+        let (dir, target) = try registry(closeFirst: true)
         // The server sends the leaf alone: Go's pool of the intermediate verifies it.
         let trust = try pool(of: try CertFixtures.path("chain-intermediate.crt"))
         var shared: TLSConnection?

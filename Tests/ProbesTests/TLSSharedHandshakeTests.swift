@@ -52,6 +52,11 @@ final class TLSSharedHandshakeTests: XCTestCase {
             ("pool of the root", try pool(of: try CertFixtures.path("chain-root.crt"))),
             ("pool of another CA", try pool(of: try CertFixtures.path("other-ca.crt"))),
         ]
+        // Each as the checks load it, and a bundle loaded whole (OpenSSL's own lookup, where the
+        // index refuses a file: its verification is X509_verify_cert's, not the index's).
+        let loaded =
+            try trusts.map { ($0.0, try TLSTrust.cached($0.1)) }
+            + [("root file loaded whole", try TLSTrust(trustFile: try CertFixtures.path("chain-root.crt"), indexed: false))]
         let times: [Date?] = [nil, Date().addingTimeInterval(90 * 86400), Date().addingTimeInterval(-3 * 86400)]
         let leaf = try CertFixtures.path("chain-leaf.crt")
         let key = try CertFixtures.path("chain-leaf.key")
@@ -71,8 +76,7 @@ final class TLSSharedHandshakeTests: XCTestCase {
             // certificate an anchor); every trust is checked on each.
             for (name, first) in [("localhost", trusts[0].1), ("localhost", trusts[5].1), ("registry.example", trusts[0].1)] {
                 let shared = try handshake(port: port, name: name, trust: try TLSTrust.cached(first))
-                for (label, source) in trusts {
-                    let trust = try TLSTrust.cached(source)
+                for (label, trust) in loaded {
                     for time in times {
                         let own = try handshake(port: port, name: name, trust: trust, checkTime: time)
                         let again = shared.verify(with: trust, checkTime: time)

@@ -57,10 +57,10 @@ package final class Socket {
     /// connection kept for a later request is not written to then (the write would raise SIGPIPE
     /// where it is not ignored, and nothing would answer).
     package var peerHungUp: Bool {
-        // POLLRDHUP (Linux): the peer shut its side down.
-        let rdHangUp: Int16 = 0x2000
+        // POLLRDHUP (Linux): the peer shut its side down. A deadline already passed: no wait.
+        let rdHangUp: Int16 = 0x2000  // Glibc exports it only under _GNU_SOURCE
         var fds = [pollfd(fd: fd, events: Int16(POLLIN) | rdHangUp, revents: 0)]
-        guard poll(&fds, 1, 0) > 0 else { return false }
+        guard Syscall.poll(&fds, until: 0) > 0 else { return false }
         return fds[0].revents & (rdHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0
     }
 

@@ -95,6 +95,25 @@ public struct Bootstrap {
     public func run() throws -> Report {
         // The bus is optional: hosts mode and IP registries need none.
         let bus = try? SystemBus(address: config.dbusAddress)
+        let started = Date()
+        let owner = bus.flatMap(ResolvedPresence.owner)
+        do {
+            return try attempt(bus)
+        } catch {
+            // resolved went away under the run (a package upgrade, `systemctl restart`, a crash
+            // systemd restarts): a call in flight got no reply, or its name was off the bus. That
+            // is a moment, not the node's state: once resolved is back, the run is made again,
+            // once, and that outcome stands. Any other failure is the run's.
+            guard let bus, let moved = ResolvedPresence.moved(since: started, owner: owner, bus: bus) else { throw error }
+            var report = try attempt(bus)
+            report.notes.append(
+                "systemd-resolved \(moved) during this run, which ended: \(Redaction.line("\(error)")); it was run again once resolved was back"
+            )
+            return report
+        }
+    }
+
+    func attempt(_ bus: SystemBus?) throws -> Report {
         var confirmed = self
         confirmed.config = Self.confirmedByUnits(config, bus: bus)
         // The CA files the run reads two or three times, read once while unchanged (HostReadMemo).

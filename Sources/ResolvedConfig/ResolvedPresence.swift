@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Glibc
 import SystemBus
 import Transport
@@ -42,6 +43,41 @@ public enum ResolvedPresence {
             }
             pause(0.05)
         }
+    }
+
+    /// resolved's owner on the bus now (nil: none, or the bus did not say).
+    public static func owner(_ bus: SystemBus) -> String? { (try? bus.nameOwner(name)) ?? nil }
+
+    /// Whether resolved went away or restarted since a run began (at `started`, on the wall
+    /// clock, when `owner` owned its name): its name has another owner now or none (the agent
+    /// can learn of it before systemd does: a call in flight gets `NoReply` as resolved dies),
+    /// or systemd has it between states now or active since then. A run that failed in that
+    /// moment read a resolved that went away under it: not the node's state. What moved is
+    /// returned once resolved is back on the bus (waited for up to `settleSeconds`, as `onBus`
+    /// waits), so that the run can be made again; nil when it did not move or nothing says so
+    /// (the failure stands).
+    public static func moved(
+        since started: Date, owner: String?, bus: SystemBus, settleSeconds seconds: Double = settleSeconds,
+        pause: (Double) -> Void = { usleep(UInt32($0 * 1e6)) }
+    ) -> String? {
+        let now = Self.owner(bus)
+        var moved: String?
+        if owner != nil, now != owner {
+            moved = now == nil ? "left the system bus" : "restarted (its bus name has a new owner)"
+        } else if let state = (try? Systemd1(bus: bus).unit(unit)) ?? nil {
+            moved = Self.moved(state, since: started)
+        }
+        guard let moved else { return nil }
+        // A resolved still between states after `seconds` is the next run's to say (onBus throws there).
+        _ = try? onBus(bus, settleSeconds: seconds, pause: pause)
+        return moved
+    }
+
+    /// `state` read after a run that began at `started`: what systemd did to resolved since.
+    static func moved(_ state: UnitState, since started: Date) -> String? {
+        if let moving = state.transition { return "was \(moving)" }
+        let since = UInt64(max(started.timeIntervalSince1970, 0) * 1e6)
+        return state.activeState == "active" && state.activeEnterTimestamp >= since ? "restarted" : nil
     }
 
     /// Active by systemd's word and not on the bus: it has just started (it takes its name after

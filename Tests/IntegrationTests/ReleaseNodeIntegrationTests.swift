@@ -47,6 +47,54 @@ final class ReleaseNodeIntegrationTests: XCTestCase {
         XCTAssertTrue(pull.ok, "the agent said ready and the pull failed: \(pull.error)")
     }
 
+    /// resolved going away while a call of the agent's is in flight to it: the call gets no
+    /// reply (`NoReply`, "recipient disconnected"), and a `run` reconcile in that moment failed,
+    /// the node's condition flipping to not ready for a second (seen in CI on bookworm, at
+    /// `systemctl restart`). Here resolved is stopped (SIGSTOP) so that `bootstrap`'s call to it
+    /// (the link's settings) waits, then killed under it, and systemd restarts it (its unit's
+    /// Restart=always, as a crash would): systemd says resolved moved during the run, so the run
+    /// is made again once resolved is back, and it says so. Ready, nothing changed, the pull agrees.
+    func testTrixieResolvedRestartingUnderACallIsRunAgainNotAFailure() throws {
+        let (sandbox, node) = try bootWithCertsD("trixie")
+        let bootstrap = ["bootstrap", "--host-root", node.root, "--registry", sandbox.registry, "--ca", sandbox.caFile, "--output", "json"]
+        let first = try node.agent(bootstrap)
+        XCTAssertEqual(first.status, 0, first.output)
+        let files = try node.files()
+        let pid = try node.systemctl(["show", "-p", "MainPID", "--value", "systemd-resolved.service"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try node.inside("kill -STOP \(pid)").status, 0)
+        let log = node.folder + "/bootstrap-under-restart"
+        let started = try node.exec(
+            [
+                "sh", "-c", "(\"$@\" >\"$0.out\" 2>\"$0.err\"; echo $? >\"$0.rc\") </dev/null >/dev/null 2>&1 & echo started", log,
+                SandboxNode.binary,
+            ] + bootstrap)
+        XCTAssertEqual(started.status, 0, started.stderr)
+        // A bootstrap takes well under a second here; one that has not ended waits on resolved.
+        usleep(1_500_000)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: log + ".rc"), "bootstrap did not wait on a stopped resolved")
+        XCTAssertEqual(try node.inside("kill -KILL \(pid)").status, 0)
+        try eventually(30, "bootstrap ended") { FileManager.default.fileExists(atPath: log + ".rc") }
+        let rc = try String(contentsOfFile: log + ".rc", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let out = try String(contentsOfFile: log + ".out", encoding: .utf8)
+        let err = try String(contentsOfFile: log + ".err", encoding: .utf8)
+        XCTAssertEqual(rc, "0", "resolved's restart under a call failed the run: \(out)\(err)")
+        let report = try JSONReport.decode(out)
+        XCTAssertTrue(report.ready, out)
+        XCTAssertEqual(report.changes, [], "the run again changed the node: \(out)")
+        XCTAssertTrue(
+            report.notes.contains {
+                $0.hasPrefix("systemd-resolved ") && $0.contains("during this run, which ended: ") && $0.contains("NoReply")
+            },
+            "the run made again is not said: \(report.notes)")
+        XCTAssertNotEqual(
+            try node.systemctl(["show", "-p", "MainPID", "--value", "systemd-resolved.service"]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines), pid, "resolved did not restart")
+        XCTAssertEqual(try node.files(), files, "the agent's runs while resolved restarted changed the node's files")
+        let pull = try node.pullTestImage(from: sandbox)
+        XCTAssertTrue(pull.ok, "the agent said ready and the pull failed: \(pull.error)")
+    }
+
     /// The same moment for containerd: its unit starts it with `-c` a config of its own (certs.d
     /// in /etc/containerd-node), and `bootstrap` runs while systemd has it activating (its start
     /// slowed by 2 s). No containerd serves the socket then; taken for a node whose config files

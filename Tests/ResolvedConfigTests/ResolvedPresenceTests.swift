@@ -103,4 +103,72 @@ final class ResolvedPresenceTests: XCTestCase {
         withExtendedLifetime(resolved) {}
         XCTAssertEqual(try node.calls(), [])
     }
+
+    /// After a run that failed: whether resolved moved since the run began. Its name with
+    /// another owner or none, restarted since (active, entered after the start) or between states
+    /// now is a move, and resolved is waited for until it is back on the bus; the same owner and
+    /// active since before the start, stopped, not installed, or no systemd to ask is none, at
+    /// once: the failure is the run's own.
+    func testAResolvedThatMovedSinceARunBeganIsToldAndWaitedFor() throws {
+        let started = Date(timeIntervalSince1970: 1_800_000_000)
+        let before = "\(UInt64(started.timeIntervalSince1970 * 1e6) - 1)"
+        let after = "\(UInt64(started.timeIntervalSince1970 * 1e6) + 1)"
+        let never: (Double) -> Void = { _ in XCTFail("waited for a resolved that did not move") }
+
+        let unmoved = try SystemdDoubleBus(["--unit", "systemd-resolved.service,10,\(before)"])
+        defer { unmoved.close() }
+        XCTAssertNil(ResolvedPresence.moved(since: started, owner: nil, bus: unmoved.bus, pause: never))
+
+        let restarted = try SystemdDoubleBus(["--unit", "systemd-resolved.service,11,\(after)"])
+        defer { restarted.close() }
+        let onBus = try SystemBus(address: restarted.bus.address)
+        try takeResolvedsName(onBus)
+        XCTAssertEqual(ResolvedPresence.moved(since: started, owner: nil, bus: restarted.bus, pause: never), "restarted")
+        withExtendedLifetime(onBus) {}
+
+        // Stopped by `systemctl restart`, its start job queued: told, and waited for.
+        let restarting = try SystemdDoubleBus([
+            "--unit", "systemd-resolved.service,0,\(before)", "--state", "systemd-resolved.service:inactive:dead:77",
+        ])
+        defer { restarting.close() }
+        let resolved = try SystemBus(address: restarting.bus.address)
+        var pauses = 0
+        let moved = ResolvedPresence.moved(since: started, owner: nil, bus: restarting.bus, settleSeconds: 10) { _ in
+            pauses += 1
+            guard pauses == 2 else { return }
+            do { try self.takeResolvedsName(resolved) } catch { XCTFail("\(error)") }
+        }
+        XCTAssertEqual(moved, "was inactive (dead) with job 77 of systemd's queued")
+        XCTAssertEqual(pauses, 2, "the restart under way was not waited for")
+        XCTAssertTrue(restarting.bus.hasOwner("org.freedesktop.resolve1"))
+
+        // The agent can learn of resolved's death before systemd does: systemd still says it runs
+        // since before the run, but its name has left the bus (or has another owner). Told, and
+        // waited for until it is back.
+        let died = try SystemdDoubleBus(["--unit", "systemd-resolved.service,12,\(before)"])
+        defer { died.close() }
+        let back = try SystemBus(address: died.bus.address)
+        var waits = 0
+        let left = ResolvedPresence.moved(since: started, owner: ":1.40", bus: died.bus, settleSeconds: 10) { _ in
+            waits += 1
+            guard waits == 2 else { return }
+            do { try self.takeResolvedsName(back) } catch { XCTFail("\(error)") }
+        }
+        XCTAssertEqual(left, "left the system bus")
+        XCTAssertEqual(waits, 2, "resolved's return was not waited for")
+        let newOwner = ResolvedPresence.owner(died.bus)
+        XCTAssertNotNil(newOwner)
+        XCTAssertEqual(
+            ResolvedPresence.moved(since: started, owner: ":1.40", bus: died.bus, pause: never), "restarted (its bus name has a new owner)")
+        XCTAssertNil(ResolvedPresence.moved(since: started, owner: newOwner, bus: died.bus, pause: never))
+
+        let stopped = try SystemdDoubleBus(["--unit", "systemd-resolved.service,0", "--state", "systemd-resolved.service:inactive:dead"])
+        defer { stopped.close() }
+        XCTAssertNil(ResolvedPresence.moved(since: started, owner: nil, bus: stopped.bus, pause: never))
+        let notInstalled = try SystemdDoubleBus(["--unit", "containerd.service"])
+        defer { notInstalled.close() }
+        XCTAssertNil(ResolvedPresence.moved(since: started, owner: nil, bus: notInstalled.bus, pause: never))
+        notInstalled.stopDouble()
+        XCTAssertNil(ResolvedPresence.moved(since: started, owner: nil, bus: notInstalled.bus, pause: never))
+    }
 }

@@ -49,12 +49,14 @@ final class UninstallIntegrationTests: XCTestCase {
     }
 
     func testUninstallOfOneRegistryKeepsTheOthersAndTheRoute() throws {
-        XCTAssertEqual(try node.agent(node.bootstrapArguments()).status, 0)
+        let first = try node.agent(node.bootstrapArguments())
+        XCTAssertEqual(first.status, 0, first.stdout + first.stderr)
         let second = [
             "bootstrap", "--host-root", node.hostRoot, "--ca", node.caFile,
             "--registry", "open-registry.openfaas.svc.cluster.local:443",
         ]
-        XCTAssertEqual(try node.agent(second).status, 0)
+        let secondRun = try node.agent(second)
+        XCTAssertEqual(secondRun.status, 0, secondRun.stdout + secondRun.stderr)
         let run = try node.agent(["uninstall", "--host-root", node.hostRoot, "--registry", "open-registry.openfaas.svc.cluster.local:443"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stdout.contains("the DNS route stays"), run.stdout)

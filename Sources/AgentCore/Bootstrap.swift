@@ -97,19 +97,27 @@ public struct Bootstrap {
         let bus = try? SystemBus(address: config.dbusAddress)
         let started = Date()
         let owner = bus.flatMap(ResolvedPresence.owner)
-        do {
-            return try attempt(bus)
-        } catch {
-            // resolved went away under the run (a package upgrade, `systemctl restart`, a crash
-            // systemd restarts): a call in flight got no reply, or its name was off the bus. That
-            // is a moment, not the node's state: once resolved is back, the run is made again,
-            // once, and that outcome stands. Any other failure is the run's.
-            guard let bus, let moved = ResolvedPresence.moved(since: started, owner: owner, bus: bus) else { throw error }
-            var report = try attempt(bus)
-            report.notes.append(
-                "systemd-resolved \(moved) during this run, which ended: \(Redaction.line("\(error)")); it was run again once resolved was back"
-            )
-            return report
+        let first = Result { try attempt(bus) }
+        // resolved went away under the run (a package upgrade, `systemctl restart`, a crash
+        // systemd restarts): a call in flight got no reply, its name was off the bus, or the
+        // runtime's lookup found its stub closed. That is a moment, not the node's state: once
+        // resolved is back, the run is made again, once, and that outcome stands. A run that
+        // failed or was not ready otherwise is the run's; a ready one is never made again.
+        guard let why = Self.endedShort(first), let bus, let moved = ResolvedPresence.moved(since: started, owner: owner, bus: bus)
+        else { return try first.get() }
+        var report = try attempt(bus)
+        report.notes.append("systemd-resolved \(moved) during this run, which \(why); it was run again once resolved was back")
+        return report
+    }
+
+    /// What ended a run short, said in the note of the run made again: its error, or the checks
+    /// that failed; nil for a ready report or a dry run (nothing to make again).
+    static func endedShort(_ outcome: Result<Report, any Error>) -> String? {
+        switch outcome {
+        case .failure(let error): return "ended: \(Redaction.line("\(error)"))"
+        case .success(let report) where report.ready || report.dryRun: return nil
+        case .success(let report):
+            return "was not ready (failed: \(report.checks.filter { $0.outcome == .fail }.map(\.name).joined(separator: ", ")))"
         }
     }
 

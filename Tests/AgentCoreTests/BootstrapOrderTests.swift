@@ -207,3 +207,28 @@ final class BootstrapOrderTests: XCTestCase {
         XCTAssertEqual(Array(r.steps.suffix(3)), ["start pull", "refresh store", "pull done"])
     }
 }
+
+/// Which runs are made again when resolved moved under them (Bootstrap.run): a failed run and a
+/// run that was not ready, each said in the note of the run made again; a ready run and a dry run
+/// never. The note carries no secret from the error.
+final class BootstrapRunAgainTests: XCTestCase {
+    func report(ready: Bool, dryRun: Bool = false) -> Report {
+        Report(
+            ready: ready, dryRun: dryRun, registry: "r:443", changes: [], notes: [],
+            checks: [
+                CheckResult(name: "dns-cluster", outcome: .pass, reason: "resolved"),
+                CheckResult(name: "runtime-pull", outcome: ready ? .pass : .fail, reason: "connection refused"),
+                CheckResult(name: "dns-host", outcome: ready ? .pass : .fail, reason: "connection refused"),
+            ])
+    }
+
+    func testFailedAndNotReadyRunsAreMadeAgainReadyAndDryRunsAreNot() {
+        XCTAssertNil(Bootstrap.endedShort(.success(report(ready: true))))
+        XCTAssertNil(Bootstrap.endedShort(.success(report(ready: false, dryRun: true))))
+        XCTAssertEqual(Bootstrap.endedShort(.success(report(ready: false))), "was not ready (failed: runtime-pull, dns-host)")
+        let error = AgentError(.dbus, "GetLink failed: https://user:secret@proxy.example:3128 went away")
+        let said = Bootstrap.endedShort(.failure(error))
+        XCTAssertEqual(said?.hasPrefix("ended: "), true, said ?? "nil")
+        XCTAssertFalse(said?.contains("secret") ?? true, said ?? "nil")
+    }
+}

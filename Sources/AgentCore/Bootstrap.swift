@@ -107,15 +107,21 @@ public struct Bootstrap {
         else { return try first.get() }
         var report = try attempt(bus)
         report.notes.append("systemd-resolved \(moved) during this run, which \(why); it was run again once resolved was back")
+        // What the first run changed is the node's change all the same (the second finds it done).
+        if case .success(let firstReport) = first {
+            report.changes = firstReport.changes + report.changes
+            report.runtimeRestarts = firstReport.runtimeRestarts + report.runtimeRestarts
+        }
         return report
     }
 
     /// What ended a run short, said in the note of the run made again: its error, or the checks
-    /// that failed; nil for a ready report or a dry run (nothing to make again).
+    /// that failed; nil for a ready report, a dry run, or a run that restarted or reloaded
+    /// resolved itself (its drop-in or delegate file: that move is its own).
     static func endedShort(_ outcome: Result<Report, any Error>) -> String? {
         switch outcome {
         case .failure(let error): return "ended: \(Redaction.line("\(error)"))"
-        case .success(let report) where report.ready || report.dryRun: return nil
+        case .success(let report) where report.ready || report.dryRun || report.movedResolved: return nil
         case .success(let report):
             return "was not ready (failed: \(report.checks.filter { $0.outcome == .fail }.map(\.name).joined(separator: ", ")))"
         }
@@ -216,6 +222,7 @@ public struct Bootstrap {
             changes: changes + restarts.map(\.change), notes: notes, checks: checks, timings: watch.phases,
             certificates: config.certificates.map(Report.CertificateFacts.init))
         report.dnsMode = dnsPlan.map { .init(mode: $0.mode.rawValue, reason: $0.reason, replacedAnotherMode: $0.replacesAnotherMode) }
+        report.movedResolved = dnsPlan?.resolvedAction != nil
         report.runtimeRestarts = restarts
         report.watchedPaths = effects.watchedPaths(locations)
         report.runtimeProcesses = runtimeProcessesOfTheNode

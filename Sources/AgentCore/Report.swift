@@ -36,6 +36,10 @@ public struct Report: Codable, Equatable, Sendable {
     /// The runtimes' processes as this reconcile found them (name, pid, start): a light
     /// reconcile that finds them changed proves the network at once. Not part of the JSON.
     public var runtimeProcesses: [String] = []
+    /// Whether this run asked systemd to restart or reload resolved itself (its DNS plan's
+    /// action, as its change line says): a move of resolved's during the run is then the run's
+    /// own, not a moment to make it again for (Bootstrap.run). Not part of the JSON.
+    public var movedResolved = false
 
     public init(
         ready: Bool, dryRun: Bool, registry: String, changes: [String], notes: [String], checks: [CheckResult],

@@ -209,8 +209,8 @@ final class BootstrapOrderTests: XCTestCase {
 }
 
 /// Which runs are made again when resolved moved under them (Bootstrap.run): a failed run and a
-/// run that was not ready, each said in the note of the run made again; a ready run and a dry run
-/// never. The note carries no secret from the error.
+/// run that was not ready, each said in the note of the run made again; a ready run, a dry run and
+/// a run that restarted resolved itself never. The note carries no secret from the error.
 final class BootstrapRunAgainTests: XCTestCase {
     func report(ready: Bool, dryRun: Bool = false) -> Report {
         Report(
@@ -226,6 +226,10 @@ final class BootstrapRunAgainTests: XCTestCase {
         XCTAssertNil(Bootstrap.endedShort(.success(report(ready: true))))
         XCTAssertNil(Bootstrap.endedShort(.success(report(ready: false, dryRun: true))))
         XCTAssertEqual(Bootstrap.endedShort(.success(report(ready: false))), "was not ready (failed: runtime-pull, dns-host)")
+        // The run restarted or reloaded resolved itself (the drop-in mode): its own move.
+        var restartedIt = report(ready: false)
+        restartedIt.movedResolved = true
+        XCTAssertNil(Bootstrap.endedShort(.success(restartedIt)))
         let error = AgentError(.dbus, "GetLink failed: https://user:secret@proxy.example:3128 went away")
         let said = Bootstrap.endedShort(.failure(error))
         XCTAssertEqual(said?.hasPrefix("ended: "), true, said ?? "nil")
